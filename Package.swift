@@ -1,0 +1,102 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let upcoming: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "pollerd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "pollerd", targets: ["pollerd"]),
+        .executable(name: "pollerd-bench", targets: ["pollerd-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        .target(
+            name: "PollerdCore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "PollerdConfig",
+            dependencies: ["PollerdCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "PollerdSQLite",
+            dependencies: ["PollerdCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "PollerdPollers",
+            dependencies: [
+                "PollerdCore",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "PollerdTestKit",
+            dependencies: ["PollerdCore"],
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "pollerd",
+            dependencies: [
+                "PollerdCore", "PollerdConfig", "PollerdSQLite", "PollerdPollers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "pollerd-bench",
+            dependencies: [
+                "PollerdCore", "PollerdSQLite", "PollerdPollers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/pollerd-bench",
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "PollerdCoreTests",
+            dependencies: ["PollerdCore", "PollerdTestKit"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "PollerdConfigTests",
+            dependencies: ["PollerdConfig", "PollerdCore", "PollerdPollers"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "PollerdSQLiteTests",
+            dependencies: ["PollerdSQLite", "PollerdCore", "PollerdTestKit"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "PollerdRunnerTests",
+            dependencies: ["PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdTestKit", "PollerdConfig"],
+            swiftSettings: upcoming
+        ),
+    ]
+)

@@ -1,0 +1,43 @@
+public import PollerdCore
+public import Foundation
+import Yams
+
+/// A loaded job file: the settings, the jobs that validated, and every problem found.
+public struct JobFile: Sendable {
+    /// The file's path as given.
+    public var path: String
+    public var settings: GlobalSettings
+    /// Valid jobs, in file order. Invalid ones are left out and reported in `errors`.
+    public var jobs: [JobSpec]
+    /// Problems that leave a job out (with `jobID`) or make the whole file unusable (without).
+    public var errors: [ConfigError]
+    /// Things accepted but worth knowing (ignored nexo keys, past `at` instants).
+    public var warnings: [ConfigError]
+    /// True when a problem outside any job makes the file unusable.
+    public var isFatal: Bool
+
+    /// The state database path, resolved against the job file's directory.
+    public var stateDBPath: String {
+        if settings.stateDB.hasPrefix("/") { return settings.stateDB }
+        let dir = (path as NSString).deletingLastPathComponent
+        return ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(settings.stateDB)
+    }
+
+    /// Loads and validates a job file. Never throws: every problem is located in `errors`.
+    public static func load(path: String, registry: PollerRegistry, environment: [String: String] = ProcessInfo.processInfo.environment, nowMs: Int64) -> JobFile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return JobFile(path: path, settings: GlobalSettings(), jobs: [], errors: [ConfigError(file: path, line: 0, column: 0, message: "cannot read the job file")], warnings: [], isFatal: true)
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            return JobFile(path: path, settings: GlobalSettings(), jobs: [], errors: [ConfigError(file: path, line: 0, column: 0, message: "the job file is not UTF-8")], warnings: [], isFatal: true)
+        }
+        return parse(text, path: path, registry: registry, environment: environment, nowMs: nowMs)
+    }
+
+    /// Validates job-file text.
+    public static func parse(_ text: String, path: String, registry: PollerRegistry, environment: [String: String], nowMs: Int64) -> JobFile {
+        var v = JobFileValidator(file: path, registry: registry, environment: environment, nowMs: nowMs)
+        v.run(text)
+        return JobFile(path: path, settings: v.settings, jobs: v.jobs, errors: v.errors, warnings: v.warnings, isFatal: v.fatal)
+    }
+}

@@ -1,0 +1,63 @@
+/// What to do when a job's slot passed while the daemon was down.
+public enum CatchUp: String, Sendable, Hashable {
+    /// Do not run missed slots; wait for the next one.
+    case skip
+    /// Run once at start (spread by the job's jitter), however many slots were missed.
+    case once
+}
+
+/// Where failure alerts for a job go (kept for nexo compatibility).
+public struct FailureTarget: Sendable, Hashable {
+    public var channel: String
+    public var to: String
+    public init(channel: String, to: String) { self.channel = channel; self.to = to }
+}
+
+/// One validated job from the job file.
+public struct JobSpec: Sendable, Hashable {
+    public var id: String
+    public var kind: String
+    public var agent: String
+    public var schedule: Schedule
+    public var config: JSONValue
+    public var failureTo: FailureTarget?
+    public var pausedOnBoot: Bool
+    public var timeoutSecs: Int64
+    public var catchUp: CatchUp
+
+    public init(id: String, kind: String, agent: String = "default", schedule: Schedule, config: JSONValue = .object([:]), failureTo: FailureTarget? = nil, pausedOnBoot: Bool = false, timeoutSecs: Int64 = 60, catchUp: CatchUp = .once) {
+        self.id = id
+        self.kind = kind
+        self.agent = agent
+        self.schedule = schedule
+        self.config = config
+        self.failureTo = failureTo
+        self.pausedOnBoot = pausedOnBoot
+        self.timeoutSecs = timeoutSecs
+        self.catchUp = catchUp
+    }
+
+    /// A stable fingerprint of the whole definition, stored so `validate --diff` can compare.
+    public var fingerprint: String {
+        let ft = failureTo.map { "\($0.channel)>\($0.to)" } ?? "-"
+        let text = "\(kind)|\(agent)|\(schedule.fingerprint)|\(config.canonicalString)|\(ft)|\(pausedOnBoot)|\(timeoutSecs)|\(catchUp.rawValue)"
+        return String(StableHash.fnv1a(text), radix: 16)
+    }
+}
+
+/// The daemon-wide settings from the `pollers:` section.
+public struct GlobalSettings: Sendable, Hashable {
+    public var enabled = true
+    public var stateDB = "./data/pollerd.db"
+    public var defaultJitterMs: Int64 = 5000
+    public var leaseTTLFactor: Double = 2.0
+    public var failureAlertCooldownSecs: Int64 = 3600
+    public var breakerThreshold: Int = 5
+    public var pluginDirs: [String] = []
+    public var maxConcurrentTicks: Int = 64
+    public var shutdownGraceSecs: Int64 = 30
+    /// `state_sync: full` (default) fsyncs every state commit; `normal` survives crashes but not power loss.
+    public var stateSynchronousFull = true
+
+    public init() {}
+}

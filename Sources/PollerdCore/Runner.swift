@@ -1,0 +1,210 @@
+import Logging
+import Synchronization
+
+/// Something that happened in the runner; tests and benchmarks observe these instead of sleeping.
+public enum RunnerEvent: Sendable {
+    /// Boot finished: every job is loaded and scheduled.
+    case started(jobs: Int)
+    /// A tick attempt ended (ran, skipped or cancelled).
+    case tick(TickReport)
+    /// A reload was applied.
+    case reloaded(ReloadPlan)
+    /// An operator's control change was applied.
+    case control(ControlChange)
+    /// The runner stopped; `cancelled` ticks were cut off at the end of the grace period.
+    case stopped(cancelled: Int)
+}
+
+/// The scheduler loop: one min-heap of due times for every job, a global cap on ticks in flight,
+/// graceful shutdown, hot reload and operator controls picked up from the store.
+public final class Runner: Sendable {
+    private struct State {
+        var core: SchedulerCore
+        var shuttingDown = false
+        var shutdownDeadlineMs: Int64?
+        var controlSeq: Int64 = 0
+        var cancelledAtShutdown = 0
+    }
+
+    public let executor: TickExecutor
+    private let state: Mutex<State>
+    private let bell = Doorbell()
+    private let initialJobs: [JobSpec]
+    private let onEvent: @Sendable (RunnerEvent) -> Void
+    private let controlPollMs: Int64
+
+    /// - Parameters:
+    ///   - controlPollMs: how often to look for operator controls in the store.
+    ///   - onEvent: called for every event, from any task; keep it cheap.
+    public init(settings: GlobalSettings, jobs: [JobSpec], executor: TickExecutor, controlPollMs: Int64 = 1000, onEvent: @escaping @Sendable (RunnerEvent) -> Void = { _ in }) {
+        self.executor = executor
+        self.initialJobs = jobs
+        self.onEvent = onEvent
+        self.controlPollMs = controlPollMs
+        self.state = Mutex(State(core: SchedulerCore(settings: settings)))
+    }
+
+    private var clock: any WallClock { executor.clock }
+    private var store: any StateStore { executor.store }
+    private var logger: Logger { executor.logger }
+
+    /// A snapshot of the scheduler's state.
+    public var core: SchedulerCore { state.withLock { $0.core } }
+
+    /// Runs until `beginShutdown()` and the grace period are over.
+    public func run() async throws {
+        try await boot()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.controlLoop() }
+            await self.schedulerLoop(group: &group)
+            group.cancelAll()
+        }
+        let cancelled = state.withLock { $0.cancelledAtShutdown }
+        logger.info("runner stopped", metadata: ["pollerd.cancelled_ticks": "\(cancelled)"])
+        onEvent(.stopped(cancelled: cancelled))
+    }
+
+    /// Stops starting ticks; ticks in flight get the grace period, then are cancelled.
+    public func beginShutdown() {
+        let now = clock.nowMs
+        state.withLock { s in
+            if !s.shuttingDown {
+                s.shuttingDown = true
+                s.shutdownDeadlineMs = now + s.core.settings.shutdownGraceSecs * 1000
+            }
+        }
+        bell.ring()
+    }
+
+    private func boot() async throws {
+        let now = clock.nowMs
+        let enabled = state.withLock { $0.core.settings.enabled }
+        let jobs = enabled ? initialJobs : []
+        if !enabled { logger.warning("pollers.enabled is false: no job runs") }
+        let rows = try await store.register(jobs.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: $0.pausedOnBoot) }, nowMs: now)
+        let seq = try await store.lastControlSeq()
+        let records: [ScheduleRecord] = state.withLock { s in
+            s.controlSeq = seq
+            return jobs.map { s.core.load($0, row: rows[$0.id], nowMs: now) }
+        }
+        try await store.recordSchedules(records, nowMs: now)
+        let active = Set(jobs.map(\.id))
+        let gone = try await store.allStates().filter { $0.definitionFingerprint != nil && !active.contains($0.jobID) }.map(\.jobID)
+        try await store.deactivate(jobIDs: gone, nowMs: now)
+        logger.info("runner started", metadata: ["pollerd.jobs": "\(jobs.count)"])
+        onEvent(.started(jobs: jobs.count))
+    }
+
+    private func schedulerLoop(group: inout DiscardingTaskGroup) async {
+        while true {
+            let now = clock.nowMs
+            enum Step { case start([DueTick]), stop, cancelAndStop }
+            let (step, wake): (Step, Int64?) = state.withLock { s in
+                if s.shuttingDown {
+                    if s.core.inFlightCount == 0 { return (.stop, nil) }
+                    if let d = s.shutdownDeadlineMs, now >= d {
+                        s.cancelledAtShutdown = s.core.inFlightCount
+                        return (.cancelAndStop, nil)
+                    }
+                    return (.start([]), s.shutdownDeadlineMs)
+                }
+                let due = s.core.takeDue(nowMs: now)
+                return (.start(due), s.core.hasBacklog(nowMs: now) ? nil : s.core.nextDueMs())
+            }
+            switch step {
+            case .stop:
+                return
+            case .cancelAndStop:
+                logger.warning("grace period over: cancelling ticks in flight")
+                group.cancelAll()
+                return
+            case .start(let due):
+                let settings = state.withLock { $0.core.settings }
+                for d in due {
+                    group.addTask { await self.runTick(d, settings: settings) }
+                }
+                if !due.isEmpty { continue }
+                await bell.wait(untilMs: wake, clock: clock)
+            }
+        }
+    }
+
+    private func runTick(_ due: DueTick, settings: GlobalSettings) async {
+        let report = await executor.execute(due, settings: settings)
+        let now = clock.nowMs
+        // Skipped ticks write nothing back: whoever holds the lease commits the job's next run.
+        state.withLock { s in
+            switch report.disposition {
+            case .ran:
+                _ = s.core.finish(due.jobID, plan: report.plan!)
+            case .skipped(let acq):
+                _ = s.core.skipped(due.jobID, because: acq, nowMs: now)
+            case .cancelled:
+                // Shutdown: the slot stays due in the store, so the next start runs it (catch-up rules).
+                let plan = TickPlan(status: "cancelled", error: nil, consecutiveErrors: s.core.jobs[due.jobID]?.consecutiveErrors ?? 0, nextRunAtMs: due.dueMs, pause: false, pausedReason: nil, done: false, breakerOpen: false)
+                _ = s.core.finish(due.jobID, plan: plan)
+            }
+        }
+        onEvent(.tick(report))
+        bell.ring()
+    }
+
+    private func controlLoop() async {
+        while !Task.isCancelled {
+            do {
+                try await clock.sleep(untilMs: clock.nowMs + controlPollMs)
+            } catch { return }
+            await pollControls()
+        }
+    }
+
+    /// Applies operator controls recorded in the store since the last look.
+    public func pollControls() async {
+        let after = state.withLock { $0.controlSeq }
+        guard let changes = try? await store.controlChanges(after: after), !changes.isEmpty else { return }
+        let now = clock.nowMs
+        for ch in changes {
+            let row = try? await store.state(jobID: ch.jobID)
+            _ = state.withLock { s in
+                s.controlSeq = max(s.controlSeq, ch.seq)
+                return s.core.control(ch.action, jobID: ch.jobID, row: row, nowMs: now)
+            }
+            logger.info("operator control applied", metadata: ["pollerd.job.id": "\(ch.jobID)", "pollerd.action": "\(ch.action.rawValue)"])
+            onEvent(.control(ch))
+        }
+        bell.ring()
+    }
+
+    /// The plan a reload to these jobs would apply.
+    public func plan(for jobs: [JobSpec], settings: GlobalSettings) -> ReloadPlan {
+        let current = state.withLock { s in s.core.jobs.filter { !$0.value.removed }.mapValues { $0.spec.fingerprint } }
+        let next = settings.enabled ? jobs : []
+        return ReloadPlan.between(current: current, next: next.map { ($0.id, $0.fingerprint) })
+    }
+
+    /// Applies a validated new job set: adds, replaces and removes jobs; kept jobs keep their
+    /// clocks, breakers and ticks in flight, and take the new global settings.
+    @discardableResult
+    public func reload(jobs: [JobSpec], settings: GlobalSettings) async throws -> ReloadPlan {
+        let plan = self.plan(for: jobs, settings: settings)
+        let next = settings.enabled ? jobs : []
+        let byID = Dictionary(next.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let added = plan.add.compactMap { byID[$0] }
+        let now = clock.nowMs
+        let rows = try await store.register(added.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: $0.pausedOnBoot) }, nowMs: now)
+        let records: [ScheduleRecord] = state.withLock { s in
+            var out: [ScheduleRecord] = []
+            s.core.updateSettings(settings, nowMs: now)
+            for id in plan.remove { s.core.remove(id) }
+            for id in plan.replace { if let r = s.core.update(byID[id]!, nowMs: now) { out.append(r) } }
+            for job in added { out.append(s.core.load(job, row: rows[job.id], nowMs: now)) }
+            return out
+        }
+        try await store.recordSchedules(records, nowMs: now)
+        try await store.deactivate(jobIDs: plan.remove, nowMs: now)
+        logger.info("reload applied", metadata: ["pollerd.add": "\(plan.add.count)", "pollerd.replace": "\(plan.replace.count)", "pollerd.remove": "\(plan.remove.count)", "pollerd.keep": "\(plan.keep.count)"])
+        onEvent(.reloaded(plan))
+        bell.ring()
+        return plan
+    }
+}

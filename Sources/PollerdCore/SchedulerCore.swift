@@ -1,0 +1,230 @@
+import HeapModule
+
+/// One job as the scheduler sees it.
+public struct JobRuntime: Sendable {
+    public var spec: JobSpec
+    public var offsetMs: Int64
+    public var nextDueMs: Int64?
+    public var paused: Bool
+    public var pausedReason: String?
+    public var done: Bool
+    public var consecutiveErrors: Int
+    public var inFlight: Bool
+    public var removed: Bool = false
+    var generation: UInt64 = 0
+}
+
+/// A due job handed out to run.
+public struct DueTick: Sendable, Equatable {
+    public var jobID: String
+    public var dueMs: Int64
+    public var spec: JobSpec
+    public var offsetMs: Int64
+
+    public init(jobID: String, dueMs: Int64, spec: JobSpec, offsetMs: Int64) {
+        self.jobID = jobID; self.dueMs = dueMs; self.spec = spec; self.offsetMs = offsetMs
+    }
+}
+
+/// Breaker state shown to operators.
+public enum BreakerState: String, Sendable {
+    case closed, open, halfOpen = "half_open"
+}
+
+/// The scheduler's state machine: one min-heap of due times for every job, a cap on ticks in
+/// flight, and the rules for what happens when ticks end. No I/O and no clock: every call takes `now`.
+public struct SchedulerCore: Sendable {
+    struct Entry: Comparable {
+        var due: Int64
+        var seq: UInt64
+        var jobID: String
+        var generation: UInt64
+        static func < (a: Entry, b: Entry) -> Bool { a.due != b.due ? a.due < b.due : a.seq < b.seq }
+        static func == (a: Entry, b: Entry) -> Bool { a.due == b.due && a.seq == b.seq }
+    }
+
+    public private(set) var settings: GlobalSettings
+    public private(set) var jobs: [String: JobRuntime] = [:]
+    private var heap = Heap<Entry>()
+    private var seq: UInt64 = 0
+    public private(set) var inFlightCount = 0
+
+    public init(settings: GlobalSettings) {
+        self.settings = settings
+    }
+
+    /// Adds or replaces a job, scheduling it from its stored row (catch-up rules apply).
+    /// Returns the schedule to record in the store.
+    @discardableResult
+    public mutating func load(_ spec: JobSpec, row: JobStateRow?, nowMs: Int64) -> ScheduleRecord {
+        let offset = spec.schedule.jitterOffsetMs(jobID: spec.id, defaultJitterMs: settings.defaultJitterMs, nowMs: nowMs)
+        let (due, markDone) = TickPlanner.initialDue(job: spec, row: row, offsetMs: offset, nowMs: nowMs)
+        var rt = JobRuntime(spec: spec, offsetMs: offset, nextDueMs: nil, paused: row?.paused ?? spec.pausedOnBoot,
+                            pausedReason: row?.pausedReason, done: (row?.done ?? false) || markDone,
+                            consecutiveErrors: row?.consecutiveErrors ?? 0, inFlight: false)
+        if let old = jobs[spec.id] {
+            rt.inFlight = old.inFlight
+            rt.generation = old.generation &+ 1
+        }
+        jobs[spec.id] = rt
+        if !rt.paused, !rt.done, let due { schedule(spec.id, at: due) }
+        return record(spec.id)
+    }
+
+    /// Updates a kept or replaced job's definition. A changed schedule is re-planned from now
+    /// (never a surprise run); otherwise the job keeps its clock.
+    @discardableResult
+    public mutating func update(_ spec: JobSpec, nowMs: Int64) -> ScheduleRecord? {
+        guard var rt = jobs[spec.id] else { return nil }
+        let scheduleChanged = rt.spec.schedule != spec.schedule
+        rt.spec = spec
+        rt.offsetMs = spec.schedule.jitterOffsetMs(jobID: spec.id, defaultJitterMs: settings.defaultJitterMs, nowMs: nowMs)
+        jobs[spec.id] = rt
+        if scheduleChanged, !rt.inFlight, !rt.paused, !rt.done {
+            schedule(spec.id, at: spec.schedule.nextFire(afterMs: nowMs, offsetMs: rt.offsetMs))
+        }
+        return record(spec.id)
+    }
+
+    /// Replaces the global settings (kept jobs take them from their next slot on).
+    public mutating func updateSettings(_ s: GlobalSettings, nowMs: Int64) {
+        settings = s
+        for id in jobs.keys {
+            guard var rt = jobs[id] else { continue }
+            rt.offsetMs = rt.spec.schedule.jitterOffsetMs(jobID: id, defaultJitterMs: s.defaultJitterMs, nowMs: nowMs)
+            jobs[id] = rt
+        }
+    }
+
+    /// Forgets a job. A tick in flight finishes, but the job is not scheduled again.
+    public mutating func remove(_ jobID: String) {
+        guard var rt = jobs[jobID] else { return }
+        if rt.inFlight {
+            rt.removed = true
+            rt.nextDueMs = nil
+            rt.generation &+= 1
+            jobs[jobID] = rt
+        } else {
+            jobs[jobID] = nil
+        }
+    }
+
+    private mutating func schedule(_ jobID: String, at due: Int64?) {
+        guard var rt = jobs[jobID] else { return }
+        rt.generation &+= 1
+        rt.nextDueMs = due
+        jobs[jobID] = rt
+        if let due {
+            seq &+= 1
+            heap.insert(Entry(due: due, seq: seq, jobID: jobID, generation: rt.generation))
+        }
+    }
+
+    private func record(_ jobID: String) -> ScheduleRecord {
+        let rt = jobs[jobID]!
+        return ScheduleRecord(jobID: jobID, nextRunAtMs: rt.nextDueMs, scheduleFingerprint: rt.spec.schedule.fingerprint, definitionFingerprint: rt.spec.fingerprint)
+    }
+
+    /// The earliest due time of a job that is waiting, if any.
+    public mutating func nextDueMs() -> Int64? {
+        dropStale()
+        return heap.min?.due
+    }
+
+    private mutating func dropStale() {
+        while let top = heap.min {
+            if let rt = jobs[top.jobID], rt.generation == top.generation, rt.nextDueMs == top.due, !rt.inFlight { return }
+            _ = heap.popMin()
+        }
+    }
+
+    /// Hands out due jobs, up to the free concurrency slots, and marks them in flight.
+    public mutating func takeDue(nowMs: Int64, limit: Int = .max) -> [DueTick] {
+        var out: [DueTick] = []
+        let cap = max(1, settings.maxConcurrentTicks)
+        while inFlightCount < cap, out.count < limit {
+            dropStale()
+            guard let top = heap.min, top.due <= nowMs else { break }
+            _ = heap.popMin()
+            guard var rt = jobs[top.jobID] else { continue }
+            rt.inFlight = true
+            rt.nextDueMs = nil
+            jobs[top.jobID] = rt
+            inFlightCount += 1
+            out.append(DueTick(jobID: top.jobID, dueMs: top.due, spec: rt.spec, offsetMs: rt.offsetMs))
+        }
+        return out
+    }
+
+    /// True when a job is due but waits for a free slot.
+    public mutating func hasBacklog(nowMs: Int64) -> Bool {
+        guard let d = nextDueMs() else { return false }
+        return d <= nowMs && inFlightCount >= max(1, settings.maxConcurrentTicks)
+    }
+
+    /// A tick ended with a plan (committed or not): schedule the next run.
+    public mutating func finish(_ jobID: String, plan: TickPlan) -> ScheduleRecord? {
+        guard var rt = jobs[jobID] else { return nil }
+        if rt.inFlight { inFlightCount -= 1 }
+        rt.inFlight = false
+        rt.consecutiveErrors = plan.consecutiveErrors
+        if plan.pause { rt.paused = true; rt.pausedReason = plan.pausedReason }
+        if plan.done { rt.done = true }
+        jobs[jobID] = rt
+        if rt.removed { jobs[jobID] = nil; return nil }
+        schedule(jobID, at: (rt.paused || rt.done) ? nil : plan.nextRunAtMs)
+        return record(jobID)
+    }
+
+    /// A tick did not run (lease held elsewhere, or the store said paused or done).
+    public mutating func skipped(_ jobID: String, because acq: LeaseAcquisition, nowMs: Int64) -> ScheduleRecord? {
+        guard var rt = jobs[jobID] else { return nil }
+        if rt.inFlight { inFlightCount -= 1 }
+        rt.inFlight = false
+        var planned: Int64?
+        switch acq {
+        case .paused(let reason): rt.paused = true; rt.pausedReason = reason
+        case .done: rt.done = true
+        case .notDue(let until): planned = until
+        case .held, .granted: break
+        }
+        jobs[jobID] = rt
+        if rt.removed { jobs[jobID] = nil; return nil }
+        if let planned {
+            // The store's plan is authoritative; nothing to write back.
+            schedule(jobID, at: max(planned, nowMs))
+            return nil
+        }
+        let next = (rt.paused || rt.done) ? nil : rt.spec.schedule.nextFire(afterMs: nowMs, offsetMs: rt.offsetMs)
+        schedule(jobID, at: next)
+        return record(jobID)
+    }
+
+    /// Applies an operator's pause, resume or reset seen in the store.
+    public mutating func control(_ action: ControlChange.Action, jobID: String, row: JobStateRow?, nowMs: Int64) -> ScheduleRecord? {
+        guard var rt = jobs[jobID] else { return nil }
+        switch action {
+        case .pause:
+            rt.paused = true
+            rt.pausedReason = row?.pausedReason
+            jobs[jobID] = rt
+            schedule(jobID, at: nil)
+        case .resume, .reset:
+            rt.paused = row?.paused ?? false
+            rt.pausedReason = row?.pausedReason
+            rt.consecutiveErrors = row?.consecutiveErrors ?? 0
+            rt.done = row?.done ?? rt.done
+            jobs[jobID] = rt
+            if !rt.paused, !rt.done, !rt.inFlight, rt.nextDueMs == nil {
+                schedule(jobID, at: rt.spec.schedule.nextFire(afterMs: nowMs, offsetMs: rt.offsetMs))
+            }
+        }
+        return record(jobID)
+    }
+
+    /// The breaker state of a job, derived from its consecutive failures.
+    public func breakerState(_ jobID: String) -> BreakerState {
+        guard let rt = jobs[jobID], rt.consecutiveErrors >= max(1, settings.breakerThreshold) else { return .closed }
+        return rt.inFlight ? .halfOpen : .open
+    }
+}

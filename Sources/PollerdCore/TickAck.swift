@@ -1,0 +1,104 @@
+public import Foundation
+
+/// What a successful tick reports.
+public struct TickAck: Sendable, Equatable {
+    /// The new cursor; nil keeps the old one.
+    public var nextCursor: Data?
+    /// Replaces the delay before the next tick, once.
+    public var nextIntervalSecs: Int64?
+    /// Items the source reported seeing.
+    public var itemsSeen: Int64
+    /// Items the poller dispatched itself.
+    public var itemsDispatched: Int64
+    /// New items found by this tick (JSON objects).
+    public var items: [JSONValue]
+
+    public init(nextCursor: Data? = nil, nextIntervalSecs: Int64? = nil, itemsSeen: Int64? = nil, itemsDispatched: Int64 = 0, items: [JSONValue] = []) {
+        self.nextCursor = nextCursor
+        self.nextIntervalSecs = nextIntervalSecs
+        self.itemsSeen = itemsSeen ?? Int64(items.count)
+        self.itemsDispatched = itemsDispatched
+        self.items = items
+    }
+}
+
+/// Everything a poller gets for one tick.
+public struct TickContext: Sendable {
+    /// The job's id.
+    public var jobID: String
+    /// The job's kind.
+    public var kind: String
+    /// The job's owner label (`agent_id` on the plugin wire).
+    public var agent: String
+    /// The job's config as JSON.
+    public var config: JSONValue
+    /// The cursor stored by the last successful tick, if any.
+    public var cursor: Data?
+    /// The tick's start instant (ms since the epoch).
+    public var nowMs: Int64
+    /// The schedule's nominal interval in seconds.
+    public var intervalHintSecs: Int64
+    /// The tick's time budget in seconds.
+    public var timeoutSecs: Int64
+
+    public init(jobID: String, kind: String, agent: String, config: JSONValue, cursor: Data?, nowMs: Int64, intervalHintSecs: Int64, timeoutSecs: Int64) {
+        self.jobID = jobID
+        self.kind = kind
+        self.agent = agent
+        self.config = config
+        self.cursor = cursor
+        self.nowMs = nowMs
+        self.intervalHintSecs = intervalHintSecs
+        self.timeoutSecs = timeoutSecs
+    }
+}
+
+/// A kind of job: given a context, poll the outside world once.
+public protocol Poller: Sendable {
+    /// The kind name jobs use.
+    var kind: String { get }
+    /// Checks a job's config; throws `ConfigIssue` naming the key at fault.
+    func validate(config: JSONValue) throws(ConfigIssue)
+    /// Runs one tick. Must honour task cancellation (the runner cancels on timeout).
+    func tick(_ ctx: TickContext) async throws(PollerError) -> TickAck
+}
+
+/// A problem in a job's `config`, with the path of keys that leads to it.
+public struct ConfigIssue: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Keys from `config` down to the bad value (empty: the config as a whole).
+    public var path: [String]
+    /// What is wrong.
+    public var message: String
+
+    public init(path: [String] = [], _ message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String {
+        path.isEmpty ? message : "config.\(path.joined(separator: ".")): \(message)"
+    }
+}
+
+/// The kinds known to a daemon, by name.
+public struct PollerRegistry: Sendable {
+    private var byKind: [String: any Poller] = [:]
+
+    public init(_ pollers: [any Poller] = []) {
+        for p in pollers { byKind[p.kind] = p }
+    }
+
+    /// Adds a kind; false when the name is taken (kinds never shadow each other).
+    @discardableResult
+    public mutating func register(_ p: any Poller) -> Bool {
+        guard byKind[p.kind] == nil else { return false }
+        byKind[p.kind] = p
+        return true
+    }
+
+    /// The poller for a kind.
+    public func poller(for kind: String) -> (any Poller)? { byKind[kind] }
+
+    /// All kind names, sorted.
+    public var kinds: [String] { byKind.keys.sorted() }
+}

@@ -1,0 +1,172 @@
+import Foundation
+public import Logging
+
+/// The report of one tick attempt through the whole path (lease, tick, plan, commit).
+public struct TickReport: Sendable {
+    public enum Disposition: Sendable, Equatable {
+        /// The tick ran; `committed` is false when fenced off or in a dry run.
+        case ran(committed: Bool)
+        /// The lease, a pause or a finished one-shot stopped it before it ran.
+        case skipped(LeaseAcquisition)
+        /// Shutdown cancelled it; the lease was released and nothing committed.
+        case cancelled
+    }
+    public var jobID: String
+    public var kind: String
+    public var disposition: Disposition
+    public var ack: TickAck?
+    public var error: PollerError?
+    public var plan: TickPlan?
+    public var startedAtMs: Int64
+    public var durationMs: Int64
+    /// Scheduling lateness: start minus due time.
+    public var latenessMs: Int64
+
+    /// `ok`, `transient`, `permanent`, `config`, or `skipped`.
+    public var status: String {
+        if let plan { return plan.status }
+        return "skipped"
+    }
+}
+
+/// Runs one tick of one job the way the scheduler does: lease with fencing token, timeout
+/// (cancelling the poller), lease renewal past half the TTL, classification, and one commit.
+public struct TickExecutor: Sendable {
+    public let store: any StateStore
+    public let registry: PollerRegistry
+    public let clock: any WallClock
+    public let holder: String
+    public let logger: Logger
+
+    public init(store: any StateStore, registry: PollerRegistry, clock: any WallClock, holder: String, logger: Logger) {
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.holder = holder
+        self.logger = logger
+    }
+
+    /// Runs a due tick. `dryRun` ticks for real but commits nothing and releases the lease.
+    /// `manual` ticks (the CLI's) run now even if the store plans the job later.
+    public func execute(_ due: DueTick, settings: GlobalSettings, dryRun: Bool = false, manual: Bool = false) async -> TickReport {
+        let job = due.spec
+        let start = clock.nowMs
+        var log = logger
+        log[metadataKey: "pollerd.job.id"] = "\(job.id)"
+        let ttl = TickPlanner.leaseTTLMs(job: job, factor: settings.leaseTTLFactor, nowMs: start)
+        let acq: LeaseAcquisition
+        do {
+            acq = try await store.acquireLease(jobID: job.id, holder: holder, ttlMs: ttl, nowMs: start, slotMs: manual ? nil : due.dueMs)
+        } catch {
+            log.warning("lease acquisition failed", metadata: ["pollerd.error": "\(error)"])
+            let err = PollerError.transient("store", "state store error while taking the lease: \(error)", cause: error)
+            let plan = TickPlanner.plan(job: job, outcome: .failed(err), previousErrors: 0, breakerThreshold: settings.breakerThreshold, offsetMs: due.offsetMs, nowMs: clock.nowMs)
+            return TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: false), ack: nil, error: err, plan: plan, startedAtMs: start, durationMs: 0, latenessMs: start - due.dueMs)
+        }
+        guard case .granted(let lease) = acq else {
+            return TickReport(jobID: job.id, kind: job.kind, disposition: .skipped(acq), ack: nil, error: nil, plan: nil, startedAtMs: start, durationMs: 0, latenessMs: start - due.dueMs)
+        }
+
+        let ctx = TickContext(jobID: job.id, kind: job.kind, agent: job.agent, config: job.config, cursor: lease.cursor,
+                              nowMs: start, intervalHintSecs: job.schedule.nominalIntervalSecs(nowMs: start), timeoutSecs: job.timeoutSecs)
+        guard let outcome = await runGuarded(ctx, lease: lease, ttlMs: ttl) else {
+            try? await store.releaseLease(lease)
+            log.info("tick cancelled by shutdown; lease released")
+            return TickReport(jobID: job.id, kind: job.kind, disposition: .cancelled, ack: nil, error: nil, plan: nil, startedAtMs: start, durationMs: clock.nowMs - start, latenessMs: start - due.dueMs)
+        }
+        let end = clock.nowMs
+        let plan = TickPlanner.plan(job: job, outcome: outcome, previousErrors: lease.consecutiveErrors, breakerThreshold: settings.breakerThreshold, offsetMs: due.offsetMs, nowMs: end)
+        var ack: TickAck?
+        var failure: PollerError?
+        switch outcome {
+        case .ok(let a): ack = a
+        case .failed(let e): failure = e
+        }
+        var committed = false
+        if dryRun {
+            try? await store.releaseLease(lease)
+        } else {
+            let commit = TickCommit(lease: lease, startedAtMs: start, durationMs: end - start, status: plan.status, error: plan.error,
+                                    newCursor: ack?.nextCursor, itemsSeen: ack?.itemsSeen ?? 0, itemsDispatched: ack?.itemsDispatched ?? 0,
+                                    consecutiveErrors: plan.consecutiveErrors, nextRunAtMs: plan.nextRunAtMs, pause: plan.pause,
+                                    pausedReason: plan.pausedReason, done: plan.done, scheduleFingerprint: job.schedule.fingerprint,
+                                    items: ack?.items ?? [])
+            do {
+                committed = try await store.commit(commit, nowMs: end)
+                if !committed {
+                    log.warning("tick result discarded: lease lost to another holder", metadata: ["pollerd.lease.token": "\(lease.token)"])
+                }
+            } catch {
+                log.error("tick commit failed", metadata: ["pollerd.error": "\(error)"])
+            }
+        }
+        if let failure {
+            log.warning("tick failed", metadata: ["pollerd.status": "\(plan.status)", "pollerd.error": "\(failure.message)"])
+        }
+        if plan.breakerOpen {
+            log.warning("circuit breaker open", metadata: ["pollerd.consecutive_errors": "\(plan.consecutiveErrors)"])
+        }
+        return TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: committed), ack: ack, error: failure, plan: plan,
+                          startedAtMs: start, durationMs: end - start, latenessMs: start - due.dueMs)
+    }
+
+    private enum Race: Sendable {
+        case finished(TickOutcome)
+        case timedOut
+        case leaseLost
+    }
+
+    /// Runs the poller with the timeout and lease renewal racing it; the loser is cancelled.
+    /// Nil when the calling task itself was cancelled (shutdown).
+    private func runGuarded(_ ctx: TickContext, lease: LeaseGrant, ttlMs: Int64) async -> TickOutcome? {
+        guard let poller = registry.poller(for: ctx.kind) else {
+            return .failed(.config("unknown_kind", "no poller for kind '\(ctx.kind)'"))
+        }
+        let deadline = ctx.nowMs + max(1, ctx.timeoutSecs) * 1000
+        let clock = self.clock
+        let store = self.store
+        let result: Race? = await withTaskGroup(of: Race?.self) { group in
+            group.addTask {
+                do throws(PollerError) {
+                    return .finished(.ok(try await poller.tick(ctx)))
+                } catch {
+                    if Task.isCancelled { return nil }
+                    return .finished(.failed(error))
+                }
+            }
+            group.addTask {
+                var current = lease
+                while true {
+                    let renewAt = current.untilMs - ttlMs / 2
+                    do {
+                        if renewAt < deadline {
+                            try await clock.sleep(untilMs: renewAt)
+                            let until = clock.nowMs + ttlMs
+                            if (try? await store.renewLease(current, untilMs: until)) == true {
+                                current.untilMs = until
+                                continue
+                            }
+                            return .leaseLost
+                        }
+                        try await clock.sleep(untilMs: deadline)
+                        return .timedOut
+                    } catch {
+                        return nil
+                    }
+                }
+            }
+            var winner: Race?
+            for await r in group {
+                if let r { winner = r; break }
+            }
+            group.cancelAll()
+            return winner
+        }
+        guard let result, !Task.isCancelled else { return nil }
+        switch result {
+        case .finished(let o): return o
+        case .timedOut: return .failed(.transient("timeout", "tick timed out after \(ctx.timeoutSecs)s"))
+        case .leaseLost: return .failed(.transient("lease_lost", "lease lost while the tick ran"))
+        }
+    }
+}

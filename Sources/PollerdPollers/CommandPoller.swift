@@ -1,0 +1,179 @@
+public import PollerdCore
+import Foundation
+import Subprocess
+import SystemPackage
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `command`: runs a configured argv per tick in its own process group. Each non-empty line on
+/// stdout must be a JSON object and becomes an item. A non-zero exit is a transient error.
+///
+/// Config: `argv` (required), `cwd`, `env` (extra variables), `inherit_env` (names copied from the
+/// daemon's environment), `max_output_bytes` (default 4 MiB), `kill_grace_ms` (default 2000).
+/// The child gets only PATH, HOME, LANG and TZ from the daemon, plus `POLLERD_JOB_ID`,
+/// `POLLERD_KIND`, `POLLERD_AGENT`, `POLLERD_NOW` and `POLLERD_CURSOR` (base64url, when set).
+public struct CommandPoller: Poller {
+    public let kind = "command"
+    /// Bytes of stderr kept for the error message.
+    static let stderrTailBytes = 4096
+
+    public init() {}
+
+    public func validate(config: JSONValue) throws(ConfigIssue) {
+        let c = try ConfigReader(config)
+        try c.allowOnly(["argv", "cwd", "env", "inherit_env", "max_output_bytes", "kill_grace_ms"])
+        guard let argv = try c.stringList("argv") else { throw ConfigIssue(path: ["argv"], "is required: the program and its arguments") }
+        guard let first = argv.first, !first.isEmpty else { throw ConfigIssue(path: ["argv"], "must name a program") }
+        _ = try c.string("cwd")
+        if let env = try c.stringMap("env") {
+            for k in env.keys where !Self.isValidEnvName(k) {
+                throw ConfigIssue(path: ["env", k], "is not a valid environment variable name")
+            }
+        }
+        for name in try c.stringList("inherit_env") ?? [] where !Self.isValidEnvName(name) {
+            throw ConfigIssue(path: ["inherit_env"], "'\(name)' is not a valid environment variable name")
+        }
+        if let m = try c.int("max_output_bytes"), !(1...(256 << 20)).contains(m) {
+            throw ConfigIssue(path: ["max_output_bytes"], "must be between 1 and 268435456")
+        }
+        if let g = try c.int("kill_grace_ms"), !(0...60_000).contains(g) {
+            throw ConfigIssue(path: ["kill_grace_ms"], "must be between 0 and 60000")
+        }
+    }
+
+    static func isValidEnvName(_ s: String) -> Bool {
+        guard let f = s.unicodeScalars.first, f == "_" || (f.properties.isASCIIHexDigit == false && f.isASCII && CharacterSet.letters.contains(f)) else { return false }
+        return s.unicodeScalars.allSatisfy { $0.isASCII && ($0 == "_" || CharacterSet.alphanumerics.contains($0)) }
+    }
+
+    /// The environment a command gets: a minimal base, allowlisted names, the job's own variables.
+    static func environment(for ctx: TickContext, extra: [String: String], inherit: [String], from parent: [String: String]) -> [String: String] {
+        var env: [String: String] = [:]
+        for name in ["PATH", "HOME", "LANG", "TZ"] + inherit {
+            if let v = parent[name] { env[name] = v }
+        }
+        if env["PATH"] == nil { env["PATH"] = "/usr/local/bin:/usr/bin:/bin" }
+        for (k, v) in extra { env[k] = v }
+        env["POLLERD_JOB_ID"] = ctx.jobID
+        env["POLLERD_KIND"] = ctx.kind
+        env["POLLERD_AGENT"] = ctx.agent
+        env["POLLERD_NOW"] = RFC3339.format(ms: ctx.nowMs)
+        if let c = ctx.cursor { env["POLLERD_CURSOR"] = Base64URL.encode(c) }
+        return env
+    }
+
+    private struct Collected: Sendable {
+        var stdout: [UInt8] = []
+        var stderrTail: [UInt8] = []
+        var overflow = false
+    }
+
+    public func tick(_ ctx: TickContext) async throws(PollerError) -> TickAck {
+        let c: ConfigReader
+        let argv: [String]
+        do {
+            c = try ConfigReader(ctx.config)
+            argv = try c.stringList("argv") ?? []
+        } catch {
+            throw .config("bad_config", error.description)
+        }
+        guard let program = argv.first else { throw .config("bad_config", "argv is empty") }
+        let limit = Int((try? c.int("max_output_bytes")) ?? nil ?? 4 << 20)
+        let grace = (try? c.int("kill_grace_ms")) ?? nil ?? 2000
+        let env = Self.environment(for: ctx, extra: ((try? c.stringMap("env")) ?? nil) ?? [:],
+                                   inherit: ((try? c.stringList("inherit_env")) ?? nil) ?? [],
+                                   from: ProcessInfo.processInfo.environment)
+        var envKeys: [Environment.Key: String] = [:]
+        for (k, v) in env { if let key = Environment.Key(rawValue: k) { envKeys[key] = v } }
+
+        var options = PlatformOptions()
+        options.processGroupID = 0
+        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .milliseconds(grace))]
+        let pgid = Mutex<pid_t?>(nil)
+        let executable: Executable = program.contains("/") ? .path(.init(program)) : .name(program)
+        let cwd = (try? c.string("cwd")) ?? nil
+
+        let result: ExecutionResult<Collected, SequenceOutput, SequenceOutput>
+        do {
+            result = try await run(executable, arguments: Arguments(Array(argv.dropFirst())), environment: .custom(envKeys),
+                                   workingDirectory: cwd.map { .init($0) }, platformOptions: options,
+                                   input: .none, output: .sequence, error: .sequence) { execution in
+                let pid = execution.processIdentifier.value
+                pgid.withLock { $0 = pid }
+                return try await withThrowingTaskGroup(of: Collected.self) { group in
+                    group.addTask {
+                        var out = Collected()
+                        for try await chunk in execution.standardOutput {
+                            chunk.withUnsafeBytes { out.stdout.append(contentsOf: $0) }
+                            if out.stdout.count > limit {
+                                out.overflow = true
+                                try? execution.send(signal: .kill, toProcessGroup: true)
+                                break
+                            }
+                        }
+                        return out
+                    }
+                    group.addTask {
+                        // Always drain stderr, keeping only a tail, so a chatty child never blocks.
+                        var tail = Collected()
+                        for try await chunk in execution.standardError {
+                            chunk.withUnsafeBytes { tail.stderrTail.append(contentsOf: $0) }
+                            if tail.stderrTail.count > 2 * Self.stderrTailBytes {
+                                tail.stderrTail.removeFirst(tail.stderrTail.count - Self.stderrTailBytes)
+                            }
+                        }
+                        return tail
+                    }
+                    var merged = Collected()
+                    for try await part in group {
+                        if !part.stdout.isEmpty || part.overflow { merged.stdout = part.stdout; merged.overflow = part.overflow }
+                        if !part.stderrTail.isEmpty { merged.stderrTail = Array(part.stderrTail.suffix(Self.stderrTailBytes)) }
+                    }
+                    return merged
+                }
+            }
+        } catch {
+            Self.killGroup(pgid.withLock { $0 })
+            if Task.isCancelled { throw .transient("cancelled", "command cancelled") }
+            if let se = error as? SubprocessError, se.code == .executableNotFound {
+                throw .config("spawn_failed", "cannot start '\(program)': \(se)")
+            }
+            throw .transient("spawn_failed", "cannot run '\(program)': \(error)")
+        }
+        // Grandchildren may still hold the group; it goes with the tick.
+        Self.killGroup(pgid.withLock { $0 })
+        let out = result.closureResult
+        let stderrText = String(decoding: out.stderrTail, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let stderrHint = stderrText.isEmpty ? "" : "; stderr: \(stderrText.split(separator: "\n").suffix(3).joined(separator: " | "))"
+        if out.overflow {
+            throw .transient("output_too_large", "stdout exceeded max_output_bytes (\(limit))")
+        }
+        switch result.terminationStatus {
+        case .exited(0): break
+        case .exited(let code):
+            throw .transient("exit_status", "'\(program)' exited with status \(code)\(stderrHint)")
+        case .signaled(let sig):
+            throw .transient("signaled", "'\(program)' was killed by signal \(sig)\(stderrHint)")
+        }
+        var items: [JSONValue] = []
+        var lineNo = 0
+        for line in out.stdout.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNo += 1
+            if line.allSatisfy(Self.isBlank) { continue }
+            guard let v = try? JSONValue.parse(Data(line)), case .object = v else {
+                throw .transient("bad_output", "stdout line \(lineNo) is not a JSON object")
+            }
+            items.append(v)
+        }
+        return TickAck(items: items)
+    }
+
+    static func isBlank(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 13 }
+
+    static func killGroup(_ pgid: pid_t?) {
+        guard let pgid, pgid > 1 else { return }
+        _ = kill(-pgid, SIGKILL)
+    }
+}

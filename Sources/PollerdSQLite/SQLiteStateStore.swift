@@ -1,0 +1,216 @@
+import Foundation
+public import PollerdCore
+import GRDB
+import Synchronization
+
+/// The embedded default store: SQLite in WAL mode through GRDB, `synchronous=FULL` by default.
+/// Lease and commit writes from many ticks are grouped into one transaction (group commit),
+/// so a busy daemon does not pay one fsync per tick.
+public final class SQLiteStateStore: StateStore {
+    private let pool: DatabasePool
+    private let committer: GroupCommitter
+    /// The database file.
+    public let path: String
+
+    /// Opens (creating if needed) the store at `path`, creating the parent directory.
+    /// - Parameter synchronousFull: `false` uses `synchronous=NORMAL` (safe against crashes, not power loss).
+    public init(path: String, synchronousFull: Bool = true) throws {
+        self.path = path
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        var config = GRDB.Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(pool)
+        committer = GroupCommitter(pool: pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("001_state") { db in
+            try db.execute(sql: """
+                CREATE TABLE poll_state (
+                  job_id TEXT PRIMARY KEY NOT NULL,
+                  kind TEXT NOT NULL,
+                  agent TEXT NOT NULL,
+                  cursor BLOB,
+                  last_run_at INTEGER,
+                  next_run_at INTEGER,
+                  last_status TEXT,
+                  last_error TEXT,
+                  last_duration_ms INTEGER,
+                  consecutive_errors INTEGER NOT NULL DEFAULT 0,
+                  ticks_total INTEGER NOT NULL DEFAULT 0,
+                  items_seen_total INTEGER NOT NULL DEFAULT 0,
+                  items_dispatched_total INTEGER NOT NULL DEFAULT 0,
+                  paused INTEGER NOT NULL DEFAULT 0,
+                  paused_reason TEXT,
+                  done INTEGER NOT NULL DEFAULT 0,
+                  schedule_fp TEXT,
+                  definition_fp TEXT,
+                  last_failure_alert_at INTEGER,
+                  created_at INTEGER NOT NULL,
+                  updated_at INTEGER NOT NULL
+                );
+                CREATE INDEX poll_state_next_run_at ON poll_state(next_run_at);
+                CREATE TABLE poll_lease (
+                  job_id TEXT PRIMARY KEY NOT NULL,
+                  leaseholder TEXT NOT NULL,
+                  token INTEGER NOT NULL,
+                  running_until INTEGER NOT NULL
+                );
+                CREATE TABLE control_log (
+                  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                  job_id TEXT NOT NULL,
+                  action TEXT NOT NULL,
+                  at INTEGER NOT NULL
+                );
+                """)
+        }
+        return m
+    }
+
+    // MARK: StateStore
+
+    public func register(_ jobs: [JobRegistration], nowMs: Int64) async throws -> [String: JobStateRow] {
+        try await pool.write { db in
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO poll_state (job_id, kind, agent, paused, paused_reason, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(job_id) DO UPDATE SET kind = excluded.kind, agent = excluded.agent
+                """)
+            for j in jobs {
+                try insert.execute(arguments: [j.jobID, j.kind, j.agent, j.pausedOnBoot, j.pausedOnBoot ? "paused_on_boot" : nil, nowMs, nowMs])
+            }
+        }
+        let ids = Set(jobs.map(\.jobID))
+        let rows = try await allStates()
+        var out: [String: JobStateRow] = [:]
+        for r in rows where ids.contains(r.jobID) { out[r.jobID] = r }
+        return out
+    }
+
+    public func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?) async throws -> LeaseAcquisition {
+        guard case .acquired(let a) = try await committer.submit(.acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs)) else {
+            fatalError("group committer answered an acquire with another reply")
+        }
+        return a
+    }
+
+    public func renewLease(_ lease: LeaseGrant, untilMs: Int64) async throws -> Bool {
+        try await committer.submit(.renew(lease, untilMs: untilMs)).flag
+    }
+
+    public func releaseLease(_ lease: LeaseGrant) async throws {
+        _ = try await committer.submit(.release(lease))
+    }
+
+    public func commit(_ tick: TickCommit, nowMs: Int64) async throws -> Bool {
+        try await committer.submit(.commit(tick, nowMs: nowMs)).flag
+    }
+
+    public func recordSchedules(_ records: [ScheduleRecord], nowMs: Int64) async throws {
+        guard !records.isEmpty else { return }
+        if records.count == 1 {
+            _ = try await committer.submit(.schedule(records[0], nowMs: nowMs))
+            return
+        }
+        try await pool.write { db in
+            for r in records { try GroupCommitter.applySchedule(r, nowMs: nowMs, db) }
+        }
+    }
+
+    public func controlChanges(after seq: Int64) async throws -> [ControlChange] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, job_id, action FROM control_log WHERE seq > ? ORDER BY seq", arguments: [seq]).compactMap { r in
+                guard let a = ControlChange.Action(rawValue: r["action"]) else { return nil }
+                return ControlChange(seq: r["seq"], jobID: r["job_id"], action: a)
+            }
+        }
+    }
+
+    public func lastControlSeq() async throws -> Int64 {
+        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM control_log") ?? 0 }
+    }
+
+    public func allStates() async throws -> [JobStateRow] {
+        try await pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM poll_state ORDER BY job_id").map(Self.row) }
+    }
+
+    public func state(jobID: String) async throws -> JobStateRow? {
+        try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM poll_state WHERE job_id = ?", arguments: [jobID]).map(Self.row) }
+    }
+
+    public func setPaused(jobID: String, paused: Bool, reason: String?, nowMs: Int64) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE poll_state SET paused = ?, paused_reason = ?, updated_at = ? WHERE job_id = ?",
+                           arguments: [paused, paused ? reason : nil, nowMs, jobID])
+            guard db.changesCount > 0 else { return false }
+            if !paused {
+                try db.execute(sql: "UPDATE poll_state SET consecutive_errors = 0 WHERE job_id = ? AND last_status IN ('permanent', 'config')", arguments: [jobID])
+            }
+            try db.execute(sql: "INSERT INTO control_log (job_id, action, at) VALUES (?, ?, ?)", arguments: [jobID, paused ? "pause" : "resume", nowMs])
+            return true
+        }
+    }
+
+    public func reset(jobID: String, nowMs: Int64) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE poll_state SET cursor = NULL, consecutive_errors = 0, last_error = NULL, done = 0, updated_at = ?
+                WHERE job_id = ?
+                """, arguments: [nowMs, jobID])
+            guard db.changesCount > 0 else { return false }
+            // Fence off a tick in flight: its commit would write the old cursor back.
+            try db.execute(sql: "UPDATE poll_lease SET token = token + 1, running_until = 0 WHERE job_id = ?", arguments: [jobID])
+            try db.execute(sql: "INSERT INTO control_log (job_id, action, at) VALUES (?, 'reset', ?)", arguments: [jobID, nowMs])
+            return true
+        }
+    }
+
+    public func deactivate(jobIDs: [String], nowMs: Int64) async throws {
+        guard !jobIDs.isEmpty else { return }
+        try await pool.write { db in
+            for id in jobIDs {
+                try db.execute(sql: "UPDATE poll_state SET definition_fp = NULL, next_run_at = NULL, updated_at = ? WHERE job_id = ?", arguments: [nowMs, id])
+            }
+        }
+    }
+
+    public func reclaimLeases(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int {
+        let held = try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT job_id, leaseholder, token FROM poll_lease WHERE running_until > ?", arguments: [nowMs])
+                .map { (jobID: $0["job_id"] as String, holder: $0["leaseholder"] as String, token: $0["token"] as Int64) }
+        }
+        let dead = held.filter { isAbandoned($0.holder) }
+        guard !dead.isEmpty else { return 0 }
+        return try await pool.write { db in
+            var n = 0
+            for d in dead {
+                try db.execute(sql: "UPDATE poll_lease SET running_until = 0 WHERE job_id = ? AND leaseholder = ? AND token = ?", arguments: [d.jobID, d.holder, d.token])
+                n += db.changesCount
+            }
+            return n
+        }
+    }
+
+    /// Every lease row (for tests and `jobs show`).
+    public func lease(jobID: String) async throws -> (holder: String, token: Int64, untilMs: Int64)? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT leaseholder, token, running_until FROM poll_lease WHERE job_id = ?", arguments: [jobID])
+                .map { ($0["leaseholder"], $0["token"], $0["running_until"]) }
+        }
+    }
+
+    static func row(_ r: Row) -> JobStateRow {
+        JobStateRow(jobID: r["job_id"], kind: r["kind"], agent: r["agent"], cursor: r["cursor"], lastRunAtMs: r["last_run_at"],
+                    nextRunAtMs: r["next_run_at"], lastStatus: r["last_status"], lastError: r["last_error"],
+                    lastDurationMs: r["last_duration_ms"], consecutiveErrors: r["consecutive_errors"], ticksTotal: r["ticks_total"],
+                    itemsSeenTotal: r["items_seen_total"], itemsDispatchedTotal: r["items_dispatched_total"], paused: r["paused"],
+                    pausedReason: r["paused_reason"], done: r["done"], scheduleFingerprint: r["schedule_fp"],
+                    definitionFingerprint: r["definition_fp"], updatedAtMs: r["updated_at"])
+    }
+}

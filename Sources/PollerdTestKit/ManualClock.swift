@@ -1,0 +1,63 @@
+public import PollerdCore
+import Synchronization
+
+/// A wall clock that only moves when a test moves it. Sleepers wake when `advance` passes them.
+public final class ManualClock: WallClock {
+    private struct Sleeper {
+        var id: UInt64
+        var until: Int64
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+    private struct State {
+        var now: Int64
+        var nextID: UInt64 = 0
+        var sleepers: [Sleeper] = []
+    }
+    private let state: Mutex<State>
+
+    public init(nowMs: Int64) {
+        state = Mutex(State(now: nowMs))
+    }
+
+    public var nowMs: Int64 { state.withLock { $0.now } }
+
+    /// How many tasks sleep on this clock right now.
+    public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+
+    /// The earliest instant a sleeper waits for.
+    public var nextWakeMs: Int64? { state.withLock { $0.sleepers.map(\.until).min() } }
+
+    public func sleep(untilMs: Int64) async throws {
+        let id = state.withLock { s in s.nextID += 1; return s.nextID }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                let resumeNow: Bool = state.withLock { s in
+                    if untilMs <= s.now { return true }
+                    s.sleepers.append(Sleeper(id: id, until: untilMs, continuation: c))
+                    return false
+                }
+                if resumeNow { c.resume() }
+            }
+        } onCancel: {
+            let c: CheckedContinuation<Void, any Error>? = state.withLock { s in
+                guard let i = s.sleepers.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.sleepers.remove(at: i).continuation
+            }
+            c?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Sets the time and wakes every sleeper whose instant has come.
+    public func advance(toMs t: Int64) {
+        let woken: [CheckedContinuation<Void, any Error>] = state.withLock { s in
+            s.now = max(s.now, t)
+            let due = s.sleepers.filter { $0.until <= s.now }
+            s.sleepers.removeAll { $0.until <= s.now }
+            return due.map(\.continuation)
+        }
+        for c in woken { c.resume() }
+    }
+
+    /// Moves time forward by `ms`.
+    public func advance(byMs ms: Int64) { advance(toMs: nowMs + ms) }
+}

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PollerdConfig
+import PollerdCore
+import PollerdPollers
+import PollerdSQLite
+import ServiceLifecycle
+import UnixSignals
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the daemon: schedule every valid job until SIGTERM or SIGINT.",
+        discussion: """
+            Invalid jobs are reported and left out; the valid ones run. SIGHUP reloads the job file \
+            (validated as a whole first; a file with any error is rejected and the running jobs stay). \
+            With --watch, a change to the file reloads it too. On SIGTERM/SIGINT no new tick starts, \
+            ticks in flight get shutdown_grace_secs, then are cancelled; the exit code is 0.
+            """
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    @Flag(name: .long, help: "Reload when the job file changes.")
+    var watch = false
+
+    func run() async throws {
+        let logger = Support.bootstrapLogging(level: options.logLevel)
+        let registry = Builtins.registry()
+        let file = Support.load(options.path, registry: registry)
+        if file.isFatal {
+            Support.printErr("error: \(options.path) cannot be used; nothing runs")
+            throw Exit.config
+        }
+        let store: SQLiteStateStore
+        do { store = try Support.openStore(file) } catch {
+            Support.printErr("error: cannot open the state database \(file.stateDBPath): \(error)")
+            throw Exit.config
+        }
+        let clock = SystemWallClock()
+        let holder = Support.holderID()
+        let reclaimed = try await store.reclaimLeases(isAbandoned: Support.isAbandoned, nowMs: clock.nowMs)
+        if reclaimed > 0 { logger.notice("freed leases of a crashed daemon on this host", metadata: ["pollerd.leases": "\(reclaimed)"]) }
+        let executor = TickExecutor(store: store, registry: registry, clock: clock, holder: holder, logger: logger)
+        let runner = Runner(settings: file.settings, jobs: file.jobs, executor: executor)
+        logger.info("pollerd starting", metadata: ["pollerd.config": "\(options.path)", "pollerd.state_db": "\(file.stateDBPath)", "pollerd.holder": "\(holder)", "pollerd.invalid_jobs": "\(file.errors.count)"])
+        let reloader = ReloadService(runner: runner, path: options.path, registry: registry, stateDB: file.stateDBPath, watch: watch, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: RunnerService(runner: runner), successTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: reloader, successTerminationBehavior: .ignore),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        try await group.run()
+        logger.info("pollerd stopped")
+    }
+}
+
+/// The runner as a service: graceful shutdown stops new ticks and drains those in flight.
+struct RunnerService: Service {
+    let runner: Runner
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await runner.run()
+        } onGracefulShutdown: {
+            runner.beginShutdown()
+        }
+    }
+}
+
+/// Reloads the job file on SIGHUP and, with --watch, when the file changes.
+struct ReloadService: Service {
+    let runner: Runner
+    let path: String
+    let registry: PollerRegistry
+    let stateDB: String
+    let watch: Bool
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                        await reload(reason: "SIGHUP")
+                    }
+                }
+                if watch {
+                    group.addTask {
+                        var last = fingerprint()
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .seconds(1))
+                            let now = fingerprint()
+                            if now != last {
+                                last = now
+                                await reload(reason: "file change")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func fingerprint() -> Data? {
+        FileManager.default.contents(atPath: path)
+    }
+
+    private func reload(reason: String) async {
+        let file = JobFile.load(path: path, registry: registry, nowMs: SystemWallClock().nowMs)
+        for w in file.warnings { logger.warning("job file warning", metadata: ["pollerd.problem": "\(w)"]) }
+        guard file.errors.isEmpty else {
+            for e in file.errors { logger.error("reload rejected", metadata: ["pollerd.problem": "\(e)"]) }
+            logger.error("reload rejected: the running jobs are unchanged", metadata: ["pollerd.reason": "\(reason)", "pollerd.errors": "\(file.errors.count)"])
+            return
+        }
+        if file.stateDBPath != stateDB {
+            logger.warning("state_db changed; the new path takes effect at the next restart")
+        }
+        do {
+            let plan = try await runner.reload(jobs: file.jobs, settings: file.settings)
+            logger.info("reloaded", metadata: ["pollerd.reason": "\(reason)", "pollerd.add": "\(plan.add)", "pollerd.replace": "\(plan.replace)", "pollerd.remove": "\(plan.remove)"])
+        } catch {
+            logger.error("reload failed", metadata: ["pollerd.error": "\(error)"])
+        }
+    }
+}

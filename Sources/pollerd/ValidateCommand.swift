@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import PollerdConfig
+import PollerdCore
+import PollerdPollers
+import PollerdSQLite
+
+struct ValidateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Check the job file; exit 3 if anything in it is invalid.",
+        discussion: "With --diff, print the reload plan {add, replace, remove, keep} against the jobs recorded in the state database, without applying it."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    @Flag(name: .long, help: "Print the plan a reload would apply.")
+    var diff = false
+
+    @Flag(name: .long, help: "Print the result as JSON.")
+    var json = false
+
+    func run() async throws {
+        _ = Support.bootstrapLogging(level: options.logLevel)
+        let file = Support.load(options.path, registry: Builtins.registry())
+        if diff && !file.isFatal {
+            var current: [String: String] = [:]
+            if FileManager.default.fileExists(atPath: file.stateDBPath) {
+                let store = try Support.openStore(file)
+                for row in try await store.allStates() {
+                    if let fp = row.definitionFingerprint { current[row.jobID] = fp }
+                }
+            }
+            let jobs = file.settings.enabled ? file.jobs : []
+            let plan = ReloadPlan.between(current: current, next: jobs.map { ($0.id, $0.fingerprint) })
+            if json {
+                let v: JSONValue = .object(["add": .array(plan.add.map { .string($0) }), "replace": .array(plan.replace.map { .string($0) }),
+                                            "remove": .array(plan.remove.map { .string($0) }), "keep": .array(plan.keep.map { .string($0) }),
+                                            "errors": .array(file.errors.map { .string($0.description) })])
+                print(Support.json(v))
+            } else {
+                print("add:     \(plan.add.joined(separator: " "))")
+                print("replace: \(plan.replace.joined(separator: " "))")
+                print("remove:  \(plan.remove.joined(separator: " "))")
+                print("keep:    \(plan.keep.joined(separator: " "))")
+            }
+        } else if json {
+            print(Support.json(.object(["valid": .bool(file.errors.isEmpty), "jobs": .int(Int64(file.jobs.count)),
+                                        "errors": .array(file.errors.map { .string($0.description) }),
+                                        "warnings": .array(file.warnings.map { .string($0.description) })])))
+        }
+        if !file.errors.isEmpty {
+            throw Exit.config
+        }
+        if !json && !diff { print("\(options.path): ok, \(file.jobs.count) job(s)") }
+    }
+}
