@@ -18,9 +18,10 @@ public struct JobFile: Sendable {
 
     /// The state database path, resolved against the job file's directory.
     public var stateDBPath: String {
-        if settings.stateDB.hasPrefix("/") { return settings.stateDB }
+        if settings.stateDB.hasPrefix("/") { return (settings.stateDB as NSString).standardizingPath }
         let dir = (path as NSString).deletingLastPathComponent
-        return ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(settings.stateDB)
+        let joined = ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(settings.stateDB)
+        return (joined as NSString).standardizingPath
     }
 
     /// Loads and validates a job file. Never throws: every problem is located in `errors`.

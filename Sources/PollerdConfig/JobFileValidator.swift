@@ -81,6 +81,9 @@ struct JobFileValidator {
         case .scanner(let ctx, let problem, let mark, _), .parser(let ctx, let problem, let mark, _), .composer(let ctx, let problem, let mark, _):
             let c = ctx.map { "\($0.text) " } ?? ""
             return ConfigError(file: file, line: mark.line, column: mark.column, message: "YAML syntax error: \(c)\(problem)")
+        case .duplicatedKeysInMapping(let dups, let ctx):
+            return ConfigError(file: file, line: ctx.mark.line, column: ctx.mark.column,
+                               message: "duplicate key \(dups.sorted().map { "'\($0)'" }.joined(separator: ", ")) in a mapping")
         default:
             return ConfigError(file: file, line: 0, column: 0, message: "YAML error: \(e)")
         }
@@ -289,7 +292,9 @@ struct JobFileValidator {
 
     mutating func int(_ node: Node, job: String?, key: String, range: ClosedRange<Int64>) throws -> Int64 {
         let (t, tag) = try scalar(node, job: job, key: key)
-        guard tag == .int, let v = Int64(t.replacingOccurrences(of: "_", with: "")) else {
+        // A quoted "${VAR}" counts as a number when it expands to one.
+        let interpolatedNumber = tag == .str && node.scalar?.string.contains("${") == true && Int64(t) != nil
+        guard tag == .int || interpolatedNumber, let v = Int64(t.replacingOccurrences(of: "_", with: "")) else {
             throw fail(node, job: job, "'\(key)' must be a whole number, not '\(t)'")
         }
         guard range.contains(v) else { throw fail(node, job: job, "'\(key)' must be between \(range.lowerBound) and \(range.upperBound), not \(v)") }

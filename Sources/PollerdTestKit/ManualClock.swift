@@ -31,12 +31,20 @@ public final class ManualClock: WallClock {
         let id = state.withLock { s in s.nextID += 1; return s.nextID }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                let resumeNow: Bool = state.withLock { s in
-                    if untilMs <= s.now { return true }
+                // Checked under the lock: a cancellation that ran before this registration
+                // would otherwise leave the sleeper waiting for a time that never comes.
+                enum Now { case wait, wake, cancel }
+                let now: Now = state.withLock { s in
+                    if Task.isCancelled { return .cancel }
+                    if untilMs <= s.now { return .wake }
                     s.sleepers.append(Sleeper(id: id, until: untilMs, continuation: c))
-                    return false
+                    return .wait
                 }
-                if resumeNow { c.resume() }
+                switch now {
+                case .wake: c.resume()
+                case .cancel: c.resume(throwing: CancellationError())
+                case .wait: break
+                }
             }
         } onCancel: {
             let c: CheckedContinuation<Void, any Error>? = state.withLock { s in

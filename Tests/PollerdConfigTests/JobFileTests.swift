@@ -1,0 +1,255 @@
+import PollerdConfig
+import PollerdCore
+import PollerdPollers
+import Testing
+
+@Suite struct JobFileTests {
+    let now = RFC3339.parse("2026-01-01T00:00:00Z")!
+
+    func load(_ yaml: String, env: [String: String] = [:]) -> JobFile {
+        JobFile.parse(yaml, path: "pollers.yaml", registry: Builtins.registry(), environment: env, nowMs: now)
+    }
+
+    /// The only error's text, or a marker when there is not exactly one.
+    func onlyError(_ yaml: String, env: [String: String] = [:]) -> String {
+        let f = load(yaml, env: env)
+        return f.errors.count == 1 ? f.errors[0].description : "errors: \(f.errors)"
+    }
+
+    @Test func nexoShapeLoadsWithDefaults() {
+        let f = load("""
+            schema_version: 11
+            pollers:
+              jobs:
+                - id: ana_hn
+                  kind: noop
+                  agent: ana
+                  schedule: { every_secs: 300, stagger_jitter_ms: 2000 }
+                  failure_to: { channel: telegram, to: "1194292426" }
+                  paused_on_boot: false
+                - id: kate_daily
+                  kind: noop
+                  agent: kate
+                  schedule: { cron: "0 0 8 * * *", tz: America/Bogota }
+                - id: once
+                  kind: noop
+                  schedule: { at: "2026-12-31T23:59:00-05:00" }
+            """)
+        #expect(f.errors.isEmpty, "\(f.errors)")
+        #expect(f.jobs.map(\.id) == ["ana_hn", "kate_daily", "once"])
+        #expect(f.settings == GlobalSettings())
+        #expect(f.settings.stateDB == "./data/pollerd.db" && f.settings.defaultJitterMs == 5000 && f.settings.breakerThreshold == 5)
+        #expect(f.jobs[0].schedule == Schedule(.every(seconds: 300), jitterMs: 2000))
+        #expect(f.jobs[0].failureTo == FailureTarget(channel: "telegram", to: "1194292426"))
+        #expect(f.jobs[1].agent == "kate")
+        #expect(f.jobs[2].schedule.spec == .at(RFC3339.parse("2027-01-01T04:59:00Z")!))
+        #expect(f.jobs[0].timeoutSecs == 60 && f.jobs[0].catchUp == .once)
+    }
+
+    @Test func globalKnobsAndPollerdKeys() {
+        let f = load("""
+            pollers:
+              enabled: false
+              state_db: /var/lib/pollerd/state.db
+              default_jitter_ms: 100
+              lease_ttl_factor: 3
+              failure_alert_cooldown_secs: 60
+              breaker_threshold: 2
+              plugin_dirs: [plugins]
+              max_concurrent_ticks: 8
+              shutdown_grace_secs: 5
+              state_sync: normal
+            """)
+        #expect(f.errors.isEmpty)
+        #expect(!f.settings.enabled && f.settings.stateDB == "/var/lib/pollerd/state.db" && f.settings.defaultJitterMs == 100)
+        #expect(f.settings.leaseTTLFactor == 3 && f.settings.breakerThreshold == 2 && f.settings.maxConcurrentTicks == 8)
+        #expect(f.settings.pluginDirs == ["plugins"] && !f.settings.stateSynchronousFull && f.settings.shutdownGraceSecs == 5)
+    }
+
+    @Test func stateDBResolvesAgainstTheJobFilesDirectory() {
+        let f = JobFile.parse("pollers: {}", path: "/etc/pollerd/pollers.yaml", registry: Builtins.registry(), environment: [:], nowMs: now)
+        #expect(f.stateDBPath == "/etc/pollerd/data/pollerd.db")
+    }
+
+    @Test func envInterpolation() {
+        let f = load("""
+            pollers:
+              jobs:
+                - id: ${JOB_ID:-fallback}
+                  kind: command
+                  schedule: { every_secs: "${PERIOD}" }
+                  config: { argv: ["/bin/echo", "${GREETING}", "$${LITERAL}"] }
+                - id: typed
+                  kind: noop
+                  schedule:
+                    every_secs: ${PERIOD}
+            """, env: ["PERIOD": "30", "GREETING": "hi"])
+        #expect(f.errors.isEmpty, "\(f.errors)")
+        #expect(f.jobs[0].id == "fallback")
+        #expect(f.jobs[0].config["argv"] == .array([.string("/bin/echo"), .string("hi"), .string("${LITERAL}")]))
+        #expect(f.jobs[1].schedule.spec == .every(seconds: 30))
+    }
+
+    @Test func missingVariableIsLocated() {
+        #expect(onlyError("""
+            pollers:
+              jobs:
+                - id: a
+                  kind: command
+                  schedule: { every_secs: 5 }
+                  config: { argv: ["${NOPE}"] }
+            """) == "pollers.yaml:6:24: job 'a': environment variable 'NOPE' is not set and has no default (write ${NOPE:-default})")
+    }
+
+    @Test func unknownKeysSuggestTheClosest() {
+        #expect(onlyError("""
+            pollers:
+              jobs:
+                - id: a
+                  kind: noop
+                  shedule: { every_secs: 5 }
+            """) == "pollers.yaml:5:7: job 'a': unknown key 'shedule' in a job (did you mean 'schedule'?)")
+        #expect(onlyError("""
+            pollers:
+              breaker_treshold: 3
+            """) == "pollers.yaml:2:3: unknown key 'breaker_treshold' in 'pollers' (did you mean 'breaker_threshold'?)")
+        #expect(onlyError("""
+            pollers:
+              jobs:
+                - id: a
+                  kind: noop
+                  schedule: { every_sec: 5 }
+            """) == "pollers.yaml:5:19: job 'a': unknown key 'every_sec' in schedule (did you mean 'every_secs'?)")
+    }
+
+    @Test func unknownKindSuggests() {
+        #expect(onlyError("""
+            pollers:
+              jobs:
+                - id: a
+                  kind: nop
+                  schedule: { every_secs: 5 }
+            """) == "pollers.yaml:4:13: job 'a': unknown kind 'nop' (did you mean 'noop'?); known kinds: command, noop")
+    }
+
+    @Test func duplicateIdsRunNeitherCopy() {
+        let f = load("""
+            pollers:
+              jobs:
+                - { id: a, kind: noop, schedule: { every_secs: 5 } }
+                - { id: b, kind: noop, schedule: { every_secs: 5 } }
+                - { id: a, kind: noop, schedule: { every_secs: 9 } }
+            """)
+        #expect(f.jobs.map(\.id) == ["b"])
+        #expect(f.errors.map(\.description) == ["pollers.yaml:5:7: job 'a': duplicate job id (first defined at line 3); neither copy runs"])
+        #expect(!f.isFatal)
+    }
+
+    @Test func oneBadJobIsLeftOutAndTheRestLoad() {
+        let f = load("""
+            pollers:
+              jobs:
+                - { id: good, kind: noop, schedule: { every_secs: 5 } }
+                - { id: bad, kind: noop, schedule: { every_secs: 0 } }
+                - { id: also_good, kind: noop, schedule: { every_secs: 5 } }
+            """)
+        #expect(f.jobs.map(\.id) == ["good", "also_good"])
+        #expect(f.errors.map(\.description) == ["pollers.yaml:4:54: job 'bad': 'every_secs' must be between 1 and 315360000, not 0"])
+        #expect(!f.isFatal)
+    }
+
+    @Test(arguments: [
+        ("- { id: 'bad id!', kind: noop, schedule: { every_secs: 5 } }", "3:13: job 'bad id!': invalid id: use 1 to 64 letters, digits, '_', '.' or '-'"),
+        ("- { id: \(String(repeating: "x", count: 65)), kind: noop, schedule: { every_secs: 5 } }", "invalid id"),
+        ("- { kind: noop, schedule: { every_secs: 5 } }", "3:7: job is missing 'id'"),
+        ("- { id: a, schedule: { every_secs: 5 } }", "job 'a': missing 'kind'"),
+        ("- { id: a, kind: noop }", "job 'a': missing 'schedule'"),
+        ("- { id: a, kind: noop, schedule: {} }", "job 'a': schedule needs one of every_secs, cron or at"),
+        ("- { id: a, kind: noop, schedule: { every_secs: 5, cron: '* * * * *' } }", "schedule takes only one of every_secs, cron or at"),
+        ("- { id: a, kind: noop, schedule: { every_secs: 5, tz: UTC } }", "'tz' only goes with 'cron'"),
+        ("- { id: a, kind: noop, schedule: { every_secs: five } }", "'every_secs' must be a whole number, not 'five'"),
+        ("- { id: a, kind: noop, schedule: { cron: '61 * * * *' } }", "invalid cron expression \"61 * * * *\": minute field: value 61 out of range 0-59"),
+        ("- { id: a, kind: noop, schedule: { cron: '0 0 30 2 *' } }", "never fires"),
+        ("- { id: a, kind: noop, schedule: { cron: '@daily', tz: Mars/Base } }", "unknown time zone 'Mars/Base'"),
+        ("- { id: a, kind: noop, schedule: { at: tomorrow } }", "'at' must be an RFC 3339 timestamp"),
+        ("- { id: a, kind: noop, schedule: { every_secs: 5, stagger_jitter_ms: -1 } }", "'stagger_jitter_ms' must be between 0"),
+        ("- { id: a, kind: noop, schedule: { every_secs: 5 }, timeout_secs: 0 }", "'timeout_secs' must be between 1 and 86400"),
+        ("- { id: a, kind: noop, schedule: { every_secs: 5 }, catch_up: always }", "catch_up must be 'skip' or 'once', not 'always'"),
+        ("- { id: a, kind: noop, schedule: { every_secs: 5 }, paused_on_boot: maybe }", "'paused_on_boot' must be true or false"),
+        ("- { id: a, kind: noop, schedule: { every_secs: 5 }, failure_to: { channel: telegram } }", "failure_to needs 'to'"),
+        ("- { id: a, kind: noop, schedule: { every_secs: 5 }, config: [1, 2] }", "config must be a mapping"),
+        ("- { id: a, kind: noop, schedule: { every_secs: 5 }, config: { itemz: 3 } }", "config.itemz: unknown key (did you mean 'items'?)"),
+        ("- { id: a, kind: command, schedule: { every_secs: 5 }, config: {} }", "config.argv: is required"),
+        ("- { id: a, kind: command, schedule: { every_secs: 5 }, config: { argv: [] } }", "config.argv: must name a program"),
+        ("- { id: a, kind: command, schedule: { every_secs: 5 }, config: { argv: [x], env: { 'A B': c } } }", "config.env.A B: is not a valid environment variable name"),
+        ("- { id: a, kind: noop, schedule: { every_secs: 5 }, agent: '' }", "agent must not be empty"),
+
+        ("- just a string", "a job must be a mapping"),
+    ])
+    func jobErrors(jobYAML: String, expected: String) {
+        let f = load("pollers:\n  jobs:\n    " + jobYAML + "\n")
+        #expect(f.jobs.isEmpty)
+        #expect(f.errors.count == 1)
+        let text = f.errors.first?.description ?? ""
+        #expect(text.hasPrefix("pollers.yaml:"), "\(text)")
+        #expect(text.contains(expected), "\(text)")
+    }
+
+    @Test func configErrorPointsAtTheKey() {
+        let e = onlyError("""
+            pollers:
+              jobs:
+                - id: a
+                  kind: noop
+                  schedule: { every_secs: 5 }
+                  config:
+                    items: lots
+            """)
+        #expect(e == "pollers.yaml:7:16: job 'a': config.items: must be an integer")
+    }
+
+    @Test(arguments: [
+        ("", "the job file is empty"),
+        ("jobs: []", "unknown key 'jobs' in top level"),
+        ("pollers: [1]", "'pollers' must be a mapping"),
+        ("pollers:\n  jobs: {}", "jobs must be a list"),
+        ("pollers:\n  default_jitter_ms: -5", "'default_jitter_ms' must be between 0"),
+        ("pollers:\n  lease_ttl_factor: 0.5", "lease_ttl_factor must be between 1.0 and 100.0"),
+        ("pollers:\n  state_sync: sometimes", "state_sync must be 'full' or 'normal'"),
+        ("pollers:\n  jobs: [\n", "YAML syntax error"),
+        ("pollers:\n  a: &x 1\n  b: *x", "unknown key 'a'"),
+        ("other: 1", "unknown key 'other' in top level"),
+        ("{}", "missing the top-level 'pollers:' key"),
+    ])
+    func fileErrorsAreFatal(yaml: String, expected: String) {
+        let f = load(yaml)
+        #expect(f.isFatal)
+        #expect(f.errors.first.map { $0.description.contains(expected) } == true, "\(f.errors)")
+        #expect(f.errors.first?.description.hasPrefix("pollers.yaml:") == true)
+    }
+
+    @Test func duplicateKeysMakeTheFileUnusable() {
+        let f = load("pollers:\n  jobs:\n    - { id: a, kind: noop, schedule: { every_secs: 5 }, kind: noop }\n")
+        #expect(f.isFatal)
+        #expect(f.errors.first?.description.hasPrefix("pollers.yaml:3:") == true, "\(f.errors)")
+        #expect(f.errors.first?.description.contains("duplicate key 'kind'") == true)
+    }
+
+    @Test func pastAtIsAWarning() {
+        let f = load("pollers:\n  jobs:\n    - { id: a, kind: noop, schedule: { at: '2020-01-01T00:00:00Z' } }\n")
+        #expect(f.errors.isEmpty && f.jobs.count == 1)
+        #expect(f.warnings.first?.description.contains("is in the past") == true)
+    }
+
+    @Test func missingFileIsFatal() {
+        let f = JobFile.load(path: "/nonexistent/pollers.yaml", registry: Builtins.registry(), environment: [:], nowMs: now)
+        #expect(f.isFatal && f.errors.first?.description == "/nonexistent/pollers.yaml:0:0: cannot read the job file")
+    }
+
+    @Test func interpolationRules() throws {
+        #expect(try EnvInterpolation.expand("a${X}b${Y:-d}c$$", environment: ["X": "1"]) == "a1bdc$")
+        #expect(try EnvInterpolation.expand("no vars", environment: [:]) == "no vars")
+        #expect(throws: EnvInterpolation.Failure.self) { try EnvInterpolation.expand("${X", environment: [:]) }
+        #expect(throws: EnvInterpolation.Failure.self) { try EnvInterpolation.expand("${A-B}", environment: [:]) }
+    }
+}

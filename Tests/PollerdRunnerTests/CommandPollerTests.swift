@@ -1,0 +1,120 @@
+import Foundation
+import PollerdCore
+import PollerdPollers
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct CommandPollerTests {
+    let poller = CommandPoller()
+
+    func ctx(_ argv: [String], extra: [String: JSONValue] = [:], cursor: Data? = nil) -> TickContext {
+        var cfg: [String: JSONValue] = ["argv": .array(argv.map { .string($0) })]
+        for (k, v) in extra { cfg[k] = v }
+        return TickContext(jobID: "cmd", kind: "command", agent: "ops", config: .object(cfg), cursor: cursor, nowMs: t0, intervalHintSecs: 10, timeoutSecs: 5)
+    }
+
+    func run(_ c: TickContext) async -> Result<TickAck, PollerError> {
+        do throws(PollerError) { return .success(try await poller.tick(c)) } catch { return .failure(error) }
+    }
+
+    @Test func eachJSONLineIsAnItem() async throws {
+        let r = await run(ctx(["/bin/sh", "-c", "echo '{\"id\":\"a\"}'; echo; echo '{\"id\":\"b\",\"n\":2}'"]))
+        let ack = try r.get()
+        #expect(ack.items == [.object(["id": .string("a")]), .object(["id": .string("b"), "n": .int(2)])])
+        #expect(ack.itemsSeen == 2)
+    }
+
+    @Test func nonZeroExitIsTransientWithTheStderrTail() async {
+        let r = await run(ctx(["/bin/sh", "-c", "echo 'upstream refused' >&2; exit 7"]))
+        guard case .failure(let e) = r else { Issue.record("expected failure"); return }
+        #expect(e.errorClass == .transient && e.code == "exit_status")
+        #expect(e.message == "'/bin/sh' exited with status 7; stderr: upstream refused")
+    }
+
+    @Test func nonJSONOutputIsTransient() async {
+        let r = await run(ctx(["/bin/sh", "-c", "echo '{\"ok\":1}'; echo 'not json'"]))
+        guard case .failure(let e) = r else { Issue.record("expected failure"); return }
+        #expect(e.errorClass == .transient && e.code == "bad_output" && e.message == "stdout line 2 is not a JSON object")
+    }
+
+    @Test func missingProgramIsAConfigError() async {
+        let r = await run(ctx(["/nonexistent/program"]))
+        guard case .failure(let e) = r else { Issue.record("expected failure"); return }
+        #expect(e.errorClass == .config)
+    }
+
+    @Test func stderrFloodIsDrained() async throws {
+        // 5 MB on stderr before the reply: a child that is not drained would block on a full pipe.
+        let r = await run(ctx(["/bin/sh", "-c", "head -c 5000000 /dev/zero | tr '\\0' x >&2; echo '{\"ok\":true}'"]))
+        #expect(try r.get().items == [.object(["ok": .bool(true)])])
+    }
+
+    @Test func oversizeOutputIsTransientAndBounded() async {
+        let r = await run(ctx(["/bin/sh", "-c", "yes '{}' | head -c 10000000"], extra: ["max_output_bytes": .int(10_000)]))
+        guard case .failure(let e) = r else { Issue.record("expected failure"); return }
+        #expect(e.code == "output_too_large")
+    }
+
+    @Test func environmentIsMinimal() async throws {
+        setenv("POLLERD_TEST_SECRET_TOKEN", "hunter2", 1)
+        setenv("POLLERD_TEST_ALLOWED", "yes", 1)
+        let script = "printf '{\"env\":\"%s\"}\\n' \"$(env | cut -d= -f1 | sort | tr '\\n' ' ')\""
+        let r = await run(ctx(["/bin/sh", "-c", script], extra: ["env": .object(["EXTRA": .string("1")]), "inherit_env": .array([.string("POLLERD_TEST_ALLOWED")])],
+                              cursor: Data("hello".utf8)))
+        let names = Set(try r.get().items.first?["env"]?.stringValue?.split(separator: " ").map(String.init) ?? [])
+        #expect(!names.contains("POLLERD_TEST_SECRET_TOKEN"))
+        #expect(names.isSuperset(of: ["PATH", "EXTRA", "POLLERD_TEST_ALLOWED", "POLLERD_JOB_ID", "POLLERD_KIND", "POLLERD_AGENT", "POLLERD_NOW", "POLLERD_CURSOR"]))
+        let allowed: Set<String> = ["PATH", "HOME", "LANG", "TZ", "EXTRA", "POLLERD_TEST_ALLOWED", "POLLERD_JOB_ID", "POLLERD_KIND", "POLLERD_AGENT", "POLLERD_NOW", "POLLERD_CURSOR", "PWD", "SHLVL", "_"]
+        #expect(names.subtracting(allowed).isEmpty, "unexpected: \(names.subtracting(allowed))")
+        let cursor = await run(ctx(["/bin/sh", "-c", "printf '{\"c\":\"%s\"}\\n' \"$POLLERD_CURSOR\""], cursor: Data("hello".utf8)))
+        #expect(try cursor.get().items.first?["c"] == .string("aGVsbG8"))
+    }
+
+    @Test func cancellationKillsTheWholeProcessGroupIncludingGrandchildren() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-cmd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let pidFile = dir.appendingPathComponent("grandchild.pid").path
+        // The child starts a grandchild that ignores SIGTERM, records its pid, then hangs.
+        let script = "sh -c 'trap \"\" TERM; sleep 300' & echo $! > \(pidFile); wait"
+        let c = ctx(["/bin/sh", "-c", script], extra: ["kill_grace_ms": .int(200)])
+        let p = poller
+        let task = Task { () -> PollerError? in
+            do throws(PollerError) { _ = try await p.tick(c); return nil } catch { return error }
+        }
+        let pid = try await waitForPid(pidFile)
+        #expect(processIsLive(pid))
+        task.cancel()
+        let err = await task.value
+        #expect(err?.errorClass == .transient)
+        #expect(await waitUntilGone(pid), "grandchild \(pid) survived the tick")
+    }
+
+    /// Waits (bounded, yielding) for the script to write the grandchild's pid.
+    func waitForPid(_ path: String) async throws -> pid_t {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if let s = try? String(contentsOfFile: path, encoding: .utf8), let pid = pid_t(s.trimmingCharacters(in: .whitespacesAndNewlines)) { return pid }
+            await Task.yield()
+        }
+        throw CancellationError()
+    }
+
+    /// A process is live if it exists and is not a zombie.
+    func processIsLive(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+        guard let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(close, offsetBy: 2)]
+        return state != "Z" && state != "X"
+    }
+
+    func waitUntilGone(_ pid: pid_t) async -> Bool {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if !processIsLive(pid) { return true }
+            await Task.yield()
+        }
+        return false
+    }
+}

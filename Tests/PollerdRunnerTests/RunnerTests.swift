@@ -1,0 +1,258 @@
+import Foundation
+import PollerdCore
+import PollerdSQLite
+import PollerdTestKit
+import Testing
+
+@Suite struct RunnerTests {
+    @Test func ticksAtDueTimesAndCommitsCursorAndState() async throws {
+        let h = try Harness(jobs: [every("hb", 10, config: .object(["advance_cursor": .bool(true)]))], pollers: [])
+        let task = await h.start()
+        #expect(try await h.row("hb")?.nextRunAtMs == t0 + 10_000)
+        h.clock.advance(toMs: t0 + 10_000)
+        await h.log.waitForTicks(1)
+        h.clock.advance(toMs: t0 + 20_000)
+        await h.log.waitForTicks(2)
+        let row = try #require(try await h.row("hb"))
+        #expect(row.ticksTotal == 2 && row.lastStatus == "ok" && row.consecutiveErrors == 0)
+        #expect(row.cursor == Data([0, 0, 0, 0, 0, 0, 0, 2]))
+        #expect(row.nextRunAtMs == t0 + 30_000)
+        #expect(h.log.ticks.map(\.latenessMs) == [0, 0])
+        h.runner.beginShutdown()
+        try await task.value
+    }
+
+    @Test func transientFailuresBackOffAndOpenTheBreaker() async throws {
+        var s = GlobalSettings()
+        s.breakerThreshold = 2
+        let h = try Harness(jobs: [every("f", 10, kind: "scripted")], settings: s,
+                            pollers: [ScriptedPoller { _ throws(PollerError) in throw .transient("upstream", "503 from upstream") }])
+        let task = await h.start()
+        var due = t0 + 10_000
+        for n in 1...3 {
+            h.clock.advance(toMs: due)
+            await h.log.waitForTicks(n)
+            let row = try #require(try await h.row("f"))
+            #expect(row.lastStatus == "transient" && row.consecutiveErrors == n && row.lastError == "503 from upstream")
+            let expected = n < 2 ? TickPlanner.backoffMs(jobID: "f", failures: n) : TickPlanner.backoffCapMs
+            #expect(row.nextRunAtMs == due + expected, "failure \(n)")
+            #expect(h.runner.core.jobs["f"]?.nextDueMs == due + expected)
+            due += expected
+        }
+        #expect(h.runner.core.breakerState("f") == .open)
+        #expect(!(try await h.row("f")!.paused))
+        h.runner.beginShutdown()
+        try await task.value
+    }
+
+    @Test func permanentErrorPausesUntilResumed() async throws {
+        let failing = Mutex(true)
+        let h = try Harness(jobs: [every("p", 10, kind: "scripted")], pollers: [ScriptedPoller { _ throws(PollerError) in
+            if failing.withLock({ $0 }) { throw .permanent("auth", "401: token revoked") }
+            return TickAck()
+        }])
+        let task = await h.start()
+        h.clock.advance(toMs: t0 + 10_000)
+        await h.log.waitForTicks(1)
+        var row = try #require(try await h.row("p"))
+        #expect(row.paused && row.lastStatus == "permanent" && row.pausedReason == "permanent error: 401: token revoked")
+        #expect(h.runner.core.jobs["p"]?.nextDueMs == nil)
+        // The operator fixes it and resumes; the daemon picks the control up.
+        failing.withLock { $0 = false }
+        #expect(try await h.store.setPaused(jobID: "p", paused: false, reason: nil, nowMs: t0 + 15_000))
+        h.clock.advance(toMs: t0 + 15_000)
+        await h.runner.pollControls()
+        #expect(h.runner.core.jobs["p"]?.nextDueMs == t0 + 20_000)
+        h.clock.advance(toMs: t0 + 20_000)
+        await h.log.waitForTicks(2)
+        row = try #require(try await h.row("p"))
+        #expect(!row.paused && row.lastStatus == "ok" && row.consecutiveErrors == 0)
+        h.runner.beginShutdown()
+        try await task.value
+    }
+
+    @Test func timeoutCancelsTheTickAndCountsAsTransient() async throws {
+        let gate = Gate()
+        let h = try Harness(jobs: [every("slow", 60, kind: "scripted", timeout: 5)], pollers: [ScriptedPoller { _ throws(PollerError) in
+            _ = await gate.pass()
+            if Task.isCancelled { throw .transient("cancelled", "cancelled") }
+            return TickAck()
+        }])
+        let task = await h.start()
+        h.clock.advance(toMs: t0 + 60_000)
+        await gate.waitEntered(1)
+        h.clock.advance(toMs: t0 + 65_000)
+        await h.log.waitForTicks(1)
+        let r = try #require(h.log.ticks.first)
+        #expect(r.status == "transient" && r.error?.code == "timeout" && r.error?.message == "tick timed out after 5s")
+        #expect(try await h.row("slow")?.consecutiveErrors == 1)
+        h.runner.beginShutdown()
+        try await task.value
+    }
+
+    @Test func nextIntervalHintIsHonouredOnce() async throws {
+        let h = try Harness(jobs: [every("hint", 60, kind: "scripted")], pollers: [ScriptedPoller { ctx throws(PollerError) in
+            TickAck(nextIntervalSecs: ctx.nowMs == t0 + 60_000 ? 7 : nil)
+        }])
+        let task = await h.start()
+        h.clock.advance(toMs: t0 + 60_000)
+        await h.log.waitForTicks(1)
+        #expect(try await h.row("hint")?.nextRunAtMs == t0 + 67_000)
+        h.clock.advance(toMs: t0 + 67_000)
+        await h.log.waitForTicks(2)
+        #expect(try await h.row("hint")?.nextRunAtMs == t0 + 120_000)
+        h.runner.beginShutdown()
+        try await task.value
+    }
+
+    @Test func gracefulShutdownLetsTicksInFlightFinish() async throws {
+        let gate = Gate()
+        let h = try Harness(jobs: [every("g", 10, kind: "scripted")], pollers: [ScriptedPoller { _ throws(PollerError) in
+            _ = await gate.pass()
+            return TickAck(nextCursor: Data("done".utf8))
+        }])
+        let task = await h.start()
+        h.clock.advance(toMs: t0 + 10_000)
+        await gate.waitEntered(1)
+        h.runner.beginShutdown()
+        gate.open()
+        try await task.value
+        let row = try #require(try await h.row("g"))
+        #expect(row.ticksTotal == 1 && row.cursor == Data("done".utf8))
+        #expect(h.log.events.contains { if case .stopped(cancelled: 0) = $0 { return true } else { return false } })
+        #expect(try await h.store.lease(jobID: "g")?.untilMs == 0)
+    }
+
+    @Test func shutdownCancelsTicksAfterTheGracePeriodAndReleasesLeases() async throws {
+        let gate = Gate()
+        var s = GlobalSettings()
+        s.shutdownGraceSecs = 5
+        let h = try Harness(jobs: [every("stuck", 10, kind: "scripted", timeout: 3600)], settings: s, pollers: [ScriptedPoller { _ throws(PollerError) in
+            _ = await gate.pass()
+            throw .transient("cancelled", "cancelled")
+        }])
+        let task = await h.start()
+        h.clock.advance(toMs: t0 + 10_000)
+        await gate.waitEntered(1)
+        h.runner.beginShutdown()
+        h.clock.advance(toMs: t0 + 16_000)
+        try await task.value
+        #expect(h.log.events.contains { if case .stopped(cancelled: 1) = $0 { return true } else { return false } })
+        let row = try #require(try await h.row("stuck"))
+        #expect(row.ticksTotal == 0 && row.consecutiveErrors == 0)    // nothing committed for a cut-off tick
+        #expect(try await h.store.lease(jobID: "stuck")?.untilMs == 0)  // lease handed back
+    }
+
+    @Test func concurrencyCapIsEnforced() async throws {
+        let gate = Gate()
+        var s = GlobalSettings()
+        s.maxConcurrentTicks = 3
+        let jobs = (0..<10).map { every("c\($0)", 10, kind: "scripted") }
+        let h = try Harness(jobs: jobs, settings: s, pollers: [ScriptedPoller { _ throws(PollerError) in
+            _ = await gate.pass()
+            return TickAck()
+        }])
+        let task = await h.start()
+        h.clock.advance(toMs: t0 + 10_000)
+        await gate.waitEntered(3)
+        #expect(h.runner.core.inFlightCount == 3)
+        gate.open()
+        await h.log.waitForTicks(10)
+        #expect(gate.maxConcurrent == 3)
+        h.runner.beginShutdown()
+        try await task.value
+    }
+
+    @Test func reloadAppliesThePlanAndKeepsClocks() async throws {
+        let h = try Harness(jobs: [every("keep", 60), every("change", 60), every("drop", 60)], pollers: [])
+        let task = await h.start()
+        h.clock.advance(toMs: t0 + 30_000)
+        var changed = every("change", 60)
+        changed.config = .object(["items": .int(1)])
+        let plan = try await h.runner.reload(jobs: [every("keep", 60), changed, every("new", 3600)], settings: GlobalSettings())
+        #expect(plan == ReloadPlan(add: ["new"], replace: ["change"], remove: ["drop"], keep: ["keep"]))
+        #expect(h.runner.core.jobs["keep"]?.nextDueMs == t0 + 60_000)
+        #expect(h.runner.core.jobs["change"]?.nextDueMs == t0 + 60_000)   // config change: same clock
+        #expect(h.runner.core.jobs["new"]?.nextDueMs == t0 + 3_600_000)
+        #expect(h.runner.core.jobs["drop"] == nil)
+        #expect(try await h.row("drop")?.definitionFingerprint == nil)     // inactive, state kept
+        h.clock.advance(toMs: t0 + 60_000)
+        await h.log.waitForTicks(2)
+        #expect(Set(h.log.ticks.map(\.jobID)) == ["keep", "change"])
+        #expect(h.log.ticks.first { $0.jobID == "change" }?.ack?.items.count == 1)
+        h.runner.beginShutdown()
+        try await task.value
+    }
+
+    @Test func pausedOnBootHoldsOnlyUntilTheOperatorResumes() async throws {
+        let path = tempDBPath()
+        let job = every("pb", 10, pausedOnBoot: true)
+        let h1 = try Harness(jobs: [job], pollers: [], path: path)
+        let t1 = await h1.start()
+        #expect(h1.runner.core.jobs["pb"]?.paused == true)
+        #expect(try await h1.store.setPaused(jobID: "pb", paused: false, reason: nil, nowMs: t0))
+        h1.runner.beginShutdown()
+        try await t1.value
+        // Restart: the resume survives.
+        let h2 = try Harness(jobs: [job], pollers: [], path: path)
+        let t2 = await h2.start()
+        #expect(h2.runner.core.jobs["pb"]?.paused == false)
+        #expect(h2.runner.core.jobs["pb"]?.nextDueMs == t0 + 10_000)
+        h2.runner.beginShutdown()
+        try await t2.value
+    }
+
+    @Test func restartCatchesUpOnceAndDoesNotReshuffle() async throws {
+        let path = tempDBPath()
+        let clock = ManualClock(nowMs: t0)
+        let job = JobSpec(id: "cu", kind: "noop", schedule: Schedule(.every(seconds: 60), jitterMs: 20_000))
+        let h1 = try Harness(jobs: [job], pollers: [], path: path, clock: clock)
+        let t1 = await h1.start()
+        let planned = try #require(h1.runner.core.jobs["cu"]?.nextDueMs)
+        h1.runner.beginShutdown()
+        try await t1.value
+        // Quick restart: the same slot, not a new random one.
+        let h2 = try Harness(jobs: [job], pollers: [], path: path, clock: clock)
+        let t2 = await h2.start()
+        #expect(h2.runner.core.jobs["cu"]?.nextDueMs == planned)
+        h2.runner.beginShutdown()
+        try await t2.value
+        // Down for an hour: one catch-up run at start + offset, not sixty.
+        clock.advance(toMs: t0 + 3_600_000)
+        let h3 = try Harness(jobs: [job], pollers: [], path: path, clock: clock)
+        let t3 = await h3.start()
+        let offset = job.schedule.jitterOffsetMs(jobID: "cu", defaultJitterMs: 5000, nowMs: 0)
+        #expect(h3.runner.core.jobs["cu"]?.nextDueMs == t0 + 3_600_000 + offset)
+        clock.advance(toMs: t0 + 3_600_000 + offset)
+        await h3.log.waitForTicks(1)
+        #expect(h3.runner.core.jobs["cu"]?.nextDueMs == job.schedule.nextFire(afterMs: clock.nowMs, offsetMs: offset))
+        h3.runner.beginShutdown()
+        try await t3.value
+        #expect(try await h3.row("cu")?.ticksTotal == 1)
+    }
+
+    @Test func twoRunnersOnOneFileRunEachSlotOnce() async throws {
+        let path = tempDBPath()
+        let clock = ManualClock(nowMs: t0)
+        let job = every("shared", 10, config: .object(["advance_cursor": .bool(true)]))
+        let a = try Harness(jobs: [job], pollers: [], path: path, clock: clock, holder: "A")
+        let b = try Harness(jobs: [job], pollers: [], path: path, clock: clock, holder: "B")
+        let ta = await a.start()
+        let tb = await b.start()
+        for n in 1...20 {
+            clock.advance(toMs: t0 + Int64(n) * 10_000)
+            await a.log.waitForTicks(n)
+            await b.log.waitForTicks(n)
+        }
+        let committed = (a.log.ticks + b.log.ticks).filter { $0.disposition == .ran(committed: true) }
+        #expect(committed.count == 20)
+        let row = try #require(try await a.row("shared"))
+        #expect(row.ticksTotal == 20)
+        #expect(row.cursor == Data([0, 0, 0, 0, 0, 0, 0, 20]))   // never double-counted, never backwards
+        a.runner.beginShutdown(); b.runner.beginShutdown()
+        try await ta.value
+        try await tb.value
+    }
+}
+
+import Synchronization
