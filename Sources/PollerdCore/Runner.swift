@@ -24,7 +24,13 @@ public final class Runner: Sendable {
         var shutdownDeadlineMs: Int64?
         var controlSeq: Int64 = 0
         var cancelledAtShutdown = 0
+        /// When the loop next wakes by itself (nil: only a ring wakes it).
+        var loopWakeMs: Int64?
     }
+
+    /// The loop never sleeps less than this while work is due later: due jobs are taken in
+    /// batches, and a busy daemon does not wake once per tick.
+    static let wakeQuantumMs: Int64 = 2
 
     public let executor: TickExecutor
     private let state: Mutex<State>
@@ -109,7 +115,12 @@ public final class Runner: Sendable {
                     return (.start([]), s.shutdownDeadlineMs)
                 }
                 let due = s.core.takeDue(nowMs: now)
-                return (.start(due), s.core.hasBacklog(nowMs: now) ? nil : s.core.nextDueMs())
+                var wake: Int64?
+                if !s.core.hasBacklog(nowMs: now), let next = s.core.nextDueMs() {
+                    wake = max(next, now + Self.wakeQuantumMs)
+                }
+                s.loopWakeMs = wake
+                return (.start(due), wake)
             }
             switch step {
             case .stop:
@@ -133,7 +144,7 @@ public final class Runner: Sendable {
         let report = await executor.execute(due, settings: settings)
         let now = clock.nowMs
         // Skipped ticks write nothing back: whoever holds the lease commits the job's next run.
-        state.withLock { s in
+        let wakeLoop: Bool = state.withLock { s in
             switch report.disposition {
             case .ran:
                 _ = s.core.finish(due.jobID, plan: report.plan!)
@@ -144,9 +155,14 @@ public final class Runner: Sendable {
                 let plan = TickPlan(status: "cancelled", error: nil, consecutiveErrors: s.core.jobs[due.jobID]?.consecutiveErrors ?? 0, nextRunAtMs: due.dueMs, pause: false, pausedReason: nil, done: false, breakerOpen: false)
                 _ = s.core.finish(due.jobID, plan: plan)
             }
+            // Wake the loop only when this changes what it waits for.
+            if s.shuttingDown || s.core.hasBacklog(nowMs: now) { return true }
+            guard let next = s.core.jobs[due.jobID]?.nextDueMs else { return false }
+            guard let wake = s.loopWakeMs else { return true }
+            return next < wake
         }
         onEvent(.tick(report))
-        bell.ring()
+        if wakeLoop { bell.ring() }
     }
 
     private func controlLoop() async {

@@ -12,6 +12,9 @@ public struct JobRuntime: Sendable {
     public var inFlight: Bool
     public var removed: Bool = false
     var generation: UInt64 = 0
+    /// Cached: computing it means encoding the config as canonical JSON.
+    var definitionFingerprint: String = ""
+    var scheduleFingerprint: String = ""
 }
 
 /// A due job handed out to run.
@@ -62,6 +65,8 @@ public struct SchedulerCore: Sendable {
         var rt = JobRuntime(spec: spec, offsetMs: offset, nextDueMs: nil, paused: row?.paused ?? spec.pausedOnBoot,
                             pausedReason: row?.pausedReason, done: (row?.done ?? false) || markDone,
                             consecutiveErrors: row?.consecutiveErrors ?? 0, inFlight: false)
+        rt.definitionFingerprint = spec.fingerprint
+        rt.scheduleFingerprint = spec.schedule.fingerprint
         if let old = jobs[spec.id] {
             rt.inFlight = old.inFlight
             rt.generation = old.generation &+ 1
@@ -78,6 +83,8 @@ public struct SchedulerCore: Sendable {
         guard var rt = jobs[spec.id] else { return nil }
         let scheduleChanged = rt.spec.schedule != spec.schedule
         rt.spec = spec
+        rt.definitionFingerprint = spec.fingerprint
+        rt.scheduleFingerprint = spec.schedule.fingerprint
         rt.offsetMs = spec.schedule.jitterOffsetMs(jobID: spec.id, defaultJitterMs: settings.defaultJitterMs, nowMs: nowMs)
         jobs[spec.id] = rt
         if scheduleChanged, !rt.inFlight, !rt.paused, !rt.done {
@@ -122,7 +129,7 @@ public struct SchedulerCore: Sendable {
 
     private func record(_ jobID: String) -> ScheduleRecord {
         let rt = jobs[jobID]!
-        return ScheduleRecord(jobID: jobID, nextRunAtMs: rt.nextDueMs, scheduleFingerprint: rt.spec.schedule.fingerprint, definitionFingerprint: rt.spec.fingerprint)
+        return ScheduleRecord(jobID: jobID, nextRunAtMs: rt.nextDueMs, scheduleFingerprint: rt.scheduleFingerprint, definitionFingerprint: rt.definitionFingerprint)
     }
 
     /// The earliest due time of a job that is waiting, if any.

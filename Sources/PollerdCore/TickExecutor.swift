@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 public import Logging
 
 /// The report of one tick attempt through the whole path (lease, tick, plan, commit).
@@ -19,8 +20,10 @@ public struct TickReport: Sendable {
     public var plan: TickPlan?
     public var startedAtMs: Int64
     public var durationMs: Int64
-    /// Scheduling lateness: start minus due time.
+    /// Scheduling lateness: the poller's call minus the due time.
     public var latenessMs: Int64
+    /// The slot this attempt was for.
+    public var dueMs: Int64 = 0
 
     /// `ok`, `transient`, `permanent`, `config`, or `skipped`.
     public var status: String {
@@ -37,6 +40,7 @@ public struct TickExecutor: Sendable {
     public let clock: any WallClock
     public let holder: String
     public let logger: Logger
+    private let watchdog: TickWatchdog
 
     public init(store: any StateStore, registry: PollerRegistry, clock: any WallClock, holder: String, logger: Logger) {
         self.store = store
@@ -44,11 +48,18 @@ public struct TickExecutor: Sendable {
         self.clock = clock
         self.holder = holder
         self.logger = logger
+        self.watchdog = TickWatchdog(clock: clock, store: store)
     }
 
     /// Runs a due tick. `dryRun` ticks for real but commits nothing and releases the lease.
     /// `manual` ticks (the CLI's) run now even if the store plans the job later.
     public func execute(_ due: DueTick, settings: GlobalSettings, dryRun: Bool = false, manual: Bool = false) async -> TickReport {
+        var report = await attempt(due, settings: settings, dryRun: dryRun, manual: manual)
+        report.dueMs = due.dueMs
+        return report
+    }
+
+    private func attempt(_ due: DueTick, settings: GlobalSettings, dryRun: Bool, manual: Bool) async -> TickReport {
         let job = due.spec
         let start = clock.nowMs
         var log = logger
@@ -67,8 +78,10 @@ public struct TickExecutor: Sendable {
             return TickReport(jobID: job.id, kind: job.kind, disposition: .skipped(acq), ack: nil, error: nil, plan: nil, startedAtMs: start, durationMs: 0, latenessMs: start - due.dueMs)
         }
 
+        // Lateness counts from the due time to the moment the poller is called, lease included.
+        let tickStart = clock.nowMs
         let ctx = TickContext(jobID: job.id, kind: job.kind, agent: job.agent, config: job.config, cursor: lease.cursor,
-                              nowMs: start, intervalHintSecs: job.schedule.nominalIntervalSecs(nowMs: start), timeoutSecs: job.timeoutSecs)
+                              nowMs: tickStart, intervalHintSecs: job.schedule.nominalIntervalSecs(nowMs: tickStart), timeoutSecs: job.timeoutSecs)
         guard let outcome = await runGuarded(ctx, lease: lease, ttlMs: ttl) else {
             try? await store.releaseLease(lease)
             log.info("tick cancelled by shutdown; lease released")
@@ -107,66 +120,40 @@ public struct TickExecutor: Sendable {
             log.warning("circuit breaker open", metadata: ["pollerd.consecutive_errors": "\(plan.consecutiveErrors)"])
         }
         return TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: committed), ack: ack, error: failure, plan: plan,
-                          startedAtMs: start, durationMs: end - start, latenessMs: start - due.dueMs)
+                          startedAtMs: start, durationMs: end - start, latenessMs: tickStart - due.dueMs)
     }
 
-    private enum Race: Sendable {
-        case finished(TickOutcome)
-        case timedOut
-        case leaseLost
-    }
-
-    /// Runs the poller with the timeout and lease renewal racing it; the loser is cancelled.
-    /// Nil when the calling task itself was cancelled (shutdown).
+    /// Runs the poller under the watchdog (timeout, lease renewal); nil when the calling task
+    /// itself was cancelled (shutdown).
     private func runGuarded(_ ctx: TickContext, lease: LeaseGrant, ttlMs: Int64) async -> TickOutcome? {
         guard let poller = registry.poller(for: ctx.kind) else {
             return .failed(.config("unknown_kind", "no poller for kind '\(ctx.kind)'"))
         }
         let deadline = ctx.nowMs + max(1, ctx.timeoutSecs) * 1000
-        let clock = self.clock
-        let store = self.store
-        let result: Race? = await withTaskGroup(of: Race?.self) { group in
-            group.addTask {
-                do throws(PollerError) {
-                    return .finished(.ok(try await poller.tick(ctx)))
-                } catch {
-                    if Task.isCancelled { return nil }
-                    return .finished(.failed(error))
-                }
+        let expiry = Mutex<TickWatchdog.Expiry?>(nil)
+        // Unstructured on purpose: the watchdog must be able to cancel this one tick.
+        let task = Task { () -> TickOutcome in
+            do throws(PollerError) {
+                return .ok(try await poller.tick(ctx))
+            } catch {
+                return .failed(error)
             }
-            group.addTask {
-                var current = lease
-                while true {
-                    let renewAt = current.untilMs - ttlMs / 2
-                    do {
-                        if renewAt < deadline {
-                            try await clock.sleep(untilMs: renewAt)
-                            let until = clock.nowMs + ttlMs
-                            if (try? await store.renewLease(current, untilMs: until)) == true {
-                                current.untilMs = until
-                                continue
-                            }
-                            return .leaseLost
-                        }
-                        try await clock.sleep(untilMs: deadline)
-                        return .timedOut
-                    } catch {
-                        return nil
-                    }
-                }
-            }
-            var winner: Race?
-            for await r in group {
-                if let r { winner = r; break }
-            }
-            group.cancelAll()
-            return winner
         }
-        guard let result, !Task.isCancelled else { return nil }
-        switch result {
-        case .finished(let o): return o
-        case .timedOut: return .failed(.transient("timeout", "tick timed out after \(ctx.timeoutSecs)s"))
-        case .leaseLost: return .failed(.transient("lease_lost", "lease lost while the tick ran"))
+        let id = watchdog.watch(deadlineMs: deadline, lease: lease, ttlMs: ttlMs) { why in
+            expiry.withLock { $0 = why }
+            task.cancel()
+        }
+        let outcome = await withTaskCancellationHandler {
+            await task.value
+        } onCancel: {
+            task.cancel()
+        }
+        watchdog.unwatch(id)
+        if Task.isCancelled { return nil }
+        switch expiry.withLock({ $0 }) {
+        case .timedOut?: return .failed(.transient("timeout", "tick timed out after \(ctx.timeoutSecs)s"))
+        case .leaseLost?: return .failed(.transient("lease_lost", "lease lost while the tick ran"))
+        case nil: return outcome
         }
     }
 }

@@ -31,6 +31,7 @@ public final class Doorbell: Sendable {
     private struct State {
         var rung = false
         var waiter: CheckedContinuation<Void, Never>?
+        var sleeper: Task<Void, Never>?
     }
     private let state = Mutex(State())
 
@@ -38,12 +39,14 @@ public final class Doorbell: Sendable {
 
     /// Wakes the waiter (or remembers the ring for the next wait).
     public func ring() {
-        let w: CheckedContinuation<Void, Never>? = state.withLock { s in
-            if let w = s.waiter { s.waiter = nil; return w }
+        let (w, sleeper): (CheckedContinuation<Void, Never>?, Task<Void, Never>?) = state.withLock { s in
+            if let w = s.waiter { s.waiter = nil; return (w, nil) }
+            if let t = s.sleeper { s.sleeper = nil; return (nil, t) }
             s.rung = true
-            return nil
+            return (nil, nil)
         }
         w?.resume()
+        sleeper?.cancel()
     }
 
     /// Waits for a ring, or until the task is cancelled.
@@ -66,16 +69,22 @@ public final class Doorbell: Sendable {
         }
     }
 
-    /// Waits for a ring or the instant on `clock`, whichever is first.
+    /// Waits for a ring or the instant on `clock`, whichever is first (nil: only a ring).
     public func wait(untilMs: Int64?, clock: any WallClock) async {
-        if state.withLock({ s in defer { s.rung = false }; return s.rung }) { return }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.wait() }
-            if let untilMs {
-                group.addTask { try? await clock.sleep(untilMs: untilMs) }
-            }
-            await group.next()
-            group.cancelAll()
+        guard let untilMs else { await wait(); return }
+        // One sleeping task that a ring cancels: cheaper than racing two tasks in a group.
+        let sleeper = Task<Void, Never> { _ = try? await clock.sleep(untilMs: untilMs) }
+        let rungAlready: Bool = state.withLock { s in
+            if s.rung { s.rung = false; return true }
+            s.sleeper = sleeper
+            return false
         }
+        if rungAlready { sleeper.cancel() }
+        await withTaskCancellationHandler {
+            await sleeper.value
+        } onCancel: {
+            sleeper.cancel()
+        }
+        state.withLock { s in s.sleeper = nil }
     }
 }

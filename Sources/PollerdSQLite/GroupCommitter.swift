@@ -36,6 +36,11 @@ final class GroupCommitter: Sendable {
 
     /// The most operations in one transaction, to bound a transaction's latency.
     static let maxBatch = 1024
+    /// How long a drain lingers for more operations when its batch is small: a tick's lease and
+    /// commit wait at most this long, and a busy daemon shares each transaction (and fsync)
+    /// among many ticks instead of paying one per operation.
+    static let linger: Duration = .microseconds(500)
+    static let lingerBelow = 64
 
     private let pool: DatabasePool
     private let state = Mutex(State())
@@ -62,6 +67,9 @@ final class GroupCommitter: Sendable {
 
     private func drain() async {
         while true {
+            if state.withLock({ $0.queue.count }) < Self.lingerBelow {
+                try? await Task.sleep(for: Self.linger)
+            }
             let batch: [Pending] = state.withLock { s in
                 if s.queue.isEmpty { s.draining = false; return [] }
                 let n = min(s.queue.count, Self.maxBatch)
@@ -111,29 +119,36 @@ final class GroupCommitter: Sendable {
         guard let st = try Row.fetchOne(db.cachedStatement(sql: "SELECT paused, paused_reason, done, cursor, consecutive_errors, next_run_at FROM poll_state WHERE job_id = ?"), arguments: [jobID]) else {
             return .paused(reason: "job has no state row (not registered)")
         }
-        if st["paused"] as Bool { return .paused(reason: st["paused_reason"]) }
-        if st["done"] as Bool { return .done }
-        if let slotMs, let planned = st["next_run_at"] as Int64?, planned > slotMs {
+        // Columns by position: name lookups are case-insensitive and cost more than the query.
+        if st[0] as Bool { return .paused(reason: st[1]) }
+        if st[2] as Bool { return .done }
+        if let slotMs, let planned = st[5] as Int64?, planned > slotMs {
             return .notDue(untilMs: planned)
         }
-        if let l = try Row.fetchOne(db.cachedStatement(sql: "SELECT leaseholder, running_until FROM poll_lease WHERE job_id = ?"), arguments: [jobID]) {
-            let until: Int64 = l["running_until"]
-            let by: String = l["leaseholder"]
-            if until > nowMs { return .held(by: by, untilMs: until) }
-        }
         let until = nowMs + ttlMs
-        try db.cachedStatement(sql: """
-            INSERT INTO poll_lease (job_id, leaseholder, token, running_until) VALUES (?, ?, 1, ?)
-            ON CONFLICT(job_id) DO UPDATE SET leaseholder = excluded.leaseholder, token = poll_lease.token + 1, running_until = excluded.running_until
-            """).execute(arguments: [jobID, holder, until])
-        let token = try Int64.fetchOne(db.cachedStatement(sql: "SELECT token FROM poll_lease WHERE job_id = ?"), arguments: [jobID]) ?? 0
-        return .granted(LeaseGrant(jobID: jobID, holder: holder, token: token, untilMs: until, cursor: st["cursor"], consecutiveErrors: st["consecutive_errors"]))
+        // Take a free or expired lease, bumping the fencing token, in one statement.
+        let taken = try Int64.fetchOne(db.cachedStatement(sql: """
+            UPDATE poll_lease SET leaseholder = ?, token = token + 1, running_until = ?
+            WHERE job_id = ? AND running_until <= ? RETURNING token
+            """), arguments: [holder, until, jobID, nowMs])
+        let token: Int64
+        if let taken {
+            token = taken
+        } else if let l = try Row.fetchOne(db.cachedStatement(sql: "SELECT leaseholder, running_until FROM poll_lease WHERE job_id = ?"), arguments: [jobID]) {
+            return .held(by: l[0], untilMs: l[1])
+        } else {
+            try db.cachedStatement(sql: "INSERT INTO poll_lease (job_id, leaseholder, token, running_until) VALUES (?, ?, 1, ?)")
+                .execute(arguments: [jobID, holder, until])
+            token = 1
+        }
+        return .granted(LeaseGrant(jobID: jobID, holder: holder, token: token, untilMs: until, cursor: st[3], consecutiveErrors: st[4]))
     }
 
     static func commit(_ c: TickCommit, nowMs: Int64, _ db: Database) throws -> Bool {
-        guard let l = try Row.fetchOne(db.cachedStatement(sql: "SELECT leaseholder, token FROM poll_lease WHERE job_id = ?"), arguments: [c.lease.jobID]),
-              l["leaseholder"] as String == c.lease.holder, l["token"] as Int64 == c.lease.token
-        else { return false }
+        // The fence and the release in one statement: no row changes unless the token still holds.
+        try db.cachedStatement(sql: "UPDATE poll_lease SET running_until = 0 WHERE job_id = ? AND leaseholder = ? AND token = ?")
+            .execute(arguments: [c.lease.jobID, c.lease.holder, c.lease.token])
+        guard db.changesCount == 1 else { return false }
         try db.cachedStatement(sql: """
             UPDATE poll_state SET
               cursor = COALESCE(?, cursor), last_run_at = ?, next_run_at = ?, last_status = ?, last_error = ?,
@@ -149,8 +164,6 @@ final class GroupCommitter: Sendable {
                 c.durationMs, c.consecutiveErrors, c.itemsSeen, c.itemsDispatched,
                 c.pause, c.pause, c.pausedReason, c.done, c.scheduleFingerprint, nowMs, c.lease.jobID,
             ])
-        try db.cachedStatement(sql: "UPDATE poll_lease SET running_until = 0 WHERE job_id = ? AND token = ?")
-            .execute(arguments: [c.lease.jobID, c.lease.token])
         return true
     }
 }

@@ -55,7 +55,6 @@ public final class SQLiteStateStore: StateStore {
                   created_at INTEGER NOT NULL,
                   updated_at INTEGER NOT NULL
                 );
-                CREATE INDEX poll_state_next_run_at ON poll_state(next_run_at);
                 CREATE TABLE poll_lease (
                   job_id TEXT PRIMARY KEY NOT NULL,
                   leaseholder TEXT NOT NULL,
@@ -136,12 +135,18 @@ public final class SQLiteStateStore: StateStore {
         try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM control_log") ?? 0 }
     }
 
+    static let columns = """
+        job_id, kind, agent, cursor, last_run_at, next_run_at, last_status, last_error, last_duration_ms,
+        consecutive_errors, ticks_total, items_seen_total, items_dispatched_total, paused, paused_reason, done,
+        schedule_fp, definition_fp, updated_at
+        """
+
     public func allStates() async throws -> [JobStateRow] {
-        try await pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM poll_state ORDER BY job_id").map(Self.row) }
+        try await pool.read { db in try Row.fetchAll(db, sql: "SELECT \(Self.columns) FROM poll_state ORDER BY job_id").map(Self.row) }
     }
 
     public func state(jobID: String) async throws -> JobStateRow? {
-        try await pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM poll_state WHERE job_id = ?", arguments: [jobID]).map(Self.row) }
+        try await pool.read { db in try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM poll_state WHERE job_id = ?", arguments: [jobID]).map(Self.row) }
     }
 
     public func setPaused(jobID: String, paused: Bool, reason: String?, nowMs: Int64) async throws -> Bool {
@@ -205,12 +210,11 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
+    /// Decodes a row selected with `columns`, by position (100k rows at boot).
     static func row(_ r: Row) -> JobStateRow {
-        JobStateRow(jobID: r["job_id"], kind: r["kind"], agent: r["agent"], cursor: r["cursor"], lastRunAtMs: r["last_run_at"],
-                    nextRunAtMs: r["next_run_at"], lastStatus: r["last_status"], lastError: r["last_error"],
-                    lastDurationMs: r["last_duration_ms"], consecutiveErrors: r["consecutive_errors"], ticksTotal: r["ticks_total"],
-                    itemsSeenTotal: r["items_seen_total"], itemsDispatchedTotal: r["items_dispatched_total"], paused: r["paused"],
-                    pausedReason: r["paused_reason"], done: r["done"], scheduleFingerprint: r["schedule_fp"],
-                    definitionFingerprint: r["definition_fp"], updatedAtMs: r["updated_at"])
+        JobStateRow(jobID: r[0], kind: r[1], agent: r[2], cursor: r[3], lastRunAtMs: r[4], nextRunAtMs: r[5], lastStatus: r[6],
+                    lastError: r[7], lastDurationMs: r[8], consecutiveErrors: r[9], ticksTotal: r[10], itemsSeenTotal: r[11],
+                    itemsDispatchedTotal: r[12], paused: r[13], pausedReason: r[14], done: r[15], scheduleFingerprint: r[16],
+                    definitionFingerprint: r[17], updatedAtMs: r[18])
     }
 }

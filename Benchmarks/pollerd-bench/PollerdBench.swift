@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PollerdCore
+import PollerdPollers
+import PollerdSQLite
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct PollerdBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pollerd-bench",
+        abstract: "Benchmarks of pollerd's real components (build with -c release).",
+        subcommands: [SchedulerBench.self]
+    )
+}
+
+/// Collects lateness samples of ticks whose due time falls in the measurement window.
+final class Samples: Sendable {
+    private struct State {
+        var lateness: [Int64] = []
+        var ran = 0
+        var skipped = 0
+        var failed = 0
+    }
+    private let state = Mutex(State())
+    let windowStart: Int64
+    let windowEnd: Int64
+
+    init(windowStart: Int64, windowEnd: Int64, capacity: Int) {
+        self.windowStart = windowStart
+        self.windowEnd = windowEnd
+        state.withLock { $0.lateness.reserveCapacity(capacity) }
+    }
+
+    func record(_ r: TickReport, dueMs due: Int64) {
+        guard due >= windowStart, due < windowEnd else { return }
+        state.withLock { s in
+            switch r.disposition {
+            case .ran(let committed):
+                s.ran += 1
+                if !committed || r.status != "ok" { s.failed += 1 }
+                s.lateness.append(r.latenessMs)
+            case .skipped, .cancelled:
+                s.skipped += 1
+            }
+        }
+    }
+
+    var snapshot: (lateness: [Int64], ran: Int, skipped: Int, failed: Int) {
+        state.withLock { ($0.lateness, $0.ran, $0.skipped, $0.failed) }
+    }
+}
+
+struct SchedulerBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scheduler",
+        abstract: "N noop jobs on the real scheduler and SQLite store; prints ticks/s, lateness, CPU and peak RSS."
+    )
+
+    @Option(help: "Number of jobs.") var jobs: Int = 1000
+    @Option(name: .customLong("every-secs"), help: "Each job's period.") var everySecs: Int64 = 10
+    @Option(help: "Measured seconds (after one warm-up period).") var seconds: Int64 = 30
+    @Option(name: .customLong("jitter-ms"), help: "Jitter bound (default: the period, spreading jobs evenly).") var jitterMs: Int64?
+    @Option(name: .customLong("max-concurrent"), help: "max_concurrent_ticks.") var maxConcurrent: Int = 64
+    @Option(help: "state_sync: full or normal.") var sync: String = "full"
+    @Flag(help: "Print one JSON line instead of text.") var json = false
+
+    func run() async throws {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-bench-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        let store = try SQLiteStateStore(path: dir.appendingPathComponent("state.db").path, synchronousFull: sync == "full")
+        var settings = GlobalSettings()
+        settings.maxConcurrentTicks = maxConcurrent
+        settings.defaultJitterMs = jitterMs ?? everySecs * 1000
+        let specs = (0..<jobs).map { i in
+            JobSpec(id: "job-\(i)", kind: "noop", schedule: Schedule(.every(seconds: everySecs)), config: .object(["advance_cursor": .bool(true)]))
+        }
+        let clock = SystemWallClock()
+        let bootStart = clock.nowMs
+        let started = Doorbell()
+        let samples = Mutex<Samples?>(nil)
+        let executor = TickExecutor(store: store, registry: Builtins.registry(), clock: clock, holder: "bench", logger: logger)
+        let runner = Runner(settings: settings, jobs: specs, executor: executor, onEvent: { e in
+            switch e {
+            case .tick(let r): samples.withLock { $0 }?.record(r, dueMs: r.dueMs)
+            case .started: started.ring()
+            default: break
+            }
+        })
+        let runTask = Task { try await runner.run() }
+        await started.wait()
+        let bootMs = clock.nowMs - bootStart
+        // Warm up for one period after boot, then measure slots due in the window.
+        let windowStart = clock.nowMs + everySecs * 1000 + 1000
+        let windowEnd = windowStart + seconds * 1000
+        samples.withLock { $0 = Samples(windowStart: windowStart, windowEnd: windowEnd, capacity: Int(Double(jobs) * Double(seconds) / Double(everySecs) * 1.1) + 16) }
+        try await clock.sleep(untilMs: windowStart)
+        let cpu0 = cpuSeconds()
+        try await clock.sleep(untilMs: windowEnd)
+        let cpu1 = cpuSeconds()
+        // Let ticks due just before the window's end report.
+        try await clock.sleep(untilMs: windowEnd + 2000)
+        runner.beginShutdown()
+        try await runTask.value
+        try? FileManager.default.removeItem(at: dir)
+
+        let s = samples.withLock { $0 }!.snapshot
+        let sorted = s.lateness.sorted()
+        func pct(_ p: Double) -> Int64 { sorted.isEmpty ? -1 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        let rate = Double(s.ran) / Double(seconds)
+        let expected = Double(jobs) / Double(everySecs)
+        let line: [String: Any] = [
+            "system": maxConcurrent == 64 ? "pollerd" : "pollerd cap=\(maxConcurrent)", "jobs": jobs, "every_secs": everySecs, "seconds": seconds, "sync": sync,
+            "ticks_per_sec": (rate * 10).rounded() / 10, "expected_per_sec": expected,
+            "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99), "lateness_max_ms": sorted.last ?? -1,
+            "cpu_seconds": ((cpu1 - cpu0) * 100).rounded() / 100, "cpu_cores": (((cpu1 - cpu0) / Double(seconds)) * 100).rounded() / 100,
+            "peak_rss_mib": peakRSSMiB(), "skipped": s.skipped, "failed": s.failed, "boot_ms": bootMs,
+        ]
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("pollerd scheduler: \(jobs) jobs every \(everySecs)s, \(seconds)s measured, state_sync=\(sync)")
+            print("  ticks/s        \(String(format: "%.1f", rate)) (expected \(String(format: "%.1f", expected)))")
+            print("  lateness       p50 \(pct(0.5)) ms, p99 \(pct(0.99)) ms, max \(sorted.last ?? -1) ms")
+            print("  cpu            \(String(format: "%.2f", cpu1 - cpu0)) s (\(String(format: "%.2f", (cpu1 - cpu0) / Double(seconds))) cores)")
+            print("  peak rss       \(peakRSSMiB()) MiB; skipped \(s.skipped), failed \(s.failed); boot \(bootMs) ms")
+        }
+    }
+
+    func cpuSeconds() -> Double {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
+    }
+
+    func peakRSSMiB() -> Int {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Int(u.ru_maxrss / 1024)
+    }
+}
