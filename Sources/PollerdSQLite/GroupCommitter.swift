@@ -95,11 +95,11 @@ final class GroupCommitter: Sendable {
         case .acquire(let jobID, let holder, let ttlMs, let nowMs, let slotMs):
             return .acquired(try acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, db))
         case .renew(let lease, let untilMs):
-            try db.cachedStatement(sql: "UPDATE poll_lease SET running_until = ? WHERE job_id = ? AND leaseholder = ? AND token = ?")
+            try db.cachedStatement(sql: "UPDATE poll_state SET lease_until = ? WHERE job_id = ? AND lease_holder = ? AND lease_token = ?")
                 .execute(arguments: [untilMs, lease.jobID, lease.holder, lease.token])
             return .done(db.changesCount == 1)
         case .release(let lease):
-            try db.cachedStatement(sql: "UPDATE poll_lease SET running_until = 0 WHERE job_id = ? AND leaseholder = ? AND token = ?")
+            try db.cachedStatement(sql: "UPDATE poll_state SET lease_until = 0 WHERE job_id = ? AND lease_holder = ? AND lease_token = ?")
                 .execute(arguments: [lease.jobID, lease.holder, lease.token])
             return .done(db.changesCount == 1)
         case .commit(let c, let nowMs):
@@ -116,39 +116,29 @@ final class GroupCommitter: Sendable {
     }
 
     static func acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, _ db: Database) throws -> LeaseAcquisition {
-        guard let st = try Row.fetchOne(db.cachedStatement(sql: "SELECT paused, paused_reason, done, cursor, consecutive_errors, next_run_at FROM poll_state WHERE job_id = ?"), arguments: [jobID]) else {
+        let until = nowMs + ttlMs
+        // The usual case in one statement: the job is runnable, the slot is due, the lease is
+        // free or expired. The token increases; the cursor comes back with it.
+        if let r = try Row.fetchOne(db.cachedStatement(sql: """
+            UPDATE poll_state SET lease_holder = ?, lease_token = lease_token + 1, lease_until = ?
+            WHERE job_id = ? AND lease_until <= ? AND paused = 0 AND done = 0
+              AND (? IS NULL OR next_run_at IS NULL OR next_run_at <= ?)
+            RETURNING lease_token, cursor, consecutive_errors
+            """), arguments: [holder, until, jobID, nowMs, slotMs, slotMs]) {
+            return .granted(LeaseGrant(jobID: jobID, holder: holder, token: r[0], untilMs: until, cursor: r[1], consecutiveErrors: r[2]))
+        }
+        // Otherwise say why (columns by position: name lookups cost more than the query).
+        guard let st = try Row.fetchOne(db.cachedStatement(sql: "SELECT paused, paused_reason, done, next_run_at, lease_holder, lease_until FROM poll_state WHERE job_id = ?"), arguments: [jobID]) else {
             return .paused(reason: "job has no state row (not registered)")
         }
-        // Columns by position: name lookups are case-insensitive and cost more than the query.
         if st[0] as Bool { return .paused(reason: st[1]) }
         if st[2] as Bool { return .done }
-        if let slotMs, let planned = st[5] as Int64?, planned > slotMs {
-            return .notDue(untilMs: planned)
-        }
-        let until = nowMs + ttlMs
-        // Take a free or expired lease, bumping the fencing token, in one statement.
-        let taken = try Int64.fetchOne(db.cachedStatement(sql: """
-            UPDATE poll_lease SET leaseholder = ?, token = token + 1, running_until = ?
-            WHERE job_id = ? AND running_until <= ? RETURNING token
-            """), arguments: [holder, until, jobID, nowMs])
-        let token: Int64
-        if let taken {
-            token = taken
-        } else if let l = try Row.fetchOne(db.cachedStatement(sql: "SELECT leaseholder, running_until FROM poll_lease WHERE job_id = ?"), arguments: [jobID]) {
-            return .held(by: l[0], untilMs: l[1])
-        } else {
-            try db.cachedStatement(sql: "INSERT INTO poll_lease (job_id, leaseholder, token, running_until) VALUES (?, ?, 1, ?)")
-                .execute(arguments: [jobID, holder, until])
-            token = 1
-        }
-        return .granted(LeaseGrant(jobID: jobID, holder: holder, token: token, untilMs: until, cursor: st[3], consecutiveErrors: st[4]))
+        if let slotMs, let planned = st[3] as Int64?, planned > slotMs { return .notDue(untilMs: planned) }
+        return .held(by: (st[4] as String?) ?? "?", untilMs: st[5])
     }
 
     static func commit(_ c: TickCommit, nowMs: Int64, _ db: Database) throws -> Bool {
-        // The fence and the release in one statement: no row changes unless the token still holds.
-        try db.cachedStatement(sql: "UPDATE poll_lease SET running_until = 0 WHERE job_id = ? AND leaseholder = ? AND token = ?")
-            .execute(arguments: [c.lease.jobID, c.lease.holder, c.lease.token])
-        guard db.changesCount == 1 else { return false }
+        // Fenced: nothing changes unless this holder's token still holds; the lease is released too.
         try db.cachedStatement(sql: """
             UPDATE poll_state SET
               cursor = COALESCE(?, cursor), last_run_at = ?, next_run_at = ?, last_status = ?, last_error = ?,
@@ -157,13 +147,14 @@ final class GroupCommitter: Sendable {
               paused = CASE WHEN ? THEN 1 ELSE paused END,
               paused_reason = CASE WHEN ? THEN ? ELSE paused_reason END,
               done = CASE WHEN ? THEN 1 ELSE done END,
-              schedule_fp = ?, updated_at = ?
-            WHERE job_id = ?
+              schedule_fp = ?, updated_at = ?, lease_until = 0
+            WHERE job_id = ? AND lease_holder = ? AND lease_token = ?
             """).execute(arguments: [
                 c.newCursor, c.startedAtMs, c.nextRunAtMs, c.status, c.error,
                 c.durationMs, c.consecutiveErrors, c.itemsSeen, c.itemsDispatched,
-                c.pause, c.pause, c.pausedReason, c.done, c.scheduleFingerprint, nowMs, c.lease.jobID,
+                c.pause, c.pause, c.pausedReason, c.done, c.scheduleFingerprint, nowMs,
+                c.lease.jobID, c.lease.holder, c.lease.token,
             ])
-        return true
+        return db.changesCount == 1
     }
 }

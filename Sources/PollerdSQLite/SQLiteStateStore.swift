@@ -53,13 +53,12 @@ public final class SQLiteStateStore: StateStore {
                   definition_fp TEXT,
                   last_failure_alert_at INTEGER,
                   created_at INTEGER NOT NULL,
-                  updated_at INTEGER NOT NULL
-                );
-                CREATE TABLE poll_lease (
-                  job_id TEXT PRIMARY KEY NOT NULL,
-                  leaseholder TEXT NOT NULL,
-                  token INTEGER NOT NULL,
-                  running_until INTEGER NOT NULL
+                  updated_at INTEGER NOT NULL,
+                  -- The lease lives on the job's row: taking it and committing under it are one
+                  -- statement each. lease_token is the fencing token; it only ever increases.
+                  lease_holder TEXT,
+                  lease_token INTEGER NOT NULL DEFAULT 0,
+                  lease_until INTEGER NOT NULL DEFAULT 0
                 );
                 CREATE TABLE control_log (
                   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -170,7 +169,7 @@ public final class SQLiteStateStore: StateStore {
                 """, arguments: [nowMs, jobID])
             guard db.changesCount > 0 else { return false }
             // Fence off a tick in flight: its commit would write the old cursor back.
-            try db.execute(sql: "UPDATE poll_lease SET token = token + 1, running_until = 0 WHERE job_id = ?", arguments: [jobID])
+            try db.execute(sql: "UPDATE poll_state SET lease_token = lease_token + 1, lease_until = 0 WHERE job_id = ?", arguments: [jobID])
             try db.execute(sql: "INSERT INTO control_log (job_id, action, at) VALUES (?, 'reset', ?)", arguments: [jobID, nowMs])
             return true
         }
@@ -187,26 +186,26 @@ public final class SQLiteStateStore: StateStore {
 
     public func reclaimLeases(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int {
         let held = try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT job_id, leaseholder, token FROM poll_lease WHERE running_until > ?", arguments: [nowMs])
-                .map { (jobID: $0["job_id"] as String, holder: $0["leaseholder"] as String, token: $0["token"] as Int64) }
+            try Row.fetchAll(db, sql: "SELECT job_id, lease_holder, lease_token FROM poll_state WHERE lease_until > ? AND lease_holder IS NOT NULL", arguments: [nowMs])
+                .map { (jobID: $0[0] as String, holder: $0[1] as String, token: $0[2] as Int64) }
         }
         let dead = held.filter { isAbandoned($0.holder) }
         guard !dead.isEmpty else { return 0 }
         return try await pool.write { db in
             var n = 0
             for d in dead {
-                try db.execute(sql: "UPDATE poll_lease SET running_until = 0 WHERE job_id = ? AND leaseholder = ? AND token = ?", arguments: [d.jobID, d.holder, d.token])
+                try db.execute(sql: "UPDATE poll_state SET lease_until = 0 WHERE job_id = ? AND lease_holder = ? AND lease_token = ?", arguments: [d.jobID, d.holder, d.token])
                 n += db.changesCount
             }
             return n
         }
     }
 
-    /// Every lease row (for tests and `jobs show`).
+    /// A job's lease (for tests and `jobs show`); nil if it was never taken.
     public func lease(jobID: String) async throws -> (holder: String, token: Int64, untilMs: Int64)? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT leaseholder, token, running_until FROM poll_lease WHERE job_id = ?", arguments: [jobID])
-                .map { ($0["leaseholder"], $0["token"], $0["running_until"]) }
+            try Row.fetchOne(db, sql: "SELECT lease_holder, lease_token, lease_until FROM poll_state WHERE job_id = ? AND lease_holder IS NOT NULL", arguments: [jobID])
+                .map { ($0[0], $0[1], $0[2]) }
         }
     }
 
