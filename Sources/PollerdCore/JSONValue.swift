@@ -69,8 +69,59 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return (try? enc.encode(self)) ?? Data("null".utf8)
     }
 
-    /// Canonical JSON as a string.
-    public var canonicalString: String { String(decoding: canonicalData(), as: UTF8.self) }
+    /// Canonical JSON as a string: sorted keys, no whitespace (written directly: this runs for
+    /// every job at boot and reload, where an encoder per job is too slow at 100k jobs).
+    public var canonicalString: String {
+        var out = ""
+        writeCanonical(into: &out)
+        return out
+    }
+
+    private func writeCanonical(into out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .int(let i): out += String(i)
+        case .double(let d): out += d.isFinite ? "\(d)" : "null"
+        case .string(let s): Self.writeString(s, into: &out)
+        case .array(let a):
+            out += "["
+            for (i, v) in a.enumerated() {
+                if i > 0 { out += "," }
+                v.writeCanonical(into: &out)
+            }
+            out += "]"
+        case .object(let o):
+            out += "{"
+            for (i, k) in o.keys.sorted().enumerated() {
+                if i > 0 { out += "," }
+                Self.writeString(k, into: &out)
+                out += ":"
+                o[k]!.writeCanonical(into: &out)
+            }
+            out += "}"
+        }
+    }
+
+    private static func writeString(_ s: String, into out: inout String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        out += "\""
+    }
 
     /// Parses JSON text into a value.
     public static func parse(_ data: Data) throws -> JSONValue {

@@ -89,13 +89,16 @@ public final class Runner: Sendable {
         if !enabled { logger.warning("pollers.enabled is false: no job runs") }
         let rows = try await store.register(jobs.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: $0.pausedOnBoot) }, nowMs: now)
         let seq = try await store.lastControlSeq()
+        // Plan from the end of the store work, not from the start of boot: with 100k jobs the
+        // registration takes seconds, and planning from before it would start a third late.
+        let planNow = clock.nowMs
         let records: [ScheduleRecord] = state.withLock { s in
             s.controlSeq = seq
-            return jobs.map { s.core.load($0, row: rows[$0.id], nowMs: now) }
+            return jobs.map { s.core.load($0, row: rows[$0.id], nowMs: planNow) }
         }
-        try await store.recordSchedules(records, nowMs: now)
+        try await store.recordSchedules(records, nowMs: planNow)
         let active = Set(jobs.map(\.id))
-        let gone = try await store.allStates().filter { $0.definitionFingerprint != nil && !active.contains($0.jobID) }.map(\.jobID)
+        let gone = try await store.activeJobIDs().filter { !active.contains($0) }
         try await store.deactivate(jobIDs: gone, nowMs: now)
         logger.info("runner started", metadata: ["pollerd.jobs": "\(jobs.count)"])
         onEvent(.started(jobs: jobs.count))

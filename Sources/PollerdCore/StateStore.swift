@@ -145,6 +145,8 @@ public protocol StateStore: Sendable {
     func lastControlSeq() async throws -> Int64
     /// Every job's row.
     func allStates() async throws -> [JobStateRow]
+    /// Ids of the jobs recorded as active (in the job file the daemon last applied).
+    func activeJobIDs() async throws -> [String]
     /// One job's row.
     func state(jobID: String) async throws -> JobStateRow?
     /// Pauses or resumes a job and records the control change; false if the job has no row.

@@ -144,6 +144,10 @@ public final class SQLiteStateStore: StateStore {
         try await pool.read { db in try Row.fetchAll(db, sql: "SELECT \(Self.columns) FROM poll_state ORDER BY job_id").map(Self.row) }
     }
 
+    public func activeJobIDs() async throws -> [String] {
+        try await pool.read { db in try String.fetchAll(db, sql: "SELECT job_id FROM poll_state WHERE definition_fp IS NOT NULL") }
+    }
+
     public func state(jobID: String) async throws -> JobStateRow? {
         try await pool.read { db in try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM poll_state WHERE job_id = ?", arguments: [jobID]).map(Self.row) }
     }
