@@ -69,8 +69,9 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return (try? enc.encode(self)) ?? Data("null".utf8)
     }
 
-    /// Canonical JSON as a string: sorted keys, no whitespace (written directly: this runs for
-    /// every job at boot and reload, where an encoder per job is too slow at 100k jobs).
+    /// Canonical JSON as a string: sorted keys, no whitespace, escapes as serde_json writes them
+    /// (so plugin request lines match nexo's byte for byte). Written directly: it also runs for
+    /// every job at boot and reload, where an encoder per job is too slow at 100k jobs.
     public var canonicalString: String {
         var out = ""
         writeCanonical(into: &out)
@@ -112,6 +113,8 @@ public enum JSONValue: Sendable, Hashable, Codable {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
             default:
                 if u.value < 0x20 {
                     out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)

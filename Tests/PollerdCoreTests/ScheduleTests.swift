@@ -73,3 +73,16 @@ import Testing
 }
 
 import Foundation
+
+@Suite struct CanonicalJSONTests {
+    @Test func sortedKeysCompactAndSerdeEscapes() {
+        let v: JSONValue = .object([
+            "b": .array([.int(1), .bool(false), .null]),
+            "a": .object(["z": .string("q\"\\\n\t\r\u{08}\u{0C}\u{01}/é"), "y": .double(1.5)]),
+        ])
+        #expect(v.canonicalString == #"{"a":{"y":1.5,"z":"q\"\\\n\t\r\b\f\u0001/é"},"b":[1,false,null]}"#)
+        // The same text JSONEncoder gives for what both can write.
+        let simple: JSONValue = .object(["k": .string("v"), "a": .int(-3)])
+        #expect(simple.canonicalString == String(decoding: simple.canonicalData(), as: UTF8.self))
+    }
+}
