@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         .target(
@@ -35,7 +36,7 @@ let package = Package(
         ),
         .target(
             name: "PollerdConfig",
-            dependencies: ["PollerdCore", .product(name: "Yams", package: "Yams")],
+            dependencies: ["PollerdCore", .product(name: "Yams", package: "Yams"), .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: upcoming
         ),
         .target(
@@ -53,6 +54,15 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .target(
+            name: "PollerdPlugins",
+            dependencies: [
+                "PollerdCore", "PollerdPollers", "PollerdConfig",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
             name: "PollerdTestKit",
             dependencies: ["PollerdCore"],
             swiftSettings: upcoming
@@ -60,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "pollerd",
             dependencies: [
-                "PollerdCore", "PollerdConfig", "PollerdSQLite", "PollerdPollers",
+                "PollerdCore", "PollerdConfig", "PollerdSQLite", "PollerdPollers", "PollerdPlugins",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -91,6 +101,11 @@ let package = Package(
         .testTarget(
             name: "PollerdSQLiteTests",
             dependencies: ["PollerdSQLite", "PollerdCore", "PollerdTestKit"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "PollerdPluginsTests",
+            dependencies: ["PollerdPlugins", "PollerdCore", "PollerdConfig", "PollerdPollers"],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -15,6 +15,8 @@ public struct JobFile: Sendable {
     public var warnings: [ConfigError]
     /// True when a problem outside any job makes the file unusable.
     public var isFatal: Bool
+    /// The kinds the jobs were validated against (built-ins and loaded plugins).
+    public var registry = PollerRegistry()
 
     /// The state database path, resolved against the job file's directory.
     public var stateDBPath: String {
@@ -35,10 +37,24 @@ public struct JobFile: Sendable {
         return parse(text, path: path, registry: registry, environment: environment, nowMs: nowMs)
     }
 
+    /// What the settings add to the kinds (plugins from `plugin_dirs`), with their problems.
+    public typealias KindProvider = @Sendable (GlobalSettings, _ jobFileDirectory: String) -> (registry: PollerRegistry, errors: [ConfigError], warnings: [ConfigError])
+
+    /// Loads a job file whose kinds depend on its settings (plugin directories).
+    public static func load(path: String, kinds: @escaping KindProvider, environment: [String: String] = ProcessInfo.processInfo.environment, nowMs: Int64) -> JobFile {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            return load(path: path, registry: PollerRegistry(), environment: environment, nowMs: nowMs)
+        }
+        return parse(text, path: path, registry: PollerRegistry(), kinds: kinds, environment: environment, nowMs: nowMs)
+    }
+
     /// Validates job-file text.
-    public static func parse(_ text: String, path: String, registry: PollerRegistry, environment: [String: String], nowMs: Int64) -> JobFile {
+    public static func parse(_ text: String, path: String, registry: PollerRegistry, kinds: KindProvider? = nil, environment: [String: String], nowMs: Int64) -> JobFile {
         var v = JobFileValidator(file: path, registry: registry, environment: environment, nowMs: nowMs)
+        v.kinds = kinds
         v.run(text)
-        return JobFile(path: path, settings: v.settings, jobs: v.jobs, errors: v.errors, warnings: v.warnings, isFatal: v.fatal)
+        var f = JobFile(path: path, settings: v.settings, jobs: v.jobs, errors: v.errors, warnings: v.warnings, isFatal: v.fatal)
+        f.registry = v.registry
+        return f
     }
 }

@@ -5,7 +5,8 @@ import Yams
 /// Walks the YAML tree of a job file, validating as it goes and locating every problem.
 struct JobFileValidator {
     let file: String
-    let registry: PollerRegistry
+    var registry: PollerRegistry
+    var kinds: JobFile.KindProvider?
     let environment: [String: String]
     let nowMs: Int64
 
@@ -119,6 +120,13 @@ struct JobFileValidator {
             s.pluginDirs = try seq.map { try string($0, job: nil, key: "plugin_dirs") }
         }
         settings = s
+        if let kinds {
+            let dir = (file as NSString).deletingLastPathComponent
+            let found = kinds(s, dir.isEmpty ? "." : dir)
+            registry = found.registry
+            errors += found.errors
+            warnings += found.warnings
+        }
         guard let jobsNode = value(m, "jobs") else { return }
         if case .scalar(let sc) = jobsNode, Self.tagName(jobsNode) == .null || sc.string.isEmpty { return }
         guard case .sequence(let seq) = jobsNode else { throw fail(jobsNode, "jobs must be a list") }

@@ -61,6 +61,13 @@ public protocol Poller: Sendable {
     func validate(config: JSONValue) throws(ConfigIssue)
     /// Runs one tick. Must honour task cancellation (the runner cancels on timeout).
     func tick(_ ctx: TickContext) async throws(PollerError) -> TickAck
+    /// A bound on the tick's time set by the kind itself (a plugin's `tick_timeout_secs`); the
+    /// job's `timeout_secs` applies when it is lower.
+    var timeoutCapSecs: Int64? { get }
+}
+
+extension Poller {
+    public var timeoutCapSecs: Int64? { nil }
 }
 
 /// A problem in a job's `config`, with the path of keys that leads to it.

@@ -36,7 +36,9 @@ public struct TickReport: Sendable {
 /// (cancelling the poller), lease renewal past half the TTL, classification, and one commit.
 public struct TickExecutor: Sendable {
     public let store: any StateStore
-    public let registry: PollerRegistry
+    private let registryBox: RegistryBox
+    /// The kinds ticks run with (replaced on reload when plugins change).
+    public var registry: PollerRegistry { registryBox.value.withLock { $0 } }
     public let clock: any WallClock
     public let holder: String
     public let logger: Logger
@@ -44,11 +46,16 @@ public struct TickExecutor: Sendable {
 
     public init(store: any StateStore, registry: PollerRegistry, clock: any WallClock, holder: String, logger: Logger) {
         self.store = store
-        self.registry = registry
+        self.registryBox = RegistryBox(value: Mutex(registry))
         self.clock = clock
         self.holder = holder
         self.logger = logger
         self.watchdog = TickWatchdog(clock: clock, store: store)
+    }
+
+    /// Replaces the kinds (a reload that loaded other plugins).
+    public func replaceRegistry(_ r: PollerRegistry) {
+        registryBox.value.withLock { $0 = r }
     }
 
     /// Runs a due tick. `dryRun` ticks for real but commits nothing and releases the lease.
@@ -80,9 +87,12 @@ public struct TickExecutor: Sendable {
 
         // Lateness counts from the due time to the moment the poller is called, lease included.
         let tickStart = clock.nowMs
+        let poller = registry.poller(for: job.kind)
+        let cap = poller?.timeoutCapSecs
         let ctx = TickContext(jobID: job.id, kind: job.kind, agent: job.agent, config: job.config, cursor: lease.cursor,
-                              nowMs: tickStart, intervalHintSecs: job.schedule.nominalIntervalSecs(nowMs: tickStart), timeoutSecs: job.timeoutSecs)
-        guard let outcome = await runGuarded(ctx, lease: lease, ttlMs: ttl) else {
+                              nowMs: tickStart, intervalHintSecs: job.schedule.nominalIntervalSecs(nowMs: tickStart),
+                              timeoutSecs: min(job.timeoutSecs, cap ?? job.timeoutSecs))
+        guard let outcome = await runGuarded(ctx, poller: poller, lease: lease, ttlMs: ttl) else {
             try? await store.releaseLease(lease)
             log.info("tick cancelled by shutdown; lease released")
             return TickReport(jobID: job.id, kind: job.kind, disposition: .cancelled, ack: nil, error: nil, plan: nil, startedAtMs: start, durationMs: clock.nowMs - start, latenessMs: start - due.dueMs)
@@ -125,8 +135,8 @@ public struct TickExecutor: Sendable {
 
     /// Runs the poller under the watchdog (timeout, lease renewal); nil when the calling task
     /// itself was cancelled (shutdown).
-    private func runGuarded(_ ctx: TickContext, lease: LeaseGrant, ttlMs: Int64) async -> TickOutcome? {
-        guard let poller = registry.poller(for: ctx.kind) else {
+    private func runGuarded(_ ctx: TickContext, poller: (any Poller)?, lease: LeaseGrant, ttlMs: Int64) async -> TickOutcome? {
+        guard let poller else {
             return .failed(.config("unknown_kind", "no poller for kind '\(ctx.kind)'"))
         }
         let deadline = ctx.nowMs + max(1, ctx.timeoutSecs) * 1000
@@ -156,4 +166,10 @@ public struct TickExecutor: Sendable {
         case nil: return outcome
         }
     }
+}
+
+/// Shares the executor's replaceable registry between its copies.
+final class RegistryBox: Sendable {
+    let value: Mutex<PollerRegistry>
+    init(value: consuming Mutex<PollerRegistry>) { self.value = value }
 }

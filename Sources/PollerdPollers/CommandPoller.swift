@@ -50,11 +50,7 @@ public struct CommandPoller: Poller {
 
     /// The environment a command gets: a minimal base, allowlisted names, the job's own variables.
     static func environment(for ctx: TickContext, extra: [String: String], inherit: [String], from parent: [String: String]) -> [String: String] {
-        var env: [String: String] = [:]
-        for name in ["PATH", "HOME", "LANG", "TZ"] + inherit {
-            if let v = parent[name] { env[name] = v }
-        }
-        if env["PATH"] == nil { env["PATH"] = "/usr/local/bin:/usr/bin:/bin" }
+        var env = ProcessGroup.baseEnvironment(inherit: inherit, from: parent)
         for (k, v) in extra { env[k] = v }
         env["POLLERD_JOB_ID"] = ctx.jobID
         env["POLLERD_KIND"] = ctx.kind
@@ -172,8 +168,5 @@ public struct CommandPoller: Poller {
 
     static func isBlank(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 13 }
 
-    static func killGroup(_ pgid: pid_t?) {
-        guard let pgid, pgid > 1 else { return }
-        _ = kill(-pgid, SIGKILL)
-    }
+    static func killGroup(_ pgid: pid_t?) { ProcessGroup.kill(pgid) }
 }

@@ -20,7 +20,7 @@ struct JobsCommand: AsyncParsableCommand {
         func open() throws -> SQLiteStateStore {
             _ = Support.bootstrapLogging(level: options.logLevel)
             if let state { return try SQLiteStateStore(path: state) }
-            let file = Support.load(options.path, registry: Builtins.registry(), printProblems: false)
+            let file = Support.load(options.path, printProblems: false)
             if file.isFatal {
                 for e in file.errors { Support.printErr("error: \(e)") }
                 throw Exit.config

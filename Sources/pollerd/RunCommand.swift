@@ -27,8 +27,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Support.bootstrapLogging(level: options.logLevel)
-        let registry = Builtins.registry()
-        let file = Support.load(options.path, registry: registry)
+        let file = Support.load(options.path)
         if file.isFatal {
             Support.printErr("error: \(options.path) cannot be used; nothing runs")
             throw Exit.config
@@ -42,10 +41,10 @@ struct RunCommand: AsyncParsableCommand {
         let holder = Support.holderID()
         let reclaimed = try await store.reclaimLeases(isAbandoned: Support.isAbandoned, nowMs: clock.nowMs)
         if reclaimed > 0 { logger.notice("freed leases of a crashed daemon on this host", metadata: ["pollerd.leases": "\(reclaimed)"]) }
-        let executor = TickExecutor(store: store, registry: registry, clock: clock, holder: holder, logger: logger)
+        let executor = TickExecutor(store: store, registry: file.registry, clock: clock, holder: holder, logger: logger)
         let runner = Runner(settings: file.settings, jobs: file.jobs, executor: executor)
         logger.info("pollerd starting", metadata: ["pollerd.config": "\(options.path)", "pollerd.state_db": "\(file.stateDBPath)", "pollerd.holder": "\(holder)", "pollerd.invalid_jobs": "\(file.errors.count)"])
-        let reloader = ReloadService(runner: runner, path: options.path, registry: registry, stateDB: file.stateDBPath, watch: watch, logger: logger)
+        let reloader = ReloadService(runner: runner, path: options.path, stateDB: file.stateDBPath, watch: watch, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [
                 .init(service: RunnerService(runner: runner), successTerminationBehavior: .gracefullyShutdownGroup),
@@ -76,7 +75,6 @@ struct RunnerService: Service {
 struct ReloadService: Service {
     let runner: Runner
     let path: String
-    let registry: PollerRegistry
     let stateDB: String
     let watch: Bool
     let logger: Logger
@@ -111,7 +109,7 @@ struct ReloadService: Service {
     }
 
     private func reload(reason: String) async {
-        let file = JobFile.load(path: path, registry: registry, nowMs: SystemWallClock().nowMs)
+        let file = Support.load(path, printProblems: false)
         for w in file.warnings { logger.warning("job file warning", metadata: ["pollerd.problem": "\(w)"]) }
         guard file.errors.isEmpty else {
             for e in file.errors { logger.error("reload rejected", metadata: ["pollerd.problem": "\(e)"]) }
@@ -122,6 +120,7 @@ struct ReloadService: Service {
             logger.warning("state_db changed; the new path takes effect at the next restart")
         }
         do {
+            runner.executor.replaceRegistry(file.registry)
             let plan = try await runner.reload(jobs: file.jobs, settings: file.settings)
             logger.info("reloaded", metadata: ["pollerd.reason": "\(reason)", "pollerd.add": "\(plan.add)", "pollerd.replace": "\(plan.replace)", "pollerd.remove": "\(plan.remove)"])
         } catch {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PollerdConfig
 import PollerdCore
+import PollerdPlugins
 import PollerdPollers
 import PollerdSQLite
 #if canImport(Glibc)
@@ -35,9 +36,9 @@ enum Support {
 
     static var nowMs: Int64 { SystemWallClock().nowMs }
 
-    /// Loads the job file and prints its problems to stderr.
-    static func load(_ path: String, registry: PollerRegistry, printProblems: Bool = true) -> JobFile {
-        let file = JobFile.load(path: path, registry: registry, nowMs: nowMs)
+    /// Loads the job file, with the plugins its `plugin_dirs` hold, and prints its problems.
+    static func load(_ path: String, printProblems: Bool = true) -> JobFile {
+        let file = JobFile.load(path: path, kinds: PluginSet.kindProvider(builtins: Builtins.registry()), nowMs: nowMs)
         if printProblems {
             for e in file.errors { printErr("error: \(e)") }
             for w in file.warnings { printErr("warning: \(w)") }

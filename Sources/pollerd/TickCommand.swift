@@ -29,8 +29,7 @@ struct TickCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Support.bootstrapLogging(level: json ? "error" : options.logLevel)
-        let registry = Builtins.registry()
-        let file = Support.load(options.path, registry: registry, printProblems: false)
+        let file = Support.load(options.path, printProblems: false)
         if file.isFatal {
             for e in file.errors { Support.printErr("error: \(e)") }
             throw Exit.config
@@ -49,7 +48,7 @@ struct TickCommand: AsyncParsableCommand {
         let now = clock.nowMs
         let rows = try await store.register([JobRegistration(jobID: job.id, kind: job.kind, agent: job.agent, pausedOnBoot: job.pausedOnBoot)], nowMs: now)
         _ = rows
-        let executor = TickExecutor(store: store, registry: registry, clock: clock, holder: "cli-" + Support.holderID(), logger: logger)
+        let executor = TickExecutor(store: store, registry: file.registry, clock: clock, holder: "cli-" + Support.holderID(), logger: logger)
         let offset = job.schedule.jitterOffsetMs(jobID: job.id, defaultJitterMs: file.settings.defaultJitterMs, nowMs: now)
         let report = await executor.execute(DueTick(jobID: job.id, dueMs: now, spec: job, offsetMs: offset), settings: file.settings, dryRun: dryRun, manual: true)
 

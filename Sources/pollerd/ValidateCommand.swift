@@ -22,7 +22,7 @@ struct ValidateCommand: AsyncParsableCommand {
 
     func run() async throws {
         _ = Support.bootstrapLogging(level: options.logLevel)
-        let file = Support.load(options.path, registry: Builtins.registry())
+        let file = Support.load(options.path)
         if diff && !file.isFatal {
             var current: [String: String] = [:]
             if FileManager.default.fileExists(atPath: file.stateDBPath) {

@@ -1,0 +1,66 @@
+public import PollerdConfig
+public import PollerdCore
+import PollerdPollers
+
+/// The plugins a daemon loaded: the router, one poller per plugin kind, their status.
+public struct PluginSet: Sendable {
+    public var router: PluginRouter
+    public var manifests: [PluginManifest] = []
+    public var pollers: [any Poller] = []
+    public var statuses: [String: PluginStatus] = [:]
+    /// Plugins left out, with why (id → reason).
+    public var leftOut: [String: String] = [:]
+    public var errors: [ConfigError] = []
+    public var warnings: [ConfigError] = []
+
+    /// Discovers the plugins under `directories` and builds their pollers on top of `builtins`.
+    public static func load(directories: [String], relativeTo base: String, builtins: PollerRegistry) -> PluginSet {
+        let d = PluginManifestLoader.discover(directories: directories, relativeTo: base)
+        var set = PluginSet(router: PluginRouter(builtinKinds: Set(builtins.kinds)))
+        set.errors = d.errors
+        set.warnings = d.warnings
+        for m in d.manifests {
+            let handle = PluginHandle(pluginID: m.id, kinds: m.kinds, brokerTopicPrefix: m.brokerTopicPrefix,
+                                      lifecycle: PluginLifecycle(rawValue: m.lifecycle) ?? .longLived,
+                                      maxConcurrentTicks: m.maxConcurrentTicks, tickTimeoutSecs: m.tickTimeoutSecs, entrypointCommand: m.command)
+            do {
+                try set.router.register(handle)
+            } catch {
+                set.errors.append(ConfigError(file: m.path, line: 0, column: 0, message: "plugin '\(m.id)' left out: \(error)"))
+                set.leftOut[m.id] = error.description
+                continue
+            }
+            set.manifests.append(m)
+            guard handle.lifecycle == .ephemeral, let command = m.command else {
+                let why = "lifecycle \"long_lived\" is not supported by this build yet (use \"ephemeral\")"
+                set.errors.append(ConfigError(file: m.path, line: 0, column: 0, message: "plugin '\(m.id)': \(why); its kinds are unavailable"))
+                set.leftOut[m.id] = why
+                continue
+            }
+            let status = PluginStatus(tailLines: m.stderrTailLines)
+            set.statuses[m.id] = status
+            let spec = PluginProcessSpec(pluginID: m.id, command: command, args: m.args, env: m.env, inheritEnv: m.inheritEnv,
+                                         workingDirectory: m.directory, tickTimeoutSecs: m.tickTimeoutSecs, maxReplyBytes: m.maxReplyBytes)
+            let permits = AsyncSemaphore(permits: m.maxConcurrentTicks)
+            for k in m.kinds {
+                set.pollers.append(EphemeralPluginPoller(kind: k, spec: spec, permits: permits, status: status))
+            }
+        }
+        return set
+    }
+
+    /// The built-ins plus every loaded plugin kind.
+    public func registry(builtins: PollerRegistry) -> PollerRegistry {
+        var r = builtins
+        for p in pollers { r.register(p) }
+        return r
+    }
+
+    /// A `JobFile.KindProvider` that loads plugins from the settings' `plugin_dirs`.
+    public static func kindProvider(builtins: PollerRegistry) -> JobFile.KindProvider {
+        { settings, dir in
+            let set = PluginSet.load(directories: settings.pluginDirs, relativeTo: dir, builtins: builtins)
+            return (set.registry(builtins: builtins), set.errors, set.warnings)
+        }
+    }
+}

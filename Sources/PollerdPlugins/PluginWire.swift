@@ -1,0 +1,115 @@
+public import Foundation
+public import PollerdCore
+
+/// The plugin tick protocol's wire format, byte-compatible with nexo's (`plugin_poller.rs`).
+/// See `docs/plugin-protocol.md`.
+public enum PluginWire {
+    /// JSON-RPC error codes and how they classify.
+    public static let permanentCode: Int64 = -32002
+    public static let configCode: Int64 = -32602
+    public static let transientCode: Int64 = -32001
+
+    /// `now` as nexo writes it (chrono's `to_rfc3339`): `+00:00`, fractional seconds only if any.
+    public static func formatNow(ms: Int64) -> String {
+        let z = RFC3339.format(ms: ms)   // ...Z or ....mmmZ
+        return String(z.dropLast()) + "+00:00"
+    }
+
+    /// The tick request's `params` object.
+    public static func tickParams(kind: String, jobID: String, agentID: String, cursor: Data?, config: JSONValue, nowMs: Int64, intervalHintSecs: Int64) -> JSONValue {
+        .object([
+            "kind": .string(kind), "job_id": .string(jobID), "agent_id": .string(agentID),
+            "cursor": cursor.map { .string(Base64URL.encode($0)) } ?? .null,
+            "config": config, "now": .string(formatNow(ms: nowMs)), "interval_hint_secs": .int(max(0, intervalHintSecs)),
+        ])
+    }
+
+    /// The ephemeral request line (no newline): `{"method":"poll_tick","params":{…}}`, keys sorted
+    /// and no whitespace, exactly as serde_json writes nexo's request.
+    public static func tickRequestLine(_ params: JSONValue) -> String {
+        JSONValue.object(["method": .string("poll_tick"), "params": params]).canonicalString
+    }
+
+    /// What a reply line means.
+    public enum ReplyError: Error, Equatable, Sendable {
+        case empty
+        case notJSON(String)
+        case malformed(String)
+    }
+
+    /// Decodes a reply: `{"result":{…}}` or `{"error":{"code","message"}}`; with `allowBare`, a bare
+    /// TickReply object too (long-lived plugins). Errors classify as the seed does.
+    public static func decodeReply(_ line: Data, allowBare: Bool) -> Result<TickAck, PollerError> {
+        let trimmed = line.drop(while: { $0 == 32 || $0 == 9 || $0 == 13 || $0 == 10 })
+        guard !trimmed.isEmpty, !trimmed.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 || $0 == 10 }) else {
+            return .failure(.transient("empty_reply", "plugin wrote an empty reply line"))
+        }
+        guard let value = try? JSONValue.parse(Data(trimmed)) else {
+            let preview = String(decoding: trimmed.prefix(200), as: UTF8.self)
+            return .failure(.transient("bad_reply", "plugin reply is not JSON: \(preview)"))
+        }
+        guard case .object(let env) = value else {
+            return .failure(.transient("bad_reply", "plugin reply is not a JSON object"))
+        }
+        if let err = env["error"], err != .null {
+            let code = err["code"]?.intValue ?? -32603
+            let message = err["message"]?.stringValue ?? "subprocess error"
+            switch code {
+            case permanentCode: return .failure(.permanent("plugin_error", message))
+            case configCode: return .failure(.config("plugin_error", message))
+            default: return .failure(.transient("plugin_error", "plugin rpc \(code): \(message)"))
+            }
+        }
+        if let result = env["result"] {
+            return decodeTickReply(result)
+        }
+        if allowBare { return decodeTickReply(value) }
+        return .failure(.transient("bad_reply", "plugin reply has neither 'result' nor 'error'"))
+    }
+
+    /// Decodes a TickReply object (unknown fields ignored, as serde does).
+    public static func decodeTickReply(_ v: JSONValue) -> Result<TickAck, PollerError> {
+        guard case .object(let o) = v else {
+            return .failure(.transient("bad_reply", "'result' is not a TickReply object"))
+        }
+        var cursor: Data?
+        switch o["next_cursor"] {
+        case nil, .null?: break
+        case .string(let s)?:
+            guard let d = Base64URL.decode(s) else {
+                return .failure(.transient("bad_cursor", "next_cursor is not URL-safe base64: \(s.prefix(64))"))
+            }
+            cursor = d
+        default: return .failure(.transient("bad_reply", "next_cursor must be a string or null"))
+        }
+        var interval: Int64?
+        switch o["next_interval_secs"] {
+        case nil, .null?: break
+        case let v?:
+            guard let i = v.intValue, i >= 0 else { return .failure(.transient("bad_reply", "next_interval_secs must be a non-negative integer")) }
+            interval = i
+        }
+        var seen: Int64?
+        var dispatched: Int64 = 0
+        switch o["metrics"] {
+        case nil, .null?: break
+        case .object(let m)?:
+            guard let s = m["items_seen"]?.intValue, let d = m["items_dispatched"]?.intValue, s >= 0, d >= 0 else {
+                return .failure(.transient("bad_reply", "metrics needs non-negative items_seen and items_dispatched"))
+            }
+            seen = s; dispatched = d
+        default: return .failure(.transient("bad_reply", "metrics must be an object"))
+        }
+        var items: [JSONValue] = []
+        switch o["items"] {
+        case nil, .null?: break
+        case .array(let a)?:
+            for (i, item) in a.enumerated() {
+                guard case .object = item else { return .failure(.transient("bad_reply", "items[\(i)] is not a JSON object")) }
+                items.append(item)
+            }
+        default: return .failure(.transient("bad_reply", "items must be an array"))
+        }
+        return .success(TickAck(nextCursor: cursor, nextIntervalSecs: interval, itemsSeen: seen ?? Int64(items.count), itemsDispatched: dispatched, items: items))
+    }
+}

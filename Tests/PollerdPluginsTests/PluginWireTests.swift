@@ -1,0 +1,75 @@
+import Foundation
+import PollerdCore
+import PollerdPlugins
+import Testing
+
+@Suite struct PluginWireTests {
+    let now = RFC3339.parse("2026-05-17T10:00:00Z")!
+
+    @Test func tickRequestIsByteCompatibleWithNexo() {
+        // serde_json writes nexo's request with sorted keys and no whitespace; chrono's "+00:00".
+        let p = PluginWire.tickParams(kind: "rss", jobID: "job-1", agentID: "ana", cursor: Data("hello".utf8),
+                                      config: .object(["k": .string("v")]), nowMs: now, intervalHintSecs: 300)
+        #expect(PluginWire.tickRequestLine(p)
+                == #"{"method":"poll_tick","params":{"agent_id":"ana","config":{"k":"v"},"cursor":"aGVsbG8","interval_hint_secs":300,"job_id":"job-1","kind":"rss","now":"2026-05-17T10:00:00+00:00"}}"#)
+    }
+
+    @Test func tickRequestWithoutCursorSendsNull() {
+        let p = PluginWire.tickParams(kind: "rss", jobID: "job-1", agentID: "ana", cursor: nil, config: .null, nowMs: now + 250, intervalHintSecs: 60)
+        #expect(p["cursor"] == .null)
+        #expect(p["now"] == .string("2026-05-17T10:00:00.250+00:00"))
+    }
+
+    func ack(_ line: String, bare: Bool = false) -> Result<TickAck, PollerError> {
+        PluginWire.decodeReply(Data(line.utf8), allowBare: bare)
+    }
+
+    @Test func replyDecodesCursorRoundTrip() throws {
+        let a = try ack(#"{"result":{"next_cursor":"d29ybGQ","next_interval_secs":120,"metrics":{"items_seen":5,"items_dispatched":2}}}"#).get()
+        #expect(a.nextCursor == Data("world".utf8) && a.nextIntervalSecs == 120 && a.itemsSeen == 5 && a.itemsDispatched == 2)
+        #expect(try ack(#"{"result":{"next_cursor":"d29ybGQ="}}"#).get().nextCursor == Data("world".utf8))   // padded accepted
+    }
+
+    @Test func emptyReplyIsAnEmptyAck() throws {
+        let a = try ack(#"{"result":{}}"#).get()
+        #expect(a.nextCursor == nil && a.nextIntervalSecs == nil && a.itemsSeen == 0 && a.items.isEmpty)
+    }
+
+    @Test func itemsArePollerdsAddition() throws {
+        let a = try ack(#"{"result":{"items":[{"id":"a","n":1},{"x":true}],"unknown_field":1}}"#).get()
+        #expect(a.items.count == 2 && a.itemsSeen == 2)
+        guard case .failure(let e) = ack(#"{"result":{"items":[1]}}"#) else { Issue.record("expected failure"); return }
+        #expect(e.errorClass == .transient)
+    }
+
+    @Test(arguments: [
+        (#"{"error":{"code":-32002,"message":"token revoked"}}"#, ErrorClass.permanent),
+        (#"{"error":{"code":-32602,"message":"feed_url missing"}}"#, .config),
+        (#"{"error":{"code":-32001,"message":"503"}}"#, .transient),
+        (#"{"error":{"code":-1,"message":"x"}}"#, .transient),
+        (#"{"error":{"message":"no code"}}"#, .transient),
+        (#"{"result":{"next_cursor":"!!not_b64!!"}}"#, .transient),
+        (#"not json"#, .transient),
+        (#""#, .transient),
+        (#"   "#, .transient),
+        (#"[1,2]"#, .transient),
+        (#"{"next_cursor":"d29ybGQ"}"#, .transient),
+    ])
+    func errorsClassifyAsTheSeedDoes(line: String, expected: ErrorClass) {
+        guard case .failure(let e) = ack(line) else { Issue.record("expected a failure for \(line)"); return }
+        #expect(e.errorClass == expected, "\(line): \(e)")
+    }
+
+    @Test func bareTickReplyOnlyWhenAllowed() throws {
+        #expect(try ack(#"{"next_cursor":"d29ybGQ"}"#, bare: true).get().nextCursor == Data("world".utf8))
+    }
+
+    @Test func errorMessagesSayWhatWasWrong() {
+        guard case .failure(let e) = ack("") else { return }
+        #expect(e.message == "plugin wrote an empty reply line")
+        guard case .failure(let g) = ack("garbage") else { return }
+        #expect(g.message == "plugin reply is not JSON: garbage")
+        guard case .failure(let c) = ack(#"{"result":{"next_cursor":"!!"}}"#) else { return }
+        #expect(c.code == "bad_cursor")
+    }
+}
