@@ -9,8 +9,11 @@ public final class AsyncSemaphore: Sendable {
         var inUse = 0
     }
     private let state: Mutex<State>
+    /// The number of permits.
+    public let permits: Int
 
     public init(permits: Int) {
+        self.permits = max(1, permits)
         state = Mutex(State(available: max(1, permits)))
     }
 

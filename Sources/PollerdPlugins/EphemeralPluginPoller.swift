@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// How to run one plugin's processes: what the manifest says, resolved.
-public struct PluginProcessSpec: Sendable {
+public struct PluginProcessSpec: Sendable, Equatable {
     public var pluginID: String
     public var command: String
     public var args: [String]

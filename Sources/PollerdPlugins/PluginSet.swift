@@ -7,6 +7,8 @@ public struct PluginSet: Sendable {
     public var router: PluginRouter
     public var manifests: [PluginManifest] = []
     public var pollers: [any Poller] = []
+    /// The long-lived plugins (their processes start on first use).
+    public var longLived: [LongLivedPlugin] = []
     public var statuses: [String: PluginStatus] = [:]
     /// Plugins left out, with why (id → reason).
     public var leftOut: [String: String] = [:]
@@ -31,16 +33,24 @@ public struct PluginSet: Sendable {
                 continue
             }
             set.manifests.append(m)
-            guard handle.lifecycle == .ephemeral, let command = m.command else {
-                let why = "lifecycle \"long_lived\" is not supported by this build yet (use \"ephemeral\")"
+            guard let command = m.command else {
+                let why = "no [plugin.entrypoint] command: pollerd runs plugins as processes (NATS-only plugins come with the scale-out work)"
                 set.errors.append(ConfigError(file: m.path, line: 0, column: 0, message: "plugin '\(m.id)': \(why); its kinds are unavailable"))
                 set.leftOut[m.id] = why
                 continue
             }
-            let status = PluginStatus(tailLines: m.stderrTailLines)
-            set.statuses[m.id] = status
             let spec = PluginProcessSpec(pluginID: m.id, command: command, args: m.args, env: m.env, inheritEnv: m.inheritEnv,
                                          workingDirectory: m.directory, tickTimeoutSecs: m.tickTimeoutSecs, maxReplyBytes: m.maxReplyBytes)
+            if handle.lifecycle == .longLived {
+                let policy = SupervisorPolicy(respawn: m.respawn, maxAttempts: m.maxAttempts, backoffMs: m.backoffMs)
+                let plugin = PluginProcesses.shared.plugin(spec: spec, policy: policy, stderrTailLines: m.stderrTailLines, maxConcurrentTicks: m.maxConcurrentTicks)
+                set.longLived.append(plugin)
+                set.statuses[m.id] = plugin.status
+                for k in m.kinds { set.pollers.append(LongLivedPluginPoller(kind: k, plugin: plugin)) }
+                continue
+            }
+            let status = PluginStatus(tailLines: m.stderrTailLines)
+            set.statuses[m.id] = status
             let permits = AsyncSemaphore(permits: m.maxConcurrentTicks)
             for k in m.kinds {
                 set.pollers.append(EphemeralPluginPoller(kind: k, spec: spec, permits: permits, status: status))

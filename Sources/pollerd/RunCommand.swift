@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PollerdConfig
 import PollerdCore
+import PollerdPlugins
 import PollerdPollers
 import PollerdSQLite
 import ServiceLifecycle
@@ -54,6 +55,7 @@ struct RunCommand: AsyncParsableCommand {
             logger: logger
         ))
         try await group.run()
+        await PluginProcesses.shared.shutdownAll()
         logger.info("pollerd stopped")
     }
 }
@@ -122,6 +124,8 @@ struct ReloadService: Service {
         do {
             runner.executor.replaceRegistry(file.registry)
             let plan = try await runner.reload(jobs: file.jobs, settings: file.settings)
+            // Plugins whose manifest changed or went away stop; unchanged ones keep running.
+            await PluginProcesses.shared.retain(usedBy: file.registry)
             logger.info("reloaded", metadata: ["pollerd.reason": "\(reason)", "pollerd.add": "\(plan.add)", "pollerd.replace": "\(plan.replace)", "pollerd.remove": "\(plan.remove)"])
         } catch {
             logger.error("reload failed", metadata: ["pollerd.error": "\(error)"])

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PollerdConfig
 import PollerdCore
+import PollerdPlugins
 import PollerdPollers
 import PollerdSQLite
 
@@ -51,6 +52,7 @@ struct TickCommand: AsyncParsableCommand {
         let executor = TickExecutor(store: store, registry: file.registry, clock: clock, holder: "cli-" + Support.holderID(), logger: logger)
         let offset = job.schedule.jitterOffsetMs(jobID: job.id, defaultJitterMs: file.settings.defaultJitterMs, nowMs: now)
         let report = await executor.execute(DueTick(jobID: job.id, dueMs: now, spec: job, offsetMs: offset), settings: file.settings, dryRun: dryRun, manual: true)
+        await PluginProcesses.shared.shutdownAll()
 
         var status = report.status
         var error = report.error?.message

@@ -1,0 +1,400 @@
+import Foundation
+public import PollerdCore
+import PollerdPollers
+import Subprocess
+import Synchronization
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Supervision settings from `[plugin.supervisor]`.
+public struct SupervisorPolicy: Sendable, Equatable {
+    public var respawn: Bool
+    public var maxAttempts: Int
+    public var backoffMs: Int64
+    /// How long `initialize` may take.
+    public var handshakeTimeoutMs: Int64 = 5000
+    /// How long the plugin gets to exit after `shutdown`.
+    public var shutdownGraceMs: Int64 = 2000
+
+    public init(respawn: Bool, maxAttempts: Int, backoffMs: Int64) {
+        self.respawn = respawn; self.maxAttempts = maxAttempts; self.backoffMs = backoffMs
+    }
+
+    /// Backoff before restart attempt `n` (1-based): backoff_ms · 2^(n-1), at most 60 s.
+    public func backoff(attempt n: Int) -> Int64 {
+        min(60_000, backoffMs << Int64(min(max(n - 1, 0), 20)))
+    }
+}
+
+/// A long-lived plugin process: started on first use, `initialize`d, then sent `poll_tick`
+/// requests with ids (up to `max_concurrent_ticks` in flight). When it dies, the ticks in flight
+/// fail as transient and the supervisor restarts it with backoff; after `max_attempts` failed
+/// starts in a row it gives up and the plugin's kinds fail with the reason.
+public final class LongLivedPlugin: Sendable {
+    public enum Phase: Sendable, Equatable {
+        case idle, starting, running(pid: Int32), backingOff(untilMs: Int64), failed(String), stopped
+    }
+
+    private struct State {
+        var phase: Phase = .idle
+        var nextID: Int64 = 100
+        var pending: [Int64: CheckedContinuation<Result<JSONValue, PollerError>, Never>] = [:]
+        var outbox: AsyncStream<String>.Continuation?
+        var starters: [CheckedContinuation<Result<Void, PollerError>, Never>] = []
+        var failedStarts = 0
+        var restarts = 0
+        var generation = 0
+        var pgid: pid_t?
+        var lastExit: String?
+    }
+
+    public let spec: PluginProcessSpec
+    public let policy: SupervisorPolicy
+    public let status: PluginStatus
+    public let permits: AsyncSemaphore
+    private let state = Mutex(State())
+
+    public init(spec: PluginProcessSpec, policy: SupervisorPolicy, status: PluginStatus, permits: AsyncSemaphore) {
+        self.spec = spec
+        self.policy = policy
+        self.status = status
+        self.permits = permits
+        ProcessGroup.ignoreSIGPIPE()
+    }
+
+    /// Where the plugin is in its life.
+    public var phase: Phase { state.withLock { $0.phase } }
+    /// How many times it was restarted.
+    public var restarts: Int { state.withLock { $0.restarts } }
+
+    // MARK: ticks
+
+    /// Sends one `poll_tick` and waits for the reply with the same id.
+    public func tick(kind: String, _ ctx: TickContext) async throws(PollerError) -> TickAck {
+        guard await permits.acquire() else { throw .transient("cancelled", "tick cancelled while waiting for a plugin slot") }
+        defer { permits.release() }
+        try await ensureRunning()
+        let params = PluginWire.tickParams(kind: kind, jobID: ctx.jobID, agentID: ctx.agent, cursor: ctx.cursor, config: ctx.config,
+                                           nowMs: ctx.nowMs, intervalHintSecs: ctx.intervalHintSecs)
+        let reply = await call(method: "poll_tick", params: params)
+        let result: Result<TickAck, PollerError>
+        switch reply {
+        case .failure(let e): result = .failure(e)
+        case .success(let frame):
+            var envelope = frame
+            if case .object(var o) = frame { o["jsonrpc"] = nil; o["id"] = nil; envelope = .object(o) }
+            result = PluginWire.decodeReply(Data(envelope.canonicalString.utf8), allowBare: true)
+                .mapError { PollerError($0.errorClass, code: $0.code, "plugin '\(spec.pluginID)': \($0.message)") }
+        }
+        status.recordTick(error: (try? result.get()) == nil ? failureMessage(result) : nil)
+        return try result.get()
+    }
+
+    private func failureMessage(_ r: Result<TickAck, PollerError>) -> String? {
+        if case .failure(let e) = r { return e.message }
+        return nil
+    }
+
+    /// Sends a request frame and waits for its reply (or the plugin's death, or cancellation).
+    private func call(method: String, params: JSONValue) async -> Result<JSONValue, PollerError> {
+        let id = state.withLock { s -> Int64 in s.nextID += 1; return s.nextID }
+        let frame = JSONValue.object(["jsonrpc": .string("2.0"), "id": .int(id), "method": .string(method), "params": params]).canonicalString
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Result<JSONValue, PollerError>, Never>) in
+                let sent: Bool = state.withLock { s in
+                    if Task.isCancelled { return false }
+                    guard case .running = s.phase, let out = s.outbox else { return false }
+                    s.pending[id] = c
+                    out.yield(frame)
+                    return true
+                }
+                if !sent {
+                    c.resume(returning: .failure(.transient(Task.isCancelled ? "cancelled" : "plugin_down", "plugin '\(spec.pluginID)' is not running")))
+                }
+            }
+        } onCancel: {
+            // A timed-out tick gives its id up; a late reply is then ignored.
+            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .failure(.transient("cancelled", "tick cancelled")))
+        }
+    }
+
+    // MARK: lifecycle
+
+    /// Starts the plugin if it is not running, waiting for its handshake.
+    func ensureRunning() async throws(PollerError) {
+        enum Next { case ready, start, wait, fail(String), backoff(Int64) }
+        let next: Next = state.withLock { s in
+            switch s.phase {
+            case .running: return .ready
+            case .starting: return .wait
+            case .failed(let why): return .fail(why)
+            case .stopped: return .fail("plugin was shut down")
+            case .backingOff(let until): return .backoff(until)
+            case .idle: s.phase = .starting; return .start
+            }
+        }
+        switch next {
+        case .ready: return
+        case .fail(let why): throw .permanent("plugin_failed", "plugin '\(spec.pluginID)' failed: \(why)")
+        case .backoff(let until):
+            throw .transient("plugin_restarting", "plugin '\(spec.pluginID)' is restarting (next attempt at \(RFC3339.format(ms: until)))")
+        case .start, .wait:
+            if case .start = next {
+                // Unstructured on purpose: the process outlives the tick that started it; the
+                // supervisor owns it until shutdown.
+                Task { await self.supervise() }
+            }
+            let r: Result<Void, PollerError> = await withCheckedContinuation { c in
+                let now: Result<Void, PollerError>? = state.withLock { s in
+                    switch s.phase {
+                    case .running: return .success(())
+                    case .failed(let why): return .failure(.permanent("plugin_failed", "plugin '\(spec.pluginID)' failed: \(why)"))
+                    case .backingOff: return .failure(.transient("plugin_restarting", "plugin '\(spec.pluginID)' is restarting"))
+                    case .stopped: return .failure(.permanent("plugin_failed", "plugin was shut down"))
+                    default: s.starters.append(c); return nil
+                    }
+                }
+                if let now { c.resume(returning: now) }
+            }
+            try r.get()
+        }
+    }
+
+    private func settleStarters(_ r: Result<Void, PollerError>) {
+        let waiting = state.withLock { s -> [CheckedContinuation<Result<Void, PollerError>, Never>] in defer { s.starters = [] }; return s.starters }
+        for c in waiting { c.resume(returning: r) }
+    }
+
+    /// Runs the process; restarts it per the policy until it gives up or is shut down.
+    private func supervise() async {
+        while true {
+            let started = ContinuousClock.now
+            let outcome = await runOnce()
+            let lived = ContinuousClock.now - started
+            let decision: (retry: Bool, delayMs: Int64, why: String) = state.withLock { s in
+                if case .stopped = s.phase { return (false, 0, "stopped") }
+                // A process that lived long enough resets the attempt count.
+                if lived > .milliseconds(policy.backoffMs * Int64(policy.maxAttempts) * 2) { s.failedStarts = 0 }
+                s.failedStarts += 1
+                s.lastExit = outcome
+                if !policy.respawn || s.failedStarts > policy.maxAttempts {
+                    let why = policy.respawn ? "gave up after \(policy.maxAttempts) restarts; last: \(outcome)" : "exited (respawn = false): \(outcome)"
+                    s.phase = .failed(why)
+                    return (false, 0, why)
+                }
+                let delay = policy.backoff(attempt: s.failedStarts)
+                s.phase = .backingOff(untilMs: Int64(Date().timeIntervalSince1970 * 1000) + delay)
+                return (true, delay, outcome)
+            }
+            failPending("plugin '\(spec.pluginID)' exited while ticks were in flight: \(outcome)")
+            guard decision.retry else {
+                settleStarters(.failure(.permanent("plugin_failed", "plugin '\(spec.pluginID)' failed: \(decision.why)")))
+                return
+            }
+            // Ticks waiting for this start fail now (transient); later ones trigger nothing: the
+            // supervisor restarts after the backoff.
+            settleStarters(.failure(.transient("plugin_restarting", "plugin '\(spec.pluginID)' \(outcome); restarting")))
+            try? await Task.sleep(for: .milliseconds(decision.delayMs))
+            let go = state.withLock { s -> Bool in
+                if case .stopped = s.phase { return false }
+                s.phase = .starting
+                s.restarts += 1
+                return true
+            }
+            if !go { return }
+        }
+    }
+
+    private func failPending(_ message: String) {
+        let all = state.withLock { s -> [CheckedContinuation<Result<JSONValue, PollerError>, Never>] in
+            defer { s.pending = [:] }
+            return Array(s.pending.values)
+        }
+        for c in all { c.resume(returning: .failure(.transient("plugin_crashed", message))) }
+    }
+
+    /// One process lifetime: spawn, handshake, serve frames until it exits. Returns how it ended.
+    private func runOnce() async -> String {
+        var envKeys: [Environment.Key: String] = [:]
+        var env = ProcessGroup.baseEnvironment(inherit: spec.inheritEnv, from: ProcessInfo.processInfo.environment)
+        for (k, v) in spec.env { env[k] = v }
+        env["NEXO_PLUGIN_ID"] = spec.pluginID
+        for (k, v) in env { if let key = Environment.Key(rawValue: k) { envKeys[key] = v } }
+        var options = PlatformOptions()
+        options.processGroupID = 0
+        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .milliseconds(spec.killGraceMs))]
+        let (stream, out) = AsyncStream<String>.makeStream(bufferingPolicy: .unbounded)
+        let executable: Executable = spec.command.contains("/") ? .path(FilePath(spec.command)) : .name(spec.command)
+        let status = self.status
+        let limit = spec.maxReplyBytes
+        do {
+            let result = try await Subprocess.run(executable, arguments: Arguments(spec.args), environment: .custom(envKeys),
+                                                  workingDirectory: FilePath(spec.workingDirectory), platformOptions: options,
+                                                  input: .inputWriter, output: .sequence, error: .sequence) { execution in
+                let pid = execution.processIdentifier.value
+                state.withLock { s in s.pgid = pid; s.outbox = out }
+                return await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        let writer = execution.standardInputWriter
+                        for await line in stream {
+                            if (try? await writer.write(line + "\n")) == nil { break }
+                        }
+                        try? await writer.finish()
+                    }
+                    group.addTask {
+                        var pending: [UInt8] = []
+                        do {
+                            for try await chunk in execution.standardError {
+                                chunk.withUnsafeBytes { pending.append(contentsOf: $0) }
+                                if let nl = pending.lastIndex(of: 10) {
+                                    status.appendStderr(String(decoding: pending[...nl], as: UTF8.self))
+                                    pending.removeSubrange(...nl)
+                                }
+                                if pending.count > 64 * 1024 { pending.removeFirst(pending.count - 4096) }
+                            }
+                        } catch {}
+                    }
+                    group.addTask {
+                        // Handshake first; the reader below answers it.
+                        await self.handshake(pid: pid, execution: execution)
+                    }
+                    // Reader: frames with an id answer a request; lines that are not JSON are
+                    // logged (kept in the stderr tail) and ignored.
+                    var buffer: [UInt8] = []
+                    do {
+                        for try await chunk in execution.standardOutput {
+                            chunk.withUnsafeBytes { buffer.append(contentsOf: $0) }
+                            while let nl = buffer.firstIndex(of: 10) {
+                                let line = Array(buffer[..<nl])
+                                buffer.removeSubrange(...nl)
+                                self.route(line)
+                            }
+                            if buffer.count > limit {
+                                status.appendStderr("[pollerd] stdout line over \(limit) bytes dropped")
+                                buffer.removeAll()
+                            }
+                        }
+                    } catch {}
+                    out.finish()
+                    state.withLock { $0.outbox = nil }
+                    try? execution.send(signal: .kill, toProcessGroup: true)
+                    // Whoever waits for a reply (a tick, the handshake) hears now.
+                    self.failPending("plugin '\(self.spec.pluginID)' exited while ticks were in flight")
+                    group.cancelAll()
+                }
+            }
+            ProcessGroup.kill(state.withLock { $0.pgid })
+            switch result.terminationStatus {
+            case .exited(let c): return "exited with status \(c)" + tailHint()
+            case .signaled(let sig): return "killed by signal \(sig)" + tailHint()
+            }
+        } catch {
+            ProcessGroup.kill(state.withLock { $0.pgid })
+            state.withLock { $0.outbox = nil }
+            return "cannot start '\(spec.command)': \(error)"
+        }
+    }
+
+    private func tailHint() -> String {
+        let t = status.stderrTail.suffix(3).joined(separator: " | ")
+        return t.isEmpty ? "" : "; stderr: \(t)"
+    }
+
+    private func handshake(pid: pid_t, execution: Execution<CustomWriteInput, SequenceOutput, SequenceOutput>) async {
+        // The outbox is open but calls need `.running`; the handshake goes in directly.
+        let id: Int64 = 1
+        let frame = JSONValue.object(["jsonrpc": .string("2.0"), "id": .int(id), "method": .string("initialize"),
+                                      "params": .object(["nexo_version": .string("0.2.0"), "pollerd": .bool(true)])]).canonicalString
+        let reply: Result<JSONValue, PollerError> = await withTaskGroup(of: Result<JSONValue, PollerError>?.self) { g in
+            g.addTask {
+                await withCheckedContinuation { c in
+                    // The reader clears the outbox before it fails what is pending: a process
+                    // that already exited is seen here, so nobody waits for a reply never coming.
+                    let out = self.state.withLock { s -> AsyncStream<String>.Continuation? in
+                        guard let out = s.outbox, !Task.isCancelled else { return nil }
+                        s.pending[id] = c
+                        return out
+                    }
+                    if let out { out.yield(frame) } else { c.resume(returning: .failure(.transient("plugin_exited", "plugin exited before the handshake"))) }
+                }
+            }
+            g.addTask {
+                try? await Task.sleep(for: .milliseconds(self.policy.handshakeTimeoutMs))
+                if Task.isCancelled { return nil }
+                return .failure(.transient("handshake_timeout", "no reply to initialize within \(self.policy.handshakeTimeoutMs) ms"))
+            }
+            var first: Result<JSONValue, PollerError> = .failure(.transient("handshake", "no reply"))
+            for await r in g { if let r { first = r; break } }
+            g.cancelAll()
+            // Resume the waiter if the timeout won, so the group can finish.
+            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .failure(.transient("handshake_timeout", "no reply to initialize")))
+            return first
+        }
+        var problem: String?
+        switch reply {
+        case .failure(let e): problem = e.message
+        case .success(let frame):
+            let got = frame["result"]?["manifest"]?["plugin"]?["id"]?.stringValue
+            if frame["error"] != nil { problem = "initialize failed: \(frame["error"]!.canonicalString)" }
+            else if got != spec.pluginID { problem = "initialize reply names plugin '\(got ?? "nothing")', expected '\(spec.pluginID)'" }
+        }
+        if let problem {
+            status.appendStderr("[pollerd] handshake failed: \(problem)")
+            try? execution.send(signal: .kill, toProcessGroup: true)
+            return
+        }
+        state.withLock { s in s.phase = .running(pid: pid) }
+        settleStarters(.success(()))
+    }
+
+    private func route(_ line: [UInt8]) {
+        guard let v = try? JSONValue.parse(Data(line)), case .object = v, let id = v["id"]?.intValue else {
+            if !line.isEmpty {
+                status.appendStderr("[pollerd] ignored stdout line: \(String(decoding: line.prefix(200), as: UTF8.self))")
+            }
+            return
+        }
+        state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .success(v))
+    }
+
+    /// Sends `shutdown`, waits the grace period, then kills the process group.
+    public func shutdown() async {
+        let (running, pgid) = state.withLock { s -> (Bool, pid_t?) in
+            let r: Bool
+            if case .running = s.phase { r = true } else { r = false }
+            s.phase = .stopped
+            return (r, s.pgid)
+        }
+        settleStarters(.failure(.permanent("plugin_failed", "plugin was shut down")))
+        guard running else { ProcessGroup.kill(pgid); return }
+        let id = state.withLock { s -> Int64 in s.nextID += 1; return s.nextID }
+        let frame = JSONValue.object(["jsonrpc": .string("2.0"), "id": .int(id), "method": .string("shutdown"),
+                                      "params": .object(["reason": .string("daemon exit")])]).canonicalString
+        _ = state.withLock { $0.outbox }?.yield(frame)
+        let deadline = ContinuousClock.now + .milliseconds(policy.shutdownGraceMs)
+        while ContinuousClock.now < deadline, let g = pgid, kill(g, 0) == 0 {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        ProcessGroup.kill(pgid)
+        failPending("plugin shut down")
+    }
+}
+
+/// The poller for one kind of a long-lived plugin.
+public struct LongLivedPluginPoller: Poller {
+    public let kind: String
+    public let plugin: LongLivedPlugin
+
+    public init(kind: String, plugin: LongLivedPlugin) {
+        self.kind = kind
+        self.plugin = plugin
+    }
+
+    public var timeoutCapSecs: Int64? { plugin.spec.tickTimeoutSecs }
+    public func validate(config: JSONValue) throws(ConfigIssue) {}
+    public func tick(_ ctx: TickContext) async throws(PollerError) -> TickAck {
+        try await plugin.tick(kind: kind, ctx)
+    }
+}

@@ -1,0 +1,51 @@
+public import PollerdCore
+import Synchronization
+
+/// The long-lived plugin processes of this daemon, by plugin id. Loading the plugins again (a
+/// reload) reuses a plugin whose manifest did not change, so only changed plugins restart.
+public final class PluginProcesses: Sendable {
+    /// The daemon's one set.
+    public static let shared = PluginProcesses()
+
+    private let plugins = Mutex<[String: LongLivedPlugin]>([:])
+
+    public init() {}
+
+    /// The plugin for this spec: the running one if nothing changed, else a new one.
+    func plugin(spec: PluginProcessSpec, policy: SupervisorPolicy, stderrTailLines: Int, maxConcurrentTicks: Int) -> LongLivedPlugin {
+        plugins.withLock { all in
+            if let p = all[spec.pluginID], p.spec == spec, p.policy == policy, p.status.tailLines == stderrTailLines,
+               p.permits.permits == maxConcurrentTicks {
+                return p
+            }
+            let p = LongLivedPlugin(spec: spec, policy: policy, status: PluginStatus(tailLines: stderrTailLines),
+                                    permits: AsyncSemaphore(permits: maxConcurrentTicks))
+            // The old instance (if any) is stopped by `retain(only:)` once the new set is in use.
+            all[spec.pluginID + "#" + String(UInt(bitPattern: ObjectIdentifier(p).hashValue))] = all[spec.pluginID]
+            all[spec.pluginID] = p
+            return p
+        }
+    }
+
+    /// Stops every plugin process not in `keep` (removed or changed plugins after a reload).
+    public func retain(only keep: [LongLivedPlugin]) async {
+        let ids = Set(keep.map { ObjectIdentifier($0) })
+        let stop: [LongLivedPlugin] = plugins.withLock { all in
+            let gone = all.filter { !ids.contains(ObjectIdentifier($0.value)) }
+            for k in gone.keys { all[k] = nil }
+            return Array(gone.values)
+        }
+        for p in stop { await p.shutdown() }
+    }
+
+    /// Stops the plugin processes the registry no longer uses (after a reload swapped it in).
+    public func retain(usedBy registry: PollerRegistry) async {
+        let used = registry.kinds.compactMap { (registry.poller(for: $0) as? LongLivedPluginPoller)?.plugin }
+        await retain(only: used)
+    }
+
+    /// Stops every plugin process (daemon exit).
+    public func shutdownAll() async {
+        await retain(only: [])
+    }
+}

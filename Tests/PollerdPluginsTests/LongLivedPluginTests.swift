@@ -1,0 +1,122 @@
+import Foundation
+import PollerdCore
+import PollerdPlugins
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The long-lived lifecycle against a real child: the Python example plugin on the SDK.
+@Suite struct LongLivedPluginTests {
+    static let pluginDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("examples/plugins/counter-py").path
+
+    func plugin(id: String = "counter_py", respawn: Bool = true, attempts: Int = 3, maxConcurrent: Int = 4) -> LongLivedPlugin {
+        let spec = PluginProcessSpec(pluginID: id, command: "python3", args: ["-I", "counter.py"], workingDirectory: Self.pluginDir,
+                                     tickTimeoutSecs: 10, killGraceMs: 200)
+        var policy = SupervisorPolicy(respawn: respawn, maxAttempts: attempts, backoffMs: 100)
+        policy.shutdownGraceMs = 2000
+        return LongLivedPlugin(spec: spec, policy: policy, status: PluginStatus(tailLines: 16), permits: AsyncSemaphore(permits: maxConcurrent))
+    }
+
+    func ctx(_ mode: String = "ok", cursor: Data? = nil, job: String = "j") -> TickContext {
+        TickContext(jobID: job, kind: "py_counter", agent: "ana", config: .object(["mode": .string(mode)]), cursor: cursor,
+                    nowMs: RFC3339.parse("2026-05-17T10:00:00Z")!, intervalHintSecs: 60, timeoutSecs: 10)
+    }
+
+    func run(_ p: LongLivedPlugin, _ c: TickContext) async -> Result<TickAck, PollerError> {
+        do throws(PollerError) { return .success(try await p.tick(kind: "py_counter", c)) } catch { return .failure(error) }
+    }
+
+    func pid(_ p: LongLivedPlugin) -> Int32? {
+        if case .running(let pid) = p.phase { return pid }
+        return nil
+    }
+
+    @Test func handshakeThenTicksOverOneProcessWithCursorRoundTrip() async throws {
+        let p = plugin()
+        let a = try await run(p, ctx()).get()
+        #expect(a.nextCursor == Data("1".utf8) && a.items == [.object(["id": .string("j-1"), "n": .int(1)])])
+        let first = try #require(pid(p))
+        let b = try await run(p, ctx(cursor: a.nextCursor)).get()
+        #expect(b.nextCursor == Data("2".utf8))
+        #expect(pid(p) == first)     // the same process served both
+        #expect(p.status.stderrTail.contains("tick 2 for j"))
+        await p.shutdown()
+        #expect(kill(first, 0) != 0)
+    }
+
+    @Test(arguments: [("transient", ErrorClass.transient), ("permanent", .permanent), ("config", .config)])
+    func errorsClassify(mode: String, expected: ErrorClass) async throws {
+        let p = plugin()
+        guard case .failure(let e) = await run(p, ctx(mode)) else { Issue.record("expected failure"); return }
+        #expect(e.errorClass == expected)
+        await p.shutdown()
+    }
+
+    @Test func nonJSONStdoutLinesAreIgnored() async throws {
+        let p = plugin()
+        #expect(try await run(p, ctx("junk")).get().nextCursor == Data("1".utf8))
+        #expect(p.status.stderrTail.contains { $0.contains("ignored stdout line: this is not JSON") })
+        await p.shutdown()
+    }
+
+    @Test func concurrentTicksAreCorrelatedById() async throws {
+        let p = plugin(maxConcurrent: 4)
+        let results = await withTaskGroup(of: (String, Result<TickAck, PollerError>).self, returning: [String: Result<TickAck, PollerError>].self) { g in
+            for i in 0..<12 {
+                let job = "job\(i)"
+                g.addTask { (job, await self.run(p, self.ctx(job: job))) }
+            }
+            return await g.reduce(into: [:]) { $0[$1.0] = $1.1 }
+        }
+        for (job, r) in results {
+            #expect((try? r.get())?.items.first?["id"] == .string("\(job)-1"), "\(job): \(r)")
+        }
+        await p.shutdown()
+    }
+
+    @Test func aCrashFailsTheTickInFlightAndTheSupervisorRestarts() async throws {
+        let p = plugin()
+        _ = try await run(p, ctx()).get()
+        let before = try #require(pid(p))
+        guard case .failure(let e) = await run(p, ctx("crash")) else { Issue.record("expected failure"); return }
+        #expect(e.errorClass == .transient && e.code == "plugin_crashed")
+        // Ticks during the backoff fail fast; then the restarted process serves again.
+        var after: TickAck?
+        let deadline = Date().addingTimeInterval(15)
+        while after == nil && Date() < deadline {
+            if case .success(let a) = await run(p, ctx()) { after = a } else { await Task.yield() }
+        }
+        #expect(after?.nextCursor == Data("1".utf8))
+        #expect(p.restarts == 1)
+        #expect(pid(p) != nil && pid(p) != before)
+        await p.shutdown()
+    }
+
+    @Test func aHandshakeForAnotherPluginIsRefused() async throws {
+        let p = plugin(id: "someone_else", respawn: false)
+        guard case .failure(let e) = await run(p, ctx()) else { Issue.record("expected failure"); return }
+        #expect(e.errorClass == .permanent)
+        #expect(e.message.contains("failed"))
+        #expect(p.status.stderrTail.contains { $0.contains("initialize reply names plugin 'counter_py', expected 'someone_else'") })
+        guard case .failed = p.phase else { Issue.record("phase \(p.phase)"); return }
+    }
+
+    @Test func givesUpAfterMaxAttempts() async throws {
+        let spec = PluginProcessSpec(pluginID: "dies", command: "/bin/sh", args: ["-c", "echo starting >&2; exit 7"], workingDirectory: "/", tickTimeoutSecs: 10)
+        var policy = SupervisorPolicy(respawn: true, maxAttempts: 2, backoffMs: 100)
+        policy.handshakeTimeoutMs = 1000
+        let p = LongLivedPlugin(spec: spec, policy: policy, status: PluginStatus(tailLines: 4), permits: AsyncSemaphore(permits: 1))
+        var last: PollerError?
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            guard case .failure(let e) = await run(p, ctx()) else { break }
+            last = e
+            if e.errorClass == .permanent { break }
+            await Task.yield()
+        }
+        #expect(last?.errorClass == .permanent)
+        #expect(last?.message.contains("gave up after 2 restarts") == true, "\(String(describing: last))")
+    }
+}
