@@ -9,8 +9,38 @@ struct PluginsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugins",
         abstract: "Inspect the plugins found in the job file's plugin_dirs.",
-        subcommands: [List.self]
+        subcommands: [List.self, Check.self]
     )
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a plugin through the handshake and ticks with and without a cursor; report what is wrong.",
+            discussion: "Exit codes: 0 every check passed, 1 a check failed, 3 the manifest is invalid."
+        )
+        @Argument(help: "The plugin's directory (holding nexo-plugin.toml or pollerd-plugin.toml).") var dir: String
+        @Option(name: .long, help: "The job config to send, as JSON (default {}).") var configJSON: String = "{}"
+
+        func run() async throws {
+            _ = Support.bootstrapLogging(level: "error")
+            guard let name = PluginManifestLoader.fileNames.first(where: { FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent($0)) }) else {
+                Support.printErr("error: \(dir) holds no \(PluginManifestLoader.fileNames.joined(separator: " or "))")
+                throw Exit.config
+            }
+            let r = PluginManifestLoader.load(path: (dir as NSString).appendingPathComponent(name))
+            for w in r.warnings { print("warning: \(w)") }
+            guard let m = r.manifest else {
+                for e in r.errors { print("✗ manifest: \(e)") }
+                throw Exit.config
+            }
+            print("✓ manifest: \(m.id) \(m.version), kinds \(m.kinds.joined(separator: ", ")), \(m.lifecycle)")
+            guard let config = try? JSONValue.parse(Data(configJSON.utf8)) else {
+                throw ValidationError("--config-json is not JSON")
+            }
+            let findings = await PluginCheck.run(manifest: m, config: config, builtins: Builtins.registry())
+            for f in findings { print("\(f.ok ? "✓" : "✗") \(f.step): \(f.detail)") }
+            if findings.contains(where: { !$0.ok }) { throw Exit.transient }
+        }
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Each plugin: its kinds, lifecycle and state (loaded, or why it was left out).")
