@@ -85,7 +85,7 @@ public final class LongLivedPlugin: Sendable {
         case .success(let frame):
             var envelope = frame
             if case .object(var o) = frame { o["jsonrpc"] = nil; o["id"] = nil; envelope = .object(o) }
-            result = PluginWire.decodeReply(Data(envelope.canonicalString.utf8), allowBare: true)
+            result = PluginWire.decodeReply(envelope, allowBare: true)
                 .mapError { PollerError($0.errorClass, code: $0.code, "plugin '\(spec.pluginID)': \($0.message)") }
         }
         status.recordTick(error: (try? result.get()) == nil ? failureMessage(result) : nil)

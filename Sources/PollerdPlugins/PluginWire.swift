@@ -48,6 +48,11 @@ public enum PluginWire {
             let preview = String(decoding: trimmed.prefix(200), as: UTF8.self)
             return .failure(.transient("bad_reply", "plugin reply is not JSON: \(preview)"))
         }
+        return decodeReply(value, allowBare: allowBare)
+    }
+
+    /// Decodes an already parsed reply object (a long-lived plugin's frame).
+    public static func decodeReply(_ value: JSONValue, allowBare: Bool) -> Result<TickAck, PollerError> {
         guard case .object(let env) = value else {
             return .failure(.transient("bad_reply", "plugin reply is not a JSON object"))
         }

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import PollerdCore
+import PollerdPlugins
+
+/// Ticks through pollerd's real plugin transports, as fast as they go.
+struct PluginBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plugin",
+        abstract: "Ticks/s through EphemeralPluginPoller or LongLivedPlugin with K ticks in flight; one JSON line."
+    )
+
+    @Option(help: "ephemeral or long-lived.") var lifecycle: String = "ephemeral"
+    @Option(help: "The plugin command.") var command: String
+    @Option(name: .customLong("arg"), help: "An argument for the command (repeat; write --arg=-I for dashes).") var args: [String] = []
+    @Option(help: "Working directory.") var dir: String = "/"
+    @Option(name: .customLong("plugin-id"), help: "The id the plugin answers initialize with.") var pluginID: String = "cbench"
+    @Option(help: "The kind to tick.") var kind: String = "cbench"
+    @Option(help: "Ticks to measure.") var count: Int = 2000
+    @Option(name: .customLong("in-flight"), help: "Ticks in flight (max_concurrent_ticks).") var inFlight: Int = 1
+    @Option(help: "A label for the output.") var label: String = ""
+
+    func run() async throws {
+        let spec = PluginProcessSpec(pluginID: pluginID, command: command, args: args, workingDirectory: dir, tickTimeoutSecs: 60)
+        let permits = AsyncSemaphore(permits: inFlight)
+        let poller: any Poller
+        var longLived: LongLivedPlugin?
+        if lifecycle == "ephemeral" {
+            poller = EphemeralPluginPoller(kind: kind, spec: spec, permits: permits, status: PluginStatus(tailLines: 4))
+        } else {
+            let p = LongLivedPlugin(spec: spec, policy: SupervisorPolicy(respawn: false, maxAttempts: 1, backoffMs: 100),
+                                    status: PluginStatus(tailLines: 4), permits: permits)
+            longLived = p
+            poller = LongLivedPluginPoller(kind: kind, plugin: p)
+        }
+        let ctx = TickContext(jobID: "bench", kind: kind, agent: "default", config: .object([:]), cursor: nil,
+                              nowMs: SystemWallClock().nowMs, intervalHintSecs: 60, timeoutSecs: 60)
+        // Warm up (and start a long-lived plugin) outside the measurement.
+        do throws(PollerError) { _ = try await poller.tick(ctx) } catch { throw ValidationError("warm-up tick failed: \(error)") }
+        let failures = Counter()
+        let start = ContinuousClock.now
+        await withTaskGroup(of: Void.self) { g in
+            // K workers, each ticking until the shared count is used up.
+            let remaining = Counter(count)
+            for _ in 0..<inFlight {
+                g.addTask {
+                    while remaining.take() {
+                        do throws(PollerError) { _ = try await poller.tick(ctx) } catch { _ = failures.add() }
+                    }
+                }
+            }
+        }
+        let secs = Double((ContinuousClock.now - start).components.attoseconds) / 1e18 + Double((ContinuousClock.now - start).components.seconds)
+        await longLived?.shutdown()
+        let line: [String: Any] = ["system": "pollerd", "label": label, "lifecycle": lifecycle, "in_flight": inFlight, "count": count,
+                                   "per_sec": (Double(count) / secs * 10).rounded() / 10, "failures": failures.value]
+        print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
+    }
+}
+
+import Synchronization
+
+final class Counter: Sendable {
+    private let v: Mutex<Int>
+    init(_ start: Int = 0) { v = Mutex(start) }
+    /// Takes one from a countdown; false when none are left.
+    func take() -> Bool { v.withLock { if $0 > 0 { $0 -= 1; return true }; return false } }
+    func add() -> Int { v.withLock { $0 += 1; return $0 } }
+    var value: Int { v.withLock { $0 } }
+}
