@@ -168,3 +168,23 @@ extension StateStore {
         try await recordSchedules([record], nowMs: nowMs)
     }
 }
+
+/// What a running daemon reports of one plugin, for `pollerd plugins list` in another process.
+public struct PluginStatusRecord: Sendable, Equatable {
+    public var pluginID: String
+    public var lifecycle: String
+    /// `idle`, `starting`, `running`, `backing_off`, `failed: …`, `stopped` (long-lived), or `ready`.
+    public var phase: String
+    public var pid: Int32?
+    public var restarts: Int
+    public var ticks: Int64
+    public var failures: Int64
+    public var lastError: String?
+    public var stderrTail: [String]
+    public var updatedAtMs: Int64
+
+    public init(pluginID: String, lifecycle: String, phase: String, pid: Int32?, restarts: Int, ticks: Int64, failures: Int64, lastError: String?, stderrTail: [String], updatedAtMs: Int64) {
+        self.pluginID = pluginID; self.lifecycle = lifecycle; self.phase = phase; self.pid = pid; self.restarts = restarts
+        self.ticks = ticks; self.failures = failures; self.lastError = lastError; self.stderrTail = stderrTail; self.updatedAtMs = updatedAtMs
+    }
+}

@@ -44,6 +44,35 @@ public final class PluginProcesses: Sendable {
         await retain(only: used)
     }
 
+    /// What the registry's plugins are doing, for the daemon to record in the store.
+    public static func statusRecords(registry: PollerRegistry, nowMs: Int64) -> [PluginStatusRecord] {
+        var out: [String: PluginStatusRecord] = [:]
+        for kind in registry.kinds {
+            switch registry.poller(for: kind) {
+            case let p as LongLivedPluginPoller:
+                let pl = p.plugin
+                var phase = "idle", pid: Int32?
+                switch pl.phase {
+                case .idle: phase = "idle"
+                case .starting: phase = "starting"
+                case .running(let x): phase = "running"; pid = x
+                case .backingOff: phase = "backing_off"
+                case .failed(let why): phase = "failed: \(why)"
+                case .stopped: phase = "stopped"
+                }
+                out[pl.spec.pluginID] = PluginStatusRecord(pluginID: pl.spec.pluginID, lifecycle: "long_lived", phase: phase, pid: pid,
+                                                           restarts: pl.restarts, ticks: pl.status.ticks, failures: pl.status.failures,
+                                                           lastError: pl.status.lastError, stderrTail: pl.status.stderrTail, updatedAtMs: nowMs)
+            case let p as EphemeralPluginPoller:
+                out[p.spec.pluginID] = PluginStatusRecord(pluginID: p.spec.pluginID, lifecycle: "ephemeral", phase: "ready", pid: nil, restarts: 0,
+                                                          ticks: p.status.ticks, failures: p.status.failures, lastError: p.status.lastError,
+                                                          stderrTail: p.status.stderrTail, updatedAtMs: nowMs)
+            default: break
+            }
+        }
+        return out.values.sorted { $0.pluginID < $1.pluginID }
+    }
+
     /// Stops every plugin process (daemon exit).
     public func shutdownAll() async {
         await retain(only: [])

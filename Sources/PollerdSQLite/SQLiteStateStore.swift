@@ -68,7 +68,49 @@ public final class SQLiteStateStore: StateStore {
                 );
                 """)
         }
+        m.registerMigration("002_plugin_status") { db in
+            try db.execute(sql: """
+                CREATE TABLE plugin_status (
+                  plugin_id TEXT PRIMARY KEY NOT NULL,
+                  lifecycle TEXT NOT NULL,
+                  phase TEXT NOT NULL,
+                  pid INTEGER,
+                  restarts INTEGER NOT NULL,
+                  ticks INTEGER NOT NULL,
+                  failures INTEGER NOT NULL,
+                  last_error TEXT,
+                  stderr_tail TEXT NOT NULL,
+                  updated_at INTEGER NOT NULL
+                );
+                """)
+        }
         return m
+    }
+
+    /// Replaces the plugin status a running daemon reports.
+    public func recordPluginStatuses(_ records: [PluginStatusRecord]) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM plugin_status")
+            for r in records {
+                let tail = String(decoding: (try? JSONEncoder().encode(r.stderrTail)) ?? Data("[]".utf8), as: UTF8.self)
+                try db.execute(sql: """
+                    INSERT INTO plugin_status (plugin_id, lifecycle, phase, pid, restarts, ticks, failures, last_error, stderr_tail, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [r.pluginID, r.lifecycle, r.phase, r.pid, r.restarts, r.ticks, r.failures, r.lastError, tail, r.updatedAtMs])
+            }
+        }
+    }
+
+    /// The plugin status the daemon last reported.
+    public func pluginStatuses() async throws -> [PluginStatusRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT plugin_id, lifecycle, phase, pid, restarts, ticks, failures, last_error, stderr_tail, updated_at FROM plugin_status ORDER BY plugin_id").map { r in
+                let tailText: String = r[8]
+                let tail = (try? JSONDecoder().decode([String].self, from: Data(tailText.utf8))) ?? []
+                return PluginStatusRecord(pluginID: r[0], lifecycle: r[1], phase: r[2], pid: r[3], restarts: r[4], ticks: r[5], failures: r[6],
+                                          lastError: r[7], stderrTail: tail, updatedAtMs: r[9])
+            }
+        }
     }
 
     // MARK: StateStore

@@ -4,6 +4,7 @@ import PollerdConfig
 import PollerdCore
 import PollerdPlugins
 import PollerdPollers
+import PollerdSQLite
 
 struct PluginsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -56,10 +57,20 @@ struct PluginsCommand: AsyncParsableCommand {
             }
             let dir = (options.path as NSString).deletingLastPathComponent
             let set = PluginSet.load(directories: file.settings.pluginDirs, relativeTo: dir.isEmpty ? "." : dir, builtins: Builtins.registry())
+            // What a running daemon last reported (pid, restarts, stderr tail).
+            var live: [String: PluginStatusRecord] = [:]
+            if FileManager.default.fileExists(atPath: file.stateDBPath), let store = try? Support.openStore(file) {
+                for r in (try? await store.pluginStatuses()) ?? [] { live[r.pluginID] = r }
+            }
             var rows: [JSONValue] = []
             for m in set.manifests {
                 let state = set.leftOut[m.id].map { "unavailable: \($0)" } ?? "loaded"
+                let d = live[m.id]
                 rows.append(.object([
+                    "daemon": d.map { r in .object(["phase": .string(r.phase), "pid": r.pid.map { .int(Int64($0)) } ?? .null, "restarts": .int(Int64(r.restarts)),
+                                                    "ticks": .int(r.ticks), "failures": .int(r.failures), "last_error": r.lastError.json,
+                                                    "stderr_tail": .array(r.stderrTail.map { .string($0) }),
+                                                    "reported_at": .string(RFC3339.format(ms: r.updatedAtMs))]) } ?? .null,
                     "id": .string(m.id), "version": .string(m.version), "name": .string(m.name),
                     "kinds": .array(m.kinds.map { .string($0) }), "lifecycle": .string(m.lifecycle),
                     "state": .string(state), "manifest": .string(m.path), "command": m.command.map { .string($0) } ?? .null,
@@ -76,6 +87,11 @@ struct PluginsCommand: AsyncParsableCommand {
                     let state = set.leftOut[m.id].map { "unavailable: \($0)" } ?? "loaded"
                     print("\(m.id) \(m.version)  kinds: \(m.kinds.joined(separator: ", "))  lifecycle: \(m.lifecycle)  max_concurrent_ticks: \(m.maxConcurrentTicks)  tick_timeout_secs: \(m.tickTimeoutSecs)")
                     print("    \(state); \(m.path)")
+                    if let r = live[m.id] {
+                        print("    daemon (as of \(RFC3339.format(ms: r.updatedAtMs))): \(r.phase)\(r.pid.map { ", pid \($0)" } ?? ""), restarts \(r.restarts), ticks \(r.ticks), failures \(r.failures)")
+                        if let e = r.lastError { print("    last error: \(e)") }
+                        for l in r.stderrTail.suffix(5) { print("    stderr| \(l)") }
+                    }
                 }
                 for e in problems { print("error: \(e)") }
                 for w in set.warnings { print("warning: \(w)") }

@@ -50,6 +50,7 @@ struct RunCommand: AsyncParsableCommand {
             services: [
                 .init(service: RunnerService(runner: runner), successTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: reloader, successTerminationBehavior: .ignore),
+                .init(service: PluginStatusService(runner: runner, store: store), successTerminationBehavior: .ignore),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
@@ -70,6 +71,29 @@ struct RunnerService: Service {
         } onGracefulShutdown: {
             runner.beginShutdown()
         }
+    }
+}
+
+/// Records the plugins' status in the state database every 2 s, for `pollerd plugins list`.
+struct PluginStatusService: Service {
+    let runner: Runner
+    let store: SQLiteStateStore
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var last: [PluginStatusRecord] = []
+            while !Task.isCancelled {
+                let now = SystemWallClock().nowMs
+                let records = PluginProcesses.statusRecords(registry: runner.executor.registry, nowMs: now)
+                let changed = records.map { var r = $0; r.updatedAtMs = 0; return r } != last.map { var r = $0; r.updatedAtMs = 0; return r }
+                if changed || last.isEmpty { try? await store.recordPluginStatuses(records) }
+                last = records
+                try? await Task.sleep(for: .seconds(2))
+            }
+        }
+        try? await store.recordPluginStatuses(PluginProcesses.statusRecords(registry: runner.executor.registry, nowMs: SystemWallClock().nowMs).map {
+            var r = $0; r.phase = "stopped"; r.pid = nil; return r
+        })
     }
 }
 
