@@ -74,8 +74,9 @@ public struct EphemeralPluginPoller: Poller {
             status.recordTick(error: nil)
             return ack
         case .failure(let e):
-            status.recordTick(error: e.message)
-            throw e
+            let full = status.withStderr(e)
+            status.recordTick(error: full.message)
+            throw full
         }
     }
 

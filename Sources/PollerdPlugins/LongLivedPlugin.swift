@@ -88,13 +88,15 @@ public final class LongLivedPlugin: Sendable {
             result = PluginWire.decodeReply(envelope, allowBare: true)
                 .mapError { PollerError($0.errorClass, code: $0.code, "plugin '\(spec.pluginID)': \($0.message)") }
         }
-        status.recordTick(error: (try? result.get()) == nil ? failureMessage(result) : nil)
-        return try result.get()
-    }
-
-    private func failureMessage(_ r: Result<TickAck, PollerError>) -> String? {
-        if case .failure(let e) = r { return e.message }
-        return nil
+        switch result {
+        case .success(let ack):
+            status.recordTick(error: nil)
+            return ack
+        case .failure(let e):
+            let full = status.withStderr(e)
+            status.recordTick(error: full.message)
+            throw full
+        }
     }
 
     /// Sends a request frame and waits for its reply (or the plugin's death, or cancellation).

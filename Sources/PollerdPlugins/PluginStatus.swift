@@ -1,3 +1,4 @@
+public import PollerdCore
 import Synchronization
 
 /// What an operator sees of a plugin: its last stderr lines, its last error, tick counts.
@@ -33,6 +34,16 @@ public final class PluginStatus: Sendable {
     }
 
     public var stderrTail: [String] { state.withLock { $0.stderrTail } }
+
+    /// A failure with the last stderr lines appended (once), so logs and `jobs show` carry them.
+    public func withStderr(_ e: PollerError) -> PollerError {
+        guard !e.message.contains("; stderr: ") else { return e }
+        let tail = stderrTail.suffix(3).joined(separator: " | ")
+        guard !tail.isEmpty else { return e }
+        var out = e
+        out.message += "; stderr: \(tail)"
+        return out
+    }
     public var lastError: String? { state.withLock { $0.lastError } }
     public var ticks: Int64 { state.withLock { $0.ticks } }
     public var failures: Int64 { state.withLock { $0.failures } }
