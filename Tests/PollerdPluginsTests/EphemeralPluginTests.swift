@@ -134,7 +134,8 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
 
     @Test func maxConcurrentTicksIsEnforcedPerPlugin() async throws {
         // Each tick waits until the test creates `go`; with a cap of 2, only 2 run at once.
-        let fx = try Fixture("read -r req; touch started.$$; while [ ! -f go ]; do sleep 0.01; done; echo '{\"result\":{}}'", maxConcurrent: 2)
+        // The wait is bounded (30 s) so that a killed test run leaves no process looping forever.
+        let fx = try Fixture("read -r req; touch started.$$; i=0; while [ ! -f go ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; echo '{\"result\":{}}'", maxConcurrent: 2)
         let p = fx.poller
         let started = fx.dir
         async let all: [Bool] = withTaskGroup(of: Bool.self, returning: [Bool].self) { g in
