@@ -26,14 +26,6 @@ public struct PluginProcessSpec: Sendable, Equatable {
         self.workingDirectory = workingDirectory; self.tickTimeoutSecs = tickTimeoutSecs; self.maxReplyBytes = maxReplyBytes; self.killGraceMs = killGraceMs
     }
 
-    /// The child's environment: the minimal base, the manifest's `env`, and nexo's two variables.
-    public func environment(from parent: [String: String]) -> [String: String] {
-        var e = ProcessGroup.baseEnvironment(inherit: inheritEnv, from: parent)
-        for (k, v) in env { e[k] = v }
-        e["NEXO_POLLER_EPHEMERAL"] = "1"
-        e["NEXO_POLLER_PLUGIN_ID"] = pluginID
-        return e
-    }
 }
 
 /// A plugin kind with `lifecycle = "ephemeral"`: one process per tick, in its own process group.
@@ -68,38 +60,22 @@ public struct EphemeralPluginPoller: Poller {
     public func tick(_ ctx: TickContext) async throws(PollerError) -> TickAck {
         guard await permits.acquire() else { throw .transient("cancelled", "tick cancelled while waiting for a plugin slot") }
         defer { permits.release() }
-        let result = await spawn(ctx)
-        switch result {
-        case .success(let ack):
-            status.recordTick(error: nil)
-            return ack
-        case .failure(let e):
-            let full = status.withStderr(e)
-            status.recordTick(error: full.message)
-            throw full
-        }
+        return try status.settle(await spawn(ctx))
     }
 
     private func spawn(_ ctx: TickContext) async -> Result<TickAck, PollerError> {
         let params = PluginWire.tickParams(kind: kind, jobID: ctx.jobID, agentID: ctx.agent, cursor: ctx.cursor, config: ctx.config,
                                            nowMs: ctx.nowMs, intervalHintSecs: ctx.intervalHintSecs)
         let request = PluginWire.tickRequestLine(params) + "\n"
-        var envKeys: [Environment.Key: String] = [:]
-        for (k, v) in spec.environment(from: ProcessInfo.processInfo.environment) {
-            if let key = Environment.Key(rawValue: k) { envKeys[key] = v }
-        }
-        var options = PlatformOptions()
-        options.processGroupID = 0
-        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .milliseconds(spec.killGraceMs))]
         let pgid = Mutex<pid_t?>(nil)
         let limit = spec.maxReplyBytes
         let status = self.status
         let grace = spec.killGraceMs
-        let executable: Executable = spec.command.contains("/") ? .path(FilePath(spec.command)) : .name(spec.command)
         let run: ExecutionResult<Collected, SequenceOutput, SequenceOutput>
         do {
-            run = try await Subprocess.run(executable, arguments: Arguments(spec.args), environment: .custom(envKeys),
-                                           workingDirectory: FilePath(spec.workingDirectory), platformOptions: options,
+            run = try await Subprocess.run(spec.executable, arguments: Arguments(spec.args),
+                                           environment: spec.subprocessEnvironment(adding: ["NEXO_POLLER_EPHEMERAL": "1", "NEXO_POLLER_PLUGIN_ID": spec.pluginID]),
+                                           workingDirectory: FilePath(spec.workingDirectory), platformOptions: spec.platformOptions,
                                            input: .inputWriter, output: .sequence, error: .sequence) { execution in
                 pgid.withLock { $0 = execution.processIdentifier.value }
                 return try await withThrowingTaskGroup(of: Collected?.self) { group in
@@ -114,16 +90,7 @@ public struct EphemeralPluginPoller: Poller {
                     }
                     group.addTask {
                         // Always drain stderr, however much the plugin writes; keep its tail.
-                        var pending: [UInt8] = []
-                        for try await chunk in execution.standardError {
-                            chunk.withUnsafeBytes { pending.append(contentsOf: $0) }
-                            if let nl = pending.lastIndex(of: 10) {
-                                status.appendStderr(String(decoding: pending[...nl], as: UTF8.self))
-                                pending.removeSubrange(...nl)
-                            }
-                            if pending.count > 64 * 1024 { pending.removeFirst(pending.count - 4096) }
-                        }
-                        if !pending.isEmpty { status.appendStderr(String(decoding: pending, as: UTF8.self)) }
+                        await status.drain(execution.standardError)
                         return nil
                     }
                     group.addTask {

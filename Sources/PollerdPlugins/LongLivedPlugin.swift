@@ -88,15 +88,7 @@ public final class LongLivedPlugin: Sendable {
             result = PluginWire.decodeReply(envelope, allowBare: true)
                 .mapError { PollerError($0.errorClass, code: $0.code, "plugin '\(spec.pluginID)': \($0.message)") }
         }
-        switch result {
-        case .success(let ack):
-            status.recordTick(error: nil)
-            return ack
-        case .failure(let e):
-            let full = status.withStderr(e)
-            status.recordTick(error: full.message)
-            throw full
-        }
+        return try status.settle(result)
     }
 
     /// Sends a request frame and waits for its reply (or the plugin's death, or cancellation).
@@ -219,21 +211,13 @@ public final class LongLivedPlugin: Sendable {
 
     /// One process lifetime: spawn, handshake, serve frames until it exits. Returns how it ended.
     private func runOnce() async -> String {
-        var envKeys: [Environment.Key: String] = [:]
-        var env = ProcessGroup.baseEnvironment(inherit: spec.inheritEnv, from: ProcessInfo.processInfo.environment)
-        for (k, v) in spec.env { env[k] = v }
-        env["NEXO_PLUGIN_ID"] = spec.pluginID
-        for (k, v) in env { if let key = Environment.Key(rawValue: k) { envKeys[key] = v } }
-        var options = PlatformOptions()
-        options.processGroupID = 0
-        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .milliseconds(spec.killGraceMs))]
         let (stream, out) = AsyncStream<String>.makeStream(bufferingPolicy: .unbounded)
-        let executable: Executable = spec.command.contains("/") ? .path(FilePath(spec.command)) : .name(spec.command)
         let status = self.status
         let limit = spec.maxReplyBytes
         do {
-            let result = try await Subprocess.run(executable, arguments: Arguments(spec.args), environment: .custom(envKeys),
-                                                  workingDirectory: FilePath(spec.workingDirectory), platformOptions: options,
+            let result = try await Subprocess.run(spec.executable, arguments: Arguments(spec.args),
+                                                  environment: spec.subprocessEnvironment(adding: ["NEXO_PLUGIN_ID": spec.pluginID]),
+                                                  workingDirectory: FilePath(spec.workingDirectory), platformOptions: spec.platformOptions,
                                                   input: .inputWriter, output: .sequence, error: .sequence) { execution in
                 let pid = execution.processIdentifier.value
                 state.withLock { s in s.pgid = pid; s.outbox = out }
@@ -245,19 +229,7 @@ public final class LongLivedPlugin: Sendable {
                         }
                         try? await writer.finish()
                     }
-                    group.addTask {
-                        var pending: [UInt8] = []
-                        do {
-                            for try await chunk in execution.standardError {
-                                chunk.withUnsafeBytes { pending.append(contentsOf: $0) }
-                                if let nl = pending.lastIndex(of: 10) {
-                                    status.appendStderr(String(decoding: pending[...nl], as: UTF8.self))
-                                    pending.removeSubrange(...nl)
-                                }
-                                if pending.count > 64 * 1024 { pending.removeFirst(pending.count - 4096) }
-                            }
-                        } catch {}
-                    }
+                    group.addTask { await status.drain(execution.standardError) }
                     group.addTask {
                         // Handshake first; the reader below answers it.
                         await self.handshake(pid: pid, execution: execution)
