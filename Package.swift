@@ -105,7 +105,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PollerdPluginsTests",
-            dependencies: ["PollerdPlugins", "PollerdCore", "PollerdConfig", "PollerdPollers"],
+            dependencies: ["PollerdPlugins", "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdTestKit"],
             swiftSettings: upcoming
         ),
         .testTarget(

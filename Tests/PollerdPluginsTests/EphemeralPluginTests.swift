@@ -1,6 +1,7 @@
 import Foundation
 import PollerdCore
 import PollerdPlugins
+import PollerdTestKit
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -125,11 +126,11 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
         let task = Task { () -> PollerError? in
             do throws(PollerError) { _ = try await p.tick(c); return nil } catch { return error }
         }
-        let pid = try await waitForPid(pidFile)
-        #expect(isLive(pid))
+        let pid = try await ProcessProbe.waitForPid(pidFile)
+        #expect(ProcessProbe.isLive(pid))
         task.cancel()   // what the runner's watchdog does at the tick's timeout
         #expect(await task.value?.errorClass == .transient)
-        #expect(await waitGone(pid), "grandchild \(pid) survived")
+        #expect(await ProcessProbe.waitGone(pid), "grandchild \(pid) survived")
     }
 
     @Test func maxConcurrentTicksIsEnforcedPerPlugin() async throws {
@@ -150,29 +151,5 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
         _ = FileManager.default.createFile(atPath: started.appendingPathComponent("go").path, contents: nil)
         #expect(await all.allSatisfy { $0 })
         #expect(startedCount() == 6)
-    }
-
-    func waitForPid(_ path: String) async throws -> pid_t {
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if let s = try? String(contentsOfFile: path, encoding: .utf8), let pid = pid_t(s.trimmingCharacters(in: .whitespacesAndNewlines)) { return pid }
-            await Task.yield()
-        }
-        throw CancellationError()
-    }
-
-    func isLive(_ pid: pid_t) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
-        let state = stat[stat.index(close, offsetBy: 2)]
-        return state != "Z" && state != "X"
-    }
-
-    func waitGone(_ pid: pid_t) async -> Bool {
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if !isLive(pid) { return true }
-            await Task.yield()
-        }
-        return false
     }
 }

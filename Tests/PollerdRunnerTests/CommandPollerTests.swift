@@ -1,6 +1,7 @@
 import Foundation
 import PollerdCore
 import PollerdPollers
+import PollerdTestKit
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -83,38 +84,11 @@ import Glibc
         let task = Task { () -> PollerError? in
             do throws(PollerError) { _ = try await p.tick(c); return nil } catch { return error }
         }
-        let pid = try await waitForPid(pidFile)
-        #expect(processIsLive(pid))
+        let pid = try await ProcessProbe.waitForPid(pidFile)
+        #expect(ProcessProbe.isLive(pid))
         task.cancel()
         let err = await task.value
         #expect(err?.errorClass == .transient)
-        #expect(await waitUntilGone(pid), "grandchild \(pid) survived the tick")
-    }
-
-    /// Waits (bounded, yielding) for the script to write the grandchild's pid.
-    func waitForPid(_ path: String) async throws -> pid_t {
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if let s = try? String(contentsOfFile: path, encoding: .utf8), let pid = pid_t(s.trimmingCharacters(in: .whitespacesAndNewlines)) { return pid }
-            await Task.yield()
-        }
-        throw CancellationError()
-    }
-
-    /// A process is live if it exists and is not a zombie.
-    func processIsLive(_ pid: pid_t) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
-        guard let close = stat.lastIndex(of: ")") else { return false }
-        let state = stat[stat.index(close, offsetBy: 2)]
-        return state != "Z" && state != "X"
-    }
-
-    func waitUntilGone(_ pid: pid_t) async -> Bool {
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if !processIsLive(pid) { return true }
-            await Task.yield()
-        }
-        return false
+        #expect(await ProcessProbe.waitGone(pid), "grandchild \(pid) survived the tick")
     }
 }
