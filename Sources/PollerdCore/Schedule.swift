@@ -62,7 +62,7 @@ public struct Schedule: Sendable, Hashable {
         return slot + offsetMs
     }
 
-    /// The most recent slot (with offset) at or before `t`, if any: used to tell that a slot was missed.
+    /// True for `at`: the job fires once and is then done.
     public var isOneShot: Bool {
         if case .at = spec { return true }
         return false

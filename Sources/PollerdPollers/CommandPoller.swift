@@ -131,7 +131,7 @@ public struct CommandPoller: Poller {
                 }
             }
         } catch {
-            Self.killGroup(pgid.withLock { $0 })
+            ProcessGroup.kill(pgid.withLock { $0 })
             if Task.isCancelled { throw .transient("cancelled", "command cancelled") }
             if let se = error as? SubprocessError, se.code == .executableNotFound {
                 throw .config("spawn_failed", "cannot start '\(program)': \(se)")
@@ -139,7 +139,7 @@ public struct CommandPoller: Poller {
             throw .transient("spawn_failed", "cannot run '\(program)': \(error)")
         }
         // Grandchildren may still hold the group; it goes with the tick.
-        Self.killGroup(pgid.withLock { $0 })
+        ProcessGroup.kill(pgid.withLock { $0 })
         let out = result.closureResult
         let stderrText = String(decoding: out.stderrTail, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let stderrHint = stderrText.isEmpty ? "" : "; stderr: \(stderrText.split(separator: "\n").suffix(3).joined(separator: " | "))"
@@ -168,5 +168,4 @@ public struct CommandPoller: Poller {
 
     static func isBlank(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 13 }
 
-    static func killGroup(_ pgid: pid_t?) { ProcessGroup.kill(pgid) }
 }

@@ -73,11 +73,7 @@ enum Support {
         try SQLiteStateStore(path: override ?? file.stateDBPath, synchronousFull: file.settings.stateSynchronousFull)
     }
 
-    static func json(_ v: JSONValue) -> String {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? enc.encode(v)) ?? Data("null".utf8), as: UTF8.self)
-    }
+    static func json(_ v: JSONValue) -> String { v.canonicalString }
 }
 
 extension Optional where Wrapped == Int64 {
