@@ -24,6 +24,12 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .target(
@@ -31,6 +37,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: upcoming
         ),
@@ -63,6 +70,30 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .target(
+            name: "PollerdDelivery",
+            dependencies: [
+                "PollerdCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "PollerdAdmin",
+            dependencies: [
+                "PollerdCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
             name: "PollerdTestKit",
             dependencies: ["PollerdCore"],
             swiftSettings: upcoming
@@ -70,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "pollerd",
             dependencies: [
-                "PollerdCore", "PollerdConfig", "PollerdSQLite", "PollerdPollers", "PollerdPlugins",
+                "PollerdCore", "PollerdConfig", "PollerdSQLite", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdAdmin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -81,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "pollerd-bench",
             dependencies: [
-                "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdPlugins",
+                "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdPlugins", "PollerdDelivery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -111,6 +142,15 @@ let package = Package(
         .testTarget(
             name: "PollerdRunnerTests",
             dependencies: ["PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdTestKit", "PollerdConfig"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "PollerdDeliveryTests",
+            dependencies: [
+                "PollerdDelivery", "PollerdCore", "PollerdSQLite", "PollerdTestKit", "PollerdConfig", "PollerdPollers",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: upcoming
         ),
     ]

@@ -28,8 +28,9 @@ struct JobFileValidator {
 
     static let rootKeys: Set<String> = ["pollers", "schema_version"]
     static let pollerKeys: Set<String> = ["enabled", "state_db", "default_jitter_ms", "lease_ttl_factor", "failure_alert_cooldown_secs",
-                                          "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync"]
-    static let jobKeys: Set<String> = ["id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up", "extra"]
+                                          "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync",
+                                          "deliver", "delivery", "admin_listen"]
+    static let jobKeys: Set<String> = ["id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up", "extra", "deliver"]
     static let scheduleKeys: Set<String> = ["every_secs", "cron", "tz", "at", "stagger_jitter_ms"]
 
     // MARK: errors
@@ -119,6 +120,13 @@ struct JobFileValidator {
             guard case .sequence(let seq) = n else { throw fail(n, "plugin_dirs must be a list of directories") }
             s.pluginDirs = try seq.map { try string($0, job: nil, key: "plugin_dirs") }
         }
+        if let n = value(m, "delivery") { s.delivery = try readDelivery(n) }
+        if let n = value(m, "deliver") { s.deliver = try readSinks(n, job: nil) }
+        if let n = value(m, "admin_listen") {
+            let v = try string(n, job: nil, key: "admin_listen")
+            guard Self.parseListen(v) != nil else { throw fail(n, "admin_listen must be HOST:PORT, such as 127.0.0.1:9464") }
+            s.adminListen = v
+        }
         settings = s
         if let kinds {
             let dir = (file as NSString).deletingLastPathComponent
@@ -202,11 +210,13 @@ struct JobFileValidator {
             catchUp = c
         }
         if let n = value(m, "extra") { warn(n, job: id, "'extra' is accepted for nexo compatibility and ignored") }
+        var deliver = settings.deliver
+        if let n = value(m, "deliver") { deliver = try readSinks(n, job: id) }
         if case .at(let t) = schedule.spec, t <= nowMs {
             warn(schedNode, job: id, "'at' instant \(RFC3339.format(ms: t)) is in the past; the job will not fire unless it was due while the daemon was down")
         }
         return JobSpec(id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo,
-                       pausedOnBoot: pausedOnBoot, timeoutSecs: timeout, catchUp: catchUp)
+                       pausedOnBoot: pausedOnBoot, timeoutSecs: timeout, catchUp: catchUp, deliver: deliver)
     }
 
     mutating func readSchedule(_ node: Node, job: String) throws -> Schedule {

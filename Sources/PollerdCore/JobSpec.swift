@@ -24,8 +24,10 @@ public struct JobSpec: Sendable, Hashable {
     public var pausedOnBoot: Bool
     public var timeoutSecs: Int64
     public var catchUp: CatchUp
+    /// Where the job's items go (the job's `deliver:`, or the file's default sinks).
+    public var deliver: [SinkSpec]
 
-    public init(id: String, kind: String, agent: String = "default", schedule: Schedule, config: JSONValue = .object([:]), failureTo: FailureTarget? = nil, pausedOnBoot: Bool = false, timeoutSecs: Int64 = 60, catchUp: CatchUp = .once) {
+    public init(id: String, kind: String, agent: String = "default", schedule: Schedule, config: JSONValue = .object([:]), failureTo: FailureTarget? = nil, pausedOnBoot: Bool = false, timeoutSecs: Int64 = 60, catchUp: CatchUp = .once, deliver: [SinkSpec] = []) {
         self.id = id
         self.kind = kind
         self.agent = agent
@@ -35,12 +37,13 @@ public struct JobSpec: Sendable, Hashable {
         self.pausedOnBoot = pausedOnBoot
         self.timeoutSecs = timeoutSecs
         self.catchUp = catchUp
+        self.deliver = deliver
     }
 
     /// A stable fingerprint of the whole definition, stored so `validate --diff` can compare.
     public var fingerprint: String {
         let ft = failureTo.map { "\($0.channel)>\($0.to)" } ?? "-"
-        let text = "\(kind)|\(agent)|\(schedule.fingerprint)|\(config.canonicalString)|\(ft)|\(pausedOnBoot)|\(timeoutSecs)|\(catchUp.rawValue)"
+        let text = "\(kind)|\(agent)|\(schedule.fingerprint)|\(config.canonicalString)|\(ft)|\(pausedOnBoot)|\(timeoutSecs)|\(catchUp.rawValue)" + (deliver.isEmpty ? "" : "|" + deliver.map(\.fingerprint).joined(separator: ","))
         return String(StableHash.fnv1a(text), radix: 16)
     }
 }
@@ -58,6 +61,12 @@ public struct GlobalSettings: Sendable, Hashable {
     public var shutdownGraceSecs: Int64 = 30
     /// `state_sync: full` (default) fsyncs every state commit; `normal` survives crashes but not power loss.
     public var stateSynchronousFull = true
+    /// Sinks for jobs that name none (`pollers.deliver`).
+    public var deliver: [SinkSpec] = []
+    /// Outbox behaviour (`pollers.delivery`).
+    public var delivery = DeliveryTuning()
+    /// Where the admin HTTP server (`/metrics`, `/healthz`) listens; nil: not started.
+    public var adminListen: String?
 
     public init() {}
 }

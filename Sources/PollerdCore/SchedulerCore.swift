@@ -193,7 +193,7 @@ public struct SchedulerCore: Sendable {
         case .paused(let reason): rt.paused = true; rt.pausedReason = reason
         case .done: rt.done = true
         case .notDue(let until): planned = until
-        case .held, .granted: break
+        case .held, .granted, .backlogged: break
         }
         jobs[jobID] = rt
         if rt.removed { jobs[jobID] = nil; return nil }

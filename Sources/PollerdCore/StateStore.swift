@@ -21,8 +21,10 @@ public struct JobStateRow: Sendable, Equatable, Codable {
     public var scheduleFingerprint: String?
     public var definitionFingerprint: String?
     public var updatedAtMs: Int64
+    /// Items found by the job and not yet delivered to every sink (nor dead-lettered).
+    public var outboxBacklog: Int64 = 0
 
-    public init(jobID: String, kind: String, agent: String, cursor: Data? = nil, lastRunAtMs: Int64? = nil, nextRunAtMs: Int64? = nil, lastStatus: String? = nil, lastError: String? = nil, lastDurationMs: Int64? = nil, consecutiveErrors: Int = 0, ticksTotal: Int64 = 0, itemsSeenTotal: Int64 = 0, itemsDispatchedTotal: Int64 = 0, paused: Bool = false, pausedReason: String? = nil, done: Bool = false, scheduleFingerprint: String? = nil, definitionFingerprint: String? = nil, updatedAtMs: Int64 = 0) {
+    public init(jobID: String, kind: String, agent: String, cursor: Data? = nil, lastRunAtMs: Int64? = nil, nextRunAtMs: Int64? = nil, lastStatus: String? = nil, lastError: String? = nil, lastDurationMs: Int64? = nil, consecutiveErrors: Int = 0, ticksTotal: Int64 = 0, itemsSeenTotal: Int64 = 0, itemsDispatchedTotal: Int64 = 0, paused: Bool = false, pausedReason: String? = nil, done: Bool = false, scheduleFingerprint: String? = nil, definitionFingerprint: String? = nil, updatedAtMs: Int64 = 0, outboxBacklog: Int64 = 0) {
         self.jobID = jobID; self.kind = kind; self.agent = agent; self.cursor = cursor
         self.lastRunAtMs = lastRunAtMs; self.nextRunAtMs = nextRunAtMs; self.lastStatus = lastStatus
         self.lastError = lastError; self.lastDurationMs = lastDurationMs; self.consecutiveErrors = consecutiveErrors
@@ -30,6 +32,7 @@ public struct JobStateRow: Sendable, Equatable, Codable {
         self.paused = paused; self.pausedReason = pausedReason; self.done = done
         self.scheduleFingerprint = scheduleFingerprint; self.definitionFingerprint = definitionFingerprint
         self.updatedAtMs = updatedAtMs
+        self.outboxBacklog = outboxBacklog
     }
 }
 
@@ -73,6 +76,8 @@ public enum LeaseAcquisition: Sendable, Equatable {
     /// The store plans this job later than the slot asked for (another daemon ran the slot,
     /// or backed the job off): run it at `untilMs` instead.
     case notDue(untilMs: Int64)
+    /// The job's undelivered items reached the backlog bound: its ticks wait until they drain.
+    case backlogged(pending: Int64, limit: Int64)
 }
 
 /// Everything one tick writes, committed in one transaction if the fencing token still holds.
@@ -91,14 +96,14 @@ public struct TickCommit: Sendable, Equatable {
     public var pausedReason: String?
     public var done: Bool
     public var scheduleFingerprint: String
-    /// New items found by the tick (the outbox issue stores them in the same transaction).
-    public var items: [JSONValue]
+    /// New items found by the tick, stored in the outbox in the same transaction as the cursor.
+    public var outbox: OutboxBatch
 
-    public init(lease: LeaseGrant, startedAtMs: Int64, durationMs: Int64, status: String, error: String?, newCursor: Data?, itemsSeen: Int64, itemsDispatched: Int64, consecutiveErrors: Int, nextRunAtMs: Int64?, pause: Bool, pausedReason: String?, done: Bool, scheduleFingerprint: String, items: [JSONValue]) {
+    public init(lease: LeaseGrant, startedAtMs: Int64, durationMs: Int64, status: String, error: String?, newCursor: Data?, itemsSeen: Int64, itemsDispatched: Int64, consecutiveErrors: Int, nextRunAtMs: Int64?, pause: Bool, pausedReason: String?, done: Bool, scheduleFingerprint: String, outbox: OutboxBatch = .empty) {
         self.lease = lease; self.startedAtMs = startedAtMs; self.durationMs = durationMs; self.status = status
         self.error = error; self.newCursor = newCursor; self.itemsSeen = itemsSeen; self.itemsDispatched = itemsDispatched
         self.consecutiveErrors = consecutiveErrors; self.nextRunAtMs = nextRunAtMs; self.pause = pause
-        self.pausedReason = pausedReason; self.done = done; self.scheduleFingerprint = scheduleFingerprint; self.items = items
+        self.pausedReason = pausedReason; self.done = done; self.scheduleFingerprint = scheduleFingerprint; self.outbox = outbox
     }
 }
 
@@ -129,8 +134,9 @@ public protocol StateStore: Sendable {
     func register(_ jobs: [JobRegistration], nowMs: Int64) async throws -> [String: JobStateRow]
     /// Takes the job's lease if it is free or expired, and the job is neither paused nor done.
     /// With `slotMs` (scheduled ticks), it also refuses a slot earlier than the stored next run,
-    /// so two daemons never both run one slot; manual ticks pass nil.
-    func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?) async throws -> LeaseAcquisition
+    /// so two daemons never both run one slot; manual ticks pass nil. With `maxBacklog`, it
+    /// refuses while the job has that many undelivered items (backpressure).
+    func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?) async throws -> LeaseAcquisition
     /// Extends a lease; false when the fencing token no longer holds.
     func renewLease(_ lease: LeaseGrant, untilMs: Int64) async throws -> Bool
     /// Gives a lease back without committing a tick.
@@ -163,6 +169,11 @@ public protocol StateStore: Sendable {
 }
 
 extension StateStore {
+    /// Takes a lease without a backlog bound.
+    public func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?) async throws -> LeaseAcquisition {
+        try await acquireLease(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: nil)
+    }
+
     /// Convenience for one schedule record.
     public func recordSchedule(_ record: ScheduleRecord, nowMs: Int64) async throws {
         try await recordSchedules([record], nowMs: nowMs)

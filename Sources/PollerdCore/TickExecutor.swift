@@ -43,6 +43,8 @@ public struct TickExecutor: Sendable {
     public let holder: String
     public let logger: Logger
     private let watchdog: TickWatchdog
+    /// Rung after a commit that put items in the outbox, so the deliverer starts at once.
+    public let outboxBell = Doorbell()
 
     public init(store: any StateStore, registry: PollerRegistry, clock: any WallClock, holder: String, logger: Logger) {
         self.store = store
@@ -74,7 +76,8 @@ public struct TickExecutor: Sendable {
         let ttl = TickPlanner.leaseTTLMs(job: job, factor: settings.leaseTTLFactor, nowMs: start)
         let acq: LeaseAcquisition
         do {
-            acq = try await store.acquireLease(jobID: job.id, holder: holder, ttlMs: ttl, nowMs: start, slotMs: manual ? nil : due.dueMs)
+            acq = try await store.acquireLease(jobID: job.id, holder: holder, ttlMs: ttl, nowMs: start, slotMs: manual ? nil : due.dueMs,
+                                              maxBacklog: job.deliver.isEmpty ? nil : settings.delivery.maxBacklog)
         } catch {
             log.warning("lease acquisition failed", metadata: ["pollerd.error": "\(error)"])
             let err = PollerError.transient("store", "state store error while taking the lease: \(error)", cause: error)
@@ -82,6 +85,9 @@ public struct TickExecutor: Sendable {
             return TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: false), ack: nil, error: err, plan: plan, startedAtMs: start, durationMs: 0, latenessMs: start - due.dueMs)
         }
         guard case .granted(let lease) = acq else {
+            if case .backlogged(let pending, let limit) = acq {
+                log.warning("tick skipped: undelivered items over the backlog bound", metadata: ["pollerd.outbox.backlog": "\(pending)", "pollerd.outbox.limit": "\(limit)"])
+            }
             return TickReport(jobID: job.id, kind: job.kind, disposition: .skipped(acq), ack: nil, error: nil, plan: nil, startedAtMs: start, durationMs: 0, latenessMs: start - due.dueMs)
         }
 
@@ -113,9 +119,10 @@ public struct TickExecutor: Sendable {
                                     newCursor: ack?.nextCursor, itemsSeen: ack?.itemsSeen ?? 0, itemsDispatched: ack?.itemsDispatched ?? 0,
                                     consecutiveErrors: plan.consecutiveErrors, nextRunAtMs: plan.nextRunAtMs, pause: plan.pause,
                                     pausedReason: plan.pausedReason, done: plan.done, scheduleFingerprint: job.schedule.fingerprint,
-                                    items: ack?.items ?? [])
+                                    outbox: Self.outbox(job: job, items: ack?.items ?? [], foundAtMs: end, settings: settings))
             do {
                 committed = try await store.commit(commit, nowMs: end)
+                if committed, !commit.outbox.entries.isEmpty { outboxBell.ring() }
                 if !committed {
                     log.warning("tick result discarded: lease lost to another holder", metadata: ["pollerd.lease.token": "\(lease.token)"])
                 }
@@ -131,6 +138,13 @@ public struct TickExecutor: Sendable {
         }
         return TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: committed), ack: ack, error: failure, plan: plan,
                           startedAtMs: start, durationMs: end - start, latenessMs: tickStart - due.dueMs)
+    }
+
+    /// The tick's items as outbox entries for the job's sinks (none when the job has no sinks).
+    static func outbox(job: JobSpec, items: [JSONValue], foundAtMs: Int64, settings: GlobalSettings) -> OutboxBatch {
+        guard !job.deliver.isEmpty, !items.isEmpty else { return .empty }
+        let entries = items.map { ItemEnvelope.make(jobID: job.id, kind: job.kind, agent: job.agent, foundAtMs: foundAtMs, item: $0) }
+        return OutboxBatch(sinks: job.deliver.map(\.name), entries: entries, dedupWindow: settings.delivery.dedupWindow, foundAtMs: foundAtMs)
     }
 
     /// Runs the poller under the watchdog (timeout, lease renewal); nil when the calling task

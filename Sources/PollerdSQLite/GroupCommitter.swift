@@ -7,11 +7,12 @@ import Synchronization
 /// Whoever finds no drain running starts one; it drains until the queue is empty.
 final class GroupCommitter: Sendable {
     enum Op: Sendable {
-        case acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?)
+        case acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?)
         case renew(LeaseGrant, untilMs: Int64)
         case release(LeaseGrant)
         case commit(TickCommit, nowMs: Int64)
         case schedule(ScheduleRecord, nowMs: Int64)
+        case settle(OutboxLane, holder: String, LaneSettlement, nowMs: Int64)
     }
 
     enum Reply: Sendable {
@@ -92,8 +93,8 @@ final class GroupCommitter: Sendable {
 
     static func apply(_ op: Op, _ db: Database) throws -> Reply {
         switch op {
-        case .acquire(let jobID, let holder, let ttlMs, let nowMs, let slotMs):
-            return .acquired(try acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, db))
+        case .acquire(let jobID, let holder, let ttlMs, let nowMs, let slotMs, let maxBacklog):
+            return .acquired(try acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog, db))
         case .renew(let lease, let untilMs):
             try db.cachedStatement(sql: "UPDATE poll_state SET lease_until = ? WHERE job_id = ? AND lease_holder = ? AND lease_token = ?")
                 .execute(arguments: [untilMs, lease.jobID, lease.holder, lease.token])
@@ -107,6 +108,8 @@ final class GroupCommitter: Sendable {
         case .schedule(let r, let nowMs):
             try applySchedule(r, nowMs: nowMs, db)
             return .done(true)
+        case .settle(let lane, let holder, let s, let nowMs):
+            return .done(try OutboxSQL.settle(lane, holder: holder, s, nowMs: nowMs, db))
         }
     }
 
@@ -115,25 +118,32 @@ final class GroupCommitter: Sendable {
             .execute(arguments: [r.nextRunAtMs, r.scheduleFingerprint, r.definitionFingerprint, nowMs, r.jobID])
     }
 
-    static func acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, _ db: Database) throws -> LeaseAcquisition {
+    static func acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?, _ db: Database) throws -> LeaseAcquisition {
         let until = nowMs + ttlMs
+        let backlogLimit = maxBacklog ?? Int64.max
         // The usual case in one statement: the job is runnable, the slot is due, the lease is
         // free or expired. The token increases; the cursor comes back with it.
         if let r = try Row.fetchOne(db.cachedStatement(sql: """
             UPDATE poll_state SET lease_holder = ?, lease_token = lease_token + 1, lease_until = ?
             WHERE job_id = ? AND lease_until <= ? AND paused = 0 AND done = 0
-              AND (? IS NULL OR next_run_at IS NULL OR next_run_at <= ?)
+              AND (? IS NULL OR next_run_at IS NULL OR next_run_at <= ?) AND outbox_backlog < ?
             RETURNING lease_token, cursor, consecutive_errors
-            """), arguments: [holder, until, jobID, nowMs, slotMs, slotMs]) {
+            """), arguments: [holder, until, jobID, nowMs, slotMs, slotMs, backlogLimit]) {
             return .granted(LeaseGrant(jobID: jobID, holder: holder, token: r[0], untilMs: until, cursor: r[1], consecutiveErrors: r[2]))
         }
         // Otherwise say why (columns by position: name lookups cost more than the query).
-        guard let st = try Row.fetchOne(db.cachedStatement(sql: "SELECT paused, paused_reason, done, next_run_at, lease_holder, lease_until FROM poll_state WHERE job_id = ?"), arguments: [jobID]) else {
+        guard let st = try Row.fetchOne(db.cachedStatement(sql: "SELECT paused, paused_reason, done, next_run_at, lease_holder, lease_until, outbox_backlog FROM poll_state WHERE job_id = ?"), arguments: [jobID]) else {
             return .paused(reason: "job has no state row (not registered)")
         }
         if st[0] as Bool { return .paused(reason: st[1]) }
         if st[2] as Bool { return .done }
         if let slotMs, let planned = st[3] as Int64?, planned > slotMs { return .notDue(untilMs: planned) }
+        if (st[6] as Int64) >= backlogLimit {
+            // Say why the job does not tick, where `jobs list` and `jobs show` look.
+            try db.cachedStatement(sql: "UPDATE poll_state SET last_status = 'backpressure', last_error = ? WHERE job_id = ?")
+                .execute(arguments: ["\(st[6] as Int64) undelivered items (limit \(backlogLimit)); ticks wait until the outbox drains", jobID])
+            return .backlogged(pending: st[6], limit: backlogLimit)
+        }
         return .held(by: (st[4] as String?) ?? "?", untilMs: st[5])
     }
 
@@ -155,6 +165,8 @@ final class GroupCommitter: Sendable {
                 c.pause, c.pause, c.pausedReason, c.done, c.scheduleFingerprint, nowMs,
                 c.lease.jobID, c.lease.holder, c.lease.token,
             ])
-        return db.changesCount == 1
+        guard db.changesCount == 1 else { return false }
+        try OutboxSQL.enqueue(c.outbox, jobID: c.lease.jobID, nowMs: nowMs, db)
+        return true
     }
 }

@@ -28,6 +28,19 @@ public final class SQLiteStateStore: StateStore {
         committer = GroupCommitter(pool: pool)
     }
 
+    /// The group committer, for the outbox's settle writes.
+    var groupCommitter: GroupCommitter { committer }
+
+    /// Runs a read on the pool (the outbox extension's queries).
+    func read<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        try await pool.read(body)
+    }
+
+    /// Runs a write transaction on the pool (the outbox extension's operator commands).
+    func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+        try await pool.write(body)
+    }
+
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("001_state") { db in
@@ -84,6 +97,9 @@ public final class SQLiteStateStore: StateStore {
                 );
                 """)
         }
+        m.registerMigration("003_outbox") { db in
+            try db.execute(sql: OutboxSQL.migration)
+        }
         return m
     }
 
@@ -133,8 +149,8 @@ public final class SQLiteStateStore: StateStore {
         return out
     }
 
-    public func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?) async throws -> LeaseAcquisition {
-        guard case .acquired(let a) = try await committer.submit(.acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs)) else {
+    public func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?) async throws -> LeaseAcquisition {
+        guard case .acquired(let a) = try await committer.submit(.acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog)) else {
             fatalError("group committer answered an acquire with another reply")
         }
         return a
@@ -179,7 +195,7 @@ public final class SQLiteStateStore: StateStore {
     static let columns = """
         job_id, kind, agent, cursor, last_run_at, next_run_at, last_status, last_error, last_duration_ms,
         consecutive_errors, ticks_total, items_seen_total, items_dispatched_total, paused, paused_reason, done,
-        schedule_fp, definition_fp, updated_at
+        schedule_fp, definition_fp, updated_at, outbox_backlog
         """
 
     public func allStates() async throws -> [JobStateRow] {
@@ -260,6 +276,6 @@ public final class SQLiteStateStore: StateStore {
         JobStateRow(jobID: r[0], kind: r[1], agent: r[2], cursor: r[3], lastRunAtMs: r[4], nextRunAtMs: r[5], lastStatus: r[6],
                     lastError: r[7], lastDurationMs: r[8], consecutiveErrors: r[9], ticksTotal: r[10], itemsSeenTotal: r[11],
                     itemsDispatchedTotal: r[12], paused: r[13], pausedReason: r[14], done: r[15], scheduleFingerprint: r[16],
-                    definitionFingerprint: r[17], updatedAtMs: r[18])
+                    definitionFingerprint: r[17], updatedAtMs: r[18], outboxBacklog: r[19])
     }
 }

@@ -44,6 +44,7 @@ struct JobsCommand: AsyncParsableCommand {
             "consecutive_errors": .int(Int64(r.consecutiveErrors)), "ticks_total": .int(r.ticksTotal),
             "items_seen_total": .int(r.itemsSeenTotal), "items_dispatched_total": .int(r.itemsDispatchedTotal),
             "paused": .bool(r.paused), "paused_reason": r.pausedReason.json, "done": .bool(r.done),
+            "outbox_backlog": .int(r.outboxBacklog),
         ])
     }
 
@@ -60,12 +61,13 @@ struct JobsCommand: AsyncParsableCommand {
                 return
             }
             print("ID".padding(toLength: 28, withPad: " ", startingAt: 0) + "KIND".padding(toLength: 10, withPad: " ", startingAt: 0)
-                  + "STATUS".padding(toLength: 11, withPad: " ", startingAt: 0) + "ERRS  NEXT RUN                  PAUSED")
+                  + "STATUS".padding(toLength: 13, withPad: " ", startingAt: 0) + "ERRS  BACKLOG  NEXT RUN                  PAUSED")
             for r in rows {
                 let next = r.nextRunAtMs.map { RFC3339.format(ms: $0) } ?? "-"
                 print(r.jobID.padding(toLength: 28, withPad: " ", startingAt: 0) + r.kind.padding(toLength: 10, withPad: " ", startingAt: 0)
-                      + (r.lastStatus ?? "-").padding(toLength: 11, withPad: " ", startingAt: 0)
+                      + (r.lastStatus ?? "-").padding(toLength: 13, withPad: " ", startingAt: 0)
                       + String(r.consecutiveErrors).padding(toLength: 6, withPad: " ", startingAt: 0)
+                      + String(r.outboxBacklog).padding(toLength: 9, withPad: " ", startingAt: 0)
                       + next.padding(toLength: 26, withPad: " ", startingAt: 0) + (r.paused ? "yes: \(r.pausedReason ?? "")" : (r.done ? "done" : "no")))
             }
         }

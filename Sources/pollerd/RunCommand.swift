@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import PollerdConfig
+import PollerdAdmin
 import PollerdCore
+import PollerdDelivery
 import PollerdPlugins
 import PollerdPollers
 import PollerdSQLite
@@ -44,10 +46,19 @@ struct RunCommand: AsyncParsableCommand {
         if reclaimed > 0 { logger.notice("freed leases of a crashed daemon on this host", metadata: ["pollerd.leases": "\(reclaimed)"]) }
         let executor = TickExecutor(store: store, registry: file.registry, clock: clock, holder: holder, logger: logger)
         let runner = Runner(settings: file.settings, jobs: file.jobs, executor: executor)
+        let metrics = AdminServer.bootstrapMetrics()
+        let sinks = SinkRegistry()
+        let deliverer = Deliverer(store: store, clock: clock, holder: holder, sinks: sinks, bell: executor.outboxBell, logger: logger)
+        deliverer.update(jobs: file.jobs, tuning: file.settings.delivery)
         logger.info("pollerd starting", metadata: ["pollerd.config": "\(options.path)", "pollerd.state_db": "\(file.stateDBPath)", "pollerd.holder": "\(holder)", "pollerd.invalid_jobs": "\(file.errors.count)"])
-        let reloader = ReloadService(runner: runner, path: options.path, stateDB: file.stateDBPath, watch: watch, logger: logger)
+        let reloader = ReloadService(runner: runner, deliverer: deliverer, path: options.path, stateDB: file.stateDBPath, watch: watch, logger: logger)
+        var admin: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let listen = file.settings.adminListen, let (host, port) = Support.parseListen(listen) {
+            admin.append(.init(service: AdminServer.application(host: host, port: port, registry: metrics, logger: logger), successTerminationBehavior: .ignore))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [
+            services: admin + [
+                .init(service: DelivererService(deliverer: deliverer), successTerminationBehavior: .ignore),
                 .init(service: RunnerService(runner: runner), successTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: reloader, successTerminationBehavior: .ignore),
                 .init(service: PluginStatusService(runner: runner, store: store), successTerminationBehavior: .ignore),
@@ -57,6 +68,7 @@ struct RunCommand: AsyncParsableCommand {
         ))
         try await group.run()
         await PluginProcesses.shared.shutdownAll()
+        await sinks.shutdown()
         logger.info("pollerd stopped")
     }
 }
@@ -70,6 +82,19 @@ struct RunnerService: Service {
             try await runner.run()
         } onGracefulShutdown: {
             runner.beginShutdown()
+        }
+    }
+}
+
+/// The outbox deliverer as a service: on shutdown it stops claiming and lets lanes in flight finish.
+struct DelivererService: Service {
+    let deliverer: Deliverer
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await deliverer.run()
+        } onGracefulShutdown: {
+            deliverer.beginShutdown()
         }
     }
 }
@@ -100,6 +125,7 @@ struct PluginStatusService: Service {
 /// Reloads the job file on SIGHUP and, with --watch, when the file changes.
 struct ReloadService: Service {
     let runner: Runner
+    let deliverer: Deliverer
     let path: String
     let stateDB: String
     let watch: Bool
@@ -148,6 +174,7 @@ struct ReloadService: Service {
         do {
             runner.executor.replaceRegistry(file.registry)
             let plan = try await runner.reload(jobs: file.jobs, settings: file.settings)
+            deliverer.update(jobs: file.jobs, tuning: file.settings.delivery)
             // Plugins whose manifest changed or went away stop; unchanged ones keep running.
             await PluginProcesses.shared.retain(usedBy: file.registry)
             logger.info("reloaded", metadata: ["pollerd.reason": "\(reason)", "pollerd.add": "\(plan.add)", "pollerd.replace": "\(plan.replace)", "pollerd.remove": "\(plan.remove)"])

@@ -76,6 +76,9 @@ struct TickCommand: AsyncParsableCommand {
             case .done:
                 status = "permanent"; exit = Exit.permanent
                 error = "one-shot job already ran; `pollerd jobs reset \(job.id)` allows it again"
+            case .backlogged(let pending, let limit):
+                status = "transient"; exit = Exit.transient
+                error = "backpressure: \(pending) undelivered items (limit \(limit)); see `pollerd outbox stats`"
             case .granted, .notDue:
                 break
             }

@@ -14,7 +14,7 @@ func tempDBPath() -> String {
     func commit(_ lease: LeaseGrant, cursor: String?, status: String = "ok", next: Int64 = 100_000) -> TickCommit {
         TickCommit(lease: lease, startedAtMs: 1000, durationMs: 5, status: status, error: status == "ok" ? nil : "boom",
                    newCursor: cursor.map { Data($0.utf8) }, itemsSeen: 3, itemsDispatched: 1, consecutiveErrors: status == "ok" ? 0 : 1,
-                   nextRunAtMs: next, pause: false, pausedReason: nil, done: false, scheduleFingerprint: "every=10", items: [])
+                   nextRunAtMs: next, pause: false, pausedReason: nil, done: false, scheduleFingerprint: "every=10")
     }
 
     func grant(_ a: LeaseAcquisition) throws -> LeaseGrant {

@@ -1,0 +1,154 @@
+import Foundation
+import PollerdCore
+import Yams
+
+extension JobFileValidator {
+    static let deliveryKeys: Set<String> = ["max_attempts", "max_backlog", "dedup_window", "concurrency", "batch_size", "retry_base_ms", "retry_max_secs"]
+    static let sinkTypes: Set<String> = ["file", "webhook", "nats", "stdout"]
+
+    mutating func readDelivery(_ node: Node) throws -> DeliveryTuning {
+        let m = try mapping(node, job: nil, what: "'delivery'")
+        try checkKeys(m, allowed: Self.deliveryKeys, job: nil, context: "'delivery'")
+        var d = DeliveryTuning()
+        if let n = value(m, "max_attempts") { d.maxAttempts = Int(try int(n, job: nil, key: "max_attempts", range: 1...1000)) }
+        if let n = value(m, "max_backlog") { d.maxBacklog = try int(n, job: nil, key: "max_backlog", range: 1...100_000_000) }
+        if let n = value(m, "dedup_window") { d.dedupWindow = Int(try int(n, job: nil, key: "dedup_window", range: 0...1_000_000)) }
+        if let n = value(m, "concurrency") { d.concurrency = Int(try int(n, job: nil, key: "concurrency", range: 1...1024)) }
+        if let n = value(m, "batch_size") { d.batchSize = Int(try int(n, job: nil, key: "batch_size", range: 1...10_000)) }
+        if let n = value(m, "retry_base_ms") { d.retryBaseMs = try int(n, job: nil, key: "retry_base_ms", range: 1...3_600_000) }
+        if let n = value(m, "retry_max_secs") { d.retryMaxMs = try int(n, job: nil, key: "retry_max_secs", range: 1...86_400) * 1000 }
+        if d.retryMaxMs < d.retryBaseMs {
+            throw fail(node, "delivery.retry_max_secs must not be shorter than retry_base_ms")
+        }
+        return d
+    }
+
+    /// A `deliver:` list: each entry is one of `file`, `webhook`, `nats`, `stdout`, with an optional `name`.
+    mutating func readSinks(_ node: Node, job: String?) throws -> [SinkSpec] {
+        if case .scalar = node, Self.tagName(node) == .null { return [] }
+        guard case .sequence(let seq) = node else {
+            throw fail(node, job: job, "deliver must be a list of sinks, such as [{ file: { path: out.jsonl } }]")
+        }
+        var sinks: [SinkSpec] = []
+        var names: [String: Int] = [:]
+        for entry in seq {
+            let sink = try readSink(entry, job: job)
+            if let line = names[sink.name] {
+                throw fail(entry, job: job, "two sinks named '\(sink.name)' (the first at line \(line)); give one a distinct 'name'")
+            }
+            names[sink.name] = entry.mark?.line ?? 0
+            sinks.append(sink)
+        }
+        return sinks
+    }
+
+    mutating func readSink(_ node: Node, job: String?) throws -> SinkSpec {
+        let m = try mapping(node, job: job, what: "a sink")
+        try checkKeys(m, allowed: Self.sinkTypes.union(["name"]), job: job, context: "a sink")
+        let types = m.compactMap { k, _ in k.scalar.map(\.string) }.filter { Self.sinkTypes.contains($0) }
+        guard types.count == 1, let type = types.first, let body = value(m, type) else {
+            throw fail(node, job: job, types.isEmpty ? "a sink needs one of file, webhook, nats or stdout" : "a sink takes only one of file, webhook, nats or stdout")
+        }
+        let target: SinkTarget
+        // The default name must not depend on how the job file was named on the command line:
+        // a file sink is known by its path as written.
+        var defaultName: String?
+        switch type {
+        case "stdout":
+            if case .mapping(let bm) = body {
+                try checkKeys(bm, allowed: [], job: job, context: "stdout")
+            } else if !(Self.tagName(body) == .null) {
+                throw fail(body, job: job, "stdout takes no settings: write 'stdout: {}'")
+            }
+            target = .stdout
+        case "file":
+            let bm = try mapping(body, job: job, what: "file")
+            try checkKeys(bm, allowed: ["path"], job: job, context: "file")
+            guard let p = value(bm, "path") else { throw fail(body, job: job, "file needs 'path'") }
+            let path = try string(p, job: job, key: "path")
+            target = .file(path: resolve(path))
+            defaultName = "file:\(path)"
+        case "nats":
+            let bm = try mapping(body, job: job, what: "nats")
+            try checkKeys(bm, allowed: ["subject"], job: job, context: "nats")
+            guard let sn = value(bm, "subject") else { throw fail(body, job: job, "nats needs 'subject'") }
+            let subject = try string(sn, job: job, key: "subject")
+            if let problem = Self.subjectProblem(subject) { throw fail(sn, job: job, "invalid subject '\(subject)': \(problem)") }
+            target = .nats(subject: subject)
+        default:
+            target = .webhook(try readWebhook(body, job: job))
+        }
+        var spec = SinkSpec(target)
+        if let defaultName { spec.name = defaultName }
+        if let n = value(m, "name") {
+            let name = try string(n, job: job, key: "name")
+            guard !name.isEmpty, name.utf8.count <= 128, !name.contains(where: { $0.isNewline }) else {
+                throw fail(n, job: job, "a sink name must be 1 to 128 characters on one line")
+            }
+            spec.name = name
+        }
+        return spec
+    }
+
+    mutating func readWebhook(_ body: Node, job: String?) throws -> WebhookTarget {
+        let bm = try mapping(body, job: job, what: "webhook")
+        try checkKeys(bm, allowed: ["url", "headers", "secret", "timeout_secs"], job: job, context: "webhook")
+        guard let un = value(bm, "url") else { throw fail(body, job: job, "webhook needs 'url'") }
+        let url = try string(un, job: job, key: "url")
+        guard let comps = URLComponents(string: url), let scheme = comps.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              let host = comps.host, !host.isEmpty else {
+            throw fail(un, job: job, "webhook url must be an http:// or https:// URL with a host, not '\(url)'")
+        }
+        var w = WebhookTarget(url: url)
+        if let hn = value(bm, "headers") {
+            let hm = try mapping(hn, job: job, what: "headers")
+            for (k, v) in hm {
+                let name = k.scalar!.string
+                guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
+                    throw fail(k, job: job, "invalid header name '\(name)'")
+                }
+                let lower = name.lowercased()
+                if ["content-length", "host", "x-pollerd-signature", "transfer-encoding"].contains(lower) {
+                    throw fail(k, job: job, "header '\(name)' is set by pollerd and cannot be configured")
+                }
+                let value = try string(v, job: job, key: name)
+                if value.contains(where: { $0 == "\r" || $0 == "\n" }) { throw fail(v, job: job, "header '\(name)' must be on one line") }
+                w.headers[name] = value
+            }
+        }
+        if let sn = value(bm, "secret") {
+            let secret = try string(sn, job: job, key: "secret")
+            if secret.isEmpty { throw fail(sn, job: job, "secret must not be empty (leave it out to send no signature)") }
+            w.secret = secret
+        }
+        if let tn = value(bm, "timeout_secs") { w.timeoutSecs = try int(tn, job: job, key: "timeout_secs", range: 1...300) }
+        return w
+    }
+
+    /// A path resolved against the job file's directory.
+    func resolve(_ path: String) -> String {
+        if path.hasPrefix("/") { return (path as NSString).standardizingPath }
+        let dir = (file as NSString).deletingLastPathComponent
+        return (((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(path) as NSString).standardizingPath
+    }
+
+    /// Why a NATS subject cannot be published to, if it cannot.
+    static func subjectProblem(_ s: String) -> String? {
+        if s.isEmpty { return "empty" }
+        if s.utf8.count > 255 { return "longer than 255 bytes" }
+        for token in s.split(separator: ".", omittingEmptySubsequences: false) {
+            if token.isEmpty { return "empty token (leading, trailing or double '.')" }
+            if token == "*" || token == ">" { return "wildcards cannot be published to" }
+            if token.contains(where: { $0.isWhitespace || $0.isNewline }) { return "contains whitespace" }
+        }
+        return nil
+    }
+
+    /// HOST:PORT of a listen address.
+    static func parseListen(_ s: String) -> (host: String, port: Int)? {
+        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        var host = String(s[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+}

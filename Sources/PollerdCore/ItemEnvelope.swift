@@ -1,0 +1,53 @@
+import Crypto
+import Foundation
+
+/// One item ready for the outbox: its idempotency key and the envelope sinks receive.
+public struct OutboxEntry: Sendable, Equatable {
+    /// Stable across re-deliveries: the job id with the item's own id, or with a hash of the item.
+    public var key: String
+    /// The envelope as canonical JSON text (sorted keys).
+    public var envelope: String
+
+    public init(key: String, envelope: String) {
+        self.key = key; self.envelope = envelope
+    }
+}
+
+/// Builds the envelope `{ "id", "job_id", "kind", "agent", "found_at", "item" }` of an item.
+public enum ItemEnvelope {
+    /// Item ids longer than this are hashed into the key, so keys stay small.
+    static let maxInlineID = 200
+
+    /// The idempotency key of an item: `JOB:ID` when the item has a string or integer `id`,
+    /// otherwise `JOB:sha256:HEX` over the item's canonical JSON.
+    public static func key(jobID: String, item: JSONValue) -> String {
+        let own: String? = switch item["id"] {
+        case .string(let s)? where !s.isEmpty: s
+        case .int(let i)?: String(i)
+        default: nil
+        }
+        if let own, own.utf8.count <= maxInlineID, !own.hasPrefix("sha256:") {
+            return "\(jobID):\(own)"
+        }
+        let basis = own.map { "id:\($0)" } ?? item.canonicalString
+        return "\(jobID):sha256:\(hex(SHA256.hash(data: Data(basis.utf8))))"
+    }
+
+    /// The outbox entry of an item found by a tick.
+    public static func make(jobID: String, kind: String, agent: String, foundAtMs: Int64, item: JSONValue) -> OutboxEntry {
+        let key = key(jobID: jobID, item: item)
+        let env: JSONValue = .object([
+            "id": .string(key), "job_id": .string(jobID), "kind": .string(kind), "agent": .string(agent),
+            "found_at": .string(RFC3339.format(ms: foundAtMs)), "item": item,
+        ])
+        return OutboxEntry(key: key, envelope: env.canonicalString)
+    }
+
+    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        for b in digest { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0xf)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,128 @@
+/// The items a tick hands to the outbox, stored with its cursor in one transaction.
+public struct OutboxBatch: Sendable, Equatable {
+    /// The job's sink names: each entry is queued once per sink.
+    public var sinks: [String]
+    public var entries: [OutboxEntry]
+    /// Keys the job remembers for dedup (0: no dedup).
+    public var dedupWindow: Int
+    public var foundAtMs: Int64
+
+    public init(sinks: [String], entries: [OutboxEntry], dedupWindow: Int, foundAtMs: Int64) {
+        self.sinks = sinks; self.entries = entries; self.dedupWindow = dedupWindow; self.foundAtMs = foundAtMs
+    }
+
+    public static let empty = OutboxBatch(sinks: [], entries: [], dedupWindow: 0, foundAtMs: 0)
+}
+
+/// One sink queue of one job, claimed by a deliverer.
+public struct OutboxLane: Sendable, Hashable {
+    public var jobID: String
+    public var sink: String
+    /// Fences the claim: settling with a stale token changes nothing.
+    public var token: Int64
+    /// Failed attempts of the lane's head item so far.
+    public var attempts: Int
+
+    public init(jobID: String, sink: String, token: Int64, attempts: Int) {
+        self.jobID = jobID; self.sink = sink; self.token = token; self.attempts = attempts
+    }
+}
+
+/// An undelivered item of a lane, in production order.
+public struct OutboxRecord: Sendable, Equatable {
+    public var seq: Int64
+    public var key: String
+    public var envelope: String
+    public var foundAtMs: Int64
+
+    public init(seq: Int64, key: String, envelope: String, foundAtMs: Int64) {
+        self.seq = seq; self.key = key; self.envelope = envelope; self.foundAtMs = foundAtMs
+    }
+}
+
+/// What a delivery attempt of a lane's items came to.
+public struct LaneSettlement: Sendable, Equatable {
+    public enum Failure: Sendable, Equatable {
+        /// Try the head item again at the instant.
+        case retry(atMs: Int64, error: String)
+        /// The head item goes to the dead-letter table.
+        case deadLetter(error: String)
+        /// The lane cannot be delivered now (its sink is not configured); look again at the instant.
+        case park(untilMs: Int64, reason: String)
+    }
+    /// The items the sink acknowledged, a prefix of those handed to it.
+    public var acked: [Int64]
+    /// Why the next item was not acknowledged, if one was not.
+    public var failure: Failure?
+
+    public init(acked: [Int64], failure: Failure?) {
+        self.acked = acked; self.failure = failure
+    }
+}
+
+/// One lane as `pollerd outbox stats` shows it.
+public struct OutboxLaneStats: Sendable, Equatable {
+    public var jobID: String
+    public var sink: String
+    public var pending: Int64
+    public var attempts: Int
+    public var nextAttemptAtMs: Int64
+    public var lastError: String?
+    public var oldestFoundAtMs: Int64?
+    public var delivered: Int64
+    public var retried: Int64
+    public var deadLettered: Int64
+
+    public init(jobID: String, sink: String, pending: Int64, attempts: Int, nextAttemptAtMs: Int64, lastError: String?, oldestFoundAtMs: Int64?, delivered: Int64, retried: Int64, deadLettered: Int64) {
+        self.jobID = jobID; self.sink = sink; self.pending = pending; self.attempts = attempts; self.nextAttemptAtMs = nextAttemptAtMs
+        self.lastError = lastError; self.oldestFoundAtMs = oldestFoundAtMs; self.delivered = delivered; self.retried = retried; self.deadLettered = deadLettered
+    }
+}
+
+/// An item that a sink would not take after all its attempts.
+public struct DeadLetter: Sendable, Equatable {
+    public var id: Int64
+    public var jobID: String
+    public var sink: String
+    public var key: String
+    public var envelope: String
+    public var attempts: Int
+    public var lastError: String
+    public var foundAtMs: Int64
+    public var failedAtMs: Int64
+
+    public init(id: Int64, jobID: String, sink: String, key: String, envelope: String, attempts: Int, lastError: String, foundAtMs: Int64, failedAtMs: Int64) {
+        self.id = id; self.jobID = jobID; self.sink = sink; self.key = key; self.envelope = envelope; self.attempts = attempts
+        self.lastError = lastError; self.foundAtMs = foundAtMs; self.failedAtMs = failedAtMs
+    }
+}
+
+/// Which dead letters an operator command acts on.
+public enum DeadLetterSelection: Sendable, Equatable {
+    case ids([Int64])
+    case job(String)
+    case all
+}
+
+/// The outbox side of the store: lanes that deliverers claim, settle and report on, and the
+/// dead-letter table. Items enter it through `StateStore.commit`.
+public protocol OutboxStore: Sendable {
+    /// Claims up to `limit` lanes whose head is due and that no live claim holds.
+    func claimLanes(holder: String, nowMs: Int64, claimMs: Int64, limit: Int) async throws -> [OutboxLane]
+    /// The first `limit` undelivered items of a lane, oldest first.
+    func laneItems(_ lane: OutboxLane, limit: Int) async throws -> [OutboxRecord]
+    /// Records acks and the failure, releases the claim; false (nothing changed) when the claim was lost.
+    func settle(_ lane: OutboxLane, holder: String, _ settlement: LaneSettlement, nowMs: Int64) async throws -> Bool
+    /// The earliest instant a lane with items is due, if any.
+    func nextLaneDueMs() async throws -> Int64?
+    /// Every lane that has items or history.
+    func outboxStats() async throws -> [OutboxLaneStats]
+    /// Dead letters, newest first.
+    func deadLetters(jobID: String?, limit: Int) async throws -> [DeadLetter]
+    /// One dead letter.
+    func deadLetter(id: Int64) async throws -> DeadLetter?
+    /// Puts dead letters back at the end of their lanes, with fresh attempts; returns how many.
+    func replayDeadLetters(_ selection: DeadLetterSelection, nowMs: Int64) async throws -> Int
+    /// Deletes dead letters; returns how many.
+    func dropDeadLetters(_ selection: DeadLetterSelection) async throws -> Int
+}

@@ -1,0 +1,216 @@
+public import Logging
+import Metrics
+public import PollerdCore
+import Synchronization
+
+/// Drains the outbox: claims due lanes (one job's queue for one sink), hands their items to the
+/// sink in order, and records the acks, retries and dead letters. An item leaves the outbox only
+/// after its sink acknowledged it; a lane whose head fails waits (backing off) so order holds.
+public final class Deliverer: Sendable {
+    public let store: any OutboxStore
+    public let clock: any WallClock
+    public let holder: String
+    public let sinks: SinkRegistry
+    /// Rung when a commit queued items.
+    public let bell: Doorbell
+    private let logger: Logger
+
+    /// How long a claim on a lane lasts (a crashed deliverer's lanes free up after it).
+    public static let claimMs: Int64 = 300_000
+    /// How long a lane whose sink is not configured waits before it is looked at again.
+    public static let parkMs: Int64 = 30_000
+    /// How long in-flight lanes get to finish once shutdown begins.
+    public static let shutdownGrace: Duration = .seconds(5)
+
+    private struct Routing {
+        var sinks: [String: [String: SinkSpec]] = [:]
+        var tuning = DeliveryTuning()
+    }
+    private let routing = Mutex(Routing())
+    private let stopping = Mutex(false)
+
+    public init(store: any OutboxStore, clock: any WallClock, holder: String, sinks: SinkRegistry, bell: Doorbell = Doorbell(), logger: Logger) {
+        self.store = store
+        self.clock = clock
+        self.holder = holder
+        self.sinks = sinks
+        self.bell = bell
+        self.logger = logger
+    }
+
+    /// Sets the jobs' sinks and the tuning (at boot and on reload).
+    public func update(jobs: [JobSpec], tuning: DeliveryTuning) {
+        var r = Routing()
+        r.tuning = tuning
+        for j in jobs where !j.deliver.isEmpty {
+            r.sinks[j.id] = Dictionary(j.deliver.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+        routing.withLock { $0 = r }
+        bell.ring()
+    }
+
+    /// What one lane's turn came to.
+    public struct LaneReport: Sendable, Equatable {
+        public var lane: OutboxLane
+        public var delivered: Int
+        public var retried: Bool
+        public var deadLettered: Bool
+        public var parked: Bool
+        /// The batch was full and fully acknowledged: the lane likely has more.
+        public var more: Bool
+    }
+
+    /// Claims every due lane (up to the concurrency) and delivers one batch of each, concurrently.
+    /// For tests and `pollerd outbox flush`; the daemon runs `run()`.
+    public func pass() async throws -> [LaneReport] {
+        let tuning = routing.withLock { $0.tuning }
+        let lanes = try await store.claimLanes(holder: holder, nowMs: clock.nowMs, claimMs: Self.claimMs, limit: tuning.concurrency)
+        return await withTaskGroup(of: LaneReport?.self) { group in
+            for lane in lanes { group.addTask { await self.deliver(lane) } }
+            var out: [LaneReport] = []
+            for await r in group { if let r { out.append(r) } }
+            return out.sorted { ($0.lane.jobID, $0.lane.sink) < ($1.lane.jobID, $1.lane.sink) }
+        }
+    }
+
+    /// Delivers until the task is cancelled or `beginShutdown()` is called.
+    public func run() async {
+        enum Event: Sendable { case lane(LaneReport?), woke }
+        var lastGauge: Int64 = 0
+        await withTaskGroup(of: Event.self) { group in
+            var inFlight = 0
+            var waiting = false
+            var shutdownAt: ContinuousClock.Instant?
+            while true {
+                if Task.isCancelled { break }
+                let stop = stopping.withLock { $0 }
+                if stop {
+                    if inFlight == 0 { break }
+                    let t = shutdownAt ?? ContinuousClock.now
+                    shutdownAt = t
+                    if ContinuousClock.now - t > Self.shutdownGrace { break }
+                }
+                let now = clock.nowMs
+                if now - lastGauge >= 5000 {
+                    lastGauge = now
+                    await refreshGauges(nowMs: now)
+                }
+                let tuning = routing.withLock { $0.tuning }
+                if !stop, inFlight < tuning.concurrency {
+                    do {
+                        let lanes = try await store.claimLanes(holder: holder, nowMs: now, claimMs: Self.claimMs, limit: tuning.concurrency - inFlight)
+                        for lane in lanes {
+                            inFlight += 1
+                            group.addTask { .lane(await self.deliver(lane)) }
+                        }
+                    } catch {
+                        logger.error("outbox claim failed", metadata: ["pollerd.error": "\(error)"])
+                    }
+                }
+                if !waiting {
+                    waiting = true
+                    var until = now + 1000
+                    if inFlight == 0, !stop, let due = try? await store.nextLaneDueMs() { until = max(now, min(until, due)) }
+                    if stop { until = now + 100 }
+                    let wakeAt = until
+                    group.addTask {
+                        await self.bell.wait(untilMs: wakeAt, clock: self.clock)
+                        return .woke
+                    }
+                }
+                switch await group.next() {
+                case .lane?: inFlight -= 1
+                case .woke?: waiting = false
+                case nil: break
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Stops claiming lanes; those in flight get a short grace to finish.
+    public func beginShutdown() {
+        stopping.withLock { $0 = true }
+        bell.ring()
+    }
+
+    /// One batch of one lane.
+    func deliver(_ lane: OutboxLane) async -> LaneReport? {
+        let (spec, tuning) = routing.withLock { ($0.sinks[lane.jobID]?[lane.sink], $0.tuning) }
+        var log = logger
+        log[metadataKey: "pollerd.job.id"] = "\(lane.jobID)"
+        log[metadataKey: "pollerd.sink"] = "\(lane.sink)"
+        var report = LaneReport(lane: lane, delivered: 0, retried: false, deadLettered: false, parked: false, more: false)
+        let items: [OutboxRecord]
+        do { items = try await store.laneItems(lane, limit: tuning.batchSize) } catch {
+            log.error("outbox read failed", metadata: ["pollerd.error": "\(error)"])
+            _ = try? await store.settle(lane, holder: holder, LaneSettlement(acked: [], failure: .park(untilMs: clock.nowMs + 1000, reason: "outbox read failed: \(error)")), nowMs: clock.nowMs)
+            return report
+        }
+        guard let spec else {
+            let reason = "sink '\(lane.sink)' is not configured for job '\(lane.jobID)'; its items wait until it is"
+            log.warning("outbox lane parked: sink not configured", metadata: ["pollerd.outbox.pending": "\(items.count)"])
+            report.parked = true
+            _ = try? await store.settle(lane, holder: holder, LaneSettlement(acked: [], failure: .park(untilMs: clock.nowMs + Self.parkMs, reason: reason)), nowMs: clock.nowMs)
+            return report
+        }
+        let type = spec.target.type
+        var settlement = LaneSettlement(acked: [], failure: nil)
+        if !items.isEmpty {
+            let result = await sinks.sink(for: spec).deliver(items, jobID: lane.jobID)
+            let n = max(0, min(result.acked, items.count))
+            settlement.acked = items.prefix(n).map(\.seq)
+            report.delivered = n
+            let now = clock.nowMs
+            if let f = result.failure, n < items.count {
+                let attempts = (n > 0 ? 0 : lane.attempts) + 1
+                if Task.isCancelled {
+                    settlement.failure = .park(untilMs: now, reason: "delivery interrupted by shutdown: \(f.message)")
+                } else if !f.retryable || attempts >= tuning.maxAttempts {
+                    let why = f.retryable ? "\(f.message) (gave up after \(attempts) attempts)" : f.message
+                    settlement.failure = .deadLetter(error: why)
+                    report.deadLettered = true
+                    log.warning("item dead-lettered", metadata: ["pollerd.item.key": "\(items[n].key)", "pollerd.error": "\(why)"])
+                } else {
+                    let delay = f.retryAfterMs ?? tuning.retryDelayMs(afterAttempts: attempts, unit: Double.random(in: 0..<1))
+                    settlement.failure = .retry(atMs: now + delay, error: f.message)
+                    report.retried = true
+                    log.info("delivery failed; will retry", metadata: ["pollerd.attempts": "\(attempts)", "pollerd.retry_in_ms": "\(delay)", "pollerd.error": "\(f.message)"])
+                }
+            }
+            report.more = n == items.count && items.count == tuning.batchSize
+        }
+        do {
+            let ok = try await store.settle(lane, holder: holder, settlement, nowMs: clock.nowMs)
+            if !ok {
+                log.warning("outbox lane claim lost before settling; its items will be delivered again")
+                return report
+            }
+        } catch {
+            log.error("outbox settle failed; its items will be delivered again", metadata: ["pollerd.error": "\(error)"])
+            return report
+        }
+        if report.delivered > 0 { Counter(label: "pollerd_delivery_items_total", dimensions: [("sink_type", type), ("outcome", "delivered")]).increment(by: report.delivered) }
+        if report.retried { Counter(label: "pollerd_delivery_items_total", dimensions: [("sink_type", type), ("outcome", "retried")]).increment() }
+        if report.deadLettered { Counter(label: "pollerd_delivery_items_total", dimensions: [("sink_type", type), ("outcome", "dead_lettered")]).increment() }
+        return report
+    }
+
+    /// Updates the outbox depth and oldest-item age gauges.
+    func refreshGauges(nowMs: Int64) async {
+        guard let stats = try? await store.outboxStats() else { return }
+        var depth: [String: Int64] = [:]
+        var oldest: [String: Int64] = [:]
+        let specs = routing.withLock { $0.sinks }
+        for s in stats where s.pending > 0 {
+            let type = specs[s.jobID]?[s.sink]?.target.type ?? "unconfigured"
+            depth[type, default: 0] += s.pending
+            if let f = s.oldestFoundAtMs { oldest[type] = min(oldest[type] ?? f, f) }
+        }
+        for type in ["file", "webhook", "nats", "stdout", "unconfigured"] {
+            Gauge(label: "pollerd_outbox_depth", dimensions: [("sink_type", type)]).record(depth[type] ?? 0)
+            let age = oldest[type].map { Double(max(0, nowMs - $0)) / 1000 } ?? 0
+            Gauge(label: "pollerd_outbox_oldest_age_seconds", dimensions: [("sink_type", type)]).record(age)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+public import AsyncHTTPClient
+import Crypto
+import Foundation
+import NIOCore
+import NIOHTTP1
+public import PollerdCore
+
+/// POSTs each envelope as JSON, in order, and stops at the first item not acknowledged.
+/// 2xx acks; 408, 429, 5xx, timeouts and connection errors retry (honouring `Retry-After`);
+/// any other status is final for that item. Redirects are not followed: a webhook URL must
+/// name the endpoint itself.
+public final class WebhookSink: Sink {
+    public let target: WebhookTarget
+    private let client: HTTPClient
+    /// How long one lane's batch may keep the sink before yielding (the rest waits for the next turn).
+    private let batchBudget: Duration
+
+    /// The longest `Retry-After` honoured; longer requests are cut to this.
+    static let maxRetryAfterMs: Int64 = 3_600_000
+    /// Bytes of a response body kept for the error message.
+    static let errorBodyLimit = 512
+
+    public init(target: WebhookTarget, client: HTTPClient, batchBudget: Duration = .seconds(60)) {
+        self.target = target
+        self.client = client
+        self.batchBudget = batchBudget
+    }
+
+    /// The `X-Pollerd-Signature` value of a body: `sha256=` and the hex HMAC-SHA256 keyed by the secret.
+    public static func signature(body: [UInt8], secret: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Data(secret.utf8)))
+        return "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
+    }
+
+    public func deliver(_ records: [OutboxRecord], jobID: String) async -> SinkResult {
+        let start = ContinuousClock.now
+        var acked = 0
+        for r in records {
+            if acked > 0, ContinuousClock.now - start > batchBudget { break }
+            if let failure = await post(r, jobID: jobID) { return SinkResult(acked: acked, failure: failure) }
+            acked += 1
+        }
+        return SinkResult(acked: acked)
+    }
+
+    func post(_ r: OutboxRecord, jobID: String) async -> SinkFailure? {
+        var req = HTTPClientRequest(url: target.url)
+        req.method = .POST
+        for (k, v) in target.headers { req.headers.replaceOrAdd(name: k, value: v) }
+        req.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
+        req.headers.replaceOrAdd(name: "User-Agent", value: "pollerd")
+        req.headers.replaceOrAdd(name: "Idempotency-Key", value: r.key)
+        req.headers.replaceOrAdd(name: "X-Pollerd-Job", value: jobID)
+        let body = Array(r.envelope.utf8)
+        if let secret = target.secret {
+            req.headers.replaceOrAdd(name: "X-Pollerd-Signature", value: Self.signature(body: body, secret: secret))
+        }
+        req.body = .bytes(ByteBuffer(bytes: body))
+        let host = URLComponents(string: target.url)?.host ?? target.url
+        do {
+            let resp = try await client.execute(req, timeout: .seconds(target.timeoutSecs))
+            let status = Int(resp.status.code)
+            // Read a little of the body for the message; drain the rest so the connection can be reused.
+            var snippet = ""
+            if !(200..<300).contains(status) {
+                var kept = [UInt8]()
+                for try await chunk in resp.body {
+                    if kept.count < Self.errorBodyLimit { kept += chunk.readableBytesView.prefix(Self.errorBodyLimit - kept.count) }
+                }
+                snippet = String(decoding: kept, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            } else {
+                for try await _ in resp.body {}
+            }
+            return Self.classify(status: status, retryAfter: resp.headers.first(name: "Retry-After"), host: host, body: snippet, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+        } catch let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout {
+            return SinkFailure(retryable: true, "webhook \(host): timed out after \(target.timeoutSecs)s")
+        } catch {
+            return SinkFailure(retryable: true, "webhook \(host): \(error)")
+        }
+    }
+
+    /// The outcome of a response status: nil for an ack.
+    static func classify(status: Int, retryAfter: String?, host: String, body: String, nowMs: Int64) -> SinkFailure? {
+        if (200..<300).contains(status) { return nil }
+        let detail = body.isEmpty ? "" : ": \(body)"
+        if status == 408 || status == 429 || (500..<600).contains(status) {
+            let after = retryAfter.flatMap { parseRetryAfter($0, nowMs: nowMs) }.map { min($0, maxRetryAfterMs) }
+            return SinkFailure(retryable: true, retryAfterMs: after, "webhook \(host): HTTP \(status)\(detail)")
+        }
+        if (300..<400).contains(status) {
+            return SinkFailure(retryable: false, "webhook \(host): HTTP \(status) redirect not followed; point the url at the endpoint itself")
+        }
+        return SinkFailure(retryable: false, "webhook \(host): HTTP \(status)\(detail)")
+    }
+
+    /// `Retry-After` as delay-seconds or an HTTP-date, in milliseconds from now.
+    static func parseRetryAfter(_ value: String, nowMs: Int64) -> Int64? {
+        let v = value.trimmingCharacters(in: .whitespaces)
+        if let secs = Int64(v) { return secs >= 0 ? secs * 1000 : nil }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let d = f.date(from: v) else { return nil }
+        return max(0, Int64(d.timeIntervalSince1970 * 1000) - nowMs)
+    }
+}

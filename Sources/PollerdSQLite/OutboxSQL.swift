@@ -1,0 +1,210 @@
+import GRDB
+import PollerdCore
+
+/// The outbox's SQL, run inside the store's write transactions.
+///
+/// Tables: `outbox_item` holds each item's envelope once, with the number of sinks still to
+/// take it; `outbox_pending` lists (job, sink, item) rows not yet acknowledged; `outbox_lane`
+/// holds one row per job and sink with its retry state and claim; `dedup_key` is each job's
+/// window of recent item keys; `dead_letter` keeps what a sink would not take.
+enum OutboxSQL {
+    static let migration = """
+        ALTER TABLE poll_state ADD COLUMN outbox_backlog INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE outbox_item (
+          seq INTEGER PRIMARY KEY AUTOINCREMENT,
+          job_id TEXT NOT NULL,
+          item_key TEXT NOT NULL,
+          envelope TEXT NOT NULL,
+          found_at INTEGER NOT NULL,
+          remaining INTEGER NOT NULL
+        );
+        CREATE TABLE outbox_pending (
+          job_id TEXT NOT NULL,
+          sink TEXT NOT NULL,
+          seq INTEGER NOT NULL,
+          PRIMARY KEY (job_id, sink, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE outbox_lane (
+          job_id TEXT NOT NULL,
+          sink TEXT NOT NULL,
+          pending INTEGER NOT NULL DEFAULT 0,
+          attempts INTEGER NOT NULL DEFAULT 0,
+          next_attempt_at INTEGER NOT NULL DEFAULT 0,
+          last_error TEXT,
+          claimed_by TEXT,
+          claim_token INTEGER NOT NULL DEFAULT 0,
+          claim_until INTEGER NOT NULL DEFAULT 0,
+          delivered_total INTEGER NOT NULL DEFAULT 0,
+          retried_total INTEGER NOT NULL DEFAULT 0,
+          dead_total INTEGER NOT NULL DEFAULT 0,
+          PRIMARY KEY (job_id, sink)
+        );
+        CREATE INDEX outbox_lane_due ON outbox_lane(next_attempt_at) WHERE pending > 0;
+        CREATE TABLE dedup_key (
+          job_id TEXT NOT NULL,
+          item_key TEXT NOT NULL,
+          seq INTEGER NOT NULL,
+          PRIMARY KEY (job_id, item_key)
+        ) WITHOUT ROWID;
+        CREATE INDEX dedup_key_seq ON dedup_key(job_id, seq);
+        CREATE TABLE dead_letter (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          job_id TEXT NOT NULL,
+          sink TEXT NOT NULL,
+          item_key TEXT NOT NULL,
+          envelope TEXT NOT NULL,
+          attempts INTEGER NOT NULL,
+          last_error TEXT NOT NULL,
+          found_at INTEGER NOT NULL,
+          failed_at INTEGER NOT NULL
+        );
+        CREATE INDEX dead_letter_job ON dead_letter(job_id, id);
+        """
+
+    /// Queues a committed tick's items for each sink; items whose key is in the job's dedup
+    /// window are left out. Returns how many items were queued.
+    @discardableResult
+    static func enqueue(_ batch: OutboxBatch, jobID: String, nowMs: Int64, _ db: Database) throws -> Int {
+        guard !batch.sinks.isEmpty, !batch.entries.isEmpty else { return 0 }
+        let seen = try db.cachedStatement(sql: "SELECT 1 FROM dedup_key WHERE job_id = ? AND item_key = ?")
+        let remember = try db.cachedStatement(sql: "INSERT INTO dedup_key (job_id, item_key, seq) VALUES (?, ?, ?)")
+        let insertItem = try db.cachedStatement(sql: "INSERT INTO outbox_item (job_id, item_key, envelope, found_at, remaining) VALUES (?, ?, ?, ?, ?)")
+        let insertPending = try db.cachedStatement(sql: "INSERT INTO outbox_pending (job_id, sink, seq) VALUES (?, ?, ?)")
+        let dedup = batch.dedupWindow > 0
+        var queued = 0
+        for e in batch.entries {
+            if dedup, try Bool.fetchOne(seen, arguments: [jobID, e.key]) != nil { continue }
+            try insertItem.execute(arguments: [jobID, e.key, e.envelope, batch.foundAtMs, batch.sinks.count])
+            let seq = db.lastInsertedRowID
+            if dedup { try remember.execute(arguments: [jobID, e.key, seq]) }
+            for sink in batch.sinks { try insertPending.execute(arguments: [jobID, sink, seq]) }
+            queued += 1
+        }
+        guard queued > 0 else { return 0 }
+        let lane = try db.cachedStatement(sql: """
+            INSERT INTO outbox_lane (job_id, sink, pending, next_attempt_at) VALUES (?, ?, ?, ?)
+            ON CONFLICT (job_id, sink) DO UPDATE SET pending = pending + excluded.pending
+            """)
+        for sink in batch.sinks { try lane.execute(arguments: [jobID, sink, queued, nowMs]) }
+        try db.cachedStatement(sql: "UPDATE poll_state SET outbox_backlog = outbox_backlog + ? WHERE job_id = ?").execute(arguments: [queued, jobID])
+        if dedup {
+            // Keep the newest `dedupWindow` keys of the job.
+            try db.cachedStatement(sql: """
+                DELETE FROM dedup_key WHERE job_id = ? AND seq < (
+                  SELECT seq FROM dedup_key WHERE job_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)
+                """).execute(arguments: [jobID, jobID, batch.dedupWindow - 1])
+        }
+        return queued
+    }
+
+    static func claim(holder: String, nowMs: Int64, claimMs: Int64, limit: Int, _ db: Database) throws -> [OutboxLane] {
+        try Row.fetchAll(db.cachedStatement(sql: """
+            UPDATE outbox_lane SET claimed_by = ?, claim_token = claim_token + 1, claim_until = ?
+            WHERE rowid IN (
+              SELECT rowid FROM outbox_lane
+              WHERE pending > 0 AND next_attempt_at <= ? AND claim_until <= ?
+              ORDER BY next_attempt_at LIMIT ?)
+            RETURNING job_id, sink, claim_token, attempts
+            """), arguments: [holder, nowMs + claimMs, nowMs, nowMs, limit]).map {
+            OutboxLane(jobID: $0[0], sink: $0[1], token: $0[2], attempts: $0[3])
+        }
+    }
+
+    static func items(_ lane: OutboxLane, limit: Int, _ db: Database) throws -> [OutboxRecord] {
+        try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT p.seq, i.item_key, i.envelope, i.found_at FROM outbox_pending p JOIN outbox_item i ON i.seq = p.seq
+            WHERE p.job_id = ? AND p.sink = ? ORDER BY p.seq LIMIT ?
+            """), arguments: [lane.jobID, lane.sink, limit]).map {
+            OutboxRecord(seq: $0[0], key: $0[1], envelope: $0[2], foundAtMs: $0[3])
+        }
+    }
+
+    /// Removes one (job, sink, item) pending row; drops the item when no sink waits for it.
+    /// Returns false when the row was not pending.
+    static func release(jobID: String, sink: String, seq: Int64, _ db: Database) throws -> Bool {
+        try db.cachedStatement(sql: "DELETE FROM outbox_pending WHERE job_id = ? AND sink = ? AND seq = ?").execute(arguments: [jobID, sink, seq])
+        guard db.changesCount == 1 else { return false }
+        let left = try Int64.fetchOne(db.cachedStatement(sql: "UPDATE outbox_item SET remaining = remaining - 1 WHERE seq = ? RETURNING remaining"), arguments: [seq])
+        if let left, left <= 0 {
+            try db.cachedStatement(sql: "DELETE FROM outbox_item WHERE seq = ?").execute(arguments: [seq])
+            try db.cachedStatement(sql: "UPDATE poll_state SET outbox_backlog = MAX(outbox_backlog - 1, 0) WHERE job_id = ?").execute(arguments: [jobID])
+        }
+        return true
+    }
+
+    static func settle(_ lane: OutboxLane, holder: String, _ s: LaneSettlement, nowMs: Int64, _ db: Database) throws -> Bool {
+        guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM outbox_lane WHERE job_id = ? AND sink = ? AND claimed_by = ? AND claim_token = ?"),
+                                arguments: [lane.jobID, lane.sink, holder, lane.token]) != nil else { return false }
+        var released: Int64 = 0
+        for seq in s.acked where try release(jobID: lane.jobID, sink: lane.sink, seq: seq, db) { released += 1 }
+        var attempts = s.acked.isEmpty ? lane.attempts : 0
+        var next = nowMs
+        var lastError: String?
+        var retried: Int64 = 0
+        var dead: Int64 = 0
+        switch s.failure {
+        case nil:
+            attempts = 0
+        case .retry(let at, let error)?:
+            attempts += 1; next = at; lastError = error; retried = 1
+        case .park(let until, let reason)?:
+            next = until; lastError = reason
+        case .deadLetter(let error)?:
+            // The head: the first pending item after the acked ones.
+            if let head = try Row.fetchOne(db.cachedStatement(sql: """
+                SELECT p.seq, i.item_key, i.envelope, i.found_at FROM outbox_pending p JOIN outbox_item i ON i.seq = p.seq
+                WHERE p.job_id = ? AND p.sink = ? ORDER BY p.seq LIMIT 1
+                """), arguments: [lane.jobID, lane.sink]) {
+                try db.cachedStatement(sql: """
+                    INSERT INTO dead_letter (job_id, sink, item_key, envelope, attempts, last_error, found_at, failed_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [lane.jobID, lane.sink, head[1] as String, head[2] as String, attempts + 1, error, head[3] as Int64, nowMs])
+                if try release(jobID: lane.jobID, sink: lane.sink, seq: head[0], db) { released += 1; dead = 1 }
+            }
+            attempts = 0; lastError = error
+        }
+        try db.cachedStatement(sql: """
+            UPDATE outbox_lane SET pending = MAX(pending - ?, 0), attempts = ?, next_attempt_at = ?, last_error = ?,
+              claim_until = 0, delivered_total = delivered_total + ?, retried_total = retried_total + ?, dead_total = dead_total + ?
+            WHERE job_id = ? AND sink = ?
+            """).execute(arguments: [released, attempts, next, lastError, Int64(s.acked.count), retried, dead, lane.jobID, lane.sink])
+        if s.acked.isEmpty, s.failure == nil {
+            // Nothing was handed over although the lane counted items: trust the rows.
+            try db.cachedStatement(sql: "UPDATE outbox_lane SET pending = (SELECT COUNT(*) FROM outbox_pending WHERE job_id = ? AND sink = ?) WHERE job_id = ? AND sink = ?")
+                .execute(arguments: [lane.jobID, lane.sink, lane.jobID, lane.sink])
+        }
+        return true
+    }
+
+    static func where_(_ sel: DeadLetterSelection) -> (String, StatementArguments) {
+        switch sel {
+        case .all: return ("1", [])
+        case .job(let j): return ("job_id = ?", [j])
+        case .ids(let ids): return ("id IN (\(ids.map { _ in "?" }.joined(separator: ",")))", StatementArguments(ids))
+        }
+    }
+
+    static func replay(_ sel: DeadLetterSelection, nowMs: Int64, _ db: Database) throws -> Int {
+        let (w, args) = where_(sel)
+        let rows = try Row.fetchAll(db, sql: "SELECT id, job_id, sink, item_key, envelope, found_at FROM dead_letter WHERE \(w) ORDER BY id", arguments: args)
+        for r in rows {
+            let jobID: String = r[1], sink: String = r[2]
+            try db.execute(sql: "INSERT INTO outbox_item (job_id, item_key, envelope, found_at, remaining) VALUES (?, ?, ?, ?, 1)",
+                           arguments: [jobID, r[3] as String, r[4] as String, r[5] as Int64])
+            let seq = db.lastInsertedRowID
+            try db.execute(sql: "INSERT INTO outbox_pending (job_id, sink, seq) VALUES (?, ?, ?)", arguments: [jobID, sink, seq])
+            try db.execute(sql: """
+                INSERT INTO outbox_lane (job_id, sink, pending, next_attempt_at) VALUES (?, ?, 1, ?)
+                ON CONFLICT (job_id, sink) DO UPDATE SET pending = pending + 1
+                """, arguments: [jobID, sink, nowMs])
+            try db.execute(sql: "UPDATE poll_state SET outbox_backlog = outbox_backlog + 1 WHERE job_id = ?", arguments: [jobID])
+            try db.execute(sql: "DELETE FROM dead_letter WHERE id = ?", arguments: [r[0] as Int64])
+        }
+        return rows.count
+    }
+
+    static func deadLetter(_ r: Row) -> DeadLetter {
+        DeadLetter(id: r[0], jobID: r[1], sink: r[2], key: r[3], envelope: r[4], attempts: r[5], lastError: r[6], foundAtMs: r[7], failedAtMs: r[8])
+    }
+    static let deadLetterColumns = "id, job_id, sink, item_key, envelope, attempts, last_error, found_at, failed_at"
+}
