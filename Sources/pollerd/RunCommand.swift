@@ -68,7 +68,6 @@ struct RunCommand: AsyncParsableCommand {
         ))
         try await group.run()
         await PluginProcesses.shared.shutdownAll()
-        await sinks.shutdown()
         logger.info("pollerd stopped")
     }
 }

@@ -1,0 +1,215 @@
+import Foundation
+import PollerdCore
+@testable import PollerdDelivery
+import PollerdSQLite
+import PollerdTestKit
+import Testing
+
+@Suite struct OutboxTests {
+    @Test func aTicksItemsAndCursorCommitTogetherAndReachTheFileSink() async throws {
+        let f = try Fixture()
+        let path = f.dir.appendingPathComponent("out/items.jsonl").path
+        let job = f.job([SinkSpec(.file(path: path))])
+        try await f.register([job])
+        let r = await f.tick(job, items: numbered(0..<3))
+        #expect(r.disposition == .ran(committed: true))
+        #expect(try await f.backlog() == 3)
+        #expect(try await f.store.state(jobID: "j")?.cursor == Data("c".utf8))
+        #expect(try jsonLines(path).isEmpty)
+
+        let reports = try await f.deliverer.pass()
+        #expect(reports.map(\.delivered) == [3])
+        let lines = try jsonLines(path)
+        #expect(lines.map { $0["id"]?.stringValue } == ["j:n0", "j:n1", "j:n2"])
+        #expect(lines[0]["job_id"]?.stringValue == "j" && lines[0]["kind"]?.stringValue == "source" && lines[0]["agent"]?.stringValue == "default")
+        #expect(lines[0]["found_at"]?.stringValue == RFC3339.format(ms: t0))
+        #expect(lines[1]["item"] == .object(["id": .string("n1"), "n": .int(1)]))
+        #expect(try await f.backlog() == 0)
+        #expect(try await f.lane("j", "file:\(path)")?.pending == 0)
+        #expect(try await f.deliverer.pass().isEmpty)
+    }
+
+    @Test func aFencedCommitQueuesNothing() async throws {
+        let f = try Fixture()
+        let job = f.job([SinkSpec(.stdout)])
+        try await f.register([job])
+        guard case .granted(let lease) = try await f.store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: t0, slotMs: nil) else {
+            Issue.record("no lease"); return
+        }
+        _ = try await f.store.reset(jobID: "j", nowMs: t0)   // fences the lease off
+        let entries = numbered(0..<2).map { ItemEnvelope.make(jobID: "j", kind: "source", agent: "default", foundAtMs: t0, item: $0) }
+        let ok = try await f.store.commit(TickCommit(lease: lease, startedAtMs: t0, durationMs: 1, status: "ok", error: nil, newCursor: Data("x".utf8),
+                                                     itemsSeen: 2, itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false,
+                                                     pausedReason: nil, done: false, scheduleFingerprint: "s",
+                                                     outbox: OutboxBatch(sinks: ["stdout"], entries: entries, dedupWindow: 100, foundAtMs: t0)), nowMs: t0)
+        #expect(!ok)
+        #expect(try await f.backlog() == 0)
+        #expect(try await f.store.outboxStats().isEmpty)
+        #expect(try await f.store.state(jobID: "j")?.cursor == nil)
+    }
+
+    @Test func theDedupWindowDropsItemsSeenAgainAndForgetsTheOldest() async throws {
+        var tuning = DeliveryTuning()
+        tuning.dedupWindow = 3
+        let f = try Fixture(tuning: tuning)
+        let path = f.dir.appendingPathComponent("d.jsonl").path
+        let job = f.job([SinkSpec(.file(path: path))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<2))
+        await f.tick(job, items: numbered(0..<3))           // n0, n1 again: only n2 is new
+        #expect(try await f.backlog() == 3)
+        _ = try await f.deliverer.pass()
+        await f.tick(job, items: numbered(1..<3))           // still in the window, even though delivered
+        #expect(try await f.backlog() == 0)
+        await f.tick(job, items: numbered(3..<5))           // n3, n4 push n0 and n1 out of the 3-key window
+        await f.tick(job, items: numbered(0..<1))           // n0 was forgotten: delivered again
+        _ = try await f.deliverer.pass()
+        #expect(try jsonLines(path).compactMap { $0["id"]?.stringValue } == ["j:n0", "j:n1", "j:n2", "j:n3", "j:n4", "j:n0"])
+    }
+
+    @Test func itemsWithoutAnIDAreKeyedByTheirContent() async throws {
+        let a: JSONValue = .object(["title": .string("x"), "n": .int(1)])
+        let b: JSONValue = .object(["n": .int(1), "title": .string("x")])
+        #expect(ItemEnvelope.key(jobID: "j", item: a) == ItemEnvelope.key(jobID: "j", item: b))
+        #expect(ItemEnvelope.key(jobID: "j", item: a).hasPrefix("j:sha256:"))
+        #expect(ItemEnvelope.key(jobID: "j", item: a) != ItemEnvelope.key(jobID: "k", item: a))
+        #expect(ItemEnvelope.key(jobID: "j", item: .object(["id": .int(42)])) == "j:42")
+        #expect(ItemEnvelope.key(jobID: "j", item: .object(["id": .string("sha256:abc")])).hasPrefix("j:sha256:"))
+        let long = String(repeating: "x", count: 500)
+        let k = ItemEnvelope.key(jobID: "j", item: .object(["id": .string(long)]))
+        #expect(k.hasPrefix("j:sha256:") && k.utf8.count < 80)
+        #expect(k == ItemEnvelope.key(jobID: "j", item: .object(["id": .string(long), "other": .int(1)])))
+    }
+
+    @Test func backpressurePausesTicksUntilTheBacklogDrains() async throws {
+        var tuning = DeliveryTuning()
+        tuning.maxBacklog = 3
+        let f = try Fixture(tuning: tuning)
+        let path = f.dir.appendingPathComponent("bp.jsonl").path
+        let job = f.job([SinkSpec(.file(path: path))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<2))
+        await f.tick(job, items: numbered(2..<4))
+        #expect(try await f.backlog() == 4)
+        let blocked = await f.tick(job, items: numbered(4..<6))
+        #expect(blocked.disposition == .skipped(.backlogged(pending: 4, limit: 3)))
+        let row = try await f.store.state(jobID: "j")
+        #expect(row?.lastStatus == "backpressure")
+        #expect(row?.lastError == "4 undelivered items (limit 3); ticks wait until the outbox drains")
+        _ = try await f.deliverer.pass()
+        #expect(try await f.backlog() == 0)
+        let resumed = await f.tick(job, items: numbered(4..<6))
+        #expect(resumed.disposition == .ran(committed: true))
+        _ = try await f.deliverer.pass()
+        #expect(try jsonLines(path).count == 6)
+    }
+
+    @Test func eachSinkGetsEveryItemAndTheBacklogCountsItemsNotDeliveries() async throws {
+        let f = try Fixture()
+        let a = f.dir.appendingPathComponent("a.jsonl").path, b = f.dir.appendingPathComponent("b.jsonl").path
+        let job = f.job([SinkSpec(.file(path: a)), SinkSpec(.file(path: b))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<2))
+        #expect(try await f.backlog() == 2)
+        _ = try await f.deliverer.pass()
+        #expect(try jsonLines(a).count == 2 && jsonLines(b).count == 2)
+        #expect(try await f.backlog() == 0)
+    }
+
+    @Test func aFileSinkThatCannotWriteRetriesAndKeepsOrder() async throws {
+        let f = try Fixture()
+        let blocker = f.dir.appendingPathComponent("blocker")
+        try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
+        try Data("file, not a directory".utf8).write(to: blocker)
+        let path = blocker.appendingPathComponent("items.jsonl").path
+        let job = f.job([SinkSpec(.file(path: path))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<2))
+        let r = try await f.deliverer.pass()
+        #expect(r.map(\.retried) == [true])
+        let lane = try await f.lane("j", "file:\(path)")
+        #expect(lane?.pending == 2 && lane?.attempts == 1)
+        #expect(lane?.lastError == "file \(path): open failed: Not a directory")
+        #expect(lane!.nextAttemptAtMs >= t0 + 900 && lane!.nextAttemptAtMs <= t0 + 1100)
+        #expect(try await f.deliverer.pass().isEmpty)      // not due yet
+        try FileManager.default.removeItem(at: blocker)
+        f.clock.advance(byMs: 1100)
+        #expect(try await f.deliverer.pass().map(\.delivered) == [2])
+        #expect(try jsonLines(path).compactMap { $0["item"]?["n"]?.intValue } == [0, 1])
+        #expect(try await f.lane("j", "file:\(path)")?.attempts == 0)
+    }
+
+    @Test func aTornLastLineIsEndedBeforeAppending() async throws {
+        let f = try Fixture()
+        try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
+        let path = f.dir.appendingPathComponent("torn.jsonl").path
+        try Data("{\"partial\":".utf8).write(to: URL(fileURLWithPath: path))
+        let job = f.job([SinkSpec(.file(path: path))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<1))
+        _ = try await f.deliverer.pass()
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 2 && lines[0] == "{\"partial\":")
+        #expect(try JSONValue.parse(Data(lines[1].utf8))["id"]?.stringValue == "j:n0")
+    }
+
+    @Test func aLaneWhoseSinkIsNotConfiguredIsParkedNotLost() async throws {
+        let f = try Fixture()
+        let path = f.dir.appendingPathComponent("p.jsonl").path
+        let job = f.job([SinkSpec(.file(path: path))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<2))
+        f.deliverer.update(jobs: [f.job([SinkSpec(.stdout)])], tuning: f.settings.delivery)   // reload dropped the file sink
+        let r = try await f.deliverer.pass()
+        #expect(r.map(\.parked) == [true])
+        let lane = try await f.lane("j", "file:\(path)")
+        #expect(lane?.pending == 2 && lane?.lastError?.contains("not configured") == true)
+        f.deliverer.update(jobs: [job], tuning: f.settings.delivery)                        // it came back
+        f.clock.advance(byMs: Deliverer.parkMs)
+        #expect(try await f.deliverer.pass().map(\.delivered) == [2])
+    }
+
+    @Test func theBrokerSinkPublishesToSubscribers() async throws {
+        let broker = LocalBroker()
+        let f = try Fixture(sinks: SinkRegistry(broker: broker))
+        let sub = broker.subscribe("items.>")
+        let job = f.job([SinkSpec(.nats(subject: "items.j"))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<2))
+        #expect(try await f.deliverer.pass().map(\.delivered) == [2])
+        var got: [String] = []
+        for await m in sub {
+            got.append(try JSONValue.parse(m.payload)["id"]?.stringValue ?? "?")
+            #expect(m.subject == "items.j")
+            if got.count == 2 { break }
+        }
+        #expect(got == ["j:n0", "j:n1"])
+    }
+
+    @Test func aFullSubscriberMakesThePublishRetryInsteadOfDropping() async throws {
+        let broker = LocalBroker()
+        let f = try Fixture(sinks: SinkRegistry(broker: broker))
+        let sub = broker.subscribe("items.j", capacity: 1)
+        let job = f.job([SinkSpec(.nats(subject: "items.j"))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<2))
+        let r = try await f.deliverer.pass()
+        #expect(r.map(\.delivered) == [1] && r.map(\.retried) == [true])
+        var it = sub.makeAsyncIterator()
+        #expect(try JSONValue.parse(await it.next()!.payload)["id"]?.stringValue == "j:n0")
+        f.clock.advance(byMs: 2000)
+        #expect(try await f.deliverer.pass().map(\.delivered) == [1])
+        #expect(try JSONValue.parse(await it.next()!.payload)["id"]?.stringValue == "j:n1")
+    }
+
+    @Test func subjectWildcardsMatchLikeNATS() {
+        func m(_ p: String, _ s: String) -> Bool {
+            LocalBroker.matches(p.split(separator: ".", omittingEmptySubsequences: false), s.split(separator: ".", omittingEmptySubsequences: false))
+        }
+        #expect(m("a.b", "a.b") && !m("a.b", "a.c") && !m("a.b", "a.b.c"))
+        #expect(m("a.*", "a.b") && !m("a.*", "a.b.c") && !m("a.*", "a"))
+        #expect(m("a.>", "a.b") && m("a.>", "a.b.c") && !m("a.>", "a"))
+        #expect(m("*.b.>", "x.b.y") && !m("*.b.>", "x.c.y"))
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// A real HTTP server on loopback for webhook tests: it answers from a script of responses
+/// (then 200) and records every request it got.
+final class TestHTTPServer: Sendable {
+    struct Reply: Sendable {
+        var status: Int = 200
+        var retryAfter: String?
+        var body: String = ""
+        /// Held this long before answering (to trip a client timeout).
+        var delay: Duration = .zero
+    }
+
+    struct Received: Sendable {
+        var path: String
+        /// Header names in lower case.
+        var headers: [String: String]
+        var body: Data
+        var status: Int
+    }
+
+    private struct State {
+        var script: [Reply] = []
+        var received: [Received] = []
+    }
+    private let state = Mutex(State())
+    let port: Int
+
+    private init(port: Int) { self.port = port }
+
+    var url: String { "http://127.0.0.1:\(port)/hook" }
+
+    /// Queues replies for the next requests.
+    func script(_ replies: [Reply]) { state.withLock { $0.script += replies } }
+
+    var received: [Received] { state.withLock { $0.received } }
+
+    fileprivate func answer(path: String, headers: [String: String], body: Data) -> Reply {
+        state.withLock { s in
+            let r = s.script.isEmpty ? Reply() : s.script.removeFirst()
+            s.received.append(Received(path: path, headers: headers, body: body, status: r.status))
+            return r
+        }
+    }
+
+    /// Runs a server for the duration of `body`.
+    static func with<T: Sendable>(_ body: @Sendable (TestHTTPServer) async throws -> T) async throws -> T {
+        let holder = Mutex<TestHTTPServer?>(nil)
+        let (portStream, portCont) = AsyncStream<Int>.makeStream()
+        let router = Router()
+        router.post("/**") { request, context -> Response in
+            let data = try await request.body.collect(upTo: 8 << 20)
+            var headers: [String: String] = [:]
+            for f in request.headers { headers[f.name.canonicalName.lowercased()] = f.value }
+            guard let server = holder.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
+            let r = server.answer(path: request.uri.path, headers: headers, body: Data(data.readableBytesView))
+            if r.delay > .zero { try await Task.sleep(for: r.delay) }
+            var fields = HTTPFields()
+            if let after = r.retryAfter { fields[.retryAfter] = after }
+            return Response(status: .init(code: r.status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: r.body)))
+        }
+        var logger = Logger(label: "test-http")
+        logger.logLevel = .critical
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { ch in portCont.yield(ch.localAddress?.port ?? 0); portCont.finish() }, logger: logger)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await app.run(); return nil }
+            var port = 0
+            for await p in portStream { port = p }
+            let server = TestHTTPServer(port: port)
+            holder.withLock { $0 = server }
+            let result = try await body(server)
+            group.cancelAll()
+            while let _ = try? await group.next() {}
+            return result
+        }
+    }
+}
