@@ -125,4 +125,7 @@ public protocol OutboxStore: Sendable {
     func replayDeadLetters(_ selection: DeadLetterSelection, nowMs: Int64) async throws -> Int
     /// Deletes dead letters; returns how many.
     func dropDeadLetters(_ selection: DeadLetterSelection) async throws -> Int
+    /// Frees lane claims whose holder is known to be gone (a crashed daemon on this host);
+    /// returns how many.
+    func reclaimLaneClaims(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int
 }

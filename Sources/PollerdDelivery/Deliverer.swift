@@ -15,8 +15,10 @@ public final class Deliverer: Sendable {
     public let bell: Doorbell
     private let logger: Logger
 
-    /// How long a claim on a lane lasts (a crashed deliverer's lanes free up after it).
-    public static let claimMs: Int64 = 300_000
+    /// How long a claim on a lane lasts: a deliverer that crashed on another host holds its
+    /// lanes this long (one on this host is detected at the next start). A lane's turn is bounded
+    /// well below it (a webhook batch yields after 30 s).
+    public static let claimMs: Int64 = 120_000
     /// How long a lane whose sink is not configured waits before it is looked at again.
     public static let parkMs: Int64 = 30_000
     /// How long in-flight lanes get to finish once shutdown begins.

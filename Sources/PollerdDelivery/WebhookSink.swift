@@ -20,7 +20,7 @@ public final class WebhookSink: Sink {
     /// Bytes of a response body kept for the error message.
     static let errorBodyLimit = 512
 
-    public init(target: WebhookTarget, client: HTTPClient, batchBudget: Duration = .seconds(60)) {
+    public init(target: WebhookTarget, client: HTTPClient, batchBudget: Duration = .seconds(30)) {
         self.target = target
         self.client = client
         self.batchBudget = batchBudget

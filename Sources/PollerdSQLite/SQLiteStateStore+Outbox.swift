@@ -62,4 +62,20 @@ extension SQLiteStateStore: OutboxStore {
             return db.changesCount
         }
     }
+
+    public func reclaimLaneClaims(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int {
+        let holders = try await read { db in
+            try String.fetchAll(db, sql: "SELECT DISTINCT claimed_by FROM outbox_lane WHERE claim_until > ? AND claimed_by IS NOT NULL", arguments: [nowMs])
+        }
+        let dead = holders.filter(isAbandoned)
+        guard !dead.isEmpty else { return 0 }
+        return try await write { db in
+            var n = 0
+            for h in dead {
+                try db.execute(sql: "UPDATE outbox_lane SET claim_until = 0 WHERE claimed_by = ? AND claim_until > ?", arguments: [h, nowMs])
+                n += db.changesCount
+            }
+            return n
+        }
+    }
 }

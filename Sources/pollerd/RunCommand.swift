@@ -44,6 +44,8 @@ struct RunCommand: AsyncParsableCommand {
         let holder = Support.holderID()
         let reclaimed = try await store.reclaimLeases(isAbandoned: Support.isAbandoned, nowMs: clock.nowMs)
         if reclaimed > 0 { logger.notice("freed leases of a crashed daemon on this host", metadata: ["pollerd.leases": "\(reclaimed)"]) }
+        let freedLanes = try await store.reclaimLaneClaims(isAbandoned: Support.isAbandoned, nowMs: clock.nowMs)
+        if freedLanes > 0 { logger.notice("freed outbox lanes claimed by a crashed daemon on this host", metadata: ["pollerd.lanes": "\(freedLanes)"]) }
         let executor = TickExecutor(store: store, registry: file.registry, clock: clock, holder: holder, logger: logger)
         let runner = Runner(settings: file.settings, jobs: file.jobs, executor: executor)
         let metrics = AdminServer.bootstrapMetrics()

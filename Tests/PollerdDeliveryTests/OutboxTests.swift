@@ -170,6 +170,22 @@ import Testing
         #expect(try await f.deliverer.pass().map(\.delivered) == [2])
     }
 
+    @Test func aCrashedDeliverersClaimsBlockTheLaneUntilReclaimed() async throws {
+        let f = try Fixture()
+        let job = f.job([SinkSpec(.stdout)])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<1))
+        let claimed = try await f.store.claimLanes(holder: "host:999:dead", nowMs: f.clock.nowMs, claimMs: Deliverer.claimMs, limit: 10)
+        #expect(claimed.count == 1)
+        #expect(try await f.deliverer.pass().isEmpty)                     // held by the dead daemon
+        #expect(try await f.store.reclaimLaneClaims(isAbandoned: { $0.hasSuffix(":dead") }, nowMs: f.clock.nowMs) == 1)
+        let r = try await f.deliverer.pass()
+        #expect(r.map(\.delivered) == [1])
+        // The dead holder's late settle is fenced off: it cannot ack or fail anything now.
+        #expect(try await f.store.settle(claimed[0], holder: "host:999:dead", LaneSettlement(acked: [], failure: .deadLetter(error: "x")), nowMs: f.clock.nowMs) == false)
+        #expect(try await f.store.deadLetters(jobID: nil, limit: 5).isEmpty)
+    }
+
     @Test func theBrokerSinkPublishesToSubscribers() async throws {
         let broker = LocalBroker()
         let f = try Fixture(sinks: SinkRegistry(broker: broker))
