@@ -75,6 +75,7 @@ extension JobFileValidator {
             let subject = try string(sn, job: job, key: "subject")
             if let problem = Self.subjectProblem(subject) { throw fail(sn, job: job, "invalid subject '\(subject)': \(problem)") }
             target = .nats(subject: subject)
+            warn(sn, job: job, "nats sinks publish on the in-process broker until NATS is configured; with no subscriber in the process, items wait in the outbox")
         default:
             target = .webhook(try readWebhook(body, job: job))
         }

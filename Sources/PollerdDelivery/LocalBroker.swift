@@ -71,6 +71,8 @@ public final class LocalBroker: Sendable {
 }
 
 /// Publishes each envelope to a subject of the in-process broker (NATS later).
+/// A publish that reaches no subscriber is not an ack: nothing in the process would see the
+/// item, so it stays in the outbox (and backpressure pauses the job) instead of vanishing.
 public final class BrokerSink: Sink {
     public let subject: String
     private let broker: LocalBroker
@@ -82,7 +84,11 @@ public final class BrokerSink: Sink {
 
     public func deliver(_ records: [OutboxRecord], jobID: String) async -> SinkResult {
         for (i, r) in records.enumerated() {
-            do { try broker.publish(subject, Data(r.envelope.utf8)) } catch {
+            do {
+                if try broker.publish(subject, Data(r.envelope.utf8)) == 0 {
+                    return SinkResult(acked: i, failure: SinkFailure(retryable: true, "broker: no subscriber on '\(subject)' (in-process broker; NATS is not configured)"))
+                }
+            } catch {
                 return SinkResult(acked: i, failure: SinkFailure(retryable: true, "broker: \(error)"))
             }
         }

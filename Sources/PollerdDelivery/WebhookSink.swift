@@ -67,7 +67,9 @@ public final class WebhookSink: Sink {
                 for try await chunk in resp.body {
                     if kept.count < Self.errorBodyLimit { kept += chunk.readableBytesView.prefix(Self.errorBodyLimit - kept.count) }
                 }
-                snippet = String(decoding: kept, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                // The receiver's words go into logs and the CLI: one line, no control characters.
+                snippet = String(String(decoding: kept, as: UTF8.self).unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
+                    .trimmingCharacters(in: .whitespaces)
             } else {
                 for try await _ in resp.body {}
             }

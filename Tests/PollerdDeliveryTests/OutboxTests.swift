@@ -219,6 +219,37 @@ import Testing
         #expect(try JSONValue.parse(await it.next()!.payload)["id"]?.stringValue == "j:n1")
     }
 
+    @Test func aPublishNobodyHearsIsNotAnAck() async throws {
+        let broker = LocalBroker()
+        let f = try Fixture(sinks: SinkRegistry(broker: broker))
+        let job = f.job([SinkSpec(.nats(subject: "items.j"))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<1))
+        let r = try await f.deliverer.pass()
+        #expect(r.map(\.retried) == [true])
+        #expect(try await f.lane("j", "nats:items.j")?.lastError == "broker: no subscriber on 'items.j' (in-process broker; NATS is not configured)")
+        #expect(try await f.backlog() == 1)
+    }
+
+    @Test func theRunningDelivererWakesOnACommitAndStopsOnShutdown() async throws {
+        let broker = LocalBroker()
+        let f = try Fixture(sinks: SinkRegistry(broker: broker))
+        let sub = broker.subscribe("items.j")
+        let job = f.job([SinkSpec(.nats(subject: "items.j"))])
+        try await f.register([job])
+        let loop = Task { await f.deliverer.run() }
+        var it = sub.makeAsyncIterator()
+        for round in 0..<3 {
+            // The clock never moves: only the commit's doorbell can wake the deliverer.
+            await f.tick(job, items: numbered(round..<(round + 1)))
+            let got = await it.next()
+            #expect(try JSONValue.parse(got!.payload)["id"]?.stringValue == "j:n\(round)")
+        }
+        f.deliverer.beginShutdown()
+        await loop.value
+        #expect(try await f.backlog() == 0)
+    }
+
     @Test func subjectWildcardsMatchLikeNATS() {
         func m(_ p: String, _ s: String) -> Bool {
             LocalBroker.matches(p.split(separator: ".", omittingEmptySubsequences: false), s.split(separator: ".", omittingEmptySubsequences: false))
