@@ -35,12 +35,42 @@ public enum ItemEnvelope {
 
     /// The outbox entry of an item found by a tick.
     public static func make(jobID: String, kind: String, agent: String, foundAtMs: Int64, item: JSONValue) -> OutboxEntry {
-        let key = key(jobID: jobID, item: item)
-        let env: JSONValue = .object([
-            "id": .string(key), "job_id": .string(jobID), "kind": .string(kind), "agent": .string(agent),
-            "found_at": .string(RFC3339.format(ms: foundAtMs)), "item": item,
-        ])
-        return OutboxEntry(key: key, envelope: env.canonicalString)
+        Builder(jobID: jobID, kind: kind, agent: agent, foundAtMs: foundAtMs).entry(for: item)
+    }
+
+    /// Builds the envelopes of one tick's items: the parts they share are written once.
+    /// The text is exactly the canonical JSON of the envelope object (keys sorted).
+    public struct Builder: Sendable {
+        let jobID: String
+        let prefix: String
+        let suffix: String
+
+        public init(jobID: String, kind: String, agent: String, foundAtMs: Int64) {
+            self.jobID = jobID
+            var p = "{\"agent\":"
+            JSONValue.writeString(agent, into: &p)
+            p += ",\"found_at\":"
+            JSONValue.writeString(RFC3339.format(ms: foundAtMs), into: &p)
+            p += ",\"id\":"
+            var s = ",\"job_id\":"
+            JSONValue.writeString(jobID, into: &s)
+            s += ",\"kind\":"
+            JSONValue.writeString(kind, into: &s)
+            s += "}"
+            prefix = p
+            suffix = s
+        }
+
+        public func entry(for item: JSONValue) -> OutboxEntry {
+            let key = ItemEnvelope.key(jobID: jobID, item: item)
+            var out = prefix
+            out.reserveCapacity(prefix.utf8.count + suffix.utf8.count + key.utf8.count + 128)
+            JSONValue.writeString(key, into: &out)
+            out += ",\"item\":"
+            item.writeCanonical(into: &out)
+            out += suffix
+            return OutboxEntry(key: key, envelope: out)
+        }
     }
 
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {

@@ -78,7 +78,8 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return out
     }
 
-    private func writeCanonical(into out: inout String) {
+    /// Appends the canonical JSON text to `out`.
+    public func writeCanonical(into out: inout String) {
         switch self {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
@@ -104,8 +105,15 @@ public enum JSONValue: Sendable, Hashable, Codable {
         }
     }
 
-    private static func writeString(_ s: String, into out: inout String) {
+    /// Appends `s` as a JSON string literal.
+    public static func writeString(_ s: String, into out: inout String) {
         out += "\""
+        // Most strings need no escape: append them whole.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += s
+            out += "\""
+            return
+        }
         for u in s.unicodeScalars {
             switch u {
             case "\"": out += "\\\""

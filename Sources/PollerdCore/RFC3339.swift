@@ -7,8 +7,19 @@ public enum RFC3339 {
         let secs = floorDiv(ms, 1000)
         let f = LocalFields(utcEpochSeconds: secs)
         let milli = ms - secs * 1000
-        let base = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", f.year, f.month, f.day, f.hour, f.minute, f.second)
-        return milli == 0 ? base + "Z" : base + String(format: ".%03dZ", Int(milli))
+        // Written by hand: String(format:) goes through CoreFoundation and costs microseconds.
+        var out = ""
+        out.reserveCapacity(24)
+        func pad(_ v: Int, _ width: Int) {
+            let digits = String(v)
+            if digits.utf8.count < width { out += String(repeating: "0", count: width - digits.utf8.count) }
+            out += digits
+        }
+        pad(f.year, 4); out += "-"; pad(f.month, 2); out += "-"; pad(f.day, 2); out += "T"
+        pad(f.hour, 2); out += ":"; pad(f.minute, 2); out += ":"; pad(f.second, 2)
+        if milli != 0 { out += "."; pad(Int(milli), 3) }
+        out += "Z"
+        return out
     }
 
     /// Parses an RFC 3339 timestamp with `Z` or a `±HH:MM` offset (fractional seconds allowed).

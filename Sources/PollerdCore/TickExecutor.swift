@@ -143,7 +143,8 @@ public struct TickExecutor: Sendable {
     /// The tick's items as outbox entries for the job's sinks (none when the job has no sinks).
     static func outbox(job: JobSpec, items: [JSONValue], foundAtMs: Int64, settings: GlobalSettings) -> OutboxBatch {
         guard !job.deliver.isEmpty, !items.isEmpty else { return .empty }
-        let entries = items.map { ItemEnvelope.make(jobID: job.id, kind: job.kind, agent: job.agent, foundAtMs: foundAtMs, item: $0) }
+        let builder = ItemEnvelope.Builder(jobID: job.id, kind: job.kind, agent: job.agent, foundAtMs: foundAtMs)
+        let entries = items.map(builder.entry(for:))
         return OutboxBatch(sinks: job.deliver.map(\.name), entries: entries, dedupWindow: settings.delivery.dedupWindow, foundAtMs: foundAtMs)
     }
 

@@ -119,24 +119,32 @@ enum OutboxSQL {
         }
     }
 
-    /// Removes one (job, sink, item) pending row; drops the item when no sink waits for it.
-    /// Returns false when the row was not pending.
-    static func release(jobID: String, sink: String, seq: Int64, _ db: Database) throws -> Bool {
-        try db.cachedStatement(sql: "DELETE FROM outbox_pending WHERE job_id = ? AND sink = ? AND seq = ?").execute(arguments: [jobID, sink, seq])
-        guard db.changesCount == 1 else { return false }
-        let left = try Int64.fetchOne(db.cachedStatement(sql: "UPDATE outbox_item SET remaining = remaining - 1 WHERE seq = ? RETURNING remaining"), arguments: [seq])
-        if let left, left <= 0 {
-            try db.cachedStatement(sql: "DELETE FROM outbox_item WHERE seq = ?").execute(arguments: [seq])
-            try db.cachedStatement(sql: "UPDATE poll_state SET outbox_backlog = MAX(outbox_backlog - 1, 0) WHERE job_id = ?").execute(arguments: [jobID])
+    /// Removes (job, sink, item) pending rows; drops items no sink waits for any more and
+    /// lowers the job's backlog by their number. Set-based: one statement per step for a batch.
+    /// Returns how many rows were pending.
+    static func release(jobID: String, sink: String, seqs: [Int64], _ db: Database) throws -> Int64 {
+        guard !seqs.isEmpty else { return 0 }
+        let list = "[" + seqs.map(String.init).joined(separator: ",") + "]"
+        let released = try Int64.fetchAll(db.cachedStatement(sql: """
+            DELETE FROM outbox_pending WHERE job_id = ? AND sink = ? AND seq IN (SELECT value FROM json_each(?)) RETURNING seq
+            """), arguments: [jobID, sink, list])
+        guard !released.isEmpty else { return 0 }
+        let releasedList = released.count == seqs.count ? list : "[" + released.map(String.init).joined(separator: ",") + "]"
+        try db.cachedStatement(sql: "UPDATE outbox_item SET remaining = remaining - 1 WHERE seq IN (SELECT value FROM json_each(?))")
+            .execute(arguments: [releasedList])
+        try db.cachedStatement(sql: "DELETE FROM outbox_item WHERE seq IN (SELECT value FROM json_each(?)) AND remaining <= 0")
+            .execute(arguments: [releasedList])
+        let gone = db.changesCount
+        if gone > 0 {
+            try db.cachedStatement(sql: "UPDATE poll_state SET outbox_backlog = MAX(outbox_backlog - ?, 0) WHERE job_id = ?").execute(arguments: [gone, jobID])
         }
-        return true
+        return Int64(released.count)
     }
 
     static func settle(_ lane: OutboxLane, holder: String, _ s: LaneSettlement, nowMs: Int64, _ db: Database) throws -> Bool {
         guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM outbox_lane WHERE job_id = ? AND sink = ? AND claimed_by = ? AND claim_token = ?"),
                                 arguments: [lane.jobID, lane.sink, holder, lane.token]) != nil else { return false }
-        var released: Int64 = 0
-        for seq in s.acked where try release(jobID: lane.jobID, sink: lane.sink, seq: seq, db) { released += 1 }
+        var released = try release(jobID: lane.jobID, sink: lane.sink, seqs: s.acked, db)
         var attempts = s.acked.isEmpty ? lane.attempts : 0
         var next = nowMs
         var lastError: String?
@@ -159,7 +167,7 @@ enum OutboxSQL {
                     INSERT INTO dead_letter (job_id, sink, item_key, envelope, attempts, last_error, found_at, failed_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute(arguments: [lane.jobID, lane.sink, head[1] as String, head[2] as String, attempts + 1, error, head[3] as Int64, nowMs])
-                if try release(jobID: lane.jobID, sink: lane.sink, seq: head[0], db) { released += 1; dead = 1 }
+                if try release(jobID: lane.jobID, sink: lane.sink, seqs: [head[0]], db) == 1 { released += 1; dead = 1 }
             }
             attempts = 0; lastError = error
         }

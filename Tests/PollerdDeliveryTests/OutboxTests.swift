@@ -81,6 +81,16 @@ import Testing
         #expect(k == ItemEnvelope.key(jobID: "j", item: .object(["id": .string(long), "other": .int(1)])))
     }
 
+    @Test func theEnvelopeIsTheCanonicalJSONOfItsObject() throws {
+        let item: JSONValue = .object(["z": .string("a\"b\n"), "id": .string("é/1"), "list": .array([.int(1), .null, .bool(true)])])
+        let e = ItemEnvelope.make(jobID: "j.x", kind: "rss", agent: "ana \"q\"", foundAtMs: t0 + 5, item: item)
+        let expected: JSONValue = .object(["id": .string("j.x:é/1"), "job_id": .string("j.x"), "kind": .string("rss"), "agent": .string("ana \"q\""),
+                                           "found_at": .string("2026-01-01T00:00:00.005Z"), "item": item])
+        #expect(e.envelope == expected.canonicalString)
+        #expect(try JSONValue.parse(Data(e.envelope.utf8)) == expected)
+        #expect(e.key == "j.x:é/1")
+    }
+
     @Test func backpressurePausesTicksUntilTheBacklogDrains() async throws {
         var tuning = DeliveryTuning()
         tuning.maxBacklog = 3
