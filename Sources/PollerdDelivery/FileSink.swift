@@ -45,6 +45,8 @@ public final class FileSink: Sink {
     private func appendDurably(_ payload: [UInt8]) throws {
         try state.withLock { s in
             do {
+                // A file moved away (log rotation) or deleted is reopened at its path.
+                if s.fd >= 0, !stillAtPath(s.fd) { close(s.fd); s.fd = -1 }
                 if s.fd < 0 { s.fd = try open() }
                 try writeAll(s.fd, payload)
                 guard fsync(s.fd) == 0 else { throw failure("fsync") }
@@ -53,6 +55,13 @@ public final class FileSink: Sink {
                 throw error
             }
         }
+    }
+
+    /// True while `path` names the file the descriptor is open on.
+    private func stillAtPath(_ fd: Int32) -> Bool {
+        var open = stat(), named = stat()
+        guard fstat(fd, &open) == 0, stat(path, &named) == 0 else { return false }
+        return open.st_dev == named.st_dev && open.st_ino == named.st_ino
     }
 
     private func open() throws -> Int32 {

@@ -149,6 +149,38 @@ import Testing
         #expect(try await f.lane("j", "file:\(path)")?.attempts == 0)
     }
 
+    @Test func aRotatedFileIsReopenedAtItsPath() async throws {
+        let f = try Fixture()
+        let path = f.dir.appendingPathComponent("rot.jsonl").path
+        let job = f.job([SinkSpec(.file(path: path))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<1))
+        _ = try await f.deliverer.pass()
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".1")     // what logrotate does
+        await f.tick(job, items: numbered(1..<2))
+        _ = try await f.deliverer.pass()
+        #expect(try jsonLines(path + ".1").compactMap { $0["id"]?.stringValue } == ["j:n0"])
+        #expect(try jsonLines(path).compactMap { $0["id"]?.stringValue } == ["j:n1"])
+    }
+
+    @Test func aFileSinkThatKeepsFailingDeadLettersAfterMaxAttempts() async throws {
+        var tuning = DeliveryTuning()
+        tuning.maxAttempts = 2
+        let f = try Fixture(tuning: tuning)
+        try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
+        let path = f.dir.path                                      // a directory: open(2) fails every time
+        let job = f.job([SinkSpec(.file(path: path))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<2))
+        #expect(try await f.deliverer.pass().map(\.retried) == [true])
+        f.clock.advance(byMs: 5000)
+        #expect(try await f.deliverer.pass().map(\.deadLettered) == [true])
+        let dead = try await f.store.deadLetters(jobID: "j", limit: 5)
+        #expect(dead.map(\.key) == ["j:n0"] && dead[0].attempts == 2)
+        #expect(dead[0].lastError == "file \(path): open failed: Is a directory (gave up after 2 attempts)")
+        #expect(try await f.backlog() == 1)                        // n1 is next in line
+    }
+
     @Test func aTornLastLineIsEndedBeforeAppending() async throws {
         let f = try Fixture()
         try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
