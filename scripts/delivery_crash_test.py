@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Durable delivery under SIGKILL: a daemon runs a job that produces numbered items, delivered
 to a file sink and to a flaky webhook (HTTP 503/429/500, slow answers, dropped connections).
-The daemon is killed with SIGKILL at random points KILLS times and restarted each time. At the
+Three jobs; the daemon is killed with SIGKILL at random points KILLS times and restarted each time. At the
 end, with the outbox drained, every item the committed cursor says was produced must be in
 each sink at least once, nothing unknown may appear, and every copy of an item must carry the
 same idempotency key. Every webhook request's HMAC signature is checked. Prints the counts.
@@ -24,7 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BIN = os.path.abspath(sys.argv[1])
 KILLS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-ITEMS_PER_TICK = 5
+ITEMS_PER_TICK = 10
+JOBS = ["gen0", "gen1", "gen2"]
 SECRET = "crash-test-secret"
 rng = random.Random(int(os.environ.get("CRASH_SEED", "11")))
 
@@ -84,14 +85,13 @@ def job_file(d, port):
   default_jitter_ms: 0
   shutdown_grace_secs: 2
   delivery: {{ retry_base_ms: 50, retry_max_secs: 1, max_attempts: 1000, batch_size: 7 }}
+  deliver:
+    - file: {{ path: ./out/items.jsonl }}
+    - webhook: {{ url: "http://127.0.0.1:{port}/hook", secret: "{SECRET}", timeout_secs: 2 }}
   jobs:
-    - id: gen
-      kind: noop
-      schedule: {{ every_secs: 1 }}
-      config: {{ advance_cursor: true, items: {ITEMS_PER_TICK} }}
-      deliver:
-        - file: {{ path: ./out/items.jsonl }}
-        - webhook: {{ url: "http://127.0.0.1:{port}/hook", secret: "{SECRET}", timeout_secs: 2 }}
+"""
+    for j in JOBS:
+        text += f"""    - {{ id: {j}, kind: noop, schedule: {{ every_secs: 1 }}, config: {{ advance_cursor: true, items: {ITEMS_PER_TICK} }} }}
 """
     path = os.path.join(d, "pollers.yaml")
     with open(path, "w") as f:
@@ -119,7 +119,7 @@ def check_copies(name, envelopes, expected, problems):
         if item_id not in expected:
             problems.append(f"{name}: unexpected item {item_id!r}")
             continue
-        if env.get("id") != f"gen:{item_id}":
+        if env.get("id") != f"{env.get('job_id')}:{item_id}" or not item_id.startswith(env.get("job_id") + "-"):
             problems.append(f"{name}: item {item_id} has key {env.get('id')!r}")
         keys.setdefault(item_id, set()).add(env.get("id"))
     missing = expected - set(keys)
@@ -140,14 +140,15 @@ def main():
     start = time.time()
     for k in range(KILLS):
         p = subprocess.Popen([BIN, "run", "--config", cfg, "--log-level", "error"], stdout=log, stderr=log)
-        time.sleep(rng.uniform(0.2, 1.8))
+        time.sleep(rng.uniform(0.3, 2.5))
         p.send_signal(signal.SIGKILL)
         p.wait()
     # A last run: the job is paused (a running daemon picks that up within a second) so that
     # the outbox can drain through the flaky webhook; then the daemon stops cleanly.
     p = subprocess.Popen([BIN, "run", "--config", cfg, "--log-level", "error"], stdout=log, stderr=log)
     time.sleep(1.0)
-    subprocess.run([BIN, "jobs", "pause", "gen", "--config", cfg], capture_output=True, check=True)
+    for j in JOBS:
+        subprocess.run([BIN, "jobs", "pause", j, "--config", cfg], capture_output=True, check=True)
     deadline = time.time() + 300
     stats = {}
     while time.time() < deadline:
@@ -158,8 +159,9 @@ def main():
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=30)
     stats = cli(cfg, "outbox", "stats")
-    ticks = counter(cli(cfg, "jobs", "show", "gen")["cursor"])
-    expected = {f"gen-{t}-{i}" for t in range(1, ticks + 1) for i in range(ITEMS_PER_TICK)}
+    per_job = {j: counter(cli(cfg, "jobs", "show", j)["cursor"]) for j in JOBS}
+    ticks = sum(per_job.values())
+    expected = {f"{j}-{t}-{i}" for j, n in per_job.items() for t in range(1, n + 1) for i in range(ITEMS_PER_TICK)}
 
     problems = []
     file_envs = []
