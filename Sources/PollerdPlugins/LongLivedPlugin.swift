@@ -41,7 +41,7 @@ public final class LongLivedPlugin: Sendable {
         var phase: Phase = .idle
         var nextID: Int64 = 100
         var pending: [Int64: CheckedContinuation<Result<JSONValue, PollerError>, Never>] = [:]
-        var outbox: AsyncStream<String>.Continuation?
+        var outbox: FrameQueue?
         var starters: [CheckedContinuation<Result<Void, PollerError>, Never>] = []
         var failedStarts = 0
         var restarts = 0
@@ -101,7 +101,7 @@ public final class LongLivedPlugin: Sendable {
                     if Task.isCancelled { return false }
                     guard case .running = s.phase, let out = s.outbox else { return false }
                     s.pending[id] = c
-                    out.yield(frame)
+                    out.push(frame)
                     return true
                 }
                 if !sent {
@@ -211,7 +211,7 @@ public final class LongLivedPlugin: Sendable {
 
     /// One process lifetime: spawn, handshake, serve frames until it exits. Returns how it ended.
     private func runOnce() async -> String {
-        let (stream, out) = AsyncStream<String>.makeStream(bufferingPolicy: .unbounded)
+        let out = FrameQueue()
         let status = self.status
         let limit = spec.maxReplyBytes
         do {
@@ -224,8 +224,8 @@ public final class LongLivedPlugin: Sendable {
                 return await withTaskGroup(of: Void.self) { group in
                     group.addTask {
                         let writer = execution.standardInputWriter
-                        for await line in stream {
-                            if (try? await writer.write(line + "\n")) == nil { break }
+                        while let bytes = await out.next() {
+                            if (try? await writer.write(bytes)) == nil { break }
                         }
                         try? await writer.finish()
                     }
@@ -251,7 +251,7 @@ public final class LongLivedPlugin: Sendable {
                             }
                         }
                     } catch {}
-                    out.finish()
+                    out.close()
                     state.withLock { $0.outbox = nil }
                     try? execution.send(signal: .kill, toProcessGroup: true)
                     // Whoever waits for a reply (a tick, the handshake) hears now.
@@ -286,12 +286,12 @@ public final class LongLivedPlugin: Sendable {
                 await withCheckedContinuation { c in
                     // The reader clears the outbox before it fails what is pending: a process
                     // that already exited is seen here, so nobody waits for a reply never coming.
-                    let out = self.state.withLock { s -> AsyncStream<String>.Continuation? in
+                    let out = self.state.withLock { s -> FrameQueue? in
                         guard let out = s.outbox, !Task.isCancelled else { return nil }
                         s.pending[id] = c
                         return out
                     }
-                    if let out { out.yield(frame) } else { c.resume(returning: .failure(.transient("plugin_exited", "plugin exited before the handshake"))) }
+                    if let out { out.push(frame) } else { c.resume(returning: .failure(.transient("plugin_exited", "plugin exited before the handshake"))) }
                 }
             }
             g.addTask {
@@ -346,7 +346,7 @@ public final class LongLivedPlugin: Sendable {
         let id = state.withLock { s -> Int64 in s.nextID += 1; return s.nextID }
         let frame = JSONValue.object(["jsonrpc": .string("2.0"), "id": .int(id), "method": .string("shutdown"),
                                       "params": .object(["reason": .string("daemon exit")])]).canonicalString
-        _ = state.withLock { $0.outbox }?.yield(frame)
+        state.withLock { $0.outbox }?.push(frame)
         let deadline = ContinuousClock.now + .milliseconds(policy.shutdownGraceMs)
         while ContinuousClock.now < deadline, let g = pgid, kill(g, 0) == 0 {
             try? await Task.sleep(for: .milliseconds(20))
