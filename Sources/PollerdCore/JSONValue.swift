@@ -134,8 +134,10 @@ public enum JSONValue: Sendable, Hashable, Codable {
         out += "\""
     }
 
-    /// Parses JSON text into a value.
+    /// Parses JSON text into a value (strict RFC 8259; see `JSONParser`).
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        try data.withUnsafeBytes { raw throws -> JSONValue in
+            do { return try JSONParser.parse(raw.bindMemory(to: UInt8.self)) } catch { throw error }
+        }
     }
 }

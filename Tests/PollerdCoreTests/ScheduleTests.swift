@@ -69,6 +69,12 @@ import Testing
         #expect(Base64URL.decode("aGVsbG8=") == Data("hello".utf8))
         #expect(Base64URL.decode("!!not_b64!!") == nil)
         #expect(Base64URL.encode(Data([0xfb, 0xff])) == "-_8")
+        #expect(Base64URL.decode("-_8") == Data([0xfb, 0xff]))
+        #expect(Base64URL.decode("a") == nil)                       // a length that no byte string has
+        for n in 0..<40 {
+            let d = Data((0..<n).map { _ in UInt8.random(in: 0...255) })
+            #expect(Base64URL.decode(Base64URL.encode(d)) == d)
+        }
     }
 }
 
