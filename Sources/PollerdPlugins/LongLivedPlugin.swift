@@ -94,7 +94,7 @@ public final class LongLivedPlugin: Sendable {
     /// Sends a request frame and waits for its reply (or the plugin's death, or cancellation).
     private func call(method: String, params: JSONValue) async -> Result<JSONValue, PollerError> {
         let id = state.withLock { s -> Int64 in s.nextID += 1; return s.nextID }
-        let frame = JSONValue.object(["jsonrpc": .string("2.0"), "id": .int(id), "method": .string(method), "params": params]).canonicalString
+        let frame = Self.frame(id: id, method: method, params: params)
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Result<JSONValue, PollerError>, Never>) in
                 let sent: Bool = state.withLock { s in
@@ -112,6 +112,20 @@ public final class LongLivedPlugin: Sendable {
             // A timed-out tick gives its id up; a late reply is then ignored.
             state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .failure(.transient("cancelled", "tick cancelled")))
         }
+    }
+
+    /// A JSON-RPC request frame, written directly: the same bytes as the canonical JSON of
+    /// `{"id","jsonrpc","method","params"}` (keys in that sorted order), without building and
+    /// sorting an object per tick.
+    static func frame(id: Int64, method: String, params: JSONValue) -> String {
+        var out = "{\"id\":"
+        out += String(id)
+        out += ",\"jsonrpc\":\"2.0\",\"method\":"
+        JSONValue.writeString(method, into: &out)
+        out += ",\"params\":"
+        params.writeCanonical(into: &out)
+        out += "}"
+        return out
     }
 
     // MARK: lifecycle

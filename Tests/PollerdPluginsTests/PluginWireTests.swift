@@ -1,6 +1,6 @@
 import Foundation
 import PollerdCore
-import PollerdPlugins
+@testable import PollerdPlugins
 import Testing
 
 @Suite struct PluginWireTests {
@@ -71,5 +71,13 @@ import Testing
         #expect(g.message == "plugin reply is not JSON: garbage")
         guard case .failure(let c) = ack(#"{"result":{"next_cursor":"!!"}}"#) else { return }
         #expect(c.code == "bad_cursor")
+    }
+}
+
+@Suite struct LongLivedFrameTests {
+    @Test func aRequestFrameIsTheCanonicalJSONOfTheRequest() {
+        let params: JSONValue = .object(["kind": .string("k"), "cursor": .null, "config": .object(["b": .int(1), "a": .string("x\"y")])])
+        let expected: JSONValue = .object(["jsonrpc": .string("2.0"), "id": .int(101), "method": .string("poll_tick"), "params": params])
+        #expect(LongLivedPlugin.frame(id: 101, method: "poll_tick", params: params) == expected.canonicalString)
     }
 }
