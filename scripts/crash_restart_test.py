@@ -5,7 +5,6 @@ job made progress (leases of the killed daemon do not block its successor).
 
 usage: crash_restart_test.py PATH/TO/pollerd [KILLS]
 """
-import base64
 import json
 import os
 import random
@@ -14,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from crashlib import counter, write_job_file
 
 BIN = os.path.abspath(sys.argv[1])
 KILLS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
@@ -28,17 +29,7 @@ def job_file(d):
         lines += [f"    - {{ id: c{i}, kind: command, schedule: {{ every_secs: 1 }}, config: {{ argv: ['/bin/echo', '{{\"n\": {i}}}'] }} }}"]
     lines += ["    - { id: boot_paused, kind: noop, paused_on_boot: true, schedule: { every_secs: 1 }, config: { advance_cursor: true } }"]
     lines += ["    - { id: op_paused, kind: noop, schedule: { every_secs: 1 }, config: { advance_cursor: true } }"]
-    path = os.path.join(d, "pollers.yaml")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
-
-
-def counter(cursor):
-    if cursor is None:
-        return 0
-    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    return int.from_bytes(raw, "big")
+    return write_job_file(d, "\n".join(lines) + "\n")
 
 
 def state(cfg):

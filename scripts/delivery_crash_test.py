@@ -8,7 +8,6 @@ same idempotency key. Every webhook request's HMAC signature is checked. Prints 
 
 usage: delivery_crash_test.py PATH/TO/pollerd [KILLS]
 """
-import base64
 import hashlib
 import hmac
 import json
@@ -20,6 +19,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from crashlib import counter, write_job_file
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BIN = os.path.abspath(sys.argv[1])
@@ -93,17 +94,7 @@ def job_file(d, port):
     for j in JOBS:
         text += f"""    - {{ id: {j}, kind: noop, schedule: {{ every_secs: 1 }}, config: {{ advance_cursor: true, items: {ITEMS_PER_TICK} }} }}
 """
-    path = os.path.join(d, "pollers.yaml")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
-
-
-def counter(cursor):
-    if cursor is None:
-        return 0
-    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    return int.from_bytes(raw, "big")
+    return write_job_file(d, text)
 
 
 def cli(cfg, *args):

@@ -80,6 +80,15 @@ struct DLQCommand: AsyncParsableCommand {
         return .object(o)
     }
 
+    /// Runs a replay or drop and reports how many it touched; naming ids none of which exist is exit 1.
+    static func act(_ selection: Selection, _ state: JobsCommand.StateOptions, verb: String,
+                    _ op: (SQLiteStateStore, DeadLetterSelection) async throws -> Int) async throws {
+        let sel = try selection.resolve()
+        let n = try await op(try state.open(), sel)
+        if state.json { print(Support.json(.object([verb: .int(Int64(n))]))) } else { print("\(verb) \(n) dead letter(s)") }
+        if n == 0, case .ids = sel { throw Exit.transient }
+    }
+
     /// Which dead letters a replay or drop acts on: ids, `--job`, or `--all`.
     struct Selection: ParsableArguments {
         @Argument(help: "Dead letter ids.") var ids: [Int64] = []
@@ -139,11 +148,7 @@ struct DLQCommand: AsyncParsableCommand {
         @OptionGroup var state: JobsCommand.StateOptions
 
         func run() async throws {
-            let sel = try selection.resolve()
-            let store = try state.open()
-            let n = try await store.replayDeadLetters(sel, nowMs: Support.nowMs)
-            if state.json { print(Support.json(.object(["replayed": .int(Int64(n))]))) } else { print("replayed \(n) dead letter(s)") }
-            if n == 0, case .ids = sel { throw Exit.transient }
+            try await DLQCommand.act(selection, state, verb: "replayed") { try await $0.replayDeadLetters($1, nowMs: Support.nowMs) }
         }
     }
 
@@ -153,11 +158,7 @@ struct DLQCommand: AsyncParsableCommand {
         @OptionGroup var state: JobsCommand.StateOptions
 
         func run() async throws {
-            let sel = try selection.resolve()
-            let store = try state.open()
-            let n = try await store.dropDeadLetters(sel)
-            if state.json { print(Support.json(.object(["dropped": .int(Int64(n))]))) } else { print("dropped \(n) dead letter(s)") }
-            if n == 0, case .ids = sel { throw Exit.transient }
+            try await DLQCommand.act(selection, state, verb: "dropped") { try await $0.dropDeadLetters($1) }
         }
     }
 }
