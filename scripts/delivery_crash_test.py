@@ -14,11 +14,13 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 from crashlib import counter, write_job_file
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,9 +82,10 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-def job_file(d, port):
+def job_file(d, port, admin_port):
     text = f"""pollers:
   state_db: ./state.db
+  admin_listen: 127.0.0.1:{admin_port}
   default_jitter_ms: 0
   shutdown_grace_secs: 2
   delivery: {{ retry_base_ms: 50, retry_max_secs: 1, max_attempts: 1000, batch_size: 7 }}
@@ -126,7 +129,10 @@ def main():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     d = tempfile.mkdtemp(prefix="pollerd-delivery-crash-")
-    cfg = job_file(d, server.server_address[1])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        admin_port = probe.getsockname()[1]
+    cfg = job_file(d, server.server_address[1], admin_port)
     log = open(os.path.join(d, "daemon.log"), "w")
     start = time.time()
     for k in range(KILLS):
@@ -147,6 +153,16 @@ def main():
         stats = cli(cfg, "outbox", "stats")
         if stats["pending"] == 0:
             break
+    # The daemon's own account, as Prometheus would scrape it.
+    metrics = {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("pollerd_"):
+                    name, value = line.rsplit(" ", 1)
+                    metrics[name] = float(value)
+    except OSError as e:
+        metrics = {"error": str(e)}
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=30)
     stats = cli(cfg, "outbox", "stats")
@@ -170,6 +186,13 @@ def main():
         problems.append(f"outbox not drained: {stats['pending']} items pending")
     if stats["dead_letters"] != 0:
         problems.append(f"{stats['dead_letters']} dead letters")
+    for name in ['pollerd_delivery_items_total{sink_type="file",outcome="delivered"}',
+                 'pollerd_delivery_items_total{sink_type="webhook",outcome="delivered"}',
+                 'pollerd_delivery_items_total{sink_type="webhook",outcome="retried"}']:
+        if metrics.get(name, 0) <= 0:
+            problems.append(f"/metrics: {name} missing or zero ({metrics.get('error', 'no such series')})")
+    if 'pollerd_outbox_depth{sink_type="webhook"}' not in metrics:
+        problems.append("/metrics: no outbox depth gauge")
     if ticks < KILLS // 2:
         problems.append(f"only {ticks} ticks committed over {KILLS} restarts")
 
@@ -183,6 +206,9 @@ def main():
             print("FAIL:", pr)
         print(f"daemon log: {log.name}")
         sys.exit(1)
+    hook_ok = int(metrics.get('pollerd_delivery_items_total{sink_type="webhook",outcome="delivered"}', 0))
+    hook_retried = int(metrics.get('pollerd_delivery_items_total{sink_type="webhook",outcome="retried"}', 0))
+    print(f"  /metrics of the last run: {hook_ok} webhook deliveries, {hook_retried} retries")
     print("  OK: every produced item is in each sink; duplicates carry one key")
 
 
