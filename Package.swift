@@ -60,10 +60,11 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        .target(name: "CPollerdSpawn"),
         .target(
             name: "PollerdPlugins",
             dependencies: [
-                "PollerdCore", "PollerdPollers", "PollerdConfig",
+                "PollerdCore", "PollerdPollers", "PollerdConfig", "CPollerdSpawn",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

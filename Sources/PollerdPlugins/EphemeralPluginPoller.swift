@@ -37,12 +37,15 @@ public struct EphemeralPluginPoller: Poller {
     public let spec: PluginProcessSpec
     public let permits: AsyncSemaphore
     public let status: PluginStatus
+    /// Built once: the daemon's environment does not change while it runs.
+    private let childEnvironment: [String: String]
 
     public init(kind: String, spec: PluginProcessSpec, permits: AsyncSemaphore, status: PluginStatus) {
         self.kind = kind
         self.spec = spec
         self.permits = permits
         self.status = status
+        self.childEnvironment = spec.childEnvironment(adding: ["NEXO_POLLER_EPHEMERAL": "1", "NEXO_POLLER_PLUGIN_ID": spec.pluginID])
         ProcessGroup.ignoreSIGPIPE()
     }
 
@@ -50,12 +53,6 @@ public struct EphemeralPluginPoller: Poller {
 
     /// Plugins validate their own config; pollerd only requires JSON (which it has).
     public func validate(config: JSONValue) throws(ConfigIssue) {}
-
-    private struct Collected: Sendable {
-        var line: [UInt8] = []
-        var sawNewline = false
-        var overflow = false
-    }
 
     public func tick(_ ctx: TickContext) async throws(PollerError) -> TickAck {
         guard await permits.acquire() else { throw .transient("cancelled", "tick cancelled while waiting for a plugin slot") }
@@ -66,89 +63,27 @@ public struct EphemeralPluginPoller: Poller {
     private func spawn(_ ctx: TickContext) async -> Result<TickAck, PollerError> {
         let params = PluginWire.tickParams(kind: kind, jobID: ctx.jobID, agentID: ctx.agent, cursor: ctx.cursor, config: ctx.config,
                                            nowMs: ctx.nowMs, intervalHintSecs: ctx.intervalHintSecs)
-        let request = PluginWire.tickRequestLine(params) + "\n"
-        let pgid = Mutex<pid_t?>(nil)
+        let request = Array((PluginWire.tickRequestLine(params) + "\n").utf8)
         let limit = spec.maxReplyBytes
-        let status = self.status
-        let grace = spec.killGraceMs
-        let run: ExecutionResult<Collected, SequenceOutput, SequenceOutput>
-        do {
-            run = try await Subprocess.run(spec.executable, arguments: Arguments(spec.args),
-                                           environment: spec.subprocessEnvironment(adding: ["NEXO_POLLER_EPHEMERAL": "1", "NEXO_POLLER_PLUGIN_ID": spec.pluginID]),
-                                           workingDirectory: FilePath(spec.workingDirectory), platformOptions: spec.platformOptions,
-                                           input: .inputWriter, output: .sequence, error: .sequence) { execution in
-                pgid.withLock { $0 = execution.processIdentifier.value }
-                return try await withThrowingTaskGroup(of: Collected?.self) { group in
-                    group.addTask {
-                        // Written here rather than with `.string` input: with 1.0.2, a failed write
-                        // (the plugin exited without reading stdin) leaves the descriptor open and
-                        // Subprocess then crashes the whole process. Always close stdin.
-                        let writer = execution.standardInputWriter
-                        _ = try? await writer.write(request)
-                        try? await writer.finish()
-                        return nil
-                    }
-                    group.addTask {
-                        // Always drain stderr, however much the plugin writes; keep its tail.
-                        await status.drain(execution.standardError)
-                        return nil
-                    }
-                    group.addTask {
-                        var out = Collected()
-                        var iterator = execution.standardOutput.makeAsyncIterator()
-                        while !out.sawNewline, let chunk = try await iterator.next() {
-                            chunk.withUnsafeBytes { out.line.append(contentsOf: $0) }
-                            if let nl = out.line.firstIndex(of: 10) {
-                                out.line.removeSubrange(nl...)
-                                out.sawNewline = true
-                            }
-                            if out.line.count > limit {
-                                out.overflow = true
-                                break
-                            }
-                        }
-                        if out.overflow {
-                            try? execution.send(signal: .kill, toProcessGroup: true)
-                            return out
-                        }
-                        if out.sawNewline {
-                            // The reply is in: give the plugin a moment to exit (its stdout
-                            // closes), then end the group. Leaving the scope cancels the timer.
-                            async let _: Void = {
-                                try? await Task.sleep(for: .milliseconds(grace))
-                                if !Task.isCancelled { try? execution.send(signal: .kill, toProcessGroup: true) }
-                            }()
-                            do { while try await iterator.next() != nil {} } catch {}
-                        }
-                        return out
-                    }
-                    var merged = Collected()
-                    for try await part in group {
-                        if let part { merged = part }
-                    }
-                    return merged
-                }
-            }
-        } catch {
-            ProcessGroup.kill(pgid.withLock { $0 })
-            if Task.isCancelled { return .failure(.transient("cancelled", "plugin '\(spec.pluginID)' tick cancelled")) }
-            if let se = error as? SubprocessError, se.code == .executableNotFound {
-                return .failure(.config("spawn_failed", "plugin '\(spec.pluginID)': command '\(spec.command)' not found"))
-            }
-            return .failure(.transient("spawn_failed", "plugin '\(spec.pluginID)': cannot run '\(spec.command)': \(error)"))
+        let lines = StderrLines(status: status)
+        let result = await DirectSpawn.run(executable: spec.command, args: spec.args, env: childEnvironment, workingDirectory: spec.workingDirectory,
+                                           request: request, limit: limit, graceMs: spec.killGraceMs) { lines.feed($0) }
+        lines.flush()
+        let out: DirectSpawn.Outcome
+        switch result {
+        case .failure(.notFound):
+            return .failure(.config("spawn_failed", "plugin '\(spec.pluginID)': command '\(spec.command)' not found"))
+        case .failure(.spawn(let why)):
+            return .failure(.transient("spawn_failed", "plugin '\(spec.pluginID)': cannot run '\(spec.command)': \(why)"))
+        case .success(let o):
+            out = o
         }
-        // Grandchildren go with the tick.
-        ProcessGroup.kill(pgid.withLock { $0 })
-        let out = run.closureResult
+        if Task.isCancelled { return .failure(.transient("cancelled", "plugin '\(spec.pluginID)' tick cancelled")) }
         if out.overflow {
             return .failure(.transient("reply_too_large", "plugin '\(spec.pluginID)' reply line exceeds \(limit) bytes"))
         }
         if out.line.isEmpty && !out.sawNewline {
-            let how: String
-            switch run.terminationStatus {
-            case .exited(let c): how = "exited with status \(c)"
-            case .signaled(let s): how = "was killed by signal \(s)"
-            }
+            let how = out.how
             let tail = status.stderrTail.suffix(3).joined(separator: " | ")
             return .failure(.transient("no_reply", "plugin '\(spec.pluginID)' \(how) without a reply\(tail.isEmpty ? "" : "; stderr: \(tail)")"))
         }

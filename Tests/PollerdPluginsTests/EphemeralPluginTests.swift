@@ -119,6 +119,27 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
         #expect(names.subtracting(allowed).isEmpty, "leaked: \(names.subtracting(allowed))")
     }
 
+    @Test func thePluginInheritsNoDescriptorOfTheDaemonAndDefaultSignals() async throws {
+        // A descriptor opened without close-on-exec, as a careless library would.
+        let leaky = open("/dev/null", O_RDONLY)
+        defer { close(leaky) }
+        let fx = try Fixture(#"""
+            read -r req
+            fds=$(ls /proc/$$/fd | sort -n | tr '\n' ' ')
+            sigign=$(grep SigIgn /proc/$$/status | cut -f2)
+            printf '{"result":{"items":[{"fds":"%s","sigign":"%s","dir":"%s"}]}}\n' "$fds" "$sigign" "$(pwd)"
+            """#)
+        let item = try await fx.tick().get().items.first
+        let fds = item?["fds"]?.stringValue?.split(separator: " ").compactMap { Int($0) } ?? []
+        // 0–2, plus the one the shell opened to list its own descriptors (and 10, a copy dash keeps of stdin).
+        #expect(!fds.contains(Int(leaky)) || Int(leaky) <= 2, "inherited: \(fds)")
+        #expect(fds.filter { $0 > 2 && $0 != 10 }.count <= 1, "descriptors: \(fds)")
+        // Signals 1–31 (SIGPIPE among them) at their defaults; 32 and 33 are glibc's own.
+        let ignored = UInt64(item?["sigign"]?.stringValue ?? "", radix: 16)
+        #expect(ignored.map { $0 & 0x7FFF_FFFF } == 0, "ignored signal mask: \(item?["sigign"]?.stringValue ?? "?")")
+        #expect(item?["dir"]?.stringValue == fx.dir.path)
+    }
+
     @Test func aHangIsKilledWithItsWholeGroupIncludingAGrandchild() async throws {
         let fx = try Fixture("read -r req; sh -c 'trap \"\" TERM; sleep 300' & echo $! > grandchild.pid; wait")
         let pidFile = fx.dir.appendingPathComponent("grandchild.pid").path

@@ -1,0 +1,228 @@
+import CPollerdSpawn
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One ephemeral plugin exchange done with `posix_spawn` and a `poll(2)` loop on a thread of its
+/// own: spawn in a new process group, write the request and close stdin, read stdout up to the
+/// first newline (bounded), drain stderr, then end the group and reap the child.
+///
+/// Why not swift-subprocess here: its spawn-and-pipes path tops out at 77 % of a bare C loop on
+/// this machine (see shared/reference/machine-limits.md, 1.36k vs 1.76k spawns/s), below the
+/// 80 % the ephemeral lifecycle must reach. The long-lived lifecycle keeps swift-subprocess.
+/// Each exchange gets a worker thread of its own (`BlockingWorkers`): a hanging plugin holds up no other tick.
+enum DirectSpawn {
+    struct Outcome: Sendable {
+        /// The reply line without its newline (or what came before EOF).
+        var line: [UInt8] = []
+        var sawNewline = false
+        var overflow = false
+        /// `exited with status N` or `was killed by signal N`.
+        var how = ""
+    }
+
+    enum Failure: Error, Sendable {
+        case notFound(String)
+        case spawn(String)
+    }
+
+    /// Lets the async side stop a running exchange: SIGTERM to the group now, SIGKILL after the grace.
+    final class Control: Sendable {
+        private struct State { var pgid: pid_t = 0; var cancelledAt: ContinuousClock.Instant? }
+        private let state = Mutex(State())
+
+        func started(pgid: pid_t) { state.withLock { $0.pgid = pgid } }
+
+        func cancel() {
+            let pgid: pid_t = state.withLock { s in
+                if s.cancelledAt == nil { s.cancelledAt = .now }
+                return s.pgid
+            }
+            if pgid > 1 { _ = kill(-pgid, SIGTERM) }
+        }
+
+        var cancelledAt: ContinuousClock.Instant? { state.withLock { $0.cancelledAt } }
+    }
+
+    /// Runs one exchange on a worker thread; resumes when the child is reaped and its group is gone.
+    static func run(executable: String, args: [String], env: [String: String], workingDirectory: String, request: [UInt8],
+                    limit: Int, graceMs: Int64, onStderr: @escaping @Sendable ([UInt8]) -> Void) async -> Result<Outcome, Failure> {
+        let control = Control()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Result<Outcome, Failure>, Never>) in
+                BlockingWorkers.shared.run {
+                    c.resume(returning: exchange(executable: executable, args: args, env: env, workingDirectory: workingDirectory,
+                                                 request: request, limit: limit, graceMs: graceMs, control: control, onStderr: onStderr))
+                }
+            }
+        } onCancel: {
+            control.cancel()
+        }
+    }
+
+    /// The executable: a path as given, or the first match on the child's PATH.
+    static func resolve(_ command: String, path: String?) -> String? {
+        if command.contains("/") { return access(command, X_OK) == 0 ? command : nil }
+        for dir in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") where !dir.isEmpty {
+            let candidate = "\(dir)/\(command)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    private static func exchange(executable: String, args: [String], env: [String: String], workingDirectory: String, request: [UInt8],
+                                 limit: Int, graceMs: Int64, control: Control, onStderr: ([UInt8]) -> Void) -> Result<Outcome, Failure> {
+        guard let exe = resolve(executable, path: env["PATH"]) else { return .failure(.notFound(executable)) }
+        var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
+        guard cpollerd_pipe_cloexec(&inPipe) == 0 else { return .failure(.spawn("pipe: \(String(cString: strerror(errno)))")) }
+        guard cpollerd_pipe_cloexec(&outPipe) == 0 else { closeAll(inPipe); return .failure(.spawn("pipe: \(String(cString: strerror(errno)))")) }
+        guard cpollerd_pipe_cloexec(&errPipe) == 0 else { closeAll(inPipe + outPipe); return .failure(.spawn("pipe: \(String(cString: strerror(errno)))")) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        cpollerd_spawn_addchdir(&actions, workingDirectory)
+        cpollerd_spawn_addclosefrom(&actions, 3)
+
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        // Own process group; no blocked signals; default dispositions for the signals the daemon
+        // ignores (SIGPIPE, and those ServiceLifecycle watches through dispatch sources, which
+        // need SIG_IGN): an ignored disposition survives exec, a handler does not.
+        var defaults = sigset_t(), empty = sigset_t()
+        sigemptyset(&defaults)
+        for sig in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD] { sigaddset(&defaults, sig) }
+        sigemptyset(&empty)
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        posix_spawnattr_setpgroup(&attr, 0)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let argv = ([exe] + args).map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in argv { free(p) }; for p in envp { free(p) } }
+        var pid: pid_t = 0
+        var rc = posix_spawn(&pid, exe, &actions, &attr, argv, envp)
+        // ETXTBSY: the file was just written and some process forked meanwhile still holds a
+        // write descriptor to it (a plugin being updated, or any fork racing a write). It passes.
+        var retry: UInt32 = 1000
+        while rc == ETXTBSY, retry <= 128_000 {
+            usleep(retry)
+            retry *= 2
+            rc = posix_spawn(&pid, exe, &actions, &attr, argv, envp)
+        }
+        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
+        guard rc == 0 else {
+            closeAll([inPipe[1], outPipe[0], errPipe[0]])
+            return .failure(rc == ENOENT ? .notFound(executable) : .spawn(String(cString: strerror(rc))))
+        }
+        control.started(pgid: pid)
+        if control.cancelledAt != nil { _ = kill(-pid, SIGTERM) }   // cancelled while spawning
+        for fd in [inPipe[1], outPipe[0], errPipe[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+
+        var out = Outcome()
+        var stdinFD = inPipe[1], stdoutFD = outPipe[0], stderrFD = errPipe[0]
+        var written = 0
+        var replyAt: ContinuousClock.Instant?
+        var hardKilled = false
+        let grace = Duration.milliseconds(graceMs)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+
+        func killGroup(_ sig: Int32) { _ = kill(-pid, sig) }
+
+        while stdoutFD >= 0 || stderrFD >= 0 {
+            // Ends the group: after a reply, once the plugin had the grace to exit by itself;
+            // after a cancellation (timeout or shutdown), once SIGTERM had the grace.
+            let now = ContinuousClock.now
+            if !hardKilled, let r = replyAt, now - r > grace { killGroup(SIGKILL); hardKilled = true }
+            if !hardKilled, let c = control.cancelledAt, now - c > grace { killGroup(SIGKILL); hardKilled = true }
+            if !hardKilled, out.overflow { killGroup(SIGKILL); hardKilled = true }
+
+            var fds: [pollfd] = []
+            if stdinFD >= 0 { fds.append(pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)) }
+            if stdoutFD >= 0 { fds.append(pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0)) }
+            if stderrFD >= 0 { fds.append(pollfd(fd: stderrFD, events: Int16(POLLIN), revents: 0)) }
+            let n = poll(&fds, nfds_t(fds.count), 50)
+            if n < 0 { if errno == EINTR { continue } else { break } }
+            for p in fds where p.revents != 0 {
+                if p.fd == stdinFD {
+                    let k = request.withUnsafeBytes { write(stdinFD, $0.baseAddress! + written, request.count - written) }
+                    if k > 0 { written += k }
+                    if (k < 0 && errno != EAGAIN && errno != EINTR) || written >= request.count || p.revents & Int16(POLLERR | POLLHUP) != 0 {
+                        close(stdinFD); stdinFD = -1
+                    }
+                } else if p.fd == stdoutFD {
+                    let k = read(stdoutFD, &buffer, buffer.count)
+                    if k > 0 {
+                        if !out.sawNewline && !out.overflow {
+                            let chunk = buffer[0..<k]
+                            if let nl = chunk.firstIndex(of: 10) {
+                                out.line.append(contentsOf: chunk[..<nl])
+                                out.sawNewline = true
+                                replyAt = .now
+                            } else {
+                                out.line.append(contentsOf: chunk)
+                            }
+                            if out.line.count > limit { out.overflow = true }
+                        }
+                    } else if k == 0 || (errno != EAGAIN && errno != EINTR) {
+                        close(stdoutFD); stdoutFD = -1
+                    }
+                } else if p.fd == stderrFD {
+                    let k = read(stderrFD, &buffer, buffer.count)
+                    if k > 0 {
+                        onStderr(Array(buffer[0..<k]))
+                    } else if k == 0 || (errno != EAGAIN && errno != EINTR) {
+                        close(stderrFD); stderrFD = -1
+                    }
+                }
+            }
+            if stdinFD >= 0, written >= request.count { close(stdinFD); stdinFD = -1 }
+        }
+        if stdinFD >= 0 { close(stdinFD) }
+        if stdoutFD >= 0 { close(stdoutFD) }
+        if stderrFD >= 0 { close(stderrFD) }
+
+        // The child closed its output; it gets the grace to exit, then the group is killed.
+        var status: Int32 = 0
+        let pidfd = cpollerd_pidfd_open(pid)
+        if pidfd >= 0 {
+            var remaining = grace
+            while waitpid(pid, &status, WNOHANG) == 0 {
+                if control.cancelledAt != nil && hardKilled || remaining <= .zero {
+                    killGroup(SIGKILL); _ = waitpid(pid, &status, 0); break
+                }
+                var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+                let started = ContinuousClock.now
+                _ = poll(&p, 1, Int32(min(50, max(1, remaining / .milliseconds(1)))))
+                remaining -= ContinuousClock.now - started
+            }
+            close(pidfd)
+        } else {
+            let exitDeadline = ContinuousClock.now + grace
+            var pause: UInt32 = 20
+            while waitpid(pid, &status, WNOHANG) == 0 {
+                if ContinuousClock.now > exitDeadline || (control.cancelledAt != nil && hardKilled) {
+                    killGroup(SIGKILL); _ = waitpid(pid, &status, 0); break
+                }
+                usleep(pause)
+                pause = min(pause * 2, 5000)
+            }
+        }
+        // Grandchildren go with the tick.
+        killGroup(SIGKILL)
+        let sig = status & 0x7f
+        out.how = sig == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(sig)"
+        return .success(out)
+    }
+
+    private static func closeAll(_ fds: [Int32]) {
+        for fd in fds where fd >= 0 { close(fd) }
+    }
+}
