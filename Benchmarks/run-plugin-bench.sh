@@ -2,7 +2,8 @@
 # Plugin transports against their physical limits, side by side in one run:
 #   ephemeral: pollerd's EphemeralPluginPoller vs a bare C loop spawning the same plugin through pipes
 #   long-lived: pollerd's LongLivedPlugin vs a bare C pipe client, 1 and 16 requests in flight
-# with a C plugin and with the Python SDK example plugin. Prints a table with ratios.
+# with a C plugin and with the Python SDK example plugin. Each row is ROUNDS (default 3)
+# interleaved pairs; prints medians and the median ratio with its range.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=$(mktemp -d)
@@ -12,27 +13,29 @@ swift build -c release --product pollerd-bench >&2
 B=.build/release/pollerd-bench
 PY=$(python3 -c 'import sys; print(sys.executable)')
 PYDIR=$PWD/examples/plugins/counter-py
-row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(python3 -c "print(f'{$2/$3*100:.0f}%')")"; }
+ROUNDS=${ROUNDS:-3}
 val() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["per_sec"])'; }
-echo "| transport | pollerd /s | baseline /s | pollerd ÷ baseline |"
+# measure LABEL POLLERD_CMD BASELINE_CMD: ROUNDS interleaved pairs; prints medians and the
+# median of the per-pair ratios (the host's noise moves both sides of a pair together).
+measure() {
+  local label=$1 pc=$2 bc=$3 ps=() bs=()
+  for _ in $(seq "$ROUNDS"); do
+    ps+=("$(eval "$pc" | val)"); bs+=("$(eval "$bc" 2>/dev/null | val)")
+  done
+  python3 - "$label" "${ps[*]}" "${bs[*]}" <<'PY'
+import statistics, sys
+label, ps, bs = sys.argv[1], [float(x) for x in sys.argv[2].split()], [float(x) for x in sys.argv[3].split()]
+ratios = sorted(p / b * 100 for p, b in zip(ps, bs))
+print(f"| {label} | {statistics.median(ps):.1f} | {statistics.median(bs):.1f} | {statistics.median(ratios):.0f}% ({ratios[0]:.0f}–{ratios[-1]:.0f}%) |")
+PY
+}
+echo "| transport | pollerd /s (median) | baseline /s (median) | pollerd ÷ baseline, median of $ROUNDS pairs (range) |"
 echo "|---|---|---|---|"
-p=$("$B" plugin --lifecycle ephemeral --command "$T/plugin" --count 3000 --in-flight 1 | val)
-b=$("$T/baseline" spawn 3000 "$T/plugin" | val)
-row "ephemeral, C plugin, one at a time" "$p" "$b"
-p=$("$B" plugin --lifecycle long-lived --command "$T/plugin" --count 100000 --in-flight 1 | val)
-b=$("$T/baseline" pipe 100000 1 "$T/plugin" | val)
-row "long-lived, C plugin, 1 in flight" "$p" "$b"
-p=$("$B" plugin --lifecycle long-lived --command "$T/plugin" --count 200000 --in-flight 16 | val)
-b=$("$T/baseline" pipe 200000 16 "$T/plugin" | val)
-row "long-lived, C plugin, 16 in flight" "$p" "$b"
+measure "ephemeral, C plugin, one at a time" '"$B" plugin --lifecycle ephemeral --command "$T/plugin" --count 3000 --in-flight 1' '"$T/baseline" spawn 3000 "$T/plugin"'
+measure "long-lived, C plugin, 1 in flight" '"$B" plugin --lifecycle long-lived --command "$T/plugin" --count 100000 --in-flight 1' '"$T/baseline" pipe 100000 1 "$T/plugin"'
+measure "long-lived, C plugin, 16 in flight" '"$B" plugin --lifecycle long-lived --command "$T/plugin" --count 200000 --in-flight 16' '"$T/baseline" pipe 200000 16 "$T/plugin"'
 export BENCH_KIND=py_counter
-p=$("$B" plugin --lifecycle ephemeral --command "$PY" --arg=-I --arg="$PYDIR/counter.py" --dir "$PYDIR" --plugin-id counter_py --kind py_counter --count 100 --in-flight 1 | val)
-b=$("$T/baseline" spawn 100 "$PY" -I "$PYDIR/counter.py" 2>/dev/null | val)
-row "ephemeral, Python SDK, one at a time" "$p" "$b"
-p=$("$B" plugin --lifecycle long-lived --command "$PY" --arg=-I --arg="$PYDIR/counter.py" --dir "$PYDIR" --plugin-id counter_py --kind py_counter --count 20000 --in-flight 1 | val)
-b=$("$T/baseline" pipe 20000 1 "$PY" -I "$PYDIR/counter.py" 2>/dev/null | val)
-row "long-lived, Python SDK, 1 in flight" "$p" "$b"
-p=$("$B" plugin --lifecycle long-lived --command "$PY" --arg=-I --arg="$PYDIR/counter.py" --dir "$PYDIR" --plugin-id counter_py --kind py_counter --count 40000 --in-flight 16 | val)
-b=$("$T/baseline" pipe 40000 16 "$PY" -I "$PYDIR/counter.py" 2>/dev/null | val)
-row "long-lived, Python SDK, 16 in flight" "$p" "$b"
+measure "ephemeral, Python SDK, one at a time" '"$B" plugin --lifecycle ephemeral --command "$PY" --arg=-I --arg="$PYDIR/counter.py" --dir "$PYDIR" --plugin-id counter_py --kind py_counter --count 100 --in-flight 1' '"$T/baseline" spawn 100 "$PY" -I "$PYDIR/counter.py"'
+measure "long-lived, Python SDK, 1 in flight" '"$B" plugin --lifecycle long-lived --command "$PY" --arg=-I --arg="$PYDIR/counter.py" --dir "$PYDIR" --plugin-id counter_py --kind py_counter --count 20000 --in-flight 1' '"$T/baseline" pipe 20000 1 "$PY" -I "$PYDIR/counter.py"'
+measure "long-lived, Python SDK, 16 in flight" '"$B" plugin --lifecycle long-lived --command "$PY" --arg=-I --arg="$PYDIR/counter.py" --dir "$PYDIR" --plugin-id counter_py --kind py_counter --count 40000 --in-flight 16' '"$T/baseline" pipe 40000 16 "$PY" -I "$PYDIR/counter.py"'
 rm -rf "$T"
