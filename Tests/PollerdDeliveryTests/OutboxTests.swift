@@ -273,6 +273,21 @@ import Testing
         #expect(try await f.backlog() == 1)
     }
 
+    @Test func aBrokerSubjectNobodyHearsDeadLettersAfterMaxAttempts() async throws {
+        var tuning = DeliveryTuning()
+        tuning.maxAttempts = 2
+        let f = try Fixture(tuning: tuning, sinks: SinkRegistry(broker: LocalBroker()))
+        let job = f.job([SinkSpec(.nats(subject: "items.j"))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<1))
+        #expect(try await f.deliverer.pass().map(\.retried) == [true])
+        f.clock.advance(byMs: 5000)
+        #expect(try await f.deliverer.pass().map(\.deadLettered) == [true])
+        let dead = try await f.store.deadLetters(jobID: "j", limit: 5)
+        #expect(dead.map(\.attempts) == [2] && dead.first?.lastError.hasPrefix("broker: no subscriber on 'items.j'") == true)
+        #expect(try await f.backlog() == 0)
+    }
+
     @Test func theRunningDelivererWakesOnACommitAndStopsOnShutdown() async throws {
         let broker = LocalBroker()
         let f = try Fixture(sinks: SinkRegistry(broker: broker))
