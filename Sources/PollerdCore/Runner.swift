@@ -106,6 +106,17 @@ public final class Runner: Sendable {
 
     private func schedulerLoop(group: inout DiscardingTaskGroup) async {
         while true {
+            // Cancelled rather than shut down (another service of the group failed): waits return
+            // at once from now on, so stop here, cancelling the ticks in flight.
+            if Task.isCancelled {
+                let inFlight = state.withLock { s in
+                    s.cancelledAtShutdown = s.core.inFlightCount
+                    return s.core.inFlightCount
+                }
+                logger.warning("runner cancelled: stopping", metadata: ["pollerd.ticks_in_flight": "\(inFlight)"])
+                group.cancelAll()
+                return
+            }
             let now = clock.nowMs
             enum Step { case start([DueTick]), stop, cancelAndStop }
             let (step, wake): (Step, Int64?) = state.withLock { s in

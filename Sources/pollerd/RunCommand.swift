@@ -68,7 +68,15 @@ struct RunCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            // A service failed (the admin server could not bind, say): the others were cancelled.
+            let hint = "\(error)".contains("bind") ? file.settings.adminListen.map { " (admin_listen: \($0))" } ?? "" : ""
+            Support.printErr("error: pollerd stopped: \(error)\(hint)")
+            await PluginProcesses.shared.shutdownAll()
+            throw Exit.transient
+        }
         await PluginProcesses.shared.shutdownAll()
         logger.info("pollerd stopped")
     }

@@ -123,6 +123,24 @@ import Testing
         #expect(try await h.store.lease(jobID: "g")?.untilMs == 0)
     }
 
+    /// Another service failing cancels the runner's task instead of shutting it down gracefully:
+    /// the loop must end (it once spun, since every wait returns at once once cancelled).
+    @Test func aCancelledRunnerStopsAndCancelsItsTicks() async throws {
+        let gate = Gate()
+        let h = try Harness(jobs: [every("c", 10, kind: "scripted", timeout: 3600), every("idle", 3600)],
+                            pollers: [ScriptedPoller { _ throws(PollerError) in
+            _ = await gate.pass()
+            throw .transient("cancelled", "cancelled")
+        }])
+        let task = await h.start()
+        h.clock.advance(toMs: t0 + 10_000)
+        await gate.waitEntered(1)
+        task.cancel()
+        try await task.value
+        #expect(h.log.events.contains { if case .stopped(cancelled: 1) = $0 { return true } else { return false } })
+        #expect(try await h.store.lease(jobID: "c")?.untilMs == 0)
+    }
+
     @Test func shutdownCancelsTicksAfterTheGracePeriodAndReleasesLeases() async throws {
         let gate = Gate()
         var s = GlobalSettings()
