@@ -188,7 +188,8 @@ def main():
         problems.append(f"{stats['dead_letters']} dead letters")
     for name in ['pollerd_delivery_items_total{sink_type="file",outcome="delivered"}',
                  'pollerd_delivery_items_total{sink_type="webhook",outcome="delivered"}',
-                 'pollerd_delivery_items_total{sink_type="webhook",outcome="retried"}']:
+                 'pollerd_delivery_items_total{sink_type="webhook",outcome="retried"}',
+                 'pollerd_ticks_total{kind="noop",status="ok"}']:
         if metrics.get(name, 0) <= 0:
             problems.append(f"/metrics: {name} missing or zero ({metrics.get('error', 'no such series')})")
     if 'pollerd_outbox_depth{sink_type="webhook"}' not in metrics:

@@ -47,8 +47,8 @@ struct RunCommand: AsyncParsableCommand {
         let freedLanes = try await store.reclaimLaneClaims(isAbandoned: Support.isAbandoned, nowMs: clock.nowMs)
         if freedLanes > 0 { logger.notice("freed outbox lanes claimed by a crashed daemon on this host", metadata: ["pollerd.lanes": "\(freedLanes)"]) }
         let executor = TickExecutor(store: store, registry: file.registry, clock: clock, holder: holder, logger: logger)
-        let runner = Runner(settings: file.settings, jobs: file.jobs, executor: executor)
         let metrics = AdminServer.bootstrapMetrics()
+        let runner = Runner(settings: file.settings, jobs: file.jobs, executor: executor, onEvent: RunnerMetrics.record)
         let sinks = SinkRegistry()
         let deliverer = Deliverer(store: store, clock: clock, holder: holder, sinks: sinks, bell: executor.outboxBell, logger: logger)
         deliverer.update(jobs: file.jobs, tuning: file.settings.delivery)
