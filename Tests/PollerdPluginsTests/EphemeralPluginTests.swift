@@ -120,20 +120,22 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
     }
 
     @Test func thePluginInheritsNoDescriptorOfTheDaemonAndDefaultSignals() async throws {
-        // A descriptor opened without close-on-exec, as a careless library would.
-        let leaky = open("/dev/null", O_RDONLY)
-        defer { close(leaky) }
+        // A descriptor opened without close-on-exec, as a careless library would, on a file
+        // whose name the plugin can look for among its own descriptors' targets.
+        let canary = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-leak-canary-\(UUID().uuidString)").path
+        let leaky = open(canary, O_RDWR | O_CREAT, 0o600)
+        #expect(leaky > 2)
+        defer { close(leaky); unlink(canary) }
         let fx = try Fixture(#"""
             read -r req
-            fds=$(ls /proc/$$/fd | sort -n | tr '\n' ' ')
+            targets=$(for f in /proc/$$/fd/*; do readlink "$f"; done | tr '\n' ' ')
             sigign=$(grep SigIgn /proc/$$/status | cut -f2)
-            printf '{"result":{"items":[{"fds":"%s","sigign":"%s","dir":"%s"}]}}\n' "$fds" "$sigign" "$(pwd)"
+            printf '{"result":{"items":[{"targets":"%s","sigign":"%s","dir":"%s"}]}}\n' "$targets" "$sigign" "$(pwd)"
             """#)
         let item = try await fx.tick().get().items.first
-        let fds = item?["fds"]?.stringValue?.split(separator: " ").compactMap { Int($0) } ?? []
-        // 0–2, plus the one the shell opened to list its own descriptors (and 10, a copy dash keeps of stdin).
-        #expect(!fds.contains(Int(leaky)) || Int(leaky) <= 2, "inherited: \(fds)")
-        #expect(fds.filter { $0 > 2 && $0 != 10 }.count <= 1, "descriptors: \(fds)")
+        let targets = item?["targets"]?.stringValue ?? ""
+        #expect(!targets.isEmpty)
+        #expect(!targets.contains("pollerd-leak-canary"), "inherited: \(targets)")
         // Signals 1–31 (SIGPIPE among them) at their defaults; 32 and 33 are glibc's own.
         let ignored = UInt64(item?["sigign"]?.stringValue ?? "", radix: 16)
         #expect(ignored.map { $0 & 0x7FFF_FFFF } == 0, "ignored signal mask: \(item?["sigign"]?.stringValue ?? "?")")
