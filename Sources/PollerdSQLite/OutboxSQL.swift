@@ -110,11 +110,19 @@ enum OutboxSQL {
         }
     }
 
+    /// Bytes of envelopes handed to a sink at once (at least one item, however large): with items
+    /// of up to a plugin's 4 MiB reply, a count alone would not bound the daemon's memory.
+    static let maxBatchBytes = 8 << 20
+
     static func items(_ lane: OutboxLane, limit: Int, _ db: Database) throws -> [OutboxRecord] {
         try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT p.seq, i.item_key, i.envelope, i.found_at FROM outbox_pending p JOIN outbox_item i ON i.seq = p.seq
-            WHERE p.job_id = ? AND p.sink = ? ORDER BY p.seq LIMIT ?
-            """), arguments: [lane.jobID, lane.sink, limit]).map {
+            SELECT seq, item_key, envelope, found_at FROM (
+              SELECT p.seq, i.item_key, i.envelope, i.found_at,
+                     SUM(length(i.envelope)) OVER (ORDER BY p.seq) - length(i.envelope) AS before
+              FROM outbox_pending p JOIN outbox_item i ON i.seq = p.seq
+              WHERE p.job_id = ? AND p.sink = ? ORDER BY p.seq LIMIT ?)
+            WHERE before < ? ORDER BY seq
+            """), arguments: [lane.jobID, lane.sink, limit, maxBatchBytes]).map {
             OutboxRecord(seq: $0[0], key: $0[1], envelope: $0[2], foundAtMs: $0[3])
         }
     }

@@ -181,6 +181,18 @@ import Testing
         #expect(try await f.backlog() == 1)                        // n1 is next in line
     }
 
+    @Test func aBatchIsBoundedInBytesNotOnlyInItems() async throws {
+        let f = try Fixture()
+        let job = f.job([SinkSpec(.stdout)])
+        try await f.register([job])
+        let big = String(repeating: "x", count: 3 << 20)
+        await f.tick(job, items: (0..<4).map { .object(["id": .string("b\($0)"), "blob": .string(big)]) })
+        let lanes = try await f.store.claimLanes(holder: "test:1:a", nowMs: f.clock.nowMs, claimMs: 60_000, limit: 1)
+        let batch = try await f.store.laneItems(lanes[0], limit: 256)
+        // 8 MiB: the first three 3 MiB envelopes start below it, the fourth does not.
+        #expect(batch.map(\.key) == ["j:b0", "j:b1", "j:b2"])
+    }
+
     @Test func aTornLastLineIsEndedBeforeAppending() async throws {
         let f = try Fixture()
         try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
