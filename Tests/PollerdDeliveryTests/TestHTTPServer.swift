@@ -11,8 +11,8 @@ final class TestHTTPServer: Sendable {
         var status: Int = 200
         var retryAfter: String?
         var body: String = ""
-        /// Held this long before answering (to trip a client timeout).
-        var delay: Duration = .zero
+        /// Not answered until the test calls `releaseHeld()` (to trip a client timeout).
+        var hold = false
     }
 
     struct Received: Sendable {
@@ -26,6 +26,8 @@ final class TestHTTPServer: Sendable {
     private struct State {
         var script: [Reply] = []
         var received: [Received] = []
+        var held: [CheckedContinuation<Void, Never>] = []
+        var released = false
     }
     private let state = Mutex(State())
     let port: Int
@@ -38,6 +40,23 @@ final class TestHTTPServer: Sendable {
     func script(_ replies: [Reply]) { state.withLock { $0.script += replies } }
 
     var received: [Received] { state.withLock { $0.received } }
+
+    /// Lets held replies go (and every later one).
+    func releaseHeld() {
+        let held = state.withLock { s in s.released = true; defer { s.held = [] }; return s.held }
+        for c in held { c.resume() }
+    }
+
+    fileprivate func waitForRelease() async {
+        await withCheckedContinuation { c in
+            let now = state.withLock { s in
+                if s.released { return true }
+                s.held.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
 
     fileprivate func answer(path: String, headers: [String: String], body: Data) -> Reply {
         state.withLock { s in
@@ -58,7 +77,7 @@ final class TestHTTPServer: Sendable {
             for f in request.headers { headers[f.name.canonicalName.lowercased()] = f.value }
             guard let server = holder.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
             let r = server.answer(path: request.uri.path, headers: headers, body: Data(data.readableBytesView))
-            if r.delay > .zero { try await Task.sleep(for: r.delay) }
+            if r.hold { await server.waitForRelease() }
             var fields = HTTPFields()
             if let after = r.retryAfter { fields[.retryAfter] = after }
             return Response(status: .init(code: r.status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: r.body)))
@@ -74,6 +93,7 @@ final class TestHTTPServer: Sendable {
             let server = TestHTTPServer(port: port)
             holder.withLock { $0 = server }
             let result = try await body(server)
+            server.releaseHeld()
             group.cancelAll()
             while let _ = try? await group.next() {}
             return result

@@ -130,9 +130,10 @@ import Testing
             let sink = hook(server, timeout: 1)
             let job = f.job([sink])
             try await f.register([job])
-            server.script([.init(status: 200, delay: .seconds(3))])
+            server.script([.init(status: 200, hold: true)])
             await f.tick(job, items: numbered(0..<1))
-            let r = try await f.deliverer.pass()
+            let r = try await f.deliverer.pass()      // returns when the client's 1 s timeout fires
+            server.releaseHeld()
             #expect(r.map(\.retried) == [true])
             #expect(try await f.lane("j", sink.name)?.lastError == "webhook 127.0.0.1: timed out after 1s")
         }
