@@ -124,8 +124,8 @@ struct JobFileValidator {
         if let n = value(m, "deliver") { s.deliver = try readSinks(n, job: nil) }
         if let n = value(m, "admin_listen") {
             let v = try string(n, job: nil, key: "admin_listen")
-            guard Self.parseListen(v) != nil else { throw fail(n, "admin_listen must be HOST:PORT, such as 127.0.0.1:9464") }
-            s.adminListen = v
+            guard let address = ListenAddress(v) else { throw fail(n, "admin_listen must be HOST:PORT, such as 127.0.0.1:9464") }
+            s.adminListen = address
         }
         settings = s
         if let kinds {

@@ -30,7 +30,7 @@ public enum ItemEnvelope {
             return "\(jobID):\(own)"
         }
         let basis = own.map { "id:\($0)" } ?? item.canonicalString
-        return "\(jobID):sha256:\(hex(SHA256.hash(data: Data(basis.utf8))))"
+        return "\(jobID):sha256:\(Hex.encode(SHA256.hash(data: Data(basis.utf8))))"
     }
 
     /// The outbox entry of an item found by a tick.
@@ -71,13 +71,5 @@ public enum ItemEnvelope {
             out += suffix
             return OutboxEntry(key: key, envelope: out)
         }
-    }
-
-    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for b in digest { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0xf)]) }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -66,7 +66,7 @@ public struct GlobalSettings: Sendable, Hashable {
     /// Outbox behaviour (`pollers.delivery`).
     public var delivery = DeliveryTuning()
     /// Where the admin HTTP server (`/metrics`, `/healthz`) listens; nil: not started.
-    public var adminListen: String?
+    public var adminListen: ListenAddress?
 
     public init() {}
 }

@@ -29,7 +29,7 @@ public final class WebhookSink: Sink {
     /// The `X-Pollerd-Signature` value of a body: `sha256=` and the hex HMAC-SHA256 keyed by the secret.
     public static func signature(body: [UInt8], secret: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Data(secret.utf8)))
-        return "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
+        return "sha256=" + Hex.encode(mac)
     }
 
     public func deliver(_ records: [OutboxRecord], jobID: String) async -> SinkResult {

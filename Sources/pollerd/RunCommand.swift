@@ -55,8 +55,8 @@ struct RunCommand: AsyncParsableCommand {
         logger.info("pollerd starting", metadata: ["pollerd.config": "\(options.path)", "pollerd.state_db": "\(file.stateDBPath)", "pollerd.holder": "\(holder)", "pollerd.invalid_jobs": "\(file.errors.count)"])
         let reloader = ReloadService(runner: runner, deliverer: deliverer, path: options.path, stateDB: file.stateDBPath, watch: watch, logger: logger)
         var admin: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        if let listen = file.settings.adminListen, let (host, port) = Support.parseListen(listen) {
-            admin.append(.init(service: AdminServer.application(host: host, port: port, registry: metrics, logger: logger), successTerminationBehavior: .ignore))
+        if let listen = file.settings.adminListen {
+            admin.append(.init(service: AdminServer.application(host: listen.host, port: listen.port, registry: metrics, logger: logger), successTerminationBehavior: .ignore))
         }
         let group = ServiceGroup(configuration: .init(
             services: admin + [

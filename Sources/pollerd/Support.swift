@@ -75,13 +75,6 @@ enum Support {
 
     static func json(_ v: JSONValue) -> String { v.canonicalString }
 
-    /// HOST:PORT of a listen address (validated with the job file).
-    static func parseListen(_ s: String) -> (String, Int)? {
-        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]) else { return nil }
-        var host = String(s[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return (host, port)
-    }
 }
 
 extension Optional where Wrapped == Int64 {
