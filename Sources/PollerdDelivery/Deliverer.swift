@@ -58,12 +58,10 @@ public final class Deliverer: Sendable {
         public var retried: Bool
         public var deadLettered: Bool
         public var parked: Bool
-        /// The batch was full and fully acknowledged: the lane likely has more.
-        public var more: Bool
     }
 
     /// Claims every due lane (up to the concurrency) and delivers one batch of each, concurrently.
-    /// For tests and `pollerd outbox flush`; the daemon runs `run()`.
+    /// For tests and benchmarks; the daemon runs `run()`.
     public func pass() async throws -> [LaneReport] {
         let tuning = routing.withLock { $0.tuning }
         let lanes = try await store.claimLanes(holder: holder, nowMs: clock.nowMs, claimMs: Self.claimMs, limit: tuning.concurrency)
@@ -142,7 +140,7 @@ public final class Deliverer: Sendable {
         var log = logger
         log[metadataKey: "pollerd.job.id"] = "\(lane.jobID)"
         log[metadataKey: "pollerd.sink"] = "\(lane.sink)"
-        var report = LaneReport(lane: lane, delivered: 0, retried: false, deadLettered: false, parked: false, more: false)
+        var report = LaneReport(lane: lane, delivered: 0, retried: false, deadLettered: false, parked: false)
         let items: [OutboxRecord]
         do { items = try await store.laneItems(lane, limit: tuning.batchSize) } catch {
             log.error("outbox read failed", metadata: ["pollerd.error": "\(error)"])
@@ -180,7 +178,6 @@ public final class Deliverer: Sendable {
                     log.info("delivery failed; will retry", metadata: ["pollerd.attempts": "\(attempts)", "pollerd.retry_in_ms": "\(delay)", "pollerd.error": "\(f.message)"])
                 }
             }
-            report.more = n == items.count && items.count == tuning.batchSize
         }
         do {
             let ok = try await store.settle(lane, holder: holder, settlement, nowMs: clock.nowMs)
