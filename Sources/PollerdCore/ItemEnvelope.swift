@@ -42,21 +42,21 @@ public enum ItemEnvelope {
     /// The text is exactly the canonical JSON of the envelope object (keys sorted).
     public struct Builder: Sendable {
         let jobID: String
-        let prefix: String
-        let suffix: String
+        let prefix: [UInt8]
+        let suffix: [UInt8]
 
         public init(jobID: String, kind: String, agent: String, foundAtMs: Int64) {
             self.jobID = jobID
-            var p = "{\"agent\":"
+            var p = Array("{\"agent\":".utf8)
             JSONValue.writeString(agent, into: &p)
-            p += ",\"found_at\":"
+            p += ",\"found_at\":".utf8
             JSONValue.writeString(RFC3339.format(ms: foundAtMs), into: &p)
-            p += ",\"id\":"
-            var s = ",\"job_id\":"
+            p += ",\"id\":".utf8
+            var s = Array(",\"job_id\":".utf8)
             JSONValue.writeString(jobID, into: &s)
-            s += ",\"kind\":"
+            s += ",\"kind\":".utf8
             JSONValue.writeString(kind, into: &s)
-            s += "}"
+            s += "}".utf8
             prefix = p
             suffix = s
         }
@@ -64,12 +64,12 @@ public enum ItemEnvelope {
         public func entry(for item: JSONValue) -> OutboxEntry {
             let key = ItemEnvelope.key(jobID: jobID, item: item)
             var out = prefix
-            out.reserveCapacity(prefix.utf8.count + suffix.utf8.count + key.utf8.count + 128)
+            out.reserveCapacity(prefix.count + suffix.count + key.utf8.count + 128)
             JSONValue.writeString(key, into: &out)
-            out += ",\"item\":"
+            out += ",\"item\":".utf8
             item.writeCanonical(into: &out)
             out += suffix
-            return OutboxEntry(key: key, envelope: out)
+            return OutboxEntry(key: key, envelope: String(decoding: out, as: UTF8.self))
         }
     }
 }

@@ -60,9 +60,15 @@ struct JSONParser {
     private mutating func object(depth: Int) throws(Failure) -> JSONValue {
         guard depth <= Self.maxDepth else { throw fail("nested deeper than \(Self.maxDepth)") }
         i += 1
-        var out: [String: JSONValue] = [:]
+        // Members are collected first and the dictionary built once at its size: growing it
+        // member by member rehashes it at every doubling.
+        var members: [(String, JSONValue)] = []
         skipSpace()
-        if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(out) }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object([:]) }
+        func done() -> JSONValue {
+            // A repeated key keeps its last value, as serde_json does.
+            .object(Dictionary(members, uniquingKeysWith: { _, last in last }))
+        }
         while true {
             skipSpace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
@@ -71,11 +77,11 @@ struct JSONParser {
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             i += 1
             skipSpace()
-            out[key] = try value(depth: depth)
+            members.append((key, try value(depth: depth)))
             skipSpace()
             guard i < bytes.count else { throw fail("unexpected end of input in an object") }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-            if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(out) }
+            if bytes[i] == UInt8(ascii: "}") { i += 1; return done() }
             throw fail("expected ',' or '}'")
         }
     }
@@ -118,15 +124,18 @@ struct JSONParser {
     private mutating func string() throws(Failure) -> String {
         i += 1
         let start = i
-        // Fast path: no escapes, only a validity check of the UTF-8.
+        // Fast path: no escapes, only a validity check of the UTF-8 (none needed for ASCII).
+        var high: UInt8 = 0
         while i < bytes.count {
             let c = bytes[i]
             if c == UInt8(ascii: "\"") {
-                let s = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+                let raw = UnsafeBufferPointer(rebasing: bytes[start..<i])
+                let s = high < 0x80 ? String(decoding: raw, as: UTF8.self) : String(validating: raw, as: UTF8.self)
                 guard let s else { throw fail("invalid UTF-8 in a string") }
                 i += 1
                 return s
             }
+            high |= c
             if c == UInt8(ascii: "\\") { break }
             if c < 0x20 { throw fail("control character in a string") }
             i += 1

@@ -7,19 +7,23 @@ public enum RFC3339 {
         let secs = floorDiv(ms, 1000)
         let f = LocalFields(utcEpochSeconds: secs)
         let milli = ms - secs * 1000
-        // Written by hand: String(format:) goes through CoreFoundation and costs microseconds.
-        var out = ""
-        out.reserveCapacity(24)
-        func pad(_ v: Int, _ width: Int) {
-            let digits = String(v)
-            if digits.utf8.count < width { out += String(repeating: "0", count: width - digits.utf8.count) }
-            out += digits
+        // Written by hand into bytes: String(format:) goes through CoreFoundation and costs
+        // microseconds, and this runs for every tick and every item.
+        // Years outside 0...9999 are outside RFC 3339; they are written in full rather than cut.
+        let yearDigits = (0...9999).contains(f.year) ? 4 : String(f.year).utf8.count
+        var out = [UInt8](repeating: 0, count: (milli != 0 ? 24 : 20) + yearDigits - 4)
+        func put(_ v: Int, at: Int, width: Int) {
+            var v = v
+            for k in stride(from: at + width - 1, through: at, by: -1) { out[k] = UInt8(48 + v % 10); v /= 10 }
         }
-        pad(f.year, 4); out += "-"; pad(f.month, 2); out += "-"; pad(f.day, 2); out += "T"
-        pad(f.hour, 2); out += ":"; pad(f.minute, 2); out += ":"; pad(f.second, 2)
-        if milli != 0 { out += "."; pad(Int(milli), 3) }
-        out += "Z"
-        return out
+        if yearDigits == 4 { put(f.year, at: 0, width: 4) } else { out.replaceSubrange(0..<yearDigits, with: String(f.year).utf8) }
+        let d = yearDigits - 4
+        out[d + 4] = UInt8(ascii: "-"); put(f.month, at: d + 5, width: 2); out[d + 7] = UInt8(ascii: "-")
+        put(f.day, at: d + 8, width: 2); out[d + 10] = UInt8(ascii: "T"); put(f.hour, at: d + 11, width: 2); out[d + 13] = UInt8(ascii: ":")
+        put(f.minute, at: d + 14, width: 2); out[d + 16] = UInt8(ascii: ":"); put(f.second, at: d + 17, width: 2)
+        if milli != 0 { out[d + 19] = UInt8(ascii: "."); put(Int(milli), at: d + 20, width: 3) }
+        out[out.count - 1] = UInt8(ascii: "Z")
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses an RFC 3339 timestamp with `Z` or a `±HH:MM` offset (fractional seconds allowed).

@@ -63,6 +63,24 @@ import Testing
         #expect(RFC3339.parse("yesterday") == nil)
     }
 
+    /// `format` against Foundation's ISO 8601 formatter, over instants from 1970 to 9999 (and
+    /// before 1970), with and without milliseconds; and back through `parse`.
+    @Test func rfc3339FormatAgreesWithFoundation() {
+        let plain = ISO8601DateFormatter()
+        plain.formatOptions = [.withInternetDateTime]
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        var samples: [Int64] = [0, 999, 1000, -1, -1000, 253_402_300_799_000, 951_782_400_000]
+        for _ in 0..<500 { samples.append(Int64.random(in: -2_000_000_000_000...253_402_300_799_999)) }
+        for ms in samples {
+            let text = RFC3339.format(ms: ms)
+            let date = Date(timeIntervalSince1970: Double(ms) / 1000)
+            let expected = ms % 1000 == 0 ? plain.string(from: date) : fractional.string(from: date)
+            #expect(text == expected, "\(ms)")
+            #expect(RFC3339.parse(text) == ms, "\(ms)")
+        }
+    }
+
     @Test func base64URLCursor() {
         #expect(Base64URL.encode(Data("hello".utf8)) == "aGVsbG8")
         #expect(Base64URL.decode("aGVsbG8") == Data("hello".utf8))
