@@ -65,8 +65,6 @@ let package = Package(
             name: "PollerdPlugins",
             dependencies: [
                 "PollerdCore", "PollerdPollers", "PollerdConfig", "CPollerdSpawn",
-                .product(name: "Subprocess", package: "swift-subprocess"),
-                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: upcoming
         ),

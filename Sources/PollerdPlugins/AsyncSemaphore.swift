@@ -22,7 +22,14 @@ public final class AsyncSemaphore: Sendable {
 
     /// Takes a permit; false if the task was cancelled while waiting.
     public func acquire() async -> Bool {
-        let id = state.withLock { s -> UInt64 in s.nextID += 1; return s.nextID }
+        if Task.isCancelled { return false }
+        // A free permit is taken without suspending (no continuation, no cancellation handler).
+        let id: UInt64? = state.withLock { s in
+            if s.available > 0 && s.waiters.isEmpty { s.available -= 1; s.inUse += 1; return nil }
+            s.nextID += 1
+            return s.nextID
+        }
+        guard let id else { return true }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
                 enum Now { case got, cancelled, wait }

@@ -72,8 +72,19 @@ enum DirectSpawn {
         return nil
     }
 
-    private static func exchange(executable: String, args: [String], env: [String: String], workingDirectory: String, request: [UInt8],
-                                 limit: Int, graceMs: Int64, control: Control, onStderr: ([UInt8]) -> Void) -> Result<Outcome, Failure> {
+    /// A spawned child: its pid (also its process group) and our ends of its three pipes, each
+    /// close-on-exec and non-blocking.
+    struct Child: Sendable {
+        var pid: pid_t
+        var stdin: Int32
+        var stdout: Int32
+        var stderr: Int32
+    }
+
+    /// Spawns `executable` in a process group of its own with three pipes, the given environment
+    /// and working directory, no inherited descriptor beyond 0–2, no blocked signals and default
+    /// dispositions.
+    static func spawn(executable: String, args: [String], env: [String: String], workingDirectory: String) -> Result<Child, Failure> {
         guard let exe = resolve(executable, path: env["PATH"]) else { return .failure(.notFound(executable)) }
         var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
         guard cpollerd_pipe_cloexec(&inPipe) == 0 else { return .failure(.spawn("pipe: \(String(cString: strerror(errno)))")) }
@@ -122,12 +133,60 @@ enum DirectSpawn {
             closeAll([inPipe[1], outPipe[0], errPipe[0]])
             return .failure(rc == ENOENT ? .notFound(executable) : .spawn(String(cString: strerror(rc))))
         }
+        for fd in [inPipe[1], outPipe[0], errPipe[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        return .success(Child(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0]))
+    }
+
+    /// Waits up to `grace` for `pid` to exit by itself (on a pidfd where the kernel has them),
+    /// then SIGKILLs its group and reaps it; `cut` says to stop waiting early. Returns the wait status.
+    static func reap(_ pid: pid_t, grace: Duration, cut: () -> Bool = { false }) -> Int32 {
+        var status: Int32 = 0
+        let pidfd = cpollerd_pidfd_open(pid)
+        if pidfd >= 0 {
+            var remaining = grace
+            while waitpid(pid, &status, WNOHANG) == 0 {
+                if cut() || remaining <= .zero {
+                    _ = kill(-pid, SIGKILL); _ = waitpid(pid, &status, 0); break
+                }
+                var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+                let started = ContinuousClock.now
+                _ = poll(&p, 1, Int32(min(50, max(1, remaining / .milliseconds(1)))))
+                remaining -= ContinuousClock.now - started
+            }
+            close(pidfd)
+        } else {
+            let exitDeadline = ContinuousClock.now + grace
+            var pause: UInt32 = 20
+            while waitpid(pid, &status, WNOHANG) == 0 {
+                if ContinuousClock.now > exitDeadline || cut() {
+                    _ = kill(-pid, SIGKILL); _ = waitpid(pid, &status, 0); break
+                }
+                usleep(pause)
+                pause = min(pause * 2, 5000)
+            }
+        }
+        return status
+    }
+
+    /// `exited with status N` or `was killed by signal N`, from a wait status.
+    static func describe(status: Int32) -> String {
+        let sig = status & 0x7f
+        return sig == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(sig)"
+    }
+
+    private static func exchange(executable: String, args: [String], env: [String: String], workingDirectory: String, request: [UInt8],
+                                 limit: Int, graceMs: Int64, control: Control, onStderr: ([UInt8]) -> Void) -> Result<Outcome, Failure> {
+        let child: Child
+        switch spawn(executable: executable, args: args, env: env, workingDirectory: workingDirectory) {
+        case .failure(let f): return .failure(f)
+        case .success(let c): child = c
+        }
+        let pid = child.pid
         control.started(pgid: pid)
         if control.cancelledAt != nil { _ = kill(-pid, SIGTERM) }   // cancelled while spawning
-        for fd in [inPipe[1], outPipe[0], errPipe[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
 
         var out = Outcome()
-        var stdinFD = inPipe[1], stdoutFD = outPipe[0], stderrFD = errPipe[0]
+        var stdinFD = child.stdin, stdoutFD = child.stdout, stderrFD = child.stderr
         var written = 0
         var replyAt: ContinuousClock.Instant?
         var hardKilled = false
@@ -190,35 +249,10 @@ enum DirectSpawn {
         if stderrFD >= 0 { close(stderrFD) }
 
         // The child closed its output; it gets the grace to exit, then the group is killed.
-        var status: Int32 = 0
-        let pidfd = cpollerd_pidfd_open(pid)
-        if pidfd >= 0 {
-            var remaining = grace
-            while waitpid(pid, &status, WNOHANG) == 0 {
-                if control.cancelledAt != nil && hardKilled || remaining <= .zero {
-                    killGroup(SIGKILL); _ = waitpid(pid, &status, 0); break
-                }
-                var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-                let started = ContinuousClock.now
-                _ = poll(&p, 1, Int32(min(50, max(1, remaining / .milliseconds(1)))))
-                remaining -= ContinuousClock.now - started
-            }
-            close(pidfd)
-        } else {
-            let exitDeadline = ContinuousClock.now + grace
-            var pause: UInt32 = 20
-            while waitpid(pid, &status, WNOHANG) == 0 {
-                if ContinuousClock.now > exitDeadline || (control.cancelledAt != nil && hardKilled) {
-                    killGroup(SIGKILL); _ = waitpid(pid, &status, 0); break
-                }
-                usleep(pause)
-                pause = min(pause * 2, 5000)
-            }
-        }
+        let status = reap(pid, grace: grace) { control.cancelledAt != nil && hardKilled }
         // Grandchildren go with the tick.
         killGroup(SIGKILL)
-        let sig = status & 0x7f
-        out.how = sig == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(sig)"
+        out.how = describe(status: status)
         return .success(out)
     }
 

@@ -1,9 +1,7 @@
 import Foundation
 public import PollerdCore
 import PollerdPollers
-import Subprocess
 import Synchronization
-import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,9 +59,8 @@ public struct EphemeralPluginPoller: Poller {
     }
 
     private func spawn(_ ctx: TickContext) async -> Result<TickAck, PollerError> {
-        let params = PluginWire.tickParams(kind: kind, jobID: ctx.jobID, agentID: ctx.agent, cursor: ctx.cursor, config: ctx.config,
-                                           nowMs: ctx.nowMs, intervalHintSecs: ctx.intervalHintSecs)
-        let request = Array((PluginWire.tickRequestLine(params) + "\n").utf8)
+        let request = PluginWire.tickRequestLine(kind: kind, jobID: ctx.jobID, agentID: ctx.agent, cursor: ctx.cursor, config: ctx.config,
+                                                 nowMs: ctx.nowMs, intervalHintSecs: ctx.intervalHintSecs)
         let limit = spec.maxReplyBytes
         let lines = StderrLines(status: status)
         let result = await DirectSpawn.run(executable: spec.command, args: spec.args, env: childEnvironment, workingDirectory: spec.workingDirectory,

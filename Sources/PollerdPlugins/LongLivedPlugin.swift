@@ -1,9 +1,7 @@
 import Foundation
 public import PollerdCore
 import PollerdPollers
-import Subprocess
 import Synchronization
-import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,13 +38,14 @@ public final class LongLivedPlugin: Sendable {
     private struct State {
         var phase: Phase = .idle
         var nextID: Int64 = 100
-        var pending: [Int64: CheckedContinuation<Result<JSONValue, PollerError>, Never>] = [:]
-        var outbox: FrameQueue?
+        /// Unchecked continuations: each is resumed only by whoever takes it out of `pending`
+        /// under the lock, so exactly once; the checked kind costs an allocation per tick.
+        var pending: [Int64: UnsafeContinuation<Result<JSONValue, PollerError>, Never>] = [:]
+        var channel: PluginChannel?
         var starters: [CheckedContinuation<Result<Void, PollerError>, Never>] = []
         var failedStarts = 0
         var restarts = 0
         var generation = 0
-        var pgid: pid_t?
         var lastExit: String?
     }
 
@@ -76,35 +75,36 @@ public final class LongLivedPlugin: Sendable {
         guard await permits.acquire() else { throw .transient("cancelled", "tick cancelled while waiting for a plugin slot") }
         defer { permits.release() }
         try await ensureRunning()
-        let params = PluginWire.tickParams(kind: kind, jobID: ctx.jobID, agentID: ctx.agent, cursor: ctx.cursor, config: ctx.config,
-                                           nowMs: ctx.nowMs, intervalHintSecs: ctx.intervalHintSecs)
-        let reply = await call(method: "poll_tick", params: params)
+        let reply = await call(method: "poll_tick") { out in
+            PluginWire.writeTickParams(kind: kind, jobID: ctx.jobID, agentID: ctx.agent, cursor: ctx.cursor, config: ctx.config,
+                                       nowMs: ctx.nowMs, intervalHintSecs: ctx.intervalHintSecs, into: &out)
+        }
         let result: Result<TickAck, PollerError>
         switch reply {
         case .failure(let e): result = .failure(e)
         case .success(let frame):
-            var envelope = frame
-            if case .object(var o) = frame { o["jsonrpc"] = nil; o["id"] = nil; envelope = .object(o) }
-            result = PluginWire.decodeReply(envelope, allowBare: true)
+            // `jsonrpc` and `id` stay in: a bare TickReply ignores unknown fields, as serde does.
+            result = PluginWire.decodeReply(frame, allowBare: true)
                 .mapError { PollerError($0.errorClass, code: $0.code, "plugin '\(spec.pluginID)': \($0.message)") }
         }
         return try status.settle(result)
     }
 
     /// Sends a request frame and waits for its reply (or the plugin's death, or cancellation).
-    private func call(method: String, params: JSONValue) async -> Result<JSONValue, PollerError> {
+    private func call(method: String, params: (inout [UInt8]) -> Void) async -> Result<JSONValue, PollerError> {
         let id = state.withLock { s -> Int64 in s.nextID += 1; return s.nextID }
         let frame = Self.frame(id: id, method: method, params: params)
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Result<JSONValue, PollerError>, Never>) in
-                let sent: Bool = state.withLock { s in
-                    if Task.isCancelled { return false }
-                    guard case .running = s.phase, let out = s.outbox else { return false }
+            await withUnsafeContinuation { (c: UnsafeContinuation<Result<JSONValue, PollerError>, Never>) in
+                let channel: PluginChannel? = state.withLock { s in
+                    if Task.isCancelled { return nil }
+                    guard case .running = s.phase, let ch = s.channel else { return nil }
                     s.pending[id] = c
-                    out.push(frame)
-                    return true
+                    return ch
                 }
-                if !sent {
+                // Written outside the lock; a frame refused (the plugin just ended) fails when the
+                // reader fails what is pending.
+                if let channel { channel.send(frame) } else {
                     c.resume(returning: .failure(.transient(Task.isCancelled ? "cancelled" : "plugin_down", "plugin '\(spec.pluginID)' is not running")))
                 }
             }
@@ -116,16 +116,23 @@ public final class LongLivedPlugin: Sendable {
 
     /// A JSON-RPC request frame, written directly: the same bytes as the canonical JSON of
     /// `{"id","jsonrpc","method","params"}` (keys in that sorted order), without building and
-    /// sorting an object per tick.
-    static func frame(id: Int64, method: String, params: JSONValue) -> String {
-        var out = "{\"id\":"
-        out += String(id)
-        out += ",\"jsonrpc\":\"2.0\",\"method\":"
+    /// sorting an object per tick. `params` appends the params object.
+    static func frame(id: Int64, method: String, params: (inout [UInt8]) -> Void) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        out += #"{"id":"#.utf8
+        JSONValue.writeInt(id, into: &out)
+        out += #","jsonrpc":"2.0","method":"#.utf8
         JSONValue.writeString(method, into: &out)
-        out += ",\"params\":"
-        params.writeCanonical(into: &out)
-        out += "}"
+        out += #","params":"#.utf8
+        params(&out)
+        out += "}".utf8
         return out
+    }
+
+    /// The frame for an already built params value.
+    static func frame(id: Int64, method: String, params: JSONValue) -> [UInt8] {
+        frame(id: id, method: method) { params.writeCanonical(into: &$0) }
     }
 
     // MARK: lifecycle
@@ -216,7 +223,7 @@ public final class LongLivedPlugin: Sendable {
     }
 
     private func failPending(_ message: String) {
-        let all = state.withLock { s -> [CheckedContinuation<Result<JSONValue, PollerError>, Never>] in
+        let all = state.withLock { s -> [UnsafeContinuation<Result<JSONValue, PollerError>, Never>] in
             defer { s.pending = [:] }
             return Array(s.pending.values)
         }
@@ -225,64 +232,52 @@ public final class LongLivedPlugin: Sendable {
 
     /// One process lifetime: spawn, handshake, serve frames until it exits. Returns how it ended.
     private func runOnce() async -> String {
-        let out = FrameQueue()
+        let env = spec.childEnvironment(adding: ["NEXO_PLUGIN_ID": spec.pluginID])
+        let spawned = DirectSpawn.spawn(executable: spec.command, args: spec.args, env: env, workingDirectory: spec.workingDirectory)
+        let channel: PluginChannel
+        switch spawned {
+        case .failure(.notFound(let c)): return "cannot start '\(c)': command not found"
+        case .failure(.spawn(let why)): return "cannot start '\(spec.command)': \(why)"
+        case .success(let child): channel = PluginChannel(child)
+        }
+        state.withLock { s in s.channel = channel }
         let status = self.status
         let limit = spec.maxReplyBytes
-        do {
-            let result = try await Subprocess.run(spec.executable, arguments: Arguments(spec.args),
-                                                  environment: spec.subprocessEnvironment(adding: ["NEXO_PLUGIN_ID": spec.pluginID]),
-                                                  workingDirectory: FilePath(spec.workingDirectory), platformOptions: spec.platformOptions,
-                                                  input: .inputWriter, output: .sequence, error: .sequence) { execution in
-                let pid = execution.processIdentifier.value
-                state.withLock { s in s.pgid = pid; s.outbox = out }
-                return await withTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        let writer = execution.standardInputWriter
-                        while let bytes = await out.next() {
-                            if (try? await writer.write(bytes)) == nil { break }
-                        }
-                        try? await writer.finish()
+        let grace = Duration.milliseconds(spec.killGraceMs)
+        let how: String = await withTaskGroup(of: String?.self) { group in
+            group.addTask {
+                // Handshake first; the reader below answers it.
+                await self.handshake(channel)
+                return nil
+            }
+            group.addTask {
+                // The reader, on a thread of its own for the life of the process: frames with an
+                // id answer a request; lines that are not JSON are logged (kept in the stderr
+                // tail) and ignored.
+                await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
+                    BlockingWorkers.shared.run {
+                        let lines = StderrLines(status: status)
+                        let how = channel.serve(limit: limit, grace: grace, onLine: { self.route($0) },
+                                                onOversize: { status.appendStderr("[pollerd] stdout line over \(limit) bytes dropped") },
+                                                onStderr: { lines.feed($0) })
+                        lines.flush()
+                        c.resume(returning: how)
                     }
-                    group.addTask { await status.drain(execution.standardError) }
-                    group.addTask {
-                        // Handshake first; the reader below answers it.
-                        await self.handshake(pid: pid, execution: execution)
-                    }
-                    // Reader: frames with an id answer a request; lines that are not JSON are
-                    // logged (kept in the stderr tail) and ignored.
-                    var buffer: [UInt8] = []
-                    do {
-                        for try await chunk in execution.standardOutput {
-                            chunk.withUnsafeBytes { buffer.append(contentsOf: $0) }
-                            while let nl = buffer.firstIndex(of: 10) {
-                                let line = Array(buffer[..<nl])
-                                buffer.removeSubrange(...nl)
-                                self.route(line)
-                            }
-                            if buffer.count > limit {
-                                status.appendStderr("[pollerd] stdout line over \(limit) bytes dropped")
-                                buffer.removeAll()
-                            }
-                        }
-                    } catch {}
-                    out.close()
-                    state.withLock { $0.outbox = nil }
-                    try? execution.send(signal: .kill, toProcessGroup: true)
-                    // Whoever waits for a reply (a tick, the handshake) hears now.
-                    self.failPending("plugin '\(self.spec.pluginID)' exited while ticks were in flight")
-                    group.cancelAll()
                 }
             }
-            ProcessGroup.kill(state.withLock { $0.pgid })
-            switch result.terminationStatus {
-            case .exited(let c): return "exited with status \(c)" + tailHint()
-            case .signaled(let sig): return "killed by signal \(sig)" + tailHint()
+            var how = "ended"
+            for await r in group { if let r { how = r; break } }
+            if channel.killedAsHung {
+                how = "was killed: it stopped reading its stdin with \(channel.maxQueuedBytes >> 20) MiB of requests waiting"
             }
-        } catch {
-            ProcessGroup.kill(state.withLock { $0.pgid })
-            state.withLock { $0.outbox = nil }
-            return "cannot start '\(spec.command)': \(error)"
+            // The process is reaped: nothing more is sent to it, and whoever waits for a reply (a
+            // tick, the handshake) hears now.
+            state.withLock { s in s.channel = nil }
+            self.failPending("plugin '\(self.spec.pluginID)' exited while ticks were in flight")
+            group.cancelAll()
+            return how
         }
+        return how + tailHint()
     }
 
     private func tailHint() -> String {
@@ -290,22 +285,22 @@ public final class LongLivedPlugin: Sendable {
         return t.isEmpty ? "" : "; stderr: \(t)"
     }
 
-    private func handshake(pid: pid_t, execution: Execution<CustomWriteInput, SequenceOutput, SequenceOutput>) async {
-        // The outbox is open but calls need `.running`; the handshake goes in directly.
+    private func handshake(_ channel: PluginChannel) async {
+        // The channel is open but calls need `.running`; the handshake goes in directly.
         let id: Int64 = 1
         let frame = JSONValue.object(["jsonrpc": .string("2.0"), "id": .int(id), "method": .string("initialize"),
                                       "params": .object(["nexo_version": .string("0.2.0"), "pollerd": .bool(true)])]).canonicalString
         let reply: Result<JSONValue, PollerError> = await withTaskGroup(of: Result<JSONValue, PollerError>?.self) { g in
             g.addTask {
-                await withCheckedContinuation { c in
-                    // The reader clears the outbox before it fails what is pending: a process
+                await withUnsafeContinuation { c in
+                    // The reader clears the channel before it fails what is pending: a process
                     // that already exited is seen here, so nobody waits for a reply never coming.
-                    let out = self.state.withLock { s -> FrameQueue? in
-                        guard let out = s.outbox, !Task.isCancelled else { return nil }
+                    let open = self.state.withLock { s -> Bool in
+                        guard s.channel != nil, !Task.isCancelled else { return false }
                         s.pending[id] = c
-                        return out
+                        return true
                     }
-                    if let out { out.push(frame) } else { c.resume(returning: .failure(.transient("plugin_exited", "plugin exited before the handshake"))) }
+                    if open { channel.send(Array(frame.utf8)) } else { c.resume(returning: .failure(.transient("plugin_exited", "plugin exited before the handshake"))) }
                 }
             }
             g.addTask {
@@ -330,10 +325,10 @@ public final class LongLivedPlugin: Sendable {
         }
         if let problem {
             status.appendStderr("[pollerd] handshake failed: \(problem)")
-            try? execution.send(signal: .kill, toProcessGroup: true)
+            channel.killGroup()
             return
         }
-        state.withLock { s in s.phase = .running(pid: pid) }
+        state.withLock { s in s.phase = .running(pid: channel.pid) }
         settleStarters(.success(()))
     }
 
@@ -347,25 +342,30 @@ public final class LongLivedPlugin: Sendable {
         state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .success(v))
     }
 
-    /// Sends `shutdown`, waits the grace period, then kills the process group.
+    /// Sends `shutdown`, waits the grace period for the process to exit, then kills its group.
     public func shutdown() async {
-        let (running, pgid) = state.withLock { s -> (Bool, pid_t?) in
+        let (running, channel) = state.withLock { s -> (Bool, PluginChannel?) in
             let r: Bool
             if case .running = s.phase { r = true } else { r = false }
             s.phase = .stopped
-            return (r, s.pgid)
+            return (r, s.channel)
         }
         settleStarters(.failure(.permanent("plugin_failed", "plugin was shut down")))
-        guard running else { ProcessGroup.kill(pgid); return }
-        let id = state.withLock { s -> Int64 in s.nextID += 1; return s.nextID }
-        let frame = JSONValue.object(["jsonrpc": .string("2.0"), "id": .int(id), "method": .string("shutdown"),
-                                      "params": .object(["reason": .string("daemon exit")])]).canonicalString
-        state.withLock { $0.outbox }?.push(frame)
-        let deadline = ContinuousClock.now + .milliseconds(policy.shutdownGraceMs)
-        while ContinuousClock.now < deadline, let g = pgid, kill(g, 0) == 0 {
-            try? await Task.sleep(for: .milliseconds(20))
+        if let channel {
+            if running {
+                let id = state.withLock { s -> Int64 in s.nextID += 1; return s.nextID }
+                let frame = JSONValue.object(["jsonrpc": .string("2.0"), "id": .int(id), "method": .string("shutdown"),
+                                              "params": .object(["reason": .string("daemon exit")])]).canonicalString
+                channel.send(Array(frame.utf8))
+                // Then EOF, for a plugin that ends on that rather than on `shutdown`.
+                channel.closeInput()
+                let deadline = ContinuousClock.now + .milliseconds(policy.shutdownGraceMs)
+                while ContinuousClock.now < deadline, !channel.reaped {
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            channel.killGroup()
         }
-        ProcessGroup.kill(pgid)
         failPending("plugin shut down")
     }
 }

@@ -24,10 +24,38 @@ public enum PluginWire {
         ])
     }
 
-    /// The ephemeral request line (no newline): `{"method":"poll_tick","params":{…}}`, keys sorted
-    /// and no whitespace, exactly as serde_json writes nexo's request.
-    public static func tickRequestLine(_ params: JSONValue) -> String {
-        JSONValue.object(["method": .string("poll_tick"), "params": params]).canonicalString
+    /// Appends the tick request's `params` object, exactly the canonical JSON of `tickParams`
+    /// (keys in sorted order), written straight into bytes: this runs for every tick.
+    public static func writeTickParams(kind: String, jobID: String, agentID: String, cursor: Data?, config: JSONValue, nowMs: Int64,
+                                       intervalHintSecs: Int64, into out: inout [UInt8]) {
+        out += #"{"agent_id":"#.utf8
+        JSONValue.writeString(agentID, into: &out)
+        out += #","config":"#.utf8
+        config.writeCanonical(into: &out)
+        out += #","cursor":"#.utf8
+        if let cursor { JSONValue.writeString(Base64URL.encode(cursor), into: &out) } else { out += "null".utf8 }
+        out += #","interval_hint_secs":"#.utf8
+        JSONValue.writeInt(max(0, intervalHintSecs), into: &out)
+        out += #","job_id":"#.utf8
+        JSONValue.writeString(jobID, into: &out)
+        out += #","kind":"#.utf8
+        JSONValue.writeString(kind, into: &out)
+        out += #","now":"#.utf8
+        JSONValue.writeString(formatNow(ms: nowMs), into: &out)
+        out += "}".utf8
+    }
+
+    /// The ephemeral request line with its newline: `{"method":"poll_tick","params":{…}}`, keys
+    /// sorted and no whitespace, exactly as serde_json writes nexo's request.
+    public static func tickRequestLine(kind: String, jobID: String, agentID: String, cursor: Data?, config: JSONValue, nowMs: Int64,
+                                       intervalHintSecs: Int64) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        out += #"{"method":"poll_tick","params":"#.utf8
+        writeTickParams(kind: kind, jobID: jobID, agentID: agentID, cursor: cursor, config: config, nowMs: nowMs,
+                        intervalHintSecs: intervalHintSecs, into: &out)
+        out += "}\n".utf8
+        return out
     }
 
     /// What a reply line means.

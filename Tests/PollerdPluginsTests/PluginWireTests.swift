@@ -8,16 +8,34 @@ import Testing
 
     @Test func tickRequestIsByteCompatibleWithNexo() {
         // serde_json writes nexo's request with sorted keys and no whitespace; chrono's "+00:00".
-        let p = PluginWire.tickParams(kind: "rss", jobID: "job-1", agentID: "ana", cursor: Data("hello".utf8),
-                                      config: .object(["k": .string("v")]), nowMs: now, intervalHintSecs: 300)
-        #expect(PluginWire.tickRequestLine(p)
-                == #"{"method":"poll_tick","params":{"agent_id":"ana","config":{"k":"v"},"cursor":"aGVsbG8","interval_hint_secs":300,"job_id":"job-1","kind":"rss","now":"2026-05-17T10:00:00+00:00"}}"#)
+        let line = PluginWire.tickRequestLine(kind: "rss", jobID: "job-1", agentID: "ana", cursor: Data("hello".utf8),
+                                              config: .object(["k": .string("v")]), nowMs: now, intervalHintSecs: 300)
+        #expect(String(decoding: line, as: UTF8.self)
+                == #"{"method":"poll_tick","params":{"agent_id":"ana","config":{"k":"v"},"cursor":"aGVsbG8","interval_hint_secs":300,"job_id":"job-1","kind":"rss","now":"2026-05-17T10:00:00+00:00"}}"# + "\n")
     }
 
     @Test func tickRequestWithoutCursorSendsNull() {
         let p = PluginWire.tickParams(kind: "rss", jobID: "job-1", agentID: "ana", cursor: nil, config: .null, nowMs: now + 250, intervalHintSecs: 60)
         #expect(p["cursor"] == .null)
         #expect(p["now"] == .string("2026-05-17T10:00:00.250+00:00"))
+    }
+
+    /// The params written straight into bytes are the canonical JSON of the params object, for
+    /// strings that need escapes, non-ASCII text, nested configs, cursors and odd intervals.
+    @Test(arguments: [
+        ("rss", "job-1", "ana", Data?.none, JSONValue.null, Int64(60)),
+        ("k\"q", "j\\b\n", "ägent ✓", Data("x".utf8), .object(["z": .array([.int(-3), .double(1.5), .bool(true)]), "a": .string("\u{01}\t")]), 0),
+        ("k", "j", "a", Data([0xFF, 0x00, 0x10]), .object([:]), -5),
+        ("k", "j", "a", Data(), .array([.object(["b": .null, "a": .object(["c": .string("é/\r")])])]), Int64.max),
+    ])
+    func tickParamsBytesAreTheCanonicalJSON(kind: String, job: String, agent: String, cursor: Data?, config: JSONValue, hint: Int64) throws {
+        for ms in [now, now + 1, now + 999, -1] {
+            var bytes: [UInt8] = []
+            PluginWire.writeTickParams(kind: kind, jobID: job, agentID: agent, cursor: cursor, config: config, nowMs: ms, intervalHintSecs: hint, into: &bytes)
+            let expected = PluginWire.tickParams(kind: kind, jobID: job, agentID: agent, cursor: cursor, config: config, nowMs: ms, intervalHintSecs: hint)
+            #expect(String(decoding: bytes, as: UTF8.self) == expected.canonicalString)
+            #expect(try JSONValue.parse(Data(bytes)) == expected)
+        }
     }
 
     func ack(_ line: String, bare: Bool = false) -> Result<TickAck, PollerError> {
@@ -78,6 +96,6 @@ import Testing
     @Test func aRequestFrameIsTheCanonicalJSONOfTheRequest() {
         let params: JSONValue = .object(["kind": .string("k"), "cursor": .null, "config": .object(["b": .int(1), "a": .string("x\"y")])])
         let expected: JSONValue = .object(["jsonrpc": .string("2.0"), "id": .int(101), "method": .string("poll_tick"), "params": params])
-        #expect(LongLivedPlugin.frame(id: 101, method: "poll_tick", params: params) == expected.canonicalString)
+        #expect(String(decoding: LongLivedPlugin.frame(id: 101, method: "poll_tick", params: params), as: UTF8.self) == expected.canonicalString)
     }
 }

@@ -1,9 +1,7 @@
 import Foundation
 import PollerdCore
 import PollerdPollers
-import Subprocess
 import Synchronization
-import SystemPackage
 
 extension PluginProcessSpec {
     /// The child's environment: the minimal base, the manifest's `env`, the lifecycle's own variables.
@@ -13,24 +11,6 @@ extension PluginProcessSpec {
         for (k, v) in extra { env[k] = v }
         return env
     }
-
-    /// The child's environment as Subprocess takes it, with the lifecycle's own variables.
-    func subprocessEnvironment(adding extra: [String: String]) -> Environment {
-        let env = childEnvironment(adding: extra)
-        var keys: [Environment.Key: String] = [:]
-        for (k, v) in env { if let key = Environment.Key(rawValue: k) { keys[key] = v } }
-        return .custom(keys)
-    }
-
-    /// Own process group; teardown is SIGTERM to the group, the grace, then SIGKILL.
-    var platformOptions: PlatformOptions {
-        var options = PlatformOptions()
-        options.processGroupID = 0
-        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .milliseconds(killGraceMs))]
-        return options
-    }
-
-    var executable: Executable { command.contains("/") ? .path(FilePath(command)) : .name(command) }
 }
 
 /// Turns a plugin's stderr bytes into whole lines for its status, whatever the amount: a line
@@ -59,17 +39,6 @@ final class StderrLines: Sendable {
 }
 
 extension PluginStatus {
-    /// Reads a plugin's stderr to the end, whatever its size, keeping the last lines.
-    func drain(_ stderr: SubprocessOutputSequence) async {
-        let lines = StderrLines(status: self)
-        do {
-            for try await chunk in stderr {
-                chunk.withUnsafeBytes { lines.feed($0) }
-            }
-        } catch {}
-        lines.flush()
-    }
-
     /// Counts a tick and returns its ack, or throws its failure with the last stderr lines.
     func settle(_ result: Result<TickAck, PollerError>) throws(PollerError) -> TickAck {
         switch result {

@@ -1,0 +1,261 @@
+import Foundation
+import PollerdPollers
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A long-lived plugin process and its pipes, on plain non-blocking descriptors.
+///
+/// Writes: whoever sends a frame while no write is in progress writes the queued bytes itself,
+/// right away (a pipe with room takes them without blocking); frames sent meanwhile queue and go
+/// out together in the writer's next `write`. When the pipe is full (the plugin is not reading),
+/// the rest moves to a worker thread that waits for room, so no task ever blocks on the pipe.
+///
+/// Reads: `serve` runs on a thread of its own for the life of the process, `poll(2)`ing stdout
+/// and stderr. Each stdout line goes to the caller as it arrives (its reply is routed from that
+/// thread); stderr is always drained. No task hop sits between the pipe and the waiting tick.
+///
+/// Why not swift-subprocess (which the plugins used before): its async writes register the
+/// descriptor with its event loop on each call and its reads hop through dispatch; with 16 ticks
+/// in flight that was more than half of the daemon's CPU per round trip (BENCHMARKS.md).
+final class PluginChannel: Sendable {
+    let pid: pid_t
+    private let stdinFD: Int32
+    private let stdoutFD: Int32
+    private let stderrFD: Int32
+
+    private struct Output {
+        var queued: [UInt8] = []
+        /// Someone is writing (a sender, or the worker waiting for room): others only queue.
+        var writing = false
+        /// No more frames: the process ended or input was closed.
+        var closed = false
+        /// What is queued is dropped: the process ended.
+        var abandoned = false
+        /// The descriptor was closed (by whoever saw `closed` last).
+        var fdClosed = false
+    }
+    private let output = Mutex(Output())
+    /// Set when the child is reaped: from then on its pid (and group id) may name another
+    /// process, so nothing signals it any more.
+    private let reapedFlag = Mutex(false)
+
+    init(_ child: DirectSpawn.Child, maxQueuedBytes: Int = defaultMaxQueuedBytes) {
+        self.maxQueuedBytes = maxQueuedBytes
+        // A write to a plugin that died must fail with EPIPE, not end the daemon.
+        ProcessGroup.ignoreSIGPIPE()
+        pid = child.pid
+        stdinFD = child.stdin
+        stdoutFD = child.stdout
+        stderrFD = child.stderr
+    }
+
+    // MARK: writing
+
+    /// Frames waiting for a plugin that does not read its stdin are bounded: past this many
+    /// bytes the plugin counts as hung and is killed (the supervisor restarts it).
+    static let defaultMaxQueuedBytes = 16 << 20
+    let maxQueuedBytes: Int
+
+    /// Queues `frame` and a newline for the plugin's stdin; false once input is closed. A plugin
+    /// with more than `maxQueuedBytes` waiting is killed as hung.
+    @discardableResult
+    func send(_ frame: [UInt8]) -> Bool {
+        enum Next { case refused, queued, write([UInt8]), hung }
+        let next: Next = output.withLock { o in
+            if o.closed { return .refused }
+            if o.queued.count + frame.count > maxQueuedBytes {
+                o.closed = true
+                o.abandoned = true
+                o.queued = []
+                return .hung
+            }
+            o.queued.append(contentsOf: frame)
+            o.queued.append(0x0A)
+            if o.writing { return .queued }
+            o.writing = true
+            defer { o.queued = [] }
+            return .write(o.queued)
+        }
+        switch next {
+        case .refused: return false
+        case .queued: return true
+        case .write(let bytes): flush(bytes, waiting: false); return true
+        case .hung:
+            // Its reader sees stdout end and fails what is in flight; the supervisor restarts it.
+            hung.withLock { $0 = true }
+            killGroup()
+            return false
+        }
+    }
+
+    /// Whether the plugin was killed for not reading its stdin.
+    var killedAsHung: Bool { hung.withLock { $0 } }
+    private let hung = Mutex(false)
+
+    /// Writes `bytes`, then whatever was queued meanwhile, until the queue is empty. Without
+    /// `waiting`, a full pipe hands the rest to a worker thread that waits for room.
+    private func flush(_ first: [UInt8], waiting: Bool) {
+        var bytes = first
+        var offset = 0
+        while true {
+            while offset < bytes.count {
+                let k = bytes.withUnsafeBytes { write(stdinFD, $0.baseAddress! + offset, bytes.count - offset) }
+                if k > 0 { offset += k; continue }
+                if k < 0 && errno == EINTR { continue }
+                if k < 0 && errno == EAGAIN {
+                    if !waiting {
+                        let rest = Array(bytes[offset...])
+                        BlockingWorkers.shared.run { self.flush(rest, waiting: true) }
+                        return
+                    }
+                    if !waitForRoom() { break }
+                    continue
+                }
+                // EPIPE and the like: the plugin is gone; the reader sees it end.
+                output.withLock { $0.closed = true; $0.abandoned = true; $0.queued = [] }
+                break
+            }
+            let next: [UInt8]? = output.withLock { o in
+                if o.queued.isEmpty || o.abandoned {
+                    o.writing = false
+                    o.queued = []
+                    if o.closed && !o.fdClosed { o.fdClosed = true; close(stdinFD) }
+                    return nil
+                }
+                defer { o.queued = [] }
+                return o.queued
+            }
+            guard let n = next else { return }
+            bytes = n
+            offset = 0
+        }
+    }
+
+    /// Waits until the pipe has room; false when the process ended meanwhile.
+    private func waitForRoom() -> Bool {
+        while !output.withLock({ $0.abandoned }) {
+            var p = pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)
+            let n = poll(&p, 1, 100)
+            if n > 0 { return true }   // room, or an error the next write reports
+        }
+        return false
+    }
+
+    /// Refuses further frames; stdin is closed (EOF for the plugin) once what is queued is written.
+    func closeInput() {
+        output.withLock { o in
+            o.closed = true
+            if !o.writing && !o.fdClosed { o.fdClosed = true; close(stdinFD) }
+        }
+    }
+
+    /// Refuses further frames and drops what is queued: the process ended.
+    private func abandonInput() {
+        output.withLock { o in
+            o.closed = true
+            o.abandoned = true
+            o.queued = []
+            if !o.writing && !o.fdClosed { o.fdClosed = true; close(stdinFD) }
+        }
+    }
+
+    // MARK: reading
+
+    /// Reads the plugin's stdout line by line (each line without its newline goes to `onLine`)
+    /// and drains its stderr, until stdout ends. A line longer than `limit` is dropped, with a
+    /// note through `onOversize`. Then the group is killed, stderr read to its end (at most
+    /// `grace` longer), the child reaped, and input closed. Returns how the process ended.
+    /// Blocks: run it on a thread of its own.
+    func serve(limit: Int, grace: Duration, onLine: ([UInt8]) -> Void, onOversize: () -> Void, onStderr: ([UInt8]) -> Void) -> String {
+        var line: [UInt8] = []
+        var dropping = false
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var outFD = stdoutFD, errFD = stderrFD
+        var stdoutEndedAt: ContinuousClock.Instant?
+        while outFD >= 0 || errFD >= 0 {
+            if let ended = stdoutEndedAt, ContinuousClock.now - ended > grace { break }
+            // stderr first: what the plugin wrote there before a reply is in the tail by the
+            // time the reply is routed, so the tick's error carries it.
+            var fds: [pollfd] = []
+            if errFD >= 0 { fds.append(pollfd(fd: errFD, events: Int16(POLLIN), revents: 0)) }
+            if outFD >= 0 { fds.append(pollfd(fd: outFD, events: Int16(POLLIN), revents: 0)) }
+            let n = poll(&fds, nfds_t(fds.count), stdoutEndedAt == nil ? 1000 : 50)
+            if n < 0 { if errno == EINTR { continue } else { break } }
+            if n == 0 && stdoutEndedAt == nil && exited() {
+                // The child is gone but something it started (outside its group) holds stdout
+                // open: the plugin is over all the same.
+                killGroup()
+                stdoutEndedAt = .now
+            }
+            for p in fds where p.revents != 0 {
+                let k = read(p.fd, &buffer, buffer.count)
+                if k < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+                if k <= 0 {
+                    if p.fd == outFD {
+                        close(outFD); outFD = -1
+                        // The plugin closed its stdout: it is ending, or broken. Either way it
+                        // serves no more ticks; its group goes now.
+                        killGroup()
+                        stdoutEndedAt = .now
+                    } else {
+                        close(errFD); errFD = -1
+                    }
+                    continue
+                }
+                if p.fd == errFD { onStderr(Array(buffer[0..<k])); continue }
+                var from = 0
+                while let nl = buffer[from..<k].firstIndex(of: 10) {
+                    if dropping {
+                        dropping = false
+                    } else if line.isEmpty {
+                        if nl - from > limit { onOversize() } else { onLine(Array(buffer[from..<nl])) }
+                    } else {
+                        line.append(contentsOf: buffer[from..<nl])
+                        if line.count > limit { onOversize() } else { onLine(line) }
+                    }
+                    line.removeAll(keepingCapacity: line.count <= 65536)
+                    from = nl + 1
+                }
+                if from < k && !dropping {
+                    line.append(contentsOf: buffer[from..<k])
+                    if line.count > limit {
+                        onOversize()
+                        line = []
+                        dropping = true
+                    }
+                }
+            }
+        }
+        if outFD >= 0 { close(outFD) }
+        if errFD >= 0 { close(errFD) }
+        abandonInput()
+        killGroup()
+        // Wait for the exit without reaping, then reap under the flag `killGroup` checks.
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+        let status: Int32 = reapedFlag.withLock { r in
+            var st: Int32 = 0
+            _ = waitpid(pid, &st, 0)
+            r = true
+            return st
+        }
+        return DirectSpawn.describe(status: status)
+    }
+
+    /// Whether the child has exited (without reaping it).
+    private func exited() -> Bool {
+        var info = siginfo_t()
+        guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 else { return false }
+        return info._sifields._kill.si_pid != 0
+    }
+
+    /// SIGKILLs the plugin's process group, unless the child was already reaped.
+    func killGroup() {
+        reapedFlag.withLock { r in if !r { _ = kill(-pid, SIGKILL) } }
+    }
+
+    /// Whether the child has exited and was reaped.
+    var reaped: Bool { reapedFlag.withLock { $0 } }
+}

@@ -1,0 +1,101 @@
+import Foundation
+@testable import PollerdPlugins
+import PollerdTestKit
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The long-lived plugins' pipes, against real children.
+@Suite struct PluginChannelTests {
+    func spawn(_ script: String, maxQueuedBytes: Int = 256 * 1024) throws -> PluginChannel {
+        let child = try DirectSpawn.spawn(executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"], workingDirectory: "/").get()
+        return PluginChannel(child, maxQueuedBytes: maxQueuedBytes)
+    }
+
+    /// What `serve` handed out.
+    final class Collected: Sendable {
+        let lines = Mutex<[String]>([])
+        let stderr = Mutex<[UInt8]>([])
+        let oversize = Mutex(0)
+        var lineList: [String] { lines.withLock { $0 } }
+        var stderrText: String { String(decoding: stderr.withLock { $0 }, as: UTF8.self) }
+    }
+
+    /// Runs `serve` on a thread, collecting what it hands out; resumes with how the child ended.
+    func serve(_ ch: PluginChannel, limit: Int = 1 << 20, into got: Collected) async -> String {
+        await withCheckedContinuation { c in
+            BlockingWorkers.shared.run {
+                let how = ch.serve(limit: limit, grace: .milliseconds(500),
+                                   onLine: { l in got.lines.withLock { $0.append(String(decoding: l, as: UTF8.self)) } },
+                                   onOversize: { got.oversize.withLock { $0 += 1 } },
+                                   onStderr: { b in got.stderr.withLock { $0 += b } })
+                c.resume(returning: how)
+            }
+        }
+    }
+
+    @Test func framesGoInOrderAndLinesComeBackWhole() async throws {
+        let ch = try spawn("cat", maxQueuedBytes: 4 << 20)
+        let got = Collected()
+        async let how = serve(ch, into: got)
+        // Enough to fill the pipe many times over: the rest waits on a worker, in order.
+        let big = String(repeating: "x", count: 10_000)
+        var refused = 0
+        for i in 0..<100 where !ch.send(Array("\(i) \(big)".utf8)) { refused += 1 }
+        #expect(refused == 0)
+        ch.closeInput()
+        #expect(await how == "exited with status 0")
+        let lines = got.lineList
+        #expect(lines.count == 100)
+        #expect(lines.enumerated().allSatisfy { $0.element == "\($0.offset) \(big)" })
+        #expect(ch.reaped)
+        let late = ch.send(Array("late".utf8))
+        #expect(!late)
+    }
+
+    @Test func aLineOverTheLimitIsDroppedAndTheNextOneStillArrives() async throws {
+        let ch = try spawn("head -c 5000 /dev/zero | tr '\\0' 'a'; echo; echo ok; printf 'oops' >&2")
+        let got = Collected()
+        let how = await serve(ch, limit: 1000, into: got)
+        #expect(how == "exited with status 0")
+        #expect(got.lineList == ["ok"])
+        #expect(got.oversize.withLock { $0 } == 1)
+        #expect(got.stderrText == "oops")
+    }
+
+    @Test func aPluginThatStopsReadingItsStdinIsKilledOnceTheQueueIsFull() async throws {
+        // Reads nothing; once the pipe is full, frames queue up to the bound.
+        let ch = try spawn("exec sleep 30")
+        let got = Collected()
+        async let how = serve(ch, into: got)
+        let frame = [UInt8](repeating: UInt8(ascii: "f"), count: 1024)
+        var sent = 0
+        while sent < 10_000, ch.send(frame) { sent += 1 }
+        #expect(ch.killedAsHung)
+        #expect(await how == "was killed by signal 9")
+        // What fitted: the pipe's buffer plus the bound, not more.
+        #expect(sent * 1025 > 256 * 1024 && sent * 1025 < 256 * 1024 + 2 * 1024 * 1024)
+    }
+
+    @Test func closingStdoutEndsTheGroupIncludingAGrandchild() async throws {
+        // The child closes its stdout but lingers, with a grandchild in its group.
+        // (Bounded sleeps: a failing run leaves nothing behind for long.)
+        let ch = try spawn("sleep 30 >/dev/null & echo $! >&2; exec 1>&-; sleep 30")
+        let got = Collected()
+        let how = await serve(ch, into: got)
+        #expect(how == "was killed by signal 9")
+        let grandchild = try #require(Int32(got.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(await ProcessProbe.waitGone(grandchild), "grandchild \(grandchild) survived")
+    }
+
+    @Test func aProcessThatEscapedTheGroupHoldingStdoutDoesNotKeepThePluginAlive() async throws {
+        // The plugin exits; a process it started in a session of its own keeps stdout open.
+        let ch = try spawn("setsid sleep 30 & echo $! >&2; exit 3")
+        let got = Collected()
+        let how = await serve(ch, into: got)
+        #expect(how == "exited with status 3")
+        if let escaped = Int32(got.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(escaped, SIGKILL) }
+    }
+}
