@@ -64,7 +64,8 @@ public enum PluginCheck {
         if let tail = set.statuses[manifest.id]?.stderrTail, !tail.isEmpty {
             out.append(Finding(ok: true, step: "stderr (last lines)", detail: tail.suffix(5).joined(separator: "\n      ")))
         }
-        await PluginProcesses.shared.shutdownAll()
+        // Only this plugin's processes: others may be in use (tests run checks side by side).
+        await PluginProcesses.shared.stop(mine.compactMap { ($0 as? LongLivedPluginPoller)?.plugin })
         return out
     }
 

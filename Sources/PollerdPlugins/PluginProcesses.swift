@@ -38,6 +38,15 @@ public final class PluginProcesses: Sendable {
         for p in stop { await p.shutdown() }
     }
 
+    /// Stops these plugin processes and forgets them (the others keep running).
+    public func stop(_ these: [LongLivedPlugin]) async {
+        let ids = Set(these.map { ObjectIdentifier($0) })
+        plugins.withLock { all in
+            for (k, p) in all where ids.contains(ObjectIdentifier(p)) { all[k] = nil }
+        }
+        for p in these { await p.shutdown() }
+    }
+
     /// Stops the plugin processes the registry no longer uses (after a reload swapped it in).
     public func retain(usedBy registry: PollerRegistry) async {
         let used = registry.kinds.compactMap { (registry.poller(for: $0) as? LongLivedPluginPoller)?.plugin }
