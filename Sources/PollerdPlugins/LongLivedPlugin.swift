@@ -258,7 +258,7 @@ public final class LongLivedPlugin: Sendable {
                     BlockingWorkers.shared.run {
                         let lines = StderrLines(status: status)
                         let how = channel.serve(limit: limit, grace: grace, onLine: { self.route($0) },
-                                                onOversize: { status.appendStderr("[pollerd] stdout line over \(limit) bytes dropped") },
+                                                onOversize: { self.dropOversize($0, limit: limit) },
                                                 onStderr: { lines.feed($0) })
                         lines.flush()
                         c.resume(returning: how)
@@ -340,6 +340,15 @@ public final class LongLivedPlugin: Sendable {
             return
         }
         state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .success(v))
+    }
+
+    /// A stdout line over the reply bound was dropped: the tick it answers (if its id can be read
+    /// from the line's start) fails now rather than at its timeout.
+    private func dropOversize(_ prefix: [UInt8], limit: Int) {
+        status.appendStderr("[pollerd] stdout line over \(limit) bytes dropped")
+        guard let id = PluginWire.frameID(prefix: prefix) else { return }
+        state.withLock { $0.pending.removeValue(forKey: id) }?
+            .resume(returning: .failure(.transient("reply_too_large", "plugin '\(spec.pluginID)' reply line exceeds \(limit) bytes")))
     }
 
     /// Sends `shutdown`, waits the grace period for the process to exit, then kills its group.

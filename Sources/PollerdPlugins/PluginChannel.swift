@@ -165,10 +165,10 @@ final class PluginChannel: Sendable {
 
     /// Reads the plugin's stdout line by line (each line without its newline goes to `onLine`)
     /// and drains its stderr, until stdout ends. A line longer than `limit` is dropped, with a
-    /// note through `onOversize`. Then the group is killed, stderr read to its end (at most
+    /// note through `onOversize` (with the line's first bytes, at most 64 KiB). Then the group is killed, stderr read to its end (at most
     /// `grace` longer), the child reaped, and input closed. Returns how the process ended.
     /// Blocks: run it on a thread of its own.
-    func serve(limit: Int, grace: Duration, onLine: ([UInt8]) -> Void, onOversize: () -> Void, onStderr: ([UInt8]) -> Void) -> String {
+    func serve(limit: Int, grace: Duration, onLine: ([UInt8]) -> Void, onOversize: ([UInt8]) -> Void, onStderr: ([UInt8]) -> Void) -> String {
         var line: [UInt8] = []
         var dropping = false
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -210,10 +210,10 @@ final class PluginChannel: Sendable {
                     if dropping {
                         dropping = false
                     } else if line.isEmpty {
-                        if nl - from > limit { onOversize() } else { onLine(Array(buffer[from..<nl])) }
+                        if nl - from > limit { onOversize(Array(buffer[from..<min(nl, from + 65536)])) } else { onLine(Array(buffer[from..<nl])) }
                     } else {
                         line.append(contentsOf: buffer[from..<nl])
-                        if line.count > limit { onOversize() } else { onLine(line) }
+                        if line.count > limit { onOversize(Array(line.prefix(65536))) } else { onLine(line) }
                     }
                     line.removeAll(keepingCapacity: line.count <= 65536)
                     from = nl + 1
@@ -221,7 +221,7 @@ final class PluginChannel: Sendable {
                 if from < k && !dropping {
                     line.append(contentsOf: buffer[from..<k])
                     if line.count > limit {
-                        onOversize()
+                        onOversize(Array(line.prefix(65536)))
                         line = []
                         dropping = true
                     }

@@ -58,6 +58,72 @@ public enum PluginWire {
         return out
     }
 
+    /// The top-level integer `id` of a frame, read from its first bytes only (the rest may be
+    /// missing): for a reply too large to parse, to fail its tick at once. Values before `id`
+    /// are skipped without being built; an `id` nested inside them does not count. Nil when
+    /// the prefix ends first or is not a JSON object.
+    public static func frameID(prefix: [UInt8]) -> Int64? {
+        var i = 0
+        let n = prefix.count
+        func space() { while i < n, prefix[i] == 0x20 || prefix[i] == 0x0A || prefix[i] == 0x0D || prefix[i] == 0x09 { i += 1 } }
+        /// Past a string starting at `i` (a quote); false if the prefix ends inside it.
+        func string() -> Bool {
+            i += 1
+            while i < n {
+                if prefix[i] == UInt8(ascii: "\\") { i += 2; continue }
+                if prefix[i] == UInt8(ascii: "\"") { i += 1; return true }
+                i += 1
+            }
+            return false
+        }
+        /// Past one value; false if the prefix ends inside it.
+        func value() -> Bool {
+            guard i < n else { return false }
+            if prefix[i] == UInt8(ascii: "\"") { return string() }
+            var depth = 0
+            while i < n {
+                switch prefix[i] {
+                case UInt8(ascii: "\""): if !string() { return false }; continue
+                case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    if depth == 0 { return true }
+                    depth -= 1
+                    if depth == 0 { i += 1; return true }
+                case UInt8(ascii: ","): if depth == 0 { return true }
+                default: break
+                }
+                i += 1
+            }
+            return false
+        }
+        space()
+        guard i < n, prefix[i] == UInt8(ascii: "{") else { return nil }
+        i += 1
+        while true {
+            space()
+            guard i < n, prefix[i] == UInt8(ascii: "\"") else { return nil }
+            let keyStart = i + 1
+            guard string() else { return nil }
+            let isID = prefix[keyStart..<(i - 1)].elementsEqual("id".utf8)
+            space()
+            guard i < n, prefix[i] == UInt8(ascii: ":") else { return nil }
+            i += 1
+            space()
+            if isID {
+                var j = i
+                if j < n, prefix[j] == UInt8(ascii: "-") { j += 1 }
+                while j < n, prefix[j] >= 48, prefix[j] <= 57 { j += 1 }
+                // The number must be whole and an integer (what routing a parsed frame accepts).
+                guard j < n, j > i, [0x2C, 0x7D, 0x20, 0x0A, 0x0D, 0x09].contains(prefix[j]) else { return nil }
+                return Int64(String(decoding: prefix[i..<j], as: UTF8.self))
+            }
+            guard value() else { return nil }
+            space()
+            guard i < n, prefix[i] == UInt8(ascii: ",") else { return nil }
+            i += 1
+        }
+    }
+
     /// What a reply line means.
     public enum ReplyError: Error, Equatable, Sendable {
         case empty

@@ -119,4 +119,32 @@ import Glibc
         #expect(last?.errorClass == .permanent)
         #expect(last?.message.contains("gave up after 2 restarts") == true, "\(String(describing: last))")
     }
+
+    @Test func anOversizeReplyFailsItsTickAtOnceAndThePluginServesOn() async throws {
+        // Answers each tick with a 5000-byte line, over the 1000-byte bound, then a small one.
+        let script = #"""
+            read -r init
+            echo '{"jsonrpc":"2.0","id":1,"result":{"manifest":{"plugin":{"id":"big"}}}}'
+            n=0
+            while read -r req; do
+              id=$(echo "$req" | sed 's/^{"id":\([0-9]*\).*/\1/')
+              n=$((n+1))
+              if [ $n -eq 1 ]; then
+                printf '{"jsonrpc":"2.0","id":%s,"result":{"items":[{"x":"%s"}]}}\n' "$id" "$(head -c 5000 /dev/zero | tr '\0' a)"
+              else
+                printf '{"jsonrpc":"2.0","id":%s,"result":{}}\n' "$id"
+              fi
+            done
+            """#
+        let spec = PluginProcessSpec(pluginID: "big", command: "/bin/sh", args: ["-c", script], workingDirectory: "/",
+                                     tickTimeoutSecs: 10, maxReplyBytes: 1000, killGraceMs: 200)
+        let p = LongLivedPlugin(spec: spec, policy: SupervisorPolicy(respawn: false, maxAttempts: 1, backoffMs: 100),
+                                status: PluginStatus(tailLines: 8), permits: AsyncSemaphore(permits: 1))
+        guard case .failure(let e) = await run(p, ctx()) else { Issue.record("expected failure"); return }
+        #expect(e.code == "reply_too_large" && e.errorClass == .transient, "\(e)")
+        #expect(p.status.stderrTail.contains("[pollerd] stdout line over 1000 bytes dropped"))
+        let second = await run(p, ctx())
+        #expect((try? second.get()) != nil, "\(second)")
+        await p.shutdown()
+    }
 }

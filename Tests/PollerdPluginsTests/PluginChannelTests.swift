@@ -19,6 +19,7 @@ import Glibc
         let lines = Mutex<[String]>([])
         let stderr = Mutex<[UInt8]>([])
         let oversize = Mutex(0)
+        let oversizePrefix = Mutex(0)
         var lineList: [String] { lines.withLock { $0 } }
         var stderrText: String { String(decoding: stderr.withLock { $0 }, as: UTF8.self) }
     }
@@ -29,7 +30,7 @@ import Glibc
             BlockingWorkers.shared.run {
                 let how = ch.serve(limit: limit, grace: .milliseconds(500),
                                    onLine: { l in got.lines.withLock { $0.append(String(decoding: l, as: UTF8.self)) } },
-                                   onOversize: { got.oversize.withLock { $0 += 1 } },
+                                   onOversize: { prefix in got.oversize.withLock { $0 += 1 }; got.oversizePrefix.withLock { $0 = prefix.count } },
                                    onStderr: { b in got.stderr.withLock { $0 += b } })
                 c.resume(returning: how)
             }
@@ -62,6 +63,7 @@ import Glibc
         #expect(how == "exited with status 0")
         #expect(got.lineList == ["ok"])
         #expect(got.oversize.withLock { $0 } == 1)
+        #expect(got.oversizePrefix.withLock { $0 } == 5000)   // what was read of it, up to 64 KiB
         #expect(got.stderrText == "oops")
     }
 

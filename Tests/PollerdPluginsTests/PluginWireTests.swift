@@ -99,3 +99,24 @@ import Testing
         #expect(String(decoding: LongLivedPlugin.frame(id: 101, method: "poll_tick", params: params), as: UTF8.self) == expected.canonicalString)
     }
 }
+
+@Suite struct FrameIDTests {
+    func id(_ text: String) -> Int64? { PluginWire.frameID(prefix: Array(text.utf8)) }
+
+    @Test func readsTheTopLevelIDFromTheStartOfAFrame() {
+        #expect(id(#"{"jsonrpc":"2.0","id":42,"result":{"items":[{"id":"#) == 42)
+        #expect(id(#" { "id" : -7 , "#) == -7)
+        // An id nested in an earlier value does not count; strings with braces and quotes are skipped.
+        #expect(id(#"{"result":{"id":1,"s":"}\"{"},"x":[1,{"id":2}],"id":3,"#) == 3)
+        #expect(id(#"{"result":{"id":1},"error":null}"#) == nil)
+    }
+
+    @Test func aPrefixThatEndsTooSoonOrIsNotAFrameGivesNothing() {
+        #expect(id(#"{"result":{"items":["#) == nil)
+        #expect(id(#"{"id":12"#) == nil)            // the number may go on
+        #expect(id(#"{"id":1.5,"#) == nil)
+        #expect(id(#"{"id":"7","#) == nil)
+        #expect(id(#"[{"id":1}]"#) == nil)
+        #expect(id("") == nil)
+    }
+}
