@@ -96,15 +96,15 @@ public final class LongLivedPlugin: Sendable {
         let frame = Self.frame(id: id, method: method, params: params)
         return await withTaskCancellationHandler {
             await withUnsafeContinuation { (c: UnsafeContinuation<Result<JSONValue, PollerError>, Never>) in
-                let channel: PluginChannel? = state.withLock { s in
+                let target: (channel: PluginChannel, alone: Bool)? = state.withLock { s in
                     if Task.isCancelled { return nil }
                     guard case .running = s.phase, let ch = s.channel else { return nil }
                     s.pending[id] = c
-                    return ch
+                    return (ch, s.pending.count == 1)
                 }
                 // Written outside the lock; a frame refused (the plugin just ended) fails when the
                 // reader fails what is pending.
-                if let channel { channel.send(frame) } else {
+                if let target { target.channel.send(frame, alone: target.alone) } else {
                     c.resume(returning: .failure(.transient(Task.isCancelled ? "cancelled" : "plugin_down", "plugin '\(spec.pluginID)' is not running")))
                 }
             }

@@ -33,6 +33,8 @@ final class PluginChannel: Sendable {
         var closed = false
         /// What is queued is dropped: the process ended.
         var abandoned = false
+        /// A flush task will write what is queued.
+        var flushScheduled = false
         /// The descriptor was closed (by whoever saw `closed` last).
         var fdClosed = false
     }
@@ -60,9 +62,15 @@ final class PluginChannel: Sendable {
 
     /// Queues `frame` and a newline for the plugin's stdin; false once input is closed. A plugin
     /// with more than `maxQueuedBytes` waiting is killed as hung.
+    ///
+    /// `alone`: no other request is in flight. The frame is then written at once, by the caller
+    /// (the plugin is idle: nothing to batch with). Otherwise the write is left to a flush task,
+    /// which runs after the tasks already queued on the executor, typically the other ticks
+    /// that the same reply batch resumed: their frames go out together, in one `write` and
+    /// one wake-up of the plugin.
     @discardableResult
-    func send(_ frame: [UInt8]) -> Bool {
-        enum Next { case refused, queued, write([UInt8]), hung }
+    func send(_ frame: [UInt8], alone: Bool = true) -> Bool {
+        enum Next { case refused, queued, write([UInt8]), schedule, hung }
         let next: Next = output.withLock { o in
             if o.closed { return .refused }
             if o.queued.count + frame.count > maxQueuedBytes {
@@ -73,7 +81,8 @@ final class PluginChannel: Sendable {
             }
             o.queued.append(contentsOf: frame)
             o.queued.append(0x0A)
-            if o.writing { return .queued }
+            if o.writing || o.flushScheduled { return .queued }
+            if !alone { o.flushScheduled = true; return .schedule }
             o.writing = true
             defer { o.queued = [] }
             return .write(o.queued)
@@ -82,12 +91,29 @@ final class PluginChannel: Sendable {
         case .refused: return false
         case .queued: return true
         case .write(let bytes): flush(bytes, waiting: false); return true
+        case .schedule:
+            // Unstructured on purpose: it must run after the tasks already enqueued (see above),
+            // and nobody waits for it; the ticks wait for their replies.
+            Task { self.scheduledFlush() }
+            return true
         case .hung:
             // Its reader sees stdout end and fails what is in flight; the supervisor restarts it.
             hung.withLock { $0 = true }
             killGroup()
             return false
         }
+    }
+
+    private func scheduledFlush() {
+        let bytes: [UInt8]? = output.withLock { o in
+            o.flushScheduled = false
+            // A write in progress takes what is queued; a closed channel has nothing to write.
+            if o.writing || o.queued.isEmpty || o.abandoned { return nil }
+            o.writing = true
+            defer { o.queued = [] }
+            return o.queued
+        }
+        if let bytes { flush(bytes, waiting: false) }
     }
 
     /// Whether the plugin was killed for not reading its stdin.
