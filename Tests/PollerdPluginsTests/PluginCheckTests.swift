@@ -3,6 +3,7 @@ import PollerdConfig
 import PollerdCore
 @testable import PollerdPlugins
 import PollerdPollers
+import PollerdTestKit
 import Testing
 
 /// `pollerd plugins check DIR`: what a plugin author reads about their plugin.
@@ -10,21 +11,8 @@ import Testing
     /// A plugin directory with a manifest and an executable `plugin.sh`.
     func plugin(id: String, lifecycle: String, script: String) throws -> PluginManifest {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-check-\(UUID().uuidString)").appendingPathComponent(id)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let toml = """
-            [plugin]
-            id = "\(id)"
-            version = "1.0.0"
-            name = "\(id)"
-            description = "test plugin"
-            [plugin.entrypoint]
-            command = "./plugin.sh"
-            [plugin.poller]
-            kinds = ["\(id)_kind"]
-            lifecycle = "\(lifecycle)"
-            tick_timeout_secs = 5
-            """
-        try toml.write(to: dir.appendingPathComponent("nexo-plugin.toml"), atomically: true, encoding: .utf8)
+        try PluginFixture.writeManifest(in: dir, id: id, kinds: ["\(id)_kind"], lifecycle: lifecycle, command: "./plugin.sh",
+                                        poller: ["tick_timeout_secs = 5"])
         let exe = dir.appendingPathComponent("plugin.sh")
         try ("#!/bin/sh\n" + script).write(to: exe, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: exe.path)

@@ -3,6 +3,7 @@ import PollerdConfig
 import PollerdCore
 @testable import PollerdPlugins
 import PollerdPollers
+import PollerdTestKit
 import Testing
 
 @Suite struct PluginSetTests {
@@ -10,21 +11,7 @@ import Testing
     func tree(_ plugins: [(String, [String])]) throws -> String {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-set-\(UUID().uuidString)")
         for (id, kinds) in plugins {
-            let dir = root.appendingPathComponent(id)
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            let toml = """
-                [plugin]
-                id = "\(id)"
-                version = "1.0.0"
-                name = "\(id)"
-                description = "test plugin"
-                [plugin.entrypoint]
-                command = "/bin/true"
-                [plugin.poller]
-                kinds = [\(kinds.map { "\"\($0)\"" }.joined(separator: ", "))]
-                lifecycle = "ephemeral"
-                """
-            try toml.write(to: dir.appendingPathComponent("nexo-plugin.toml"), atomically: true, encoding: .utf8)
+            try PluginFixture.writeManifest(in: root.appendingPathComponent(id), id: id, kinds: kinds)
         }
         return root.path
     }
