@@ -40,7 +40,7 @@ public final class LongLivedPlugin: Sendable {
         var nextID: Int64 = 100
         /// Unchecked continuations: each is resumed only by whoever takes it out of `pending`
         /// under the lock, so exactly once; the checked kind costs an allocation per tick.
-        var pending: [Int64: UnsafeContinuation<Result<JSONValue, PollerError>, Never>] = [:]
+        var pending: [Int64: UnsafeContinuation<Result<Reply, PollerError>, Never>] = [:]
         var channel: PluginChannel?
         var starters: [CheckedContinuation<Result<Void, PollerError>, Never>] = []
         var failedStarts = 0
@@ -94,8 +94,8 @@ public final class LongLivedPlugin: Sendable {
     private func call(method: String, params: (inout [UInt8]) -> Void) async -> Result<JSONValue, PollerError> {
         let id = state.withLock { s -> Int64 in s.nextID += 1; return s.nextID }
         let frame = Self.frame(id: id, method: method, params: params)
-        return await withTaskCancellationHandler {
-            await withUnsafeContinuation { (c: UnsafeContinuation<Result<JSONValue, PollerError>, Never>) in
+        let reply = await withTaskCancellationHandler {
+            await withUnsafeContinuation { (c: UnsafeContinuation<Result<Reply, PollerError>, Never>) in
                 let target: (channel: PluginChannel, alone: Bool)? = state.withLock { s in
                     if Task.isCancelled { return nil }
                     guard case .running = s.phase, let ch = s.channel else { return nil }
@@ -111,6 +111,9 @@ public final class LongLivedPlugin: Sendable {
         } onCancel: {
             // A timed-out tick gives its id up; a late reply is then ignored.
             state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .failure(.transient("cancelled", "tick cancelled")))
+        }
+        return reply.flatMap { r in
+            r.frame(id: id).mapError { PollerError($0.errorClass, code: $0.code, "plugin '\(spec.pluginID)': \($0.message)") }
         }
     }
 
@@ -223,7 +226,7 @@ public final class LongLivedPlugin: Sendable {
     }
 
     private func failPending(_ message: String) {
-        let all = state.withLock { s -> [UnsafeContinuation<Result<JSONValue, PollerError>, Never>] in
+        let all = state.withLock { s -> [UnsafeContinuation<Result<Reply, PollerError>, Never>] in
             defer { s.pending = [:] }
             return Array(s.pending.values)
         }
@@ -292,7 +295,7 @@ public final class LongLivedPlugin: Sendable {
                                       "params": .object(["nexo_version": .string("0.2.0"), "pollerd": .bool(true)])]).canonicalString
         let reply: Result<JSONValue, PollerError> = await withTaskGroup(of: Result<JSONValue, PollerError>?.self) { g in
             g.addTask {
-                await withUnsafeContinuation { c in
+                await withUnsafeContinuation { (c: UnsafeContinuation<Result<Reply, PollerError>, Never>) in
                     // The reader clears the channel before it fails what is pending: a process
                     // that already exited is seen here, so nobody waits for a reply never coming.
                     let open = self.state.withLock { s -> Bool in
@@ -301,7 +304,7 @@ public final class LongLivedPlugin: Sendable {
                         return true
                     }
                     if open { channel.send(Array(frame.utf8)) } else { c.resume(returning: .failure(.transient("plugin_exited", "plugin exited before the handshake"))) }
-                }
+                }.flatMap { $0.frame(id: id) }
             }
             g.addTask {
                 try? await Task.sleep(for: .milliseconds(self.policy.handshakeTimeoutMs))
@@ -332,14 +335,22 @@ public final class LongLivedPlugin: Sendable {
         settleStarters(.success(()))
     }
 
+    /// Hands a stdout line to the tick (or handshake) waiting for its id. The id is read from
+    /// the line's start and the waiting task parses the rest, so the reader thread resumes it
+    /// without parsing. A line whose id cannot be read that way is parsed here: lines that are
+    /// not JSON or carry no id are logged and ignored.
     private func route(_ line: [UInt8]) {
+        if let id = PluginWire.frameID(prefix: line) {
+            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .success(.raw(line)))
+            return
+        }
         guard let v = try? JSONValue.parse(Data(line)), case .object = v, let id = v["id"]?.intValue else {
             if !line.isEmpty {
                 status.appendStderr("[pollerd] ignored stdout line: \(String(decoding: line.prefix(200), as: UTF8.self))")
             }
             return
         }
-        state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .success(v))
+        state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .success(.parsed(v)))
     }
 
     /// A stdout line over the reply bound was dropped: the tick it answers (if its id can be read
@@ -393,5 +404,27 @@ public struct LongLivedPluginPoller: Poller {
     public func validate(config: JSONValue) throws(ConfigIssue) {}
     public func tick(_ ctx: TickContext) async throws(PollerError) -> TickAck {
         try await plugin.tick(kind: kind, ctx)
+    }
+}
+
+/// A reply frame as the reader hands it over: the raw line (routed by the id at its start, to
+/// be parsed by the task that waits for it), or a frame the reader already had to parse.
+enum Reply: Sendable {
+    case raw([UInt8])
+    case parsed(JSONValue)
+
+    /// The frame as JSON; a raw line that is not a JSON object answering `id` fails as the
+    /// plugin's bad reply.
+    func frame(id: Int64) -> Result<JSONValue, PollerError> {
+        switch self {
+        case .parsed(let v): return .success(v)
+        case .raw(let line):
+            guard let v = try? JSONValue.parse(Data(line)), case .object = v else {
+                return .failure(.transient("bad_reply", "plugin reply is not JSON: \(String(decoding: line.prefix(200), as: UTF8.self))"))
+            }
+            // The start of the line named this id; a repeated "id" key may say otherwise.
+            guard v["id"]?.intValue == id else { return .failure(.transient("bad_reply", "reply frame names two ids")) }
+            return .success(v)
+        }
     }
 }

@@ -147,4 +147,28 @@ import Glibc
         #expect((try? second.get()) != nil, "\(second)")
         await p.shutdown()
     }
+
+    @Test func aBrokenReplyThatNamesItsIdFailsThatTickAtOnce() async throws {
+        // The first reply names the tick's id, then is not JSON; the second is fine.
+        let script = #"""
+            read -r init
+            echo '{"jsonrpc":"2.0","id":1,"result":{"manifest":{"plugin":{"id":"broken"}}}}'
+            n=0
+            while read -r req; do
+              id=$(echo "$req" | sed 's/^{"id":\([0-9]*\).*/\1/')
+              n=$((n+1))
+              if [ $n -eq 1 ]; then printf '{"jsonrpc":"2.0","id":%s,"result":{oops\n' "$id"
+              else printf '{"jsonrpc":"2.0","id":%s,"result":{}}\n' "$id"; fi
+            done
+            """#
+        let spec = PluginProcessSpec(pluginID: "broken", command: "/bin/sh", args: ["-c", script], workingDirectory: "/",
+                                     tickTimeoutSecs: 10, killGraceMs: 200)
+        let p = LongLivedPlugin(spec: spec, policy: SupervisorPolicy(respawn: false, maxAttempts: 1, backoffMs: 100),
+                                status: PluginStatus(tailLines: 8), permits: AsyncSemaphore(permits: 1))
+        guard case .failure(let e) = await run(p, ctx()) else { Issue.record("expected failure"); return }
+        #expect(e.code == "bad_reply" && e.message.contains("plugin reply is not JSON"), "\(e)")
+        let second = await run(p, ctx())
+        #expect((try? second.get()) != nil, "\(second)")
+        await p.shutdown()
+    }
 }
