@@ -120,26 +120,30 @@ import Glibc
         #expect(last?.message.contains("gave up after 2 restarts") == true, "\(String(describing: last))")
     }
 
-    @Test func anOversizeReplyFailsItsTickAtOnceAndThePluginServesOn() async throws {
-        // Answers each tick with a 5000-byte line, over the 1000-byte bound, then a small one.
-        let script = #"""
+    /// A long-lived plugin in shell: it answers its first tick with `firstReply` (a printf format
+    /// taking the request's id) and every later one with an empty result.
+    func shellPlugin(id: String, firstReply: String, maxReplyBytes: Int = 4 << 20) -> LongLivedPlugin {
+        let script = """
             read -r init
-            echo '{"jsonrpc":"2.0","id":1,"result":{"manifest":{"plugin":{"id":"big"}}}}'
+            echo '{"jsonrpc":"2.0","id":1,"result":{"manifest":{"plugin":{"id":"\(id)"}}}}'
             n=0
             while read -r req; do
-              id=$(echo "$req" | sed 's/^{"id":\([0-9]*\).*/\1/')
+              id=$(echo "$req" | sed 's/^{"id":\\([0-9]*\\).*/\\1/')
               n=$((n+1))
-              if [ $n -eq 1 ]; then
-                printf '{"jsonrpc":"2.0","id":%s,"result":{"items":[{"x":"%s"}]}}\n' "$id" "$(head -c 5000 /dev/zero | tr '\0' a)"
-              else
-                printf '{"jsonrpc":"2.0","id":%s,"result":{}}\n' "$id"
-              fi
+              if [ $n -eq 1 ]; then \(firstReply)
+              else printf '{"jsonrpc":"2.0","id":%s,"result":{}}\\n' "$id"; fi
             done
-            """#
-        let spec = PluginProcessSpec(pluginID: "big", command: "/bin/sh", args: ["-c", script], workingDirectory: "/",
-                                     tickTimeoutSecs: 10, maxReplyBytes: 1000, killGraceMs: 200)
-        let p = LongLivedPlugin(spec: spec, policy: SupervisorPolicy(respawn: false, maxAttempts: 1, backoffMs: 100),
-                                status: PluginStatus(tailLines: 8), permits: AsyncSemaphore(permits: 1))
+            """
+        let spec = PluginProcessSpec(pluginID: id, command: "/bin/sh", args: ["-c", script], workingDirectory: "/",
+                                     tickTimeoutSecs: 10, maxReplyBytes: maxReplyBytes, killGraceMs: 200)
+        return LongLivedPlugin(spec: spec, policy: SupervisorPolicy(respawn: false, maxAttempts: 1, backoffMs: 100),
+                               status: PluginStatus(tailLines: 8), permits: AsyncSemaphore(permits: 1))
+    }
+
+    @Test func anOversizeReplyFailsItsTickAtOnceAndThePluginServesOn() async throws {
+        // The first reply is a 5000-byte line, over the 1000-byte bound.
+        let p = shellPlugin(id: "big", firstReply: #"printf '{"jsonrpc":"2.0","id":%s,"result":{"items":[{"x":"%s"}]}}\n' "$id" "$(head -c 5000 /dev/zero | tr '\0' a)""#,
+                            maxReplyBytes: 1000)
         guard case .failure(let e) = await run(p, ctx()) else { Issue.record("expected failure"); return }
         #expect(e.code == "reply_too_large" && e.errorClass == .transient, "\(e)")
         #expect(p.status.stderrTail.contains("[pollerd] stdout line over 1000 bytes dropped"))
@@ -149,22 +153,8 @@ import Glibc
     }
 
     @Test func aBrokenReplyThatNamesItsIdFailsThatTickAtOnce() async throws {
-        // The first reply names the tick's id, then is not JSON; the second is fine.
-        let script = #"""
-            read -r init
-            echo '{"jsonrpc":"2.0","id":1,"result":{"manifest":{"plugin":{"id":"broken"}}}}'
-            n=0
-            while read -r req; do
-              id=$(echo "$req" | sed 's/^{"id":\([0-9]*\).*/\1/')
-              n=$((n+1))
-              if [ $n -eq 1 ]; then printf '{"jsonrpc":"2.0","id":%s,"result":{oops\n' "$id"
-              else printf '{"jsonrpc":"2.0","id":%s,"result":{}}\n' "$id"; fi
-            done
-            """#
-        let spec = PluginProcessSpec(pluginID: "broken", command: "/bin/sh", args: ["-c", script], workingDirectory: "/",
-                                     tickTimeoutSecs: 10, killGraceMs: 200)
-        let p = LongLivedPlugin(spec: spec, policy: SupervisorPolicy(respawn: false, maxAttempts: 1, backoffMs: 100),
-                                status: PluginStatus(tailLines: 8), permits: AsyncSemaphore(permits: 1))
+        // The first reply names the tick's id, then is not JSON.
+        let p = shellPlugin(id: "broken", firstReply: #"printf '{"jsonrpc":"2.0","id":%s,"result":{oops\n' "$id""#)
         guard case .failure(let e) = await run(p, ctx()) else { Issue.record("expected failure"); return }
         #expect(e.code == "bad_reply" && e.message.contains("plugin reply is not JSON"), "\(e)")
         let second = await run(p, ctx())
