@@ -78,11 +78,6 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Appends the canonical JSON text to `out`.
-    public func writeCanonical(into out: inout String) {
-        out += canonicalString
-    }
-
     /// Appends the canonical JSON text to `out`, as UTF-8.
     public func writeCanonical(into out: inout [UInt8]) {
         switch self {
@@ -114,13 +109,6 @@ public enum JSONValue: Sendable, Hashable, Codable {
     public static func writeInt(_ i: Int64, into out: inout [UInt8]) {
         if i >= 0 && i < 10 { out.append(UInt8(48 + i)); return }
         out.append(contentsOf: String(i).utf8)
-    }
-
-    /// Appends `s` as a JSON string literal.
-    public static func writeString(_ s: String, into out: inout String) {
-        var b: [UInt8] = []
-        writeString(s, into: &b)
-        out += String(decoding: b, as: UTF8.self)
     }
 
     /// Appends `s` as a JSON string literal, as UTF-8: `"`, `\\`, and control characters escaped,

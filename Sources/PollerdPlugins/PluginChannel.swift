@@ -7,10 +7,11 @@ import Glibc
 
 /// A long-lived plugin process and its pipes, on plain non-blocking descriptors.
 ///
-/// Writes: whoever sends a frame while no write is in progress writes the queued bytes itself,
-/// right away (a pipe with room takes them without blocking); frames sent meanwhile queue and go
-/// out together in the writer's next `write`. When the pipe is full (the plugin is not reading),
-/// the rest moves to a worker thread that waits for room, so no task ever blocks on the pipe.
+/// Writes: a frame sent while no other request is in flight is written by its sender, right
+/// away (a pipe with room takes it without blocking). Otherwise a flush task writes everything
+/// queued in one `write` (see `send`); frames sent during a write go out in the writer's next
+/// one. When the pipe is full (the plugin is not reading), the rest moves to a worker thread
+/// that waits for room, so no task ever blocks on the pipe.
 ///
 /// Reads: `serve` runs on a thread of its own for the life of the process, `poll(2)`ing stdout
 /// and stderr. Each stdout line goes to the caller as it arrives (its reply is routed from that
@@ -107,8 +108,13 @@ final class PluginChannel: Sendable {
     private func scheduledFlush() {
         let bytes: [UInt8]? = output.withLock { o in
             o.flushScheduled = false
-            // A write in progress takes what is queued; a closed channel has nothing to write.
-            if o.writing || o.queued.isEmpty || o.abandoned { return nil }
+            // A write in progress takes what is queued (and closes stdin after, if asked).
+            if o.writing { return nil }
+            if o.queued.isEmpty || o.abandoned {
+                // Input closed while this flush was pending: stdin closes now.
+                if o.closed && !o.fdClosed { o.fdClosed = true; close(stdinFD) }
+                return nil
+            }
             o.writing = true
             defer { o.queued = [] }
             return o.queued
@@ -169,11 +175,12 @@ final class PluginChannel: Sendable {
         return false
     }
 
-    /// Refuses further frames; stdin is closed (EOF for the plugin) once what is queued is written.
+    /// Refuses further frames; stdin is closed (EOF for the plugin) once what is queued is written:
+    /// now if nothing is, else by the write in progress or the pending flush.
     func closeInput() {
         output.withLock { o in
             o.closed = true
-            if !o.writing && !o.fdClosed { o.fdClosed = true; close(stdinFD) }
+            if !o.writing && !o.flushScheduled && !o.fdClosed { o.fdClosed = true; close(stdinFD) }
         }
     }
 
@@ -191,8 +198,9 @@ final class PluginChannel: Sendable {
 
     /// Reads the plugin's stdout line by line (each line without its newline goes to `onLine`)
     /// and drains its stderr, until stdout ends. A line longer than `limit` is dropped, with a
-    /// note through `onOversize` (with the line's first bytes, at most 64 KiB). Then the group is killed, stderr read to its end (at most
-    /// `grace` longer), the child reaped, and input closed. Returns how the process ended.
+    /// note through `onOversize` (with the line's first bytes, at most 64 KiB). Then the group is
+    /// killed, stderr read to its end (at most `grace` longer), input dropped and the child
+    /// reaped. Returns how the process ended.
     /// Blocks: run it on a thread of its own.
     func serve(limit: Int, grace: Duration, onLine: ([UInt8]) -> Void, onOversize: ([UInt8]) -> Void, onStderr: ([UInt8]) -> Void) -> String {
         var line: [UInt8] = []

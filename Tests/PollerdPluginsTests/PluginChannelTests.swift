@@ -56,6 +56,18 @@ import Glibc
         #expect(!late)
     }
 
+    @Test func framesLeftToAFlushTaskStillGoOutBeforeStdinCloses() async throws {
+        let ch = try spawn("cat")
+        let got = Collected()
+        async let how = serve(ch, into: got)
+        // Not alone in flight: the write is left to a flush task, and input is closed before it runs.
+        let sent = ch.send(Array("one".utf8), alone: false) && ch.send(Array("two".utf8), alone: false)
+        #expect(sent)
+        ch.closeInput()
+        #expect(await how == "exited with status 0")
+        #expect(got.lineList == ["one", "two"])
+    }
+
     @Test func aLineOverTheLimitIsDroppedAndTheNextOneStillArrives() async throws {
         let ch = try spawn("head -c 5000 /dev/zero | tr '\\0' 'a'; echo; echo ok; printf 'oops' >&2")
         let got = Collected()
