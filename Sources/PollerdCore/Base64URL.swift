@@ -1,32 +1,60 @@
 public import Foundation
 
-/// URL-safe base64 without padding, the cursor encoding on the wire.
+/// URL-safe base64 without padding, the cursor encoding on the wire. Encoded and decoded by
+/// hand, byte by byte: the cursor crosses this on every tick, and going through Foundation's
+/// standard alphabet meant copying and rewriting the text each way.
 public enum Base64URL {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    /// Each byte's 6-bit value, 0xFF for a byte outside the URL-safe alphabet.
+    private static let sextets: [UInt8] = {
+        var t = [UInt8](repeating: 0xFF, count: 256)
+        for (k, c) in alphabet.enumerated() { t[Int(c)] = UInt8(k) }
+        return t
+    }()
+
     /// Encodes bytes as URL-safe base64 without padding.
     public static func encode(_ data: Data) -> String {
-        // Byte-wise: `replacingOccurrences` goes through NSString and costs microseconds a call.
-        var bytes = Array(data.base64EncodedString().utf8)
-        while bytes.last == UInt8(ascii: "=") { bytes.removeLast() }
-        for k in bytes.indices {
-            if bytes[k] == UInt8(ascii: "+") { bytes[k] = UInt8(ascii: "-") } else if bytes[k] == UInt8(ascii: "/") { bytes[k] = UInt8(ascii: "_") }
+        var out: [UInt8] = []
+        out.reserveCapacity((data.count * 4 + 2) / 3)
+        var k = data.startIndex
+        while k < data.endIndex {
+            let n = min(3, data.endIndex - k)
+            let b0 = UInt32(data[k]), b1 = n > 1 ? UInt32(data[k + 1]) : 0, b2 = n > 2 ? UInt32(data[k + 2]) : 0
+            let w = b0 << 16 | b1 << 8 | b2
+            for s in 0...n { out.append(alphabet[Int(w >> (18 - 6 * UInt32(s)) & 63)]) }
+            k += n
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Decodes URL-safe base64; padding is accepted but not required. Nil if invalid.
     public static func decode(_ text: String) -> Data? {
-        var bytes = Array(text.utf8)
-        while bytes.last == UInt8(ascii: "=") { bytes.removeLast() }
-        for k in bytes.indices {
-            switch bytes[k] {
-            case 65...90, 97...122, 48...57: continue
-            case UInt8(ascii: "-"): bytes[k] = UInt8(ascii: "+")
-            case UInt8(ascii: "_"): bytes[k] = UInt8(ascii: "/")
-            default: return nil
+        var text = text
+        return text.withUTF8 { decode(bytes: $0) }
+    }
+
+    /// Decodes URL-safe base64 from its UTF-8 bytes, as `decode(_:)`. Trailing `=` are ignored;
+    /// what remains must be in the URL-safe alphabet, and not one character past a multiple of
+    /// four (that leaves no whole byte). Unused low bits of the last character are ignored, as
+    /// Foundation's decoder does.
+    public static func decode(bytes: UnsafeBufferPointer<UInt8>) -> Data? {
+        var n = bytes.count
+        while n > 0 && bytes[n - 1] == UInt8(ascii: "=") { n -= 1 }
+        if n % 4 == 1 { return nil }
+        var out = Data(capacity: n * 3 / 4)
+        var acc: UInt32 = 0
+        var bits: UInt32 = 0
+        for k in 0..<n {
+            let v = sextets[Int(bytes[k])]
+            if v == 0xFF { return nil }
+            acc = acc << 6 | UInt32(v)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: acc >> bits))
+                acc &= (1 << bits) - 1
             }
         }
-        if bytes.count % 4 == 1 { return nil }
-        while bytes.count % 4 != 0 { bytes.append(UInt8(ascii: "=")) }
-        return Data(base64Encoded: Data(bytes))
+        return out
     }
 }

@@ -15,9 +15,9 @@ struct JSONParser {
     static let maxDepth = 512
 
     private let bytes: UnsafeBufferPointer<UInt8>
-    private var i = 0
+    private(set) var i = 0
 
-    private init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    init(_ bytes: UnsafeBufferPointer<UInt8>, at offset: Int = 0) { self.bytes = bytes; i = offset }
 
     static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(Failure) -> JSONValue {
         var p = JSONParser(bytes)
@@ -28,9 +28,19 @@ struct JSONParser {
         return v
     }
 
+    /// Checks that `bytes` are one JSON text, exactly as `parse` would accept them, without
+    /// building anything but strings with escapes and non-integral numbers.
+    static func validate(_ bytes: UnsafeBufferPointer<UInt8>) throws(Failure) {
+        var p = JSONParser(bytes)
+        p.skipSpace()
+        try p.skip(depth: 0)
+        p.skipSpace()
+        guard p.i == bytes.count else { throw p.fail("unexpected data after the value") }
+    }
+
     private func fail(_ reason: String) -> Failure { Failure(offset: i, reason: reason) }
 
-    private mutating func skipSpace() {
+    mutating func skipSpace() {
         while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
     }
 
@@ -43,7 +53,7 @@ struct JSONParser {
         return v
     }
 
-    private mutating func value(depth: Int) throws(Failure) -> JSONValue {
+    mutating func value(depth: Int) throws(Failure) -> JSONValue {
         guard i < bytes.count else { throw fail("unexpected end of input") }
         switch bytes[i] {
         case UInt8(ascii: "{"): return try object(depth: depth + 1)
@@ -86,6 +96,56 @@ struct JSONParser {
         }
     }
 
+    /// Moves past one value, checking it as `value` would: the same grammar, depth bound, UTF-8
+    /// and number rules.
+    private mutating func skip(depth: Int) throws(Failure) {
+        guard i < bytes.count else { throw fail("unexpected end of input") }
+        switch bytes[i] {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let close = bytes[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            let isObject = close == UInt8(ascii: "}")
+            guard depth + 1 <= Self.maxDepth else { throw fail("nested deeper than \(Self.maxDepth)") }
+            i += 1
+            skipSpace()
+            if i < bytes.count, bytes[i] == close { i += 1; return }
+            while true {
+                skipSpace()
+                if isObject {
+                    guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                    try skipString()
+                    skipSpace()
+                    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                    i += 1
+                    skipSpace()
+                }
+                try skip(depth: depth + 1)
+                skipSpace()
+                guard i < bytes.count else { throw fail(isObject ? "unexpected end of input in an object" : "unexpected end of input in an array") }
+                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                if bytes[i] == close { i += 1; return }
+                throw fail(isObject ? "expected ',' or '}'" : "expected ',' or ']'")
+            }
+        case UInt8(ascii: "\""): try skipString()
+        default: _ = try value(depth: depth)   // literals and numbers: nothing to allocate
+        }
+    }
+
+    /// Moves past a string, checking it as `string` does; only strings with escapes or
+    /// non-ASCII bytes are built (to check them).
+    private mutating func skipString() throws(Failure) {
+        let quote = i
+        i += 1
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == UInt8(ascii: "\"") { i += 1; return }
+            if c == UInt8(ascii: "\\") || c >= 0x80 { break }
+            if c < 0x20 { throw fail("control character in a string") }
+            i += 1
+        }
+        i = quote
+        _ = try string()
+    }
+
     private mutating func array(depth: Int) throws(Failure) -> JSONValue {
         guard depth <= Self.maxDepth else { throw fail("nested deeper than \(Self.maxDepth)") }
         i += 1
@@ -121,7 +181,7 @@ struct JSONParser {
         return v
     }
 
-    private mutating func string() throws(Failure) -> String {
+    mutating func string() throws(Failure) -> String {
         i += 1
         let start = i
         // Fast path: no escapes, only a validity check of the UTF-8 (none needed for ASCII).
@@ -211,6 +271,12 @@ struct JSONParser {
             if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
             guard i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) else { throw fail("invalid number") }
             while i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) { i += 1 }
+        }
+        // Up to 18 digits cannot overflow: summed in place, without a String.
+        if integral && i - start <= 18 {
+            var v: Int64 = 0
+            for k in start..<i where bytes[k] != UInt8(ascii: "-") { v = v * 10 + Int64(bytes[k] - 48) }
+            return .int(bytes[start] == UInt8(ascii: "-") ? -v : v)
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
         if integral, let v = Int64(text) { return .int(v) }

@@ -148,3 +148,10 @@ public enum JSONValue: Sendable, Hashable, Codable {
         }
     }
 }
+
+extension Array where Element == UInt8 {
+    /// Appends a literal's UTF-8 bytes, without going through a `String`'s UTF-8 view.
+    public mutating func append(literal s: StaticString) {
+        append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+}

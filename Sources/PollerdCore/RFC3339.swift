@@ -4,26 +4,31 @@ import Foundation
 public enum RFC3339 {
     /// Formats an instant as `YYYY-MM-DDTHH:MM:SSZ` (with `.mmm` when there are milliseconds).
     public static func format(ms: Int64) -> String {
+        var out: [UInt8] = []
+        write(ms: ms, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `format(ms:)`'s text, with `utc` in place of its `Z` (nexo writes `+00:00`).
+    public static func write(ms: Int64, utc: StaticString = "Z", into out: inout [UInt8]) {
         let secs = floorDiv(ms, 1000)
         let f = LocalFields(utcEpochSeconds: secs)
         let milli = ms - secs * 1000
         // Written by hand into bytes: String(format:) goes through CoreFoundation and costs
         // microseconds, and this runs for every tick and every item.
         // Years outside 0...9999 are outside RFC 3339; they are written in full rather than cut.
-        let yearDigits = (0...9999).contains(f.year) ? 4 : String(f.year).utf8.count
-        var out = [UInt8](repeating: 0, count: (milli != 0 ? 24 : 20) + yearDigits - 4)
-        func put(_ v: Int, at: Int, width: Int) {
+        func put(_ v: Int, width: Int) {
             var v = v
+            let at = out.count
+            out.append(contentsOf: repeatElement(0, count: width))
             for k in stride(from: at + width - 1, through: at, by: -1) { out[k] = UInt8(48 + v % 10); v /= 10 }
         }
-        if yearDigits == 4 { put(f.year, at: 0, width: 4) } else { out.replaceSubrange(0..<yearDigits, with: String(f.year).utf8) }
-        let d = yearDigits - 4
-        out[d + 4] = UInt8(ascii: "-"); put(f.month, at: d + 5, width: 2); out[d + 7] = UInt8(ascii: "-")
-        put(f.day, at: d + 8, width: 2); out[d + 10] = UInt8(ascii: "T"); put(f.hour, at: d + 11, width: 2); out[d + 13] = UInt8(ascii: ":")
-        put(f.minute, at: d + 14, width: 2); out[d + 16] = UInt8(ascii: ":"); put(f.second, at: d + 17, width: 2)
-        if milli != 0 { out[d + 19] = UInt8(ascii: "."); put(Int(milli), at: d + 20, width: 3) }
-        out[out.count - 1] = UInt8(ascii: "Z")
-        return String(decoding: out, as: UTF8.self)
+        if (0...9999).contains(f.year) { put(f.year, width: 4) } else { out.append(contentsOf: String(f.year).utf8) }
+        out.append(UInt8(ascii: "-")); put(f.month, width: 2); out.append(UInt8(ascii: "-")); put(f.day, width: 2)
+        out.append(UInt8(ascii: "T")); put(f.hour, width: 2); out.append(UInt8(ascii: ":")); put(f.minute, width: 2)
+        out.append(UInt8(ascii: ":")); put(f.second, width: 2)
+        if milli != 0 { out.append(UInt8(ascii: ".")); put(Int(milli), width: 3) }
+        out.append(contentsOf: UnsafeBufferPointer(start: utc.utf8Start, count: utc.utf8CodeUnitCount))
     }
 
     /// Parses an RFC 3339 timestamp with `Z` or a `±HH:MM` offset (fractional seconds allowed).

@@ -84,7 +84,7 @@ public struct EphemeralPluginPoller: Poller {
             let tail = status.stderrTail.suffix(3).joined(separator: " | ")
             return .failure(.transient("no_reply", "plugin '\(spec.pluginID)' \(how) without a reply\(tail.isEmpty ? "" : "; stderr: \(tail)")"))
         }
-        return PluginWire.decodeReply(Data(out.line), allowBare: false).mapError { e in
+        return PluginWire.decodeReply(out.line, allowBare: false).mapError { e in
             PollerError(e.errorClass, code: e.code, "plugin '\(spec.pluginID)': \(e.message)")
         }
     }

@@ -40,7 +40,7 @@ public final class LongLivedPlugin: Sendable {
         var nextID: Int64 = 100
         /// Unchecked continuations: each is resumed only by whoever takes it out of `pending`
         /// under the lock, so exactly once; the checked kind costs an allocation per tick.
-        var pending: [Int64: UnsafeContinuation<Result<Reply, PollerError>, Never>] = [:]
+        var pending: [Int64: UnsafeContinuation<Result<[UInt8], PollerError>, Never>] = [:]
         var channel: PluginChannel?
         var starters: [CheckedContinuation<Result<Void, PollerError>, Never>] = []
         var failedStarts = 0
@@ -79,23 +79,21 @@ public final class LongLivedPlugin: Sendable {
             PluginWire.writeTickParams(kind: kind, jobID: ctx.jobID, agentID: ctx.agent, cursor: ctx.cursor, config: ctx.config,
                                        nowMs: ctx.nowMs, intervalHintSecs: ctx.intervalHintSecs, into: &out)
         }
-        let result: Result<TickAck, PollerError>
-        switch reply {
-        case .failure(let e): result = .failure(e)
-        case .success(let frame):
-            // `jsonrpc` and `id` stay in: a bare TickReply ignores unknown fields, as serde does.
-            result = PluginWire.decodeReply(frame, allowBare: true)
+        // `jsonrpc` and `id` stay in: a bare TickReply ignores unknown fields, as serde does.
+        let result = reply.flatMap { call in
+            PluginWire.decodeReply(call.line, allowBare: true, id: call.id)
                 .mapError { PollerError($0.errorClass, code: $0.code, "plugin '\(spec.pluginID)': \($0.message)") }
         }
         return try status.settle(result)
     }
 
-    /// Sends a request frame and waits for its reply (or the plugin's death, or cancellation).
-    private func call(method: String, params: (inout [UInt8]) -> Void) async -> Result<JSONValue, PollerError> {
+    /// Sends a request frame and waits for its reply line (or the plugin's death, or
+    /// cancellation); the line is returned with the request's id, unparsed.
+    private func call(method: String, params: (inout [UInt8]) -> Void) async -> Result<(line: [UInt8], id: Int64), PollerError> {
         let id = state.withLock { s -> Int64 in s.nextID += 1; return s.nextID }
         let frame = Self.frame(id: id, method: method, params: params)
         let reply = await withTaskCancellationHandler {
-            await withUnsafeContinuation { (c: UnsafeContinuation<Result<Reply, PollerError>, Never>) in
+            await withUnsafeContinuation { (c: UnsafeContinuation<Result<[UInt8], PollerError>, Never>) in
                 let target: (channel: PluginChannel, alone: Bool)? = state.withLock { s in
                     if Task.isCancelled { return nil }
                     guard case .running = s.phase, let ch = s.channel else { return nil }
@@ -112,9 +110,7 @@ public final class LongLivedPlugin: Sendable {
             // A timed-out tick gives its id up; a late reply is then ignored.
             state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .failure(.transient("cancelled", "tick cancelled")))
         }
-        return reply.flatMap { r in
-            r.frame(id: id).mapError { PollerError($0.errorClass, code: $0.code, "plugin '\(spec.pluginID)': \($0.message)") }
-        }
+        return reply.map { ($0, id) }
     }
 
     /// A JSON-RPC request frame, written directly: the same bytes as the canonical JSON of
@@ -226,7 +222,7 @@ public final class LongLivedPlugin: Sendable {
     }
 
     private func failPending(_ message: String) {
-        let all = state.withLock { s -> [UnsafeContinuation<Result<Reply, PollerError>, Never>] in
+        let all = state.withLock { s -> [UnsafeContinuation<Result<[UInt8], PollerError>, Never>] in
             defer { s.pending = [:] }
             return Array(s.pending.values)
         }
@@ -295,7 +291,7 @@ public final class LongLivedPlugin: Sendable {
                                       "params": .object(["nexo_version": .string("0.2.0"), "pollerd": .bool(true)])]).canonicalString
         let reply: Result<JSONValue, PollerError> = await withTaskGroup(of: Result<JSONValue, PollerError>?.self) { g in
             g.addTask {
-                await withUnsafeContinuation { (c: UnsafeContinuation<Result<Reply, PollerError>, Never>) in
+                await withUnsafeContinuation { (c: UnsafeContinuation<Result<[UInt8], PollerError>, Never>) in
                     // The reader clears the channel before it fails what is pending: a process
                     // that already exited is seen here, so nobody waits for a reply never coming.
                     let open = self.state.withLock { s -> Bool in
@@ -304,7 +300,7 @@ public final class LongLivedPlugin: Sendable {
                         return true
                     }
                     if open { channel.send(Array(frame.utf8)) } else { c.resume(returning: .failure(.transient("plugin_exited", "plugin exited before the handshake"))) }
-                }.flatMap { $0.frame(id: id) }
+                }.flatMap { Self.handshakeFrame($0, id: id) }
             }
             g.addTask {
                 try? await Task.sleep(for: .milliseconds(self.policy.handshakeTimeoutMs))
@@ -336,21 +332,19 @@ public final class LongLivedPlugin: Sendable {
     }
 
     /// Hands a stdout line to the tick (or handshake) waiting for its id. The id is read from
-    /// the line's start and the waiting task parses the rest, so the reader thread resumes it
-    /// without parsing. A line whose id cannot be read that way is parsed here: lines that are
-    /// not JSON or carry no id are logged and ignored.
+    /// the line's start and the waiting task parses the line, so the reader thread resumes it
+    /// without parsing. A line whose id cannot be read that way is parsed here to find it: lines
+    /// that are not JSON or carry no id are logged and ignored.
     private func route(_ line: [UInt8]) {
-        if let id = PluginWire.frameID(prefix: line) {
-            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .success(.raw(line)))
-            return
-        }
-        guard let v = try? JSONValue.parse(Data(line)), case .object = v, let id = v["id"]?.intValue else {
+        var id = PluginWire.frameID(prefix: line)
+        if id == nil, let v = try? JSONValue.parse(bytes: line), case .object = v { id = v["id"]?.intValue }
+        guard let id else {
             if !line.isEmpty {
                 status.appendStderr("[pollerd] ignored stdout line: \(String(decoding: line.prefix(200), as: UTF8.self))")
             }
             return
         }
-        state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .success(.parsed(v)))
+        state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .success(line))
     }
 
     /// A stdout line over the reply bound was dropped: the tick it answers (if its id can be read
@@ -407,24 +401,14 @@ public struct LongLivedPluginPoller: Poller {
     }
 }
 
-/// A reply frame as the reader hands it over: the raw line (routed by the id at its start, to
-/// be parsed by the task that waits for it), or a frame the reader already had to parse.
-enum Reply: Sendable {
-    case raw([UInt8])
-    case parsed(JSONValue)
-
-    /// The frame as JSON; a raw line that is not a JSON object answering `id` fails as the
-    /// plugin's bad reply.
-    func frame(id: Int64) -> Result<JSONValue, PollerError> {
-        switch self {
-        case .parsed(let v): return .success(v)
-        case .raw(let line):
-            guard let v = try? JSONValue.parse(Data(line)), case .object = v else {
-                return .failure(.transient("bad_reply", "plugin reply is not JSON: \(String(decoding: line.prefix(200), as: UTF8.self))"))
-            }
-            // The start of the line named this id; a repeated "id" key may say otherwise.
-            guard v["id"]?.intValue == id else { return .failure(.transient("bad_reply", "reply frame names two ids")) }
-            return .success(v)
+extension LongLivedPlugin {
+    /// The handshake's reply frame as JSON; a line that is not a JSON object answering `id`
+    /// fails as the plugin's bad reply.
+    static func handshakeFrame(_ line: [UInt8], id: Int64) -> Result<JSONValue, PollerError> {
+        guard let v = try? JSONValue.parse(bytes: line), case .object = v else {
+            return .failure(.transient("bad_reply", "plugin reply is not JSON: \(String(decoding: line.prefix(200), as: UTF8.self))"))
         }
+        guard v["id"]?.intValue == id else { return .failure(.transient("bad_reply", "reply frame names two ids")) }
+        return .success(v)
     }
 }

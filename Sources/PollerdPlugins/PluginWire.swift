@@ -11,8 +11,9 @@ public enum PluginWire {
 
     /// `now` as nexo writes it (chrono's `to_rfc3339`): `+00:00`, fractional seconds only if any.
     public static func formatNow(ms: Int64) -> String {
-        let z = RFC3339.format(ms: ms)   // ...Z or ....mmmZ
-        return String(z.dropLast()) + "+00:00"
+        var out: [UInt8] = []
+        RFC3339.write(ms: ms, utc: "+00:00", into: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The tick request's `params` object.
@@ -28,21 +29,22 @@ public enum PluginWire {
     /// (keys in sorted order), written straight into bytes: this runs for every tick.
     public static func writeTickParams(kind: String, jobID: String, agentID: String, cursor: Data?, config: JSONValue, nowMs: Int64,
                                        intervalHintSecs: Int64, into out: inout [UInt8]) {
-        out += #"{"agent_id":"#.utf8
+        out.append(literal: #"{"agent_id":"#)
         JSONValue.writeString(agentID, into: &out)
-        out += #","config":"#.utf8
+        out.append(literal: #","config":"#)
         config.writeCanonical(into: &out)
-        out += #","cursor":"#.utf8
-        if let cursor { JSONValue.writeString(Base64URL.encode(cursor), into: &out) } else { out += "null".utf8 }
-        out += #","interval_hint_secs":"#.utf8
+        out.append(literal: #","cursor":"#)
+        if let cursor { JSONValue.writeString(Base64URL.encode(cursor), into: &out) } else { out.append(literal: "null") }
+        out.append(literal: #","interval_hint_secs":"#)
         JSONValue.writeInt(max(0, intervalHintSecs), into: &out)
-        out += #","job_id":"#.utf8
+        out.append(literal: #","job_id":"#)
         JSONValue.writeString(jobID, into: &out)
-        out += #","kind":"#.utf8
+        out.append(literal: #","kind":"#)
         JSONValue.writeString(kind, into: &out)
-        out += #","now":"#.utf8
-        JSONValue.writeString(formatNow(ms: nowMs), into: &out)
-        out += "}".utf8
+        // The timestamp needs no escaping.
+        out.append(literal: #","now":""#)
+        RFC3339.write(ms: nowMs, utc: "+00:00", into: &out)
+        out.append(literal: #""}"#)
     }
 
     /// The ephemeral request line with its newline: `{"method":"poll_tick","params":{…}}`, keys
@@ -51,10 +53,10 @@ public enum PluginWire {
                                        intervalHintSecs: Int64) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256)
-        out += #"{"method":"poll_tick","params":"#.utf8
+        out.append(literal: #"{"method":"poll_tick","params":"#)
         writeTickParams(kind: kind, jobID: jobID, agentID: agentID, cursor: cursor, config: config, nowMs: nowMs,
                         intervalHintSecs: intervalHintSecs, into: &out)
-        out += "}\n".utf8
+        out.append(literal: "}\n")
         return out
     }
 
@@ -131,58 +133,59 @@ public enum PluginWire {
         case malformed(String)
     }
 
-    /// Decodes a reply: `{"result":{…}}` or `{"error":{"code","message"}}`; with `allowBare`, a bare
-    /// TickReply object too (long-lived plugins). Errors classify as the seed does.
-    public static func decodeReply(_ line: Data, allowBare: Bool) -> Result<TickAck, PollerError> {
-        let trimmed = line.drop(while: { $0 == 32 || $0 == 9 || $0 == 13 || $0 == 10 })
-        guard !trimmed.isEmpty, !trimmed.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 || $0 == 10 }) else {
+    /// Decodes a reply line: `{"result":{…}}` or `{"error":{"code","message"}}`; with
+    /// `allowBare`, a bare TickReply object too (long-lived plugins). Errors classify as the seed
+    /// does. With `id`, the frame must name that id (a long-lived plugin's reply). The line is
+    /// read in place (`JSONView`): only the cursor, the numbers and the items are built.
+    public static func decodeReply(_ line: [UInt8], allowBare: Bool, id: Int64? = nil) -> Result<TickAck, PollerError> {
+        guard line.contains(where: { !($0 == 32 || $0 == 9 || $0 == 13 || $0 == 10) }) else {
             return .failure(.transient("empty_reply", "plugin wrote an empty reply line"))
         }
-        guard let value = try? JSONValue.parse(Data(trimmed)) else {
-            let preview = String(decoding: trimmed.prefix(200), as: UTF8.self)
-            return .failure(.transient("bad_reply", "plugin reply is not JSON: \(preview)"))
+        let decoded = JSONView.withRoot(line) { root -> Result<TickAck, PollerError> in
+            guard root.isObject else {
+                return .failure(.transient("bad_reply", id == nil ? "plugin reply is not a JSON object" : "plugin reply is not JSON: \(preview(line))"))
+            }
+            // The start of the line named this id (that is how it was routed); a repeated "id"
+            // key may say otherwise.
+            if let id, root.member("id")?.value.intValue != id { return .failure(.transient("bad_reply", "reply frame names two ids")) }
+            if let err = root.member("error"), !err.isNull {
+                let code = err.member("code")?.value.intValue ?? -32603
+                let message = err.member("message")?.value.stringValue ?? "subprocess error"
+                switch code {
+                case permanentCode: return .failure(.permanent("plugin_error", message))
+                case configCode: return .failure(.config("plugin_error", message))
+                default: return .failure(.transient("plugin_error", "plugin rpc \(code): \(message)"))
+                }
+            }
+            if let result = root.member("result") { return decodeTickReply(result) }
+            if allowBare { return decodeTickReply(root) }
+            return .failure(.transient("bad_reply", "plugin reply has neither 'result' nor 'error'"))
         }
-        return decodeReply(value, allowBare: allowBare)
+        return decoded ?? .failure(.transient("bad_reply", "plugin reply is not JSON: \(preview(line))"))
     }
 
-    /// Decodes an already parsed reply object (a long-lived plugin's frame).
-    public static func decodeReply(_ value: JSONValue, allowBare: Bool) -> Result<TickAck, PollerError> {
-        guard case .object(let env) = value else {
-            return .failure(.transient("bad_reply", "plugin reply is not a JSON object"))
-        }
-        if let err = env["error"], err != .null {
-            let code = err["code"]?.intValue ?? -32603
-            let message = err["message"]?.stringValue ?? "subprocess error"
-            switch code {
-            case permanentCode: return .failure(.permanent("plugin_error", message))
-            case configCode: return .failure(.config("plugin_error", message))
-            default: return .failure(.transient("plugin_error", "plugin rpc \(code): \(message)"))
-            }
-        }
-        if let result = env["result"] {
-            return decodeTickReply(result)
-        }
-        if allowBare { return decodeTickReply(value) }
-        return .failure(.transient("bad_reply", "plugin reply has neither 'result' nor 'error'"))
+    /// The first 200 bytes of a line, for an error message.
+    static func preview(_ line: [UInt8]) -> String {
+        String(decoding: line.drop(while: { $0 == 32 || $0 == 9 || $0 == 13 || $0 == 10 }).prefix(200), as: UTF8.self)
     }
 
     /// Decodes a TickReply object (unknown fields ignored, as serde does).
-    public static func decodeTickReply(_ v: JSONValue) -> Result<TickAck, PollerError> {
-        guard case .object(let o) = v else {
+    static func decodeTickReply(_ o: JSONView) -> Result<TickAck, PollerError> {
+        guard o.isObject else {
             return .failure(.transient("bad_reply", "'result' is not a TickReply object"))
         }
         var cursor: Data?
-        switch o["next_cursor"] {
+        switch o.member("next_cursor")?.value {
         case nil, .null?: break
-        case .string(let s)?:
-            guard let d = Base64URL.decode(s) else {
+        case .string(var s)?:
+            guard let d = s.withUTF8({ Base64URL.decode(bytes: $0) }) else {
                 return .failure(.transient("bad_cursor", "next_cursor is not URL-safe base64: \(s.prefix(64))"))
             }
             cursor = d
         default: return .failure(.transient("bad_reply", "next_cursor must be a string or null"))
         }
         var interval: Int64?
-        switch o["next_interval_secs"] {
+        switch o.member("next_interval_secs")?.value {
         case nil, .null?: break
         case let v?:
             guard let i = v.intValue, i >= 0 else { return .failure(.transient("bad_reply", "next_interval_secs must be a non-negative integer")) }
@@ -190,23 +193,21 @@ public enum PluginWire {
         }
         var seen: Int64?
         var dispatched: Int64 = 0
-        switch o["metrics"] {
-        case nil, .null?: break
-        case .object(let m)?:
-            guard let s = m["items_seen"]?.intValue, let d = m["items_dispatched"]?.intValue, s >= 0, d >= 0 else {
+        if let m = o.member("metrics"), !m.isNull {
+            guard m.isObject else { return .failure(.transient("bad_reply", "metrics must be an object")) }
+            guard let s = m.member("items_seen")?.value.intValue, let d = m.member("items_dispatched")?.value.intValue, s >= 0, d >= 0 else {
                 return .failure(.transient("bad_reply", "metrics needs non-negative items_seen and items_dispatched"))
             }
             seen = s; dispatched = d
-        default: return .failure(.transient("bad_reply", "metrics must be an object"))
         }
         var items: [JSONValue] = []
-        switch o["items"] {
+        switch o.member("items")?.value {
         case nil, .null?: break
         case .array(let a)?:
             for (i, item) in a.enumerated() {
                 guard case .object = item else { return .failure(.transient("bad_reply", "items[\(i)] is not a JSON object")) }
-                items.append(item)
             }
+            items = a
         default: return .failure(.transient("bad_reply", "items must be an array"))
         }
         return .success(TickAck(nextCursor: cursor, nextIntervalSecs: interval, itemsSeen: seen ?? Int64(items.count), itemsDispatched: dispatched, items: items))

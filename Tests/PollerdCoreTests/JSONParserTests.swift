@@ -74,4 +74,89 @@ import Testing
             #expect(decoder(text) == v, "\(text)")
         }
     }
+
+    // MARK: JSONView: validated once, read in place
+
+    func viewValid(_ s: String) -> Bool { JSONView.withRoot(Array(s.utf8)) { _ in true } ?? false }
+
+    @Test(arguments: agreed)
+    func viewAcceptsWhatTheParserAccepts(_ input: String) {
+        #expect(viewValid(input) == (parser(input) != nil), "input: \(input)")
+    }
+
+    @Test func viewRefusesWhatTheParserRefuses() {
+        for bad in ["[1,]", "{\"a\":1,}", "{\"a\" 1}", "{1:2}", "[\"\u{7}\"]", "{\"k\":\"\\q\"}", "[1e999]", "[-]", "[00]", "{\"a\":tru}"] {
+            #expect(!viewValid(bad) && parser(bad) == nil, "input: \(bad)")
+        }
+        #expect(JSONView.withRoot([0x22, 0xFF, 0xFE, 0x22]) { _ in true } == nil)
+        #expect(JSONView.withRoot(Array(("{\"k\":\"" + "\u{e9}" + "\"}").utf8)) { _ in true } == true)
+        #expect(!viewValid(String(repeating: "[", count: 600) + String(repeating: "]", count: 600)))
+        #expect(viewValid(String(repeating: "[", count: 500) + String(repeating: "]", count: 500)))
+        #expect(!viewValid(String(repeating: "{\"a\":", count: 100_000)))
+    }
+
+    /// `member` finds what the parsed dictionary holds: the last of repeated keys, keys written
+    /// with escapes, values of every kind, and nothing inside nested values.
+    @Test func viewMembersMatchTheParsedObject() {
+        let text = #"{ "a" : 1 , "b":{"a":2,"x":[1,{"a":3}]}, "s":"q\"}", "a":[4, "}"], "\u0069d": 7, "n": null, "e": "\u00e9", "long_key_over_16_bytes": true }"#
+        let parsed = parser(text)
+        let got: [String: JSONValue?]? = JSONView.withRoot(Array(text.utf8)) { root in
+            ["a": root.member("a")?.value, "b": root.member("b")?.value, "s": root.member("s")?.value, "id": root.member("id")?.value,
+             "n": root.member("n")?.value, "e": root.member("e")?.value, "long_key_over_16_bytes": root.member("long_key_over_16_bytes")?.value,
+             "x": root.member("x")?.value, "nested": root.member("b")?.member("a")?.value]
+        }
+        #expect(got?["a"] == parsed?["a"] && got?["a"] == .array([.int(4), .string("}")]))
+        #expect(got?["b"] == parsed?["b"] && got?["s"] == parsed?["s"] && got?["id"] == .int(7))
+        #expect(got?["n"] == .null && got?["e"] == .string("\u{e9}") && got?["long_key_over_16_bytes"] == .bool(true))
+        #expect(got?["x"] == .some(nil) && got?["nested"] == .int(2))
+        // Not an object: no members.
+        #expect(JSONView.withRoot(Array("[1]".utf8)) { $0.member("a") == nil } == true)
+    }
+
+    @Test func viewAgreesWithTheParserOnRandomObjects() {
+        var rng = SystemRandomNumberGenerator()
+        let keys = ["a", "id", "é", "k\"q", "result"]
+        for _ in 0..<300 {
+            // Objects written by hand so that keys repeat (a dictionary cannot hold that).
+            var parts: [String] = []
+            for _ in 0..<Int.random(in: 0...6, using: &rng) {
+                let k = keys.randomElement(using: &rng)!
+                let v: JSONValue = [.int(Int64.random(in: -5...5, using: &rng)), .string(k), .array([.null, .bool(true)]), .object(["a": .double(1.5)])]
+                    .randomElement(using: &rng)!
+                parts.append("\(JSONValue.string(k).canonicalString) : \(v.canonicalString)")
+            }
+            let text = "{" + parts.joined(separator: " , ") + "}"
+            let parsed = parser(text)
+            let viewed = JSONView.withRoot(Array(text.utf8)) { root in keys.map { k -> JSONValue? in
+                switch k { case "a": root.member("a")?.value; case "id": root.member("id")?.value; case "é": root.member("é")?.value
+                case "k\"q": root.member("k\"q")?.value; default: root.member("result")?.value }
+            } }
+            #expect(viewed == keys.map { parsed?[$0] }, "\(text)")
+        }
+    }
+
+    /// The hand-written URL-safe base64 agrees with Foundation's decoder (after the alphabet
+    /// and padding are mapped) on valid and invalid text alike.
+    @Test func base64URLAgreesWithFoundation() {
+        var rng = SystemRandomNumberGenerator()
+        let pool = Array("ABCxyz019-_+/=.!".utf8)
+        func foundation(_ s: String) -> Data? {
+            var b = Array(s.utf8)
+            while b.last == UInt8(ascii: "=") { b.removeLast() }
+            guard b.allSatisfy({ ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 }),
+                  b.count % 4 != 1 else { return nil }
+            b = b.map { $0 == 45 ? 43 : $0 == 95 ? 47 : $0 }
+            while b.count % 4 != 0 { b.append(UInt8(ascii: "=")) }
+            return Data(base64Encoded: Data(b))
+        }
+        for _ in 0..<2000 {
+            let s = String(decoding: (0..<Int.random(in: 0...12, using: &rng)).map { _ in pool.randomElement(using: &rng)! }, as: UTF8.self)
+            #expect(Base64URL.decode(s) == foundation(s), "\(s)")
+            let d = Data((0..<Int.random(in: 0...10, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            let e = Base64URL.encode(d)
+            #expect(Base64URL.decode(e) == d && !e.contains("=") && e == d.base64EncodedString().replacingOccurrences(of: "=", with: "")
+                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_"))
+        }
+    }
 }
+

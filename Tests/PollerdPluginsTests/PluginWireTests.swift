@@ -39,7 +39,7 @@ import Testing
     }
 
     func ack(_ line: String, bare: Bool = false) -> Result<TickAck, PollerError> {
-        PluginWire.decodeReply(Data(line.utf8), allowBare: bare)
+        PluginWire.decodeReply(Array(line.utf8), allowBare: bare)
     }
 
     @Test func replyDecodesCursorRoundTrip() throws {
