@@ -38,6 +38,7 @@ struct PluginBench: AsyncParsableCommand {
         // Warm up (and start a long-lived plugin) outside the measurement.
         do throws(PollerError) { _ = try await poller.tick(ctx) } catch { throw ValidationError("warm-up tick failed: \(error)") }
         let failures = Counter()
+        let cpuBefore = Self.cpuSeconds()
         let start = ContinuousClock.now
         await withTaskGroup(of: Void.self) { g in
             // K workers, each ticking until the shared count is used up.
@@ -51,14 +52,27 @@ struct PluginBench: AsyncParsableCommand {
             }
         }
         let secs = Double((ContinuousClock.now - start).components.attoseconds) / 1e18 + Double((ContinuousClock.now - start).components.seconds)
+        let cpu = Self.cpuSeconds() - cpuBefore
         await longLived?.shutdown()
         let line: [String: Any] = ["system": "pollerd", "label": label, "lifecycle": lifecycle, "in_flight": inFlight, "count": count,
-                                   "per_sec": (Double(count) / secs * 10).rounded() / 10, "failures": failures.value]
+                                   "per_sec": (Double(count) / secs * 10).rounded() / 10, "failures": failures.value,
+                                   // The daemon's own CPU (all its threads, not the plugin's) per tick: steadier than the
+                                   // rate on a noisy host.
+                                   "cpu_us_per_tick": (cpu / Double(count) * 1e7).rounded() / 10]
         print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
     }
 }
 
 import Synchronization
+
+extension PluginBench {
+    /// User plus system CPU time of this process so far (children not included).
+    static func cpuSeconds() -> Double {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+    }
+}
 
 final class Counter: Sendable {
     private let v: Mutex<Int>

@@ -41,20 +41,27 @@ public enum Base64URL {
         var n = bytes.count
         while n > 0 && bytes[n - 1] == UInt8(ascii: "=") { n -= 1 }
         if n % 4 == 1 { return nil }
-        var out = Data(capacity: n * 3 / 4)
-        var acc: UInt32 = 0
-        var bits: UInt32 = 0
-        for k in 0..<n {
-            let v = sextets[Int(bytes[k])]
-            if v == 0xFF { return nil }
-            acc = acc << 6 | UInt32(v)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: acc >> bits))
-                acc &= (1 << bits) - 1
+        // Every four characters make three bytes; two or three left over make one or two.
+        var out = Data(count: n * 6 / 8)
+        let ok = out.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) -> Bool in
+            var acc: UInt32 = 0
+            var bits: UInt32 = 0
+            var o = 0
+            for k in 0..<n {
+                let v = sextets[Int(bytes[k])]
+                if v == 0xFF { return false }
+                acc = acc << 6 | UInt32(v)
+                bits += 6
+                if bits >= 8 {
+                    bits -= 8
+                    raw[o] = UInt8(truncatingIfNeeded: acc >> bits)
+                    o += 1
+                    acc &= (1 << bits) - 1
+                }
             }
+            return true
         }
+        guard ok else { return nil }
         return out
     }
 }

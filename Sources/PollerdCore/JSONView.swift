@@ -40,31 +40,43 @@ public struct JSONView {
     /// The value of the member named `key` (the last one, if the key repeats); nil when this is
     /// not an object or has no such member.
     public func member(_ key: StaticString) -> JSONView? {
-        guard isObject else { return nil }
-        let want = UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
         var found: JSONView?
+        forEachMember { k, v in if k == key { found = v } }
+        return found
+    }
+
+    /// Calls `body` with each member of this object in order, repeated keys included (nothing
+    /// when this is not an object). Nothing is allocated: callers keep what they want, and
+    /// keeping the last of a repeated key matches `JSONValue.parse`.
+    public func forEachMember(_ body: (Key, JSONView) -> Void) {
+        guard isObject else { return }
         var i = start + 1
         while true {
             i = space(from: i)
-            if bytes[i] == UInt8(ascii: "}") { return found }
-            // A key, compared raw; one with escapes is decoded first.
+            if bytes[i] == UInt8(ascii: "}") { return }
             let keyEnd = stringEnd(from: i)
-            let raw = UnsafeBufferPointer(rebasing: bytes[(i + 1)..<(keyEnd - 1)])
-            let matches: Bool
-            if raw.contains(UInt8(ascii: "\\")) {
-                var p = JSONParser(bytes, at: i)
-                let decoded: String
-                do throws(JSONParser.Failure) { decoded = try p.string() } catch { return nil }
-                matches = decoded.utf8.elementsEqual(want)
-            } else {
-                matches = raw.elementsEqual(want)
-            }
+            let key = Key(bytes: bytes, quote: i, end: keyEnd)
             i = space(from: keyEnd) + 1   // past ':'
             let valueStart = space(from: i)
             i = valueEnd(from: valueStart)
-            if matches { found = JSONView(bytes, at: valueStart) }
+            body(key, JSONView(bytes, at: valueStart))
             i = space(from: i)
             if bytes[i] == UInt8(ascii: ",") { i += 1 }
+        }
+    }
+
+    /// A member's key, compared without building a `String` unless it has escapes.
+    public struct Key {
+        fileprivate let bytes: UnsafeBufferPointer<UInt8>
+        fileprivate let quote: Int
+        fileprivate let end: Int
+
+        public static func == (k: Key, name: StaticString) -> Bool {
+            let want = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+            let raw = UnsafeBufferPointer(rebasing: k.bytes[(k.quote + 1)..<(k.end - 1)])
+            guard raw.contains(UInt8(ascii: "\\")) else { return raw.elementsEqual(want) }
+            var p = JSONParser(k.bytes, at: k.quote)
+            do throws(JSONParser.Failure) { return try p.string().utf8.elementsEqual(want) } catch { return false }
         }
     }
 

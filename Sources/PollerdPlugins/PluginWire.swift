@@ -147,17 +147,21 @@ public enum PluginWire {
             }
             // The start of the line named this id (that is how it was routed); a repeated "id"
             // key may say otherwise.
-            if let id, root.member("id")?.value.intValue != id { return .failure(.transient("bad_reply", "reply frame names two ids")) }
-            if let err = root.member("error"), !err.isNull {
-                let code = err.member("code")?.value.intValue ?? -32603
-                let message = err.member("message")?.value.stringValue ?? "subprocess error"
+            var frameID: JSONView?, error: JSONView?, result: JSONView?
+            root.forEachMember { k, v in if k == "id" { frameID = v } else if k == "error" { error = v } else if k == "result" { result = v } }
+            if let id, frameID?.value.intValue != id { return .failure(.transient("bad_reply", "reply frame names two ids")) }
+            if let error, !error.isNull {
+                var code: Int64 = -32603, message = "subprocess error"
+                error.forEachMember { k, v in
+                    if k == "code" { code = v.value.intValue ?? -32603 } else if k == "message" { message = v.value.stringValue ?? "subprocess error" }
+                }
                 switch code {
                 case permanentCode: return .failure(.permanent("plugin_error", message))
                 case configCode: return .failure(.config("plugin_error", message))
                 default: return .failure(.transient("plugin_error", "plugin rpc \(code): \(message)"))
                 }
             }
-            if let result = root.member("result") { return decodeTickReply(result) }
+            if let result { return decodeTickReply(result) }
             if allowBare { return decodeTickReply(root) }
             return .failure(.transient("bad_reply", "plugin reply has neither 'result' nor 'error'"))
         }
@@ -174,8 +178,13 @@ public enum PluginWire {
         guard o.isObject else {
             return .failure(.transient("bad_reply", "'result' is not a TickReply object"))
         }
+        var nextCursor: JSONView?, nextInterval: JSONView?, metrics: JSONView?, itemList: JSONView?
+        o.forEachMember { k, v in
+            if k == "next_cursor" { nextCursor = v } else if k == "next_interval_secs" { nextInterval = v }
+            else if k == "metrics" { metrics = v } else if k == "items" { itemList = v }
+        }
         var cursor: Data?
-        switch o.member("next_cursor")?.value {
+        switch nextCursor?.value {
         case nil, .null?: break
         case .string(var s)?:
             guard let d = s.withUTF8({ Base64URL.decode(bytes: $0) }) else {
@@ -185,7 +194,7 @@ public enum PluginWire {
         default: return .failure(.transient("bad_reply", "next_cursor must be a string or null"))
         }
         var interval: Int64?
-        switch o.member("next_interval_secs")?.value {
+        switch nextInterval?.value {
         case nil, .null?: break
         case let v?:
             guard let i = v.intValue, i >= 0 else { return .failure(.transient("bad_reply", "next_interval_secs must be a non-negative integer")) }
@@ -193,15 +202,17 @@ public enum PluginWire {
         }
         var seen: Int64?
         var dispatched: Int64 = 0
-        if let m = o.member("metrics"), !m.isNull {
-            guard m.isObject else { return .failure(.transient("bad_reply", "metrics must be an object")) }
-            guard let s = m.member("items_seen")?.value.intValue, let d = m.member("items_dispatched")?.value.intValue, s >= 0, d >= 0 else {
+        if let metrics, !metrics.isNull {
+            guard metrics.isObject else { return .failure(.transient("bad_reply", "metrics must be an object")) }
+            var seenValue: JSONView?, dispatchedValue: JSONView?
+            metrics.forEachMember { k, v in if k == "items_seen" { seenValue = v } else if k == "items_dispatched" { dispatchedValue = v } }
+            guard let s = seenValue?.value.intValue, let d = dispatchedValue?.value.intValue, s >= 0, d >= 0 else {
                 return .failure(.transient("bad_reply", "metrics needs non-negative items_seen and items_dispatched"))
             }
             seen = s; dispatched = d
         }
         var items: [JSONValue] = []
-        switch o.member("items")?.value {
+        switch itemList?.value {
         case nil, .null?: break
         case .array(let a)?:
             for (i, item) in a.enumerated() {
