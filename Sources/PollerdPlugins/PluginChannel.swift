@@ -7,10 +7,9 @@ import Glibc
 
 /// A long-lived plugin process and its pipes, on plain non-blocking descriptors.
 ///
-/// Writes: a frame sent while no other request is in flight is written by its sender, right
-/// away (a pipe with room takes it without blocking). Otherwise a flush task writes everything
-/// queued in one `write` (see `send`); frames sent during a write go out in the writer's next
-/// one. When the pipe is full (the plugin is not reading), the rest moves to a worker thread
+/// Writes: a frame sent `now` is written by its sender, right away (a pipe with room takes it
+/// without blocking). Otherwise a flush task writes everything queued in one `write` (see
+/// `send`); frames sent during a write go out in the writer's next one. When the pipe is full (the plugin is not reading), the rest moves to a worker thread
 /// that waits for room, so no task ever blocks on the pipe.
 ///
 /// Reads: `serve` runs on a thread of its own for the life of the process, `poll(2)`ing stdout
@@ -64,13 +63,12 @@ final class PluginChannel: Sendable {
     /// Queues `frame` and a newline for the plugin's stdin; false once input is closed. A plugin
     /// with more than `maxQueuedBytes` waiting is killed as hung.
     ///
-    /// `alone`: no other request is in flight. The frame is then written at once, by the caller
-    /// (the plugin is idle: nothing to batch with). Otherwise the write is left to a flush task,
-    /// which runs after the tasks already queued on the executor, typically the other ticks
-    /// that the same reply batch resumed: their frames go out together, in one `write` and
-    /// one wake-up of the plugin.
+    /// `now`: the frame is written at once, by the caller (`LongLivedPlugin.writeAtOnce` says
+    /// when). Otherwise the write is left to a flush task, which runs after the tasks already
+    /// queued on the executor, typically the other ticks that the same reply batch resumed:
+    /// their frames go out together, in one `write` and one wake-up of the plugin.
     @discardableResult
-    func send(_ frame: [UInt8], alone: Bool = true) -> Bool {
+    func send(_ frame: [UInt8], now: Bool = true) -> Bool {
         enum Next { case refused, queued, write([UInt8]), schedule, hung }
         let next: Next = output.withLock { o in
             if o.closed { return .refused }
@@ -83,7 +81,7 @@ final class PluginChannel: Sendable {
             o.queued.append(contentsOf: frame)
             o.queued.append(0x0A)
             if o.writing || o.flushScheduled { return .queued }
-            if !alone { o.flushScheduled = true; return .schedule }
+            if !now { o.flushScheduled = true; return .schedule }
             o.writing = true
             defer { o.queued = [] }
             return .write(o.queued)

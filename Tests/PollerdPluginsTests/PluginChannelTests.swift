@@ -56,12 +56,22 @@ import Glibc
         #expect(!late)
     }
 
+    /// A frame goes out at once while the plugin has slots to spare, and waits for the batch
+    /// once three quarters of them wait for replies; a tick alone is never held back.
+    @Test func framesAreBatchedOnlyOnceThePluginIsMostlyBusy() {
+        #expect(LongLivedPlugin.writeAtOnce(waiting: 1, slots: 1))
+        #expect(LongLivedPlugin.writeAtOnce(waiting: 1, slots: 64))
+        #expect(!LongLivedPlugin.writeAtOnce(waiting: 2, slots: 2))
+        #expect(LongLivedPlugin.writeAtOnce(waiting: 12, slots: 16) && !LongLivedPlugin.writeAtOnce(waiting: 13, slots: 16))
+        #expect(LongLivedPlugin.writeAtOnce(waiting: 48, slots: 64) && !LongLivedPlugin.writeAtOnce(waiting: 49, slots: 64))
+    }
+
     @Test func framesLeftToAFlushTaskStillGoOutBeforeStdinCloses() async throws {
         let ch = try spawn("cat")
         let got = Collected()
         async let how = serve(ch, into: got)
         // Not alone in flight: the write is left to a flush task, and input is closed before it runs.
-        let sent = ch.send(Array("one".utf8), alone: false) && ch.send(Array("two".utf8), alone: false)
+        let sent = ch.send(Array("one".utf8), now: false) && ch.send(Array("two".utf8), now: false)
         #expect(sent)
         ch.closeInput()
         #expect(await how == "exited with status 0")
