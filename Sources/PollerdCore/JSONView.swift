@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A value inside a JSON text that was validated once, read in place: an object's members are
 /// found by scanning its bytes, and only the values asked for are built.
 ///
@@ -74,7 +78,9 @@ public struct JSONView {
         public static func == (k: Key, name: StaticString) -> Bool {
             let want = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
             let raw = UnsafeBufferPointer(rebasing: k.bytes[(k.quote + 1)..<(k.end - 1)])
-            guard raw.contains(UInt8(ascii: "\\")) else { return raw.elementsEqual(want) }
+            guard raw.contains(UInt8(ascii: "\\")) else {
+                return raw.count == want.count && (want.isEmpty || memcmp(raw.baseAddress!, want.baseAddress!, want.count) == 0)
+            }
             var p = JSONParser(k.bytes, at: k.quote)
             do throws(JSONParser.Failure) { return try p.string().utf8.elementsEqual(want) } catch { return false }
         }
