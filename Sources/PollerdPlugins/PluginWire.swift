@@ -126,6 +126,32 @@ public enum PluginWire {
         }
     }
 
+    /// The top-level integer `id` of a frame that ends with it, read from the frame's last bytes
+    /// only (`…,"id":7}`): for a reply too large to parse whose id comes last (as Python's
+    /// `dict.update` leaves it). In a JSON object the value before the closing brace is its
+    /// last member's, and a key preceded by `,` or `{` is a whole key, so a nested or quoted
+    /// `"id"` never matches. Nil when the frame does not end that way.
+    public static func trailingFrameID(suffix: [UInt8]) -> Int64? {
+        var i = suffix.count - 1
+        func space() { while i >= 0, suffix[i] == 0x20 || suffix[i] == 0x0A || suffix[i] == 0x0D || suffix[i] == 0x09 { i -= 1 } }
+        func expect(_ c: UInt8) -> Bool { guard i >= 0, suffix[i] == c else { return false }; i -= 1; return true }
+        space()
+        guard expect(UInt8(ascii: "}")) else { return nil }
+        space()
+        let end = i + 1
+        while i >= 0, suffix[i] >= 48, suffix[i] <= 57 { i -= 1 }
+        if i >= 0, suffix[i] == UInt8(ascii: "-") { i -= 1 }
+        let start = i + 1
+        guard start < end else { return nil }
+        space()
+        guard expect(UInt8(ascii: ":")) else { return nil }
+        space()
+        guard expect(UInt8(ascii: "\"")), expect(UInt8(ascii: "d")), expect(UInt8(ascii: "i")), expect(UInt8(ascii: "\"")) else { return nil }
+        space()
+        guard i >= 0, suffix[i] == UInt8(ascii: ",") || suffix[i] == UInt8(ascii: "{") else { return nil }
+        return Int64(String(decoding: suffix[start..<end], as: UTF8.self))
+    }
+
     /// What a reply line means.
     public enum ReplyError: Error, Equatable, Sendable {
         case empty

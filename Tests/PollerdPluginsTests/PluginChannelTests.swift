@@ -20,6 +20,9 @@ import Glibc
         let stderr = Mutex<[UInt8]>([])
         let oversize = Mutex(0)
         let oversizePrefix = Mutex(0)
+        let oversizeTails = Mutex<[String]>([])
+        /// What `onOversize` answers: whether the prefix told which request the line answers.
+        let prefixIsEnough = Mutex(false)
         var lineList: [String] { lines.withLock { $0 } }
         var stderrText: String { String(decoding: stderr.withLock { $0 }, as: UTF8.self) }
     }
@@ -30,7 +33,11 @@ import Glibc
             BlockingWorkers.shared.run {
                 let how = ch.serve(limit: limit, grace: .milliseconds(500),
                                    onLine: { l in got.lines.withLock { $0.append(String(decoding: l, as: UTF8.self)) } },
-                                   onOversize: { prefix in got.oversize.withLock { $0 += 1 }; got.oversizePrefix.withLock { $0 = prefix.count } },
+                                   onOversize: { prefix in
+                                       got.oversize.withLock { $0 += 1 }; got.oversizePrefix.withLock { $0 = prefix.count }
+                                       return got.prefixIsEnough.withLock { $0 }
+                                   },
+                                   onOversizeEnd: { tail in got.oversizeTails.withLock { $0.append(String(decoding: tail, as: UTF8.self)) } },
                                    onStderr: { b in got.stderr.withLock { $0 += b } })
                 c.resume(returning: how)
             }
@@ -88,6 +95,24 @@ import Glibc
         // What had been read of it when it crossed the bound (pipe chunks vary), up to 64 KiB.
         #expect((1001...5000).contains(got.oversizePrefix.withLock { $0 }))
         #expect(got.stderrText == "oops")
+    }
+
+    /// A dropped line's end is handed over when its start was not enough, whether the line
+    /// arrived in one read or in many; not when the start was enough.
+    @Test func theEndOfADroppedLineIsHandedOverWhenItsStartIsNotEnough() async throws {
+        // One line of 300 kB (many reads) and one of 1.5 kB (one read), each ending in an id.
+        let script = #"head -c 300000 /dev/zero | tr '\0' a; echo ',"id":7}'; head -c 1500 /dev/zero | tr '\0' b; echo ',"id":8}'; echo ok"#
+        let got = Collected()
+        #expect(await serve(try spawn(script), limit: 1000, into: got) == "exited with status 0")
+        #expect(got.lineList == ["ok"] && got.oversize.withLock { $0 } == 2)
+        let tails = got.oversizeTails.withLock { $0 }
+        #expect(tails.count == 2 && tails.allSatisfy { $0.utf8.count == PluginChannel.oversizeTailBytes })
+        #expect(tails.first?.hasSuffix(#"aaa,"id":7}"#) == true && tails.last?.hasSuffix(#"bbb,"id":8}"#) == true)
+
+        let known = Collected()
+        known.prefixIsEnough.withLock { $0 = true }
+        #expect(await serve(try spawn(script), limit: 1000, into: known) == "exited with status 0")
+        #expect(known.oversize.withLock { $0 } == 2 && known.oversizeTails.withLock { $0 }.isEmpty && known.lineList == ["ok"])
     }
 
     @Test func aPluginThatStopsReadingItsStdinIsKilledOnceTheQueueIsFull() async throws {

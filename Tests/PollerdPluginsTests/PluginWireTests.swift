@@ -119,4 +119,20 @@ import Testing
         #expect(id(#"[{"id":1}]"#) == nil)
         #expect(id("") == nil)
     }
+
+    func last(_ text: String) -> Int64? { PluginWire.trailingFrameID(suffix: Array(text.utf8)) }
+
+    @Test func readsATopLevelIDThatEndsTheFrame() {
+        #expect(last(#"aaaa"}]},"jsonrpc":"2.0","id":42}"#) == 42)
+        #expect(last(#"x" , "id" : -7 }  "#) == -7)
+        #expect(last(#"{"id":9}"#) == 9)
+        // Nested, quoted, another key, not an integer, not the end of an object: nothing.
+        #expect(last(#"{"a":{"id":5}}"#) == nil)
+        #expect(last(#"{"s":"\"id\":5"}"#) == nil)
+        #expect(last(#","xid":5}"#) == nil)
+        #expect(last(#"a\"id":5}"#) == nil)
+        #expect(last(#","id":1.5}"#) == nil && last(#","id":"7"}"#) == nil && last(#","id":}"#) == nil)
+        #expect(last(#","id":7]"#) == nil && last("") == nil && last("}") == nil)
+    }
 }
+

@@ -214,8 +214,10 @@ class Plugin:
                     "server_version": f"{self.id}-{self.version}"}})
             elif method == "poll_tick":
                 def work(m=msg):
-                    env = self._tick(m.get("params"))
-                    env.update({"jsonrpc": "2.0", "id": m.get("id")})
+                    # The id first: pollerd routes a reply by the id at the start of its line
+                    # without parsing the rest.
+                    env = {"jsonrpc": "2.0", "id": m.get("id")}
+                    env.update(self._tick(m.get("params")))
                     self._write(env)
                 self._pool.submit(work)
             elif method == "shutdown":
