@@ -37,25 +37,16 @@ import Testing
         #expect(f.contains { $0.step == "stderr (last lines)" && $0.detail.contains("got a tick") })
     }
 
-    @Test func logsOnStdoutAreCalledOutWithWhatToDo() async throws {
-        let m = try plugin(id: "chatty", lifecycle: "ephemeral", script: #"""
-            read -r req
-            echo "starting up"
-            echo '{"result":{}}'
-            """#)
+    /// Mistakes plugin authors make, each explained with what to do: logs on stdout (they go to
+    /// stderr), a cursor that is not URL-safe base64 (`urlsafe_b64encode`).
+    @Test(arguments: [
+        ("chatty", #"echo "starting up"; echo '{"result":{}}'"#, ["plugin reply is not JSON: starting up", "logs go to stderr"]),
+        ("badcursor", #"echo '{"result":{"next_cursor":"not base64!"}}'"#, ["next_cursor is not URL-safe base64", "urlsafe_b64encode"]),
+    ])
+    func anAuthorsMistakeIsExplainedWithWhatToDo(id: String, reply: String, says: [String]) async throws {
+        let m = try plugin(id: id, lifecycle: "ephemeral", script: "read -r req\n" + reply)
         let bad = try #require(await check(m).first { !$0.ok })
-        #expect(bad.detail.contains("plugin reply is not JSON: starting up"))
-        #expect(bad.detail.contains("logs go to stderr"))
-    }
-
-    @Test func aPaddedOrInvalidCursorIsExplained() async throws {
-        let m = try plugin(id: "badcursor", lifecycle: "ephemeral", script: #"""
-            read -r req
-            echo '{"result":{"next_cursor":"not base64!"}}'
-            """#)
-        let bad = try #require(await check(m).first { !$0.ok })
-        #expect(bad.detail.contains("next_cursor is not URL-safe base64"))
-        #expect(bad.detail.contains("urlsafe_b64encode"))
+        for phrase in says { #expect(bad.detail.contains(phrase), "\(bad.detail)") }
     }
 
     @Test func aLongLivedPluginThatNamesAnotherIdFailsItsHandshake() async throws {
