@@ -271,8 +271,7 @@ public final class LongLivedPlugin: Sendable {
                     BlockingWorkers.shared.run {
                         let lines = StderrLines(status: status)
                         let how = channel.serve(limit: limit, grace: grace, onLine: { self.route($0) },
-                                                onOversize: { self.dropOversize(prefix: $0, limit: limit) },
-                                                onOversizeEnd: { self.dropOversize(suffix: $0, limit: limit) },
+                                                onOversize: { self.dropOversize(id: $0, limit: limit) },
                                                 onStderr: { lines.feed($0) })
                         lines.flush()
                         c.resume(returning: how)
@@ -362,22 +361,11 @@ public final class LongLivedPlugin: Sendable {
         state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .success(line))
     }
 
-    /// A stdout line over the reply bound is being dropped: the tick it answers fails now rather
-    /// than at its timeout, if its first bytes name its id. False if they do not: then its end
-    /// is looked at (`dropOversize(suffix:)`), for frames that put the id last.
-    private func dropOversize(prefix: [UInt8], limit: Int) -> Bool {
+    /// A stdout line over the reply bound was dropped: the tick it answers (if its top-level id
+    /// could be read, wherever it stands) fails now rather than at its timeout.
+    private func dropOversize(id: Int64?, limit: Int) {
         status.appendStderr("[pollerd] stdout line over \(limit) bytes dropped")
-        guard let id = PluginWire.frameID(prefix: prefix) else { return false }
-        failOversize(id: id, limit: limit)
-        return true
-    }
-
-    /// The end of a dropped line whose start named no id.
-    private func dropOversize(suffix: [UInt8], limit: Int) {
-        if let id = PluginWire.trailingFrameID(suffix: suffix) { failOversize(id: id, limit: limit) }
-    }
-
-    private func failOversize(id: Int64, limit: Int) {
+        guard let id else { return }
         state.withLock { $0.pending.removeValue(forKey: id) }?
             .resume(returning: .failure(.transient("reply_too_large", "plugin '\(spec.pluginID)' reply line exceeds \(limit) bytes")))
     }

@@ -194,27 +194,26 @@ final class PluginChannel: Sendable {
 
     // MARK: reading
 
-    /// How much of a dropped line's end is kept to find the request it answers.
-    static let oversizeTailBytes = 256
-
     /// Reads the plugin's stdout line by line (each line without its newline goes to `onLine`)
-    /// and drains its stderr, until stdout ends. A line longer than `limit` is dropped: as soon
-    /// as it crosses the bound `onOversize` gets its first bytes (at most 64 KiB) and says
-    /// whether they were enough (to tell which request it answers); if not, `onOversizeEnd` gets
-    /// its last bytes (at most 256) once it ends. Then the group is killed, stderr read to its
-    /// end (at most `grace` longer), input dropped and the child reaped. Returns how the process
-    /// ended.
+    /// and drains its stderr, until stdout ends. A line longer than `limit` is dropped without
+    /// being kept: `onOversize` hears of it once, with the frame's top-level id
+    /// (`PluginWire.FrameIDScanner`) as soon as it is seen, or with nil when the line ends
+    /// without one. Then the group is killed, stderr read to its end (at most `grace` longer),
+    /// input dropped and the child reaped. Returns how the process ended.
     /// Blocks: run it on a thread of its own.
-    func serve(limit: Int, grace: Duration, onLine: ([UInt8]) -> Void, onOversize: ([UInt8]) -> Bool, onOversizeEnd: ([UInt8]) -> Void,
-               onStderr: ([UInt8]) -> Void) -> String {
+    func serve(limit: Int, grace: Duration, onLine: ([UInt8]) -> Void, onOversize: (Int64?) -> Void, onStderr: ([UInt8]) -> Void) -> String {
         var line: [UInt8] = []
-        var dropping = false
-        /// The last bytes of the line being dropped, while its end is wanted.
-        var tail: [UInt8]?
-        func keepTail(_ bytes: ArraySlice<UInt8>) {
-            guard tail != nil else { return }
-            tail!.append(contentsOf: bytes.suffix(Self.oversizeTailBytes))
-            if tail!.count > Self.oversizeTailBytes { tail!.removeFirst(tail!.count - Self.oversizeTailBytes) }
+        /// Set while a line over the limit is being dropped, to its end.
+        var dropping: PluginWire.FrameIDScanner?
+        var droppingReported = false
+        /// Feeds a dropped line's bytes; reports its id once seen, or nil at its end.
+        func drop(_ bytes: ArraySlice<UInt8>, ends: Bool) {
+            if !droppingReported {
+                dropping!.feed(bytes)
+                if let id = dropping!.id { onOversize(id); droppingReported = true }
+                else if ends { onOversize(nil); droppingReported = true }
+            }
+            if ends { dropping = nil }
         }
         var buffer = [UInt8](repeating: 0, count: 65536)
         var outFD = stdoutFD, errFD = stderrFD
@@ -252,21 +251,15 @@ final class PluginChannel: Sendable {
                 if p.fd == errFD { onStderr(Array(buffer[0..<k])); continue }
                 var from = 0
                 while let nl = buffer[from..<k].firstIndex(of: 10) {
-                    if dropping {
-                        dropping = false
-                        keepTail(buffer[from..<nl])
-                        if let t = tail { onOversizeEnd(t) }
-                        tail = nil
-                    } else if line.isEmpty {
-                        if nl - from > limit {
-                            if !onOversize(Array(buffer[from..<min(nl, from + 65536)])) { onOversizeEnd(Array(buffer[from..<nl].suffix(Self.oversizeTailBytes))) }
-                        } else {
-                            onLine(Array(buffer[from..<nl]))
-                        }
+                    if dropping != nil {
+                        drop(buffer[from..<nl], ends: true)
+                    } else if line.isEmpty && nl - from <= limit {
+                        onLine(Array(buffer[from..<nl]))
                     } else {
                         line.append(contentsOf: buffer[from..<nl])
                         if line.count > limit {
-                            if !onOversize(Array(line.prefix(65536))) { onOversizeEnd(Array(line.suffix(Self.oversizeTailBytes))) }
+                            dropping = PluginWire.FrameIDScanner(); droppingReported = false
+                            drop(line[...], ends: true)
                         } else {
                             onLine(line)
                         }
@@ -274,14 +267,14 @@ final class PluginChannel: Sendable {
                     line.removeAll(keepingCapacity: line.count <= 65536)
                     from = nl + 1
                 }
-                if from < k && dropping {
-                    keepTail(buffer[from..<k])
+                if from < k && dropping != nil {
+                    drop(buffer[from..<k], ends: false)
                 } else if from < k {
                     line.append(contentsOf: buffer[from..<k])
                     if line.count > limit {
-                        tail = onOversize(Array(line.prefix(65536))) ? nil : Array(line.suffix(Self.oversizeTailBytes))
+                        dropping = PluginWire.FrameIDScanner(); droppingReported = false
+                        drop(line[...], ends: false)
                         line = []
-                        dropping = true
                     }
                 }
             }

@@ -61,95 +61,102 @@ public enum PluginWire {
     }
 
     /// The top-level integer `id` of a frame, read from its first bytes only (the rest may be
-    /// missing): for a reply too large to parse, to fail its tick at once. Values before `id`
-    /// are skipped without being built; an `id` nested inside them does not count. Nil when
-    /// the prefix ends first or is not a JSON object.
+    /// missing): reply lines are routed by it without being parsed. Values before `id` are
+    /// skipped without being built; an `id` nested inside them does not count. Nil when the
+    /// prefix ends first or is not a JSON object. (`FrameIDScanner`, in one piece.)
     public static func frameID(prefix: [UInt8]) -> Int64? {
-        var i = 0
-        let n = prefix.count
-        func space() { while i < n, prefix[i] == 0x20 || prefix[i] == 0x0A || prefix[i] == 0x0D || prefix[i] == 0x09 { i += 1 } }
-        /// Past a string starting at `i` (a quote); false if the prefix ends inside it.
-        func string() -> Bool {
-            i += 1
-            while i < n {
-                if prefix[i] == UInt8(ascii: "\\") { i += 2; continue }
-                if prefix[i] == UInt8(ascii: "\"") { i += 1; return true }
-                i += 1
-            }
-            return false
-        }
-        /// Past one value; false if the prefix ends inside it.
-        func value() -> Bool {
-            guard i < n else { return false }
-            if prefix[i] == UInt8(ascii: "\"") { return string() }
-            var depth = 0
-            while i < n {
-                switch prefix[i] {
-                case UInt8(ascii: "\""): if !string() { return false }; continue
-                case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
-                case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                    if depth == 0 { return true }
-                    depth -= 1
-                    if depth == 0 { i += 1; return true }
-                case UInt8(ascii: ","): if depth == 0 { return true }
-                default: break
-                }
-                i += 1
-            }
-            return false
-        }
-        space()
-        guard i < n, prefix[i] == UInt8(ascii: "{") else { return nil }
-        i += 1
-        while true {
-            space()
-            guard i < n, prefix[i] == UInt8(ascii: "\"") else { return nil }
-            let keyStart = i + 1
-            guard string() else { return nil }
-            let isID = prefix[keyStart..<(i - 1)].elementsEqual("id".utf8)
-            space()
-            guard i < n, prefix[i] == UInt8(ascii: ":") else { return nil }
-            i += 1
-            space()
-            if isID {
-                var j = i
-                if j < n, prefix[j] == UInt8(ascii: "-") { j += 1 }
-                while j < n, prefix[j] >= 48, prefix[j] <= 57 { j += 1 }
-                // The number must be whole and an integer (what routing a parsed frame accepts).
-                guard j < n, j > i, [0x2C, 0x7D, 0x20, 0x0A, 0x0D, 0x09].contains(prefix[j]) else { return nil }
-                return Int64(String(decoding: prefix[i..<j], as: UTF8.self))
-            }
-            guard value() else { return nil }
-            space()
-            guard i < n, prefix[i] == UInt8(ascii: ",") else { return nil }
-            i += 1
-        }
+        var scanner = FrameIDScanner()
+        scanner.feed(prefix)
+        return scanner.id
     }
 
-    /// The top-level integer `id` of a frame that ends with it, read from the frame's last bytes
-    /// only (`…,"id":7}`): for a reply too large to parse whose id comes last (as Python's
-    /// `dict.update` leaves it). In a JSON object the value before the closing brace is its
-    /// last member's, and a key preceded by `,` or `{` is a whole key, so a nested or quoted
-    /// `"id"` never matches. Nil when the frame does not end that way.
-    public static func trailingFrameID(suffix: [UInt8]) -> Int64? {
-        var i = suffix.count - 1
-        func space() { while i >= 0, suffix[i] == 0x20 || suffix[i] == 0x0A || suffix[i] == 0x0D || suffix[i] == 0x09 { i -= 1 } }
-        func expect(_ c: UInt8) -> Bool { guard i >= 0, suffix[i] == c else { return false }; i -= 1; return true }
-        space()
-        guard expect(UInt8(ascii: "}")) else { return nil }
-        space()
-        let end = i + 1
-        while i >= 0, suffix[i] >= 48, suffix[i] <= 57 { i -= 1 }
-        if i >= 0, suffix[i] == UInt8(ascii: "-") { i -= 1 }
-        let start = i + 1
-        guard start < end else { return nil }
-        space()
-        guard expect(UInt8(ascii: ":")) else { return nil }
-        space()
-        guard expect(UInt8(ascii: "\"")), expect(UInt8(ascii: "d")), expect(UInt8(ascii: "i")), expect(UInt8(ascii: "\"")) else { return nil }
-        space()
-        guard i >= 0, suffix[i] == UInt8(ascii: ",") || suffix[i] == UInt8(ascii: "{") else { return nil }
-        return Int64(String(decoding: suffix[start..<end], as: UTF8.self))
+    /// Finds the top-level integer `id` of a frame given in pieces, keeping none of them: for a
+    /// reply too long to keep (over `max_reply_bytes`), so the tick it answers fails at once
+    /// wherever the id stands. The same rules as `frameID`: an `id` nested in a value does not
+    /// count, the key is compared as written (no escapes), and the value must be a whole
+    /// integer. The first top-level id wins. The bytes are not validated as JSON.
+    public struct FrameIDScanner: Sendable {
+        /// The id, once seen.
+        public private(set) var id: Int64?
+        private enum Where { case start, key, afterKey, value, done }
+        private var at = Where.start
+        private var depth = 0
+        private var inString = false
+        private var escaped = false
+        /// Bytes of the top-level key being read so far, and whether they spell the start of `id`.
+        private var keyLength = 0
+        private var keyIsID = false
+        /// Reading an `id` value: its digits so far (nil when not reading one), and its sign.
+        private var digits: Int?
+        private var magnitude: UInt64 = 0
+        private var negative = false
+
+        public init() {}
+
+        public mutating func feed(_ bytes: some Sequence<UInt8>) {
+            for c in bytes {
+                if at == .done { return }
+                step(c)
+            }
+        }
+
+        private mutating func step(_ c: UInt8) {
+            let space = c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09
+            if inString {
+                if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
+                if at == .key {
+                    if inString {
+                        // As written: an escape makes it another key.
+                        keyIsID = (keyLength == 0 && c == UInt8(ascii: "i")) || (keyLength == 1 && keyIsID && c == UInt8(ascii: "d"))
+                        keyLength += 1
+                    } else {
+                        keyIsID = keyIsID && keyLength == 2
+                        at = .afterKey
+                    }
+                }
+                return
+            }
+            if let d = digits {
+                if d == 0 && space { return }   // `"id": 7`
+                if c >= 48 && c <= 57 && d < 19 {
+                    magnitude = magnitude * 10 + UInt64(c - 48)
+                    digits = d + 1
+                    return
+                }
+                if c == UInt8(ascii: "-") && d == 0 && !negative { negative = true; return }
+                digits = nil
+                // A whole integer ends at a delimiter; `1.5`, `1e3`, `"7"` are not ids.
+                if d > 0 && (space || c == UInt8(ascii: ",") || c == UInt8(ascii: "}")) {
+                    let value = negative ? (magnitude <= UInt64(Int64.max) + 1 ? Int64(truncatingIfNeeded: 0 &- magnitude) : nil) : Int64(exactly: magnitude)
+                    if let value {
+                        id = value
+                        at = .done
+                        return
+                    }
+                }
+            }
+            switch c {
+            case UInt8(ascii: "\""):
+                inString = true
+                if depth == 1 && at == .key { keyLength = 0; keyIsID = false }
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                if depth == 0 && (c != UInt8(ascii: "{") || at != .start) { at = .done; return }   // not an object frame
+                depth += 1
+                if depth == 1 { at = .key }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+                if depth <= 0 { at = .done }
+            case UInt8(ascii: ":"):
+                if depth == 1 && at == .afterKey {
+                    at = .value
+                    if keyIsID { digits = 0; magnitude = 0; negative = false }
+                }
+            case UInt8(ascii: ","):
+                if depth == 1 { at = .key }
+            default:
+                if depth == 0 && !space { at = .done }
+            }
+        }
     }
 
     /// What a reply line means.

@@ -152,11 +152,12 @@ import Glibc
         await p.shutdown()
     }
 
-    /// A frame built by filling a dict result first (as the Python SDK did) has its id last: an
-    /// oversize reply is still pinned to its tick. Nothing else ends this tick (the plugin has no
-    /// timeout of its own): the time limit makes a regression a failure rather than a hang.
-    @Test(.timeLimit(.minutes(1))) func anOversizeReplyWithItsIdLastFailsItsTickAtOnce() async throws {
-        let p = shellPlugin(id: "biglast", firstReply: #"printf '{"result":{"items":[{"x":"%s"}]},"jsonrpc":"2.0","id":%s}\n' "$(head -c 200000 /dev/zero | tr '\0' a)" "$id""#,
+    /// A frame built by filling a dict with the result first (as the Python SDK did) has its id
+    /// after a value that may be huge: an oversize reply is still pinned to its tick. Nothing
+    /// else ends this tick (the plugin has no timeout of its own): the time limit makes a
+    /// regression a failure rather than a hang.
+    @Test(.timeLimit(.minutes(1))) func anOversizeReplyWithItsIdAfterTheResultFailsItsTickAtOnce() async throws {
+        let p = shellPlugin(id: "biglast", firstReply: #"printf '{"result":{"items":[{"x":"%s"}]},"id":%s,"jsonrpc":"2.0"}\n' "$(head -c 200000 /dev/zero | tr '\0' a)" "$id""#,
                             maxReplyBytes: 1000)
         guard case .failure(let e) = await run(p, ctx()) else { Issue.record("expected failure"); return }
         #expect(e.code == "reply_too_large", "\(e)")

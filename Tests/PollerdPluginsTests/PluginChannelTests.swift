@@ -19,10 +19,7 @@ import Glibc
         let lines = Mutex<[String]>([])
         let stderr = Mutex<[UInt8]>([])
         let oversize = Mutex(0)
-        let oversizePrefix = Mutex(0)
-        let oversizeTails = Mutex<[String]>([])
-        /// What `onOversize` answers: whether the prefix told which request the line answers.
-        let prefixIsEnough = Mutex(false)
+        let oversizeIDs = Mutex<[Int64?]>([])
         var lineList: [String] { lines.withLock { $0 } }
         var stderrText: String { String(decoding: stderr.withLock { $0 }, as: UTF8.self) }
     }
@@ -33,11 +30,7 @@ import Glibc
             BlockingWorkers.shared.run {
                 let how = ch.serve(limit: limit, grace: .milliseconds(500),
                                    onLine: { l in got.lines.withLock { $0.append(String(decoding: l, as: UTF8.self)) } },
-                                   onOversize: { prefix in
-                                       got.oversize.withLock { $0 += 1 }; got.oversizePrefix.withLock { $0 = prefix.count }
-                                       return got.prefixIsEnough.withLock { $0 }
-                                   },
-                                   onOversizeEnd: { tail in got.oversizeTails.withLock { $0.append(String(decoding: tail, as: UTF8.self)) } },
+                                   onOversize: { id in got.oversize.withLock { $0 += 1 }; got.oversizeIDs.withLock { $0.append(id) } },
                                    onStderr: { b in got.stderr.withLock { $0 += b } })
                 c.resume(returning: how)
             }
@@ -91,28 +84,25 @@ import Glibc
         let how = await serve(ch, limit: 1000, into: got)
         #expect(how == "exited with status 0")
         #expect(got.lineList == ["ok"])
-        #expect(got.oversize.withLock { $0 } == 1)
-        // What had been read of it when it crossed the bound (pipe chunks vary), up to 64 KiB.
-        #expect((1001...5000).contains(got.oversizePrefix.withLock { $0 }))
+        #expect(got.oversize.withLock { $0 } == 1 && got.oversizeIDs.withLock { $0 } == [nil])
         #expect(got.stderrText == "oops")
     }
 
-    /// A dropped line's end is handed over when its start was not enough, whether the line
-    /// arrived in one read or in many; not when the start was enough.
-    @Test func theEndOfADroppedLineIsHandedOverWhenItsStartIsNotEnough() async throws {
-        // One line of 300 kB (many reads) and one of 1.5 kB (one read), each ending in an id.
-        let script = #"head -c 300000 /dev/zero | tr '\0' a; echo ',"id":7}'; head -c 1500 /dev/zero | tr '\0' b; echo ',"id":8}'; echo ok"#
+    /// A dropped line is reported once, with its top-level id wherever it stands: at the start,
+    /// in the middle, at the end of lines that arrive in one read or in many.
+    @Test func aDroppedLineIsReportedOnceWithItsID() async throws {
+        let big = "$(head -c 300000 /dev/zero | tr '\\0' a)", small = "$(head -c 1500 /dev/zero | tr '\\0' b)"
+        let script = """
+            printf '%s\\n' '{"id":5,"result":"'"\(big)"'"}'
+            printf '%s\\n' '{"result":"'"\(big)"'","id":6,"jsonrpc":"2.0"}'
+            printf '%s\\n' '{"result":{"id":1,"x":"'"\(small)"'"},"id":7}'
+            printf '%s\\n' '{"result":"'"\(small)"'"}'
+            echo ok
+            """
         let got = Collected()
         #expect(await serve(try spawn(script), limit: 1000, into: got) == "exited with status 0")
-        #expect(got.lineList == ["ok"] && got.oversize.withLock { $0 } == 2)
-        let tails = got.oversizeTails.withLock { $0 }
-        #expect(tails.count == 2 && tails.allSatisfy { $0.utf8.count == PluginChannel.oversizeTailBytes })
-        #expect(tails.first?.hasSuffix(#"aaa,"id":7}"#) == true && tails.last?.hasSuffix(#"bbb,"id":8}"#) == true)
-
-        let known = Collected()
-        known.prefixIsEnough.withLock { $0 = true }
-        #expect(await serve(try spawn(script), limit: 1000, into: known) == "exited with status 0")
-        #expect(known.oversize.withLock { $0 } == 2 && known.oversizeTails.withLock { $0 }.isEmpty && known.lineList == ["ok"])
+        #expect(got.lineList == ["ok"])
+        #expect(got.oversizeIDs.withLock { $0 } == [5, 6, 7, nil])
     }
 
     @Test func aPluginThatStopsReadingItsStdinIsKilledOnceTheQueueIsFull() async throws {

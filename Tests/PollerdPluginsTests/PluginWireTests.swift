@@ -120,19 +120,52 @@ import Testing
         #expect(id("") == nil)
     }
 
-    func last(_ text: String) -> Int64? { PluginWire.trailingFrameID(suffix: Array(text.utf8)) }
+    /// The scanner over a frame cut into pieces at random places.
+    func scanned(_ text: String) -> Int64? {
+        var rng = SystemRandomNumberGenerator()
+        var scanner = PluginWire.FrameIDScanner()
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let n = Int.random(in: 1...max(1, bytes.count), using: &rng)
+            scanner.feed(bytes.prefix(n))
+            bytes = bytes.dropFirst(n)
+        }
+        return scanner.id
+    }
 
-    @Test func readsATopLevelIDThatEndsTheFrame() {
-        #expect(last(#"aaaa"}]},"jsonrpc":"2.0","id":42}"#) == 42)
-        #expect(last(#"x" , "id" : -7 }  "#) == -7)
-        #expect(last(#"{"id":9}"#) == 9)
-        // Nested, quoted, another key, not an integer, not the end of an object: nothing.
-        #expect(last(#"{"a":{"id":5}}"#) == nil)
-        #expect(last(#"{"s":"\"id\":5"}"#) == nil)
-        #expect(last(#","xid":5}"#) == nil)
-        #expect(last(#"a\"id":5}"#) == nil)
-        #expect(last(#","id":1.5}"#) == nil && last(#","id":"7"}"#) == nil && last(#","id":}"#) == nil)
-        #expect(last(#","id":7]"#) == nil && last("") == nil && last("}") == nil)
+    @Test func theScannerFindsTheTopLevelIDWhereverItStands() {
+        for _ in 0..<20 {
+            #expect(scanned(#"{"jsonrpc":"2.0","id":42,"result":{"items":[{"id":1}]}}"#) == 42)
+            #expect(scanned(#"{"result":{"id":1,"s":"}\"{,\"id\":2"},"x":[1,{"id":2}],"id":3,"jsonrpc":"2.0"}"#) == 3)
+            #expect(scanned(#" { "result" : [ ] , "id" : -7 } "#) == -7)
+            #expect(scanned(#"{"result":"aaaa","id":9}"#) == 9)
+            // Nested, quoted, another key, not an integer, not an object: nothing.
+            #expect(scanned(#"{"a":{"id":5}}"#) == nil)
+            #expect(scanned(#"{"s":"\"id\":5"}"#) == nil)
+            #expect(scanned(#"{"xid":5,"idx":6,"i\u0064":7}"#) == nil)
+            #expect(scanned(#"{"id":1.5}"#) == nil && scanned(#"{"id":"7"}"#) == nil && scanned(#"{"id":1e3}"#) == nil)
+            #expect(scanned(#"[{"id":1}]"#) == nil && scanned(#"x{"id":1}"#) == nil && scanned("") == nil)
+            // The whole Int64 range, and no further.
+            #expect(scanned(#"{"id":9223372036854775807}"#) == .max && scanned(#"{"id":-9223372036854775808}"#) == .min)
+            #expect(scanned(#"{"id":9223372036854775808}"#) == nil && scanned(#"{"id":9999999999999999999}"#) == nil)
+            #expect(scanned(#"{"id":12345678901234567890}"#) == nil)
+        }
+    }
+
+    /// On random frames whose top-level id is an integer (written anywhere among other members,
+    /// some holding nested ids and tricky strings), the scanner finds what the parser finds.
+    @Test func theScannerAgreesWithTheParserOnRandomFrames() throws {
+        var rng = SystemRandomNumberGenerator()
+        let others: [JSONValue] = [.string("}\"{,:"), .object(["id": .int(1), "a": .array([.object(["id": .int(2)])])]), .array([.string("\"id\":3")]), .double(2.5), .null]
+        for _ in 0..<300 {
+            let id = Int64.random(in: -1_000_000...1_000_000, using: &rng)
+            var members = ["\"id\":\(id)"]
+            for k in 0..<Int.random(in: 0...4, using: &rng) {
+                members.insert("\"k\(k)\":\(others.randomElement(using: &rng)!.canonicalString)", at: Int.random(in: 0...members.count, using: &rng))
+            }
+            let text = "{" + members.joined(separator: ",") + "}"
+            #expect(try JSONValue.parse(bytes: Array(text.utf8))["id"]?.intValue == id)
+            #expect(scanned(text) == id, "\(text)")
+        }
     }
 }
-
