@@ -72,9 +72,9 @@ public enum PluginWire {
 
     /// Finds the top-level integer `id` of a frame given in pieces, keeping none of them: for a
     /// reply too long to keep (over `max_reply_bytes`), so the tick it answers fails at once
-    /// wherever the id stands. The same rules as `frameID`: an `id` nested in a value does not
-    /// count, the key is compared as written (no escapes), and the value must be a whole
-    /// integer. The first top-level id wins. The bytes are not validated as JSON.
+    /// wherever the id stands; `frameID` routes every reply with it. An `id` nested in a value
+    /// does not count, the key is compared as written (no escapes), and the value must be a
+    /// whole integer. The first top-level id wins. The bytes are not validated as JSON.
     public struct FrameIDScanner: Sendable {
         /// The id, once seen.
         public private(set) var id: Int64?
@@ -159,13 +159,6 @@ public enum PluginWire {
         }
     }
 
-    /// What a reply line means.
-    public enum ReplyError: Error, Equatable, Sendable {
-        case empty
-        case notJSON(String)
-        case malformed(String)
-    }
-
     /// Decodes a reply line: `{"result":{…}}` or `{"error":{"code","message"}}`; with
     /// `allowBare`, a bare TickReply object too (long-lived plugins). Errors classify as the seed
     /// does. With `id`, the frame must name that id (a long-lived plugin's reply). The line is
@@ -178,8 +171,8 @@ public enum PluginWire {
             guard root.isObject else {
                 return .failure(.transient("bad_reply", id == nil ? "plugin reply is not a JSON object" : "plugin reply is not JSON: \(preview(line))"))
             }
-            // The start of the line named this id (that is how it was routed); a repeated "id"
-            // key may say otherwise.
+            // The line was routed by its first top-level id; a repeated "id" key may say
+            // otherwise (the last one counts, as in `JSONValue.parse`).
             var frameID: JSONView?, error: JSONView?, result: JSONView?
             root.forEachMember { k, v in if k == "id" { frameID = v } else if k == "error" { error = v } else if k == "result" { result = v } }
             if let id, frameID?.value.intValue != id { return .failure(.transient("bad_reply", "reply frame names two ids")) }
