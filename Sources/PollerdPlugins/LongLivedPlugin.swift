@@ -345,10 +345,11 @@ public final class LongLivedPlugin: Sendable {
         settleStarters(.success(()))
     }
 
-    /// Hands a stdout line to the tick (or handshake) waiting for its id. The id is read from
-    /// the line's start and the waiting task parses the line, so the reader thread resumes it
-    /// without parsing. A line whose id cannot be read that way is parsed here to find it: lines
-    /// that are not JSON or carry no id are logged and ignored.
+    /// Hands a stdout line to the tick (or handshake) waiting for its id. The id is scanned for
+    /// (`PluginWire.frameID`, nothing built; it stops at the id, so an id written first costs
+    /// the least) and the waiting task parses the line, so the reader thread resumes it without
+    /// parsing. A line whose id cannot be read that way (an escaped key, `7.0`) is parsed here to
+    /// find it: lines that are not JSON or carry no id are logged and ignored.
     private func route(_ line: [UInt8]) {
         var id = PluginWire.frameID(prefix: line)
         if id == nil, let v = try? JSONValue.parse(bytes: line), case .object = v { id = v["id"]?.intValue }
