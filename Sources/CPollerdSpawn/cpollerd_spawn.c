@@ -2,10 +2,13 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/syscall.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include "cpollerd_spawn.h"
 
 int cpollerd_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int cpollerd_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 int cpollerd_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np(actions, path);

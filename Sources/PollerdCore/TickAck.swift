@@ -64,10 +64,15 @@ public protocol Poller: Sendable {
     /// A bound on the tick's time set by the kind itself (a plugin's `tick_timeout_secs`); the
     /// job's `timeout_secs` applies when it is lower.
     var timeoutCapSecs: Int64? { get }
+    /// Where the runner starts this kind's ticks (`Task(executorPreference:)`): a long-lived
+    /// plugin's reader thread, so a tick resumes where its reply was read. nil: the global
+    /// concurrent executor.
+    var preferredExecutor: (any TaskExecutor)? { get }
 }
 
 extension Poller {
     public var timeoutCapSecs: Int64? { nil }
+    public var preferredExecutor: (any TaskExecutor)? { nil }
 }
 
 /// A problem in a job's `config`, with the path of keys that leads to it.

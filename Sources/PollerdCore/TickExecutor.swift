@@ -156,8 +156,9 @@ public struct TickExecutor: Sendable {
         }
         let deadline = ctx.nowMs + max(1, ctx.timeoutSecs) * 1000
         let expiry = Mutex<TickWatchdog.Expiry?>(nil)
-        // Unstructured on purpose: the watchdog must be able to cancel this one tick.
-        let task = Task { () -> TickOutcome in
+        // Unstructured on purpose: the watchdog must be able to cancel this one tick. It starts
+        // where the poller wants its ticks to run (a long-lived plugin's reader thread).
+        let task = Task(executorPreference: poller.preferredExecutor) { () -> TickOutcome in
             do throws(PollerError) {
                 return .ok(try await poller.tick(ctx))
             } catch {

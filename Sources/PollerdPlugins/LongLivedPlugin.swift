@@ -54,6 +54,9 @@ public final class LongLivedPlugin: Sendable {
     public let status: PluginStatus
     public let permits: AsyncSemaphore
     private let state = Mutex(State())
+    /// Runs the tasks that prefer it on the plugin's reader thread while a process is served
+    /// (`ReaderExecutor`); the runner starts this plugin's ticks with it.
+    public let executor = ReaderExecutor()
 
     public init(spec: PluginProcessSpec, policy: SupervisorPolicy, status: PluginStatus, permits: AsyncSemaphore) {
         self.spec = spec
@@ -102,7 +105,7 @@ public final class LongLivedPlugin: Sendable {
                 }
                 // Written outside the lock; a frame refused (the plugin just ended) fails when the
                 // reader fails what is pending.
-                if let target { target.channel.send(frame, now: target.now) } else {
+                if let target { target.channel.send(frame, now: target.now, readerFlushes: executor.isCurrent) } else {
                     c.resume(returning: .failure(.transient(Task.isCancelled ? "cancelled" : "plugin_down", "plugin '\(spec.pluginID)' is not running")))
                 }
             }
@@ -270,9 +273,11 @@ public final class LongLivedPlugin: Sendable {
                 await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
                     BlockingWorkers.shared.run {
                         let lines = StderrLines(status: status)
-                        let how = channel.serve(limit: limit, grace: grace, onLine: { self.route($0) },
+                        self.executor.attach()
+                        let how = channel.serve(limit: limit, grace: grace, executor: self.executor, onLine: { self.route($0) },
                                                 onOversize: { self.dropOversize(id: $0, limit: limit) },
                                                 onStderr: { lines.feed($0) })
+                        self.executor.detach()
                         lines.flush()
                         c.resume(returning: how)
                     }
@@ -410,6 +415,7 @@ public struct LongLivedPluginPoller: Poller {
     }
 
     public var timeoutCapSecs: Int64? { plugin.spec.tickTimeoutSecs }
+    public var preferredExecutor: (any TaskExecutor)? { plugin.executor }
     public func validate(config: JSONValue) throws(ConfigIssue) {}
     public func tick(_ ctx: TickContext) async throws(PollerError) -> TickAck {
         try await plugin.tick(kind: kind, ctx)

@@ -8,13 +8,15 @@ import Glibc
 /// A long-lived plugin process and its pipes, on plain non-blocking descriptors.
 ///
 /// Writes: a frame sent `now` is written by its sender, right away (a pipe with room takes it
-/// without blocking). Otherwise a flush task writes everything queued in one `write` (see
-/// `send`); frames sent during a write go out in the writer's next one. When the pipe is full (the plugin is not reading), the rest moves to a worker thread
-/// that waits for room, so no task ever blocks on the pipe.
+/// without blocking). Otherwise a flush task, or the reader thread when the sender runs on it,
+/// writes everything queued in one `write` (see `send`); frames sent during a write go out in the
+/// writer's next one. When the pipe is full (the plugin is not reading), the rest moves to a
+/// worker thread that waits for room, so no task ever blocks on the pipe.
 ///
 /// Reads: `serve` runs on a thread of its own for the life of the process, `poll(2)`ing stdout
 /// and stderr. Each stdout line goes to the caller as it arrives (its reply is routed from that
-/// thread); stderr is always drained. No task hop sits between the pipe and the waiting tick.
+/// thread); stderr is always drained. No task hop sits between the pipe and the waiting tick;
+/// with a `ReaderExecutor`, the waiting tick runs on this thread too.
 ///
 /// Why not swift-subprocess (which the plugins used before): its async writes register the
 /// descriptor with its event loop on each call and its reads hop through dispatch; with 16 ticks
@@ -33,8 +35,9 @@ final class PluginChannel: Sendable {
         var closed = false
         /// What is queued is dropped: the process ended.
         var abandoned = false
-        /// A flush task will write what is queued.
+        /// A flush task (or the reader, with `flushByReader`) will write what is queued.
         var flushScheduled = false
+        var flushByReader = false
         /// The descriptor was closed (by whoever saw `closed` last).
         var fdClosed = false
     }
@@ -67,8 +70,11 @@ final class PluginChannel: Sendable {
     /// when). Otherwise the write is left to a flush task, which runs after the tasks already
     /// queued on the executor, typically the other ticks that the same reply batch resumed:
     /// their frames go out together, in one `write` and one wake-up of the plugin.
+    /// `readerFlushes`: the caller runs on the reader thread serving this channel with a
+    /// `ReaderExecutor`; the reader writes the held frames itself once it has run its queued
+    /// jobs, with no flush task.
     @discardableResult
-    func send(_ frame: [UInt8], now: Bool = true) -> Bool {
+    func send(_ frame: [UInt8], now: Bool = true, readerFlushes: Bool = false) -> Bool {
         enum Next { case refused, queued, write([UInt8]), schedule, hung }
         let next: Next = output.withLock { o in
             if o.closed { return .refused }
@@ -81,7 +87,11 @@ final class PluginChannel: Sendable {
             o.queued.append(contentsOf: frame)
             o.queued.append(0x0A)
             if o.writing || o.flushScheduled { return .queued }
-            if !now { o.flushScheduled = true; return .schedule }
+            if !now {
+                o.flushScheduled = true
+                if readerFlushes { o.flushByReader = true; return .queued }
+                return .schedule
+            }
             o.writing = true
             defer { o.queued = [] }
             return .write(o.queued)
@@ -106,6 +116,7 @@ final class PluginChannel: Sendable {
     private func scheduledFlush() {
         let bytes: [UInt8]? = output.withLock { o in
             o.flushScheduled = false
+            o.flushByReader = false
             // A write in progress takes what is queued (and closes stdin after, if asked).
             if o.writing { return nil }
             if o.queued.isEmpty || o.abandoned {
@@ -200,8 +211,14 @@ final class PluginChannel: Sendable {
     /// (`PluginWire.FrameIDScanner`) as soon as it is seen, or with nil when the line ends
     /// without one. Then the group is killed, stderr read to its end (at most `grace` longer),
     /// input dropped and the child reaped. Returns how the process ended.
+    ///
+    /// With an `executor` (attached to the calling thread), the thread also runs the tasks that
+    /// prefer it: before each `poll` it runs the jobs queued (the ticks its last read resumed),
+    /// then writes the frames they held back for batching, in one `write`, and polls the
+    /// executor's eventfd with the pipes.
     /// Blocks: run it on a thread of its own.
-    func serve(limit: Int, grace: Duration, onLine: ([UInt8]) -> Void, onOversize: (Int64?) -> Void, onStderr: ([UInt8]) -> Void) -> String {
+    func serve(limit: Int, grace: Duration, executor: ReaderExecutor? = nil,
+               onLine: ([UInt8]) -> Void, onOversize: (Int64?) -> Void, onStderr: ([UInt8]) -> Void) -> String {
         var line: [UInt8] = []
         /// Set while a line over the limit is being dropped, to its end.
         var dropping: PluginWire.FrameIDScanner?
@@ -218,6 +235,7 @@ final class PluginChannel: Sendable {
         var buffer = [UInt8](repeating: 0, count: 65536)
         var outFD = stdoutFD, errFD = stderrFD
         var stdoutEndedAt: ContinuousClock.Instant?
+        var lastExitCheck = ContinuousClock.now
         while outFD >= 0 || errFD >= 0 {
             if let ended = stdoutEndedAt, ContinuousClock.now - ended > grace { break }
             // stderr first: what the plugin wrote there before a reply is in the tail by the
@@ -225,13 +243,25 @@ final class PluginChannel: Sendable {
             var fds: [pollfd] = []
             if errFD >= 0 { fds.append(pollfd(fd: errFD, events: Int16(POLLIN), revents: 0)) }
             if outFD >= 0 { fds.append(pollfd(fd: outFD, events: Int16(POLLIN), revents: 0)) }
-            let n = poll(&fds, nfds_t(fds.count), stdoutEndedAt == nil ? 1000 : 50)
+            var timeout: Int32 = stdoutEndedAt == nil ? 1000 : 50
+            if let executor {
+                executor.runQueued()
+                if output.withLock({ $0.flushScheduled && $0.flushByReader }) { scheduledFlush() }
+                if !executor.prepareToSleep() { timeout = 0 }
+                fds.append(pollfd(fd: executor.wakeFD, events: Int16(POLLIN), revents: 0))
+            }
+            let n = poll(&fds, nfds_t(fds.count), timeout)
+            if let executor { executor.awoke(signalled: fds.removeLast().revents != 0) }
             if n < 0 { if errno == EINTR { continue } else { break } }
-            if n == 0 && stdoutEndedAt == nil && exited() {
-                // The child is gone but something it started (outside its group) holds stdout
-                // open: the plugin is over all the same.
-                killGroup()
-                stdoutEndedAt = .now
+            // Checked when a poll times out, and at least once a second when jobs keep waking it.
+            if stdoutEndedAt == nil && ((n == 0 && timeout > 0) || ContinuousClock.now - lastExitCheck > .seconds(1)) {
+                lastExitCheck = .now
+                if exited() {
+                    // The child is gone but something it started (outside its group) holds stdout
+                    // open: the plugin is over all the same.
+                    killGroup()
+                    stdoutEndedAt = .now
+                }
             }
             for p in fds where p.revents != 0 {
                 let k = read(p.fd, &buffer, buffer.count)

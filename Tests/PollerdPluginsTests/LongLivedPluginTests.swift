@@ -76,6 +76,53 @@ import Glibc
         await p.shutdown()
     }
 
+    /// Ticks started with the plugin's executor (as the runner starts them) resume on its reader
+    /// thread. With 8 slots, the 7th and 8th waiting frames are held back for batching and the
+    /// reader writes them: if it did not, those ticks would wait for ever (the time limit).
+    @Test(.timeLimit(.minutes(1))) func ticksOnThePluginsExecutorResumeOnItsReaderThread() async throws {
+        let p = plugin(maxConcurrent: 8)
+        _ = try await run(p, ctx()).get()
+        let results = await withTaskGroup(of: (String, Bool, Result<TickAck, PollerError>).self) { g in
+            for i in 0..<40 {
+                let job = "job\(i)"
+                g.addTask(executorPreference: p.executor) {
+                    let r = await self.run(p, self.ctx(job: job))
+                    return (job, p.executor.isCurrent, r)
+                }
+            }
+            return await g.reduce(into: [(String, Bool, Result<TickAck, PollerError>)]()) { $0.append($1) }
+        }
+        #expect(results.count == 40)
+        for (job, onReader, r) in results {
+            #expect(onReader, "\(job) resumed off the reader thread")
+            #expect((try? r.get())?.items.first?["id"] == .string("\(job)-1"), "\(job): \(r)")
+        }
+        // Off the executor, the same plugin serves as before.
+        #expect(try await run(p, ctx(job: "pool")).get().items.first?["id"] == .string("pool-1"))
+        await p.shutdown()
+    }
+
+    /// A crash fails the ticks waiting on the plugin's executor (they resume elsewhere once its
+    /// reader is gone), and after the restart ticks run on the new reader.
+    @Test(.timeLimit(.minutes(1))) func aCrashFailsTicksWaitingOnThePluginsExecutor() async throws {
+        let p = plugin()
+        _ = try await run(p, ctx()).get()
+        let crashed = await Task(executorPreference: p.executor) { await self.run(p, self.ctx("crash")) }.value
+        guard case .failure(let e) = crashed else { Issue.record("expected failure"); return }
+        #expect(e.code == "plugin_crashed", "\(e)")
+        var after: (Bool, TickAck)?
+        while after == nil {
+            after = await Task(executorPreference: p.executor) { () -> (Bool, TickAck)? in
+                guard case .success(let a) = await self.run(p, self.ctx()) else { return nil }
+                return (p.executor.isCurrent, a)
+            }.value
+            if after == nil { await Task.yield() }
+        }
+        #expect(after?.0 == true && after?.1.nextCursor == Data("1".utf8))
+        #expect(p.restarts == 1)
+        await p.shutdown()
+    }
+
     @Test func aCrashFailsTheTickInFlightAndTheSupervisorRestarts() async throws {
         let p = plugin()
         _ = try await run(p, ctx()).get()

@@ -7,6 +7,9 @@
 /// thread in between cannot inherit them.
 int cpollerd_pipe_cloexec(int fds[2]);
 
+/// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC): a counter a thread can poll(2) to be woken.
+int cpollerd_eventfd(void);
+
 /// posix_spawn_file_actions_addchdir_np (glibc 2.29+): the child starts in `path`.
 int cpollerd_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 
