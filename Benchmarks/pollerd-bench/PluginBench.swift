@@ -19,6 +19,14 @@ struct PluginBench: AsyncParsableCommand {
     @Option(help: "Ticks to measure.") var count: Int = 2000
     @Option(name: .customLong("in-flight"), help: "Ticks in flight (max_concurrent_ticks).") var inFlight: Int = 1
     @Option(help: "A label for the output.") var label: String = ""
+    @Option(help: """
+        Where the ticking tasks run. poller: on the poller's preferred executor (a long-lived plugin's \
+        reader thread), looping there. tick-task: each tick in a task of its own with that preference, \
+        awaited from the global pool, as the runner starts ticks. tick-task-pool: the same without the \
+        preference (the runner before it had one). pool: looping on the global pool, no preference.
+        """) var callers: Callers = .poller
+
+    enum Callers: String, ExpressibleByArgument { case poller, tickTask = "tick-task", pool, tickTaskPool = "tick-task-pool" }
 
     func run() async throws {
         let spec = PluginProcessSpec(pluginID: pluginID, command: command, args: args, workingDirectory: dir, tickTimeoutSecs: 60)
@@ -43,10 +51,22 @@ struct PluginBench: AsyncParsableCommand {
         await withTaskGroup(of: Void.self) { g in
             // K workers, each ticking until the shared count is used up.
             let remaining = Counter(count)
+            let preferred = poller.preferredExecutor
             for _ in 0..<inFlight {
-                g.addTask {
-                    while remaining.take() {
-                        do throws(PollerError) { _ = try await poller.tick(ctx) } catch { _ = failures.add() }
+                switch callers {
+                case .poller, .pool:
+                    g.addTask(executorPreference: callers == .poller ? preferred : nil) {
+                        while remaining.take() {
+                            do throws(PollerError) { _ = try await poller.tick(ctx) } catch { _ = failures.add() }
+                        }
+                    }
+                case .tickTask, .tickTaskPool:
+                    let preferred = callers == .tickTask ? preferred : nil
+                    g.addTask {
+                        while remaining.take() {
+                            let t = Task(executorPreference: preferred) { () throws(PollerError) -> TickAck in try await poller.tick(ctx) }
+                            if case .failure = await t.result { _ = failures.add() }
+                        }
                     }
                 }
             }
@@ -55,6 +75,7 @@ struct PluginBench: AsyncParsableCommand {
         let cpu = Self.cpuSeconds() - cpuBefore
         await longLived?.shutdown()
         let line: [String: Any] = ["system": "pollerd", "label": label, "lifecycle": lifecycle, "in_flight": inFlight, "count": count,
+                                   "callers": callers.rawValue,
                                    "per_sec": (Double(count) / secs * 10).rounded() / 10, "failures": failures.value,
                                    // The daemon's own CPU (all its threads, not the plugin's) per tick: steadier than the
                                    // rate on a noisy host.
