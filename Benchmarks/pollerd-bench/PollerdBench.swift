@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PollerdCore
+import PollerdPlugins
 import PollerdPollers
 import PollerdSQLite
 import Synchronization
@@ -68,6 +69,9 @@ struct SchedulerBench: AsyncParsableCommand {
     @Option(name: .customLong("max-concurrent"), help: "max_concurrent_ticks.") var maxConcurrent: Int = 64
     @Option(help: "state_sync: full or normal.") var sync: String = "full"
     @Flag(help: "Print one JSON line instead of text.") var json = false
+    @Option(name: .customLong("plugin-command"), help: "Tick a long-lived plugin (this command, answering as plugin 'cbench', kind 'cbench') instead of noop.")
+    var pluginCommand: String?
+    @Option(name: .customLong("plugin-slots"), help: "The plugin's max_concurrent_ticks.") var pluginSlots: Int = 16
 
     func run() async throws {
         var logger = Logger(label: "bench")
@@ -78,14 +82,24 @@ struct SchedulerBench: AsyncParsableCommand {
         var settings = GlobalSettings()
         settings.maxConcurrentTicks = maxConcurrent
         settings.defaultJitterMs = jitterMs ?? everySecs * 1000
+        var registry = Builtins.registry()
+        var plugin: LongLivedPlugin?
+        if let pluginCommand {
+            let spec = PluginProcessSpec(pluginID: "cbench", command: pluginCommand, args: [], workingDirectory: "/", tickTimeoutSecs: 60)
+            let p = LongLivedPlugin(spec: spec, policy: SupervisorPolicy(respawn: false, maxAttempts: 1, backoffMs: 100),
+                                    status: PluginStatus(tailLines: 4), permits: AsyncSemaphore(permits: pluginSlots))
+            plugin = p
+            _ = registry.register(LongLivedPluginPoller(kind: "cbench", plugin: p))
+        }
+        let kind = pluginCommand == nil ? "noop" : "cbench"
         let specs = (0..<jobs).map { i in
-            JobSpec(id: "job-\(i)", kind: "noop", schedule: Schedule(.every(seconds: everySecs)), config: .object(["advance_cursor": .bool(true)]))
+            JobSpec(id: "job-\(i)", kind: kind, schedule: Schedule(.every(seconds: everySecs)), config: .object(["advance_cursor": .bool(true)]))
         }
         let clock = SystemWallClock()
         let bootStart = clock.nowMs
         let started = Doorbell()
         let samples = Mutex<Samples?>(nil)
-        let executor = TickExecutor(store: store, registry: Builtins.registry(), clock: clock, holder: "bench", logger: logger)
+        let executor = TickExecutor(store: store, registry: registry, clock: clock, holder: "bench", logger: logger)
         let runner = Runner(settings: settings, jobs: specs, executor: executor, onEvent: { e in
             switch e {
             case .tick(let r): samples.withLock { $0 }?.record(r, dueMs: r.dueMs)
@@ -108,6 +122,7 @@ struct SchedulerBench: AsyncParsableCommand {
         try await clock.sleep(untilMs: windowEnd + 2000)
         runner.beginShutdown()
         try await runTask.value
+        await plugin?.shutdown()
         try? FileManager.default.removeItem(at: dir)
 
         let s = samples.withLock { $0 }!.snapshot
@@ -116,7 +131,7 @@ struct SchedulerBench: AsyncParsableCommand {
         let rate = Double(s.ran) / Double(seconds)
         let expected = Double(jobs) / Double(everySecs)
         let line: [String: Any] = [
-            "system": maxConcurrent == 64 ? "pollerd" : "pollerd cap=\(maxConcurrent)", "jobs": jobs, "every_secs": everySecs, "seconds": seconds, "sync": sync,
+            "system": maxConcurrent == 64 ? "pollerd" : "pollerd cap=\(maxConcurrent)", "kind": kind, "jobs": jobs, "every_secs": everySecs, "seconds": seconds, "sync": sync,
             "ticks_per_sec": (rate * 10).rounded() / 10, "expected_per_sec": expected,
             "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99), "lateness_max_ms": sorted.last ?? -1,
             "cpu_seconds": ((cpu1 - cpu0) * 100).rounded() / 100, "cpu_cores": (((cpu1 - cpu0) / Double(seconds)) * 100).rounded() / 100,
