@@ -41,6 +41,39 @@ public struct JSONView {
         do throws(JSONParser.Failure) { return try p.value(depth: 0) } catch { return .null }
     }
 
+    /// `value.intValue`, read in place for a plain integer (no fraction or exponent, at most 18
+    /// digits); other numbers are built to decide, anything else is nil.
+    public var intValue: Int64? {
+        var i = start
+        let negative = bytes[i] == UInt8(ascii: "-")
+        if negative { i += 1 }
+        guard i < bytes.count, bytes[i] &- UInt8(ascii: "0") < 10 else { return nil }
+        var v: Int64 = 0
+        let first = i
+        while i < bytes.count, bytes[i] &- UInt8(ascii: "0") < 10, i - first < 18 {
+            v = v &* 10 &+ Int64(bytes[i] &- UInt8(ascii: "0"))
+            i += 1
+        }
+        if i < bytes.count {
+            switch bytes[i] {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"): return value.intValue
+            default: break
+            }
+        }
+        return negative ? -v : v
+    }
+
+    /// Calls `body` with this string's UTF-8 bytes: in place when it has no escapes, else
+    /// decoded. nil (body not called) when this is not a string.
+    public func withStringBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        guard bytes[start] == UInt8(ascii: "\"") else { return nil }
+        let end = stringEnd(from: start)
+        let raw = UnsafeBufferPointer(rebasing: bytes[(start + 1)..<(end - 1)])
+        if !raw.contains(UInt8(ascii: "\\")) { return body(raw) }
+        guard case .string(var s) = value else { return nil }
+        return s.withUTF8(body)
+    }
+
     /// The value of the member named `key` (the last one, if the key repeats); nil when this is
     /// not an object or has no such member.
     public func member(_ key: StaticString) -> JSONView? {

@@ -175,11 +175,11 @@ public enum PluginWire {
             // otherwise (the last one counts, as in `JSONValue.parse`).
             var frameID: JSONView?, error: JSONView?, result: JSONView?
             root.forEachMember { k, v in if k == "id" { frameID = v } else if k == "error" { error = v } else if k == "result" { result = v } }
-            if let id, frameID?.value.intValue != id { return .failure(.transient("bad_reply", "reply frame names two ids")) }
+            if let id, frameID?.intValue != id { return .failure(.transient("bad_reply", "reply frame names two ids")) }
             if let error, !error.isNull {
                 var code: Int64 = -32603, message = "subprocess error"
                 error.forEachMember { k, v in
-                    if k == "code" { code = v.value.intValue ?? -32603 } else if k == "message" { message = v.value.stringValue ?? "subprocess error" }
+                    if k == "code" { code = v.intValue ?? -32603 } else if k == "message" { message = v.value.stringValue ?? "subprocess error" }
                 }
                 switch code {
                 case permanentCode: return .failure(.permanent("plugin_error", message))
@@ -210,20 +210,18 @@ public enum PluginWire {
             else if k == "metrics" { metrics = v } else if k == "items" { itemList = v }
         }
         var cursor: Data?
-        switch nextCursor?.value {
-        case nil, .null?: break
-        case .string(var s)?:
-            guard let d = s.withUTF8({ Base64URL.decode(bytes: $0) }) else {
-                return .failure(.transient("bad_cursor", "next_cursor is not URL-safe base64: \(s.prefix(64))"))
+        if let nextCursor, !nextCursor.isNull {
+            guard let decoded = nextCursor.withStringBytes({ Base64URL.decode(bytes: $0) }) else {
+                return .failure(.transient("bad_reply", "next_cursor must be a string or null"))
+            }
+            guard let d = decoded else {
+                return .failure(.transient("bad_cursor", "next_cursor is not URL-safe base64: \((nextCursor.value.stringValue ?? "").prefix(64))"))
             }
             cursor = d
-        default: return .failure(.transient("bad_reply", "next_cursor must be a string or null"))
         }
         var interval: Int64?
-        switch nextInterval?.value {
-        case nil, .null?: break
-        case let v?:
-            guard let i = v.intValue, i >= 0 else { return .failure(.transient("bad_reply", "next_interval_secs must be a non-negative integer")) }
+        if let nextInterval, !nextInterval.isNull {
+            guard let i = nextInterval.intValue, i >= 0 else { return .failure(.transient("bad_reply", "next_interval_secs must be a non-negative integer")) }
             interval = i
         }
         var seen: Int64?
@@ -232,7 +230,7 @@ public enum PluginWire {
             guard metrics.isObject else { return .failure(.transient("bad_reply", "metrics must be an object")) }
             var seenValue: JSONView?, dispatchedValue: JSONView?
             metrics.forEachMember { k, v in if k == "items_seen" { seenValue = v } else if k == "items_dispatched" { dispatchedValue = v } }
-            guard let s = seenValue?.value.intValue, let d = dispatchedValue?.value.intValue, s >= 0, d >= 0 else {
+            guard let s = seenValue?.intValue, let d = dispatchedValue?.intValue, s >= 0, d >= 0 else {
                 return .failure(.transient("bad_reply", "metrics needs non-negative items_seen and items_dispatched"))
             }
             seen = s; dispatched = d

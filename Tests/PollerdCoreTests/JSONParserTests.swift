@@ -135,6 +135,35 @@ import Testing
         }
     }
 
+    /// `intValue` and `withStringBytes`, read in place, answer what the built value does: numbers
+    /// at and past the 18-digit fast path and the Int64 range, fractions, exponents, other
+    /// kinds; strings with and without escapes.
+    @Test func viewScalarsAgreeWithTheBuiltValue() {
+        var rng = SystemRandomNumberGenerator()
+        var numbers = ["0", "-0", "7", "-7", "123456789012345678", "-123456789012345678", "1234567890123456789", "9223372036854775807",
+                       "-9223372036854775808", "9223372036854775808", "99999999999999999999", "7.0", "7.5", "-2e3", "1E2", "0.0", "1e400"]
+        for _ in 0..<500 {
+            let digits = Int.random(in: 1...20, using: &rng)
+            var n = String(Int.random(in: 1...9, using: &rng)) + String((1..<digits).map { _ in Character(String(Int.random(in: 0...9, using: &rng))) })
+            if Bool.random(using: &rng) { n = "-" + n }
+            if Int.random(in: 0..<5, using: &rng) == 0 { n += [".0", ".25", "e2", "E-1"].randomElement(using: &rng)! }
+            numbers.append(n)
+        }
+        for n in numbers + ["\"7\"", "true", "null", "[7]", "{\"a\":7}"] {
+            let text = "{\"n\":\(n) }"
+            guard let want = parser(text) else { continue }   // 1e400: refused by both
+            let got = JSONView.withRoot(Array(text.utf8)) { root in root.member("n")?.intValue }
+            #expect(got == .some(want["n"]?.intValue), "\(n)")
+        }
+        for str in ["", "plain", "d29ybGQ", #"a\"b"#, #"\u00e9t\u00e9"#, #"tab\there"#, "\u{e9}t\u{e9}"] {
+            let text = "{\"s\":\"\(str)\",\"n\":1}"
+            let want = parser(text)?["s"]?.stringValue
+            let got = JSONView.withRoot(Array(text.utf8)) { root in root.member("s")?.withStringBytes { String(decoding: $0, as: UTF8.self) } }
+            #expect(got == .some(want), "\(str)")
+            #expect(JSONView.withRoot(Array(text.utf8)) { root in root.member("n")?.withStringBytes { _ in true } } == .some(nil))
+        }
+    }
+
     /// The hand-written URL-safe base64 agrees with Foundation's decoder (after the alphabet
     /// and padding are mapped) on valid and invalid text alike.
     @Test func base64URLAgreesWithFoundation() {
