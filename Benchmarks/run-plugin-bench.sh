@@ -34,6 +34,9 @@ echo "|---|---|---|---|"
 measure "ephemeral, C plugin, one at a time" '"$B" plugin --lifecycle ephemeral --command "$T/plugin" --count 3000 --in-flight 1' '"$T/baseline" spawn 3000 "$T/plugin"'
 measure "long-lived, C plugin, 1 in flight" '"$B" plugin --lifecycle long-lived --command "$T/plugin" --count 100000 --in-flight 1' '"$T/baseline" pipe 100000 1 "$T/plugin"'
 measure "long-lived, C plugin, 16 in flight" '"$B" plugin --lifecycle long-lived --command "$T/plugin" --count 200000 --in-flight 16' '"$T/baseline" pipe 200000 16 "$T/plugin"'
+# The same, with the ticking tasks elsewhere than on the plugin's executor (see --callers).
+measure "long-lived, C plugin, 16 in flight, callers on the global pool" '"$B" plugin --lifecycle long-lived --command "$T/plugin" --count 200000 --in-flight 16 --callers pool' '"$T/baseline" pipe 200000 16 "$T/plugin"'
+measure "long-lived, C plugin, 16 in flight, a task per tick (the runner's shape)" '"$B" plugin --lifecycle long-lived --command "$T/plugin" --count 200000 --in-flight 16 --callers tick-task' '"$T/baseline" pipe 200000 16 "$T/plugin"'
 export BENCH_KIND=py_counter
 measure "ephemeral, Python SDK, one at a time" '"$B" plugin --lifecycle ephemeral --command "$PY" --arg=-I --arg="$PYDIR/counter.py" --dir "$PYDIR" --plugin-id counter_py --kind py_counter --count 100 --in-flight 1' '"$T/baseline" spawn 100 "$PY" -I "$PYDIR/counter.py"'
 measure "long-lived, Python SDK, 1 in flight" '"$B" plugin --lifecycle long-lived --command "$PY" --arg=-I --arg="$PYDIR/counter.py" --dir "$PYDIR" --plugin-id counter_py --kind py_counter --count 20000 --in-flight 1' '"$T/baseline" pipe 20000 1 "$PY" -I "$PYDIR/counter.py"'
