@@ -130,6 +130,15 @@ public final class LongLivedPlugin: Sendable {
         waiting == 1 || waiting * 4 <= slots * 3
     }
 
+    /// Whether the reader may hold `held` batched frames for a later round: while more than three
+    /// quarters of `max_concurrent_ticks` were written and are not answered yet, the plugin has
+    /// work queued, and frames written together later cost it one wake-up instead of several.
+    /// A plugin slower than the daemon (the Python SDK) otherwise got one frame per reply.
+    private func mayHoldFrames(held: Int) -> Bool {
+        let written = state.withLock { $0.pending.count } - held
+        return !Self.writeAtOnce(waiting: written, slots: permits.permits)
+    }
+
     /// A JSON-RPC request frame, written directly: the same bytes as the canonical JSON of
     /// `{"id","jsonrpc","method","params"}` (keys in that sorted order), without building and
     /// sorting an object per tick. `params` appends the params object.
@@ -274,7 +283,8 @@ public final class LongLivedPlugin: Sendable {
                     BlockingWorkers.shared.run {
                         let lines = StderrLines(status: status)
                         self.executor.attach()
-                        let how = channel.serve(limit: limit, grace: grace, executor: self.executor, onLine: { self.route($0) },
+                        let how = channel.serve(limit: limit, grace: grace, executor: self.executor,
+                                                holdFrames: { self.mayHoldFrames(held: $0) }, onLine: { self.route($0) },
                                                 onOversize: { self.dropOversize(id: $0, limit: limit) },
                                                 onStderr: { lines.feed($0) })
                         self.executor.detach()

@@ -38,6 +38,8 @@ final class PluginChannel: Sendable {
         /// A flush task (or the reader, with `flushByReader`) will write what is queued.
         var flushScheduled = false
         var flushByReader = false
+        /// Frames in `queued`.
+        var queuedFrames = 0
         /// The descriptor was closed (by whoever saw `closed` last).
         var fdClosed = false
     }
@@ -82,10 +84,12 @@ final class PluginChannel: Sendable {
                 o.closed = true
                 o.abandoned = true
                 o.queued = []
+                o.queuedFrames = 0
                 return .hung
             }
             o.queued.append(contentsOf: frame)
             o.queued.append(0x0A)
+            o.queuedFrames += 1
             if o.writing || o.flushScheduled { return .queued }
             if !now {
                 o.flushScheduled = true
@@ -93,7 +97,7 @@ final class PluginChannel: Sendable {
                 return .schedule
             }
             o.writing = true
-            defer { o.queued = [] }
+            defer { o.queued = []; o.queuedFrames = 0 }
             return .write(o.queued)
         }
         switch next {
@@ -125,7 +129,7 @@ final class PluginChannel: Sendable {
                 return nil
             }
             o.writing = true
-            defer { o.queued = [] }
+            defer { o.queued = []; o.queuedFrames = 0 }
             return o.queued
         }
         if let bytes { flush(bytes, waiting: false) }
@@ -155,17 +159,18 @@ final class PluginChannel: Sendable {
                     continue
                 }
                 // EPIPE and the like: the plugin is gone; the reader sees it end.
-                output.withLock { $0.closed = true; $0.abandoned = true; $0.queued = [] }
+                output.withLock { $0.closed = true; $0.abandoned = true; $0.queued = []; $0.queuedFrames = 0 }
                 break
             }
             let next: [UInt8]? = output.withLock { o in
                 if o.queued.isEmpty || o.abandoned {
                     o.writing = false
                     o.queued = []
+                    o.queuedFrames = 0
                     if o.closed && !o.fdClosed { o.fdClosed = true; close(stdinFD) }
                     return nil
                 }
-                defer { o.queued = [] }
+                defer { o.queued = []; o.queuedFrames = 0 }
                 return o.queued
             }
             guard let n = next else { return }
@@ -199,6 +204,7 @@ final class PluginChannel: Sendable {
             o.closed = true
             o.abandoned = true
             o.queued = []
+            o.queuedFrames = 0
             if !o.writing && !o.fdClosed { o.fdClosed = true; close(stdinFD) }
         }
     }
@@ -214,10 +220,11 @@ final class PluginChannel: Sendable {
     ///
     /// With an `executor` (attached to the calling thread), the thread also runs the tasks that
     /// prefer it: before each `poll` it runs the jobs queued (the ticks its last read resumed),
-    /// then writes the frames they held back for batching, in one `write`, and polls the
+    /// then writes the frames they held back for batching, in one `write` (unless `holdFrames`,
+    /// asked with their number, says they may wait for the next round), and polls the
     /// executor's eventfd with the pipes.
     /// Blocks: run it on a thread of its own.
-    func serve(limit: Int, grace: Duration, executor: ReaderExecutor? = nil,
+    func serve(limit: Int, grace: Duration, executor: ReaderExecutor? = nil, holdFrames: ((Int) -> Bool)? = nil,
                onLine: ([UInt8]) -> Void, onOversize: (Int64?) -> Void, onStderr: ([UInt8]) -> Void) -> String {
         var line: [UInt8] = []
         /// Set while a line over the limit is being dropped, to its end.
@@ -246,7 +253,13 @@ final class PluginChannel: Sendable {
             var timeout: Int32 = stdoutEndedAt == nil ? 1000 : 50
             if let executor {
                 executor.runQueued()
-                if output.withLock({ $0.flushScheduled && $0.flushByReader }) { scheduledFlush() }
+                let held = output.withLock { o in o.flushScheduled && o.flushByReader ? o.queuedFrames : 0 }
+                if held > 0 {
+                    // Held frames wait while the plugin has plenty to answer (`holdFrames`): they go
+                    // out together later, one wake-up of the plugin for several. The reader then
+                    // looks again within a millisecond even if no reply comes.
+                    if holdFrames?(held) == true { timeout = min(timeout, 1) } else { scheduledFlush() }
+                }
                 if !executor.prepareToSleep() { timeout = 0 }
                 fds.append(pollfd(fd: executor.wakeFD, events: Int16(POLLIN), revents: 0))
             }

@@ -77,8 +77,9 @@ import Glibc
     }
 
     /// Ticks started with the plugin's executor (as the runner starts them) resume on its reader
-    /// thread. With 8 slots, the 7th and 8th waiting frames are held back for batching and the
-    /// reader writes them: if it did not, those ticks would wait for ever (the time limit).
+    /// thread. With 8 slots, the 7th and 8th waiting frames are held back for batching, and held
+    /// longer while the (slow) plugin has more than 6 requests to answer; the reader writes them
+    /// in the end: if it did not, those ticks would wait for ever (the time limit).
     @Test(.timeLimit(.minutes(1))) func ticksOnThePluginsExecutorResumeOnItsReaderThread() async throws {
         let p = plugin(maxConcurrent: 8)
         _ = try await run(p, ctx()).get()
