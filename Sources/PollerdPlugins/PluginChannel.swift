@@ -37,6 +37,7 @@ final class PluginChannel: Sendable {
         var abandoned = false
         /// A flush task (or the reader, with `flushByReader`) will write what is queued.
         var flushScheduled = false
+        /// The flush is the reader's (the frames were sent from its thread): no task comes.
         var flushByReader = false
         /// Frames in `queued`.
         var queuedFrames = 0
@@ -250,15 +251,17 @@ final class PluginChannel: Sendable {
             var fds: [pollfd] = []
             if errFD >= 0 { fds.append(pollfd(fd: errFD, events: Int16(POLLIN), revents: 0)) }
             if outFD >= 0 { fds.append(pollfd(fd: outFD, events: Int16(POLLIN), revents: 0)) }
-            var timeout: Int32 = stdoutEndedAt == nil ? 1000 : 50
+            let idleTimeout: Int32 = stdoutEndedAt == nil ? 1000 : 50
+            var timeout = idleTimeout
             if let executor {
                 executor.runQueued()
-                let held = output.withLock { o in o.flushScheduled && o.flushByReader ? o.queuedFrames : 0 }
+                let (held, closing) = output.withLock { o in (o.flushScheduled && o.flushByReader ? o.queuedFrames : 0, o.closed) }
                 if held > 0 {
                     // Held frames wait while the plugin has plenty to answer (`holdFrames`): they go
                     // out together later, one wake-up of the plugin for several. The reader then
-                    // looks again within a millisecond even if no reply comes.
-                    if holdFrames?(held) == true { timeout = min(timeout, 1) } else { scheduledFlush() }
+                    // looks again within a millisecond even if no reply comes. Once input is
+                    // closed (shutdown) they go now, and stdin closes after them.
+                    if !closing && holdFrames?(held) == true { timeout = 1 } else { scheduledFlush() }
                 }
                 if !executor.prepareToSleep() { timeout = 0 }
                 fds.append(pollfd(fd: executor.wakeFD, events: Int16(POLLIN), revents: 0))
@@ -267,7 +270,7 @@ final class PluginChannel: Sendable {
             if let executor { executor.awoke(signalled: fds.removeLast().revents != 0) }
             if n < 0 { if errno == EINTR { continue } else { break } }
             // Checked when a poll times out, and at least once a second when jobs keep waking it.
-            if stdoutEndedAt == nil && ((n == 0 && timeout > 0) || ContinuousClock.now - lastExitCheck > .seconds(1)) {
+            if stdoutEndedAt == nil && ((n == 0 && timeout == idleTimeout) || ContinuousClock.now - lastExitCheck > .seconds(1)) {
                 lastExitCheck = .now
                 if exited() {
                     // The child is gone but something it started (outside its group) holds stdout
