@@ -37,6 +37,45 @@ import Glibc
         }
     }
 
+    /// A `ReaderExecutor` runs the jobs of the tasks that prefer it on the thread serving the
+    /// channel: tasks started from elsewhere (the eventfd wakes the reader), re-enqueued by the
+    /// reader itself, and resumed from another thread. Once the reader has detached, they run on
+    /// the global executor.
+    @Test(.timeLimit(.minutes(1))) func aReaderExecutorRunsItsTasksOnTheServingThread() async throws {
+        let ch = try spawn("cat >/dev/null")
+        let ex = ReaderExecutor()
+        #expect(await Task(executorPreference: ex) { ex.isCurrent }.value == false)   // not attached yet
+        let served = Task {
+            await withCheckedContinuation { (c: CheckedContinuation<String, Never>) in
+                BlockingWorkers.shared.run {
+                    ex.attach()
+                    let how = ch.serve(limit: 1 << 20, grace: .milliseconds(500), executor: ex,
+                                       onLine: { _ in }, onOversize: { _ in }, onStderr: { _ in })
+                    ex.detach()
+                    c.resume(returning: how)
+                }
+            }
+        }
+        while await Task(executorPreference: ex, operation: { ex.isCurrent }).value == false { await Task.yield() }
+        let seen = await withTaskGroup(of: [Bool].self) { g in
+            for _ in 0..<50 {
+                g.addTask(executorPreference: ex) {
+                    var seen = [ex.isCurrent]
+                    await Task.yield()
+                    seen.append(ex.isCurrent)
+                    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in BlockingWorkers.shared.run { c.resume() } }
+                    seen.append(ex.isCurrent)
+                    return seen
+                }
+            }
+            return await g.reduce(into: [Bool]()) { $0 += $1 }
+        }
+        #expect(seen.count == 150 && seen.allSatisfy { $0 })
+        ch.closeInput()
+        #expect(await served.value == "exited with status 0")
+        #expect(await Task(executorPreference: ex) { ex.isCurrent }.value == false)
+    }
+
     @Test func framesGoInOrderAndLinesComeBackWhole() async throws {
         let ch = try spawn("cat", maxQueuedBytes: 4 << 20)
         let got = Collected()
