@@ -282,12 +282,10 @@ public final class LongLivedPlugin: Sendable {
                 await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
                     BlockingWorkers.shared.run {
                         let lines = StderrLines(status: status)
-                        self.executor.attach()
                         let how = channel.serve(limit: limit, grace: grace, executor: self.executor,
                                                 holdFrames: { self.mayHoldFrames(held: $0) }, onLine: { self.route($0) },
                                                 onOversize: { self.dropOversize(id: $0, limit: limit) },
                                                 onStderr: { lines.feed($0) })
-                        self.executor.detach()
                         lines.flush()
                         c.resume(returning: how)
                     }

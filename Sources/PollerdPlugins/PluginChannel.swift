@@ -219,8 +219,8 @@ final class PluginChannel: Sendable {
     /// without one. Then the group is killed, stderr read to its end (at most `grace` longer),
     /// input dropped and the child reaped. Returns how the process ended.
     ///
-    /// With an `executor` (attached to the calling thread), the thread also runs the tasks that
-    /// prefer it: before each `poll` it runs the jobs queued (the ticks its last read resumed),
+    /// With an `executor`, the calling thread runs the tasks that prefer it while it serves (it
+    /// attaches now and detaches when stdout is done, before the reap): before each `poll` it runs the jobs queued (the ticks its last read resumed),
     /// then writes the frames they held back for batching, in one `write` (unless `holdFrames`,
     /// asked with their number, says they may wait for the next round), and polls the
     /// executor's eventfd with the pipes.
@@ -244,6 +244,7 @@ final class PluginChannel: Sendable {
         var outFD = stdoutFD, errFD = stderrFD
         var stdoutEndedAt: ContinuousClock.Instant?
         var lastExitCheck = ContinuousClock.now
+        executor?.attach()
         while outFD >= 0 || errFD >= 0 {
             if let ended = stdoutEndedAt, ContinuousClock.now - ended > grace { break }
             // stderr first: what the plugin wrote there before a reply is in the tail by the
@@ -325,6 +326,8 @@ final class PluginChannel: Sendable {
                 }
             }
         }
+        // Jobs queued now, and from now on, run on the global executor while the child is reaped.
+        executor?.detach()
         if outFD >= 0 { close(outFD) }
         if errFD >= 0 { close(errFD) }
         abandonInput()

@@ -66,7 +66,7 @@ public final class ReaderExecutor: TaskExecutor, Sendable {
         state.withLock { s in s.thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
     }
 
-    // MARK: the reader's side
+    // MARK: the reader's side (`PluginChannel.serve`)
 
     /// The calling thread (a plugin's reader) runs the jobs from now on.
     func attach() {

@@ -48,11 +48,8 @@ import Glibc
         let served = Task {
             await withCheckedContinuation { (c: CheckedContinuation<String, Never>) in
                 BlockingWorkers.shared.run {
-                    ex.attach()
-                    let how = ch.serve(limit: 1 << 20, grace: .milliseconds(500), executor: ex,
-                                       onLine: { _ in }, onOversize: { _ in }, onStderr: { _ in })
-                    ex.detach()
-                    c.resume(returning: how)
+                    c.resume(returning: ch.serve(limit: 1 << 20, grace: .milliseconds(500), executor: ex,
+                                                 onLine: { _ in }, onOversize: { _ in }, onStderr: { _ in }))
                 }
             }
         }
