@@ -21,7 +21,8 @@ struct PluginBench: AsyncParsableCommand {
     @Option(help: "A label for the output.") var label: String = ""
     @Option(help: """
         Where the ticking tasks run. poller: on the poller's preferred executor (a long-lived plugin's \
-        reader thread), looping there. tick-task: each tick in a task of its own with that preference, \
+        reader thread; an ephemeral plugin's blocking workers, which then run each exchange in place), \
+        looping there. tick-task: each tick in a task of its own with that preference, \
         awaited from the global pool, as the runner starts ticks. tick-task-pool: the same without the \
         preference (the runner before it had one). pool: looping on the global pool, no preference.
         """) var callers: Callers = .poller

@@ -1,18 +1,35 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Threads for blocking work (a plugin exchange in `poll(2)`), kept for reuse: a job runs on an
 /// idle worker or on a new one, never waits behind another job (a hanging plugin must not hold
 /// up the next), and a worker idle for `idleSecs` ends.
-final class BlockingWorkers: @unchecked Sendable {
-    // @unchecked: every field is guarded by `condition`.
+///
+/// It is also a task executor: an ephemeral plugin's ticks start here (the poller's
+/// `preferredExecutor`), and a tick already on a worker runs its exchange in place
+/// (`isCurrent`) instead of handing it to another thread and waiting to be resumed. The worker is
+/// busy meanwhile, so other jobs go to other workers, as for any blocking job.
+final class BlockingWorkers: TaskExecutor, @unchecked Sendable {
+    // @unchecked: every field is guarded by `condition`; `marker` is written once in init.
     private let condition = NSCondition()
     private var queue: [@Sendable () -> Void] = []
     private var idle = 0
     private let idleSecs: TimeInterval
+    /// Set on this pool's threads (to the pool's address): `isCurrent`.
+    private let marker: pthread_key_t
 
     static let shared = BlockingWorkers(idleSecs: 10)
 
-    init(idleSecs: TimeInterval) { self.idleSecs = idleSecs }
+    init(idleSecs: TimeInterval) {
+        self.idleSecs = idleSecs
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        marker = key
+    }
+
+    deinit { pthread_key_delete(marker) }
 
     func run(_ job: @escaping @Sendable () -> Void) {
         condition.lock()
@@ -27,7 +44,16 @@ final class BlockingWorkers: @unchecked Sendable {
         }
     }
 
+    /// Whether the calling thread is one of this pool's workers.
+    var isCurrent: Bool { pthread_getspecific(marker) == Unmanaged.passUnretained(self).toOpaque() }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        run { [self] in unowned.runSynchronously(on: asUnownedTaskExecutor()) }
+    }
+
     private func work() {
+        pthread_setspecific(marker, Unmanaged.passUnretained(self).toOpaque())
         condition.lock()
         while true {
             if let job = queue.first {

@@ -51,7 +51,12 @@ enum DirectSpawn {
                     limit: Int, graceMs: Int64, onStderr: @escaping @Sendable ([UInt8]) -> Void) async -> Result<Outcome, Failure> {
         let control = Control()
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Result<Outcome, Failure>, Never>) in
+            // Already on a worker (the tick started on `BlockingWorkers.shared`): no hand-off.
+            if BlockingWorkers.shared.isCurrent {
+                return exchange(executable: executable, args: args, env: env, workingDirectory: workingDirectory,
+                                request: request, limit: limit, graceMs: graceMs, control: control, onStderr: onStderr)
+            }
+            return await withCheckedContinuation { (c: CheckedContinuation<Result<Outcome, Failure>, Never>) in
                 BlockingWorkers.shared.run {
                     c.resume(returning: exchange(executable: executable, args: args, env: env, workingDirectory: workingDirectory,
                                                  request: request, limit: limit, graceMs: graceMs, control: control, onStderr: onStderr))

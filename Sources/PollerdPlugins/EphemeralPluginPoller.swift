@@ -49,6 +49,10 @@ public struct EphemeralPluginPoller: Poller {
 
     public var timeoutCapSecs: Int64? { spec.tickTimeoutSecs }
 
+    /// Ticks start on a worker thread for blocking exchanges and run their exchange there, in
+    /// place: no hand-off to a worker and back per tick.
+    public var preferredExecutor: (any TaskExecutor)? { BlockingWorkers.shared }
+
     /// Plugins validate their own config; pollerd only requires JSON (which it has).
     public func validate(config: JSONValue) throws(ConfigIssue) {}
 
