@@ -16,6 +16,9 @@ struct JSONParser {
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private(set) var i = 0
+    /// When set (`validate(_:ends:)`), `skip` writes at the offset of each string and container
+    /// it passes the offset just past its end.
+    private var ends: UnsafeMutablePointer<Int32>?
 
     init(_ bytes: UnsafeBufferPointer<UInt8>, at offset: Int = 0) { self.bytes = bytes; i = offset }
 
@@ -32,6 +35,19 @@ struct JSONParser {
     /// building anything but strings with escapes and non-integral numbers.
     static func validate(_ bytes: UnsafeBufferPointer<UInt8>) throws(Failure) {
         var p = JSONParser(bytes)
+        p.skipSpace()
+        try p.skip(depth: 0)
+        p.skipSpace()
+        guard p.i == bytes.count else { throw p.fail("unexpected data after the value") }
+    }
+
+    /// `validate`, recording where each string and container ends: `ends[o]`, for `o` the offset
+    /// of its opening quote or bracket, is the offset just past it (`JSONView` reads it instead
+    /// of scanning again). `ends` has room for `bytes.count` entries, which must fit `Int32`;
+    /// entries at other offsets are left as they were.
+    static func validate(_ bytes: UnsafeBufferPointer<UInt8>, ends: UnsafeMutablePointer<Int32>) throws(Failure) {
+        var p = JSONParser(bytes)
+        p.ends = ends
         p.skipSpace()
         try p.skip(depth: 0)
         p.skipSpace()
@@ -105,9 +121,10 @@ struct JSONParser {
             let close = bytes[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
             let isObject = close == UInt8(ascii: "}")
             guard depth + 1 <= Self.maxDepth else { throw fail("nested deeper than \(Self.maxDepth)") }
+            let open = i
             i += 1
             skipSpace()
-            if i < bytes.count, bytes[i] == close { i += 1; return }
+            if i < bytes.count, bytes[i] == close { i += 1; ends?[open] = Int32(truncatingIfNeeded: i); return }
             while true {
                 skipSpace()
                 if isObject {
@@ -122,7 +139,7 @@ struct JSONParser {
                 skipSpace()
                 guard i < bytes.count else { throw fail(isObject ? "unexpected end of input in an object" : "unexpected end of input in an array") }
                 if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                if bytes[i] == close { i += 1; return }
+                if bytes[i] == close { i += 1; ends?[open] = Int32(truncatingIfNeeded: i); return }
                 throw fail(isObject ? "expected ',' or '}'" : "expected ',' or ']'")
             }
         case UInt8(ascii: "\""): try skipString()
@@ -137,13 +154,14 @@ struct JSONParser {
         i += 1
         while i < bytes.count {
             let c = bytes[i]
-            if c == UInt8(ascii: "\"") { i += 1; return }
+            if c == UInt8(ascii: "\"") { i += 1; ends?[quote] = Int32(truncatingIfNeeded: i); return }
             if c == UInt8(ascii: "\\") || c >= 0x80 { break }
             if c < 0x20 { throw fail("control character in a string") }
             i += 1
         }
         i = quote
         _ = try string()
+        ends?[quote] = Int32(truncatingIfNeeded: i)
     }
 
     private mutating func array(depth: Int) throws(Failure) -> JSONValue {

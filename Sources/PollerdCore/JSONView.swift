@@ -15,21 +15,49 @@ public struct JSONView {
     private let bytes: UnsafeBufferPointer<UInt8>
     /// The value's first byte (after any whitespace).
     private let start: Int
+    /// Where each string and container ends, by the offset it starts at, as validation found
+    /// it (`JSONParser.validate(_:ends:)`); nil: found by scanning.
+    private let ends: UnsafePointer<Int32>?
 
-    private init(_ bytes: UnsafeBufferPointer<UInt8>, at start: Int) {
+    private init(_ bytes: UnsafeBufferPointer<UInt8>, at start: Int, ends: UnsafePointer<Int32>?) {
         self.bytes = bytes
         self.start = start
+        self.ends = ends
     }
+
+    /// Texts up to this size keep the ends validation found (4 bytes of scratch per byte of
+    /// text): an object's members are then found without scanning its values again.
+    @usableFromInline static let recordedEndsLimit = 1 << 20
 
     /// Validates `text` as strictly as `JSONValue.parse` does and hands its root value to
     /// `body`; nil (body not called) when it is not one JSON text.
+    ///
+    /// Inlinable so that it is specialized where it is called: generic across modules, it looked
+    /// up type metadata on every call, more than the validation itself cost on a reply frame.
+    @inlinable
     public static func withRoot<R>(_ text: [UInt8], _ body: (JSONView) -> R) -> R? {
         text.withUnsafeBufferPointer { buf -> R? in
-            do throws(JSONParser.Failure) { try JSONParser.validate(buf) } catch { return nil }
-            var p = JSONParser(buf)
-            p.skipSpace()
-            return body(JSONView(buf, at: p.i))
+            guard buf.count <= recordedEndsLimit, !buf.isEmpty else { return root(buf, ends: nil).map(body) }
+            // A reply line is usually a few hundred bytes: its scratch is on the stack.
+            if buf.count <= 2048 {
+                return withUnsafeTemporaryAllocation(of: Int32.self, capacity: buf.count) { root(buf, ends: $0.baseAddress!).map(body) }
+            }
+            let scratch = UnsafeMutablePointer<Int32>.allocate(capacity: buf.count)
+            defer { scratch.deallocate() }
+            return root(buf, ends: scratch).map(body)
         }
+    }
+
+    /// The root value of `buf` once validated (recording the ends into `ends`, if given), valid
+    /// while `buf` and `ends` are; nil when `buf` is not one JSON text.
+    @usableFromInline
+    static func root(_ buf: UnsafeBufferPointer<UInt8>, ends: UnsafeMutablePointer<Int32>?) -> JSONView? {
+        do throws(JSONParser.Failure) {
+            if let ends { try JSONParser.validate(buf, ends: ends) } else { try JSONParser.validate(buf) }
+        } catch { return nil }
+        var p = JSONParser(buf)
+        p.skipSpace()
+        return JSONView(buf, at: p.i, ends: ends.map { UnsafePointer($0) })
     }
 
     public var isObject: Bool { bytes[start] == UInt8(ascii: "{") }
@@ -96,7 +124,7 @@ public struct JSONView {
             i = space(from: keyEnd) + 1   // past ':'
             let valueStart = space(from: i)
             i = valueEnd(from: valueStart)
-            body(key, JSONView(bytes, at: valueStart))
+            body(key, JSONView(bytes, at: valueStart, ends: ends))
             i = space(from: i)
             if bytes[i] == UInt8(ascii: ",") { i += 1 }
         }
@@ -108,12 +136,21 @@ public struct JSONView {
         fileprivate let quote: Int
         fileprivate let end: Int
 
+        /// The key, decoded.
+        public var string: String {
+            var p = JSONParser(bytes, at: quote)
+            do throws(JSONParser.Failure) { return try p.string() } catch { return "" }
+        }
+
+        /// `name` is a plain key: no backslash or quote in it.
         public static func == (k: Key, name: StaticString) -> Bool {
             let want = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
             let raw = UnsafeBufferPointer(rebasing: k.bytes[(k.quote + 1)..<(k.end - 1)])
-            guard raw.contains(UInt8(ascii: "\\")) else {
-                return raw.count == want.count && (want.isEmpty || memcmp(raw.baseAddress!, want.baseAddress!, want.count) == 0)
-            }
+            // An escape makes the raw key longer than what it says: a key of the same length
+            // compares byte for byte, a shorter one differs, and only a longer one may say
+            // `name` with escapes.
+            if raw.count == want.count { return want.isEmpty || memcmp(raw.baseAddress!, want.baseAddress!, want.count) == 0 }
+            if raw.count < want.count || !raw.contains(UInt8(ascii: "\\")) { return false }
             var p = JSONParser(k.bytes, at: k.quote)
             do throws(JSONParser.Failure) { return try p.string().utf8.elementsEqual(want) } catch { return false }
         }
@@ -129,6 +166,7 @@ public struct JSONView {
 
     /// Just past the string whose opening quote is at `i`.
     private func stringEnd(from i: Int) -> Int {
+        if let ends { return Int(ends[i]) }
         var i = i + 1
         while bytes[i] != UInt8(ascii: "\"") { i += bytes[i] == UInt8(ascii: "\\") ? 2 : 1 }
         return i + 1
@@ -140,6 +178,7 @@ public struct JSONView {
         switch bytes[i] {
         case UInt8(ascii: "\""): return stringEnd(from: i)
         case UInt8(ascii: "{"), UInt8(ascii: "["):
+            if let ends { return Int(ends[i]) }
             var depth = 0
             repeat {
                 switch bytes[i] {

@@ -1,5 +1,5 @@
 import Foundation
-import PollerdCore
+@testable import PollerdCore
 import Testing
 
 @Suite struct JSONParserTests {
@@ -132,6 +132,89 @@ import Testing
                 case "k\"q": root.member("k\"q")?.value; default: root.member("result")?.value }
             } }
             #expect(viewed == keys.map { parsed?[$0] }, "\(text)")
+        }
+    }
+
+    /// Validation records where each string and container ends (`JSONParser.validate(_:ends:)`)
+    /// and a view reads that instead of scanning; texts over `JSONView.recordedEndsLimit` are
+    /// scanned. Both must find the same members: a value rebuilt through nested views (objects
+    /// member by member, the rest built) equals the parsed text, on random documents written
+    /// with and without whitespace, small (scratch on the stack), over 2 KiB (on the heap) and
+    /// over the limit.
+    @Test func viewsFindTheSameMembersWithRecordedEndsOrScanning() {
+        var rng = SystemRandomNumberGenerator()
+        func random(_ depth: Int) -> JSONValue {
+            switch Int.random(in: 0..<(depth > 3 ? 4 : 6), using: &rng) {
+            case 0: return .null
+            case 1: return .int(Int64.random(in: -1000...1000, using: &rng))
+            case 2:
+                let pool: [Character] = ["a", "é", "\"", "\\", "\n", "}", "]", "{", ",", ":"]
+                return .string(String((0..<Int.random(in: 0...6, using: &rng)).map { _ in pool.randomElement(using: &rng)! }))
+            case 3: return .double(1.5)
+            case 4: return .array((0..<Int.random(in: 0...3, using: &rng)).map { _ in random(depth + 1) })
+            default:
+                var o: [String: JSONValue] = [:]
+                for k in 0..<Int.random(in: 0...4, using: &rng) { o[["k\(k)", "a\"b", "é"].randomElement(using: &rng)!] = random(depth + 1) }
+                return .object(o)
+            }
+        }
+        func rebuilt(_ v: JSONView) -> JSONValue {
+            guard v.isObject else { return v.value }
+            var o: [String: JSONValue] = [:]
+            v.forEachMember { k, m in o[k.string] = rebuilt(m) }
+            return .object(o)
+        }
+        func spaced(_ text: String) -> String {
+            // Whitespace after every structural character outside strings.
+            var out = "", inString = false, escaped = false
+            for c in text {
+                out.append(c)
+                if inString { if escaped { escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { inString = false }; continue }
+                if c == "\"" { inString = true } else if "{}[],:".contains(c) { out += " \n" }
+            }
+            return " " + out + "\t"
+        }
+        func check(_ text: String) {
+            let want = parser(text)
+            #expect(want != nil)
+            #expect(JSONView.withRoot(Array(text.utf8)) { rebuilt($0) } == want, "\(text.prefix(300))")
+        }
+        for _ in 0..<300 {
+            let v = JSONValue.object(["r": random(0), "s": random(1)])
+            check(v.canonicalString)
+            check(spaced(v.canonicalString))
+        }
+        // Over 2 KiB, and over the limit (scanned): members after a long string and a long array.
+        for size in [3000, JSONView.recordedEndsLimit + 10] {
+            let long = JSONValue.object(["pad": .string(String(repeating: "x", count: size)), "list": .array((0..<50).map { .int($0) }),
+                                         "z": .object(["a": .object(["b": .string("}{")])])])
+            check(long.canonicalString)
+            check(spaced(long.canonicalString))
+        }
+    }
+
+    /// A key compares by its bytes, escaped or not: the same length compares byte for byte, a
+    /// shorter one differs, a longer one only says the name through escapes.
+    @Test func viewKeysCompareEscapedOrNot() {
+        let text = #"{"ab":1,"ac":2,"a":3,"abc":4,"a\u0062":5,"\u0061\u0062":6,"a\"":7}"#
+        let seen = JSONView.withRoot(Array(text.utf8)) { root -> [Int64] in
+            var hits: [Int64] = []
+            root.forEachMember { k, v in if k == "ab" { hits.append(v.intValue ?? -1) } }
+            return hits
+        }
+        #expect(parser(text) != nil, "\(text)")
+        #expect(seen == [1, 5, 6])
+        #expect(JSONView.withRoot(Array(text.utf8)) { $0.member("a")?.intValue } == 3)
+    }
+
+    /// Integers are written digit by digit: the edges of Int64 and the powers of ten.
+    @Test func integersAreWrittenAsSwiftPrintsThem() {
+        var values: [Int64] = [.min, .max, .min + 1, -1, 0, 9, 10, 11, 99, 100, -10, 1_000_000_000_000_000_000]
+        for e in 0..<19 { let p = Int64(pow(10.0, Double(e))); values += [p, p - 1, -p, -p + 1] }
+        for v in values {
+            var out: [UInt8] = []
+            JSONValue.writeInt(v, into: &out)
+            #expect(String(decoding: out, as: UTF8.self) == String(v))
         }
     }
 
