@@ -15,16 +15,33 @@ public enum Base64URL {
     /// Encodes bytes as URL-safe base64 without padding.
     public static func encode(_ data: Data) -> String {
         var out: [UInt8] = []
-        out.reserveCapacity((data.count * 4 + 2) / 3)
-        var k = data.startIndex
-        while k < data.endIndex {
-            let n = min(3, data.endIndex - k)
-            let b0 = UInt32(data[k]), b1 = n > 1 ? UInt32(data[k + 1]) : 0, b2 = n > 2 ? UInt32(data[k + 2]) : 0
-            let w = b0 << 16 | b1 << 8 | b2
-            for s in 0...n { out.append(alphabet[Int(w >> (18 - 6 * UInt32(s)) & 63)]) }
-            k += n
-        }
+        write(data, into: &out)
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `encode(data)`'s characters to `out` (a tick request carries its cursor this way,
+    /// without a `String` in between; the alphabet needs no JSON escaping).
+    public static func write(_ data: Data, into out: inout [UInt8]) {
+        data.withUnsafeBytes { raw in
+            let n = raw.count
+            out.reserveCapacity(out.count + (n * 4 + 2) / 3)
+            alphabet.withUnsafeBufferPointer { a in
+                var k = 0
+                while k + 3 <= n {
+                    let w = UInt32(raw[k]) << 16 | UInt32(raw[k + 1]) << 8 | UInt32(raw[k + 2])
+                    out.append(a[Int(w >> 18)]); out.append(a[Int(w >> 12 & 63)])
+                    out.append(a[Int(w >> 6 & 63)]); out.append(a[Int(w & 63)])
+                    k += 3
+                }
+                if n - k == 1 {
+                    let w = UInt32(raw[k]) << 16
+                    out.append(a[Int(w >> 18)]); out.append(a[Int(w >> 12 & 63)])
+                } else if n - k == 2 {
+                    let w = UInt32(raw[k]) << 16 | UInt32(raw[k + 1]) << 8
+                    out.append(a[Int(w >> 18)]); out.append(a[Int(w >> 12 & 63)]); out.append(a[Int(w >> 6 & 63)])
+                }
+            }
+        }
     }
 
     /// Decodes URL-safe base64; padding is accepted but not required. Nil if invalid.

@@ -108,7 +108,12 @@ public enum JSONValue: Sendable, Hashable, Codable {
     /// Appends the decimal digits of `i`.
     public static func writeInt(_ i: Int64, into out: inout [UInt8]) {
         if i >= 0 && i < 10 { out.append(UInt8(48 + i)); return }
-        out.append(contentsOf: String(i).utf8)
+        if i < 0 { out.append(UInt8(ascii: "-")) }
+        // Digits from the highest power of ten down: no String in between.
+        let m = i.magnitude
+        var p: UInt64 = 1
+        while p <= m / 10 { p *= 10 }
+        while p > 0 { out.append(UInt8(48 + m / p % 10)); p /= 10 }
     }
 
     /// Appends `s` as a JSON string literal, as UTF-8: `"`, `\\`, and control characters escaped,
@@ -151,6 +156,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
 extension Array where Element == UInt8 {
     /// Appends a literal's UTF-8 bytes, without going through a `String`'s UTF-8 view.
+    @inlinable
     public mutating func append(literal s: StaticString) {
         append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }

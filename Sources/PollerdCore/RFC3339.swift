@@ -16,18 +16,13 @@ public enum RFC3339 {
         let milli = ms - secs * 1000
         // Written by hand into bytes: String(format:) goes through CoreFoundation and costs
         // microseconds, and this runs for every tick and every item.
+        func two(_ v: Int) { out.append(UInt8(48 + v / 10)); out.append(UInt8(48 + v % 10)) }
         // Years outside 0...9999 are outside RFC 3339; they are written in full rather than cut.
-        func put(_ v: Int, width: Int) {
-            var v = v
-            let at = out.count
-            out.append(contentsOf: repeatElement(0, count: width))
-            for k in stride(from: at + width - 1, through: at, by: -1) { out[k] = UInt8(48 + v % 10); v /= 10 }
-        }
-        if (0...9999).contains(f.year) { put(f.year, width: 4) } else { out.append(contentsOf: String(f.year).utf8) }
-        out.append(UInt8(ascii: "-")); put(f.month, width: 2); out.append(UInt8(ascii: "-")); put(f.day, width: 2)
-        out.append(UInt8(ascii: "T")); put(f.hour, width: 2); out.append(UInt8(ascii: ":")); put(f.minute, width: 2)
-        out.append(UInt8(ascii: ":")); put(f.second, width: 2)
-        if milli != 0 { out.append(UInt8(ascii: ".")); put(Int(milli), width: 3) }
+        if (0...9999).contains(f.year) { two(f.year / 100); two(f.year % 100) } else { out.append(contentsOf: String(f.year).utf8) }
+        out.append(UInt8(ascii: "-")); two(f.month); out.append(UInt8(ascii: "-")); two(f.day)
+        out.append(UInt8(ascii: "T")); two(f.hour); out.append(UInt8(ascii: ":")); two(f.minute)
+        out.append(UInt8(ascii: ":")); two(f.second)
+        if milli != 0 { out.append(UInt8(ascii: ".")); out.append(UInt8(48 + milli / 100)); two(Int(milli % 100)) }
         out.append(contentsOf: UnsafeBufferPointer(start: utc.utf8Start, count: utc.utf8CodeUnitCount))
     }
 

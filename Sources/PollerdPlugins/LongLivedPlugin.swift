@@ -145,13 +145,13 @@ public final class LongLivedPlugin: Sendable {
     static func frame(id: Int64, method: String, params: (inout [UInt8]) -> Void) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256)
-        out += #"{"id":"#.utf8
+        out.append(literal: #"{"id":"#)
         JSONValue.writeInt(id, into: &out)
-        out += #","jsonrpc":"2.0","method":"#.utf8
+        out.append(literal: #","jsonrpc":"2.0","method":"#)
         JSONValue.writeString(method, into: &out)
-        out += #","params":"#.utf8
+        out.append(literal: #","params":"#)
         params(&out)
-        out += "}".utf8
+        out.append(UInt8(ascii: "}"))
         return out
     }
 

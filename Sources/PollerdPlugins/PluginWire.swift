@@ -34,7 +34,13 @@ public enum PluginWire {
         out.append(literal: #","config":"#)
         config.writeCanonical(into: &out)
         out.append(literal: #","cursor":"#)
-        if let cursor { JSONValue.writeString(Base64URL.encode(cursor), into: &out) } else { out.append(literal: "null") }
+        if let cursor {
+            out.append(UInt8(ascii: "\""))
+            Base64URL.write(cursor, into: &out)
+            out.append(UInt8(ascii: "\""))
+        } else {
+            out.append(literal: "null")
+        }
         out.append(literal: #","interval_hint_secs":"#)
         JSONValue.writeInt(max(0, intervalHintSecs), into: &out)
         out.append(literal: #","job_id":"#)
