@@ -32,6 +32,8 @@ PY
 echo "| transport | pollerd /s (median) | baseline /s (median) | pollerd ÷ baseline, median of $ROUNDS pairs (range) |"
 echo "|---|---|---|---|"
 measure "ephemeral, C plugin, one at a time" '"$B" plugin --lifecycle ephemeral --command "$T/plugin" --count 3000 --in-flight 1' '"$T/baseline" spawn 3000 "$T/plugin"'
+# The runner's shape: each tick a task of its own started on the poller's executor, awaited from the pool.
+measure "ephemeral, C plugin, a task per tick (the runner's shape)" '"$B" plugin --lifecycle ephemeral --command "$T/plugin" --count 3000 --in-flight 1 --callers tick-task' '"$T/baseline" spawn 3000 "$T/plugin"'
 measure "long-lived, C plugin, 1 in flight" '"$B" plugin --lifecycle long-lived --command "$T/plugin" --count 100000 --in-flight 1' '"$T/baseline" pipe 100000 1 "$T/plugin"'
 measure "long-lived, C plugin, 16 in flight" '"$B" plugin --lifecycle long-lived --command "$T/plugin" --count 200000 --in-flight 16' '"$T/baseline" pipe 200000 16 "$T/plugin"'
 # The same, with the ticking tasks elsewhere than on the plugin's executor (see --callers).
