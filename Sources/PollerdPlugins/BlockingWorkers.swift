@@ -17,7 +17,7 @@ final class BlockingWorkers: TaskExecutor, @unchecked Sendable {
     private var queue: [@Sendable () -> Void] = []
     private var idle = 0
     private let idleSecs: TimeInterval
-    /// Set on this pool's threads (to the pool's address): `isCurrent`.
+    /// Set (to the pool's address) while a worker runs a task's job for this executor: `isCurrent`.
     private let marker: pthread_key_t
 
     static let shared = BlockingWorkers(idleSecs: 10)
@@ -44,16 +44,21 @@ final class BlockingWorkers: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    /// Whether the calling thread is one of this pool's workers.
+    /// Whether the calling thread is a worker running a task's job for this executor. Not on a
+    /// worker running other blocking work (a long-lived plugin's reader, and the jobs its own
+    /// executor runs there): an exchange in place would hold that up.
     var isCurrent: Bool { pthread_getspecific(marker) == Unmanaged.passUnretained(self).toOpaque() }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
-        run { [self] in unowned.runSynchronously(on: asUnownedTaskExecutor()) }
+        run { [self] in
+            pthread_setspecific(marker, Unmanaged.passUnretained(self).toOpaque())
+            unowned.runSynchronously(on: asUnownedTaskExecutor())
+            pthread_setspecific(marker, nil)
+        }
     }
 
     private func work() {
-        pthread_setspecific(marker, Unmanaged.passUnretained(self).toOpaque())
         condition.lock()
         while true {
             if let job = queue.first {

@@ -37,6 +37,16 @@ import Testing
         #expect(cursor == Data("yyy".utf8))
     }
 
+    /// Only a task's job counts: other blocking work on a worker (a long-lived plugin's reader,
+    /// and what its executor runs there) must not take an exchange in place.
+    @Test func plainBlockingWorkIsNotInPlace() async {
+        let plain = await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            BlockingWorkers.shared.run { c.resume(returning: BlockingWorkers.shared.isCurrent) }
+        }
+        #expect(!plain)
+        #expect(await Task(executorPreference: BlockingWorkers.shared) { BlockingWorkers.shared.isCurrent }.value)
+    }
+
     @Test func aHangRunInPlaceIsKilledWithItsGroupWhenCancelled() async throws {
         let fx = try Fixture("read -r req; sh -c 'trap \"\" TERM; sleep 300' & echo $! > grandchild.pid; wait")
         let pidFile = fx.dir.appendingPathComponent("grandchild.pid").path
