@@ -9,7 +9,7 @@ import PollerdPlugins
 struct WireBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wire",
-        abstract: "ns per poll_tick request encoded, per reply routed by id and per reply decoded; one JSON line."
+        abstract: "ns per poll_tick request encoded and per reply decoded; one JSON line."
     )
 
     @Option(help: "Iterations of each.") var count: Int = 1_000_000
@@ -34,15 +34,12 @@ struct WireBench: ParsableCommand {
                 sink &+= out.count
             }
         }
-        let route = ns {
-            for _ in 0..<count { sink &+= Int(PluginWire.frameID(prefix: reply) ?? -1) }
-        }
         let decode = ns {
             for _ in 0..<count {
                 if case .success(let ack) = PluginWire.decodeReply(reply, allowBare: true, id: 123456) { sink &+= Int(ack.itemsSeen) }
             }
         }
-        let line: [String: Any] = ["encode_ns": (encode * 10).rounded() / 10, "route_ns": (route * 10).rounded() / 10,
+        let line: [String: Any] = ["encode_ns": (encode * 10).rounded() / 10,
                                    "decode_ns": (decode * 10).rounded() / 10, "count": count, "sink": sink % 2]
         print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
     }
