@@ -93,14 +93,25 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .target(
+            name: "PollerdDaemon",
+            dependencies: [
+                "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdAdmin",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
             name: "PollerdTestKit",
-            dependencies: ["PollerdCore"],
+            dependencies: ["PollerdCore", "PollerdDaemon"],
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "pollerd",
             dependencies: [
-                "PollerdCore", "PollerdConfig", "PollerdSQLite", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdAdmin",
+                "PollerdCore", "PollerdConfig", "PollerdSQLite", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdAdmin", "PollerdDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -111,9 +122,10 @@ let package = Package(
         .executableTarget(
             name: "pollerd-bench",
             dependencies: [
-                "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdPlugins", "PollerdDelivery",
+                "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Benchmarks/pollerd-bench",
             swiftSettings: upcoming
@@ -129,7 +141,7 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .testTarget(
-            name: "PollerdSQLiteTests",
+            name: "PollerdStoreContractTests",
             dependencies: ["PollerdSQLite", "PollerdCore", "PollerdTestKit"],
             swiftSettings: upcoming
         ),
@@ -139,14 +151,14 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .testTarget(
-            name: "PollerdRunnerTests",
-            dependencies: ["PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdTestKit", "PollerdConfig"],
+            name: "PollerdDaemonTests",
+            dependencies: ["PollerdDaemon", "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdTestKit", "PollerdConfig"],
             swiftSettings: upcoming
         ),
         .testTarget(
             name: "PollerdDeliveryTests",
             dependencies: [
-                "PollerdDelivery", "PollerdCore", "PollerdSQLite", "PollerdTestKit", "PollerdConfig", "PollerdPollers",
+                "PollerdDelivery", "PollerdDaemon", "PollerdCore", "PollerdSQLite", "PollerdTestKit", "PollerdConfig", "PollerdPollers",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PollerdCore
+import PollerdDaemon
 import PollerdDelivery
 import PollerdPollers
 import PollerdSQLite
@@ -23,7 +24,7 @@ struct OutboxBench: AsyncParsableCommand {
     func run() async throws {
         let root = (dir as NSString).appendingPathComponent("pollerd-outbox-bench-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let store = try SQLiteStateStore(path: (root as NSString).appendingPathComponent("state.db"), synchronousFull: true)
+        let store = try SQLiteBackend.open(path: (root as NSString).appendingPathComponent("state.db"), synchronousFull: true)
         let clock = SystemWallClock()
         var log = Logger(label: "bench")
         log.logLevel = .error

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PollerdCore
+import PollerdDaemon
 import PollerdPlugins
 
 /// Ticks through pollerd's real plugin transports, as fast as they go.

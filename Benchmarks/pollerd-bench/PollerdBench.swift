@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import PollerdCore
+import PollerdDaemon
+import ServiceLifecycle
 import PollerdPlugins
 import PollerdPollers
 import PollerdSQLite
@@ -78,7 +80,7 @@ struct SchedulerBench: AsyncParsableCommand {
         logger.logLevel = .error
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-bench-\(getpid())")
         try? FileManager.default.removeItem(at: dir)
-        let store = try SQLiteStateStore(path: dir.appendingPathComponent("state.db").path, synchronousFull: sync == "full")
+        let store = try SQLiteBackend.open(path: dir.appendingPathComponent("state.db").path, synchronousFull: sync == "full")
         var settings = GlobalSettings()
         settings.maxConcurrentTicks = maxConcurrent
         settings.defaultJitterMs = jitterMs ?? everySecs * 1000
@@ -107,7 +109,9 @@ struct SchedulerBench: AsyncParsableCommand {
             default: break
             }
         })
-        let runTask = Task { try await runner.run() }
+        // The runner in a service group of its own, stopped by a graceful shutdown as in the daemon.
+        let group = ServiceGroup(configuration: .init(services: [runner], logger: logger))
+        let runTask = Task { try await group.run() }
         await started.wait()
         let bootMs = clock.nowMs - bootStart
         // Warm up for one period after boot, then measure slots due in the window.
@@ -120,7 +124,7 @@ struct SchedulerBench: AsyncParsableCommand {
         let cpu1 = cpuSeconds()
         // Let ticks due just before the window's end report.
         try await clock.sleep(untilMs: windowEnd + 2000)
-        runner.beginShutdown()
+        await group.triggerGracefulShutdown()
         try await runTask.value
         await plugin?.shutdown()
         try? FileManager.default.removeItem(at: dir)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PollerdCore
+import PollerdDaemon
 import PollerdPlugins
 
 /// The daemon's CPU floor for one long-lived round trip without any I/O: encoding a

@@ -1,4 +1,5 @@
 import Foundation
+import PollerdCore
 
 /// `${VAR}` and `${VAR:-default}` from the environment; `$$` is a literal `$`.
 public enum EnvInterpolation {
@@ -28,7 +29,7 @@ public enum EnvInterpolation {
                 name = String(body[..<r.lowerBound])
                 fallback = String(body[r.upperBound...])
             }
-            guard !name.isEmpty, name.unicodeScalars.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) }) else {
+            guard EnvName.isValid(name) else {
                 throw Failure(message: "'${\(body)}' is not a valid placeholder (use ${NAME} or ${NAME:-default})")
             }
             if let v = environment[name] {

@@ -13,8 +13,8 @@ public struct JobRuntime: Sendable {
     public var removed: Bool = false
     var generation: UInt64 = 0
     /// Cached: computing it means encoding the config as canonical JSON.
-    var definitionFingerprint: String = ""
-    var scheduleFingerprint: String = ""
+    public internal(set) var definitionFingerprint: String = ""
+    public internal(set) var scheduleFingerprint: String = ""
 }
 
 /// A due job handed out to run.

@@ -23,8 +23,10 @@ public struct JobStateRow: Sendable, Equatable, Codable {
     public var updatedAtMs: Int64
     /// Items found by the job and not yet delivered to every sink (nor dead-lettered).
     public var outboxBacklog: Int64 = 0
+    /// When the job was paused (by an operator, an error, or `paused_on_boot`).
+    public var pausedAtMs: Int64?
 
-    public init(jobID: String, kind: String, agent: String, cursor: Data? = nil, lastRunAtMs: Int64? = nil, nextRunAtMs: Int64? = nil, lastStatus: String? = nil, lastError: String? = nil, lastDurationMs: Int64? = nil, consecutiveErrors: Int = 0, ticksTotal: Int64 = 0, itemsSeenTotal: Int64 = 0, itemsDispatchedTotal: Int64 = 0, paused: Bool = false, pausedReason: String? = nil, done: Bool = false, scheduleFingerprint: String? = nil, definitionFingerprint: String? = nil, updatedAtMs: Int64 = 0, outboxBacklog: Int64 = 0) {
+    public init(jobID: String, kind: String, agent: String, cursor: Data? = nil, lastRunAtMs: Int64? = nil, nextRunAtMs: Int64? = nil, lastStatus: String? = nil, lastError: String? = nil, lastDurationMs: Int64? = nil, consecutiveErrors: Int = 0, ticksTotal: Int64 = 0, itemsSeenTotal: Int64 = 0, itemsDispatchedTotal: Int64 = 0, paused: Bool = false, pausedReason: String? = nil, done: Bool = false, scheduleFingerprint: String? = nil, definitionFingerprint: String? = nil, updatedAtMs: Int64 = 0, outboxBacklog: Int64 = 0, pausedAtMs: Int64? = nil) {
         self.jobID = jobID; self.kind = kind; self.agent = agent; self.cursor = cursor
         self.lastRunAtMs = lastRunAtMs; self.nextRunAtMs = nextRunAtMs; self.lastStatus = lastStatus
         self.lastError = lastError; self.lastDurationMs = lastDurationMs; self.consecutiveErrors = consecutiveErrors
@@ -33,6 +35,7 @@ public struct JobStateRow: Sendable, Equatable, Codable {
         self.scheduleFingerprint = scheduleFingerprint; self.definitionFingerprint = definitionFingerprint
         self.updatedAtMs = updatedAtMs
         self.outboxBacklog = outboxBacklog
+        self.pausedAtMs = pausedAtMs
     }
 }
 
@@ -110,10 +113,65 @@ public struct TickCommit: Sendable, Equatable {
 /// An operator action recorded in the store, which a running daemon picks up.
 public struct ControlChange: Sendable, Equatable {
     public enum Action: String, Sendable { case pause, resume, reset }
-    public var seq: Int64
     public var jobID: String
     public var action: Action
-    public init(seq: Int64, jobID: String, action: Action) { self.seq = seq; self.jobID = jobID; self.action = action }
+    public init(jobID: String, action: Action) { self.jobID = jobID; self.action = action }
+}
+
+/// Where a reader of the control log stands. Opaque: only the store that made it reads it. A
+/// store must never hand out a cursor past a change that can still commit (on PostgreSQL a
+/// sequence number is taken before the commit, so reading `seq > last` would miss such a row).
+public struct ControlCursor: Sendable, Hashable {
+    /// The store's own encoding.
+    public var token: String
+    public init(token: String) { self.token = token }
+}
+
+/// Controls recorded after a cursor, and the cursor to read from next.
+public struct ControlBatch: Sendable, Equatable {
+    public var changes: [ControlChange]
+    public var next: ControlCursor
+    public init(changes: [ControlChange], next: ControlCursor) { self.changes = changes; self.next = next }
+}
+
+/// A daemon as the store knows it: what it runs and until when it counts as alive.
+public struct DaemonRecord: Sendable, Equatable {
+    /// The daemon's id (its lease holder id: `host:pid:nonce`).
+    public var daemonID: String
+    /// The job file it runs.
+    public var jobFile: String
+    public var startedAtMs: Int64
+    /// Past this instant without a heartbeat the daemon counts as gone.
+    public var aliveUntilMs: Int64
+    /// How many jobs its file has.
+    public var jobs: Int
+
+    public init(daemonID: String, jobFile: String, startedAtMs: Int64, aliveUntilMs: Int64, jobs: Int) {
+        self.daemonID = daemonID; self.jobFile = jobFile; self.startedAtMs = startedAtMs
+        self.aliveUntilMs = aliveUntilMs; self.jobs = jobs
+    }
+}
+
+/// A daemon's job set, as it announces it at boot, on reload and after a lapse of its heartbeat.
+public struct DaemonAnnouncement: Sendable, Equatable {
+    public var daemonID: String
+    public var jobFile: String
+    /// Each job of its file, with its definition fingerprint.
+    public var jobs: [String: String]
+    public var aliveUntilMs: Int64
+
+    public init(daemonID: String, jobFile: String, jobs: [String: String], aliveUntilMs: Int64) {
+        self.daemonID = daemonID; self.jobFile = jobFile; self.jobs = jobs; self.aliveUntilMs = aliveUntilMs
+    }
+}
+
+/// A job's lease as recorded, for operators (`jobs show`, explain).
+public struct LeaseRecord: Sendable, Equatable {
+    public var holder: String
+    public var token: Int64
+    /// 0 once released.
+    public var untilMs: Int64
+    public init(holder: String, token: Int64, untilMs: Int64) { self.holder = holder; self.token = token; self.untilMs = untilMs }
 }
 
 /// A planned next run, written when the daemon reschedules without a tick.
@@ -128,41 +186,54 @@ public struct ScheduleRecord: Sendable, Equatable {
     }
 }
 
-/// Durable job state, leases with fencing tokens, and operator controls.
+/// Durable job state, leases with fencing tokens, operator controls, and the daemons that share
+/// the store. The rules every implementation keeps are pinned by the store contract suite
+/// (`Tests/PollerdSQLiteTests/StoreContractTests.swift`) and listed in docs/architecture.md.
 public protocol StateStore: Sendable {
     /// Creates rows for jobs not seen before (`paused_on_boot` applies only then); returns every job's row.
     func register(_ jobs: [JobRegistration], nowMs: Int64) async throws -> [String: JobStateRow]
     /// Takes the job's lease if it is free or expired, and the job is neither paused nor done.
     /// With `slotMs` (scheduled ticks), it also refuses a slot earlier than the stored next run,
     /// so two daemons never both run one slot; manual ticks pass nil. With `maxBacklog`, it
-    /// refuses while the job has that many undelivered items (backpressure).
+    /// refuses while the job has that many undelivered items (backpressure). A store that keeps
+    /// time itself (`StoreTime.store`) decides expiry by its own clock, not by `nowMs`.
     func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?) async throws -> LeaseAcquisition
-    /// Extends a lease; false when the fencing token no longer holds.
-    func renewLease(_ lease: LeaseGrant, untilMs: Int64) async throws -> Bool
+    /// Extends a lease to `ttlMs` from now; false when the fencing token no longer holds.
+    func renewLease(_ lease: LeaseGrant, ttlMs: Int64, nowMs: Int64) async throws -> Bool
     /// Gives a lease back without committing a tick.
     func releaseLease(_ lease: LeaseGrant) async throws
     /// Commits a tick and releases its lease, in one transaction; false when fenced off.
     func commit(_ tick: TickCommit, nowMs: Int64) async throws -> Bool
     /// Records planned next runs (boot, reload, skipped slots).
     func recordSchedules(_ records: [ScheduleRecord], nowMs: Int64) async throws
-    /// Operator actions after a sequence number.
-    func controlChanges(after seq: Int64) async throws -> [ControlChange]
-    /// The newest control sequence number.
-    func lastControlSeq() async throws -> Int64
+    /// Operator actions recorded after `cursor`, and where to read from next.
+    func controlChanges(after cursor: ControlCursor) async throws -> ControlBatch
+    /// A cursor at the end of the control log as of now.
+    func controlCursor() async throws -> ControlCursor
     /// Every job's row.
     func allStates() async throws -> [JobStateRow]
-    /// Ids of the jobs recorded as active (in the job file the daemon last applied).
-    func activeJobIDs() async throws -> [String]
     /// One job's row.
     func state(jobID: String) async throws -> JobStateRow?
+    /// A job's lease as recorded; nil if it was never taken.
+    func lease(jobID: String) async throws -> LeaseRecord?
     /// Pauses or resumes a job and records the control change; false if the job has no row.
     func setPaused(jobID: String, paused: Bool, reason: String?, nowMs: Int64) async throws -> Bool
     /// Clears a job's cursor and error counters and records the control change; false if unknown.
     /// A tick in flight is fenced off, so it cannot write its old cursor back.
     func reset(jobID: String, nowMs: Int64) async throws -> Bool
-    /// Marks jobs as no longer in the job file: their state (cursor included) is kept, in case
-    /// they come back, but they no longer count as active.
-    func deactivate(jobIDs: [String], nowMs: Int64) async throws
+    /// Records a daemon's job set under its id (replacing what it announced before) and its
+    /// liveness. Then every job that no live daemon has any more leaves the active set: its
+    /// state (cursor included) is kept in case it comes back. Returns the ids that left it.
+    func announce(_ daemon: DaemonAnnouncement, nowMs: Int64) async throws -> [String]
+    /// Extends a daemon's liveness; false when the store no longer knows it (its heartbeat
+    /// lapsed and another daemon retired it): it must announce again.
+    func heartbeat(daemonID: String, aliveUntilMs: Int64, nowMs: Int64) async throws -> Bool
+    /// Removes a daemon that stops; its jobs leave the active set unless another live daemon has them.
+    func retire(daemonID: String, nowMs: Int64) async throws
+    /// The daemons alive at `nowMs`.
+    func liveDaemons(nowMs: Int64) async throws -> [DaemonRecord]
+    /// The live daemons whose job file has the job.
+    func jobOwners(jobID: String, nowMs: Int64) async throws -> [String]
     /// Frees unexpired leases whose holder is known to be gone (a crashed daemon on this host).
     /// Returns the number freed.
     func reclaimLeases(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int
@@ -173,15 +244,21 @@ extension StateStore {
     public func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?) async throws -> LeaseAcquisition {
         try await acquireLease(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: nil)
     }
+}
 
-    /// Convenience for one schedule record.
-    public func recordSchedule(_ record: ScheduleRecord, nowMs: Int64) async throws {
-        try await recordSchedules([record], nowMs: nowMs)
-    }
+/// Whose clock decides when a lease expires.
+public enum StoreTime: Sendable {
+    /// The `nowMs` each caller passes (one daemon, or daemons on one host).
+    case caller
+    /// The store's own clock (PostgreSQL's `now()`): daemons whose clocks are skewed still
+    /// agree on when a lease expires.
+    case store
 }
 
 /// What a running daemon reports of one plugin, for `pollerd plugins list` in another process.
 public struct PluginStatusRecord: Sendable, Equatable {
+    /// The daemon that runs the plugin (each daemon keeps its own rows).
+    public var daemonID: String
     public var pluginID: String
     public var lifecycle: String
     /// `idle`, `starting`, `running`, `backing_off`, `failed: …`, `stopped` (long-lived), or `ready`.
@@ -194,8 +271,18 @@ public struct PluginStatusRecord: Sendable, Equatable {
     public var stderrTail: [String]
     public var updatedAtMs: Int64
 
-    public init(pluginID: String, lifecycle: String, phase: String, pid: Int32?, restarts: Int, ticks: Int64, failures: Int64, lastError: String?, stderrTail: [String], updatedAtMs: Int64) {
-        self.pluginID = pluginID; self.lifecycle = lifecycle; self.phase = phase; self.pid = pid; self.restarts = restarts
+    public init(daemonID: String = "", pluginID: String, lifecycle: String, phase: String, pid: Int32?, restarts: Int, ticks: Int64, failures: Int64, lastError: String?, stderrTail: [String], updatedAtMs: Int64) {
+        self.daemonID = daemonID; self.pluginID = pluginID; self.lifecycle = lifecycle; self.phase = phase; self.pid = pid; self.restarts = restarts
         self.ticks = ticks; self.failures = failures; self.lastError = lastError; self.stderrTail = stderrTail; self.updatedAtMs = updatedAtMs
     }
+}
+
+/// The one store contract: everything the daemon (runner, deliverer, plugin status) and the
+/// operator facade need. Items enter the outbox in `StateStore.commit`, so one type, on one
+/// database, implements both halves.
+public protocol PollerdStore: StateStore, OutboxStore {
+    /// Replaces what one daemon reports of its plugins; other daemons' rows stay.
+    func recordPluginStatuses(_ records: [PluginStatusRecord], daemonID: String) async throws
+    /// What every daemon last reported of its plugins.
+    func pluginStatuses() async throws -> [PluginStatusRecord]
 }

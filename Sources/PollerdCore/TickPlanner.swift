@@ -15,6 +15,11 @@ public struct TickPlan: Sendable, Equatable {
     public var done: Bool
     /// True when this failure opened (or re-opened) the circuit breaker.
     public var breakerOpen: Bool
+
+    public init(status: String, error: String?, consecutiveErrors: Int, nextRunAtMs: Int64?, pause: Bool, pausedReason: String?, done: Bool, breakerOpen: Bool) {
+        self.status = status; self.error = error; self.consecutiveErrors = consecutiveErrors; self.nextRunAtMs = nextRunAtMs
+        self.pause = pause; self.pausedReason = pausedReason; self.done = done; self.breakerOpen = breakerOpen
+    }
 }
 
 /// The retry rules: exponential backoff with jitter below the breaker threshold, the breaker above it.

@@ -28,15 +28,22 @@ public enum PluginCheck {
         }
     }
 
-    /// Ticks each kind twice (without, then with the cursor the first tick returned).
-    public static func run(manifest: PluginManifest, config: JSONValue, builtins: PollerRegistry) async -> [Finding] {
+    /// Ticks each kind twice (without, then with the cursor the first tick returned); `nowMs` is
+    /// the instant the ticks are told.
+    public static func run(manifest: PluginManifest, config: JSONValue, builtins: PollerRegistry, nowMs: Int64) async -> [Finding] {
         var out: [Finding] = []
-        let set = PluginSet.load(directories: [(manifest.directory as NSString).deletingLastPathComponent], relativeTo: "/", builtins: builtins)
+        // A set of processes of its own: the check starts and stops only its plugin.
+        let processes = PluginProcesses()
+        let set = PluginSet.load(directories: [(manifest.directory as NSString).deletingLastPathComponent], relativeTo: "/", builtins: builtins, processes: processes)
         let mine = set.pollers.filter { manifest.kinds.contains($0.kind) }
         if let why = set.leftOut[manifest.id] {
+            await processes.shutdownAll()
             return [Finding(ok: false, step: "load", detail: why)]
         }
-        guard !mine.isEmpty else { return [Finding(ok: false, step: "load", detail: "no kind of this plugin could be loaded")] }
+        guard !mine.isEmpty else {
+            await processes.shutdownAll()
+            return [Finding(ok: false, step: "load", detail: "no kind of this plugin could be loaded")]
+        }
         for p in mine {
             var cursor: Data?
             for (n, label) in ["tick without a cursor", "tick with the returned cursor"].enumerated() {
@@ -45,7 +52,7 @@ public enum PluginCheck {
                     continue
                 }
                 let ctx = TickContext(jobID: "plugins-check", kind: p.kind, agent: "default", config: config, cursor: cursor,
-                                      nowMs: SystemWallClock().nowMs, intervalHintSecs: 60, timeoutSecs: manifest.tickTimeoutSecs)
+                                      nowMs: nowMs, intervalHintSecs: 60, timeoutSecs: manifest.tickTimeoutSecs)
                 let r = await tick(p, ctx, timeoutSecs: manifest.tickTimeoutSecs)
                 switch r {
                 case .success(let ack):
@@ -64,8 +71,7 @@ public enum PluginCheck {
         if let tail = set.statuses[manifest.id]?.stderrTail, !tail.isEmpty {
             out.append(Finding(ok: true, step: "stderr (last lines)", detail: tail.suffix(5).joined(separator: "\n      ")))
         }
-        // Only this plugin's processes: others may be in use (tests run checks side by side).
-        await PluginProcesses.shared.stop(mine.compactMap { ($0 as? LongLivedPluginPoller)?.plugin })
+        await processes.shutdownAll()
         return out
     }
 

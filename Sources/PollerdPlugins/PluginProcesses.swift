@@ -3,10 +3,9 @@ import Synchronization
 
 /// The long-lived plugin processes of this daemon, by plugin id. Loading the plugins again (a
 /// reload) reuses a plugin whose manifest did not change, so only changed plugins restart.
+/// The daemon owns one and passes it to the plugin loader; `pollerd tick` and `plugins check`
+/// own theirs.
 public final class PluginProcesses: Sendable {
-    /// The daemon's one set.
-    public static let shared = PluginProcesses()
-
     private let plugins = Mutex<[String: LongLivedPlugin]>([:])
 
     public init() {}
@@ -36,15 +35,6 @@ public final class PluginProcesses: Sendable {
             return Array(gone.values)
         }
         for p in stop { await p.shutdown() }
-    }
-
-    /// Stops these plugin processes and forgets them (the others keep running).
-    public func stop(_ these: [LongLivedPlugin]) async {
-        let ids = Set(these.map { ObjectIdentifier($0) })
-        plugins.withLock { all in
-            for (k, p) in all where ids.contains(ObjectIdentifier(p)) { all[k] = nil }
-        }
-        for p in these { await p.shutdown() }
     }
 
     /// Stops the plugin processes the registry no longer uses (after a reload swapped it in).

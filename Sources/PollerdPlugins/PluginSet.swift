@@ -16,7 +16,8 @@ public struct PluginSet: Sendable {
     public var warnings: [ConfigError] = []
 
     /// Discovers the plugins under `directories` and builds their pollers on top of `builtins`.
-    public static func load(directories: [String], relativeTo base: String, builtins: PollerRegistry) -> PluginSet {
+    /// Long-lived plugins come from `processes`, which keeps an unchanged plugin running.
+    public static func load(directories: [String], relativeTo base: String, builtins: PollerRegistry, processes: PluginProcesses) -> PluginSet {
         let d = PluginManifestLoader.discover(directories: directories, relativeTo: base)
         var set = PluginSet(router: PluginRouter(builtinKinds: Set(builtins.kinds)))
         set.errors = d.errors
@@ -43,7 +44,7 @@ public struct PluginSet: Sendable {
                                          workingDirectory: m.directory, tickTimeoutSecs: m.tickTimeoutSecs, maxReplyBytes: m.maxReplyBytes)
             if handle.lifecycle == .longLived {
                 let policy = SupervisorPolicy(respawn: m.respawn, maxAttempts: m.maxAttempts, backoffMs: m.backoffMs)
-                let plugin = PluginProcesses.shared.plugin(spec: spec, policy: policy, stderrTailLines: m.stderrTailLines, maxConcurrentTicks: m.maxConcurrentTicks)
+                let plugin = processes.plugin(spec: spec, policy: policy, stderrTailLines: m.stderrTailLines, maxConcurrentTicks: m.maxConcurrentTicks)
                 set.longLived.append(plugin)
                 set.statuses[m.id] = plugin.status
                 for k in m.kinds { set.pollers.append(LongLivedPluginPoller(kind: k, plugin: plugin)) }
@@ -66,10 +67,10 @@ public struct PluginSet: Sendable {
         return r
     }
 
-    /// A `JobFile.KindProvider` that loads plugins from the settings' `plugin_dirs`.
-    public static func kindProvider(builtins: PollerRegistry) -> JobFile.KindProvider {
+    /// A `JobFile.KindProvider` that loads plugins from the settings' `plugin_dirs` into `processes`.
+    public static func kindProvider(builtins: PollerRegistry, processes: PluginProcesses) -> JobFile.KindProvider {
         { settings, dir in
-            let set = PluginSet.load(directories: settings.pluginDirs, relativeTo: dir, builtins: builtins)
+            let set = PluginSet.load(directories: settings.pluginDirs, relativeTo: dir, builtins: builtins, processes: processes)
             return (set.registry(builtins: builtins), set.errors, set.warnings)
         }
     }

@@ -28,11 +28,11 @@ public struct CommandPoller: Poller {
         guard let first = argv.first, !first.isEmpty else { throw ConfigIssue(path: ["argv"], "must name a program") }
         _ = try c.string("cwd")
         if let env = try c.stringMap("env") {
-            for k in env.keys where !Self.isValidEnvName(k) {
+            for k in env.keys where !EnvName.isValid(k) {
                 throw ConfigIssue(path: ["env", k], "is not a valid environment variable name")
             }
         }
-        for name in try c.stringList("inherit_env") ?? [] where !Self.isValidEnvName(name) {
+        for name in try c.stringList("inherit_env") ?? [] where !EnvName.isValid(name) {
             throw ConfigIssue(path: ["inherit_env"], "'\(name)' is not a valid environment variable name")
         }
         if let m = try c.int("max_output_bytes"), !(1...(256 << 20)).contains(m) {
@@ -41,11 +41,6 @@ public struct CommandPoller: Poller {
         if let g = try c.int("kill_grace_ms"), !(0...60_000).contains(g) {
             throw ConfigIssue(path: ["kill_grace_ms"], "must be between 0 and 60000")
         }
-    }
-
-    static func isValidEnvName(_ s: String) -> Bool {
-        guard let f = s.unicodeScalars.first, f == "_" || (f.properties.isASCIIHexDigit == false && f.isASCII && CharacterSet.letters.contains(f)) else { return false }
-        return s.unicodeScalars.allSatisfy { $0.isASCII && ($0 == "_" || CharacterSet.alphanumerics.contains($0)) }
     }
 
     /// The environment a command gets: a minimal base, allowlisted names, the job's own variables.

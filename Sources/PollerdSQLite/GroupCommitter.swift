@@ -8,7 +8,7 @@ import Synchronization
 final class GroupCommitter: Sendable {
     enum Op: Sendable {
         case acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?)
-        case renew(LeaseGrant, untilMs: Int64)
+        case renew(LeaseGrant, ttlMs: Int64, nowMs: Int64)
         case release(LeaseGrant)
         case commit(TickCommit, nowMs: Int64)
         case schedule(ScheduleRecord, nowMs: Int64)
@@ -45,9 +45,12 @@ final class GroupCommitter: Sendable {
 
     private let pool: DatabasePool
     private let state = Mutex(State())
+    /// The store's own clock, when it decides lease expiry (`StoreTime.store`).
+    private let storeNow: (@Sendable () -> Int64)?
 
-    init(pool: DatabasePool) {
+    init(pool: DatabasePool, storeNow: (@Sendable () -> Int64)?) {
         self.pool = pool
+        self.storeNow = storeNow
     }
 
     func submit(_ op: Op) async throws -> Reply {
@@ -81,8 +84,11 @@ final class GroupCommitter: Sendable {
             if batch.isEmpty { return }
             do {
                 let ops = batch.map(\.op)
+                let storeNow = self.storeNow
                 let replies: [Result<Reply, any Error>] = try await pool.write { db in
-                    ops.map { op in Result { try Self.apply(op, db) } }
+                    // One instant of the store's clock per transaction, read inside it.
+                    let now = storeNow?()
+                    return ops.map { op in Result { try Self.apply(op, storeNowMs: now, db) } }
                 }
                 for (p, r) in zip(batch, replies) { p.continuation.resume(with: r) }
             } catch {
@@ -91,13 +97,15 @@ final class GroupCommitter: Sendable {
         }
     }
 
-    static func apply(_ op: Op, _ db: Database) throws -> Reply {
+    /// Applies one operation; `storeNowMs` (the store's clock) replaces the caller's instant
+    /// in lease expiry decisions when set.
+    static func apply(_ op: Op, storeNowMs: Int64?, _ db: Database) throws -> Reply {
         switch op {
         case .acquire(let jobID, let holder, let ttlMs, let nowMs, let slotMs, let maxBacklog):
-            return .acquired(try acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog, db))
-        case .renew(let lease, let untilMs):
-            try db.cachedStatement(sql: "UPDATE poll_state SET lease_until = ? WHERE job_id = ? AND lease_holder = ? AND lease_token = ?")
-                .execute(arguments: [untilMs, lease.jobID, lease.holder, lease.token])
+            return .acquired(try acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: storeNowMs ?? nowMs, slotMs: slotMs, maxBacklog: maxBacklog, db))
+        case .renew(let lease, let ttlMs, let nowMs):
+            try db.cachedStatement(sql: "UPDATE poll_state SET lease_until = ? WHERE job_id = ? AND lease_holder = ? AND lease_token = ? AND lease_until > 0")
+                .execute(arguments: [(storeNowMs ?? nowMs) + ttlMs, lease.jobID, lease.holder, lease.token])
             return .done(db.changesCount == 1)
         case .release(let lease):
             try db.cachedStatement(sql: "UPDATE poll_state SET lease_until = 0 WHERE job_id = ? AND lease_holder = ? AND lease_token = ?")
@@ -156,13 +164,14 @@ final class GroupCommitter: Sendable {
               items_seen_total = items_seen_total + ?, items_dispatched_total = items_dispatched_total + ?,
               paused = CASE WHEN ? THEN 1 ELSE paused END,
               paused_reason = CASE WHEN ? THEN ? ELSE paused_reason END,
+              paused_at = CASE WHEN ? THEN ? ELSE paused_at END,
               done = CASE WHEN ? THEN 1 ELSE done END,
               schedule_fp = ?, updated_at = ?, lease_until = 0
             WHERE job_id = ? AND lease_holder = ? AND lease_token = ?
             """).execute(arguments: [
                 c.newCursor, c.startedAtMs, c.nextRunAtMs, c.status, c.error,
                 c.durationMs, c.consecutiveErrors, c.itemsSeen, c.itemsDispatched,
-                c.pause, c.pause, c.pausedReason, c.done, c.scheduleFingerprint, nowMs,
+                c.pause, c.pause, c.pausedReason, c.pause, nowMs, c.done, c.scheduleFingerprint, nowMs,
                 c.lease.jobID, c.lease.holder, c.lease.token,
             ])
         guard db.changesCount == 1 else { return false }

@@ -11,11 +11,17 @@ public final class SQLiteStateStore: StateStore {
     private let committer: GroupCommitter
     /// The database file.
     public let path: String
+    /// Whose clock decides lease expiry.
+    public let time: StoreTime
 
     /// Opens (creating if needed) the store at `path`, creating the parent directory.
-    /// - Parameter synchronousFull: `false` uses `synchronous=NORMAL` (safe against crashes, not power loss).
-    public init(path: String, synchronousFull: Bool = true) throws {
+    /// - Parameters:
+    ///   - synchronousFull: `false` uses `synchronous=NORMAL` (safe against crashes, not power loss).
+    ///   - storeClock: when set, lease expiry is decided by this clock (`StoreTime.store`) rather
+    ///     than by the `nowMs` callers pass.
+    public init(path: String, synchronousFull: Bool = true, storeClock: (any WallClock)? = nil) throws {
         self.path = path
+        self.time = storeClock == nil ? .caller : .store
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         var config = GRDB.Configuration()
@@ -25,7 +31,9 @@ public final class SQLiteStateStore: StateStore {
         }
         pool = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(pool)
-        committer = GroupCommitter(pool: pool)
+        var storeNow: (@Sendable () -> Int64)?
+        if let storeClock { storeNow = { storeClock.nowMs } }
+        committer = GroupCommitter(pool: pool, storeNow: storeNow)
     }
 
     /// The group committer, for the outbox's settle writes.
@@ -100,31 +108,65 @@ public final class SQLiteStateStore: StateStore {
         m.registerMigration("003_outbox") { db in
             try db.execute(sql: OutboxSQL.migration)
         }
+        m.registerMigration("004_fleet") { db in
+            try db.execute(sql: """
+                CREATE TABLE daemons (
+                  daemon_id TEXT PRIMARY KEY NOT NULL,
+                  job_file TEXT NOT NULL,
+                  started_at INTEGER NOT NULL,
+                  alive_until INTEGER NOT NULL
+                );
+                CREATE TABLE daemon_jobs (
+                  daemon_id TEXT NOT NULL,
+                  job_id TEXT NOT NULL,
+                  PRIMARY KEY (daemon_id, job_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX daemon_jobs_by_job ON daemon_jobs (job_id);
+                ALTER TABLE poll_state ADD COLUMN paused_at INTEGER;
+                UPDATE poll_state SET paused_at = updated_at WHERE paused = 1;
+                DROP TABLE plugin_status;
+                CREATE TABLE plugin_status (
+                  daemon_id TEXT NOT NULL,
+                  plugin_id TEXT NOT NULL,
+                  lifecycle TEXT NOT NULL,
+                  phase TEXT NOT NULL,
+                  pid INTEGER,
+                  restarts INTEGER NOT NULL,
+                  ticks INTEGER NOT NULL,
+                  failures INTEGER NOT NULL,
+                  last_error TEXT,
+                  stderr_tail TEXT NOT NULL,
+                  updated_at INTEGER NOT NULL,
+                  PRIMARY KEY (daemon_id, plugin_id)
+                );
+                """)
+        }
         return m
     }
 
-    /// Replaces the plugin status a running daemon reports.
-    public func recordPluginStatuses(_ records: [PluginStatusRecord]) async throws {
+    public func recordPluginStatuses(_ records: [PluginStatusRecord], daemonID: String) async throws {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM plugin_status")
+            try db.execute(sql: "DELETE FROM plugin_status WHERE daemon_id = ?", arguments: [daemonID])
             for r in records {
                 let tail = String(decoding: (try? JSONEncoder().encode(r.stderrTail)) ?? Data("[]".utf8), as: UTF8.self)
                 try db.execute(sql: """
-                    INSERT INTO plugin_status (plugin_id, lifecycle, phase, pid, restarts, ticks, failures, last_error, stderr_tail, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [r.pluginID, r.lifecycle, r.phase, r.pid, r.restarts, r.ticks, r.failures, r.lastError, tail, r.updatedAtMs])
+                    INSERT INTO plugin_status (daemon_id, plugin_id, lifecycle, phase, pid, restarts, ticks, failures, last_error, stderr_tail, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [daemonID, r.pluginID, r.lifecycle, r.phase, r.pid, r.restarts, r.ticks, r.failures, r.lastError, tail, r.updatedAtMs])
             }
         }
     }
 
-    /// The plugin status the daemon last reported.
     public func pluginStatuses() async throws -> [PluginStatusRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT plugin_id, lifecycle, phase, pid, restarts, ticks, failures, last_error, stderr_tail, updated_at FROM plugin_status ORDER BY plugin_id").map { r in
-                let tailText: String = r[8]
+            try Row.fetchAll(db, sql: """
+                SELECT daemon_id, plugin_id, lifecycle, phase, pid, restarts, ticks, failures, last_error, stderr_tail, updated_at
+                FROM plugin_status ORDER BY plugin_id, daemon_id
+                """).map { r in
+                let tailText: String = r[9]
                 let tail = (try? JSONDecoder().decode([String].self, from: Data(tailText.utf8))) ?? []
-                return PluginStatusRecord(pluginID: r[0], lifecycle: r[1], phase: r[2], pid: r[3], restarts: r[4], ticks: r[5], failures: r[6],
-                                          lastError: r[7], stderrTail: tail, updatedAtMs: r[9])
+                return PluginStatusRecord(daemonID: r[0], pluginID: r[1], lifecycle: r[2], phase: r[3], pid: r[4], restarts: r[5], ticks: r[6],
+                                          failures: r[7], lastError: r[8], stderrTail: tail, updatedAtMs: r[10])
             }
         }
     }
@@ -134,12 +176,12 @@ public final class SQLiteStateStore: StateStore {
     public func register(_ jobs: [JobRegistration], nowMs: Int64) async throws -> [String: JobStateRow] {
         try await pool.write { db in
             let insert = try db.cachedStatement(sql: """
-                INSERT INTO poll_state (job_id, kind, agent, paused, paused_reason, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO poll_state (job_id, kind, agent, paused, paused_reason, paused_at, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(job_id) DO UPDATE SET kind = excluded.kind, agent = excluded.agent
                 """)
             for j in jobs {
-                try insert.execute(arguments: [j.jobID, j.kind, j.agent, j.pausedOnBoot, j.pausedOnBoot ? "paused_on_boot" : nil, nowMs, nowMs])
+                try insert.execute(arguments: [j.jobID, j.kind, j.agent, j.pausedOnBoot, j.pausedOnBoot ? "paused_on_boot" : nil, j.pausedOnBoot ? nowMs : nil, nowMs, nowMs])
             }
         }
         let ids = Set(jobs.map(\.jobID))
@@ -156,8 +198,8 @@ public final class SQLiteStateStore: StateStore {
         return a
     }
 
-    public func renewLease(_ lease: LeaseGrant, untilMs: Int64) async throws -> Bool {
-        try await committer.submit(.renew(lease, untilMs: untilMs)).flag
+    public func renewLease(_ lease: LeaseGrant, ttlMs: Int64, nowMs: Int64) async throws -> Bool {
+        try await committer.submit(.renew(lease, ttlMs: ttlMs, nowMs: nowMs)).flag
     }
 
     public func releaseLease(_ lease: LeaseGrant) async throws {
@@ -179,31 +221,33 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
-    public func controlChanges(after seq: Int64) async throws -> [ControlChange] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT seq, job_id, action FROM control_log WHERE seq > ? ORDER BY seq", arguments: [seq]).compactMap { r in
-                guard let a = ControlChange.Action(rawValue: r["action"]) else { return nil }
-                return ControlChange(seq: r["seq"], jobID: r["job_id"], action: a)
+    // The control log's cursor is its highest seq read. SQLite has one writer at a time, and
+    // AUTOINCREMENT hands out seqs in commit order, so no row can commit below a seq seen.
+    public func controlChanges(after cursor: ControlCursor) async throws -> ControlBatch {
+        let after = Int64(cursor.token) ?? 0
+        return try await pool.read { db in
+            var last = after
+            let changes: [ControlChange] = try Row.fetchAll(db, sql: "SELECT seq, job_id, action FROM control_log WHERE seq > ? ORDER BY seq", arguments: [after]).compactMap { r in
+                last = max(last, r[0])
+                guard let a = ControlChange.Action(rawValue: r[2]) else { return nil }
+                return ControlChange(jobID: r[1], action: a)
             }
+            return ControlBatch(changes: changes, next: ControlCursor(token: String(last)))
         }
     }
 
-    public func lastControlSeq() async throws -> Int64 {
-        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM control_log") ?? 0 }
+    public func controlCursor() async throws -> ControlCursor {
+        try await pool.read { db in ControlCursor(token: String(try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM control_log") ?? 0)) }
     }
 
     static let columns = """
         job_id, kind, agent, cursor, last_run_at, next_run_at, last_status, last_error, last_duration_ms,
         consecutive_errors, ticks_total, items_seen_total, items_dispatched_total, paused, paused_reason, done,
-        schedule_fp, definition_fp, updated_at, outbox_backlog
+        schedule_fp, definition_fp, updated_at, outbox_backlog, paused_at
         """
 
     public func allStates() async throws -> [JobStateRow] {
         try await pool.read { db in try Row.fetchAll(db, sql: "SELECT \(Self.columns) FROM poll_state ORDER BY job_id").map(Self.row) }
-    }
-
-    public func activeJobIDs() async throws -> [String] {
-        try await pool.read { db in try String.fetchAll(db, sql: "SELECT job_id FROM poll_state WHERE definition_fp IS NOT NULL") }
     }
 
     public func state(jobID: String) async throws -> JobStateRow? {
@@ -212,8 +256,8 @@ public final class SQLiteStateStore: StateStore {
 
     public func setPaused(jobID: String, paused: Bool, reason: String?, nowMs: Int64) async throws -> Bool {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE poll_state SET paused = ?, paused_reason = ?, updated_at = ? WHERE job_id = ?",
-                           arguments: [paused, paused ? reason : nil, nowMs, jobID])
+            try db.execute(sql: "UPDATE poll_state SET paused = ?, paused_reason = ?, paused_at = ?, updated_at = ? WHERE job_id = ?",
+                           arguments: [paused, paused ? reason : nil, paused ? nowMs : nil, nowMs, jobID])
             guard db.changesCount > 0 else { return false }
             if !paused {
                 try db.execute(sql: "UPDATE poll_state SET consecutive_errors = 0 WHERE job_id = ? AND last_status IN ('permanent', 'config')", arguments: [jobID])
@@ -237,13 +281,68 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
-    public func deactivate(jobIDs: [String], nowMs: Int64) async throws {
-        guard !jobIDs.isEmpty else { return }
+    public func announce(_ d: DaemonAnnouncement, nowMs: Int64) async throws -> [String] {
         try await pool.write { db in
-            for id in jobIDs {
-                try db.execute(sql: "UPDATE poll_state SET definition_fp = NULL, next_run_at = NULL, updated_at = ? WHERE job_id = ?", arguments: [nowMs, id])
+            try db.execute(sql: """
+                INSERT INTO daemons (daemon_id, job_file, started_at, alive_until) VALUES (?, ?, ?, ?)
+                ON CONFLICT(daemon_id) DO UPDATE SET job_file = excluded.job_file, alive_until = excluded.alive_until
+                """, arguments: [d.daemonID, d.jobFile, nowMs, d.aliveUntilMs])
+            try db.execute(sql: "DELETE FROM daemon_jobs WHERE daemon_id = ?", arguments: [d.daemonID])
+            let add = try db.cachedStatement(sql: "INSERT INTO daemon_jobs (daemon_id, job_id) VALUES (?, ?)")
+            let activate = try db.cachedStatement(sql: "UPDATE poll_state SET definition_fp = ? WHERE job_id = ? AND definition_fp IS NOT ?")
+            for (id, fp) in d.jobs {
+                try add.execute(arguments: [d.daemonID, id])
+                try activate.execute(arguments: [fp, id, fp])
             }
+            return try Self.deactivateOrphans(nowMs: nowMs, db)
         }
+    }
+
+    public func heartbeat(daemonID: String, aliveUntilMs: Int64, nowMs: Int64) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE daemons SET alive_until = ? WHERE daemon_id = ?", arguments: [aliveUntilMs, daemonID])
+            return db.changesCount == 1
+        }
+    }
+
+    public func retire(daemonID: String, nowMs: Int64) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM daemons WHERE daemon_id = ?", arguments: [daemonID])
+            _ = try Self.deactivateOrphans(nowMs: nowMs, db)
+        }
+    }
+
+    public func liveDaemons(nowMs: Int64) async throws -> [DaemonRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT d.daemon_id, d.job_file, d.started_at, d.alive_until, (SELECT COUNT(*) FROM daemon_jobs j WHERE j.daemon_id = d.daemon_id)
+                FROM daemons d WHERE d.alive_until > ? ORDER BY d.started_at, d.daemon_id
+                """, arguments: [nowMs]).map { DaemonRecord(daemonID: $0[0], jobFile: $0[1], startedAtMs: $0[2], aliveUntilMs: $0[3], jobs: $0[4]) }
+        }
+    }
+
+    public func jobOwners(jobID: String, nowMs: Int64) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT j.daemon_id FROM daemon_jobs j JOIN daemons d ON d.daemon_id = j.daemon_id
+                WHERE j.job_id = ? AND d.alive_until > ? ORDER BY j.daemon_id
+                """, arguments: [jobID, nowMs])
+        }
+    }
+
+    /// Forgets daemons whose heartbeat lapsed, then takes out of the active set every job that
+    /// no live daemon has; returns their ids.
+    static func deactivateOrphans(nowMs: Int64, _ db: Database) throws -> [String] {
+        try db.execute(sql: "DELETE FROM daemon_jobs WHERE daemon_id NOT IN (SELECT daemon_id FROM daemons WHERE alive_until > ?)", arguments: [nowMs])
+        try db.execute(sql: "DELETE FROM daemons WHERE alive_until <= ?", arguments: [nowMs])
+        let gone = try String.fetchAll(db, sql: """
+            SELECT job_id FROM poll_state p WHERE definition_fp IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM daemon_jobs j WHERE j.job_id = p.job_id)
+            ORDER BY job_id
+            """)
+        let off = try db.cachedStatement(sql: "UPDATE poll_state SET definition_fp = NULL, next_run_at = NULL, updated_at = ? WHERE job_id = ?")
+        for id in gone { try off.execute(arguments: [nowMs, id]) }
+        return gone
     }
 
     public func reclaimLeases(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int {
@@ -263,11 +362,10 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
-    /// A job's lease (for tests and `jobs show`); nil if it was never taken.
-    public func lease(jobID: String) async throws -> (holder: String, token: Int64, untilMs: Int64)? {
+    public func lease(jobID: String) async throws -> LeaseRecord? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT lease_holder, lease_token, lease_until FROM poll_state WHERE job_id = ? AND lease_holder IS NOT NULL", arguments: [jobID])
-                .map { ($0[0], $0[1], $0[2]) }
+                .map { LeaseRecord(holder: $0[0], token: $0[1], untilMs: $0[2]) }
         }
     }
 
@@ -276,6 +374,8 @@ public final class SQLiteStateStore: StateStore {
         JobStateRow(jobID: r[0], kind: r[1], agent: r[2], cursor: r[3], lastRunAtMs: r[4], nextRunAtMs: r[5], lastStatus: r[6],
                     lastError: r[7], lastDurationMs: r[8], consecutiveErrors: r[9], ticksTotal: r[10], itemsSeenTotal: r[11],
                     itemsDispatchedTotal: r[12], paused: r[13], pausedReason: r[14], done: r[15], scheduleFingerprint: r[16],
-                    definitionFingerprint: r[17], updatedAtMs: r[18], outboxBacklog: r[19])
+                    definitionFingerprint: r[17], updatedAtMs: r[18], outboxBacklog: r[19], pausedAtMs: r[20])
     }
 }
+
+extension SQLiteStateStore: PollerdStore {}

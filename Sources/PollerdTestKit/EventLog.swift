@@ -1,4 +1,5 @@
-public import PollerdCore
+import PollerdCore
+public import PollerdDaemon
 import Synchronization
 
 /// Collects runner events and lets a test await the one it needs, with no sleeping.

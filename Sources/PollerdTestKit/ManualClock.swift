@@ -12,6 +12,9 @@ public final class ManualClock: WallClock {
         var now: Int64
         var nextID: UInt64 = 0
         var sleepers: [Sleeper] = []
+        /// Sleeps armed since the last `nextSleepScheduled()` took one, oldest first.
+        var armed: [Int64] = []
+        var armWaiters: [CheckedContinuation<Int64, Never>] = []
     }
     private let state: Mutex<State>
 
@@ -43,7 +46,12 @@ public final class ManualClock: WallClock {
                 switch now {
                 case .wake: c.resume()
                 case .cancel: c.resume(throwing: CancellationError())
-                case .wait: break
+                case .wait:
+                    let waiter: CheckedContinuation<Int64, Never>? = state.withLock { s in
+                        if s.armWaiters.isEmpty { s.armed.append(untilMs); return nil }
+                        return s.armWaiters.removeFirst()
+                    }
+                    waiter?.resume(returning: untilMs)
                 }
             }
         } onCancel: {
@@ -53,6 +61,24 @@ public final class ManualClock: WallClock {
             }
             c?.resume(throwing: CancellationError())
         }
+    }
+
+    /// Waits until a task arms a sleep on this clock that does not end at once, and returns the
+    /// instant it sleeps until (like postgres-nio's `MockClock.nextTimerScheduled()`). Each armed
+    /// sleep is handed out once, in order; one armed before the call counts.
+    public func nextSleepScheduled() async -> Int64 {
+        await withCheckedContinuation { (c: CheckedContinuation<Int64, Never>) in
+            let ready: Int64? = state.withLock { s in
+                if s.armed.isEmpty { s.armWaiters.append(c); return nil }
+                return s.armed.removeFirst()
+            }
+            if let ready { c.resume(returning: ready) }
+        }
+    }
+
+    /// Forgets the sleeps armed so far, so the next `nextSleepScheduled()` waits for a new one.
+    public func forgetArmedSleeps() {
+        state.withLock { $0.armed.removeAll() }
     }
 
     /// Sets the time and wakes every sleeper whose instant has come.

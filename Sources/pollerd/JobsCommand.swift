@@ -2,14 +2,13 @@ import ArgumentParser
 import Foundation
 import PollerdConfig
 import PollerdCore
-import PollerdPollers
-import PollerdSQLite
+import PollerdDaemon
 
 struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs",
         abstract: "List and control jobs through the state database (a running daemon picks controls up within a second).",
-        subcommands: [List.self, Show.self, Pause.self, Resume.self, Reset.self]
+        subcommands: [List.self, Show.self, Explain.self, Pause.self, Resume.self, Reset.self]
     )
 
     struct StateOptions: ParsableArguments {
@@ -17,9 +16,14 @@ struct JobsCommand: AsyncParsableCommand {
         @Option(name: .long, help: "The state database (default: state_db from the job file).") var state: String?
         @Flag(name: .long, help: "Print JSON.") var json = false
 
-        func open() throws -> SQLiteStateStore {
+        /// The operator facade over the store the job file (or --state) names.
+        func open() throws -> Operator {
             _ = Support.bootstrapLogging(level: options.logLevel)
-            if let state { return try SQLiteStateStore(path: state) }
+            let clock = SystemWallClock()
+            guard state == nil else {
+                let file = Support.load(options.path, printProblems: false)
+                return Operator(store: try Support.openStore(file, override: state), clock: clock, settings: file.isFatal ? GlobalSettings() : file.settings)
+            }
             let file = Support.load(options.path, printProblems: false)
             if file.isFatal {
                 for e in file.errors { Support.printErr("error: \(e)") }
@@ -29,7 +33,17 @@ struct JobsCommand: AsyncParsableCommand {
                 Support.printErr("error: no state database at \(file.stateDBPath) (has the daemon run?)")
                 throw Exit.transient
             }
-            return try Support.openStore(file)
+            return Operator(store: try Support.openStore(file), clock: clock, settings: file.settings)
+        }
+
+        /// Runs a facade call, turning an unknown job into exit 1 with a message.
+        func perform<T>(_ body: (Operator) async throws -> T) async throws -> T {
+            do {
+                return try await body(try open())
+            } catch let e as Operator.UnknownJob {
+                Support.printErr("error: \(e)")
+                throw Exit.transient
+            }
         }
     }
 
@@ -45,17 +59,46 @@ struct JobsCommand: AsyncParsableCommand {
             "items_seen_total": .int(r.itemsSeenTotal), "items_dispatched_total": .int(r.itemsDispatchedTotal),
             "paused": .bool(r.paused), "paused_reason": r.pausedReason.json, "done": .bool(r.done),
             "outbox_backlog": .int(r.outboxBacklog),
+            "paused_at": r.pausedAtMs.map { .string(RFC3339.format(ms: $0)) } ?? .null,
         ])
+    }
+
+    static func view(_ e: Explanation) -> JSONValue {
+        let t: (Int64) -> JSONValue = { .string(RFC3339.format(ms: $0)) }
+        var next: [String: JSONValue] = ["code": .string(e.code)]
+        switch e.next {
+        case .paused(let since, let cause, let note):
+            next["since"] = since.map(t) ?? .null; next["cause"] = .string(cause.rawValue); next["note"] = note.json
+        case .breakerOpen(let until, let n), .backingOff(let until, let n):
+            next["until"] = t(until); next["failures"] = .int(Int64(n))
+        case .backlogFull(let pending, let limit):
+            next["pending"] = .int(pending); next["limit"] = .int(limit)
+        case .leaseHeld(let holder, let until):
+            next["holder"] = .string(holder); next["until"] = t(until)
+        case .nextRun(let at):
+            next["at"] = t(at)
+        case .done, .notInAnyJobFile, .unplanned:
+            break
+        }
+        let last: JSONValue
+        switch e.last {
+        case .never: last = .null
+        case .ran(let at, let status, let error, let duration):
+            last = .object(["at": t(at), "status": .string(status), "error": error.json, "duration_ms": duration.json])
+        }
+        return .object(["job_id": .string(e.jobID), "last": last, "next": .object(next),
+                        "owners": .array(e.owners.map { .string($0) }), "text": .string(e.text)])
     }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List jobs with their state.")
         @OptionGroup var state: StateOptions
-        @Flag(name: .long, help: "Include jobs no longer in the job file.") var all = false
+        @Flag(name: .long, help: "Include jobs that neither this job file nor a running daemon has.") var all = false
 
         func run() async throws {
-            let store = try state.open()
-            let rows = try await store.allStates().filter { all || $0.definitionFingerprint != nil }
+            // Jobs a live daemon runs, and those of this job file even while no daemon runs.
+            let inFile = Set(Support.load(state.options.path, printProblems: false).jobs.map(\.id))
+            let rows = try await state.open().jobs(includeInactive: true).filter { all || $0.definitionFingerprint != nil || inFile.contains($0.jobID) }
             if state.json {
                 print(Support.json(.array(rows.map(JobsCommand.view))))
                 return
@@ -79,25 +122,34 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            let store = try state.open()
-            guard let r = try await store.state(jobID: jobID) else {
-                Support.printErr("error: no job '\(jobID)' in the state database")
-                throw Exit.transient
-            }
-            var v = JobsCommand.view(r)
-            if case .object(var o) = v, let l = try await store.lease(jobID: jobID) {
+            let d = try await state.perform { try await $0.job(jobID) }
+            var o: [String: JSONValue] = [:]
+            if case .object(let base) = JobsCommand.view(d.row) { o = base }
+            if let l = d.lease {
                 o["lease"] = .object(["holder": .string(l.holder), "token": .int(l.token),
                                       "until": l.untilMs > 0 ? .string(RFC3339.format(ms: l.untilMs)) : .null])
-                v = .object(o)
             }
+            o["explain"] = JobsCommand.view(d.explanation)
             if state.json {
-                print(Support.json(v))
-            } else if case .object(let o) = v {
-                for k in o.keys.sorted() {
+                print(Support.json(.object(o)))
+            } else {
+                for k in o.keys.sorted() where k != "explain" {
                     let val = o[k]!
                     print("\(k): \(val.stringValue ?? Support.json(val))")
                 }
+                print("explain: \(d.explanation.text)")
             }
+        }
+    }
+
+    struct Explain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Why a job did or did not run at its last slot, and when it runs next (or why not).")
+        @Argument var jobID: String
+        @OptionGroup var state: StateOptions
+
+        func run() async throws {
+            let e = try await state.perform { try await $0.explain(jobID) }
+            if state.json { print(Support.json(JobsCommand.view(e))) } else { print(e.text) }
         }
     }
 
@@ -108,11 +160,7 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            let store = try state.open()
-            guard try await store.setPaused(jobID: jobID, paused: true, reason: reason, nowMs: Support.nowMs) else {
-                Support.printErr("error: no job '\(jobID)' in the state database")
-                throw Exit.transient
-            }
+            try await state.perform { try await $0.pause(jobID, note: reason) }
             print("\(jobID): paused")
         }
     }
@@ -123,11 +171,7 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            let store = try state.open()
-            guard try await store.setPaused(jobID: jobID, paused: false, reason: nil, nowMs: Support.nowMs) else {
-                Support.printErr("error: no job '\(jobID)' in the state database")
-                throw Exit.transient
-            }
+            try await state.perform { try await $0.resume(jobID) }
             print("\(jobID): resumed")
         }
     }
@@ -138,11 +182,7 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            let store = try state.open()
-            guard try await store.reset(jobID: jobID, nowMs: Support.nowMs) else {
-                Support.printErr("error: no job '\(jobID)' in the state database")
-                throw Exit.transient
-            }
+            try await state.perform { try await $0.reset(jobID) }
             print("\(jobID): reset")
         }
     }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import PollerdCore
-import PollerdSQLite
+import PollerdDaemon
 
 struct OutboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,10 +16,10 @@ struct OutboxCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Only this job.") var job: String?
 
         func run() async throws {
-            let store = try state.open()
+            let facade = try state.open()
             let now = Support.nowMs
-            let lanes = try await store.outboxStats().filter { job == nil || $0.jobID == job }
-            let dead = try await store.deadLetters(jobID: job, limit: 1_000_000)
+            let lanes = try await facade.outboxStats().filter { job == nil || $0.jobID == job }
+            let dead = try await facade.deadLetters(jobID: job, limit: 1_000_000)
             var deadBy: [String: Int] = [:]
             for d in dead { deadBy["\(d.jobID)\u{0}\(d.sink)", default: 0] += 1 }
             if state.json {
@@ -82,7 +82,7 @@ struct DLQCommand: AsyncParsableCommand {
 
     /// Runs a replay or drop and reports how many it touched; naming ids none of which exist is exit 1.
     static func act(_ selection: Selection, _ state: JobsCommand.StateOptions, verb: String,
-                    _ op: (SQLiteStateStore, DeadLetterSelection) async throws -> Int) async throws {
+                    _ op: (Operator, DeadLetterSelection) async throws -> Int) async throws {
         let sel = try selection.resolve()
         let n = try await op(try state.open(), sel)
         if state.json { print(Support.json(.object([verb: .int(Int64(n))]))) } else { print("\(verb) \(n) dead letter(s)") }
@@ -110,8 +110,7 @@ struct DLQCommand: AsyncParsableCommand {
         @Option(name: .long, help: "At most this many.") var limit: Int = 100
 
         func run() async throws {
-            let store = try state.open()
-            let rows = try await store.deadLetters(jobID: job, limit: max(1, limit))
+            let rows = try await state.open().deadLetters(jobID: job, limit: max(1, limit))
             if state.json { print(Support.json(.array(rows.map { DLQCommand.view($0, envelope: false) }))); return }
             if rows.isEmpty { print("no dead letters"); return }
             print("ID      JOB                     SINK                                ATTEMPTS  FAILED AT                 ERROR")
@@ -129,8 +128,7 @@ struct DLQCommand: AsyncParsableCommand {
         @OptionGroup var state: JobsCommand.StateOptions
 
         func run() async throws {
-            let store = try state.open()
-            guard let d = try await store.deadLetter(id: id) else {
+            guard let d = try await state.open().deadLetter(id: id) else {
                 Support.printErr("error: no dead letter \(id)")
                 throw Exit.transient
             }
@@ -148,7 +146,7 @@ struct DLQCommand: AsyncParsableCommand {
         @OptionGroup var state: JobsCommand.StateOptions
 
         func run() async throws {
-            try await DLQCommand.act(selection, state, verb: "replayed") { try await $0.replayDeadLetters($1, nowMs: Support.nowMs) }
+            try await DLQCommand.act(selection, state, verb: "replayed") { try await $0.replayDeadLetters($1) }
         }
     }
 

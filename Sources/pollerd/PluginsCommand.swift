@@ -4,7 +4,8 @@ import PollerdConfig
 import PollerdCore
 import PollerdPlugins
 import PollerdPollers
-import PollerdSQLite
+import Logging
+import PollerdDaemon
 
 struct PluginsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,7 +23,7 @@ struct PluginsCommand: AsyncParsableCommand {
         @Option(name: .long, help: "The job config to send, as JSON (default {}).") var configJSON: String = "{}"
 
         func run() async throws {
-            _ = Support.bootstrapLogging(level: "error")
+            _ = Support.bootstrapLogging(level: .error)
             guard let name = PluginManifestLoader.fileNames.first(where: { FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent($0)) }) else {
                 Support.printErr("error: \(dir) holds no \(PluginManifestLoader.fileNames.joined(separator: " or "))")
                 throw Exit.config
@@ -37,7 +38,7 @@ struct PluginsCommand: AsyncParsableCommand {
             guard let config = try? JSONValue.parse(Data(configJSON.utf8)) else {
                 throw ValidationError("--config-json is not JSON")
             }
-            let findings = await PluginCheck.run(manifest: m, config: config, builtins: Builtins.registry())
+            let findings = await PluginCheck.run(manifest: m, config: config, builtins: Builtins.registry(), nowMs: Support.nowMs)
             for f in findings { print("\(f.ok ? "✓" : "✗") \(f.step): \(f.detail)") }
             if findings.contains(where: { !$0.ok }) { throw Exit.transient }
         }
@@ -56,18 +57,21 @@ struct PluginsCommand: AsyncParsableCommand {
                 throw Exit.config
             }
             let dir = (options.path as NSString).deletingLastPathComponent
-            let set = PluginSet.load(directories: file.settings.pluginDirs, relativeTo: dir.isEmpty ? "." : dir, builtins: Builtins.registry())
-            // What a running daemon last reported (pid, restarts, stderr tail).
+            // Loading starts no process: long-lived plugins start on their first tick.
+            let set = PluginSet.load(directories: file.settings.pluginDirs, relativeTo: dir.isEmpty ? "." : dir, builtins: Builtins.registry(), processes: PluginProcesses())
+            // What the running daemons last reported (pid, restarts, stderr tail); the newest report per plugin.
             var live: [String: PluginStatusRecord] = [:]
             if FileManager.default.fileExists(atPath: file.stateDBPath), let store = try? Support.openStore(file) {
-                for r in (try? await store.pluginStatuses()) ?? [] { live[r.pluginID] = r }
+                for r in (try? await Operator(store: store, clock: SystemWallClock()).pluginStatuses()) ?? [] where r.updatedAtMs >= (live[r.pluginID]?.updatedAtMs ?? .min) {
+                    live[r.pluginID] = r
+                }
             }
             var rows: [JSONValue] = []
             for m in set.manifests {
                 let state = set.leftOut[m.id].map { "unavailable: \($0)" } ?? "loaded"
                 let d = live[m.id]
                 rows.append(.object([
-                    "daemon": d.map { r in .object(["phase": .string(r.phase), "pid": r.pid.map { .int(Int64($0)) } ?? .null, "restarts": .int(Int64(r.restarts)),
+                    "daemon": d.map { r in .object(["daemon_id": .string(r.daemonID), "phase": .string(r.phase), "pid": r.pid.map { .int(Int64($0)) } ?? .null, "restarts": .int(Int64(r.restarts)),
                                                     "ticks": .int(r.ticks), "failures": .int(r.failures), "last_error": r.lastError.json,
                                                     "stderr_tail": .array(r.stderrTail.map { .string($0) }),
                                                     "reported_at": .string(RFC3339.format(ms: r.updatedAtMs))]) } ?? .null,

@@ -1,4 +1,5 @@
-import ArgumentParser
+public import ArgumentParser
+public import Logging
 
 @main
 struct Pollerd: AsyncParsableCommand {
@@ -19,7 +20,7 @@ struct ConfigOptions: ParsableArguments {
     var config: String?
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    var logLevel: Logger.Level = .info
 
     var path: String {
         config ?? ProcessInfo.processInfo.environment["POLLERD_CONFIG"] ?? "pollers.yaml"
@@ -27,3 +28,6 @@ struct ConfigOptions: ParsableArguments {
 }
 
 import Foundation
+
+/// `--log-level` takes swift-log's level names; any other word is a usage error (exit 64).
+extension Logger.Level: @retroactive ExpressibleByArgument {}

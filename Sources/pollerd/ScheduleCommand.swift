@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PollerdCore
+import PollerdDaemon
 
 struct ScheduleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,7 +3,7 @@ import Foundation
 import PollerdConfig
 import PollerdCore
 import PollerdPollers
-import PollerdSQLite
+import PollerdDaemon
 
 struct ValidateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,8 +26,8 @@ struct ValidateCommand: AsyncParsableCommand {
         if diff && !file.isFatal {
             var current: [String: String] = [:]
             if FileManager.default.fileExists(atPath: file.stateDBPath) {
-                let store = try Support.openStore(file)
-                for row in try await store.allStates() {
+                let facade = Operator(store: try Support.openStore(file), clock: SystemWallClock(), settings: file.settings)
+                for row in try await facade.jobs(includeInactive: true) {
                     if let fp = row.definitionFingerprint { current[row.jobID] = fp }
                 }
             }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PollerdCore
+@testable import PollerdDaemon
 import PollerdDelivery
 import PollerdSQLite
 import PollerdTestKit
@@ -22,7 +23,7 @@ final class ItemSource: Poller, Sendable {
 /// A store, a clock, an executor with one item source and a deliverer: the whole delivery path.
 struct Fixture {
     let dir: URL
-    let store: SQLiteStateStore
+    let store: any PollerdStore
     let clock = ManualClock(nowMs: t0)
     let source = ItemSource()
     let executor: TickExecutor
@@ -31,7 +32,7 @@ struct Fixture {
 
     init(tuning: DeliveryTuning = DeliveryTuning(), sinks: SinkRegistry = SinkRegistry()) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-dl-\(UUID().uuidString)")
-        store = try SQLiteStateStore(path: dir.appendingPathComponent("state.db").path)
+        store = try SQLiteBackend.open(path: dir.appendingPathComponent("state.db").path)
         var log = Logger(label: "test")
         log.logLevel = .critical
         executor = TickExecutor(store: store, registry: PollerRegistry([source]), clock: clock, holder: "test:1:a", logger: log)

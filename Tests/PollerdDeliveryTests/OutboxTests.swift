@@ -1,5 +1,6 @@
 import Foundation
 import PollerdCore
+@testable import PollerdDaemon
 @testable import PollerdDelivery
 import PollerdSQLite
 import PollerdTestKit

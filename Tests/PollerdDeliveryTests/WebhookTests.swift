@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import PollerdCore
+@testable import PollerdDaemon
 @testable import PollerdDelivery
 import PollerdSQLite
 import PollerdTestKit

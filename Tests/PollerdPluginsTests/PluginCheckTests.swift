@@ -21,7 +21,7 @@ import Testing
     }
 
     func check(_ m: PluginManifest) async -> [PluginCheck.Finding] {
-        await PluginCheck.run(manifest: m, config: .object([:]), builtins: Builtins.registry())
+        await PluginCheck.run(manifest: m, config: .object([:]), builtins: Builtins.registry(), nowMs: 1_767_225_600_000)
     }
 
     @Test func aWorkingEphemeralPluginPassesBothTicks() async throws {

@@ -1,5 +1,5 @@
 import Metrics
-public import PollerdCore
+import PollerdCore
 
 /// Turns runner events into Prometheus series (bounded labels: kind, status, reason; no job ids).
 public enum RunnerMetrics {

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+public import PollerdCore
 public import Logging
 
 /// The report of one tick attempt through the whole path (lease, tick, plan, commit).
@@ -98,7 +99,7 @@ public struct TickExecutor: Sendable {
         let ctx = TickContext(jobID: job.id, kind: job.kind, agent: job.agent, config: job.config, cursor: lease.cursor,
                               nowMs: tickStart, intervalHintSecs: job.schedule.nominalIntervalSecs(nowMs: tickStart),
                               timeoutSecs: min(job.timeoutSecs, cap ?? job.timeoutSecs))
-        guard let outcome = await runGuarded(ctx, poller: poller, lease: lease, ttlMs: ttl) else {
+        guard let outcome = await runGuarded(ctx, poller: poller, lease: lease, ttlMs: ttl, heldSinceMs: start) else {
             try? await store.releaseLease(lease)
             log.info("tick cancelled by shutdown; lease released")
             return TickReport(jobID: job.id, kind: job.kind, disposition: .cancelled, ack: nil, error: nil, plan: nil, startedAtMs: start, durationMs: clock.nowMs - start, latenessMs: start - due.dueMs)
@@ -150,7 +151,7 @@ public struct TickExecutor: Sendable {
 
     /// Runs the poller under the watchdog (timeout, lease renewal); nil when the calling task
     /// itself was cancelled (shutdown).
-    private func runGuarded(_ ctx: TickContext, poller: (any Poller)?, lease: LeaseGrant, ttlMs: Int64) async -> TickOutcome? {
+    private func runGuarded(_ ctx: TickContext, poller: (any Poller)?, lease: LeaseGrant, ttlMs: Int64, heldSinceMs: Int64) async -> TickOutcome? {
         guard let poller else {
             return .failed(.config("unknown_kind", "no poller for kind '\(ctx.kind)'"))
         }
@@ -165,7 +166,7 @@ public struct TickExecutor: Sendable {
                 return .failed(error)
             }
         }
-        let id = watchdog.watch(deadlineMs: deadline, lease: lease, ttlMs: ttlMs) { why in
+        let id = watchdog.watch(deadlineMs: deadline, lease: lease, ttlMs: ttlMs, heldSinceMs: heldSinceMs) { why in
             expiry.withLock { $0 = why }
             task.cancel()
         }
@@ -178,7 +179,7 @@ public struct TickExecutor: Sendable {
         if Task.isCancelled { return nil }
         switch expiry.withLock({ $0 }) {
         case .timedOut?: return .failed(.transient("timeout", "tick timed out after \(ctx.timeoutSecs)s"))
-        case .leaseLost?: return .failed(.transient("lease_lost", "lease lost while the tick ran"))
+        case .leaseLost?: return .failed(.transient("lease_lost", "lease lost, or not renewed within its TTL, while the tick ran"))
         case nil: return outcome
         }
     }

@@ -1,12 +1,15 @@
 public import Logging
 import Metrics
 public import PollerdCore
+public import PollerdDelivery
+public import ServiceLifecycle
 import Synchronization
 
 /// Drains the outbox: claims due lanes (one job's queue for one sink), hands their items to the
 /// sink in order, and records the acks, retries and dead letters. An item leaves the outbox only
 /// after its sink acknowledged it; a lane whose head fails waits (backing off) so order holds.
-public final class Deliverer: Sendable {
+/// A `Service`: on graceful shutdown it stops claiming, and lanes in flight get a short grace.
+public final class Deliverer: Service, Sendable {
     public let store: any OutboxStore
     public let clock: any WallClock
     public let holder: String
@@ -29,10 +32,14 @@ public final class Deliverer: Sendable {
         var tuning = DeliveryTuning()
     }
     private let routing = Mutex(Routing())
+    private let isAbandoned: @Sendable (String) -> Bool
     private let stopping = Mutex(false)
 
-    public init(store: any OutboxStore, clock: any WallClock, holder: String, sinks: SinkRegistry, bell: Doorbell = Doorbell(), logger: Logger) {
+    /// - Parameter isAbandoned: tells, at start, which claim holders are crashed daemons (their lanes are freed).
+    public init(store: any OutboxStore, clock: any WallClock, holder: String, sinks: SinkRegistry, bell: Doorbell = Doorbell(),
+                isAbandoned: @escaping @Sendable (String) -> Bool = { _ in false }, logger: Logger) {
         self.store = store
+        self.isAbandoned = isAbandoned
         self.clock = clock
         self.holder = holder
         self.sinks = sinks
@@ -73,8 +80,22 @@ public final class Deliverer: Sendable {
         }
     }
 
-    /// Delivers until the task is cancelled or `beginShutdown()` is called.
+    /// Delivers until graceful shutdown (then lanes in flight get `shutdownGrace`) or cancellation.
     public func run() async {
+        await withGracefulShutdownHandler {
+            await deliverLoop()
+        } onGracefulShutdown: {
+            self.beginShutdown()
+        }
+    }
+
+    private func deliverLoop() async {
+        do {
+            let freed = try await store.reclaimLaneClaims(isAbandoned: isAbandoned, nowMs: clock.nowMs)
+            if freed > 0 { logger.notice("freed outbox lanes claimed by a crashed daemon on this host", metadata: ["pollerd.lanes": "\(freed)"]) }
+        } catch {
+            logger.error("could not free the outbox lanes of crashed daemons", metadata: ["pollerd.error": "\(error)"])
+        }
         enum Event: Sendable { case lane(LaneReport?), woke }
         var lastGauge: Int64 = 0
         await withTaskGroup(of: Event.self) { group in
@@ -129,7 +150,7 @@ public final class Deliverer: Sendable {
     }
 
     /// Stops claiming lanes; those in flight get a short grace to finish.
-    public func beginShutdown() {
+    func beginShutdown() {
         stopping.withLock { $0 = true }
         bell.ring()
     }

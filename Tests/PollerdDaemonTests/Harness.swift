@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PollerdCore
+@testable import PollerdDaemon
 import PollerdPollers
 import PollerdSQLite
 import PollerdTestKit
@@ -72,14 +73,14 @@ final class Gate: Sendable {
 
 struct Harness {
     let clock: ManualClock
-    let store: SQLiteStateStore
+    let store: any PollerdStore
     let log = EventLog()
     let runner: Runner
 
     init(jobs: [JobSpec], settings: GlobalSettings = GlobalSettings(), pollers: [any Poller], path: String = tempDBPath(), clock: ManualClock? = nil, holder: String = "test-holder") throws {
         let clock = clock ?? ManualClock(nowMs: t0)
         self.clock = clock
-        store = try SQLiteStateStore(path: path, synchronousFull: false)
+        store = try SQLiteBackend.open(path: path, synchronousFull: false)
         var registry = Builtins.registry()
         for p in pollers { registry.register(p) }
         var logger = Logger(label: "test")

@@ -1,5 +1,6 @@
 import Foundation
 import PollerdCore
+@testable import PollerdDaemon
 import PollerdPollers
 import PollerdTestKit
 import Testing

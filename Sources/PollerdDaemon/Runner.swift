@@ -1,5 +1,7 @@
 import Logging
 import Synchronization
+public import PollerdCore
+public import ServiceLifecycle
 
 /// Something that happened in the runner; tests and benchmarks observe these instead of sleeping.
 public enum RunnerEvent: Sendable {
@@ -16,13 +18,15 @@ public enum RunnerEvent: Sendable {
 }
 
 /// The scheduler loop: one min-heap of due times for every job, a global cap on ticks in flight,
-/// graceful shutdown, hot reload and operator controls picked up from the store.
-public final class Runner: Sendable {
+/// graceful shutdown, hot reload and operator controls picked up from the store. A `Service`:
+/// graceful shutdown stops new ticks and gives those in flight `shutdown_grace_secs`.
+public final class Runner: Service, Sendable {
     private struct State {
         var core: SchedulerCore
         var shuttingDown = false
         var shutdownDeadlineMs: Int64?
-        var controlSeq: Int64 = 0
+        var controlCursor = ControlCursor(token: "")
+        var lastHeartbeatMs: Int64 = 0
         var cancelledAtShutdown = 0
         /// When the loop next wakes by itself (nil: only a ring wakes it).
         var loopWakeMs: Int64?
@@ -38,13 +42,24 @@ public final class Runner: Sendable {
     private let initialJobs: [JobSpec]
     private let onEvent: @Sendable (RunnerEvent) -> Void
     private let controlPollMs: Int64
+    private let isAbandoned: @Sendable (String) -> Bool
+    /// The job file this daemon runs, as it is announced to the store.
+    public let jobFile: String
+
+    /// How long a daemon counts as alive after its last heartbeat; it beats every third of that.
+    public static let daemonTTLMs: Int64 = 60_000
 
     /// - Parameters:
+    ///   - jobFile: the job file's path, recorded with the daemon's jobs in the store.
     ///   - controlPollMs: how often to look for operator controls in the store.
     ///   - onEvent: called for every event, from any task; keep it cheap.
-    public init(settings: GlobalSettings, jobs: [JobSpec], executor: TickExecutor, controlPollMs: Int64 = 1000, onEvent: @escaping @Sendable (RunnerEvent) -> Void = { _ in }) {
+    ///   - isAbandoned: tells, at boot, which lease holders are crashed daemons (their leases are freed).
+    public init(settings: GlobalSettings, jobs: [JobSpec], executor: TickExecutor, jobFile: String = "", controlPollMs: Int64 = 1000,
+                isAbandoned: @escaping @Sendable (String) -> Bool = { _ in false }, onEvent: @escaping @Sendable (RunnerEvent) -> Void = { _ in }) {
         self.executor = executor
+        self.isAbandoned = isAbandoned
         self.initialJobs = jobs
+        self.jobFile = jobFile
         self.onEvent = onEvent
         self.controlPollMs = controlPollMs
         self.state = Mutex(State(core: SchedulerCore(settings: settings)))
@@ -57,13 +72,28 @@ public final class Runner: Sendable {
     /// A snapshot of the scheduler's state.
     public var core: SchedulerCore { state.withLock { $0.core } }
 
-    /// Runs until `beginShutdown()` and the grace period are over.
+    /// The daemon id under which this runner announces its jobs: its lease holder id.
+    public var daemonID: String { executor.holder }
+
+    /// Runs until graceful shutdown (or `beginShutdown()`) and the grace period are over.
     public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await runLoops()
+        } onGracefulShutdown: {
+            self.beginShutdown()
+        }
+    }
+
+    private func runLoops() async throws {
         try await boot()
         await withDiscardingTaskGroup { group in
             group.addTask { await self.controlLoop() }
             await self.schedulerLoop(group: &group)
             group.cancelAll()
+        }
+        // Its jobs leave the active set unless another live daemon runs them too.
+        do { try await store.retire(daemonID: daemonID, nowMs: clock.nowMs) } catch {
+            logger.warning("could not retire the daemon in the store; its heartbeat will lapse", metadata: ["pollerd.error": "\(error)"])
         }
         let cancelled = state.withLock { $0.cancelledAtShutdown }
         logger.info("runner stopped", metadata: ["pollerd.cancelled_ticks": "\(cancelled)"])
@@ -71,7 +101,7 @@ public final class Runner: Sendable {
     }
 
     /// Stops starting ticks; ticks in flight get the grace period, then are cancelled.
-    public func beginShutdown() {
+    func beginShutdown() {
         let now = clock.nowMs
         state.withLock { s in
             if !s.shuttingDown {
@@ -82,24 +112,27 @@ public final class Runner: Sendable {
         bell.ring()
     }
 
+    /// Store start-up work, then loads and schedules every job and announces them.
     private func boot() async throws {
+        // Run here, inside the service lifecycle, so a store that is itself a service (a
+        // PostgreSQL client) is already running.
+        let reclaimed = try await store.reclaimLeases(isAbandoned: isAbandoned, nowMs: clock.nowMs)
+        if reclaimed > 0 { logger.notice("freed leases of a crashed daemon on this host", metadata: ["pollerd.leases": "\(reclaimed)"]) }
         let now = clock.nowMs
         let enabled = state.withLock { $0.core.settings.enabled }
         let jobs = enabled ? initialJobs : []
         if !enabled { logger.warning("pollers.enabled is false: no job runs") }
         let rows = try await store.register(jobs.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: $0.pausedOnBoot) }, nowMs: now)
-        let seq = try await store.lastControlSeq()
+        let cursor = try await store.controlCursor()
         // Plan from the end of the store work, not from the start of boot: with 100k jobs the
         // registration takes seconds, and planning from before it would start a third late.
         let planNow = clock.nowMs
         let records: [ScheduleRecord] = state.withLock { s in
-            s.controlSeq = seq
+            s.controlCursor = cursor
             return jobs.map { s.core.load($0, row: rows[$0.id], nowMs: planNow) }
         }
         try await store.recordSchedules(records, nowMs: planNow)
-        let active = Set(jobs.map(\.id))
-        let gone = try await store.activeJobIDs().filter { !active.contains($0) }
-        try await store.deactivate(jobIDs: gone, nowMs: now)
+        try await announce(nowMs: clock.nowMs)
         logger.info("runner started", metadata: ["pollerd.jobs": "\(jobs.count)"])
         onEvent(.started(jobs: jobs.count))
     }
@@ -179,25 +212,60 @@ public final class Runner: Sendable {
         if wakeLoop { bell.ring() }
     }
 
+    /// Records this daemon's job set (and its liveness) under its id; jobs that no live daemon
+    /// has any more leave the active set.
+    private func announce(nowMs: Int64) async throws {
+        let jobs: [String: String] = state.withLock { s in
+            var out: [String: String] = [:]
+            for (id, rt) in s.core.jobs where !rt.removed { out[id] = rt.definitionFingerprint }
+            s.lastHeartbeatMs = nowMs
+            return out
+        }
+        let gone = try await store.announce(DaemonAnnouncement(daemonID: daemonID, jobFile: jobFile, jobs: jobs, aliveUntilMs: nowMs + Self.daemonTTLMs), nowMs: nowMs)
+        if !gone.isEmpty {
+            logger.info("jobs no live daemon runs left the active set", metadata: ["pollerd.jobs": "\(gone)"])
+        }
+    }
+
+    /// Extends this daemon's liveness every third of its TTL; announces again when the store
+    /// forgot it (its heartbeat lapsed, say while the process was stopped).
+    private func heartbeatIfDue() async {
+        let now = clock.nowMs
+        let due = state.withLock { now - $0.lastHeartbeatMs >= Self.daemonTTLMs / 3 }
+        guard due else { return }
+        do {
+            if try await store.heartbeat(daemonID: daemonID, aliveUntilMs: now + Self.daemonTTLMs, nowMs: now) {
+                state.withLock { $0.lastHeartbeatMs = now }
+            } else {
+                logger.warning("the store had forgotten this daemon (heartbeat lapsed): announcing its jobs again")
+                try await announce(nowMs: now)
+            }
+        } catch {
+            logger.warning("daemon heartbeat failed", metadata: ["pollerd.error": "\(error)"])
+        }
+    }
+
     private func controlLoop() async {
         while !Task.isCancelled {
             do {
                 try await clock.sleep(untilMs: clock.nowMs + controlPollMs)
             } catch { return }
             await pollControls()
+            await heartbeatIfDue()
         }
     }
 
     /// Applies operator controls recorded in the store since the last look.
     public func pollControls() async {
-        let after = state.withLock { $0.controlSeq }
-        guard let changes = try? await store.controlChanges(after: after), !changes.isEmpty else { return }
+        let after = state.withLock { $0.controlCursor }
+        guard let batch = try? await store.controlChanges(after: after) else { return }
+        state.withLock { $0.controlCursor = batch.next }
+        guard !batch.changes.isEmpty else { return }
         let now = clock.nowMs
-        for ch in changes {
+        for ch in batch.changes {
             let row = try? await store.state(jobID: ch.jobID)
             _ = state.withLock { s in
-                s.controlSeq = max(s.controlSeq, ch.seq)
-                return s.core.control(ch.action, jobID: ch.jobID, row: row, nowMs: now)
+                s.core.control(ch.action, jobID: ch.jobID, row: row, nowMs: now)
             }
             logger.info("operator control applied", metadata: ["pollerd.job.id": "\(ch.jobID)", "pollerd.action": "\(ch.action.rawValue)"])
             onEvent(.control(ch))
@@ -231,7 +299,7 @@ public final class Runner: Sendable {
             return out
         }
         try await store.recordSchedules(records, nowMs: now)
-        try await store.deactivate(jobIDs: plan.remove, nowMs: now)
+        try await announce(nowMs: now)
         logger.info("reload applied", metadata: ["pollerd.add": "\(plan.add.count)", "pollerd.replace": "\(plan.replace.count)", "pollerd.remove": "\(plan.remove.count)", "pollerd.keep": "\(plan.keep.count)"])
         onEvent(.reloaded(plan))
         bell.ring()

@@ -1,5 +1,6 @@
 import Foundation
 import PollerdCore
+@testable import PollerdDaemon
 import PollerdSQLite
 import PollerdTestKit
 import Testing

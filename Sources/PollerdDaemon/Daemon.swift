@@ -1,0 +1,80 @@
+public import Logging
+public import PollerdConfig
+public import PollerdCore
+import PollerdAdmin
+public import PollerdDelivery
+public import PollerdPlugins
+import PollerdPollers
+public import ServiceLifecycle
+import UnixSignals
+
+/// The daemon: one `ServiceGroup` holding every long-running piece (the plugin processes, the
+/// admin server, the deliverer, the runner, the reloader and the plugin status reporter), with
+/// SIGTERM/SIGINT graceful shutdown. The group shuts services down in reverse order, so the
+/// runner drains its ticks before the deliverer stops, and plugin processes stop last.
+public struct Daemon: Sendable {
+    /// Where the job file is (reloads read it again).
+    public let configPath: String
+    /// The store, opened by the caller: the daemon names no backend.
+    public let store: any PollerdStore
+    /// A description of where the store is, for logs and the reload warning.
+    public let storeLocation: String
+    public let clock: any WallClock
+    public let processes: PluginProcesses
+    public let sinks: SinkRegistry
+    public let holder: String
+    public let watch: Bool
+    public let logger: Logger
+
+    public init(configPath: String, store: any PollerdStore, storeLocation: String, clock: any WallClock = SystemWallClock(),
+                processes: PluginProcesses, sinks: SinkRegistry = SinkRegistry(), holder: String = HolderIdentity.make(),
+                watch: Bool = false, logger: Logger) {
+        self.configPath = configPath; self.store = store; self.storeLocation = storeLocation; self.clock = clock
+        self.processes = processes; self.sinks = sinks; self.holder = holder; self.watch = watch; self.logger = logger
+    }
+
+    /// Loads a job file with the built-in kinds and the plugins of its `plugin_dirs`, whose
+    /// long-lived processes come from `processes`.
+    public static func loadJobFile(_ path: String, processes: PluginProcesses, nowMs: Int64) -> JobFile {
+        JobFile.load(path: path, kinds: PluginSet.kindProvider(builtins: Builtins.registry(), processes: processes), nowMs: nowMs)
+    }
+
+    /// The service group for a validated job file.
+    public func serviceGroup(file: JobFile) -> ServiceGroup {
+        let executor = TickExecutor(store: store, registry: file.registry, clock: clock, holder: holder, logger: logger)
+        let runner = Runner(settings: file.settings, jobs: file.jobs, executor: executor, jobFile: configPath,
+                            isAbandoned: HolderIdentity.isAbandoned, onEvent: RunnerMetrics.record)
+        let deliverer = Deliverer(store: store, clock: clock, holder: holder, sinks: sinks, bell: executor.outboxBell,
+                                  isAbandoned: HolderIdentity.isAbandoned, logger: logger)
+        deliverer.update(jobs: file.jobs, tuning: file.settings.delivery)
+        let processes = self.processes
+        let path = configPath
+        let clock = self.clock
+        let reloader = ReloadService(runner: runner, deliverer: deliverer, processes: processes, path: path, stateStore: file.stateDBPath,
+                                     watch: watch, clock: clock, load: { Daemon.loadJobFile(path, processes: processes, nowMs: clock.nowMs) },
+                                     logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: PluginProcessesService(processes: processes), successTerminationBehavior: .ignore),
+        ]
+        if let listen = file.settings.adminListen {
+            let metrics = AdminServer.bootstrapMetrics()
+            services.append(.init(service: AdminServer.application(host: listen.host, port: listen.port, registry: metrics, logger: logger),
+                                  successTerminationBehavior: .ignore))
+        }
+        services += [
+            .init(service: deliverer, successTerminationBehavior: .ignore),
+            .init(service: runner, successTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: reloader, successTerminationBehavior: .ignore),
+            .init(service: PluginStatusService(runner: runner, store: store, clock: clock), successTerminationBehavior: .ignore),
+        ]
+        return ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    }
+
+    /// Runs the daemon until SIGTERM or SIGINT (or a service fails).
+    public func run(file: JobFile) async throws {
+        logger.info("pollerd starting", metadata: ["pollerd.config": "\(configPath)", "pollerd.store": "\(storeLocation)",
+                                                   "pollerd.holder": "\(holder)", "pollerd.invalid_jobs": "\(file.errors.count)"])
+        try await serviceGroup(file: file).run()
+        logger.info("pollerd stopped")
+    }
+}

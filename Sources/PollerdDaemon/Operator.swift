@@ -1,0 +1,181 @@
+public import Logging
+public import PollerdCore
+
+/// The operator facade: every query and control an operator has, over the store contract alone.
+/// The CLI calls it; the admin API serves the same calls over HTTP. Controls are recorded in the
+/// store, where every running daemon picks them up (within `controlPollMs`).
+public struct Operator: Sendable {
+    public let store: any PollerdStore
+    public let clock: any WallClock
+    /// The job file's settings: the breaker threshold and backlog bound that explain reads.
+    public let settings: GlobalSettings
+
+    public init(store: any PollerdStore, clock: any WallClock, settings: GlobalSettings = GlobalSettings()) {
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+    }
+
+    /// A control or query named a job the store does not know.
+    public struct UnknownJob: Error, Sendable, CustomStringConvertible {
+        public var jobID: String
+        public var description: String { "no job '\(jobID)' in the state store" }
+    }
+
+    /// One job as `jobs show` presents it.
+    public struct JobDetail: Sendable, Equatable {
+        public var row: JobStateRow
+        public var lease: LeaseRecord?
+        public var explanation: Explanation
+    }
+
+    // MARK: Jobs
+
+    /// Every job the store knows; without `includeInactive`, only those some live daemon runs.
+    public func jobs(includeInactive: Bool = false) async throws -> [JobStateRow] {
+        try await store.allStates().filter { includeInactive || $0.definitionFingerprint != nil }
+    }
+
+    /// One job: its row, its lease and the explain answer.
+    public func job(_ jobID: String) async throws -> JobDetail {
+        guard let row = try await store.state(jobID: jobID) else { throw UnknownJob(jobID: jobID) }
+        let lease = try await store.lease(jobID: jobID)
+        let explanation = try await explain(row: row, lease: lease)
+        return JobDetail(row: row, lease: lease, explanation: explanation)
+    }
+
+    /// Why the job did or did not run at its last slot, and when it will run next or why not.
+    public func explain(_ jobID: String) async throws -> Explanation {
+        try await job(jobID).explanation
+    }
+
+    private func explain(row: JobStateRow, lease: LeaseRecord?) async throws -> Explanation {
+        let now = clock.nowMs
+        let owners = try await store.jobOwners(jobID: row.jobID, nowMs: now)
+        return Explanation.decide(row: row, lease: lease, owners: owners, breakerThreshold: settings.breakerThreshold,
+                                  maxBacklog: settings.delivery.maxBacklog, nowMs: now)
+    }
+
+    /// Pauses a job; it stays paused across restarts. `note` is shown wherever the job is.
+    public func pause(_ jobID: String, note: String?) async throws {
+        guard try await store.setPaused(jobID: jobID, paused: true, reason: note ?? "paused by operator", nowMs: clock.nowMs) else {
+            throw UnknownJob(jobID: jobID)
+        }
+    }
+
+    /// Resumes a paused job.
+    public func resume(_ jobID: String) async throws {
+        guard try await store.setPaused(jobID: jobID, paused: false, reason: nil, nowMs: clock.nowMs) else { throw UnknownJob(jobID: jobID) }
+    }
+
+    /// Clears a job's cursor and error counters; a tick in flight is fenced off.
+    public func reset(_ jobID: String) async throws {
+        guard try await store.reset(jobID: jobID, nowMs: clock.nowMs) else { throw UnknownJob(jobID: jobID) }
+    }
+
+    /// The daemons alive now, with the job files they run.
+    public func daemons() async throws -> [DaemonRecord] {
+        try await store.liveDaemons(nowMs: clock.nowMs)
+    }
+
+    // MARK: Tick
+
+    /// Runs one tick of `job` now through the scheduler's path (lease, timeout, classification,
+    /// commit), as the holder `holder`. `dryRun` ticks for real but commits nothing.
+    public func tick(_ job: JobSpec, registry: PollerRegistry, holder: String, dryRun: Bool, logger: Logger) async throws -> ManualTick {
+        let now = clock.nowMs
+        _ = try await store.register([JobRegistration(jobID: job.id, kind: job.kind, agent: job.agent, pausedOnBoot: job.pausedOnBoot)], nowMs: now)
+        let executor = TickExecutor(store: store, registry: registry, clock: clock, holder: holder, logger: logger)
+        let offset = job.schedule.jitterOffsetMs(jobID: job.id, defaultJitterMs: settings.defaultJitterMs, nowMs: now)
+        let report = await executor.execute(DueTick(jobID: job.id, dueMs: now, spec: job, offsetMs: offset), settings: settings, dryRun: dryRun, manual: true)
+        return ManualTick(report: report)
+    }
+
+    // MARK: Outbox and dead letters
+
+    /// Every outbox lane with items or history.
+    public func outboxStats() async throws -> [OutboxLaneStats] { try await store.outboxStats() }
+
+    /// Dead letters, newest first.
+    public func deadLetters(jobID: String?, limit: Int) async throws -> [DeadLetter] {
+        try await store.deadLetters(jobID: jobID, limit: limit)
+    }
+
+    /// One dead letter.
+    public func deadLetter(id: Int64) async throws -> DeadLetter? { try await store.deadLetter(id: id) }
+
+    /// Queues dead letters again at the end of their lanes; returns how many.
+    public func replayDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
+        try await store.replayDeadLetters(selection, nowMs: clock.nowMs)
+    }
+
+    /// Deletes dead letters; returns how many.
+    public func dropDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
+        try await store.dropDeadLetters(selection)
+    }
+
+    // MARK: Plugins
+
+    /// What every daemon last reported of its plugins.
+    public func pluginStatuses() async throws -> [PluginStatusRecord] { try await store.pluginStatuses() }
+}
+
+/// A manual tick's outcome as an operator reads it: the status, the error in words (a skip says
+/// why, and what to do about it) and the class the exit code follows.
+public struct ManualTick: Sendable {
+    public var report: TickReport
+    /// `ok`, `transient`, `permanent`, `config`, or `cancelled`.
+    public var status: String
+    public var error: String?
+    /// How a command-line caller should exit.
+    public var outcome: Outcome
+
+    /// The exit classes of `pollerd tick`.
+    public enum Outcome: Sendable, Equatable {
+        case ok, transient, permanent, config
+    }
+
+    public init(report: TickReport) {
+        self.report = report
+        status = report.status
+        error = report.error?.message
+        switch report.disposition {
+        case .cancelled:
+            // Interrupted (SIGINT, say): nothing was committed; trying again is the remedy.
+            status = "cancelled"
+            error = "the tick was cancelled before it finished; nothing was committed"
+            outcome = .transient
+        case .ran:
+            switch report.status {
+            case "ok": outcome = .ok
+            case "transient": outcome = .transient
+            case "permanent": outcome = .permanent
+            default: outcome = .config
+            }
+        case .skipped(let acq):
+            let (s, o, e) = Self.skipReason(acq, jobID: report.jobID)
+            status = s
+            outcome = o
+            error = e
+        }
+    }
+
+    /// Why a manual tick did not run, in the operator's words, and how it counts.
+    static func skipReason(_ acq: LeaseAcquisition, jobID: String) -> (String, Outcome, String?) {
+        switch acq {
+        case .held(let by, let until):
+            return ("transient", .transient, "lease held by \(by) until \(RFC3339.format(ms: until)); another tick of this job is running")
+        case .paused(let reason):
+            return ("permanent", .permanent, "job is paused\(reason.map { " (\($0))" } ?? ""); run `pollerd jobs resume \(jobID)` first")
+        case .done:
+            return ("permanent", .permanent, "one-shot job already ran; `pollerd jobs reset \(jobID)` allows it again")
+        case .backlogged(let pending, let limit):
+            return ("transient", .transient, "backpressure: \(pending) undelivered items (limit \(limit)); see `pollerd outbox stats`")
+        case .notDue(let until):
+            // Manual ticks pass no slot, so the store never answers this; say it plainly anyway.
+            return ("transient", .transient, "the store plans this job at \(RFC3339.format(ms: until))")
+        case .granted:
+            return ("ok", .ok, nil)
+        }
+    }
+}

@@ -1,0 +1,401 @@
+import Foundation
+import PollerdCore
+import PollerdSQLite
+import PollerdTestKit
+import Testing
+
+/// Makes stores for the contract suite. A location names one database; opening it twice gives
+/// two daemons' views of one store.
+struct StoreFactory: Sendable, CustomTestStringConvertible {
+    let name: String
+    let newLocation: @Sendable () -> String
+    let open: @Sendable (_ location: String, _ storeClock: (any WallClock)?) throws -> any PollerdStore
+
+    var testDescription: String { name }
+
+    func make() throws -> any PollerdStore { try open(newLocation(), nil) }
+
+    static let sqlite = StoreFactory(
+        name: "sqlite",
+        newLocation: { FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-contract-\(UUID().uuidString)/state.db").path },
+        open: { path, clock in try SQLiteBackend.open(path: path, synchronousFull: false, storeClock: clock) }
+    )
+
+    /// Every backend the contract runs on (PostgreSQL joins this list).
+    static let all: [StoreFactory] = [.sqlite]
+}
+
+/// The store contract: every rule the daemon and the operator facade rely on, for every backend.
+@Suite struct StoreContractTests {
+    let reg = JobRegistration(jobID: "j", kind: "noop", agent: "default", pausedOnBoot: false)
+
+    func commit(_ lease: LeaseGrant, cursor: String?, status: String = "ok", next: Int64 = 100_000, outbox: OutboxBatch = .empty) -> TickCommit {
+        TickCommit(lease: lease, startedAtMs: 1000, durationMs: 5, status: status, error: status == "ok" ? nil : "boom",
+                   newCursor: cursor.map { Data($0.utf8) }, itemsSeen: 3, itemsDispatched: 1, consecutiveErrors: status == "ok" ? 0 : 1,
+                   nextRunAtMs: next, pause: false, pausedReason: nil, done: false, scheduleFingerprint: "every=10", outbox: outbox)
+    }
+
+    func grant(_ a: LeaseAcquisition) throws -> LeaseGrant {
+        guard case .granted(let g) = a else { throw CancellationError() }
+        return g
+    }
+
+    func announce(_ store: any PollerdStore, _ daemon: String, _ jobs: [String], file: String = "pollers.yaml", aliveUntil: Int64 = 60_000, nowMs: Int64 = 0) async throws -> [String] {
+        try await store.announce(DaemonAnnouncement(daemonID: daemon, jobFile: file, jobs: Dictionary(uniqueKeysWithValues: jobs.map { ($0, "fp-\($0)") }),
+                                                    aliveUntilMs: aliveUntil), nowMs: nowMs)
+    }
+
+    func regs(_ ids: [String]) -> [JobRegistration] {
+        ids.map { JobRegistration(jobID: $0, kind: "noop", agent: "d", pausedOnBoot: false) }
+    }
+
+    // MARK: Leases, fencing, commits
+
+    @Test(arguments: StoreFactory.all)
+    func cursorRoundTripAndAbsentCursorKeepsTheOld(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        _ = try await store.register([reg], nowMs: 0)
+        let l1 = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 1000, slotMs: nil))
+        #expect(l1.cursor == nil)
+        #expect(try await store.commit(commit(l1, cursor: "c1"), nowMs: 1005))
+        let l2 = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 2000, slotMs: nil))
+        #expect(l2.cursor == Data("c1".utf8))
+        #expect(l2.token == l1.token + 1)
+        #expect(try await store.commit(commit(l2, cursor: nil), nowMs: 2005))
+        let row = try #require(try await store.state(jobID: "j"))
+        #expect(row.cursor == Data("c1".utf8))
+        #expect(row.ticksTotal == 2 && row.itemsSeenTotal == 6 && row.itemsDispatchedTotal == 2 && row.lastStatus == "ok")
+        #expect(row.nextRunAtMs == 100_000)
+        #expect(try await store.lease(jobID: "j") == LeaseRecord(holder: "A", token: l2.token, untilMs: 0))
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func leaseIsExclusiveUntilItExpiresAndAStaleHolderIsFencedOff(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        _ = try await store.register([reg], nowMs: 0)
+        let a = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 10_000, nowMs: 0, slotMs: nil))
+        #expect(try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 10_000, nowMs: 5000, slotMs: nil) == .held(by: "A", untilMs: 10_000))
+        let b = try grant(try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 10_000, nowMs: 10_000, slotMs: nil))
+        #expect(b.token > a.token)
+        // A's tick ran past its lease and lost it: fenced off.
+        #expect(try await store.commit(commit(a, cursor: "stale"), nowMs: 11_000) == false)
+        #expect(try await store.commit(commit(b, cursor: "fresh"), nowMs: 11_000))
+        #expect(try await store.state(jobID: "j")?.cursor == Data("fresh".utf8))
+        #expect(try await store.renewLease(a, ttlMs: 10_000, nowMs: 11_000) == false)
+    }
+
+    /// A daemon stopped (SIGSTOP) while it held a lease, resumed after another daemon took the
+    /// job and committed: nothing it does changes the job.
+    @Test(arguments: StoreFactory.all)
+    func aStoppedDaemonResumedPastItsLeaseChangesNothing(_ f: StoreFactory) async throws {
+        let location = f.newLocation()
+        let stopped = try f.open(location, nil)
+        let live = try f.open(location, nil)
+        _ = try await stopped.register([reg], nowMs: 0)
+        let old = try grant(try await stopped.acquireLease(jobID: "j", holder: "stopped", ttlMs: 30_000, nowMs: 0, slotMs: 0))
+        // 90 s later: the live daemon takes the expired lease, runs two slots and commits them.
+        for (i, now) in [Int64(90_000), 100_000].enumerated() {
+            let g = try grant(try await live.acquireLease(jobID: "j", holder: "live", ttlMs: 30_000, nowMs: now, slotMs: now))
+            #expect(try await live.commit(commit(g, cursor: "live-\(i)", next: now + 10_000), nowMs: now + 1))
+        }
+        let before = try #require(try await live.state(jobID: "j"))
+        // The stopped daemon wakes up with its old lease: renewing, committing, releasing all fail.
+        #expect(try await stopped.renewLease(old, ttlMs: 30_000, nowMs: 0) == false)
+        #expect(try await stopped.commit(commit(old, cursor: "stale", next: 1), nowMs: 1) == false)
+        try await stopped.releaseLease(old)
+        let after = try #require(try await live.state(jobID: "j"))
+        #expect(after == before)
+        #expect(after.cursor == Data("live-1".utf8))
+        #expect(try await live.lease(jobID: "j")?.holder == "live")
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func twoDaemonsOnOneStoreNeverBothCommitTheSameSlot(_ f: StoreFactory) async throws {
+        let location = f.newLocation()
+        let s1 = try f.open(location, nil)
+        let s2 = try f.open(location, nil)
+        _ = try await s1.register([reg], nowMs: 0)
+        var commits = 0
+        var slot: Int64 = 10_000
+        for round in 0..<40 {
+            let now = slot + Int64(round % 3)
+            let thisSlot = slot
+            // Both daemons race for the same slot; each commits if it gets the lease.
+            let results = await withTaskGroup(of: Bool.self, returning: [Bool].self) { group in
+                for (store, holder) in [(s1, "A"), (s2, "B")] {
+                    group.addTask {
+                        guard case .granted(let g)? = try? await store.acquireLease(jobID: "j", holder: holder, ttlMs: 60_000, nowMs: now, slotMs: thisSlot) else { return false }
+                        return (try? await store.commit(self.commit(g, cursor: "\(round)", next: thisSlot + 10_000), nowMs: now)) == true
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.filter { $0 }.count == 1, "round \(round): \(results)")
+            commits += results.filter { $0 }.count
+            // The slower daemon arriving after the commit is refused too: the slot already ran.
+            let late = try await s2.acquireLease(jobID: "j", holder: "B", ttlMs: 60_000, nowMs: now + 1, slotMs: slot)
+            #expect(late == .notDue(untilMs: slot + 10_000))
+            slot += 10_000
+        }
+        #expect(commits == 40)
+        #expect(try await s1.state(jobID: "j")?.ticksTotal == 40)
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func pausedOnBootAppliesOnlyWhenFirstSeen(_ f: StoreFactory) async throws {
+        let location = f.newLocation()
+        let store = try f.open(location, nil)
+        let r = JobRegistration(jobID: "p", kind: "noop", agent: "default", pausedOnBoot: true)
+        let first = try #require(try await store.register([r], nowMs: 7)["p"])
+        #expect(first.paused && first.pausedAtMs == 7)
+        #expect(try await store.acquireLease(jobID: "p", holder: "A", ttlMs: 1000, nowMs: 0, slotMs: nil) == .paused(reason: "paused_on_boot"))
+        #expect(try await store.setPaused(jobID: "p", paused: false, reason: nil, nowMs: 8))
+        // A restart registers it again: the operator's resume stands.
+        let reopened = try f.open(location, nil)
+        let again = try #require(try await reopened.register([r], nowMs: 9)["p"])
+        #expect(!again.paused && again.pausedAtMs == nil)
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func resetFencesATickInFlightAndControlsAreLogged(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        _ = try await store.register([reg], nowMs: 0)
+        let cursor0 = try await store.controlCursor()
+        let l = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: nil))
+        #expect(try await store.commit(commit(l, cursor: "c1"), nowMs: 1))
+        let inFlight = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 2, slotMs: nil))
+        #expect(try await store.reset(jobID: "j", nowMs: 3))
+        #expect(try await store.commit(commit(inFlight, cursor: "old-cursor-based"), nowMs: 4) == false)
+        #expect(try await store.state(jobID: "j")?.cursor == nil)
+        #expect(try await store.setPaused(jobID: "j", paused: true, reason: "maintenance", nowMs: 5))
+        let row = try #require(try await store.state(jobID: "j"))
+        #expect(row.paused && row.pausedReason == "maintenance" && row.pausedAtMs == 5)
+        let batch = try await store.controlChanges(after: cursor0)
+        #expect(batch.changes == [ControlChange(jobID: "j", action: .reset), ControlChange(jobID: "j", action: .pause)])
+        #expect(try await store.controlChanges(after: batch.next).changes.isEmpty)
+        #expect(try await store.setPaused(jobID: "nope", paused: true, reason: nil, nowMs: 6) == false)
+        #expect(try await store.reset(jobID: "nope", nowMs: 6) == false)
+    }
+
+    /// A reader never moves its cursor past a control that commits after it looked: each look
+    /// returns exactly the controls committed since the previous one, in order, none twice.
+    @Test(arguments: StoreFactory.all)
+    func aControlThatCommitsAfterALookIsSeenByTheNextLook(_ f: StoreFactory) async throws {
+        let location = f.newLocation()
+        let reader = try f.open(location, nil)
+        let writer = try f.open(location, nil)
+        _ = try await writer.register(regs(["a", "b"]), nowMs: 0)
+        var cursor = try await reader.controlCursor()
+        var seen: [ControlChange] = []
+        var written: [ControlChange] = []
+        // Writers and the reader interleave; every look must return only new changes.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for i in 0..<30 {
+                    let id = i % 2 == 0 ? "a" : "b"
+                    _ = try await writer.setPaused(jobID: id, paused: i % 4 < 2, reason: "n\(i)", nowMs: Int64(i))
+                }
+            }
+            for _ in 0..<10 {
+                let b = try await reader.controlChanges(after: cursor)
+                seen += b.changes
+                cursor = b.next
+                await Task.yield()
+            }
+            try await group.waitForAll()
+        }
+        seen += try await reader.controlChanges(after: cursor).changes
+        for i in 0..<30 { written.append(ControlChange(jobID: i % 2 == 0 ? "a" : "b", action: i % 4 < 2 ? .pause : .resume)) }
+        #expect(seen == written)
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func reclaimFreesOnlyAbandonedLeases(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        _ = try await store.register(regs(["a", "b"]), nowMs: 0)
+        _ = try await store.acquireLease(jobID: "a", holder: "host:111:dead", ttlMs: 60_000, nowMs: 0, slotMs: nil)
+        _ = try await store.acquireLease(jobID: "b", holder: "host:222:alive", ttlMs: 60_000, nowMs: 0, slotMs: nil)
+        let n = try await store.reclaimLeases(isAbandoned: { $0.hasSuffix("dead") }, nowMs: 1)
+        #expect(n == 1)
+        #expect(try await store.acquireLease(jobID: "b", holder: "X", ttlMs: 1, nowMs: 2, slotMs: nil) == .held(by: "host:222:alive", untilMs: 60_000))
+        guard case .granted = try await store.acquireLease(jobID: "a", holder: "X", ttlMs: 1, nowMs: 2, slotMs: nil) else {
+            Issue.record("abandoned lease was not freed")
+            return
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func manyConcurrentTicksAllCommit(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        let many = regs((0..<500).map { "j\($0)" })
+        _ = try await store.register(many, nowMs: 0)
+        let ok = try await withThrowingTaskGroup(of: Bool.self, returning: Int.self) { group in
+            for r in many {
+                group.addTask {
+                    guard case .granted(let g) = try await store.acquireLease(jobID: r.jobID, holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: 0) else { return false }
+                    return try await store.commit(self.commit(g, cursor: r.jobID), nowMs: 1)
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(ok == 500)
+        let rows = try await store.allStates()
+        #expect(rows.allSatisfy { $0.cursor == Data($0.jobID.utf8) && $0.ticksTotal == 1 })
+    }
+
+    // MARK: Time
+
+    /// Two daemons whose clocks are 10 minutes apart share one store that keeps time itself:
+    /// the one ahead cannot take a lease the other still holds, and a renewal counts from the
+    /// store's now, not the caller's.
+    @Test(arguments: StoreFactory.all)
+    func aStoreThatKeepsTimeIgnoresASkewedDaemonClock(_ f: StoreFactory) async throws {
+        let storeClock = ManualClock(nowMs: 1_000_000)
+        let location = f.newLocation()
+        let a = try f.open(location, storeClock)
+        let ahead = try f.open(location, storeClock)
+        _ = try await a.register([reg], nowMs: 0)
+        let skew: Int64 = 600_000
+        let g = try grant(try await a.acquireLease(jobID: "j", holder: "A", ttlMs: 30_000, nowMs: storeClock.nowMs, slotMs: nil))
+        #expect(g.untilMs == 1_030_000)
+        // B's clock says the lease ended long ago; the store says it has 30 s to go.
+        #expect(try await ahead.acquireLease(jobID: "j", holder: "B", ttlMs: 30_000, nowMs: storeClock.nowMs + skew, slotMs: nil) == .held(by: "A", untilMs: 1_030_000))
+        storeClock.advance(byMs: 20_000)
+        // A renews with a clock that lags: the lease still runs 30 s from the store's now.
+        #expect(try await a.renewLease(g, ttlMs: 30_000, nowMs: 0))
+        #expect(try await a.lease(jobID: "j")?.untilMs == 1_050_000)
+        storeClock.advance(byMs: 30_000)
+        guard case .granted(let b) = try await ahead.acquireLease(jobID: "j", holder: "B", ttlMs: 30_000, nowMs: 0, slotMs: nil) else {
+            Issue.record("the lease did not expire on the store's clock")
+            return
+        }
+        #expect(b.untilMs == 1_080_000)
+    }
+
+    // MARK: Several daemons
+
+    @Test(arguments: StoreFactory.all)
+    func twoDaemonsWithDifferentJobFilesKeepEachOthersJobsActive(_ f: StoreFactory) async throws {
+        let location = f.newLocation()
+        let one = try f.open(location, nil)
+        let two = try f.open(location, nil)
+        _ = try await one.register(regs(["a", "shared"]), nowMs: 0)
+        _ = try await two.register(regs(["b", "shared"]), nowMs: 0)
+        #expect(try await announce(one, "d1", ["a", "shared"], file: "one.yaml").isEmpty)
+        // The second daemon boots last: it must not deactivate the first one's jobs.
+        #expect(try await announce(two, "d2", ["b", "shared"], file: "two.yaml").isEmpty)
+        #expect(Set(try await one.allStates().filter { $0.definitionFingerprint != nil }.map(\.jobID)) == ["a", "b", "shared"])
+        #expect(try await one.jobOwners(jobID: "shared", nowMs: 1) == ["d1", "d2"])
+        #expect(try await one.liveDaemons(nowMs: 1).map(\.daemonID) == ["d1", "d2"])
+        #expect(try await one.liveDaemons(nowMs: 1).map(\.jobs) == [2, 2])
+        // d1 reloads without "shared": d2 still runs it, so it stays active.
+        #expect(try await announce(one, "d1", ["a"], nowMs: 2).isEmpty)
+        #expect(try await one.state(jobID: "shared")?.definitionFingerprint == "fp-shared")
+        // d2 stops: "b" and "shared" leave the active set, "a" stays.
+        try await two.retire(daemonID: "d2", nowMs: 3)
+        let active = Set(try await one.allStates().filter { $0.definitionFingerprint != nil }.map(\.jobID))
+        #expect(active == ["a"])
+        #expect(try await one.jobOwners(jobID: "b", nowMs: 4).isEmpty)
+        // Their state is kept: a daemon that has them again reactivates them.
+        #expect(try await announce(two, "d3", ["b"], nowMs: 5).isEmpty)
+        #expect(try await one.state(jobID: "b")?.definitionFingerprint == "fp-b")
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func aDaemonWhoseHeartbeatLapsedIsForgottenAndMustAnnounceAgain(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        _ = try await store.register(regs(["a", "b"]), nowMs: 0)
+        _ = try await announce(store, "d1", ["a"], aliveUntil: 60_000)
+        _ = try await announce(store, "d2", ["b"], aliveUntil: 60_000)
+        #expect(try await store.heartbeat(daemonID: "d2", aliveUntilMs: 200_000, nowMs: 50_000))
+        // d1 stopped beating at 60 s. At 61 s it is not alive; the next announcement by anyone forgets it.
+        #expect(try await store.liveDaemons(nowMs: 61_000).map(\.daemonID) == ["d2"])
+        #expect(try await announce(store, "d2", ["b"], aliveUntil: 200_000, nowMs: 61_000) == ["a"])
+        #expect(try await store.state(jobID: "a")?.definitionFingerprint == nil)
+        #expect(try await store.heartbeat(daemonID: "d1", aliveUntilMs: 300_000, nowMs: 62_000) == false)
+        #expect(try await announce(store, "d1", ["a"], aliveUntil: 300_000, nowMs: 62_000).isEmpty)
+        #expect(try await store.state(jobID: "a")?.definitionFingerprint == "fp-a")
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func pluginStatusRowsAreKeptPerDaemon(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        func rec(_ d: String, _ phase: String) -> PluginStatusRecord {
+            PluginStatusRecord(daemonID: d, pluginID: "p", lifecycle: "long_lived", phase: phase, pid: 42, restarts: 1, ticks: 5, failures: 0,
+                               lastError: nil, stderrTail: ["a line"], updatedAtMs: 10)
+        }
+        try await store.recordPluginStatuses([rec("d1", "running")], daemonID: "d1")
+        try await store.recordPluginStatuses([rec("d2", "backing_off")], daemonID: "d2")
+        // d1 reports again: only its own row is replaced.
+        try await store.recordPluginStatuses([rec("d1", "stopped")], daemonID: "d1")
+        let rows = try await store.pluginStatuses()
+        #expect(rows == [rec("d1", "stopped"), rec("d2", "backing_off")])
+    }
+
+    // MARK: Outbox
+
+    func batch(_ ids: [String], sinks: [String] = ["s"], window: Int = 100) -> OutboxBatch {
+        OutboxBatch(sinks: sinks, entries: ids.map { ItemEnvelope.make(jobID: "j", kind: "noop", agent: "default", foundAtMs: 1, item: .object(["id": .string($0)])) },
+                    dedupWindow: window, foundAtMs: 1)
+    }
+
+    func tickWith(_ store: any PollerdStore, _ ids: [String], at now: Int64, window: Int = 100) async throws -> Bool {
+        let g = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: now, slotMs: nil))
+        return try await store.commit(commit(g, cursor: "c\(now)", outbox: batch(ids, window: window)), nowMs: now)
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func outboxAcksRetriesAndDeadLettersInOrder(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        _ = try await store.register([reg], nowMs: 0)
+        #expect(try await tickWith(store, ["x", "y", "z"], at: 10))
+        #expect(try await store.state(jobID: "j")?.outboxBacklog == 3)
+        let lane = try #require(try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).first)
+        #expect(try await store.claimLanes(holder: "E", nowMs: 21, claimMs: 60_000, limit: 10).isEmpty)   // claimed
+        let items = try await store.laneItems(lane, limit: 10)
+        #expect(items.map(\.key) == ["j:x", "j:y", "j:z"])
+        // x acked, y failed: retry later; the claim is released.
+        #expect(try await store.settle(lane, holder: "D", LaneSettlement(acked: [items[0].seq], failure: .retry(atMs: 1000, error: "503")), nowMs: 30))
+        #expect(try await store.claimLanes(holder: "D", nowMs: 999, claimMs: 60_000, limit: 10).isEmpty)   // not due yet
+        let again = try #require(try await store.claimLanes(holder: "D", nowMs: 1000, claimMs: 60_000, limit: 10).first)
+        #expect(again.attempts == 1)
+        #expect(try await store.laneItems(again, limit: 10).map(\.key) == ["j:y", "j:z"])
+        // A settle under a lost claim changes nothing.
+        #expect(try await store.settle(lane, holder: "D", LaneSettlement(acked: [items[1].seq], failure: nil), nowMs: 1001) == false)
+        // y dead-letters; z is delivered.
+        #expect(try await store.settle(again, holder: "D", LaneSettlement(acked: [], failure: .deadLetter(error: "410 gone")), nowMs: 1002))
+        let last = try #require(try await store.claimLanes(holder: "D", nowMs: 1003, claimMs: 60_000, limit: 10).first)
+        #expect(try await store.laneItems(last, limit: 10).map(\.key) == ["j:z"])
+        #expect(try await store.settle(last, holder: "D", LaneSettlement(acked: [items[2].seq], failure: nil), nowMs: 1004))
+        #expect(try await store.state(jobID: "j")?.outboxBacklog == 0)
+        let dead = try await store.deadLetters(jobID: "j", limit: 10)
+        #expect(dead.map(\.key) == ["j:y"] && dead.first?.lastError == "410 gone")
+        // Replay puts it back at the end of its lane.
+        #expect(try await store.replayDeadLetters(.job("j"), nowMs: 1005) == 1)
+        let replayed = try #require(try await store.claimLanes(holder: "D", nowMs: 1006, claimMs: 60_000, limit: 10).first)
+        #expect(try await store.laneItems(replayed, limit: 10).map(\.key) == ["j:y"])
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func theDedupWindowDropsKeysItRemembers(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        _ = try await store.register([reg], nowMs: 0)
+        #expect(try await tickWith(store, ["a", "b"], at: 10, window: 3))
+        #expect(try await tickWith(store, ["a", "b", "c"], at: 20, window: 3))   // only c is new
+        #expect(try await store.state(jobID: "j")?.outboxBacklog == 3)
+        #expect(try await tickWith(store, ["d", "e"], at: 30, window: 3))         // a and b fall out of the window
+        #expect(try await tickWith(store, ["a"], at: 40, window: 3))
+        #expect(try await store.state(jobID: "j")?.outboxBacklog == 6)
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func aFullBacklogRefusesScheduledTicks(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        _ = try await store.register([reg], nowMs: 0)
+        #expect(try await tickWith(store, ["a", "b", "c"], at: 10))
+        #expect(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 1000, nowMs: 20, slotMs: nil, maxBacklog: 3) == .backlogged(pending: 3, limit: 3))
+        guard case .granted = try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 1000, nowMs: 20, slotMs: nil, maxBacklog: 4) else {
+            Issue.record("a backlog under the bound refused the lease"); return
+        }
+    }
+}
