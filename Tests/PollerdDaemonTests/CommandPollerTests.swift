@@ -21,6 +21,21 @@ import Glibc
         do throws(PollerError) { return .success(try await poller.tick(c)) } catch { return .failure(error) }
     }
 
+    /// `env` keys and `inherit_env` names follow the one environment-name rule (the README's
+    /// example, `API_URL` and `API_TOKEN`, was refused when names starting with A–F were).
+    @Test func environmentNamesFollowTheOneRule() throws {
+        func check(_ env: [String: JSONValue] = [:], inherit: [String] = []) -> ConfigIssue? {
+            let cfg: JSONValue = .object(["argv": .array([.string("/bin/true")]), "env": .object(env), "inherit_env": .array(inherit.map { .string($0) })])
+            do throws(ConfigIssue) { try poller.validate(config: cfg); return nil } catch { return error }
+        }
+        #expect(check(["API_URL": .string("https://x"), "API_TOKEN": .string("t"), "DB_HOST": .string("h"), "_X": .string("1")]) == nil)
+        #expect(check(inherit: ["AWS_REGION", "EDITOR", "FOO", "http_proxy"]) == nil)
+        #expect(check(["1X": .string("v")])?.path == ["env", "1X"])
+        #expect(check(["A-B": .string("v")])?.path == ["env", "A-B"])
+        #expect(check(inherit: ["BAD NAME"])?.message.contains("'BAD NAME'") == true)
+        #expect(check(inherit: ["ÉTÉ"]) != nil)
+    }
+
     @Test func eachJSONLineIsAnItem() async throws {
         let r = await run(ctx(["/bin/sh", "-c", "echo '{\"id\":\"a\"}'; echo; echo '{\"id\":\"b\",\"n\":2}'"]))
         let ack = try r.get()
