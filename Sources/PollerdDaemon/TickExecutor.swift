@@ -81,7 +81,7 @@ public struct TickExecutor: Sendable {
                                               maxBacklog: job.deliver.isEmpty ? nil : settings.delivery.maxBacklog)
         } catch {
             log.warning("lease acquisition failed", metadata: ["pollerd.error": "\(error)"])
-            let err = PollerError.transient("store", "state store error while taking the lease: \(error)", cause: error)
+            let err = PollerError.transient(.store, "state store error while taking the lease: \(error)", cause: error)
             let plan = TickPlanner.plan(job: job, outcome: .failed(err), previousErrors: 0, breakerThreshold: settings.breakerThreshold, offsetMs: due.offsetMs, nowMs: clock.nowMs)
             return TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: false), ack: nil, error: err, plan: plan, startedAtMs: start, durationMs: 0, latenessMs: start - due.dueMs)
         }
@@ -153,7 +153,7 @@ public struct TickExecutor: Sendable {
     /// itself was cancelled (shutdown).
     private func runGuarded(_ ctx: TickContext, poller: (any Poller)?, lease: LeaseGrant, ttlMs: Int64, heldSinceMs: Int64) async -> TickOutcome? {
         guard let poller else {
-            return .failed(.config("unknown_kind", "no poller for kind '\(ctx.kind)'"))
+            return .failed(.config(.unknownKind, "no poller for kind '\(ctx.kind)'"))
         }
         let deadline = ctx.nowMs + max(1, ctx.timeoutSecs) * 1000
         let expiry = Mutex<TickWatchdog.Expiry?>(nil)
@@ -178,8 +178,8 @@ public struct TickExecutor: Sendable {
         watchdog.unwatch(id)
         if Task.isCancelled { return nil }
         switch expiry.withLock({ $0 }) {
-        case .timedOut?: return .failed(.transient("timeout", "tick timed out after \(ctx.timeoutSecs)s"))
-        case .leaseLost?: return .failed(.transient("lease_lost", "lease lost, or not renewed within its TTL, while the tick ran"))
+        case .timedOut?: return .failed(.transient(.timeout, "tick timed out after \(ctx.timeoutSecs)s"))
+        case .leaseLost?: return .failed(.transient(.leaseLost, "lease lost, or not renewed within its TTL, while the tick ran"))
         case nil: return outcome
         }
     }

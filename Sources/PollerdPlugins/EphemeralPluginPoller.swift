@@ -57,7 +57,7 @@ public struct EphemeralPluginPoller: Poller {
     public func validate(config: JSONValue) throws(ConfigIssue) {}
 
     public func tick(_ ctx: TickContext) async throws(PollerError) -> TickAck {
-        guard await permits.acquire() else { throw .transient("cancelled", "tick cancelled while waiting for a plugin slot") }
+        guard await permits.acquire() else { throw .transient(.cancelled, "tick cancelled while waiting for a plugin slot") }
         defer { permits.release() }
         return try status.settle(await spawn(ctx))
     }
@@ -73,20 +73,20 @@ public struct EphemeralPluginPoller: Poller {
         let out: DirectSpawn.Outcome
         switch result {
         case .failure(.notFound):
-            return .failure(.config("spawn_failed", "plugin '\(spec.pluginID)': command '\(spec.command)' not found"))
+            return .failure(.config(.spawnFailed, "plugin '\(spec.pluginID)': command '\(spec.command)' not found"))
         case .failure(.spawn(let why)):
-            return .failure(.transient("spawn_failed", "plugin '\(spec.pluginID)': cannot run '\(spec.command)': \(why)"))
+            return .failure(.transient(.spawnFailed, "plugin '\(spec.pluginID)': cannot run '\(spec.command)': \(why)"))
         case .success(let o):
             out = o
         }
-        if Task.isCancelled { return .failure(.transient("cancelled", "plugin '\(spec.pluginID)' tick cancelled")) }
+        if Task.isCancelled { return .failure(.transient(.cancelled, "plugin '\(spec.pluginID)' tick cancelled")) }
         if out.overflow {
-            return .failure(.transient("reply_too_large", "plugin '\(spec.pluginID)' reply line exceeds \(limit) bytes"))
+            return .failure(.transient(.replyTooLarge, "plugin '\(spec.pluginID)' reply line exceeds \(limit) bytes"))
         }
         if out.line.isEmpty && !out.sawNewline {
             let how = out.how
             let tail = status.stderrTail.suffix(3).joined(separator: " | ")
-            return .failure(.transient("no_reply", "plugin '\(spec.pluginID)' \(how) without a reply\(tail.isEmpty ? "" : "; stderr: \(tail)")"))
+            return .failure(.transient(.noReply, "plugin '\(spec.pluginID)' \(how) without a reply\(tail.isEmpty ? "" : "; stderr: \(tail)")"))
         }
         return PluginWire.decodeReply(out.line, allowBare: false).mapError { e in
             PollerError(e.errorClass, code: e.code, "plugin '\(spec.pluginID)': \(e.message)")

@@ -75,7 +75,7 @@ public final class LongLivedPlugin: Sendable {
 
     /// Sends one `poll_tick` and waits for the reply with the same id.
     public func tick(kind: String, _ ctx: TickContext) async throws(PollerError) -> TickAck {
-        guard await permits.acquire() else { throw .transient("cancelled", "tick cancelled while waiting for a plugin slot") }
+        guard await permits.acquire() else { throw .transient(.cancelled, "tick cancelled while waiting for a plugin slot") }
         defer { permits.release() }
         try await ensureRunning()
         let reply = await call(method: "poll_tick") { out in
@@ -106,12 +106,12 @@ public final class LongLivedPlugin: Sendable {
                 // Written outside the lock; a frame refused (the plugin just ended) fails when the
                 // reader fails what is pending.
                 if let target { target.channel.send(frame, now: target.now, readerFlushes: executor.isCurrent) } else {
-                    c.resume(returning: .failure(.transient(Task.isCancelled ? "cancelled" : "plugin_down", "plugin '\(spec.pluginID)' is not running")))
+                    c.resume(returning: .failure(.transient(Task.isCancelled ? .cancelled : .pluginDown, "plugin '\(spec.pluginID)' is not running")))
                 }
             }
         } onCancel: {
             // A timed-out tick gives its id up; a late reply is then ignored.
-            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .failure(.transient("cancelled", "tick cancelled")))
+            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .failure(.transient(.cancelled, "tick cancelled")))
         }
         return reply.map { ($0, id) }
     }
@@ -177,9 +177,9 @@ public final class LongLivedPlugin: Sendable {
         }
         switch next {
         case .ready: return
-        case .fail(let why): throw .permanent("plugin_failed", "plugin '\(spec.pluginID)' failed: \(why)")
+        case .fail(let why): throw .permanent(.pluginFailed, "plugin '\(spec.pluginID)' failed: \(why)")
         case .backoff(let until):
-            throw .transient("plugin_restarting", "plugin '\(spec.pluginID)' is restarting (next attempt at \(RFC3339.format(ms: until)))")
+            throw .transient(.pluginRestarting, "plugin '\(spec.pluginID)' is restarting (next attempt at \(RFC3339.format(ms: until)))")
         case .start, .wait:
             if case .start = next {
                 // Unstructured on purpose: the process outlives the tick that started it; the
@@ -190,9 +190,9 @@ public final class LongLivedPlugin: Sendable {
                 let now: Result<Void, PollerError>? = state.withLock { s in
                     switch s.phase {
                     case .running: return .success(())
-                    case .failed(let why): return .failure(.permanent("plugin_failed", "plugin '\(spec.pluginID)' failed: \(why)"))
-                    case .backingOff: return .failure(.transient("plugin_restarting", "plugin '\(spec.pluginID)' is restarting"))
-                    case .stopped: return .failure(.permanent("plugin_failed", "plugin was shut down"))
+                    case .failed(let why): return .failure(.permanent(.pluginFailed, "plugin '\(spec.pluginID)' failed: \(why)"))
+                    case .backingOff: return .failure(.transient(.pluginRestarting, "plugin '\(spec.pluginID)' is restarting"))
+                    case .stopped: return .failure(.permanent(.pluginFailed, "plugin was shut down"))
                     default: s.starters.append(c); return nil
                     }
                 }
@@ -230,12 +230,12 @@ public final class LongLivedPlugin: Sendable {
             }
             failPending("plugin '\(spec.pluginID)' exited while ticks were in flight: \(outcome)")
             guard decision.retry else {
-                settleStarters(.failure(.permanent("plugin_failed", "plugin '\(spec.pluginID)' failed: \(decision.why)")))
+                settleStarters(.failure(.permanent(.pluginFailed, "plugin '\(spec.pluginID)' failed: \(decision.why)")))
                 return
             }
             // Ticks waiting for this start fail now (transient); later ones trigger nothing: the
             // supervisor restarts after the backoff.
-            settleStarters(.failure(.transient("plugin_restarting", "plugin '\(spec.pluginID)' \(outcome); restarting")))
+            settleStarters(.failure(.transient(.pluginRestarting, "plugin '\(spec.pluginID)' \(outcome); restarting")))
             try? await Task.sleep(for: .milliseconds(decision.delayMs))
             let go = state.withLock { s -> Bool in
                 if case .stopped = s.phase { return false }
@@ -252,7 +252,7 @@ public final class LongLivedPlugin: Sendable {
             defer { s.pending = [:] }
             return Array(s.pending.values)
         }
-        for c in all { c.resume(returning: .failure(.transient("plugin_crashed", message))) }
+        for c in all { c.resume(returning: .failure(.transient(.pluginCrashed, message))) }
     }
 
     /// One process lifetime: spawn, handshake, serve frames until it exits. Returns how it ended.
@@ -326,19 +326,19 @@ public final class LongLivedPlugin: Sendable {
                         s.pending[id] = c
                         return true
                     }
-                    if open { channel.send(Array(frame.utf8)) } else { c.resume(returning: .failure(.transient("plugin_exited", "plugin exited before the handshake"))) }
+                    if open { channel.send(Array(frame.utf8)) } else { c.resume(returning: .failure(.transient(.pluginExited, "plugin exited before the handshake"))) }
                 }.flatMap { Self.handshakeFrame($0, id: id) }
             }
             g.addTask {
                 try? await Task.sleep(for: .milliseconds(self.policy.handshakeTimeoutMs))
                 if Task.isCancelled { return nil }
-                return .failure(.transient("handshake_timeout", "no reply to initialize within \(self.policy.handshakeTimeoutMs) ms"))
+                return .failure(.transient(.handshakeTimeout, "no reply to initialize within \(self.policy.handshakeTimeoutMs) ms"))
             }
-            var first: Result<JSONValue, PollerError> = .failure(.transient("handshake", "no reply"))
+            var first: Result<JSONValue, PollerError> = .failure(.transient(.handshake, "no reply"))
             for await r in g { if let r { first = r; break } }
             g.cancelAll()
             // Resume the waiter if the timeout won, so the group can finish.
-            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .failure(.transient("handshake_timeout", "no reply to initialize")))
+            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .failure(.transient(.handshakeTimeout, "no reply to initialize")))
             return first
         }
         var problem: String?
@@ -381,7 +381,7 @@ public final class LongLivedPlugin: Sendable {
         status.appendStderr("[pollerd] stdout line over \(limit) bytes dropped")
         guard let id else { return }
         state.withLock { $0.pending.removeValue(forKey: id) }?
-            .resume(returning: .failure(.transient("reply_too_large", "plugin '\(spec.pluginID)' reply line exceeds \(limit) bytes")))
+            .resume(returning: .failure(.transient(.replyTooLarge, "plugin '\(spec.pluginID)' reply line exceeds \(limit) bytes")))
     }
 
     /// Sends `shutdown`, waits the grace period for the process to exit, then kills its group.
@@ -392,7 +392,7 @@ public final class LongLivedPlugin: Sendable {
             s.phase = .stopped
             return (r, s.channel)
         }
-        settleStarters(.failure(.permanent("plugin_failed", "plugin was shut down")))
+        settleStarters(.failure(.permanent(.pluginFailed, "plugin was shut down")))
         if let channel {
             if running {
                 let id = state.withLock { s -> Int64 in s.nextID += 1; return s.nextID }
@@ -435,9 +435,9 @@ extension LongLivedPlugin {
     /// fails as the plugin's bad reply.
     static func handshakeFrame(_ line: [UInt8], id: Int64) -> Result<JSONValue, PollerError> {
         guard let v = try? JSONValue.parse(bytes: line), case .object = v else {
-            return .failure(.transient("bad_reply", "plugin reply is not JSON: \(String(decoding: line.prefix(200), as: UTF8.self))"))
+            return .failure(.transient(.badReply, "plugin reply is not JSON: \(String(decoding: line.prefix(200), as: UTF8.self))"))
         }
-        guard v["id"]?.intValue == id else { return .failure(.transient("bad_reply", "reply frame names two ids")) }
+        guard v["id"]?.intValue == id else { return .failure(.transient(.badReply, "reply frame names two ids")) }
         return .success(v)
     }
 }

@@ -14,16 +14,16 @@ public enum PluginCheck {
     /// What to do about an error, by its code.
     static func hint(_ e: PollerError) -> String {
         switch e.code {
-        case "no_reply": return "the plugin must read one request line from stdin and print exactly one JSON line on stdout before exiting"
-        case "empty_reply": return "the first stdout line was empty; print the reply as the first line"
-        case "bad_reply": return "print {\"result\":{…}} or {\"error\":{\"code\":…,\"message\":…}} as compact JSON on one line; logs go to stderr"
-        case "bad_cursor": return "next_cursor must be URL-safe base64 without padding (Python: base64.urlsafe_b64encode(raw).decode().rstrip('='))"
-        case "reply_too_large": return "keep the reply line under max_reply_bytes, or raise it in [plugin.poller]"
-        case "timeout": return "the tick took longer than tick_timeout_secs"
-        case "spawn_failed": return "check [plugin.entrypoint] command (and that it is executable)"
-        case "plugin_failed", "plugin_crashed", "plugin_restarting", "plugin_exited":
+        case .noReply: return "the plugin must read one request line from stdin and print exactly one JSON line on stdout before exiting"
+        case .emptyReply: return "the first stdout line was empty; print the reply as the first line"
+        case .badReply: return "print {\"result\":{…}} or {\"error\":{\"code\":…,\"message\":…}} as compact JSON on one line; logs go to stderr"
+        case .badCursor: return "next_cursor must be URL-safe base64 without padding (Python: base64.urlsafe_b64encode(raw).decode().rstrip('='))"
+        case .replyTooLarge: return "keep the reply line under max_reply_bytes, or raise it in [plugin.poller]"
+        case .timeout: return "the tick took longer than tick_timeout_secs"
+        case .spawnFailed: return "check [plugin.entrypoint] command (and that it is executable)"
+        case .pluginFailed, .pluginCrashed, .pluginRestarting, .pluginExited:
             return "the process exited or failed its handshake: a long-lived plugin must answer initialize with result.manifest.plugin.id equal to the manifest's id, then serve poll_tick frames until shutdown"
-        case "plugin_error": return "the plugin answered with an error: \(e.errorClass == .transient ? "the job would be retried" : "the job would pause")"
+        case .pluginError: return "the plugin answered with an error: \(e.errorClass == .transient ? "the job would be retried" : "the job would pause")"
         default: return ""
         }
     }
@@ -82,9 +82,9 @@ public enum PluginCheck {
             }
             g.addTask {
                 try? await Task.sleep(for: .seconds(timeoutSecs))
-                return Task.isCancelled ? nil : .failure(.transient("timeout", "no reply within tick_timeout_secs (\(timeoutSecs) s)"))
+                return Task.isCancelled ? nil : .failure(.transient(.timeout, "no reply within tick_timeout_secs (\(timeoutSecs) s)"))
             }
-            var first: Result<TickAck, PollerError> = .failure(.transient("timeout", "no reply"))
+            var first: Result<TickAck, PollerError> = .failure(.transient(.timeout, "no reply"))
             for await r in g { if let r { first = r; break } }
             g.cancelAll()
             return first

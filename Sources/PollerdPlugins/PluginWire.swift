@@ -171,33 +171,33 @@ public enum PluginWire {
     /// read in place (`JSONView`): only the cursor, the numbers and the items are built.
     public static func decodeReply(_ line: [UInt8], allowBare: Bool, id: Int64? = nil) -> Result<TickAck, PollerError> {
         guard line.contains(where: { !($0 == 32 || $0 == 9 || $0 == 13 || $0 == 10) }) else {
-            return .failure(.transient("empty_reply", "plugin wrote an empty reply line"))
+            return .failure(.transient(.emptyReply, "plugin wrote an empty reply line"))
         }
         let decoded = JSONView.withRoot(line) { root -> Result<TickAck, PollerError> in
             guard root.isObject else {
-                return .failure(.transient("bad_reply", id == nil ? "plugin reply is not a JSON object" : "plugin reply is not JSON: \(preview(line))"))
+                return .failure(.transient(.badReply, id == nil ? "plugin reply is not a JSON object" : "plugin reply is not JSON: \(preview(line))"))
             }
             // The line was routed by its first top-level id; a repeated "id" key may say
             // otherwise (the last one counts, as in `JSONValue.parse`).
             var frameID: JSONView?, error: JSONView?, result: JSONView?
             root.forEachMember { k, v in if k == "id" { frameID = v } else if k == "error" { error = v } else if k == "result" { result = v } }
-            if let id, frameID?.intValue != id { return .failure(.transient("bad_reply", "reply frame names two ids")) }
+            if let id, frameID?.intValue != id { return .failure(.transient(.badReply, "reply frame names two ids")) }
             if let error, !error.isNull {
                 var code: Int64 = -32603, message = "subprocess error"
                 error.forEachMember { k, v in
                     if k == "code" { code = v.intValue ?? -32603 } else if k == "message" { message = v.value.stringValue ?? "subprocess error" }
                 }
                 switch code {
-                case permanentCode: return .failure(.permanent("plugin_error", message))
-                case configCode: return .failure(.config("plugin_error", message))
-                default: return .failure(.transient("plugin_error", "plugin rpc \(code): \(message)"))
+                case permanentCode: return .failure(.permanent(.pluginError, message))
+                case configCode: return .failure(.config(.pluginError, message))
+                default: return .failure(.transient(.pluginError, "plugin rpc \(code): \(message)"))
                 }
             }
             if let result { return decodeTickReply(result) }
             if allowBare { return decodeTickReply(root) }
-            return .failure(.transient("bad_reply", "plugin reply has neither 'result' nor 'error'"))
+            return .failure(.transient(.badReply, "plugin reply has neither 'result' nor 'error'"))
         }
-        return decoded ?? .failure(.transient("bad_reply", "plugin reply is not JSON: \(preview(line))"))
+        return decoded ?? .failure(.transient(.badReply, "plugin reply is not JSON: \(preview(line))"))
     }
 
     /// The first 200 bytes of a line, for an error message.
@@ -208,7 +208,7 @@ public enum PluginWire {
     /// Decodes a TickReply object (unknown fields ignored, as serde does).
     static func decodeTickReply(_ o: JSONView) -> Result<TickAck, PollerError> {
         guard o.isObject else {
-            return .failure(.transient("bad_reply", "'result' is not a TickReply object"))
+            return .failure(.transient(.badReply, "'result' is not a TickReply object"))
         }
         var nextCursor: JSONView?, nextInterval: JSONView?, metrics: JSONView?, itemList: JSONView?
         o.forEachMember { k, v in
@@ -218,26 +218,26 @@ public enum PluginWire {
         var cursor: Data?
         if let nextCursor, !nextCursor.isNull {
             guard let decoded = nextCursor.withStringBytes({ Base64URL.decode(bytes: $0) }) else {
-                return .failure(.transient("bad_reply", "next_cursor must be a string or null"))
+                return .failure(.transient(.badReply, "next_cursor must be a string or null"))
             }
             guard let d = decoded else {
-                return .failure(.transient("bad_cursor", "next_cursor is not URL-safe base64: \((nextCursor.value.stringValue ?? "").prefix(64))"))
+                return .failure(.transient(.badCursor, "next_cursor is not URL-safe base64: \((nextCursor.value.stringValue ?? "").prefix(64))"))
             }
             cursor = d
         }
         var interval: Int64?
         if let nextInterval, !nextInterval.isNull {
-            guard let i = nextInterval.intValue, i >= 0 else { return .failure(.transient("bad_reply", "next_interval_secs must be a non-negative integer")) }
+            guard let i = nextInterval.intValue, i >= 0 else { return .failure(.transient(.badReply, "next_interval_secs must be a non-negative integer")) }
             interval = i
         }
         var seen: Int64?
         var dispatched: Int64 = 0
         if let metrics, !metrics.isNull {
-            guard metrics.isObject else { return .failure(.transient("bad_reply", "metrics must be an object")) }
+            guard metrics.isObject else { return .failure(.transient(.badReply, "metrics must be an object")) }
             var seenValue: JSONView?, dispatchedValue: JSONView?
             metrics.forEachMember { k, v in if k == "items_seen" { seenValue = v } else if k == "items_dispatched" { dispatchedValue = v } }
             guard let s = seenValue?.intValue, let d = dispatchedValue?.intValue, s >= 0, d >= 0 else {
-                return .failure(.transient("bad_reply", "metrics needs non-negative items_seen and items_dispatched"))
+                return .failure(.transient(.badReply, "metrics needs non-negative items_seen and items_dispatched"))
             }
             seen = s; dispatched = d
         }
@@ -246,10 +246,10 @@ public enum PluginWire {
         case nil, .null?: break
         case .array(let a)?:
             for (i, item) in a.enumerated() {
-                guard case .object = item else { return .failure(.transient("bad_reply", "items[\(i)] is not a JSON object")) }
+                guard case .object = item else { return .failure(.transient(.badReply, "items[\(i)] is not a JSON object")) }
             }
             items = a
-        default: return .failure(.transient("bad_reply", "items must be an array"))
+        default: return .failure(.transient(.badReply, "items must be an array"))
         }
         return .success(TickAck(nextCursor: cursor, nextIntervalSecs: interval, itemsSeen: seen ?? Int64(items.count), itemsDispatched: dispatched, items: items))
     }

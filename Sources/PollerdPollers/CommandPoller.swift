@@ -68,9 +68,9 @@ public struct CommandPoller: Poller {
             c = try ConfigReader(ctx.config)
             argv = try c.stringList("argv") ?? []
         } catch {
-            throw .config("bad_config", error.description)
+            throw .config(.badConfig, error.description)
         }
-        guard let program = argv.first else { throw .config("bad_config", "argv is empty") }
+        guard let program = argv.first else { throw .config(.badConfig, "argv is empty") }
         let limit = Int((try? c.int("max_output_bytes")) ?? nil ?? 4 << 20)
         let grace = (try? c.int("kill_grace_ms")) ?? nil ?? 2000
         let env = Self.environment(for: ctx, extra: ((try? c.stringMap("env")) ?? nil) ?? [:],
@@ -127,11 +127,11 @@ public struct CommandPoller: Poller {
             }
         } catch {
             ProcessGroup.kill(pgid.withLock { $0 })
-            if Task.isCancelled { throw .transient("cancelled", "command cancelled") }
+            if Task.isCancelled { throw .transient(.cancelled, "command cancelled") }
             if let se = error as? SubprocessError, se.code == .executableNotFound {
-                throw .config("spawn_failed", "cannot start '\(program)': \(se)")
+                throw .config(.spawnFailed, "cannot start '\(program)': \(se)")
             }
-            throw .transient("spawn_failed", "cannot run '\(program)': \(error)")
+            throw .transient(.spawnFailed, "cannot run '\(program)': \(error)")
         }
         // Grandchildren may still hold the group; it goes with the tick.
         ProcessGroup.kill(pgid.withLock { $0 })
@@ -139,14 +139,14 @@ public struct CommandPoller: Poller {
         let stderrText = String(decoding: out.stderrTail, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let stderrHint = stderrText.isEmpty ? "" : "; stderr: \(stderrText.split(separator: "\n").suffix(3).joined(separator: " | "))"
         if out.overflow {
-            throw .transient("output_too_large", "stdout exceeded max_output_bytes (\(limit))")
+            throw .transient(.outputTooLarge, "stdout exceeded max_output_bytes (\(limit))")
         }
         switch result.terminationStatus {
         case .exited(0): break
         case .exited(let code):
-            throw .transient("exit_status", "'\(program)' exited with status \(code)\(stderrHint)")
+            throw .transient(.exitStatus, "'\(program)' exited with status \(code)\(stderrHint)")
         case .signaled(let sig):
-            throw .transient("signaled", "'\(program)' was killed by signal \(sig)\(stderrHint)")
+            throw .transient(.signaled, "'\(program)' was killed by signal \(sig)\(stderrHint)")
         }
         var items: [JSONValue] = []
         var lineNo = 0
@@ -154,7 +154,7 @@ public struct CommandPoller: Poller {
             lineNo += 1
             if line.allSatisfy(Self.isBlank) { continue }
             guard let v = try? JSONValue.parse(Data(line)), case .object = v else {
-                throw .transient("bad_output", "stdout line \(lineNo) is not a JSON object")
+                throw .transient(.badOutput, "stdout line \(lineNo) is not a JSON object")
             }
             items.append(v)
         }

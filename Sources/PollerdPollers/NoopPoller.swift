@@ -23,7 +23,7 @@ public struct NoopPoller: Poller {
     public func tick(_ ctx: TickContext) async throws(PollerError) -> TickAck {
         let cfg = ctx.config
         if let f = cfg["fail"]?.stringValue, let cls = ErrorClass(rawValue: f) {
-            throw PollerError(cls, code: "noop_fail", "noop configured to fail (\(f))")
+            throw PollerError(cls, code: .noopFail, "noop configured to fail (\(f))")
         }
         var cursor: Data?
         var counter: UInt64 = 0

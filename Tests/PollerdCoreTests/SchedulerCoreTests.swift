@@ -38,7 +38,7 @@ import Testing
         var core = SchedulerCore(settings: GlobalSettings())
         core.load(spec("a"), row: nil, nowMs: t0)
         _ = core.takeDue(nowMs: t0 + 10_000)
-        let p = TickPlanner.plan(job: spec("a"), outcome: .failed(.permanent("x", "gone")), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 10_000)
+        let p = TickPlanner.plan(job: spec("a"), outcome: .failed(.permanent(.pluginError, "gone")), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 10_000)
         _ = core.finish("a", plan: p)
         #expect(core.jobs["a"]!.paused)
         do { let d = core.nextDueMs(); #expect(d == nil) }
@@ -56,7 +56,7 @@ import Testing
         var errs = 0
         for _ in 0..<2 {
             _ = core.takeDue(nowMs: now)
-            let p = TickPlanner.plan(job: spec("a"), outcome: .failed(.transient("x", "y")), previousErrors: errs, breakerThreshold: 2, offsetMs: 0, nowMs: now)
+            let p = TickPlanner.plan(job: spec("a"), outcome: .failed(.transient(.pluginError, "y")), previousErrors: errs, breakerThreshold: 2, offsetMs: 0, nowMs: now)
             errs = p.consecutiveErrors
             _ = core.finish("a", plan: p)
             now = core.nextDueMs()!

@@ -21,7 +21,7 @@ import Testing
         var errors = 0
         var now = t0
         for n in 1...5 {
-            let p = TickPlanner.plan(job: job(), outcome: .failed(.transient("x", "boom")), previousErrors: errors, breakerThreshold: 3, offsetMs: 0, nowMs: now)
+            let p = TickPlanner.plan(job: job(), outcome: .failed(.transient(.pluginError, "boom")), previousErrors: errors, breakerThreshold: 3, offsetMs: 0, nowMs: now)
             #expect(p.status == "transient")
             #expect(p.consecutiveErrors == n)
             #expect(!p.pause)
@@ -41,13 +41,13 @@ import Testing
     }
 
     @Test func backoffNeverRunsSoonerThanTheJobsOwnInterval() {
-        let p = TickPlanner.plan(job: job(every: 3600), outcome: .failed(.transient("x", "boom")), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 1000)
+        let p = TickPlanner.plan(job: job(every: 3600), outcome: .failed(.transient(.pluginError, "boom")), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 1000)
         #expect(p.nextRunAtMs == t0 + 3_600_000)
     }
 
     @Test func permanentAndConfigPauseWithTheReason() {
         for cls in [ErrorClass.permanent, .config] {
-            let p = TickPlanner.plan(job: job(), outcome: .failed(PollerError(cls, code: "x", "token revoked")), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0)
+            let p = TickPlanner.plan(job: job(), outcome: .failed(PollerError(cls, code: .pluginError, "token revoked")), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0)
             #expect(p.pause)
             #expect(p.status == cls.rawValue)
             #expect(p.pausedReason?.contains("token revoked") == true)
@@ -66,7 +66,7 @@ import Testing
         let j = JobSpec(id: "once", kind: "noop", schedule: Schedule(.at(t0)))
         let p = TickPlanner.plan(job: j, outcome: .ok(TickAck()), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 5)
         #expect(p.done && p.nextRunAtMs == nil)
-        let f = TickPlanner.plan(job: j, outcome: .failed(.transient("x", "y")), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 5)
+        let f = TickPlanner.plan(job: j, outcome: .failed(.transient(.pluginError, "y")), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 5)
         #expect(!f.done && f.nextRunAtMs != nil)   // retried with backoff
     }
 

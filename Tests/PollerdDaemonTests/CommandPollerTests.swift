@@ -46,14 +46,14 @@ import Glibc
     @Test func nonZeroExitIsTransientWithTheStderrTail() async {
         let r = await run(ctx(["/bin/sh", "-c", "echo 'upstream refused' >&2; exit 7"]))
         guard case .failure(let e) = r else { Issue.record("expected failure"); return }
-        #expect(e.errorClass == .transient && e.code == "exit_status")
+        #expect(e.errorClass == .transient && e.code == .exitStatus)
         #expect(e.message == "'/bin/sh' exited with status 7; stderr: upstream refused")
     }
 
     @Test func nonJSONOutputIsTransient() async {
         let r = await run(ctx(["/bin/sh", "-c", "echo '{\"ok\":1}'; echo 'not json'"]))
         guard case .failure(let e) = r else { Issue.record("expected failure"); return }
-        #expect(e.errorClass == .transient && e.code == "bad_output" && e.message == "stdout line 2 is not a JSON object")
+        #expect(e.errorClass == .transient && e.code == .badOutput && e.message == "stdout line 2 is not a JSON object")
     }
 
     @Test func missingProgramIsAConfigError() async {
@@ -71,7 +71,7 @@ import Glibc
     @Test func oversizeOutputIsTransientAndBounded() async {
         let r = await run(ctx(["/bin/sh", "-c", "yes '{}' | head -c 10000000"], extra: ["max_output_bytes": .int(10_000)]))
         guard case .failure(let e) = r else { Issue.record("expected failure"); return }
-        #expect(e.code == "output_too_large")
+        #expect(e.code == .outputTooLarge)
     }
 
     @Test func environmentIsMinimal() async throws {

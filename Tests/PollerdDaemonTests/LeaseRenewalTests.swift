@@ -43,7 +43,7 @@ import Testing
         s.leaseTTLFactor = 1.0
         let h = try Harness(jobs: [every("lost", 10, kind: "scripted", timeout: 3600)], settings: s, pollers: [ScriptedPoller { _ throws(PollerError) in
             _ = await gate.pass()
-            if Task.isCancelled { throw .transient("cancelled", "cancelled") }
+            if Task.isCancelled { throw .transient(.cancelled, "cancelled") }
             return TickAck(nextCursor: Data("stale".utf8))
         }])
         let task = await h.start()
@@ -54,7 +54,7 @@ import Testing
         h.clock.advance(toMs: t0 + 10_000 + 1_800_001)
         await h.log.waitForTicks(1)
         let r = try #require(h.log.ticks.first)
-        #expect(r.error?.code == "lease_lost")
+        #expect(r.error?.code == .leaseLost)
         #expect(r.disposition == .ran(committed: false))
         #expect(try await h.row("lost")?.cursor == nil)
         h.runner.beginShutdown()

@@ -27,7 +27,7 @@ import Testing
         var s = GlobalSettings()
         s.breakerThreshold = 2
         let h = try Harness(jobs: [every("f", 10, kind: "scripted")], settings: s,
-                            pollers: [ScriptedPoller { _ throws(PollerError) in throw .transient("upstream", "503 from upstream") }])
+                            pollers: [ScriptedPoller { _ throws(PollerError) in throw .transient(.pluginError, "503 from upstream") }])
         let task = await h.start()
         var due = t0 + 10_000
         for n in 1...3 {
@@ -49,7 +49,7 @@ import Testing
     @Test func permanentErrorPausesUntilResumed() async throws {
         let failing = Mutex(true)
         let h = try Harness(jobs: [every("p", 10, kind: "scripted")], pollers: [ScriptedPoller { _ throws(PollerError) in
-            if failing.withLock({ $0 }) { throw .permanent("auth", "401: token revoked") }
+            if failing.withLock({ $0 }) { throw .permanent(.pluginError, "401: token revoked") }
             return TickAck()
         }])
         let task = await h.start()
@@ -76,7 +76,7 @@ import Testing
         let gate = Gate()
         let h = try Harness(jobs: [every("slow", 60, kind: "scripted", timeout: 5)], pollers: [ScriptedPoller { _ throws(PollerError) in
             _ = await gate.pass()
-            if Task.isCancelled { throw .transient("cancelled", "cancelled") }
+            if Task.isCancelled { throw .transient(.cancelled, "cancelled") }
             return TickAck()
         }])
         let task = await h.start()
@@ -85,7 +85,7 @@ import Testing
         h.clock.advance(toMs: t0 + 65_000)
         await h.log.waitForTicks(1)
         let r = try #require(h.log.ticks.first)
-        #expect(r.status == "transient" && r.error?.code == "timeout" && r.error?.message == "tick timed out after 5s")
+        #expect(r.status == "transient" && r.error?.code == .timeout && r.error?.message == "tick timed out after 5s")
         #expect(try await h.row("slow")?.consecutiveErrors == 1)
         h.runner.beginShutdown()
         try await task.value
@@ -131,7 +131,7 @@ import Testing
         let h = try Harness(jobs: [every("c", 10, kind: "scripted", timeout: 3600), every("idle", 3600)],
                             pollers: [ScriptedPoller { _ throws(PollerError) in
             _ = await gate.pass()
-            throw .transient("cancelled", "cancelled")
+            throw .transient(.cancelled, "cancelled")
         }])
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)
@@ -148,7 +148,7 @@ import Testing
         s.shutdownGraceSecs = 5
         let h = try Harness(jobs: [every("stuck", 10, kind: "scripted", timeout: 3600)], settings: s, pollers: [ScriptedPoller { _ throws(PollerError) in
             _ = await gate.pass()
-            throw .transient("cancelled", "cancelled")
+            throw .transient(.cancelled, "cancelled")
         }])
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)

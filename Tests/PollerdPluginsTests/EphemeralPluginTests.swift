@@ -76,26 +76,26 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
     @Test func crashWithoutReplyIsTransientWithStderrTail() async throws {
         let fx = try Fixture("read -r req; echo 'panic: nil map' >&2; exit 3")
         let e = try #require(failure(await fx.tick()))
-        #expect(e.errorClass == .transient && e.code == "no_reply")
+        #expect(e.errorClass == .transient && e.code == .noReply)
         #expect(e.message == "plugin 'fx' exited with status 3 without a reply; stderr: panic: nil map")
     }
 
     @Test func exitWithoutReadingStdinDoesNotHurtTheDaemon() async throws {
         let fx = try Fixture("exit 0")
-        #expect(failure(await fx.tick())?.code == "no_reply")
+        #expect(failure(await fx.tick())?.code == .noReply)
     }
 
     @Test func garbageAndEmptyLinesAreTransient() async throws {
         let garbage = try Fixture("read -r req; echo 'Traceback (most recent call last):'")
-        #expect(failure(await garbage.tick())?.code == "bad_reply")
+        #expect(failure(await garbage.tick())?.code == .badReply)
         let empty = try Fixture("read -r req; echo ''")
-        #expect(failure(await empty.tick())?.code == "empty_reply")
+        #expect(failure(await empty.tick())?.code == .emptyReply)
     }
 
     @Test func oversizeReplyIsTransientAndBounded() async throws {
         let fx = try Fixture("read -r req; head -c 5000000 /dev/zero | tr '\\0' a; echo", maxReply: 64 * 1024)
         let e = try #require(failure(await fx.tick()))
-        #expect(e.code == "reply_too_large")
+        #expect(e.code == .replyTooLarge)
     }
 
     @Test func stderrFloodBeforeTheReplyStillWorks() async throws {

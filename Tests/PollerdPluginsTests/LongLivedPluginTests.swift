@@ -110,7 +110,7 @@ import Glibc
         _ = try await run(p, ctx()).get()
         let crashed = await Task(executorPreference: p.executor) { await self.run(p, self.ctx("crash")) }.value
         guard case .failure(let e) = crashed else { Issue.record("expected failure"); return }
-        #expect(e.code == "plugin_crashed", "\(e)")
+        #expect(e.code == .pluginCrashed, "\(e)")
         var after: (Bool, TickAck)?
         while after == nil {
             after = await Task(executorPreference: p.executor) { () -> (Bool, TickAck)? in
@@ -129,7 +129,7 @@ import Glibc
         _ = try await run(p, ctx()).get()
         let before = try #require(pid(p))
         guard case .failure(let e) = await run(p, ctx("crash")) else { Issue.record("expected failure"); return }
-        #expect(e.errorClass == .transient && e.code == "plugin_crashed")
+        #expect(e.errorClass == .transient && e.code == .pluginCrashed)
         // Ticks during the backoff fail fast; then the restarted process serves again.
         var after: TickAck?
         let deadline = Date().addingTimeInterval(15)
@@ -193,7 +193,7 @@ import Glibc
         let p = shellPlugin(id: "big", firstReply: #"printf '{"jsonrpc":"2.0","id":%s,"result":{"items":[{"x":"%s"}]}}\n' "$id" "$(head -c 5000 /dev/zero | tr '\0' a)""#,
                             maxReplyBytes: 1000)
         guard case .failure(let e) = await run(p, ctx()) else { Issue.record("expected failure"); return }
-        #expect(e.code == "reply_too_large" && e.errorClass == .transient, "\(e)")
+        #expect(e.code == .replyTooLarge && e.errorClass == .transient, "\(e)")
         #expect(p.status.stderrTail.contains("[pollerd] stdout line over 1000 bytes dropped"))
         let second = await run(p, ctx())
         #expect((try? second.get()) != nil, "\(second)")
@@ -208,7 +208,7 @@ import Glibc
         let p = shellPlugin(id: "biglast", firstReply: #"printf '{"result":{"items":[{"x":"%s"}]},"id":%s,"jsonrpc":"2.0"}\n' "$(head -c 200000 /dev/zero | tr '\0' a)" "$id""#,
                             maxReplyBytes: 1000)
         guard case .failure(let e) = await run(p, ctx()) else { Issue.record("expected failure"); return }
-        #expect(e.code == "reply_too_large", "\(e)")
+        #expect(e.code == .replyTooLarge, "\(e)")
         #expect((try? await run(p, ctx()).get()) != nil)
         await p.shutdown()
     }
@@ -217,7 +217,7 @@ import Glibc
         // The first reply names the tick's id, then is not JSON.
         let p = shellPlugin(id: "broken", firstReply: #"printf '{"jsonrpc":"2.0","id":%s,"result":{oops\n' "$id""#)
         guard case .failure(let e) = await run(p, ctx()) else { Issue.record("expected failure"); return }
-        #expect(e.code == "bad_reply" && e.message.contains("plugin reply is not JSON"), "\(e)")
+        #expect(e.code == .badReply && e.message.contains("plugin reply is not JSON"), "\(e)")
         let second = await run(p, ctx())
         #expect((try? second.get()) != nil, "\(second)")
         await p.shutdown()

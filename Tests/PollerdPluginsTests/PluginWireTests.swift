@@ -88,7 +88,7 @@ import Testing
         guard case .failure(let g) = ack("garbage") else { return }
         #expect(g.message == "plugin reply is not JSON: garbage")
         guard case .failure(let c) = ack(#"{"result":{"next_cursor":"!!"}}"#) else { return }
-        #expect(c.code == "bad_cursor")
+        #expect(c.code == .badCursor)
     }
 }
 

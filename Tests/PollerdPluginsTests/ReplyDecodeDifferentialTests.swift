@@ -8,9 +8,9 @@ import Testing
 /// line into a `JSONValue`, then look fields up in its dictionaries.
 @Suite struct ReplyDecodeDifferentialTests {
     static func oracle(_ line: [UInt8], allowBare: Bool, id: Int64?) -> Result<TickAck, PollerError> {
-        func bad(_ m: String) -> Result<TickAck, PollerError> { .failure(.transient("bad_reply", m)) }
+        func bad(_ m: String) -> Result<TickAck, PollerError> { .failure(.transient(.badReply, m)) }
         guard line.contains(where: { !($0 == 32 || $0 == 9 || $0 == 13 || $0 == 10) }) else {
-            return .failure(.transient("empty_reply", "empty"))
+            return .failure(.transient(.emptyReply, "empty"))
         }
         guard let value = try? JSONValue.parse(bytes: line), case .object(let env) = value else { return bad("not JSON / not an object") }
         if let id, value["id"]?.intValue != id { return bad("two ids") }
@@ -18,9 +18,9 @@ import Testing
             let code = err["code"]?.intValue ?? -32603
             let message = err["message"]?.stringValue ?? "subprocess error"
             switch code {
-            case PluginWire.permanentCode: return .failure(.permanent("plugin_error", message))
-            case PluginWire.configCode: return .failure(.config("plugin_error", message))
-            default: return .failure(.transient("plugin_error", "plugin rpc \(code): \(message)"))
+            case PluginWire.permanentCode: return .failure(.permanent(.pluginError, message))
+            case PluginWire.configCode: return .failure(.config(.pluginError, message))
+            default: return .failure(.transient(.pluginError, "plugin rpc \(code): \(message)"))
             }
         }
         let reply: JSONValue
@@ -30,7 +30,7 @@ import Testing
         switch o["next_cursor"] {
         case nil, .null?: break
         case .string(let s)?:
-            guard let d = Base64URL.decode(s) else { return .failure(.transient("bad_cursor", s)) }
+            guard let d = Base64URL.decode(s) else { return .failure(.transient(.badCursor, s)) }
             cursor = d
         default: return bad("next_cursor")
         }
@@ -67,7 +67,7 @@ import Testing
         switch (a, b) {
         case (.success(let x), .success(let y)): return x == y
         case (.failure(let x), .failure(let y)):
-            return x.errorClass == y.errorClass && x.code == y.code && (x.code != "plugin_error" || x.message == y.message)
+            return x.errorClass == y.errorClass && x.code == y.code && (x.code != .pluginError || x.message == y.message)
         default: return false
         }
     }
