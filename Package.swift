@@ -147,7 +147,8 @@ let package = Package(
         ),
         .testTarget(
             name: "PollerdPluginsTests",
-            dependencies: ["PollerdPlugins", "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdTestKit"],
+            dependencies: ["PollerdPlugins", "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdTestKit", "PollerdDaemon",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import PollerdCore
 import PollerdDaemon
 import PollerdPlugins
@@ -39,7 +40,7 @@ struct PluginBench: AsyncParsableCommand {
             poller = EphemeralPluginPoller(kind: kind, spec: spec, permits: permits, status: PluginStatus(tailLines: 4))
         } else {
             let p = LongLivedPlugin(spec: spec, policy: SupervisorPolicy(respawn: false, maxAttempts: 1, backoffMs: 100),
-                                    status: PluginStatus(tailLines: 4), permits: permits)
+                                    status: PluginStatus(tailLines: 4), permits: permits, clock: SystemWallClock(), logger: { var l = Logger(label: "bench"); l.logLevel = .error; return l }())
             longLived = p
             poller = LongLivedPluginPoller(kind: kind, plugin: p)
         }

@@ -89,7 +89,7 @@ struct SchedulerBench: AsyncParsableCommand {
         if let pluginCommand {
             let spec = PluginProcessSpec(pluginID: "cbench", command: pluginCommand, args: [], workingDirectory: "/", tickTimeoutSecs: 60)
             let p = LongLivedPlugin(spec: spec, policy: SupervisorPolicy(respawn: false, maxAttempts: 1, backoffMs: 100),
-                                    status: PluginStatus(tailLines: 4), permits: AsyncSemaphore(permits: pluginSlots))
+                                    status: PluginStatus(tailLines: 4), permits: AsyncSemaphore(permits: pluginSlots), clock: SystemWallClock(), logger: { var l = Logger(label: "bench"); l.logLevel = .error; return l }())
             plugin = p
             _ = registry.register(LongLivedPluginPoller(kind: "cbench", plugin: p))
         }

@@ -1,4 +1,5 @@
 import Foundation
+public import Logging
 public import PollerdCore
 import PollerdPollers
 import Synchronization
@@ -31,45 +32,61 @@ public struct SupervisorPolicy: Sendable, Equatable {
 /// fail as transient and the supervisor restarts it with backoff; after `max_attempts` failed
 /// starts in a row it gives up and the plugin's kinds fail with the reason.
 public final class LongLivedPlugin: Sendable {
+    /// Where the plugin is in its life.
     public enum Phase: Sendable, Equatable {
         case idle, starting, running(pid: Int32), backingOff(untilMs: Int64), failed(String), stopped
     }
 
     private struct State {
-        var phase: Phase = .idle
+        var supervisor: PluginSupervisor
         var nextID: Int64 = 100
         /// Unchecked continuations: each is resumed only by whoever takes it out of `pending`
         /// under the lock, so exactly once; the checked kind costs an allocation per tick.
         var pending: [Int64: UnsafeContinuation<Result<[UInt8], PollerError>, Never>] = [:]
         var channel: PluginChannel?
         var starters: [CheckedContinuation<Result<Void, PollerError>, Never>] = []
-        var failedStarts = 0
-        var restarts = 0
-        var generation = 0
-        var lastExit: String?
+        /// Waiting for the current process to be gone (shutdown's grace).
+        var goneWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     public let spec: PluginProcessSpec
     public let policy: SupervisorPolicy
     public let status: PluginStatus
     public let permits: AsyncSemaphore
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     /// Runs the tasks that prefer it on the plugin's reader thread while a process is served
     /// (`ReaderExecutor`); the runner starts this plugin's ticks with it.
     public let executor = ReaderExecutor()
+    /// Backoffs, the handshake timeout and the shutdown grace run on it.
+    let clock: any WallClock
+    let logger: Logger
 
-    public init(spec: PluginProcessSpec, policy: SupervisorPolicy, status: PluginStatus, permits: AsyncSemaphore) {
+    public init(spec: PluginProcessSpec, policy: SupervisorPolicy, status: PluginStatus, permits: AsyncSemaphore, clock: any WallClock, logger: Logger) {
         self.spec = spec
         self.policy = policy
         self.status = status
         self.permits = permits
+        self.clock = clock
+        var logger = logger
+        logger[metadataKey: "pollerd.plugin.id"] = "\(spec.pluginID)"
+        self.logger = logger
+        self.state = Mutex(State(supervisor: PluginSupervisor(policy: policy)))
         ProcessGroup.ignoreSIGPIPE()
     }
 
     /// Where the plugin is in its life.
-    public var phase: Phase { state.withLock { $0.phase } }
+    public var phase: Phase {
+        switch state.withLock({ $0.supervisor.phase }) {
+        case .idle: .idle
+        case .starting: .starting
+        case .running(let pid): .running(pid: pid)
+        case .backingOff(let until): .backingOff(untilMs: until)
+        case .failed(let why): .failed(why)
+        case .stopped: .stopped
+        }
+    }
     /// How many times it was restarted.
-    public var restarts: Int { state.withLock { $0.restarts } }
+    public var restarts: Int { state.withLock { $0.supervisor.restarts } }
 
     // MARK: ticks
 
@@ -99,7 +116,7 @@ public final class LongLivedPlugin: Sendable {
             await withUnsafeContinuation { (c: UnsafeContinuation<Result<[UInt8], PollerError>, Never>) in
                 let target: (channel: PluginChannel, now: Bool)? = state.withLock { s in
                     if Task.isCancelled { return nil }
-                    guard case .running = s.phase, let ch = s.channel else { return nil }
+                    guard case .running = s.supervisor.phase, let ch = s.channel else { return nil }
                     s.pending[id] = c
                     return (ch, Self.writeAtOnce(waiting: s.pending.count, slots: permits.permits))
                 }
@@ -164,36 +181,28 @@ public final class LongLivedPlugin: Sendable {
 
     /// Starts the plugin if it is not running, waiting for its handshake.
     func ensureRunning() async throws(PollerError) {
-        enum Next { case ready, start, wait, fail(String), backoff(Int64) }
-        let next: Next = state.withLock { s in
-            switch s.phase {
-            case .running: return .ready
-            case .starting: return .wait
-            case .failed(let why): return .fail(why)
-            case .stopped: return .fail("plugin was shut down")
-            case .backingOff(let until): return .backoff(until)
-            case .idle: s.phase = .starting; return .start
-            }
-        }
-        switch next {
+        let now = clock.nowMs
+        let use = state.withLock { $0.supervisor.use(nowMs: now) }
+        switch use {
         case .ready: return
         case .fail(let why): throw .permanent(.pluginFailed, "plugin '\(spec.pluginID)' failed: \(why)")
-        case .backoff(let until):
+        case .restarting(let until):
             throw .transient(.pluginRestarting, "plugin '\(spec.pluginID)' is restarting (next attempt at \(RFC3339.format(ms: until)))")
         case .start, .wait:
-            if case .start = next {
+            if case .start = use {
                 // Unstructured on purpose: the process outlives the tick that started it; the
                 // supervisor owns it until shutdown.
                 Task { await self.supervise() }
             }
             let r: Result<Void, PollerError> = await withCheckedContinuation { c in
                 let now: Result<Void, PollerError>? = state.withLock { s in
-                    switch s.phase {
+                    switch s.supervisor.phase {
                     case .running: return .success(())
                     case .failed(let why): return .failure(.permanent(.pluginFailed, "plugin '\(spec.pluginID)' failed: \(why)"))
-                    case .backingOff: return .failure(.transient(.pluginRestarting, "plugin '\(spec.pluginID)' is restarting"))
+                    case .backingOff(let until) where until > now:
+                        return .failure(.transient(.pluginRestarting, "plugin '\(spec.pluginID)' is restarting"))
                     case .stopped: return .failure(.permanent(.pluginFailed, "plugin was shut down"))
-                    default: s.starters.append(c); return nil
+                    case .idle, .starting, .backingOff: s.starters.append(c); return nil
                     }
                 }
                 if let now { c.resume(returning: now) }
@@ -210,40 +219,30 @@ public final class LongLivedPlugin: Sendable {
     /// Runs the process; restarts it per the policy until it gives up or is shut down.
     private func supervise() async {
         while true {
-            let started = ContinuousClock.now
+            let started = clock.nowMs
             let outcome = await runOnce()
-            let lived = ContinuousClock.now - started
-            let decision: (retry: Bool, delayMs: Int64, why: String) = state.withLock { s in
-                if case .stopped = s.phase { return (false, 0, "stopped") }
-                // A process that lived long enough resets the attempt count.
-                if lived > .milliseconds(policy.backoffMs * Int64(policy.maxAttempts) * 2) { s.failedStarts = 0 }
-                s.failedStarts += 1
-                s.lastExit = outcome
-                if !policy.respawn || s.failedStarts > policy.maxAttempts {
-                    let why = policy.respawn ? "gave up after \(policy.maxAttempts) restarts; last: \(outcome)" : "exited (respawn = false): \(outcome)"
-                    s.phase = .failed(why)
-                    return (false, 0, why)
-                }
-                let delay = policy.backoff(attempt: s.failedStarts)
-                s.phase = .backingOff(untilMs: Int64(Date().timeIntervalSince1970 * 1000) + delay)
-                return (true, delay, outcome)
-            }
+            let now = clock.nowMs
+            let next = state.withLock { $0.supervisor.exited(outcome, livedMs: now - started, nowMs: now) }
             failPending("plugin '\(spec.pluginID)' exited while ticks were in flight: \(outcome)")
-            guard decision.retry else {
-                settleStarters(.failure(.permanent(.pluginFailed, "plugin '\(spec.pluginID)' failed: \(decision.why)")))
+            switch next {
+            case .stopped:
+                logger.info("plugin stopped", metadata: ["pollerd.plugin.exit": "\(outcome)"])
+                settleStarters(.failure(.permanent(.pluginFailed, "plugin was shut down")))
                 return
+            case .giveUp(let why):
+                logger.error("plugin gave up: its kinds fail until the daemon restarts or reloads it", metadata: ["pollerd.plugin.reason": "\(why)"])
+                settleStarters(.failure(.permanent(.pluginFailed, "plugin '\(spec.pluginID)' failed: \(why)")))
+                return
+            case .restart(let at, let attempt):
+                logger.warning("plugin exited; restarting after a backoff", metadata: [
+                    "pollerd.plugin.exit": "\(outcome)", "pollerd.plugin.attempt": "\(attempt)", "pollerd.plugin.restart_in_ms": "\(at - now)",
+                ])
+                // Ticks waiting for this start fail now (transient); later ones trigger nothing:
+                // the supervisor restarts after the backoff.
+                settleStarters(.failure(.transient(.pluginRestarting, "plugin '\(spec.pluginID)' \(outcome); restarting")))
+                try? await clock.sleep(untilMs: at)
+                guard state.withLock({ $0.supervisor.backoffElapsed() }) else { return }
             }
-            // Ticks waiting for this start fail now (transient); later ones trigger nothing: the
-            // supervisor restarts after the backoff.
-            settleStarters(.failure(.transient(.pluginRestarting, "plugin '\(spec.pluginID)' \(outcome); restarting")))
-            try? await Task.sleep(for: .milliseconds(decision.delayMs))
-            let go = state.withLock { s -> Bool in
-                if case .stopped = s.phase { return false }
-                s.phase = .starting
-                s.restarts += 1
-                return true
-            }
-            if !go { return }
         }
     }
 
@@ -265,6 +264,7 @@ public final class LongLivedPlugin: Sendable {
         case .failure(.spawn(let why)): return "cannot start '\(spec.command)': \(why)"
         case .success(let child): channel = PluginChannel(child)
         }
+        logger.info("plugin started", metadata: ["pollerd.plugin.pid": "\(channel.pid)"])
         state.withLock { s in s.channel = channel }
         let status = self.status
         let limit = spec.maxReplyBytes
@@ -295,10 +295,17 @@ public final class LongLivedPlugin: Sendable {
             for await r in group { if let r { how = r; break } }
             if channel.killedAsHung {
                 how = "was killed: it stopped reading its stdin with \(channel.maxQueuedBytes >> 20) MiB of requests waiting"
+                logger.error("plugin killed as hung: it stopped reading its stdin", metadata: ["pollerd.plugin.pid": "\(channel.pid)"])
             }
+            logger.info("plugin exited", metadata: ["pollerd.plugin.pid": "\(channel.pid)", "pollerd.plugin.exit": "\(how)"])
             // The process is reaped: nothing more is sent to it, and whoever waits for a reply (a
-            // tick, the handshake) hears now.
-            state.withLock { s in s.channel = nil }
+            // tick, the handshake) hears now; so does a shutdown waiting for it to be gone.
+            let gone = state.withLock { s in
+                s.channel = nil
+                defer { s.goneWaiters = [] }
+                return s.goneWaiters
+            }
+            for w in gone { w.resume() }
             self.failPending("plugin '\(self.spec.pluginID)' exited while ticks were in flight")
             group.cancelAll()
             return how
@@ -330,7 +337,7 @@ public final class LongLivedPlugin: Sendable {
                 }.flatMap { Self.handshakeFrame($0, id: id) }
             }
             g.addTask {
-                try? await Task.sleep(for: .milliseconds(self.policy.handshakeTimeoutMs))
+                try? await self.clock.sleep(untilMs: self.clock.nowMs + self.policy.handshakeTimeoutMs)
                 if Task.isCancelled { return nil }
                 return .failure(.transient(.handshakeTimeout, "no reply to initialize within \(self.policy.handshakeTimeoutMs) ms"))
             }
@@ -351,10 +358,11 @@ public final class LongLivedPlugin: Sendable {
         }
         if let problem {
             status.appendStderr("[pollerd] handshake failed: \(problem)")
+            logger.warning("plugin handshake failed", metadata: ["pollerd.plugin.reason": "\(problem)"])
             channel.killGroup()
             return
         }
-        state.withLock { s in s.phase = .running(pid: channel.pid) }
+        state.withLock { s in s.supervisor.handshook(pid: channel.pid) }
         settleStarters(.success(()))
     }
 
@@ -386,12 +394,7 @@ public final class LongLivedPlugin: Sendable {
 
     /// Sends `shutdown`, waits the grace period for the process to exit, then kills its group.
     public func shutdown() async {
-        let (running, channel) = state.withLock { s -> (Bool, PluginChannel?) in
-            let r: Bool
-            if case .running = s.phase { r = true } else { r = false }
-            s.phase = .stopped
-            return (r, s.channel)
-        }
+        let (running, channel) = state.withLock { s -> (Bool, PluginChannel?) in (s.supervisor.shutdown(), s.channel) }
         settleStarters(.failure(.permanent(.pluginFailed, "plugin was shut down")))
         if let channel {
             if running {
@@ -401,14 +404,35 @@ public final class LongLivedPlugin: Sendable {
                 channel.send(Array(frame.utf8))
                 // Then EOF, for a plugin that ends on that rather than on `shutdown`.
                 channel.closeInput()
-                let deadline = ContinuousClock.now + .milliseconds(policy.shutdownGraceMs)
-                while ContinuousClock.now < deadline, !channel.reaped {
-                    try? await Task.sleep(for: .milliseconds(20))
-                }
+                await waitGone(graceMs: policy.shutdownGraceMs)
             }
             channel.killGroup()
         }
         failPending("plugin shut down")
+    }
+
+    /// Waits until the current process is gone (reaped) or the grace on the clock is over.
+    private func waitGone(graceMs: Int64) async {
+        let deadline = clock.nowMs + graceMs
+        await withTaskGroup(of: Void.self) { g in
+            g.addTask {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let goneAlready = self.state.withLock { s -> Bool in
+                        if s.channel == nil { return true }
+                        s.goneWaiters.append(c)
+                        return false
+                    }
+                    if goneAlready { c.resume() }
+                }
+            }
+            g.addTask { try? await self.clock.sleep(untilMs: deadline) }
+            await g.next()
+            g.cancelAll()
+            // The waiter is resumed by the reader when the process goes; resume it now if the
+            // grace ran out first, so the group can end.
+            let left = self.state.withLock { s in defer { s.goneWaiters = [] }; return s.goneWaiters }
+            for w in left { w.resume() }
+        }
     }
 }
 

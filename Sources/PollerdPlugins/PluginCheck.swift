@@ -1,4 +1,5 @@
 public import PollerdConfig
+public import Logging
 public import PollerdCore
 import Foundation
 
@@ -28,12 +29,13 @@ public enum PluginCheck {
         }
     }
 
-    /// Ticks each kind twice (without, then with the cursor the first tick returned); `nowMs` is
-    /// the instant the ticks are told.
-    public static func run(manifest: PluginManifest, config: JSONValue, builtins: PollerRegistry, nowMs: Int64) async -> [Finding] {
+    /// Ticks each kind twice (without, then with the cursor the first tick returned), its
+    /// process supervised on `clock`.
+    public static func run(manifest: PluginManifest, config: JSONValue, builtins: PollerRegistry, clock: any WallClock, logger: Logger) async -> [Finding] {
+        let nowMs = clock.nowMs
         var out: [Finding] = []
         // A set of processes of its own: the check starts and stops only its plugin.
-        let processes = PluginProcesses()
+        let processes = PluginProcesses(clock: clock, logger: logger)
         let set = PluginSet.load(directories: [(manifest.directory as NSString).deletingLastPathComponent], relativeTo: "/", builtins: builtins, processes: processes)
         let mine = set.pollers.filter { manifest.kinds.contains($0.kind) }
         if let why = set.leftOut[manifest.id] {
@@ -53,7 +55,7 @@ public enum PluginCheck {
                 }
                 let ctx = TickContext(jobID: "plugins-check", kind: p.kind, agent: "default", config: config, cursor: cursor,
                                       nowMs: nowMs, intervalHintSecs: 60, timeoutSecs: manifest.tickTimeoutSecs)
-                let r = await tick(p, ctx, timeoutSecs: manifest.tickTimeoutSecs)
+                let r = await tick(p, ctx, timeoutSecs: manifest.tickTimeoutSecs, clock: clock)
                 switch r {
                 case .success(let ack):
                     cursor = ack.nextCursor ?? cursor
@@ -75,13 +77,13 @@ public enum PluginCheck {
         return out
     }
 
-    static func tick(_ p: any Poller, _ ctx: TickContext, timeoutSecs: Int64) async -> Result<TickAck, PollerError> {
+    static func tick(_ p: any Poller, _ ctx: TickContext, timeoutSecs: Int64, clock: any WallClock) async -> Result<TickAck, PollerError> {
         await withTaskGroup(of: Result<TickAck, PollerError>?.self) { g in
             g.addTask {
                 do throws(PollerError) { return .success(try await p.tick(ctx)) } catch { return Task.isCancelled ? nil : .failure(error) }
             }
             g.addTask {
-                try? await Task.sleep(for: .seconds(timeoutSecs))
+                try? await clock.sleep(untilMs: clock.nowMs + timeoutSecs * 1000)
                 return Task.isCancelled ? nil : .failure(.transient(.timeout, "no reply within tick_timeout_secs (\(timeoutSecs) s)"))
             }
             var first: Result<TickAck, PollerError> = .failure(.transient(.timeout, "no reply"))

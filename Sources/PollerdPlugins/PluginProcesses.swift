@@ -1,3 +1,4 @@
+public import Logging
 public import PollerdCore
 import Synchronization
 
@@ -7,8 +8,14 @@ import Synchronization
 /// own theirs.
 public final class PluginProcesses: Sendable {
     private let plugins = Mutex<[String: LongLivedPlugin]>([:])
+    /// The clock the plugins' supervisors run on (backoffs, handshake timeouts, shutdown grace).
+    public let clock: any WallClock
+    let logger: Logger
 
-    public init() {}
+    public init(clock: any WallClock, logger: Logger) {
+        self.clock = clock
+        self.logger = logger
+    }
 
     /// The plugin for this spec: the running one if nothing changed, else a new one.
     func plugin(spec: PluginProcessSpec, policy: SupervisorPolicy, stderrTailLines: Int, maxConcurrentTicks: Int) -> LongLivedPlugin {
@@ -18,7 +25,7 @@ public final class PluginProcesses: Sendable {
                 return p
             }
             let p = LongLivedPlugin(spec: spec, policy: policy, status: PluginStatus(tailLines: stderrTailLines),
-                                    permits: AsyncSemaphore(permits: maxConcurrentTicks))
+                                    permits: AsyncSemaphore(permits: maxConcurrentTicks), clock: clock, logger: logger)
             // The old instance (if any) is stopped by `retain(only:)` once the new set is in use.
             all[spec.pluginID + "#" + String(UInt(bitPattern: ObjectIdentifier(p).hashValue))] = all[spec.pluginID]
             all[spec.pluginID] = p

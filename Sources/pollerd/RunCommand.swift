@@ -23,7 +23,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Support.bootstrapLogging(level: options.logLevel)
-        let processes = PluginProcesses()
+        let processes = Support.processes()
         let file = Support.load(options.path, processes: processes)
         if file.isFatal {
             Support.printErr("error: \(options.path) cannot be used; nothing runs")

@@ -45,8 +45,14 @@ enum Support {
 
     static var nowMs: Int64 { SystemWallClock().nowMs }
 
+    /// Plugin processes supervised on the system clock, logging through the daemon's logger.
+    static func processes() -> PluginProcesses {
+        PluginProcesses(clock: SystemWallClock(), logger: Logger(label: "pollerd"))
+    }
+
     /// Loads the job file, with the plugins its `plugin_dirs` hold, and prints its problems.
-    static func load(_ path: String, processes: PluginProcesses = PluginProcesses(), printProblems: Bool = true) -> JobFile {
+    /// Loading starts no plugin process: long-lived plugins start on their first tick.
+    static func load(_ path: String, processes: PluginProcesses = Support.processes(), printProblems: Bool = true) -> JobFile {
         let file = Daemon.loadJobFile(path, processes: processes, nowMs: nowMs)
         if printProblems {
             for e in file.errors { printErr("error: \(e)") }

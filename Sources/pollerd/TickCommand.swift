@@ -30,7 +30,7 @@ struct TickCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Support.bootstrapLogging(level: json ? .error : options.logLevel)
-        let processes = PluginProcesses()
+        let processes = Support.processes()
         let file = Support.load(options.path, processes: processes, printProblems: false)
         if file.isFatal {
             for e in file.errors { Support.printErr("error: \(e)") }

@@ -1,6 +1,6 @@
 import Foundation
 import PollerdCore
-import PollerdPlugins
+@testable import PollerdPlugins
 import PollerdTestKit
 import Testing
 #if canImport(Glibc)
@@ -156,21 +156,38 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
         #expect(await ProcessProbe.waitGone(pid), "grandchild \(pid) survived")
     }
 
-    @Test func maxConcurrentTicksIsEnforcedPerPlugin() async throws {
-        // Each tick waits until the test creates `go`; with a cap of 2, only 2 run at once.
-        // The wait is bounded (30 s) so that a killed test run leaves no process looping forever.
-        let fx = try Fixture("read -r req; touch started.$$; i=0; while [ ! -f go ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; echo '{\"result\":{}}'", maxConcurrent: 2)
+    @Test(.timeLimit(.minutes(1))) func maxConcurrentTicksIsEnforcedPerPlugin() async throws {
+        // Each tick says it started on a FIFO the test reads, then waits until the test creates
+        // `go`; with a cap of 2, only 2 run at once. The wait is bounded (30 s) so that a killed
+        // test run leaves no process looping forever.
+        let fx = try Fixture("read -r req; echo started > started.fifo; touch started.$$; i=0; while [ ! -f go ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; echo '{\"result\":{}}'", maxConcurrent: 2)
+        let fifo = fx.dir.appendingPathComponent("started.fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        // Opened for reading and writing, so neither side's open blocks.
+        let fd = open(fifo, O_RDWR)
+        #expect(fd >= 0)
+        defer { close(fd) }
         let p = fx.poller
         let started = fx.dir
         async let all: [Bool] = withTaskGroup(of: Bool.self, returning: [Bool].self) { g in
             for i in 0..<6 { g.addTask { (try? await p.tick(fx.ctx(job: "j\(i)"))) != nil } }
             return await g.reduce(into: []) { $0.append($1) }
         }
-        let deadline = Date().addingTimeInterval(10)
-        func startedCount() -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: started.path)) ?? []).filter { $0.hasPrefix("started.") }.count }
-        while startedCount() < 2 && Date() < deadline { await Task.yield() }
+        func startedCount() -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: started.path)) ?? []).filter { $0.hasPrefix("started.") && $0 != "started.fifo" }.count }
+        // Two "started" lines arrive: two plugins run (each writes its line before its marker file).
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            BlockingWorkers.shared.run {
+                var lines = 0
+                var buf = [UInt8](repeating: 0, count: 64)
+                while lines < 2 {
+                    let n = read(fd, &buf, buf.count)
+                    if n <= 0 { break }
+                    lines += buf[0..<n].filter { $0 == UInt8(ascii: "\n") }.count
+                }
+                c.resume()
+            }
+        }
         #expect(fx.permits.inUse == 2)
-        #expect(startedCount() == 2)
         _ = FileManager.default.createFile(atPath: started.appendingPathComponent("go").path, contents: nil)
         #expect(await all.allSatisfy { $0 })
         #expect(startedCount() == 6)

@@ -1,6 +1,7 @@
 import Foundation
 import PollerdCore
-import PollerdPlugins
+@testable import PollerdPlugins
+import PollerdTestKit
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -11,12 +12,14 @@ import Glibc
     static let pluginDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("examples/plugins/counter-py").path
 
-    func plugin(id: String = "counter_py", respawn: Bool = true, attempts: Int = 3, maxConcurrent: Int = 4) -> LongLivedPlugin {
+    /// The plugin's supervisor runs on a manual clock: a test moves it past a backoff.
+    func plugin(id: String = "counter_py", respawn: Bool = true, attempts: Int = 3, maxConcurrent: Int = 4, clock: ManualClock = ManualClock(nowMs: 0)) -> LongLivedPlugin {
         let spec = PluginProcessSpec(pluginID: id, command: "python3", args: ["-I", "counter.py"], workingDirectory: Self.pluginDir,
                                      tickTimeoutSecs: 10, killGraceMs: 200)
         var policy = SupervisorPolicy(respawn: respawn, maxAttempts: attempts, backoffMs: 100)
         policy.shutdownGraceMs = 2000
-        return LongLivedPlugin(spec: spec, policy: policy, status: PluginStatus(tailLines: 16), permits: AsyncSemaphore(permits: maxConcurrent))
+        return LongLivedPlugin(spec: spec, policy: policy, status: PluginStatus(tailLines: 16), permits: AsyncSemaphore(permits: maxConcurrent),
+                               clock: clock, logger: quietLogger)
     }
 
     func ctx(_ mode: String = "ok", cursor: Data? = nil, job: String = "j") -> TickContext {
@@ -105,38 +108,44 @@ import Glibc
 
     /// A crash fails the ticks waiting on the plugin's executor (they resume elsewhere once its
     /// reader is gone), and after the restart ticks run on the new reader.
+    /// Waits until the supervisor arms its restart backoff (`backoffMs` from now on the
+    /// plugin's clock), then moves the clock past it.
+    func passTheBackoff(_ clock: ManualClock, ms: Int64) async {
+        let at = clock.nowMs + ms
+        while await clock.nextSleepScheduled() != at {}
+        clock.advance(toMs: at)
+    }
+
     @Test(.timeLimit(.minutes(1))) func aCrashFailsTicksWaitingOnThePluginsExecutor() async throws {
-        let p = plugin()
+        let clock = ManualClock(nowMs: 0)
+        let p = plugin(clock: clock)
         _ = try await run(p, ctx()).get()
+        clock.forgetArmedSleeps()
         let crashed = await Task(executorPreference: p.executor) { await self.run(p, self.ctx("crash")) }.value
         guard case .failure(let e) = crashed else { Issue.record("expected failure"); return }
         #expect(e.code == .pluginCrashed, "\(e)")
-        var after: (Bool, TickAck)?
-        while after == nil {
-            after = await Task(executorPreference: p.executor) { () -> (Bool, TickAck)? in
-                guard case .success(let a) = await self.run(p, self.ctx()) else { return nil }
-                return (p.executor.isCurrent, a)
-            }.value
-            if after == nil { await Task.yield() }
-        }
+        await passTheBackoff(clock, ms: 100)
+        // The tick waits for the restart's handshake, then runs on the new reader.
+        let after = await Task(executorPreference: p.executor) { () -> (Bool, TickAck)? in
+            guard case .success(let a) = await self.run(p, self.ctx()) else { return nil }
+            return (p.executor.isCurrent, a)
+        }.value
         #expect(after?.0 == true && after?.1.nextCursor == Data("1".utf8))
         #expect(p.restarts == 1)
         await p.shutdown()
     }
 
-    @Test func aCrashFailsTheTickInFlightAndTheSupervisorRestarts() async throws {
-        let p = plugin()
+    @Test(.timeLimit(.minutes(1))) func aCrashFailsTheTickInFlightAndTheSupervisorRestarts() async throws {
+        let clock = ManualClock(nowMs: 0)
+        let p = plugin(clock: clock)
         _ = try await run(p, ctx()).get()
         let before = try #require(pid(p))
+        clock.forgetArmedSleeps()
         guard case .failure(let e) = await run(p, ctx("crash")) else { Issue.record("expected failure"); return }
         #expect(e.errorClass == .transient && e.code == .pluginCrashed)
-        // Ticks during the backoff fail fast; then the restarted process serves again.
-        var after: TickAck?
-        let deadline = Date().addingTimeInterval(15)
-        while after == nil && Date() < deadline {
-            if case .success(let a) = await run(p, ctx()) { after = a } else { await Task.yield() }
-        }
-        #expect(after?.nextCursor == Data("1".utf8))
+        await passTheBackoff(clock, ms: 100)
+        let after = try await run(p, ctx()).get()
+        #expect(after.nextCursor == Data("1".utf8))
         #expect(p.restarts == 1)
         #expect(pid(p) != nil && pid(p) != before)
         await p.shutdown()
@@ -151,21 +160,23 @@ import Glibc
         guard case .failed = p.phase else { Issue.record("phase \(p.phase)"); return }
     }
 
-    @Test func givesUpAfterMaxAttempts() async throws {
+    @Test(.timeLimit(.minutes(1))) func givesUpAfterMaxAttempts() async throws {
         let spec = PluginProcessSpec(pluginID: "dies", command: "/bin/sh", args: ["-c", "echo starting >&2; exit 7"], workingDirectory: "/", tickTimeoutSecs: 10)
         var policy = SupervisorPolicy(respawn: true, maxAttempts: 2, backoffMs: 100)
         policy.handshakeTimeoutMs = 1000
-        let p = LongLivedPlugin(spec: spec, policy: policy, status: PluginStatus(tailLines: 4), permits: AsyncSemaphore(permits: 1))
-        var last: PollerError?
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            guard case .failure(let e) = await run(p, ctx()) else { break }
-            last = e
-            if e.errorClass == .permanent { break }
-            await Task.yield()
-        }
-        #expect(last?.errorClass == .permanent)
-        #expect(last?.message.contains("gave up after 2 restarts") == true, "\(String(describing: last))")
+        let clock = ManualClock(nowMs: 0)
+        let p = LongLivedPlugin(spec: spec, policy: policy, status: PluginStatus(tailLines: 4), permits: AsyncSemaphore(permits: 1),
+                                clock: clock, logger: quietLogger)
+        guard case .failure(let first) = await run(p, ctx()) else { Issue.record("expected failure"); return }
+        #expect(first.errorClass == .transient)
+        // Two restarts, after 100 ms and 200 ms of backoff; the second start's failure gives up.
+        await passTheBackoff(clock, ms: 100)
+        _ = await run(p, ctx())
+        await passTheBackoff(clock, ms: 200)
+        guard case .failure(let last) = await run(p, ctx()) else { Issue.record("expected failure"); return }
+        #expect(last.errorClass == .permanent)
+        #expect(last.message.contains("gave up after 2 restarts"), "\(last)")
+        #expect(p.restarts == 2)
     }
 
     /// A long-lived plugin in shell: it answers its first tick with `firstReply` (a printf format
@@ -185,7 +196,7 @@ import Glibc
         let spec = PluginProcessSpec(pluginID: id, command: "/bin/sh", args: ["-c", script], workingDirectory: "/",
                                      tickTimeoutSecs: 10, maxReplyBytes: maxReplyBytes, killGraceMs: 200)
         return LongLivedPlugin(spec: spec, policy: SupervisorPolicy(respawn: false, maxAttempts: 1, backoffMs: 100),
-                               status: PluginStatus(tailLines: 8), permits: AsyncSemaphore(permits: 1))
+                               status: PluginStatus(tailLines: 8), permits: AsyncSemaphore(permits: 1), clock: ManualClock(nowMs: 0), logger: quietLogger)
     }
 
     @Test func anOversizeReplyFailsItsTickAtOnceAndThePluginServesOn() async throws {

@@ -1,6 +1,7 @@
 import Foundation
 import PollerdConfig
 import PollerdCore
+import PollerdDaemon
 @testable import PollerdPlugins
 import PollerdPollers
 import PollerdTestKit
@@ -21,7 +22,7 @@ import Testing
     }
 
     func check(_ m: PluginManifest) async -> [PluginCheck.Finding] {
-        await PluginCheck.run(manifest: m, config: .object([:]), builtins: Builtins.registry(), nowMs: 1_767_225_600_000)
+        await PluginCheck.run(manifest: m, config: .object([:]), builtins: Builtins.registry(), clock: SystemWallClock(), logger: quietLogger)
     }
 
     @Test func aWorkingEphemeralPluginPassesBothTicks() async throws {

@@ -18,14 +18,14 @@ import Testing
 
     @Test func duplicateKindLeavesTheSecondPluginOutNamingBoth() throws {
         let root = try tree([("alpha", ["feed"]), ("beta", ["feed", "other"])])
-        let set = PluginSet.load(directories: [root], relativeTo: "/", builtins: Builtins.registry(), processes: PluginProcesses())
+        let set = PluginSet.load(directories: [root], relativeTo: "/", builtins: Builtins.registry(), processes: systemProcesses())
         #expect(set.pollers.map(\.kind) == ["feed"])
         #expect(set.errors.map(\.description).contains { $0.contains("plugin 'beta' left out: kind 'feed' is declared by both plugin 'alpha' and plugin 'beta'") })
     }
 
     @Test func builtinKindCollisionIsAnError() throws {
         let root = try tree([("sneaky", ["noop"])])
-        let set = PluginSet.load(directories: [root], relativeTo: "/", builtins: Builtins.registry(), processes: PluginProcesses())
+        let set = PluginSet.load(directories: [root], relativeTo: "/", builtins: Builtins.registry(), processes: systemProcesses())
         #expect(set.pollers.isEmpty)
         #expect(set.errors.first?.description.contains("declares kind 'noop', which is built into pollerd") == true)
     }
@@ -39,7 +39,7 @@ import Testing
                 - { id: a, kind: feed, schedule: { every_secs: 5 } }
                 - { id: b, kind: fead, schedule: { every_secs: 5 } }
             """
-        let f = JobFile.parse(yaml, path: "/etc/p.yaml", registry: PollerRegistry(), kinds: PluginSet.kindProvider(builtins: Builtins.registry(), processes: PluginProcesses()),
+        let f = JobFile.parse(yaml, path: "/etc/p.yaml", registry: PollerRegistry(), kinds: PluginSet.kindProvider(builtins: Builtins.registry(), processes: systemProcesses()),
                               environment: [:], nowMs: 0)
         #expect(f.jobs.map(\.id) == ["a"])
         #expect(f.errors.map(\.description) == ["/etc/p.yaml:5:22: job 'b': unknown kind 'fead' (did you mean 'feed'?); known kinds: command, feed, noop"])
@@ -47,7 +47,7 @@ import Testing
     }
 
     @Test func reloadKeepsAnUnchangedPluginAndReplacesAChangedOne() async throws {
-        let processes = PluginProcesses()
+        let processes = systemProcesses()
         let spec = PluginProcessSpec(pluginID: "ll", command: "/bin/cat", workingDirectory: "/")
         let policy = SupervisorPolicy(respawn: false, maxAttempts: 1, backoffMs: 100)
         let a = processes.plugin(spec: spec, policy: policy, stderrTailLines: 8, maxConcurrentTicks: 1)
