@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Logging
 import PollerdCore
@@ -40,7 +41,9 @@ struct OutboxBench: AsyncParsableCommand {
                     deliver: [SinkSpec(.file(path: sinkPath))])
         }
         _ = try await store.register(specs.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: false) }, nowMs: clock.nowMs)
-        let deliverer = Deliverer(store: store, clock: clock, holder: "bench:1:x", sinks: SinkRegistry(), bell: executor.outboxBell, logger: log)
+        let http = SinkRegistry.makeHTTPClient()
+        let deliverer = Deliverer(store: store, clock: clock, holder: "bench:1:x", sinks: SinkRegistry(broker: LocalBroker(), client: http),
+                                  bell: executor.outboxBell, logger: log)
         deliverer.update(jobs: specs, tuning: settings.delivery)
 
         func tick(_ spec: JobSpec) async {
@@ -80,8 +83,10 @@ struct OutboxBench: AsyncParsableCommand {
                 "sample_line": .string(sample),
             ]))
         default:
+            try await http.shutdown()
             throw ValidationError("mode must be drain or tick-cost")
         }
+        try await http.shutdown()
     }
 }
 

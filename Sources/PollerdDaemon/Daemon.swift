@@ -9,7 +9,8 @@ public import ServiceLifecycle
 import UnixSignals
 
 /// The daemon: one `ServiceGroup` holding every long-running piece (the plugin processes, the
-/// admin server, the deliverer, the runner, the reloader and the plugin status reporter), with
+/// webhook client, the admin server, the deliverer, the runner, the reloader and the plugin
+/// status reporter), with
 /// SIGTERM/SIGINT graceful shutdown. The group shuts services down in reverse order, so the
 /// runner drains its ticks before the deliverer stops, and plugin processes stop last.
 public struct Daemon: Sendable {
@@ -21,16 +22,17 @@ public struct Daemon: Sendable {
     public let storeLocation: String
     public let clock: any WallClock
     public let processes: PluginProcesses
-    public let sinks: SinkRegistry
+    /// The in-process broker the `nats` sinks publish on (until the NATS client exists).
+    public let broker = LocalBroker()
     public let holder: String
     public let watch: Bool
     public let logger: Logger
 
     public init(configPath: String, store: any PollerdStore, storeLocation: String, clock: any WallClock = SystemWallClock(),
-                processes: PluginProcesses, sinks: SinkRegistry = SinkRegistry(), holder: String = HolderIdentity.make(),
+                processes: PluginProcesses, holder: String = HolderIdentity.make(),
                 watch: Bool = false, logger: Logger) {
         self.configPath = configPath; self.store = store; self.storeLocation = storeLocation; self.clock = clock
-        self.processes = processes; self.sinks = sinks; self.holder = holder; self.watch = watch; self.logger = logger
+        self.processes = processes; self.holder = holder; self.watch = watch; self.logger = logger
     }
 
     /// Loads a job file with the built-in kinds and the plugins of its `plugin_dirs`, whose
@@ -44,6 +46,8 @@ public struct Daemon: Sendable {
         let executor = TickExecutor(store: store, registry: file.registry, clock: clock, holder: holder, logger: logger)
         let runner = Runner(settings: file.settings, jobs: file.jobs, executor: executor, jobFile: configPath,
                             isAbandoned: HolderIdentity.isAbandoned, onEvent: RunnerMetrics.record)
+        let httpClient = SinkRegistry.makeHTTPClient()
+        let sinks = SinkRegistry(broker: broker, client: httpClient)
         let deliverer = Deliverer(store: store, clock: clock, holder: holder, sinks: sinks, bell: executor.outboxBell,
                                   isAbandoned: HolderIdentity.isAbandoned, logger: logger)
         deliverer.update(jobs: file.jobs, tuning: file.settings.delivery)
@@ -55,6 +59,7 @@ public struct Daemon: Sendable {
                                      logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: PluginProcessesService(processes: processes), successTerminationBehavior: .ignore),
+            .init(service: HTTPClientService(client: httpClient), successTerminationBehavior: .ignore),
         ]
         if let listen = file.settings.adminListen {
             let metrics = AdminServer.bootstrapMetrics()

@@ -1,6 +1,7 @@
 public import PollerdCore
 public import PollerdPlugins
 public import ServiceLifecycle
+public import AsyncHTTPClient
 
 /// Records this daemon's plugin status in the store every 2 s (when it changed), under the
 /// daemon's id, for `pollerd plugins list` and the admin API in other processes. At shutdown it
@@ -53,5 +54,18 @@ public struct PluginProcessesService: Service {
         // Wait for graceful shutdown (or cancellation), then stop every plugin.
         try? await gracefulShutdown()
         await processes.shutdownAll()
+    }
+}
+
+/// Owns the webhook sinks' HTTP client inside the service group: shut down after the deliverer
+/// (it comes before it in the group), it shuts the client down.
+public struct HTTPClientService: Service {
+    let client: HTTPClient
+
+    public init(client: HTTPClient) { self.client = client }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
     }
 }

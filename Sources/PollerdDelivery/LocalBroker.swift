@@ -22,9 +22,6 @@ public final class LocalBroker: Sendable {
     }
     private let state = Mutex(State())
 
-    /// The daemon's broker.
-    public static let shared = LocalBroker()
-
     public init() {}
 
     /// Subscribes to a subject pattern; the stream ends when the subscription is cancelled.
@@ -77,7 +74,7 @@ public final class BrokerSink: Sink {
     public let subject: String
     private let broker: LocalBroker
 
-    public init(subject: String, broker: LocalBroker = .shared) {
+    public init(subject: String, broker: LocalBroker) {
         self.subject = subject
         self.broker = broker
     }

@@ -1,18 +1,23 @@
-import AsyncHTTPClient
+public import AsyncHTTPClient
 import NIOCore
 public import PollerdCore
 import Synchronization
 
 /// Makes and keeps the sinks that jobs name: one file sink per path (so writes to a file are
-/// serialized), one webhook sink per definition, all sharing one HTTP client.
+/// serialized), one webhook sink per definition, all sharing one HTTP client. The broker and
+/// the client are the daemon's, passed in: the registry owns neither.
 public final class SinkRegistry: Sendable {
     private let broker: LocalBroker
+    private let client: HTTPClient
     private let cache = Mutex<[SinkTarget: any Sink]>([:])
     private let override: (@Sendable (SinkSpec) -> (any Sink)?)?
 
-    /// - Parameter override: returns a sink to use instead of the built one (tests, benchmarks).
-    public init(broker: LocalBroker = .shared, override: (@Sendable (SinkSpec) -> (any Sink)?)? = nil) {
+    /// - Parameters:
+    ///   - client: the webhook sinks' HTTP client (see `makeHTTPClient()`); whoever made it shuts it down.
+    ///   - override: returns a sink to use instead of the built one (tests, benchmarks).
+    public init(broker: LocalBroker, client: HTTPClient, override: (@Sendable (SinkSpec) -> (any Sink)?)? = nil) {
         self.broker = broker
+        self.client = client
         self.override = override
     }
 
@@ -25,19 +30,18 @@ public final class SinkRegistry: Sendable {
             case .file(let path): FileSink(path: path)
             case .stdout: StdoutSink()
             case .nats(let subject): BrokerSink(subject: subject, broker: broker)
-            case .webhook(let w): WebhookSink(target: w, client: Self.client)
+            case .webhook(let w): WebhookSink(target: w, client: client)
             }
             c[spec.target] = s
             return s
         }
     }
 
-    /// The process's webhook client: redirects off, idle connections kept a minute. Like
-    /// AsyncHTTPClient's own shared client it lives as long as the process (a client must be
-    /// shut down before it is freed, and a global never is).
-    static let client: HTTPClient = {
+    /// A client configured for webhook sinks: redirects off, idle connections kept a minute. It
+    /// must be shut down (`shutdown()`) before it is freed; the daemon does that at exit.
+    public static func makeHTTPClient() -> HTTPClient {
         var config = HTTPClient.Configuration(redirectConfiguration: .disallow)
         config.connectionPool.idleTimeout = .seconds(60)
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
-    }()
+    }
 }

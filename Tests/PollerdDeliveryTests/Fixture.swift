@@ -30,7 +30,7 @@ struct Fixture {
     let deliverer: Deliverer
     var settings = GlobalSettings()
 
-    init(tuning: DeliveryTuning = DeliveryTuning(), sinks: SinkRegistry = SinkRegistry()) throws {
+    init(tuning: DeliveryTuning = DeliveryTuning(), sinks: SinkRegistry = SinkRegistry(broker: LocalBroker(), client: testHTTPClient)) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-dl-\(UUID().uuidString)")
         store = try SQLiteBackend.open(path: dir.appendingPathComponent("state.db").path)
         var log = Logger(label: "test")
@@ -80,3 +80,7 @@ func jsonLines(_ path: String) throws -> [JSONValue] {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
     return try text.split(separator: "\n").map { try JSONValue.parse(Data($0.utf8)) }
 }
+
+/// The tests' webhook client, shared by every fixture for the test process's life (a client
+/// must be shut down before it is freed; this one never is).
+let testHTTPClient = SinkRegistry.makeHTTPClient()

@@ -243,7 +243,7 @@ import Testing
 
     @Test func theBrokerSinkPublishesToSubscribers() async throws {
         let broker = LocalBroker()
-        let f = try Fixture(sinks: SinkRegistry(broker: broker))
+        let f = try Fixture(sinks: SinkRegistry(broker: broker, client: testHTTPClient))
         let sub = broker.subscribe("items.>")
         let job = f.job([SinkSpec(.nats(subject: "items.j"))])
         try await f.register([job])
@@ -260,7 +260,7 @@ import Testing
 
     @Test func aFullSubscriberMakesThePublishRetryInsteadOfDropping() async throws {
         let broker = LocalBroker()
-        let f = try Fixture(sinks: SinkRegistry(broker: broker))
+        let f = try Fixture(sinks: SinkRegistry(broker: broker, client: testHTTPClient))
         let sub = broker.subscribe("items.j", capacity: 1)
         let job = f.job([SinkSpec(.nats(subject: "items.j"))])
         try await f.register([job])
@@ -276,7 +276,7 @@ import Testing
 
     @Test func aPublishNobodyHearsIsNotAnAck() async throws {
         let broker = LocalBroker()
-        let f = try Fixture(sinks: SinkRegistry(broker: broker))
+        let f = try Fixture(sinks: SinkRegistry(broker: broker, client: testHTTPClient))
         let job = f.job([SinkSpec(.nats(subject: "items.j"))])
         try await f.register([job])
         await f.tick(job, items: numbered(0..<1))
@@ -289,7 +289,7 @@ import Testing
     @Test func aBrokerSubjectNobodyHearsDeadLettersAfterMaxAttempts() async throws {
         var tuning = DeliveryTuning()
         tuning.maxAttempts = 2
-        let f = try Fixture(tuning: tuning, sinks: SinkRegistry(broker: LocalBroker()))
+        let f = try Fixture(tuning: tuning, sinks: SinkRegistry(broker: LocalBroker(), client: testHTTPClient))
         let job = f.job([SinkSpec(.nats(subject: "items.j"))])
         try await f.register([job])
         await f.tick(job, items: numbered(0..<1))
@@ -303,7 +303,7 @@ import Testing
 
     @Test func theRunningDelivererWakesOnACommitAndStopsOnShutdown() async throws {
         let broker = LocalBroker()
-        let f = try Fixture(sinks: SinkRegistry(broker: broker))
+        let f = try Fixture(sinks: SinkRegistry(broker: broker, client: testHTTPClient))
         let sub = broker.subscribe("items.j")
         let job = f.job([SinkSpec(.nats(subject: "items.j"))])
         try await f.register([job])
