@@ -25,7 +25,7 @@ public final class Deliverer: Service, Sendable {
     /// How long a lane whose sink is not configured waits before it is looked at again.
     public static let parkMs: Int64 = 30_000
     /// How long in-flight lanes get to finish once shutdown begins.
-    public static let shutdownGrace: Duration = .seconds(5)
+    public static let shutdownGraceMs: Int64 = 5000
 
     private struct Routing {
         var sinks: [String: [String: SinkSpec]] = [:]
@@ -80,7 +80,7 @@ public final class Deliverer: Service, Sendable {
         }
     }
 
-    /// Delivers until graceful shutdown (then lanes in flight get `shutdownGrace`) or cancellation.
+    /// Delivers until graceful shutdown (then lanes in flight get `shutdownGraceMs`) or cancellation.
     public func run() async {
         await withGracefulShutdownHandler {
             await deliverLoop()
@@ -98,41 +98,34 @@ public final class Deliverer: Service, Sendable {
         }
         enum Event: Sendable { case lane(LaneReport?), woke }
         var lastGauge: Int64 = 0
+        var loop = DeliveryLoop()
         await withTaskGroup(of: Event.self) { group in
-            var inFlight = 0
-            var waiting = false
-            var shutdownAt: ContinuousClock.Instant?
-            while true {
-                if Task.isCancelled { break }
-                let stop = stopping.withLock { $0 }
-                if stop {
-                    if inFlight == 0 { break }
-                    let t = shutdownAt ?? ContinuousClock.now
-                    shutdownAt = t
-                    if ContinuousClock.now - t > Self.shutdownGrace { break }
-                }
+            while !Task.isCancelled {
                 let now = clock.nowMs
+                if stopping.withLock({ $0 }) { loop.shutdown(nowMs: now, graceMs: Self.shutdownGraceMs) }
+                if loop.shouldStop(nowMs: now) { break }
                 if now - lastGauge >= 5000 {
                     lastGauge = now
                     await refreshGauges(nowMs: now)
                 }
-                let tuning = routing.withLock { $0.tuning }
-                if !stop, inFlight < tuning.concurrency {
+                let limit = loop.claimLimit(concurrency: routing.withLock { $0.tuning.concurrency })
+                if limit > 0 {
                     do {
-                        let lanes = try await store.claimLanes(holder: holder, nowMs: now, claimMs: Self.claimMs, limit: tuning.concurrency - inFlight)
-                        for lane in lanes {
-                            inFlight += 1
-                            group.addTask { .lane(await self.deliver(lane)) }
-                        }
+                        let lanes = try await store.claimLanes(holder: holder, nowMs: now, claimMs: Self.claimMs, limit: limit)
+                        loop.claimed(lanes.count)
+                        for lane in lanes { group.addTask { .lane(await self.deliver(lane)) } }
                     } catch {
                         logger.error("outbox claim failed", metadata: ["pollerd.error": "\(error)"])
                     }
                 }
-                if !waiting {
-                    waiting = true
-                    var until = now + 1000
-                    if inFlight == 0, !stop, let due = try? await store.nextLaneDueMs() { until = max(now, min(until, due)) }
-                    if stop { until = now + 100 }
+                if let wait = loop.armWait(nowMs: now) {
+                    var until: Int64
+                    switch wait {
+                    case .until(let t): until = t
+                    case .untilNextDueLane(let atMost):
+                        until = atMost
+                        if let due = try? await store.nextLaneDueMs() { until = max(now, min(atMost, due)) }
+                    }
                     let wakeAt = until
                     group.addTask {
                         await self.bell.wait(untilMs: wakeAt, clock: self.clock)
@@ -140,8 +133,8 @@ public final class Deliverer: Service, Sendable {
                     }
                 }
                 switch await group.next() {
-                case .lane?: inFlight -= 1
-                case .woke?: waiting = false
+                case .lane?: loop.laneDone()
+                case .woke?: loop.woke()
                 case nil: break
                 }
             }
