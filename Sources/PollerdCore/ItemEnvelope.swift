@@ -33,11 +33,6 @@ public enum ItemEnvelope {
         return "\(jobID):sha256:\(Hex.encode(SHA256.hash(data: Data(basis.utf8))))"
     }
 
-    /// The outbox entry of an item found by a tick.
-    public static func make(jobID: String, kind: String, agent: String, foundAtMs: Int64, item: JSONValue) -> OutboxEntry {
-        Builder(jobID: jobID, kind: kind, agent: agent, foundAtMs: foundAtMs).entry(for: item)
-    }
-
     /// Builds the envelopes of one tick's items: the parts they share are written once.
     /// The text is exactly the canonical JSON of the envelope object (keys sorted).
     public struct Builder: Sendable {

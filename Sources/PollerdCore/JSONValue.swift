@@ -62,13 +62,6 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return nil
     }
 
-    /// Canonical JSON: sorted keys, no insignificant whitespace. Stable across runs.
-    public func canonicalData() -> Data {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? enc.encode(self)) ?? Data("null".utf8)
-    }
-
     /// Canonical JSON as a string: sorted keys, no whitespace, escapes as serde_json writes them
     /// (so plugin request lines match nexo's byte for byte). Written directly: it also runs for
     /// every job at boot and reload, where an encoder per job is too slow at 100k jobs.

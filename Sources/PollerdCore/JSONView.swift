@@ -102,14 +102,6 @@ public struct JSONView {
         return s.withUTF8(body)
     }
 
-    /// The value of the member named `key` (the last one, if the key repeats); nil when this is
-    /// not an object or has no such member.
-    public func member(_ key: StaticString) -> JSONView? {
-        var found: JSONView?
-        forEachMember { k, v in if k == key { found = v } }
-        return found
-    }
-
     /// Calls `body` with each member of this object in order, repeated keys included (nothing
     /// when this is not an object). Nothing is allocated: callers keep what they want, and
     /// keeping the last of a repeated key matches `JSONValue.parse`.

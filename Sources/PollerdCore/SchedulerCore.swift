@@ -29,11 +29,6 @@ public struct DueTick: Sendable, Equatable {
     }
 }
 
-/// Breaker state shown to operators.
-public enum BreakerState: String, Sendable {
-    case closed, open, halfOpen = "half_open"
-}
-
 /// The scheduler's state machine: one min-heap of due times for every job, a cap on ticks in
 /// flight, and the rules for what happens when ticks end. No I/O and no clock: every call takes `now`.
 public struct SchedulerCore: Sendable {
@@ -227,11 +222,5 @@ public struct SchedulerCore: Sendable {
             }
         }
         return record(jobID)
-    }
-
-    /// The breaker state of a job, derived from its consecutive failures.
-    public func breakerState(_ jobID: String) -> BreakerState {
-        guard let rt = jobs[jobID], rt.consecutiveErrors >= max(1, settings.breakerThreshold) else { return .closed }
-        return rt.inFlight ? .halfOpen : .open
     }
 }

@@ -37,7 +37,8 @@ public enum TickPlanner {
         return Int64(Double(raw) * (0.9 + 0.2 * u))
     }
 
-    /// Plans the state after a tick that started at `startedAtMs` and ended at `nowMs`.
+    /// Plans the state after a tick that ended at `nowMs` with `outcome`, after `previousErrors`
+    /// failures in a row; `offsetMs` is the job's jitter offset.
     public static func plan(job: JobSpec, outcome: TickOutcome, previousErrors: Int, breakerThreshold: Int, offsetMs: Int64, nowMs: Int64) -> TickPlan {
         let threshold = max(1, breakerThreshold)
         switch outcome {

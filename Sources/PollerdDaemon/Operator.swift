@@ -142,7 +142,6 @@ public struct ManualTick: Sendable {
         switch report.disposition {
         case .cancelled:
             // Interrupted (SIGINT, say): nothing was committed; trying again is the remedy.
-            status = "cancelled"
             error = "the tick was cancelled before it finished; nothing was committed"
             outcome = .transient
         case .ran:

@@ -26,9 +26,11 @@ public struct TickReport: Sendable {
     /// The slot this attempt was for.
     public var dueMs: Int64 = 0
 
-    /// `ok`, `transient`, `permanent`, `config`, or `skipped`.
+    /// `ok`, `transient`, `permanent`, `config`, `cancelled` (shutdown or the caller cancelled
+    /// it; nothing committed), or `skipped`.
     public var status: String {
         if let plan { return plan.status }
+        if case .cancelled = disposition { return "cancelled" }
         return "skipped"
     }
 }

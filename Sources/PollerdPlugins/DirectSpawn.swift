@@ -11,8 +11,10 @@ import Glibc
 ///
 /// Why not swift-subprocess here: its spawn-and-pipes path tops out at 77 % of a bare C loop on
 /// this machine (see shared/reference/machine-limits.md, 1.36k vs 1.76k spawns/s), below the
-/// 80 % the ephemeral lifecycle must reach. The long-lived lifecycle keeps swift-subprocess.
-/// Each exchange gets a worker thread of its own (`BlockingWorkers`): a hanging plugin holds up no other tick.
+/// 80 % the ephemeral lifecycle must reach. `spawn` also starts the long-lived lifecycle's
+/// processes (`PluginChannel`); only the `command` poller still uses swift-subprocess.
+/// Each exchange runs on a worker thread of its own (`BlockingWorkers`), in place when the tick
+/// already runs on one: a hanging plugin holds up no other tick.
 enum DirectSpawn {
     struct Outcome: Sendable {
         /// The reply line without its newline (or what came before EOF).

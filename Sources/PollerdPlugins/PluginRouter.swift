@@ -20,9 +20,6 @@ public struct PluginHandle: Sendable, Equatable {
         self.pluginID = pluginID; self.kinds = kinds; self.brokerTopicPrefix = brokerTopicPrefix; self.lifecycle = lifecycle
         self.maxConcurrentTicks = maxConcurrentTicks; self.tickTimeoutSecs = tickTimeoutSecs; self.entrypointCommand = entrypointCommand
     }
-
-    /// The broker request subject: `<prefix>.tick`.
-    public var tickTopic: String { "\(brokerTopicPrefix).tick" }
 }
 
 /// Why a registration was refused.
@@ -65,24 +62,9 @@ public final class PluginRouter: Sendable {
         }
     }
 
-    /// Removes a plugin; false if it was not registered.
-    @discardableResult
-    public func unregister(_ pluginID: String) -> Bool {
-        handles.withLock { all in
-            let before = all.count
-            all.removeAll { $0.pluginID == pluginID }
-            return all.count != before
-        }
-    }
-
     /// The plugin that owns a kind.
     public func handle(forKind kind: String) -> PluginHandle? {
         handles.withLock { $0.first { $0.kinds.contains(kind) } }
-    }
-
-    /// A plugin by id.
-    public func handle(forPlugin id: String) -> PluginHandle? {
-        handles.withLock { $0.first { $0.pluginID == id } }
     }
 
     public var isEmpty: Bool { handles.withLock { $0.isEmpty } }

@@ -9,24 +9,10 @@ public enum PluginWire {
     public static let configCode: Int64 = -32602
     public static let transientCode: Int64 = -32001
 
-    /// `now` as nexo writes it (chrono's `to_rfc3339`): `+00:00`, fractional seconds only if any.
-    public static func formatNow(ms: Int64) -> String {
-        var out: [UInt8] = []
-        RFC3339.write(ms: ms, utc: "+00:00", into: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// The tick request's `params` object.
-    public static func tickParams(kind: String, jobID: String, agentID: String, cursor: Data?, config: JSONValue, nowMs: Int64, intervalHintSecs: Int64) -> JSONValue {
-        .object([
-            "kind": .string(kind), "job_id": .string(jobID), "agent_id": .string(agentID),
-            "cursor": cursor.map { .string(Base64URL.encode($0)) } ?? .null,
-            "config": config, "now": .string(formatNow(ms: nowMs)), "interval_hint_secs": .int(max(0, intervalHintSecs)),
-        ])
-    }
-
-    /// Appends the tick request's `params` object, exactly the canonical JSON of `tickParams`
-    /// (keys in sorted order), written straight into bytes: this runs for every tick.
+    /// Appends the tick request's `params` object as canonical JSON (keys in sorted order:
+    /// `agent_id`, `config`, `cursor`, `interval_hint_secs`, `job_id`, `kind`, `now`, with `now`
+    /// written as nexo's chrono `to_rfc3339`: `+00:00`, fractional seconds only if any), straight
+    /// into bytes: this runs for every tick. Tests check it byte for byte against a `JSONValue` oracle.
     public static func writeTickParams(kind: String, jobID: String, agentID: String, cursor: Data?, config: JSONValue, nowMs: Int64,
                                        intervalHintSecs: Int64, into out: inout [UInt8]) {
         out.append(literal: #"{"agent_id":"#)

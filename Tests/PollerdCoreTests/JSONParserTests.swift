@@ -272,3 +272,13 @@ import Testing
     }
 }
 
+
+extension JSONView {
+    /// The value of the member named `key` (the last one, if the key repeats), through the
+    /// decoder's own `forEachMember`.
+    func member(_ key: StaticString) -> JSONView? {
+        var found: JSONView?
+        forEachMember { k, v in if k == key { found = v } }
+        return found
+    }
+}

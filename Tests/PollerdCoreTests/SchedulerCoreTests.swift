@@ -1,4 +1,5 @@
 import PollerdCore
+import PollerdTestKit
 import Testing
 
 @Suite struct SchedulerCoreTests {

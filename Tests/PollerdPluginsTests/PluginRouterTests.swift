@@ -38,18 +38,6 @@ import Testing
         #expect(r.handle(forKind: "google_calendar")?.brokerTopicPrefix == "plugin.poller.v2")
     }
 
-    @Test func unregisterDropsHandle() throws {
-        let r = PluginRouter()
-        try r.register(handle("rss", ["rss"], "plugin.poller.rss"))
-        #expect(r.unregister("rss"))
-        #expect(r.isEmpty)
-        #expect(!r.unregister("rss"))
-    }
-
-    @Test func handleTickTopicAppendsDotTick() {
-        #expect(handle("rss", ["rss"], "plugin.poller.rss").tickTopic == "plugin.poller.rss.tick")
-    }
-
     @Test func builtinKindsCannotBeShadowed() {
         let r = PluginRouter(builtinKinds: ["noop", "command"])
         #expect(throws: PluginRouteError.builtinKind(kind: "noop", plugin: "evil")) {

@@ -15,7 +15,7 @@ import Testing
     }
 
     @Test func tickRequestWithoutCursorSendsNull() {
-        let p = PluginWire.tickParams(kind: "rss", jobID: "job-1", agentID: "ana", cursor: nil, config: .null, nowMs: now + 250, intervalHintSecs: 60)
+        let p = WireOracle.tickParams(kind: "rss", jobID: "job-1", agentID: "ana", cursor: nil, config: .null, nowMs: now + 250, intervalHintSecs: 60)
         #expect(p["cursor"] == .null)
         #expect(p["now"] == .string("2026-05-17T10:00:00.250+00:00"))
     }
@@ -32,7 +32,7 @@ import Testing
         for ms in [now, now + 1, now + 999, -1] {
             var bytes: [UInt8] = []
             PluginWire.writeTickParams(kind: kind, jobID: job, agentID: agent, cursor: cursor, config: config, nowMs: ms, intervalHintSecs: hint, into: &bytes)
-            let expected = PluginWire.tickParams(kind: kind, jobID: job, agentID: agent, cursor: cursor, config: config, nowMs: ms, intervalHintSecs: hint)
+            let expected = WireOracle.tickParams(kind: kind, jobID: job, agentID: agent, cursor: cursor, config: config, nowMs: ms, intervalHintSecs: hint)
             #expect(String(decoding: bytes, as: UTF8.self) == expected.canonicalString)
             #expect(try JSONValue.parse(Data(bytes)) == expected)
         }
@@ -167,5 +167,24 @@ import Testing
             #expect(try JSONValue.parse(bytes: Array(text.utf8))["id"]?.intValue == id)
             #expect(scanned(text) == id, "\(text)")
         }
+    }
+}
+
+/// The tick request built as a `JSONValue`: the oracle `PluginWire.writeTickParams` is checked against.
+enum WireOracle {
+    /// `now` as nexo writes it (chrono's `to_rfc3339`): `+00:00`, fractional seconds only if any.
+    static func formatNow(ms: Int64) -> String {
+        var out: [UInt8] = []
+        RFC3339.write(ms: ms, utc: "+00:00", into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The tick request's `params` object.
+    static func tickParams(kind: String, jobID: String, agentID: String, cursor: Data?, config: JSONValue, nowMs: Int64, intervalHintSecs: Int64) -> JSONValue {
+        .object([
+            "kind": .string(kind), "job_id": .string(jobID), "agent_id": .string(agentID),
+            "cursor": cursor.map { .string(Base64URL.encode($0)) } ?? .null,
+            "config": config, "now": .string(formatNow(ms: nowMs)), "interval_hint_secs": .int(max(0, intervalHintSecs)),
+        ])
     }
 }
