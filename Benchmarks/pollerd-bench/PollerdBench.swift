@@ -110,7 +110,7 @@ struct SchedulerBench: AsyncParsableCommand {
             }
         })
         // The runner in a service group of its own, stopped by a graceful shutdown as in the daemon.
-        let group = ServiceGroup(configuration: .init(services: [runner], logger: logger))
+        let group = ServiceGroup(configuration: .init(services: [StoreService(store: store, clock: clock), runner], logger: logger))
         let runTask = Task { try await group.run() }
         await started.wait()
         let bootMs = clock.nowMs - bootStart

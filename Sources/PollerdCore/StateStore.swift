@@ -83,6 +83,20 @@ public enum LeaseAcquisition: Sendable, Equatable {
     case backlogged(pending: Int64, limit: Int64)
 }
 
+/// One job's lease request in a batch claim.
+public struct LeaseRequest: Sendable, Equatable {
+    public var jobID: String
+    public var ttlMs: Int64
+    /// The slot a scheduled tick is for (nil: a manual tick, run now whatever the store plans).
+    public var slotMs: Int64?
+    /// Refuse while the job has this many undelivered items (nil: no bound).
+    public var maxBacklog: Int64?
+
+    public init(jobID: String, ttlMs: Int64, slotMs: Int64?, maxBacklog: Int64?) {
+        self.jobID = jobID; self.ttlMs = ttlMs; self.slotMs = slotMs; self.maxBacklog = maxBacklog
+    }
+}
+
 /// Everything one tick writes, committed in one transaction if the fencing token still holds.
 public struct TickCommit: Sendable, Equatable {
     public var lease: LeaseGrant
@@ -198,6 +212,14 @@ public protocol StateStore: Sendable {
     /// refuses while the job has that many undelivered items (backpressure). A store that keeps
     /// time itself (`StoreTime.store`) decides expiry by its own clock, not by `nowMs`.
     func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?) async throws -> LeaseAcquisition
+    /// Claims a batch of due jobs in one round trip: each request is answered as
+    /// `acquireLease` would answer it alone, in order, and every grant carries its fencing
+    /// token and cursor. On PostgreSQL this is one
+    /// `UPDATE … WHERE job_id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING …`.
+    func acquireLeases(_ requests: [LeaseRequest], holder: String, nowMs: Int64) async throws -> [LeaseAcquisition]
+    /// Commits a batch of finished ticks in one round trip; each is fenced on its own (true:
+    /// committed, false: fenced off), in order.
+    func commit(_ ticks: [TickCommit], nowMs: Int64) async throws -> [Bool]
     /// Extends a lease to `ttlMs` from now; false when the fencing token no longer holds.
     func renewLease(_ lease: LeaseGrant, ttlMs: Int64, nowMs: Int64) async throws -> Bool
     /// Gives a lease back without committing a tick.
@@ -281,6 +303,10 @@ public struct PluginStatusRecord: Sendable, Equatable {
 /// operator facade need. Items enter the outbox in `StateStore.commit`, so one type, on one
 /// database, implements both halves.
 public protocol PollerdStore: StateStore, OutboxStore {
+    /// The store's own background work (a connection pool, WAL checkpoints), for as long as the
+    /// daemon runs; returns when the task is cancelled. The daemon runs it first in its service
+    /// group and stops it last. Calls work whether or not it runs. Its timers run on `clock`.
+    func run(clock: any WallClock) async throws
     /// Replaces what one daemon reports of its plugins; other daemons' rows stay.
     func recordPluginStatuses(_ records: [PluginStatusRecord], daemonID: String) async throws
     /// What every daemon last reported of its plugins.

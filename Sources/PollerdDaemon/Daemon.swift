@@ -58,6 +58,7 @@ public struct Daemon: Sendable {
                                      watch: watch, clock: clock, load: { Daemon.loadJobFile(path, processes: processes, nowMs: clock.nowMs) },
                                      logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: StoreService(store: store, clock: clock), successTerminationBehavior: .ignore),
             .init(service: PluginProcessesService(processes: processes), successTerminationBehavior: .ignore),
             .init(service: HTTPClientService(client: httpClient), successTerminationBehavior: .ignore),
         ]

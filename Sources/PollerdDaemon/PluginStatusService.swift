@@ -69,3 +69,18 @@ public struct HTTPClientService: Service {
         try await client.shutdown()
     }
 }
+
+/// The store's own background work as a service: first in the group, so it stops last.
+public struct StoreService: Service {
+    let store: any PollerdStore
+    let clock: any WallClock
+
+    public init(store: any PollerdStore, clock: any WallClock) {
+        self.store = store
+        self.clock = clock
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown { try await store.run(clock: clock) }
+    }
+}

@@ -35,8 +35,13 @@ public final class Runner: Service, Sendable {
     /// The loop never sleeps less than this while work is due later: due jobs are taken in
     /// batches, and a busy daemon does not wake once per tick.
     static let wakeQuantumMs: Int64 = 2
+    /// The most due jobs claimed in one store call.
+    static let claimBatch = 1024
 
     public let executor: TickExecutor
+    /// Lease claims and tick commits, each gathered into one store call per batch.
+    private let claims: StoreBatcher<LeaseRequest, LeaseAcquisition>
+    private let commits: StoreBatcher<TickCommit, Bool>
     private let state: Mutex<State>
     private let bell = Doorbell()
     private let initialJobs: [JobSpec]
@@ -57,6 +62,9 @@ public final class Runner: Service, Sendable {
     public init(settings: GlobalSettings, jobs: [JobSpec], executor: TickExecutor, jobFile: String = "", controlPollMs: Int64 = 1000,
                 isAbandoned: @escaping @Sendable (String) -> Bool = { _ in false }, onEvent: @escaping @Sendable (RunnerEvent) -> Void = { _ in }) {
         self.executor = executor
+        let store = executor.store, clock = executor.clock, holder = executor.holder
+        self.claims = StoreBatcher(maxBatch: Self.claimBatch) { try await store.acquireLeases($0, holder: holder, nowMs: clock.nowMs) }
+        self.commits = StoreBatcher(maxBatch: 1024) { try await store.commit($0, nowMs: clock.nowMs) }
         self.isAbandoned = isAbandoned
         self.initialJobs = jobs
         self.jobFile = jobFile
@@ -178,8 +186,11 @@ public final class Runner: Service, Sendable {
                 return
             case .start(let due):
                 let settings = state.withLock { $0.core.settings }
-                for d in due {
-                    group.addTask { await self.runTick(d, settings: settings) }
+                var rest = due[...]
+                while !rest.isEmpty {
+                    let batch = Array(rest.prefix(Self.claimBatch))
+                    rest = rest.dropFirst(batch.count)
+                    group.addTask { await self.runBatch(batch, settings: settings) }
                 }
                 if !due.isEmpty { continue }
                 await bell.wait(untilMs: wake, clock: clock)
@@ -187,8 +198,46 @@ public final class Runner: Service, Sendable {
         }
     }
 
-    private func runTick(_ due: DueTick, settings: GlobalSettings) async {
-        let report = await executor.execute(due, settings: settings)
+    /// Runs a batch of due ticks: their leases are claimed in one store call, the granted ticks
+    /// run concurrently, and each commits through the batcher (one store call per batch of
+    /// finished ticks).
+    private func runBatch(_ batch: [DueTick], settings: GlobalSettings) async {
+        let start = clock.nowMs
+        let requests = batch.map { executor.leaseRequest($0, settings: settings, nowMs: start) }
+        let answers: [LeaseAcquisition]
+        switch await claims.submit(requests) {
+        case .success(let a): answers = a
+        case .failure(let error):
+            for d in batch {
+                // Cut off by shutdown: the slots stay due in the store.
+                if Task.isCancelled {
+                    finished(d, TickReport(jobID: d.jobID, kind: d.spec.kind, disposition: .cancelled, ack: nil, error: nil, plan: nil,
+                                           startedAtMs: start, durationMs: 0, latenessMs: start - d.dueMs, dueMs: d.dueMs))
+                } else {
+                    finished(d, executor.leaseFailed(d, error: error, settings: settings, startedAtMs: start))
+                }
+            }
+            return
+        }
+        await withDiscardingTaskGroup { group in
+            for (d, (answer, request)) in zip(batch, zip(answers, requests)) {
+                guard case .granted(let lease) = answer else {
+                    finished(d, executor.skipped(d, answer, startedAtMs: start))
+                    continue
+                }
+                // The tick starts where its poller wants it (a long-lived plugin's reader thread).
+                group.addTask(executorPreference: executor.registry.poller(for: d.spec.kind)?.preferredExecutor) {
+                    let ran = await self.executor.run(d, lease: lease, ttlMs: request.ttlMs, settings: settings, startedAtMs: start)
+                    guard let commit = ran.commit else { return self.finished(d, ran.report) }
+                    let result = await self.commits.submit([commit]).map { $0[0] }
+                    self.finished(d, self.executor.committed(ran.report, commit, result))
+                }
+            }
+        }
+    }
+
+    /// A tick attempt ended: the scheduler plans the job's next run.
+    private func finished(_ due: DueTick, _ report: TickReport) {
         let now = clock.nowMs
         // Skipped ticks write nothing back: whoever holds the lease commits the job's next run.
         let wakeLoop: Bool = state.withLock { s in

@@ -66,34 +66,67 @@ public struct TickExecutor: Sendable {
     /// Runs a due tick. `dryRun` ticks for real but commits nothing and releases the lease.
     /// `manual` ticks (the CLI's) run now even if the store plans the job later.
     public func execute(_ due: DueTick, settings: GlobalSettings, dryRun: Bool = false, manual: Bool = false) async -> TickReport {
-        var report = await attempt(due, settings: settings, dryRun: dryRun, manual: manual)
-        report.dueMs = due.dueMs
-        return report
-    }
-
-    private func attempt(_ due: DueTick, settings: GlobalSettings, dryRun: Bool, manual: Bool) async -> TickReport {
-        let job = due.spec
         let start = clock.nowMs
-        var log = logger
-        log[metadataKey: "pollerd.job.id"] = "\(job.id)"
-        let ttl = TickPlanner.leaseTTLMs(job: job, factor: settings.leaseTTLFactor, nowMs: start)
+        let request = leaseRequest(due, settings: settings, manual: manual, nowMs: start)
         let acq: LeaseAcquisition
         do {
-            acq = try await store.acquireLease(jobID: job.id, holder: holder, ttlMs: ttl, nowMs: start, slotMs: manual ? nil : due.dueMs,
-                                              maxBacklog: job.deliver.isEmpty ? nil : settings.delivery.maxBacklog)
+            acq = try await store.acquireLease(jobID: request.jobID, holder: holder, ttlMs: request.ttlMs, nowMs: start,
+                                              slotMs: request.slotMs, maxBacklog: request.maxBacklog)
         } catch {
-            log.warning("lease acquisition failed", metadata: ["pollerd.error": "\(error)"])
-            let err = PollerError.transient(.store, "state store error while taking the lease: \(error)", cause: error)
-            let plan = TickPlanner.plan(job: job, outcome: .failed(err), previousErrors: 0, breakerThreshold: settings.breakerThreshold, offsetMs: due.offsetMs, nowMs: clock.nowMs)
-            return TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: false), ack: nil, error: err, plan: plan, startedAtMs: start, durationMs: 0, latenessMs: start - due.dueMs)
+            return leaseFailed(due, error: error, settings: settings, startedAtMs: start)
         }
-        guard case .granted(let lease) = acq else {
-            if case .backlogged(let pending, let limit) = acq {
-                log.warning("tick skipped: undelivered items over the backlog bound", metadata: ["pollerd.outbox.backlog": "\(pending)", "pollerd.outbox.limit": "\(limit)"])
-            }
-            return TickReport(jobID: job.id, kind: job.kind, disposition: .skipped(acq), ack: nil, error: nil, plan: nil, startedAtMs: start, durationMs: 0, latenessMs: start - due.dueMs)
+        guard case .granted(let lease) = acq else { return skipped(due, acq, startedAtMs: start) }
+        let ran = await run(due, lease: lease, ttlMs: request.ttlMs, settings: settings, startedAtMs: start)
+        guard let commit = ran.commit else { return ran.report }
+        if dryRun {
+            try? await store.releaseLease(lease)
+            return ran.report
         }
+        let committed: Result<Bool, any Error>
+        do { committed = .success(try await store.commit(commit, nowMs: clock.nowMs)) } catch { committed = .failure(error) }
+        return self.committed(ran.report, commit, committed)
+    }
 
+    // MARK: Phases, for the runner's batches
+
+    /// The lease a due tick asks for.
+    func leaseRequest(_ due: DueTick, settings: GlobalSettings, manual: Bool = false, nowMs: Int64) -> LeaseRequest {
+        let job = due.spec
+        return LeaseRequest(jobID: job.id, ttlMs: TickPlanner.leaseTTLMs(job: job, factor: settings.leaseTTLFactor, nowMs: nowMs),
+                            slotMs: manual ? nil : due.dueMs, maxBacklog: job.deliver.isEmpty ? nil : settings.delivery.maxBacklog)
+    }
+
+    /// The report of a tick whose lease could not be asked for (the store failed).
+    func leaseFailed(_ due: DueTick, error: any Error, settings: GlobalSettings, startedAtMs start: Int64) -> TickReport {
+        let job = due.spec
+        logger.warning("lease acquisition failed", metadata: ["pollerd.job.id": "\(job.id)", "pollerd.error": "\(error)"])
+        let err = PollerError.transient(.store, "state store error while taking the lease: \(error)", cause: error)
+        let plan = TickPlanner.plan(job: job, outcome: .failed(err), previousErrors: 0, breakerThreshold: settings.breakerThreshold, offsetMs: due.offsetMs, nowMs: clock.nowMs)
+        return TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: false), ack: nil, error: err, plan: plan,
+                          startedAtMs: start, durationMs: 0, latenessMs: start - due.dueMs, dueMs: due.dueMs)
+    }
+
+    /// The report of a tick the store did not grant a lease.
+    func skipped(_ due: DueTick, _ acq: LeaseAcquisition, startedAtMs start: Int64) -> TickReport {
+        if case .backlogged(let pending, let limit) = acq {
+            logger.warning("tick skipped: undelivered items over the backlog bound",
+                           metadata: ["pollerd.job.id": "\(due.jobID)", "pollerd.outbox.backlog": "\(pending)", "pollerd.outbox.limit": "\(limit)"])
+        }
+        return TickReport(jobID: due.jobID, kind: due.spec.kind, disposition: .skipped(acq), ack: nil, error: nil, plan: nil,
+                          startedAtMs: start, durationMs: 0, latenessMs: start - due.dueMs, dueMs: due.dueMs)
+    }
+
+    /// A granted tick, run: its report so far (not yet committed) and what to commit (nil:
+    /// cancelled by shutdown, the lease was released).
+    struct Ran: Sendable {
+        var report: TickReport
+        var commit: TickCommit?
+    }
+
+    /// Runs a granted tick: the poller under the watchdog (timeout, lease renewal), then the plan.
+    /// `startedAtMs` is when the lease was asked for, on this daemon's clock.
+    func run(_ due: DueTick, lease: LeaseGrant, ttlMs: Int64, settings: GlobalSettings, startedAtMs start: Int64) async -> Ran {
+        let job = due.spec
         // Lateness counts from the due time to the moment the poller is called, lease included.
         let tickStart = clock.nowMs
         let poller = registry.poller(for: job.kind)
@@ -101,10 +134,11 @@ public struct TickExecutor: Sendable {
         let ctx = TickContext(jobID: job.id, kind: job.kind, agent: job.agent, config: job.config, cursor: lease.cursor,
                               nowMs: tickStart, intervalHintSecs: job.schedule.nominalIntervalSecs(nowMs: tickStart),
                               timeoutSecs: min(job.timeoutSecs, cap ?? job.timeoutSecs))
-        guard let outcome = await runGuarded(ctx, poller: poller, lease: lease, ttlMs: ttl, heldSinceMs: start) else {
+        guard let outcome = await runGuarded(ctx, poller: poller, lease: lease, ttlMs: ttlMs, heldSinceMs: start) else {
             try? await store.releaseLease(lease)
-            log.info("tick cancelled by shutdown; lease released")
-            return TickReport(jobID: job.id, kind: job.kind, disposition: .cancelled, ack: nil, error: nil, plan: nil, startedAtMs: start, durationMs: clock.nowMs - start, latenessMs: start - due.dueMs)
+            logger.info("tick cancelled by shutdown; lease released", metadata: ["pollerd.job.id": "\(job.id)"])
+            return Ran(report: TickReport(jobID: job.id, kind: job.kind, disposition: .cancelled, ack: nil, error: nil, plan: nil,
+                                          startedAtMs: start, durationMs: clock.nowMs - start, latenessMs: start - due.dueMs, dueMs: due.dueMs), commit: nil)
         }
         let end = clock.nowMs
         let plan = TickPlanner.plan(job: job, outcome: outcome, previousErrors: lease.consecutiveErrors, breakerThreshold: settings.breakerThreshold, offsetMs: due.offsetMs, nowMs: end)
@@ -114,33 +148,36 @@ public struct TickExecutor: Sendable {
         case .ok(let a): ack = a
         case .failed(let e): failure = e
         }
-        var committed = false
-        if dryRun {
-            try? await store.releaseLease(lease)
-        } else {
-            let commit = TickCommit(lease: lease, startedAtMs: start, durationMs: end - start, status: plan.status, error: plan.error,
-                                    newCursor: ack?.nextCursor, itemsSeen: ack?.itemsSeen ?? 0, itemsDispatched: ack?.itemsDispatched ?? 0,
-                                    consecutiveErrors: plan.consecutiveErrors, nextRunAtMs: plan.nextRunAtMs, pause: plan.pause,
-                                    pausedReason: plan.pausedReason, done: plan.done, scheduleFingerprint: job.schedule.fingerprint,
-                                    outbox: Self.outbox(job: job, items: ack?.items ?? [], foundAtMs: end, settings: settings))
-            do {
-                committed = try await store.commit(commit, nowMs: end)
-                if committed, !commit.outbox.entries.isEmpty { outboxBell.ring() }
-                if !committed {
-                    log.warning("tick result discarded: lease lost to another holder", metadata: ["pollerd.lease.token": "\(lease.token)"])
-                }
-            } catch {
-                log.error("tick commit failed", metadata: ["pollerd.error": "\(error)"])
-            }
+        if failure != nil || plan.breakerOpen {
+            var log = logger
+            log[metadataKey: "pollerd.job.id"] = "\(job.id)"
+            if let failure { log.warning("tick failed", metadata: ["pollerd.status": "\(plan.status)", "pollerd.error": "\(failure.message)"]) }
+            if plan.breakerOpen { log.warning("circuit breaker open", metadata: ["pollerd.consecutive_errors": "\(plan.consecutiveErrors)"]) }
         }
-        if let failure {
-            log.warning("tick failed", metadata: ["pollerd.status": "\(plan.status)", "pollerd.error": "\(failure.message)"])
+        let commit = TickCommit(lease: lease, startedAtMs: start, durationMs: end - start, status: plan.status, error: plan.error,
+                                newCursor: ack?.nextCursor, itemsSeen: ack?.itemsSeen ?? 0, itemsDispatched: ack?.itemsDispatched ?? 0,
+                                consecutiveErrors: plan.consecutiveErrors, nextRunAtMs: plan.nextRunAtMs, pause: plan.pause,
+                                pausedReason: plan.pausedReason, done: plan.done, scheduleFingerprint: job.schedule.fingerprint,
+                                outbox: Self.outbox(job: job, items: ack?.items ?? [], foundAtMs: end, settings: settings))
+        let report = TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: false), ack: ack, error: failure, plan: plan,
+                                startedAtMs: start, durationMs: end - start, latenessMs: tickStart - due.dueMs, dueMs: due.dueMs)
+        return Ran(report: report, commit: commit)
+    }
+
+    /// The report once the store answered the commit (true: committed; false: fenced off).
+    func committed(_ report: TickReport, _ commit: TickCommit, _ result: Result<Bool, any Error>) -> TickReport {
+        var report = report
+        switch result {
+        case .success(true):
+            report.disposition = .ran(committed: true)
+            if !commit.outbox.entries.isEmpty { outboxBell.ring() }
+        case .success(false):
+            logger.warning("tick result discarded: lease lost to another holder",
+                           metadata: ["pollerd.job.id": "\(commit.lease.jobID)", "pollerd.lease.token": "\(commit.lease.token)"])
+        case .failure(let error):
+            logger.error("tick commit failed", metadata: ["pollerd.job.id": "\(commit.lease.jobID)", "pollerd.error": "\(error)"])
         }
-        if plan.breakerOpen {
-            log.warning("circuit breaker open", metadata: ["pollerd.consecutive_errors": "\(plan.consecutiveErrors)"])
-        }
-        return TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: committed), ack: ack, error: failure, plan: plan,
-                          startedAtMs: start, durationMs: end - start, latenessMs: tickStart - due.dueMs)
+        return report
     }
 
     /// The tick's items as outbox entries for the job's sinks (none when the job has no sinks).

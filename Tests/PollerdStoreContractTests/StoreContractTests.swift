@@ -84,6 +84,48 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         #expect(try await store.renewLease(a, ttlMs: 10_000, nowMs: 11_000) == false)
     }
 
+    /// One call claims a batch of due jobs, answering each as a lone claim would; one call
+    /// commits a batch of ticks, fencing each on its own.
+    @Test(arguments: StoreFactory.all)
+    func batchClaimsAndCommitsAnswerEachJobAsAloneWould(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        let pausedJob = JobRegistration(jobID: "paused", kind: "noop", agent: "d", pausedOnBoot: true)
+        _ = try await store.register(regs(["free", "held", "later", "full", "fenced"]) + [pausedJob], nowMs: 0)
+        // Set the stage: "held" is leased by B, "later" is planned at 50 s, "full" has a backlog.
+        _ = try grant(try await store.acquireLease(jobID: "held", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
+        let l = try grant(try await store.acquireLease(jobID: "later", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
+        #expect(try await store.commit(commit(l, cursor: "c", next: 50_000), nowMs: 1))
+        let full = try grant(try await store.acquireLease(jobID: "full", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
+        #expect(try await store.commit(TickCommit(lease: full, startedAtMs: 1, durationMs: 1, status: "ok", error: nil, newCursor: Data("f".utf8),
+                                                  itemsSeen: 1, itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false,
+                                                  pausedReason: nil, done: false, scheduleFingerprint: "s",
+                                                  outbox: OutboxBatch(sinks: ["s"], entries: [ItemEnvelope.make(jobID: "full", kind: "noop", agent: "d", foundAtMs: 1, item: .object(["id": .string("x")]))],
+                                                                      dedupWindow: 10, foundAtMs: 1)), nowMs: 1))
+        let answers = try await store.acquireLeases([
+            LeaseRequest(jobID: "free", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+            LeaseRequest(jobID: "held", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+            LeaseRequest(jobID: "later", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+            LeaseRequest(jobID: "paused", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+            LeaseRequest(jobID: "full", ttlMs: 30_000, slotMs: 10_000, maxBacklog: 1),
+            LeaseRequest(jobID: "fenced", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+        ], holder: "A", nowMs: 10_000)
+        #expect(answers.count == 6)
+        let free = try grant(answers[0])
+        #expect(free.untilMs == 40_000 && free.holder == "A")
+        #expect(answers[1] == .held(by: "B", untilMs: 60_000))
+        #expect(answers[2] == .notDue(untilMs: 50_000))
+        #expect(answers[3] == .paused(reason: "paused_on_boot"))
+        #expect(answers[4] == .backlogged(pending: 1, limit: 1))
+        let fenced = try grant(answers[5])
+        #expect(try await store.reset(jobID: "fenced", nowMs: 10_001))
+        let results = try await store.commit([commit(free, cursor: "one"), commit(fenced, cursor: "two")], nowMs: 10_002)
+        #expect(results == [true, false])
+        #expect(try await store.state(jobID: "free")?.cursor == Data("one".utf8))
+        #expect(try await store.state(jobID: "fenced")?.cursor == nil)
+        #expect(try await store.acquireLeases([], holder: "A", nowMs: 0).isEmpty)
+        #expect(try await store.commit([], nowMs: 0).isEmpty)
+    }
+
     /// A daemon stopped (SIGSTOP) while it held a lease, resumed after another daemon took the
     /// job and committed: nothing it does changes the job.
     @Test(arguments: StoreFactory.all)
