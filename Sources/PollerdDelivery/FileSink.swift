@@ -42,13 +42,23 @@ public final class FileSink: Sink {
 
     /// Writes the whole payload and fsyncs; on any failure the descriptor is dropped so the next
     /// attempt reopens the file (after a failed fsync the kernel may have discarded the pages).
+    /// A write that fails part-way (a full disk) is cut back to where it started, so the file
+    /// never keeps a torn line.
     private func appendDurably(_ payload: [UInt8]) throws {
         try state.withLock { s in
             do {
-                // A file moved away (log rotation) or deleted is reopened at its path.
+                // A file moved away (log rotation), deleted, or replaced (by a symlink, say) is
+                // opened again at its path, with the same checks as the first time.
                 if s.fd >= 0, !stillAtPath(s.fd) { close(s.fd); s.fd = -1 }
                 if s.fd < 0 { s.fd = try open() }
-                try writeAll(s.fd, payload)
+                var st = stat()
+                let before = fstat(s.fd, &st) == 0 ? st.st_size : -1
+                do {
+                    try writeAll(s.fd, payload)
+                } catch {
+                    if before >= 0 { _ = ftruncate(s.fd, before) }
+                    throw error
+                }
                 guard fsync(s.fd) == 0 else { throw failure("fsync") }
             } catch {
                 if s.fd >= 0 { close(s.fd); s.fd = -1 }
@@ -57,10 +67,11 @@ public final class FileSink: Sink {
         }
     }
 
-    /// True while `path` names the file the descriptor is open on.
+    /// True while `path` itself (not what a symlink there points to) is the file the descriptor
+    /// is open on.
     private func stillAtPath(_ fd: Int32) -> Bool {
         var open = stat(), named = stat()
-        guard fstat(fd, &open) == 0, stat(path, &named) == 0 else { return false }
+        guard fstat(fd, &open) == 0, lstat(path, &named) == 0 else { return false }
         return open.st_dev == named.st_dev && open.st_ino == named.st_ino
     }
 
@@ -71,19 +82,29 @@ public final class FileSink: Sink {
                 throw SinkFailure(retryable: true, "file \(path): cannot create the directory: \(error)")
             }
         }
-        let existed = FileManager.default.fileExists(atPath: path)
-        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw failure("open") }
-        // A line torn by a power loss would glue onto the next one: end it first.
+        var seen = stat()
+        let existed = lstat(path, &seen) == 0
+        // O_NOFOLLOW: a symlink at the path is refused, never followed to another file;
+        // O_NONBLOCK: a FIFO there cannot hang the open.
+        let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o644)
+        guard fd >= 0 else {
+            if errno == ELOOP {
+                throw SinkFailure(retryable: true, "file \(path): is a symbolic link; the file sink writes only to a regular file it opens itself")
+            }
+            throw failure("open")
+        }
         var st = stat()
-        if fstat(fd, &st) == 0, st.st_size > 0 {
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw SinkFailure(retryable: true, "file \(path): is not a regular file (a directory, FIFO, socket or device); give the file sink a path to a regular file")
+        }
+        // Back to blocking writes for a regular file (O_NONBLOCK only guarded the open).
+        _ = fcntl(fd, F_SETFL, O_APPEND)
+        // A line torn by a power loss would glue onto the next one: end it first.
+        if st.st_size > 0 {
             var last: UInt8 = 0
-            let rfd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-            if rfd >= 0 {
-                if pread(rfd, &last, 1, off_t(st.st_size - 1)) == 1, last != 0x0A {
-                    do { try writeAll(fd, [0x0A]) } catch { close(rfd); close(fd); throw error }
-                }
-                close(rfd)
+            if pread(fd, &last, 1, off_t(st.st_size - 1)) == 1, last != 0x0A {
+                do { try writeAll(fd, [0x0A]) } catch { close(fd); throw error }
             }
         }
         if !existed {

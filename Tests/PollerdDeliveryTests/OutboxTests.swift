@@ -5,6 +5,9 @@ import PollerdCore
 import PollerdSQLite
 import PollerdTestKit
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct OutboxTests {
     @Test func aTicksItemsAndCursorCommitTogetherAndReachTheFileSink() async throws {
@@ -192,6 +195,51 @@ import Testing
         let batch = try await f.store.laneItems(lanes[0], limit: 256)
         // 8 MiB: the first three 3 MiB envelopes start below it, the fourth does not.
         #expect(batch.map(\.key) == ["j:b0", "j:b1", "j:b2"])
+    }
+
+    /// A symlink swapped in at the sink's path (to another file) is refused, not followed: the
+    /// other file gets nothing, the items wait in the outbox, and they go to the path once it is
+    /// a regular file again.
+    @Test func aSymlinkSwappedInAtTheSinksPathIsNotFollowed() async throws {
+        let f = try Fixture()
+        try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
+        let path = f.dir.appendingPathComponent("items.jsonl").path
+        let victim = f.dir.appendingPathComponent("victim.txt").path
+        try Data("precious\n".utf8).write(to: URL(fileURLWithPath: victim))
+        let job = f.job([SinkSpec(.file(path: path))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<1))
+        #expect(try await f.deliverer.pass().map(\.delivered) == [1])
+        // The attacker replaces the sink file with a symlink to another file.
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: victim)
+        await f.tick(job, items: numbered(1..<2))
+        let r = try await f.deliverer.pass()
+        #expect(r.map(\.retried) == [true])
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n")
+        let lane = try #require(try await f.lane("j", "file:\(path)"))
+        #expect(lane.pending == 1 && lane.lastError?.contains("is a symbolic link") == true, "\(String(describing: lane.lastError))")
+        // The operator puts a regular file back: the waiting item is delivered there.
+        try FileManager.default.removeItem(atPath: path)
+        f.clock.advance(byMs: 60_000)
+        #expect(try await f.deliverer.pass().map(\.delivered) == [1])
+        #expect(try jsonLines(path).compactMap { $0["id"]?.stringValue } == ["j:n1"])
+    }
+
+    @Test(arguments: ["directory", "fifo"])
+    func aPathThatIsNotARegularFileIsRefusedWithAClearError(_ what: String) async throws {
+        let f = try Fixture()
+        try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
+        let path = f.dir.appendingPathComponent("odd").path
+        if what == "directory" { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } else { #expect(mkfifo(path, 0o600) == 0) }
+        let job = f.job([SinkSpec(.file(path: path))])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<1))
+        #expect(try await f.deliverer.pass().map(\.retried) == [true])
+        let lane = try #require(try await f.lane("j", "file:\(path)"))
+        let error = lane.lastError ?? ""
+        #expect(lane.pending == 1)
+        #expect(error.contains("not a regular file") || error.contains("Is a directory"), "\(error)")
     }
 
     @Test func aTornLastLineIsEndedBeforeAppending() async throws {
