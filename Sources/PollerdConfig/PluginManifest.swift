@@ -60,7 +60,16 @@ public enum PluginManifestLoader {
                     let r = load(path: path)
                     d.errors += r.errors
                     d.warnings += r.warnings
-                    if let m = r.manifest { d.manifests.append(m) }
+                    if let m = r.manifest {
+                        // Two plugins with one id: the second is left out, located, naming the first.
+                        if let first = d.manifests.first(where: { $0.id == m.id }) {
+                            let v = ManifestValidator(text: (try? String(contentsOfFile: path, encoding: .utf8)) ?? "", path: path)
+                            d.errors.append(ConfigError(file: path, line: v.line(of: "id", in: "plugin"), column: 1,
+                                                        message: "[plugin] id: '\(m.id)' is already the id of the plugin in \(first.path); this one is left out"))
+                        } else {
+                            d.manifests.append(m)
+                        }
+                    }
                     break
                 }
             }
@@ -68,14 +77,45 @@ public enum PluginManifestLoader {
         return d
     }
 
-    /// Loads one manifest file (its directory is made absolute: plugins run from there).
+    /// The largest manifest read (a manifest is a few hundred bytes; this bounds what a hostile
+    /// one can make the daemon keep).
+    public static let maxManifestBytes = 256 << 10
+
+    /// Loads one manifest file (its directory is made absolute: plugins run from there), and
+    /// checks that its command can be started.
     public static func load(path rawPath: String) -> (manifest: PluginManifest?, errors: [ConfigError], warnings: [ConfigError]) {
         let path = rawPath.hasPrefix("/") ? rawPath
             : ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(rawPath) as NSString).standardizingPath
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxManifestBytes {
+            return (nil, [ConfigError(file: path, line: 0, column: 0, message: "the manifest is \(size) bytes, over the \(maxManifestBytes)-byte limit")], [])
+        }
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             return (nil, [ConfigError(file: path, line: 0, column: 0, message: "cannot read the manifest")], [])
         }
-        return parse(text, path: path)
+        var r = parse(text, path: path)
+        if let m = r.manifest, let command = m.command, let problem = commandProblem(command, environment: ProcessInfo.processInfo.environment) {
+            let v = ManifestValidator(text: text, path: path)
+            r.errors.append(ConfigError(file: path, line: v.line(of: "command", in: "plugin.entrypoint"), column: 1,
+                                        message: "[plugin.entrypoint] command: \(problem); plugin '\(m.id)' is left out"))
+            r.manifest = nil
+        }
+        return r
+    }
+
+    /// Why `command` cannot be started, or nil: a path must name an executable regular file; a
+    /// bare name must be found as one on `PATH`.
+    static func commandProblem(_ command: String, environment: [String: String]) -> String? {
+        func check(_ path: String) -> String? {
+            var st = stat()
+            guard stat(path, &st) == 0 else { return "'\(path)' does not exist" }
+            guard (st.st_mode & S_IFMT) == S_IFREG else { return "'\(path)' is not a regular file" }
+            guard access(path, X_OK) == 0 else { return "'\(path)' is not executable (mode \(String(st.st_mode & 0o777, radix: 8)))" }
+            return nil
+        }
+        if command.contains("/") { return check(command) }
+        let dirs = (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init)
+        for dir in dirs where check((dir as NSString).appendingPathComponent(command)) == nil { return nil }
+        return "'\(command)' is not found as an executable on PATH (\(dirs.joined(separator: ":")))"
     }
 
     /// Validates manifest text.
@@ -169,7 +209,8 @@ struct ManifestValidator {
             fail("plugin", "version", "'\(version)' is not a semantic version (MAJOR.MINOR.PATCH)")
         }
         let name = str(plugin, "plugin", "name", required: true) ?? ""
-        let desc = str(plugin, "plugin", "description", required: true) ?? ""
+        var desc = str(plugin, "plugin", "description", required: true) ?? ""
+        if desc.utf8.count > 4096 { fail("plugin", "description", "is \(desc.utf8.count) bytes; at most 4096"); desc = "" }
 
         var command: String?
         var args: [String] = []
@@ -181,6 +222,7 @@ struct ManifestValidator {
             command = str(ep, t, "command", required: false)
             if command?.isEmpty == true { command = nil }
             args = strList(ep, t, "args") ?? []
+            if args.count > 256 { fail(t, "args", "has \(args.count) entries; at most 256") ; args = [] }
             inherit = strList(ep, t, "inherit_env") ?? []
             if let e = table(ep, t, "env") {
                 for k in e.keys {
