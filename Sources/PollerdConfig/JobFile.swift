@@ -28,21 +28,23 @@ public struct JobFile: Sendable {
 
     /// Loads and validates a job file. Never throws: every problem is located in `errors`.
     public static func load(path: String, registry: PollerRegistry, environment: [String: String] = ProcessInfo.processInfo.environment, nowMs: Int64) -> JobFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            return JobFile(path: path, settings: GlobalSettings(), jobs: [], errors: [ConfigError(file: path, line: 0, column: 0, message: "cannot read the job file")], warnings: [], isFatal: true)
+        switch SourceText.read(path: path, what: "job file", maxBytes: maxBytes) {
+        case .failure(let e):
+            return JobFile(path: path, settings: GlobalSettings(), jobs: [], errors: [e], warnings: [], isFatal: true)
+        case .success(let text):
+            return parse(text, path: path, registry: registry, environment: environment, nowMs: nowMs)
         }
-        guard let text = String(data: data, encoding: .utf8) else {
-            return JobFile(path: path, settings: GlobalSettings(), jobs: [], errors: [ConfigError(file: path, line: 0, column: 0, message: "the job file is not UTF-8")], warnings: [], isFatal: true)
-        }
-        return parse(text, path: path, registry: registry, environment: environment, nowMs: nowMs)
     }
+
+    /// The largest job file read (about 200,000 jobs of the usual size).
+    public static let maxBytes = 32 << 20
 
     /// What the settings add to the kinds (plugins from `plugin_dirs`), with their problems.
     public typealias KindProvider = @Sendable (GlobalSettings, _ jobFileDirectory: String) -> (registry: PollerRegistry, errors: [ConfigError], warnings: [ConfigError])
 
     /// Loads a job file whose kinds depend on its settings (plugin directories).
     public static func load(path: String, kinds: @escaping KindProvider, environment: [String: String] = ProcessInfo.processInfo.environment, nowMs: Int64) -> JobFile {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard case .success(let text) = SourceText.read(path: path, what: "job file", maxBytes: maxBytes) else {
             return load(path: path, registry: PollerRegistry(), environment: environment, nowMs: nowMs)
         }
         return parse(text, path: path, registry: PollerRegistry(), kinds: kinds, environment: environment, nowMs: nowMs)

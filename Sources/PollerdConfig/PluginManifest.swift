@@ -86,11 +86,10 @@ public enum PluginManifestLoader {
     public static func load(path rawPath: String) -> (manifest: PluginManifest?, errors: [ConfigError], warnings: [ConfigError]) {
         let path = rawPath.hasPrefix("/") ? rawPath
             : ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(rawPath) as NSString).standardizingPath
-        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxManifestBytes {
-            return (nil, [ConfigError(file: path, line: 0, column: 0, message: "the manifest is \(size) bytes, over the \(maxManifestBytes)-byte limit")], [])
-        }
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            return (nil, [ConfigError(file: path, line: 0, column: 0, message: "cannot read the manifest")], [])
+        let text: String
+        switch SourceText.read(path: path, what: "manifest", maxBytes: maxManifestBytes) {
+        case .failure(let e): return (nil, [e], [])
+        case .success(let t): text = t
         }
         var r = parse(text, path: path)
         if let m = r.manifest, let command = m.command, let problem = commandProblem(command, environment: ProcessInfo.processInfo.environment) {
