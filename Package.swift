@@ -87,6 +87,8 @@ let package = Package(
             dependencies: [
                 "PollerdCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -135,6 +137,17 @@ let package = Package(
         .testTarget(
             name: "PollerdCoreTests",
             dependencies: ["PollerdCore", "PollerdTestKit"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "PollerdAdminTests",
+            dependencies: [
+                "PollerdAdmin",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(
