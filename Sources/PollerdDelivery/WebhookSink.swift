@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 public import PollerdCore
 
 /// POSTs each envelope as JSON, in order, and stops at the first item not acknowledged.
@@ -19,6 +20,9 @@ public final class WebhookSink: Sink {
     static let maxRetryAfterMs: Int64 = 3_600_000
     /// Bytes of a response body kept for the error message.
     static let errorBodyLimit = 512
+    /// Bytes of a 2xx body read before the connection is dropped: an ack is its status, and a
+    /// receiver that answers with a huge (or endless) body costs no more than this.
+    static let ackBodyLimit = 16 << 10
 
     public init(target: WebhookTarget, client: HTTPClient, batchBudget: Duration = .seconds(30)) {
         self.target = target
@@ -57,26 +61,56 @@ public final class WebhookSink: Sink {
         }
         req.body = .bytes(ByteBuffer(bytes: body))
         let host = URLComponents(string: target.url)?.host ?? target.url
-        do {
-            let resp = try await client.execute(req, timeout: .seconds(target.timeoutSecs))
-            let status = Int(resp.status.code)
-            // Read a little of the body for the message; drain the rest so the connection can be reused.
-            var snippet = ""
-            if !(200..<300).contains(status) {
-                var kept = [UInt8]()
-                for try await chunk in resp.body {
-                    if kept.count < Self.errorBodyLimit { kept += chunk.readableBytesView.prefix(Self.errorBodyLimit - kept.count) }
+        let timeout = target.timeoutSecs
+        let client = self.client
+        let request = req
+        // The status, once the head is in: a 2xx is an ack whatever its body then does.
+        let statusSeen = StatusSeen()
+        // `timeout_secs` bounds the whole exchange, body included: the request runs in a child
+        // task that the deadline cancels (AsyncHTTPClient's own deadline covers the head only).
+        let outcome: Result<SinkFailure?, any Error>? = await withTaskGroup(of: Result<SinkFailure?, any Error>?.self) { group in
+            group.addTask {
+                do {
+                    let resp = try await client.execute(request, timeout: .seconds(timeout))
+                    let status = Int(resp.status.code)
+                    statusSeen.value.withLock { $0 = status }
+                    let ok = (200..<300).contains(status)
+                    // Read at most a little of the body, then stop: leaving the rest unread makes
+                    // the client drop the connection instead of downloading it.
+                    let limit = ok ? Self.ackBodyLimit : Self.errorBodyLimit
+                    var kept = [UInt8]()
+                    for try await chunk in resp.body {
+                        kept += chunk.readableBytesView.prefix(limit - kept.count)
+                        if kept.count >= limit { break }
+                    }
+                    // The receiver's words go into logs and the CLI: one line, no control characters.
+                    let snippet = ok ? "" : String(String(decoding: kept, as: UTF8.self).unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
+                        .trimmingCharacters(in: .whitespaces)
+                    return .success(Self.classify(status: status, retryAfter: resp.headers.first(name: "Retry-After"), host: host, body: snippet,
+                                                  nowMs: Int64(Date().timeIntervalSince1970 * 1000)))
+                } catch {
+                    if let status = statusSeen.value.withLock({ $0 }), (200..<300).contains(status) { return .success(nil) }
+                    return .failure(error)
                 }
-                // The receiver's words go into logs and the CLI: one line, no control characters.
-                snippet = String(String(decoding: kept, as: UTF8.self).unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
-                    .trimmingCharacters(in: .whitespaces)
-            } else {
-                for try await _ in resp.body {}
             }
-            return Self.classify(status: status, retryAfter: resp.headers.first(name: "Retry-After"), host: host, body: snippet, nowMs: Int64(Date().timeIntervalSince1970 * 1000))
-        } catch let e as HTTPClientError where e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout {
-            return SinkFailure(retryable: true, "webhook \(host): timed out after \(target.timeoutSecs)s")
-        } catch {
+            group.addTask {
+                try? await Task.sleep(for: .seconds(timeout))
+                return nil   // the deadline: whatever is still running is cancelled below
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        switch outcome {
+        case .success(let failure)?:
+            return failure
+        case nil:
+            // The deadline: an answered 2xx whose body never ended is still an ack.
+            if let status = statusSeen.value.withLock({ $0 }), (200..<300).contains(status) { return nil }
+            return SinkFailure(retryable: true, "webhook \(host): timed out after \(timeout)s")
+        case .failure(let e as HTTPClientError)? where e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout:
+            return SinkFailure(retryable: true, "webhook \(host): timed out after \(timeout)s")
+        case .failure(let error)?:
             return SinkFailure(retryable: true, "webhook \(host): \(error)")
         }
     }
@@ -106,4 +140,9 @@ public final class WebhookSink: Sink {
         guard let d = f.date(from: v) else { return nil }
         return max(0, Int64(d.timeIntervalSince1970 * 1000) - nowMs)
     }
+}
+
+/// The status of a response whose head arrived, shared between the request and its deadline.
+private final class StatusSeen: Sendable {
+    let value = Mutex<Int?>(nil)
 }

@@ -13,6 +13,10 @@ final class TestHTTPServer: Sendable {
         var body: String = ""
         /// Not answered until the test calls `releaseHeld()` (to trip a client timeout).
         var hold = false
+        /// The head and a first chunk go out, then the body stalls until `releaseHeld()`.
+        var stallBody = false
+        /// The body streams 64 KiB chunks until the client goes away (a "1 GiB" answer).
+        var endlessBody = false
     }
 
     struct Received: Sendable {
@@ -28,6 +32,7 @@ final class TestHTTPServer: Sendable {
         var received: [Received] = []
         var held: [CheckedContinuation<Void, Never>] = []
         var released = false
+        var endlessChunks = 0
     }
     private let state = Mutex(State())
     let port: Int
@@ -40,6 +45,11 @@ final class TestHTTPServer: Sendable {
     func script(_ replies: [Reply]) { state.withLock { $0.script += replies } }
 
     var received: [Received] { state.withLock { $0.received } }
+
+    /// 64 KiB chunks an endless body got written before its client went away.
+    var endlessChunks: Int { state.withLock { $0.endlessChunks } }
+
+    fileprivate func wroteEndlessChunk() { state.withLock { $0.endlessChunks += 1 } }
 
     /// Lets held replies go (and every later one).
     func releaseHeld() {
@@ -80,6 +90,23 @@ final class TestHTTPServer: Sendable {
             if r.hold { await server.waitForRelease() }
             var fields = HTTPFields()
             if let after = r.retryAfter { fields[.retryAfter] = after }
+            if r.stallBody {
+                return Response(status: .init(code: r.status), headers: fields, body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: "{\"ok\":"))
+                    await server.waitForRelease()
+                    try await writer.finish(nil)
+                })
+            }
+            if r.endlessBody {
+                return Response(status: .init(code: r.status), headers: fields, body: ResponseBody { writer in
+                    let chunk = ByteBuffer(repeating: UInt8(ascii: "a"), count: 64 << 10)
+                    for _ in 0..<16_384 {   // 1 GiB, unless the client leaves first
+                        try await writer.write(chunk)
+                        server.wroteEndlessChunk()
+                    }
+                    try await writer.finish(nil)
+                })
+            }
             return Response(status: .init(code: r.status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: r.body)))
         }
         var logger = Logger(label: "test-http")

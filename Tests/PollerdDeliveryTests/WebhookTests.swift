@@ -125,6 +125,40 @@ import Testing
         }
     }
 
+    /// A receiver that answers 200 and then never ends its body: the item is acked on its status
+    /// and the lane moves on, within `timeout_secs`.
+    @Test(.timeLimit(.minutes(1))) func a2xxWhoseBodyNeverEndsIsAckedWithinTheTimeout() async throws {
+        try await TestHTTPServer.with { server in
+            let f = try Fixture()
+            let sink = hook(server, timeout: 1)
+            let job = f.job([sink])
+            try await f.register([job])
+            server.script([.init(status: 200, stallBody: true)])
+            await f.tick(job, items: numbered(0..<2))
+            let r = try await f.deliverer.pass()
+            server.releaseHeld()
+            #expect(r.map(\.delivered) == [2])
+            #expect(server.received.count == 2)
+            #expect(try await f.backlog() == 0)
+        }
+    }
+
+    /// A 2xx with a huge body is acked after reading a few KiB; the body is not downloaded.
+    @Test(.timeLimit(.minutes(1))) func a2xxWithAHugeBodyIsNotDownloaded() async throws {
+        try await TestHTTPServer.with { server in
+            let f = try Fixture()
+            let sink = hook(server, timeout: 30)
+            let job = f.job([sink])
+            try await f.register([job])
+            server.script([.init(status: 200, endlessBody: true)])
+            await f.tick(job, items: numbered(0..<1))
+            #expect(try await f.deliverer.pass().map(\.delivered) == [1])
+            // The client left after a few KiB: the server got to write a small part of its 1 GiB
+            // (what the socket buffers took), not all 16,384 chunks.
+            #expect(server.endlessChunks < 1000, "\(server.endlessChunks) chunks written")
+        }
+    }
+
     @Test func aTimeoutRetries() async throws {
         try await TestHTTPServer.with { server in
             let f = try Fixture()
