@@ -180,7 +180,7 @@ public final class Deliverer: Service, Sendable {
                 let attempts = (n > 0 ? 0 : lane.attempts) + 1
                 if Task.isCancelled {
                     settlement.failure = .park(untilMs: now, reason: "delivery interrupted by shutdown: \(f.message)")
-                } else if !f.retryable || attempts >= tuning.maxAttempts {
+                } else if !f.retryable || (attempts >= tuning.maxAttempts && !f.receiverFault) {
                     let why = f.retryable ? "\(f.message) (gave up after \(attempts) attempts)" : f.message
                     settlement.failure = .deadLetter(error: why)
                     report.deadLettered = true

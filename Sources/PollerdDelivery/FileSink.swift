@@ -129,7 +129,10 @@ public final class FileSink: Sink {
 
     private func failure(_ op: String) -> SinkFailure {
         let e = errno
-        return SinkFailure(retryable: true, "file \(path): \(op) failed: \(String(cString: strerror(e)))")
+        // A full disk, a quota or an I/O error is the file system's fault, not the item's: it
+        // must never send items to the dead-letter table.
+        let storage = [ENOSPC, EDQUOT, EIO, EROFS].contains(e)
+        return SinkFailure(retryable: true, receiverFault: storage, "file \(path): \(op) failed: \(String(cString: strerror(e)))")
     }
 }
 

@@ -8,9 +8,12 @@ public struct SinkFailure: Error, Sendable, Equatable, CustomStringConvertible {
     /// The delay the receiver asked for (`Retry-After`), if any.
     public var retryAfterMs: Int64?
     public var message: String
+    /// The receiver itself is unwell, not the item (a full disk, an I/O error): retried with
+    /// backoff for as long as it takes, never dead-lettered after `max_attempts`.
+    public var receiverFault: Bool
 
-    public init(retryable: Bool, retryAfterMs: Int64? = nil, _ message: String) {
-        self.retryable = retryable; self.retryAfterMs = retryAfterMs; self.message = message
+    public init(retryable: Bool, retryAfterMs: Int64? = nil, receiverFault: Bool = false, _ message: String) {
+        self.retryable = retryable; self.retryAfterMs = retryAfterMs; self.receiverFault = receiverFault; self.message = message
     }
 
     public var description: String { message }
