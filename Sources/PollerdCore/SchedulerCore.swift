@@ -11,6 +11,8 @@ public struct JobRuntime: Sendable {
     public var consecutiveErrors: Int
     public var inFlight: Bool
     public var removed: Bool = false
+    /// The concurrency group its tick in flight counts against.
+    var inFlightGroup: String?
     var generation: UInt64 = 0
     /// Cached: computing it means encoding the config as canonical JSON.
     public internal(set) var definitionFingerprint: String = ""
@@ -46,6 +48,16 @@ public struct SchedulerCore: Sendable {
     private var heap = Heap<Entry>()
     private var seq: UInt64 = 0
     public private(set) var inFlightCount = 0
+    /// Concurrency groups by kind, with their bounds (plugins' `max_concurrent_ticks`).
+    public private(set) var limits: [String: ConcurrencyLimit] = [:]
+    /// Ticks in flight per group.
+    public private(set) var inFlightByGroup: [String: Int] = [:]
+    /// Due jobs of a full group, oldest first: they go back on the heap one by one as the
+    /// group's ticks end, so they hold no global slot while they wait.
+    private var parked: [String: [Entry]] = [:]
+
+    /// Due jobs waiting for their group to have room.
+    public var parkedCount: Int { parked.values.reduce(0) { $0 + $1.count } }
 
     public init(settings: GlobalSettings) {
         self.settings = settings
@@ -140,7 +152,22 @@ public struct SchedulerCore: Sendable {
         }
     }
 
-    /// Hands out due jobs, up to the free concurrency slots, and marks them in flight.
+    /// Sets the concurrency groups of the kinds (at boot and on reload). Jobs parked for a
+    /// group that is gone or grew go back on the heap.
+    public mutating func setLimits(_ byKind: [String: ConcurrencyLimit]) {
+        limits = byKind
+        for (group, entries) in parked {
+            let bound = byKind.values.first { $0.group == group }?.limit
+            let room = bound.map { max(0, $0 - (inFlightByGroup[group] ?? 0)) } ?? entries.count
+            let back = entries.prefix(room)
+            for e in back { heap.insert(e) }
+            parked[group] = Array(entries.dropFirst(back.count))
+            if parked[group]?.isEmpty == true { parked[group] = nil }
+        }
+    }
+
+    /// Hands out due jobs, up to the free concurrency slots, and marks them in flight. A due
+    /// job whose group is full is parked (it takes no slot) until one of the group's ticks ends.
     public mutating func takeDue(nowMs: Int64, limit: Int = .max) -> [DueTick] {
         var out: [DueTick] = []
         let cap = max(1, settings.maxConcurrentTicks)
@@ -149,13 +176,35 @@ public struct SchedulerCore: Sendable {
             guard let top = heap.min, top.due <= nowMs else { break }
             _ = heap.popMin()
             guard var rt = jobs[top.jobID] else { continue }
+            var group: String?
+            if let l = limits[rt.spec.kind] {
+                if (inFlightByGroup[l.group] ?? 0) >= max(1, l.limit) {
+                    parked[l.group, default: []].append(top)
+                    continue
+                }
+                group = l.group
+                inFlightByGroup[l.group, default: 0] += 1
+            }
             rt.inFlight = true
+            rt.inFlightGroup = group
             rt.nextDueMs = nil
             jobs[top.jobID] = rt
             inFlightCount += 1
             out.append(DueTick(jobID: top.jobID, dueMs: top.due, spec: rt.spec, offsetMs: rt.offsetMs))
         }
         return out
+    }
+
+    /// A tick of the job's group ended: its oldest parked job may go.
+    private mutating func leaveGroup(_ rt: inout JobRuntime) {
+        guard let g = rt.inFlightGroup else { return }
+        rt.inFlightGroup = nil
+        inFlightByGroup[g, default: 1] -= 1
+        if inFlightByGroup[g] == 0 { inFlightByGroup[g] = nil }
+        if var waiting = parked[g], !waiting.isEmpty {
+            heap.insert(waiting.removeFirst())
+            parked[g] = waiting.isEmpty ? nil : waiting
+        }
     }
 
     /// True when a job is due but waits for a free slot.
@@ -168,6 +217,7 @@ public struct SchedulerCore: Sendable {
     public mutating func finish(_ jobID: String, plan: TickPlan) -> ScheduleRecord? {
         guard var rt = jobs[jobID] else { return nil }
         if rt.inFlight { inFlightCount -= 1 }
+        leaveGroup(&rt)
         rt.inFlight = false
         rt.consecutiveErrors = plan.consecutiveErrors
         if plan.pause { rt.paused = true; rt.pausedReason = plan.pausedReason }
@@ -182,6 +232,7 @@ public struct SchedulerCore: Sendable {
     public mutating func skipped(_ jobID: String, because acq: LeaseAcquisition, nowMs: Int64) -> ScheduleRecord? {
         guard var rt = jobs[jobID] else { return nil }
         if rt.inFlight { inFlightCount -= 1 }
+        leaveGroup(&rt)
         rt.inFlight = false
         var planned: Int64?
         switch acq {

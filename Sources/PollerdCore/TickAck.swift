@@ -68,11 +68,24 @@ public protocol Poller: Sendable {
     /// plugin's reader thread, so a tick resumes where its reply was read. nil: the global
     /// concurrent executor.
     var preferredExecutor: (any TaskExecutor)? { get }
+    /// A bound on this kind's ticks in flight, shared by the kinds with the same group (a
+    /// plugin's `max_concurrent_ticks`, shared by its kinds). The scheduler starts a tick of a
+    /// full group only when one of the group's ticks ends, so waiting ticks hold no global slot
+    /// and their timeout starts when they start. nil: no bound but the global one.
+    var concurrencyLimit: ConcurrencyLimit? { get }
 }
 
 extension Poller {
     public var timeoutCapSecs: Int64? { nil }
     public var preferredExecutor: (any TaskExecutor)? { nil }
+    public var concurrencyLimit: ConcurrencyLimit? { nil }
+}
+
+/// At most `limit` ticks in flight for the kinds of one group.
+public struct ConcurrencyLimit: Sendable, Hashable {
+    public var group: String
+    public var limit: Int
+    public init(group: String, limit: Int) { self.group = group; self.limit = limit }
 }
 
 /// A problem in a job's `config`, with the path of keys that leads to it.

@@ -135,8 +135,10 @@ public final class Runner: Service, Sendable {
         // Plan from the end of the store work, not from the start of boot: with 100k jobs the
         // registration takes seconds, and planning from before it would start a third late.
         let planNow = clock.nowMs
+        let limits = kindLimits()
         let records: [ScheduleRecord] = state.withLock { s in
             s.controlCursor = cursor
+            s.core.setLimits(limits)
             return jobs.map { s.core.load($0, row: rows[$0.id], nowMs: planNow) }
         }
         try await store.recordSchedules(records, nowMs: planNow)
@@ -251,14 +253,25 @@ public final class Runner: Service, Sendable {
                 let plan = TickPlan(status: "cancelled", error: nil, consecutiveErrors: s.core.jobs[due.jobID]?.consecutiveErrors ?? 0, nextRunAtMs: due.dueMs, pause: false, pausedReason: nil, done: false, breakerOpen: false)
                 _ = s.core.finish(due.jobID, plan: plan)
             }
-            // Wake the loop only when this changes what it waits for.
+            // Wake the loop only when this changes what it waits for: the job's next run, or a
+            // parked job of its group that may go now, is earlier than the loop's wake-up.
             if s.shuttingDown || s.core.hasBacklog(nowMs: now) { return true }
-            guard let next = s.core.jobs[due.jobID]?.nextDueMs else { return false }
+            guard let next = s.core.nextDueMs() else { return false }
             guard let wake = s.loopWakeMs else { return true }
             return next < wake
         }
         onEvent(.tick(report))
         if wakeLoop { bell.ring() }
+    }
+
+    /// The concurrency groups of the kinds the executor runs (plugins' `max_concurrent_ticks`).
+    private func kindLimits() -> [String: ConcurrencyLimit] {
+        let registry = executor.registry
+        var out: [String: ConcurrencyLimit] = [:]
+        for kind in registry.kinds {
+            if let l = registry.poller(for: kind)?.concurrencyLimit { out[kind] = l }
+        }
+        return out
     }
 
     /// Records this daemon's job set (and its liveness) under its id; jobs that no live daemon
@@ -339,9 +352,11 @@ public final class Runner: Service, Sendable {
         let added = plan.add.compactMap { byID[$0] }
         let now = clock.nowMs
         let rows = try await store.register(added.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: $0.pausedOnBoot) }, nowMs: now)
+        let limits = kindLimits()
         let records: [ScheduleRecord] = state.withLock { s in
             var out: [ScheduleRecord] = []
             s.core.updateSettings(settings, nowMs: now)
+            s.core.setLimits(limits)
             for id in plan.remove { s.core.remove(id) }
             for id in plan.replace { if let r = s.core.update(byID[id]!, nowMs: now) { out.append(r) } }
             for job in added { out.append(s.core.load(job, row: rows[job.id], nowMs: now)) }

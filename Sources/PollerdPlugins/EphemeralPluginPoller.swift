@@ -52,6 +52,8 @@ public struct EphemeralPluginPoller: Poller {
     /// Ticks start on a worker thread for blocking exchanges and run their exchange there, in
     /// place: no hand-off to a worker and back per tick.
     public var preferredExecutor: (any TaskExecutor)? { BlockingWorkers.shared }
+    /// The plugin's `max_concurrent_ticks`, shared by its kinds.
+    public var concurrencyLimit: ConcurrencyLimit? { ConcurrencyLimit(group: "plugin:" + spec.pluginID, limit: permits.permits) }
 
     /// Plugins validate their own config; pollerd only requires JSON (which it has).
     public func validate(config: JSONValue) throws(ConfigIssue) {}

@@ -448,6 +448,8 @@ public struct LongLivedPluginPoller: Poller {
 
     public var timeoutCapSecs: Int64? { plugin.spec.tickTimeoutSecs }
     public var preferredExecutor: (any TaskExecutor)? { plugin.executor }
+    /// The plugin's `max_concurrent_ticks`, shared by its kinds.
+    public var concurrencyLimit: ConcurrencyLimit? { ConcurrencyLimit(group: "plugin:" + plugin.spec.pluginID, limit: plugin.permits.permits) }
     public func validate(config: JSONValue) throws(ConfigIssue) {}
     public func tick(_ ctx: TickContext) async throws(PollerError) -> TickAck {
         try await plugin.tick(kind: kind, ctx)

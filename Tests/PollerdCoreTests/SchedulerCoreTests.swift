@@ -115,4 +115,41 @@ import Testing
         let plan = ReloadPlan.between(current: ["a": "1", "b": "2", "d": "4"], next: [("a", "1"), ("b", "9"), ("c", "3")])
         #expect(plan == ReloadPlan(add: ["c"], replace: ["b"], remove: ["d"], keep: ["a"]))
     }
+
+    /// A kind whose group is full does not hold global slots: its due jobs are parked, the
+    /// other kinds run, and the parked ones go one by one as the group's ticks end.
+    @Test func aFullGroupParksItsJobsWithoutTakingGlobalSlots() {
+        var settings = GlobalSettings()
+        settings.maxConcurrentTicks = 8
+        settings.defaultJitterMs = 0
+        var core = SchedulerCore(settings: settings)
+        core.setLimits(["slow": ConcurrencyLimit(group: "plugin:slow", limit: 2)])
+        for i in 0..<200 { core.load(JobSpec(id: "s\(i)", kind: "slow", schedule: Schedule(.every(seconds: 10), jitterMs: 0)), row: nil, nowMs: t0) }
+        core.load(spec("canary"), row: nil, nowMs: t0)
+        let due = core.takeDue(nowMs: t0 + 10_000)
+        #expect(due.filter { $0.spec.kind == "slow" }.count == 2)
+        #expect(due.contains { $0.jobID == "canary" })
+        #expect(core.inFlightCount == 3 && core.parkedCount == 198)
+        // A slow tick ends: exactly one parked job of its group may go, the oldest first.
+        let first = due.first { $0.spec.kind == "slow" }!
+        _ = core.finish(first.jobID, plan: TickPlanner.plan(job: first.spec, outcome: .ok(TickAck()), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 10_001))
+        let next = core.takeDue(nowMs: t0 + 10_001)
+        #expect(next.count == 1 && next[0].spec.kind == "slow")
+        #expect(core.inFlightByGroup["plugin:slow"] == 2 && core.parkedCount == 197)
+        // The canary keeps its schedule while the slow kind is saturated.
+        _ = core.finish("canary", plan: TickPlanner.plan(job: spec("canary"), outcome: .ok(TickAck()), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 10_002))
+        #expect(core.takeDue(nowMs: t0 + 20_000).contains { $0.jobID == "canary" })
+    }
+
+    /// A group's bound raised by a reload lets parked jobs go at once.
+    @Test func raisingAGroupsBoundReleasesParkedJobs() {
+        var settings = GlobalSettings()
+        settings.defaultJitterMs = 0
+        var core = SchedulerCore(settings: settings)
+        core.setLimits(["slow": ConcurrencyLimit(group: "g", limit: 1)])
+        for i in 0..<5 { core.load(JobSpec(id: "s\(i)", kind: "slow", schedule: Schedule(.every(seconds: 10), jitterMs: 0)), row: nil, nowMs: t0) }
+        #expect(core.takeDue(nowMs: t0 + 10_000).count == 1 && core.parkedCount == 4)
+        core.setLimits(["slow": ConcurrencyLimit(group: "g", limit: 3)])
+        #expect(core.takeDue(nowMs: t0 + 10_000).count == 2 && core.parkedCount == 2)
+    }
 }

@@ -16,9 +16,11 @@ func tempDBPath() -> String {
 /// A poller whose ticks a test scripts.
 struct ScriptedPoller: Poller {
     let kind: String
+    let concurrencyLimit: ConcurrencyLimit?
     let body: @Sendable (TickContext) async throws(PollerError) -> TickAck
-    init(kind: String = "scripted", body: @escaping @Sendable (TickContext) async throws(PollerError) -> TickAck) {
+    init(kind: String = "scripted", limit: ConcurrencyLimit? = nil, body: @escaping @Sendable (TickContext) async throws(PollerError) -> TickAck) {
         self.kind = kind
+        self.concurrencyLimit = limit
         self.body = body
     }
     func validate(config: JSONValue) throws(ConfigIssue) {}

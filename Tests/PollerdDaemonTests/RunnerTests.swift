@@ -3,6 +3,7 @@ import PollerdCore
 @testable import PollerdDaemon
 import PollerdSQLite
 import PollerdTestKit
+import Synchronization
 import Testing
 
 @Suite struct RunnerTests {
@@ -272,6 +273,35 @@ import Testing
         try await ta.value
         try await tb.value
     }
-}
 
-import Synchronization
+    /// 50 jobs of a slow plugin kind (2 ticks at a time, each blocked) and a canary `noop` job,
+    /// with 8 global slots: the canary ticks on schedule while the slow ticks wait without
+    /// holding slots. (The original starved every other job.)
+    @Test(.timeLimit(.minutes(1))) func aSlowKindDoesNotStarveTheOthers() async throws {
+        let gate = Gate()
+        var settings = GlobalSettings()
+        settings.maxConcurrentTicks = 8
+        settings.defaultJitterMs = 0
+        let slow = (0..<50).map { every("slow\($0)", 10, kind: "slow") }
+        let h = try Harness(jobs: slow + [every("canary", 10)], settings: settings, pollers: [
+            ScriptedPoller(kind: "slow", limit: ConcurrencyLimit(group: "plugin:slow", limit: 2)) { _ throws(PollerError) in
+                _ = await gate.pass()
+                return TickAck()
+            },
+        ])
+        let task = await h.start()
+        h.clock.advance(toMs: t0 + 10_000)
+        await gate.waitEntered(2)
+        await h.log.wait { $0.contains { if case .tick(let r) = $0 { return r.jobID == "canary" } else { return false } } }
+        // Two slow ticks run, the rest wait parked; the canary's next slot comes and it ticks again.
+        #expect(gate.maxConcurrent == 2)
+        #expect(h.runner.core.parkedCount == 48)
+        h.clock.advance(toMs: t0 + 20_000)
+        await h.log.wait { $0.filter { if case .tick(let r) = $0 { return r.jobID == "canary" } else { return false } }.count >= 2 }
+        gate.open()
+        await h.log.waitForTicks(52)
+        #expect(gate.maxConcurrent == 2)
+        h.runner.beginShutdown()
+        try await task.value
+    }
+}
