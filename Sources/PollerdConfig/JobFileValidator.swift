@@ -66,6 +66,16 @@ struct JobFileValidator {
             _ = fail(nil, "the job file is empty; expected a top-level 'pollers:' mapping")
             return
         }
+        // Aliases share their anchor's node, so a small file can stand for a huge tree
+        // ("billion laughs"). Count the tree as it expands, up to a budget, before anything
+        // walks or converts it: a file without aliases has fewer nodes than bytes.
+        let budget = max(100_000, text.utf8.count)
+        var seen = 0
+        if let at = Self.overBudget(root, budget: budget, seen: &seen) {
+            fatal = true
+            _ = fail(at, "YAML aliases expand the job file past \(budget) nodes (an alias bomb?); write the values out or use fewer aliases")
+            return
+        }
         do {
             let top = try mapping(root, job: nil, what: "the top level")
             try checkKeys(top, allowed: Self.rootKeys, job: nil, context: "top level")
@@ -75,6 +85,24 @@ struct JobFileValidator {
             try readPollers(pollers)
         } catch {
             fatal = true
+        }
+    }
+
+    /// Counts the nodes of `node` as aliases expand them, stopping as soon as `budget` is
+    /// passed; returns the node where it was passed (nil: within the budget).
+    static func overBudget(_ node: Node, budget: Int, seen: inout Int) -> Node? {
+        seen += 1
+        if seen > budget { return node }
+        switch node {
+        case .scalar, .alias: return nil
+        case .mapping(let m):
+            for (k, v) in m {
+                if let at = overBudget(k, budget: budget, seen: &seen) ?? overBudget(v, budget: budget, seen: &seen) { return at }
+            }
+            return nil
+        case .sequence(let s):
+            for v in s { if let at = overBudget(v, budget: budget, seen: &seen) { return at } }
+            return nil
         }
     }
 

@@ -252,4 +252,26 @@ import Testing
         #expect(throws: EnvInterpolation.Failure.self) { try EnvInterpolation.expand("${X", environment: [:]) }
         #expect(throws: EnvInterpolation.Failure.self) { try EnvInterpolation.expand("${A-B}", environment: [:]) }
     }
+
+    /// "Billion laughs": 10 levels of 10 aliases in under 1 KB stand for 10^10 nodes. The file
+    /// is refused, located, before anything walks the tree (the original grew past 4.6 GB).
+    @Test func aYAMLAliasBombIsRefusedBeforeTheTreeIsWalked() {
+        var lines = ["pollers:", "  jobs:", "    - id: j", "      kind: noop", "      schedule: { every_secs: 10 }", "      config:",
+                     "        a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+        for i in 1..<10 { lines.append("        a\(i): &a\(i) [\(Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", "))]") }
+        let text = lines.joined(separator: "\n") + "\n"
+        #expect(text.utf8.count < 1024)
+        let f = JobFile.parse(text, path: "/etc/bomb.yaml", registry: Builtins.registry(), environment: [:], nowMs: 0)
+        #expect(f.isFatal && f.jobs.isEmpty)
+        let e = f.errors.first
+        #expect(e?.message.contains("YAML aliases expand the job file past 100000 nodes") == true, "\(String(describing: e))")
+        #expect((e?.line ?? 0) > 0)
+    }
+
+    /// Aliases within reason are fine.
+    @Test func ordinaryAliasesStillWork() {
+        let text = "pollers:\n  jobs:\n    - id: a\n      kind: noop\n      schedule: &s { every_secs: 10 }\n    - id: b\n      kind: noop\n      schedule: *s\n"
+        let f = JobFile.parse(text, path: "/etc/p.yaml", registry: Builtins.registry(), environment: [:], nowMs: 0)
+        #expect(f.errors.isEmpty && f.jobs.map(\.id) == ["a", "b"])
+    }
 }
