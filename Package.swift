@@ -157,7 +157,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PollerdStoreContractTests",
-            dependencies: ["PollerdSQLite", "PollerdCore", "PollerdTestKit"],
+            dependencies: ["PollerdSQLite", "PollerdCore", "PollerdTestKit", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -11,3 +11,19 @@ public enum SQLiteBackend {
         try SQLiteStateStore(path: path, synchronousFull: synchronousFull, storeClock: storeClock)
     }
 }
+
+extension SQLiteBackend {
+    /// The error `open` throws for a damaged file.
+    public typealias Corrupt = SQLiteStateStore.Corrupt
+
+    /// SQLite's full integrity check of the file: `["ok"]`, or the problems found.
+    public static func check(path: String) throws -> [String] {
+        try SQLiteStateStore.check(path: path)
+    }
+
+    /// Copies what can be read of a damaged file into a new one at `to`; returns, per table,
+    /// the rows kept and lost (-1: the table could not be read at all).
+    public static func recover(from damaged: String, to fresh: String) throws -> [(table: String, kept: Int, lost: Int)] {
+        try SQLiteStateStore.recover(from: damaged, to: fresh)
+    }
+}

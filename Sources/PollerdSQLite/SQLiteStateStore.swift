@@ -40,10 +40,93 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(sql: "PRAGMA page_size = 1024")
         }
         pool = try DatabasePool(path: path, configuration: config)
+        try Self.quickCheck(pool, path: path)
         try Self.migrator.migrate(pool)
         var storeNow: (@Sendable () -> Int64)?
         if let storeClock { storeNow = { storeClock.nowMs } }
         committer = GroupCommitter(pool: pool, storeNow: storeNow)
+    }
+
+    /// The state database failed its integrity check: the daemon refuses to start on it.
+    public struct Corrupt: Error, CustomStringConvertible {
+        public var path: String
+        public var problems: [String]
+        public var description: String {
+            "the state database \(path) is damaged (\(problems.prefix(3).joined(separator: "; "))). Nothing was changed. " +
+                "Restore it from a backup, or run `pollerd state check` to see the damage and `pollerd state recover` to copy what is readable into a new file."
+        }
+    }
+
+    /// How long the start-up check may take on a large file before it is cut short (the rest
+    /// is left to `pollerd state check`).
+    static let quickCheckBudget: DispatchTimeInterval = .seconds(10)
+
+    /// SQLite's `quick_check` at open, bounded in time: a database damaged in its middle is
+    /// refused at start instead of failing every commit while the daemon runs on.
+    static func quickCheck(_ pool: DatabasePool, path: String) throws {
+        let stop = DispatchWorkItem { pool.interrupt() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + quickCheckBudget, execute: stop)
+        defer { stop.cancel() }
+        let result: [String]
+        do {
+            result = try pool.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check(10)") }
+        } catch let e as DatabaseError where e.resultCode == .SQLITE_INTERRUPT {
+            return   // cut short on a large file: not a verdict
+        } catch let e as DatabaseError where e.resultCode == .SQLITE_CORRUPT || e.resultCode == .SQLITE_NOTADB {
+            throw Corrupt(path: path, problems: [e.message ?? "\(e)"])
+        }
+        if result != ["ok"] { throw Corrupt(path: path, problems: result) }
+    }
+
+    /// SQLite's full `integrity_check`: "ok", or the problems found (at most `limit`).
+    public static func check(path: String, limit: Int = 100) throws -> [String] {
+        let queue = try DatabaseQueue(path: path)
+        do {
+            return try queue.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check(\(limit))") }
+        } catch let e as DatabaseError where e.resultCode == .SQLITE_CORRUPT || e.resultCode == .SQLITE_NOTADB {
+            // So damaged that the check itself stops: that is its verdict.
+            return [e.message ?? "\(e)"]
+        }
+    }
+
+    /// Copies every row that can still be read from a damaged database into a new one, table by
+    /// table, and returns how many rows each table kept and lost. The damaged file is left as it
+    /// is; the caller puts the new one in its place.
+    public static func recover(from damaged: String, to fresh: String) throws -> [(table: String, kept: Int, lost: Int)] {
+        _ = try SQLiteStateStore(path: fresh, synchronousFull: true)   // the current schema
+        let source = try DatabaseQueue(path: damaged)
+        let target = try DatabaseQueue(path: fresh)
+        var report: [(String, Int, Int)] = []
+        let tables = ["poll_state", "control_log", "daemons", "daemon_jobs", "plugin_status", "outbox_item", "outbox_pending", "outbox_lane", "dedup_key", "dead_letter"]
+        for table in tables {
+            var kept = 0, lost = 0
+            let rowids: [Int64] = (try? source.read { db in try Int64.fetchAll(db, sql: "SELECT rowid FROM \(table)") }) ?? []
+            let columns: [String] = (try? target.read { db in try db.columns(in: table).map(\.name) }) ?? []
+            guard !columns.isEmpty else { continue }
+            let list = columns.map { "\"\($0)\"" }.joined(separator: ", ")
+            let marks = Array(repeating: "?", count: columns.count).joined(separator: ", ")
+            if rowids.isEmpty {
+                // WITHOUT ROWID tables (and a table whose rowids cannot be listed): copy in one go.
+                do {
+                    let rows = try source.read { db in try Row.fetchAll(db, sql: "SELECT \(list) FROM \(table)") }
+                    try target.write { db in
+                        for r in rows { try db.execute(sql: "INSERT OR IGNORE INTO \(table) (\(list)) VALUES (\(marks))", arguments: StatementArguments(r.databaseValues)) }
+                    }
+                    kept = rows.count
+                } catch { lost = -1 }
+            } else {
+                for id in rowids {
+                    do {
+                        let row = try source.read { db in try Row.fetchOne(db, sql: "SELECT \(list) FROM \(table) WHERE rowid = ?", arguments: [id]) }
+                        guard let row else { lost += 1; continue }
+                        try target.write { db in try db.execute(sql: "INSERT OR IGNORE INTO \(table) (\(list)) VALUES (\(marks))", arguments: StatementArguments(row.databaseValues)) }
+                        kept += 1
+                    } catch { lost += 1 }
+                }
+            }
+            report.append((table, kept, lost))
+        }
+        return report
     }
 
     /// The store's background work while the daemon runs: WAL checkpoints on a connection of

@@ -10,7 +10,7 @@ struct Pollerd: AsyncParsableCommand {
             Exit codes: 0 success; 1 transient failure (or a job/state not found); 2 permanent failure \
             (or the job is paused); 3 configuration error; 64 usage error.
             """,
-        subcommands: [RunCommand.self, ValidateCommand.self, TickCommand.self, ScheduleCommand.self, JobsCommand.self, PluginsCommand.self, OutboxCommand.self, DLQCommand.self]
+        subcommands: [RunCommand.self, ValidateCommand.self, TickCommand.self, ScheduleCommand.self, JobsCommand.self, PluginsCommand.self, OutboxCommand.self, DLQCommand.self, StateCommand.self]
     )
 }
 

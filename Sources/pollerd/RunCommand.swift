@@ -3,6 +3,7 @@ import PollerdConfig
 import PollerdCore
 import PollerdDaemon
 import PollerdPlugins
+import PollerdSQLite
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,6 +34,9 @@ struct RunCommand: AsyncParsableCommand {
         do {
             daemon = Daemon(configPath: options.path, store: try Support.openStore(file), storeLocation: file.stateDBPath,
                             processes: processes, watch: watch, logger: logger)
+        } catch let e as SQLiteBackend.Corrupt {
+            Support.printErr("error: \(e)")
+            throw Exit.config
         } catch {
             Support.printErr("error: cannot open the state database \(file.stateDBPath): \(error)")
             throw Exit.config

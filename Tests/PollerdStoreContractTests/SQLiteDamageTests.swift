@@ -1,0 +1,46 @@
+import Foundation
+import GRDB
+import PollerdCore
+import PollerdSQLite
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A state database damaged in its middle is refused at start with the way out, and
+/// `recover` copies what can still be read into a new file.
+@Suite struct SQLiteDamageTests {
+    @Test func aDatabaseDamagedInItsMiddleIsRefusedAndCanBeRecovered() async throws {
+        let path = StoreFactory.sqlite.newLocation()
+        do {
+            let store = try SQLiteBackend.open(path: path, synchronousFull: false)
+            let regs = (0..<3000).map { JobRegistration(jobID: "job-\($0)-" + String(repeating: "x", count: 40), kind: "noop", agent: "d", pausedOnBoot: false) }
+            _ = try await store.register(regs, nowMs: 0)
+        }
+        // Fold the WAL into the file, then overwrite a page in its middle with garbage.
+        let q = try DatabaseQueue(path: path)
+        try await q.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        try q.close()
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        #expect(size > 100 << 10)
+        let fd = open(path, O_WRONLY)
+        let garbage = [UInt8](repeating: 0xA5, count: 1024)
+        #expect(pwrite(fd, garbage, garbage.count, off_t((size / 2) / 1024 * 1024)) == 1024)
+        close(fd)
+
+        #expect(throws: SQLiteBackend.Corrupt.self) { _ = try SQLiteBackend.open(path: path) }
+        do { _ = try SQLiteBackend.open(path: path) } catch let e as SQLiteBackend.Corrupt {
+            #expect(e.description.contains("pollerd state recover") && e.description.contains(path))
+        }
+        let problems = try SQLiteBackend.check(path: path)
+        #expect(problems != ["ok"] && !problems.isEmpty)
+
+        let fresh = path + ".recovered"
+        let report = try SQLiteBackend.recover(from: path, to: fresh)
+        let poll = try #require(report.first { $0.table == "poll_state" })
+        #expect(poll.kept > 0 && poll.kept + max(0, poll.lost) <= 3000, "\(report)")
+        let recovered = try SQLiteBackend.open(path: fresh)
+        #expect(try await recovered.allStates().count == poll.kept)
+        #expect(try SQLiteBackend.check(path: fresh) == ["ok"])
+    }
+}
