@@ -33,6 +33,8 @@ final class TestHTTPServer: Sendable {
         var held: [CheckedContinuation<Void, Never>] = []
         var released = false
         var endlessChunks = 0
+        var endlessCompleted: Bool?
+        var endlessWaiters: [CheckedContinuation<Bool, Never>] = []
     }
     private let state = Mutex(State())
     let port: Int
@@ -50,6 +52,24 @@ final class TestHTTPServer: Sendable {
     var endlessChunks: Int { state.withLock { $0.endlessChunks } }
 
     fileprivate func wroteEndlessChunk() { state.withLock { $0.endlessChunks += 1 } }
+
+    fileprivate func endlessEnded(completed: Bool) {
+        let waiters = state.withLock { s in s.endlessCompleted = completed; defer { s.endlessWaiters = [] }; return s.endlessWaiters }
+        for w in waiters { w.resume(returning: completed) }
+    }
+
+    /// Waits until an endless body's writer stopped: true when it wrote the whole body (the
+    /// client read it all), false when the client went away first.
+    func endlessBodyEnded() async -> Bool {
+        await withCheckedContinuation { c in
+            let done: Bool? = state.withLock { s in
+                if let d = s.endlessCompleted { return d }
+                s.endlessWaiters.append(c)
+                return nil
+            }
+            if let done { c.resume(returning: done) }
+        }
+    }
 
     /// Lets held replies go (and every later one).
     func releaseHeld() {
@@ -100,11 +120,17 @@ final class TestHTTPServer: Sendable {
             if r.endlessBody {
                 return Response(status: .init(code: r.status), headers: fields, body: ResponseBody { writer in
                     let chunk = ByteBuffer(repeating: UInt8(ascii: "a"), count: 64 << 10)
-                    for _ in 0..<16_384 {   // 1 GiB, unless the client leaves first
-                        try await writer.write(chunk)
-                        server.wroteEndlessChunk()
+                    do {
+                        for _ in 0..<16_384 {   // 1 GiB, unless the client leaves first
+                            try await writer.write(chunk)
+                            server.wroteEndlessChunk()
+                        }
+                        try await writer.finish(nil)
+                        server.endlessEnded(completed: true)
+                    } catch {
+                        server.endlessEnded(completed: false)
+                        throw error
                     }
-                    try await writer.finish(nil)
                 })
             }
             return Response(status: .init(code: r.status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: r.body)))
