@@ -41,6 +41,9 @@ public final class Runner: Service, Sendable {
     public let executor: TickExecutor
     /// Lease claims and tick commits, each gathered into one store call per batch.
     private let claims: StoreBatcher<LeaseRequest, LeaseAcquisition>
+    private let health: StoreHealthReporter
+    /// Why the store is failing the runner's calls, while it is; nil while it answers.
+    public var storeFailure: String? { health.failure }
     private let commits: StoreBatcher<TickCommit, Bool>
     private let state: Mutex<State>
     private let bell = Doorbell()
@@ -63,8 +66,14 @@ public final class Runner: Service, Sendable {
                 isAbandoned: @escaping @Sendable (String) -> Bool = { _ in false }, onEvent: @escaping @Sendable (RunnerEvent) -> Void = { _ in }) {
         self.executor = executor
         let store = executor.store, clock = executor.clock, holder = executor.holder
-        self.claims = StoreBatcher(maxBatch: Self.claimBatch) { try await store.acquireLeases($0, holder: holder, nowMs: clock.nowMs) }
-        self.commits = StoreBatcher(maxBatch: 1024) { try await store.commit($0, nowMs: clock.nowMs) }
+        let health = StoreHealthReporter(logger: executor.logger)
+        self.health = health
+        self.claims = StoreBatcher(maxBatch: Self.claimBatch) { requests in
+            try await health.observe { try await store.acquireLeases(requests, holder: holder, nowMs: clock.nowMs) }
+        }
+        self.commits = StoreBatcher(maxBatch: 1024) { ticks in
+            try await health.observe { try await store.commit(ticks, nowMs: clock.nowMs) }
+        }
         self.isAbandoned = isAbandoned
         self.initialJobs = jobs
         self.jobFile = jobFile

@@ -73,6 +73,7 @@ public struct TickExecutor: Sendable {
             acq = try await store.acquireLease(jobID: request.jobID, holder: holder, ttlMs: request.ttlMs, nowMs: start,
                                               slotMs: request.slotMs, maxBacklog: request.maxBacklog)
         } catch {
+            logger.warning("lease acquisition failed", metadata: ["pollerd.job.id": "\(due.jobID)", "pollerd.error": "\(error)"])
             return leaseFailed(due, error: error, settings: settings, startedAtMs: start)
         }
         guard case .granted(let lease) = acq else { return skipped(due, acq, startedAtMs: start) }
@@ -83,7 +84,10 @@ public struct TickExecutor: Sendable {
             return ran.report
         }
         let committed: Result<Bool, any Error>
-        do { committed = .success(try await store.commit(commit, nowMs: clock.nowMs)) } catch { committed = .failure(error) }
+        do { committed = .success(try await store.commit(commit, nowMs: clock.nowMs)) } catch {
+            logger.error("tick commit failed", metadata: ["pollerd.job.id": "\(due.jobID)", "pollerd.error": "\(error)"])
+            committed = .failure(error)
+        }
         return self.committed(ran.report, commit, committed)
     }
 
@@ -99,7 +103,8 @@ public struct TickExecutor: Sendable {
     /// The report of a tick whose lease could not be asked for (the store failed).
     func leaseFailed(_ due: DueTick, error: any Error, settings: GlobalSettings, startedAtMs start: Int64) -> TickReport {
         let job = due.spec
-        logger.warning("lease acquisition failed", metadata: ["pollerd.job.id": "\(job.id)", "pollerd.error": "\(error)"])
+        // Debug only: the runner reports a failing store once per change, not per tick.
+        logger.debug("lease acquisition failed", metadata: ["pollerd.job.id": "\(job.id)", "pollerd.error": "\(error)"])
         let err = PollerError.transient(.store, "state store error while taking the lease: \(error)", cause: error)
         let plan = TickPlanner.plan(job: job, outcome: .failed(err), previousErrors: 0, breakerThreshold: settings.breakerThreshold, offsetMs: due.offsetMs, nowMs: clock.nowMs)
         return TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: false), ack: nil, error: err, plan: plan,
@@ -175,7 +180,8 @@ public struct TickExecutor: Sendable {
             logger.warning("tick result discarded: lease lost to another holder",
                            metadata: ["pollerd.job.id": "\(commit.lease.jobID)", "pollerd.lease.token": "\(commit.lease.token)"])
         case .failure(let error):
-            logger.error("tick commit failed", metadata: ["pollerd.job.id": "\(commit.lease.jobID)", "pollerd.error": "\(error)"])
+            // Debug only: the runner reports a failing store once per change, not per tick.
+            logger.debug("tick commit failed", metadata: ["pollerd.job.id": "\(commit.lease.jobID)", "pollerd.error": "\(error)"])
         }
         return report
     }

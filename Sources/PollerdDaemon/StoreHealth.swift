@@ -1,0 +1,66 @@
+import Logging
+import Metrics
+import Synchronization
+
+/// Whether the store answers, as the runner's store calls find it: it changes state on the
+/// first failure and on the first success after failures, so the daemon reports a failing store
+/// once per change, not once per tick.
+struct StoreHealth: Sendable, Equatable {
+    /// The last error while failing; nil while the store answers.
+    private(set) var failure: String?
+
+    /// A change worth reporting.
+    enum Change: Sendable, Equatable {
+        case failing(String)
+        case recovered
+    }
+
+    /// Records a store call's outcome (nil: it succeeded).
+    mutating func record(_ error: String?) -> Change? {
+        switch (failure, error) {
+        case (nil, let e?): failure = e; return .failing(e)
+        case (.some, let e?): failure = e; return nil
+        case (.some, nil): failure = nil; return .recovered
+        case (nil, nil): return nil
+        }
+    }
+}
+
+/// Keeps the runner's `StoreHealth` and reports its changes: one log line and the
+/// `pollerd_store_up` gauge (1 or 0) per change.
+final class StoreHealthReporter: Sendable {
+    private let state = Mutex(StoreHealth())
+    private let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+        Gauge(label: "pollerd_store_up").record(1)
+    }
+
+    var failure: String? { state.withLock { $0.failure } }
+
+    /// Runs a store call and records whether it answered.
+    func observe<T: Sendable>(_ call: () async throws -> T) async throws -> T {
+        do {
+            let r = try await call()
+            report(state.withLock { $0.record(nil) })
+            return r
+        } catch {
+            report(state.withLock { $0.record("\(error)") })
+            throw error
+        }
+    }
+
+    private func report(_ change: StoreHealth.Change?) {
+        switch change {
+        case .failing(let why)?:
+            logger.error("the state store is failing: ticks cannot take leases or commit until it recovers", metadata: ["pollerd.error": "\(why)"])
+            Gauge(label: "pollerd_store_up").record(0)
+        case .recovered?:
+            logger.notice("the state store answers again")
+            Gauge(label: "pollerd_store_up").record(1)
+        case nil:
+            break
+        }
+    }
+}
