@@ -23,11 +23,11 @@ import Glibc
 
     /// The state database on a full disk: the runner says the store is failing; once space
     /// returns, the next ticks commit and it says the store answers again.
-    @Test(.enabled(if: DaemonDisk.available, "needs root to mount a small tmpfs"), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: SmallDisk.available, "needs root to mount a small tmpfs"), .timeLimit(.minutes(1)))
     func aRunnerOnAFullDiskReportsTheStoreFailingAndRecovers() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-full-\(UUID().uuidString)").path
-        #expect(DaemonDisk.mount(root, bytes: 1 << 20))
-        defer { DaemonDisk.unmount(root) }
+        #expect(SmallDisk.mount(root, bytes: 1 << 20))
+        defer { SmallDisk.unmount(root) }
         let h = try Harness(jobs: (0..<20).map { every("j\($0)", 10, config: .object(["advance_cursor": .bool(true)])) }, pollers: [],
                             path: (root as NSString).appendingPathComponent("state.db"))
         let task = await h.start()
@@ -51,32 +51,4 @@ import Glibc
         h.runner.beginShutdown()
         try await task.value
     }
-}
-
-/// A small tmpfs (root only); elsewhere the test is skipped and says why.
-enum DaemonDisk {
-    static func run(_ argv: [String]) -> Bool {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0])
-        p.arguments = Array(argv.dropFirst())
-        guard (try? p.run()) != nil else { return false }
-        p.waitUntilExit()
-        return p.terminationStatus == 0
-    }
-
-    static func mount(_ dir: String, bytes: Int) -> Bool {
-        guard getuid() == 0 else { return false }
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return run(["/bin/mount", "-t", "tmpfs", "-o", "size=\(bytes)", "tmpfs", dir])
-    }
-
-    static func unmount(_ dir: String) { _ = run(["/bin/umount", dir]) }
-
-    static let available: Bool = {
-        let probe = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-tmpfs-probe-d\(getpid())").path
-        defer { unmount(probe); try? FileManager.default.removeItem(atPath: probe) }
-        let ok = mount(probe, bytes: 65536)
-        if !ok { print("StoreHealthTests: the full-disk test is skipped: mounting a tmpfs needs root (.ci/run runs as root)") }
-        return ok
-    }()
 }

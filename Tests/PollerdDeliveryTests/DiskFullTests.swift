@@ -8,37 +8,6 @@ import Testing
 import Glibc
 #endif
 
-/// A small tmpfs for a full disk: mounting needs root (CI runs as root). Elsewhere the test is
-/// skipped and says why.
-enum SmallDisk {
-    static func mount(_ dir: String, bytes: Int) -> Bool {
-        guard getuid() == 0 else { return false }
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/mount")
-        p.arguments = ["-t", "tmpfs", "-o", "size=\(bytes)", "tmpfs", dir]
-        guard (try? p.run()) != nil else { return false }
-        p.waitUntilExit()
-        return p.terminationStatus == 0
-    }
-
-    static func unmount(_ dir: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/umount")
-        p.arguments = [dir]
-        try? p.run()
-        p.waitUntilExit()
-    }
-
-    static let available: Bool = {
-        let probe = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-tmpfs-probe-\(getpid())").path
-        defer { unmount(probe); try? FileManager.default.removeItem(atPath: probe) }
-        let ok = mount(probe, bytes: 65536)
-        if !ok { print("DiskFullTests skipped: mounting a tmpfs needs root (run by .ci/run as root)") }
-        return ok
-    }()
-}
-
 @Suite struct DiskFullTests {
     /// The file sink on a full disk: the failed write leaves no torn line, the item is retried
     /// (never dead-lettered, whatever `max_attempts` says), and it is delivered once space returns.
