@@ -30,7 +30,7 @@ struct JobFileValidator {
     static let pollerKeys: Set<String> = ["enabled", "state_db", "default_jitter_ms", "lease_ttl_factor", "failure_alert_cooldown_secs",
                                           "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync",
                                           "deliver", "delivery", "admin_listen"]
-    static let jobKeys: Set<String> = ["id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up", "extra", "deliver"]
+    static let jobKeys: Set<String> = ["id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up", "extra", "deliver", "dedup_window"]
     static let scheduleKeys: Set<String> = ["every_secs", "cron", "tz", "at", "stagger_jitter_ms"]
 
     // MARK: errors
@@ -240,11 +240,13 @@ struct JobFileValidator {
         if let n = value(m, "extra") { warn(n, job: id, "'extra' is accepted for nexo compatibility and ignored") }
         var deliver = settings.deliver
         if let n = value(m, "deliver") { deliver = try readSinks(n, job: id) }
+        var dedupWindow: Int?
+        if let n = value(m, "dedup_window") { dedupWindow = Int(try int(n, job: id, key: "dedup_window", range: 0...1_000_000)) }
         if case .at(let t) = schedule.spec, t <= nowMs {
             warn(schedNode, job: id, "'at' instant \(RFC3339.format(ms: t)) is in the past; the job will not fire unless it was due while the daemon was down")
         }
         return JobSpec(id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo,
-                       pausedOnBoot: pausedOnBoot, timeoutSecs: timeout, catchUp: catchUp, deliver: deliver)
+                       pausedOnBoot: pausedOnBoot, timeoutSecs: timeout, catchUp: catchUp, deliver: deliver, dedupWindow: dedupWindow)
     }
 
     mutating func readSchedule(_ node: Node, job: String) throws -> Schedule {

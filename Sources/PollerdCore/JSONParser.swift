@@ -5,11 +5,12 @@
 /// enum directly. Integers that fit `Int64` (no fraction or exponent) become `.int`, every other
 /// number `.double`. Nesting is bounded (hostile input cannot exhaust the stack), strings must
 /// be valid UTF-8, and nothing but whitespace may follow the value.
-struct JSONParser {
-    struct Failure: Error, CustomStringConvertible {
-        var offset: Int
-        var reason: String
-        var description: String { "invalid JSON at byte \(offset): \(reason)" }
+public struct JSONParser {
+    public struct Failure: Error, CustomStringConvertible {
+        /// The byte where the document went wrong.
+        public var offset: Int
+        public var reason: String
+        public var description: String { "invalid JSON at byte \(offset): \(reason)" }
     }
 
     static let maxDepth = 512

@@ -26,8 +26,10 @@ public struct JobSpec: Sendable, Hashable {
     public var catchUp: CatchUp
     /// Where the job's items go (the job's `deliver:`, or the file's default sinks).
     public var deliver: [SinkSpec]
+    /// How many item keys the job remembers for dedup; nil: the file's `delivery.dedup_window`.
+    public var dedupWindow: Int?
 
-    public init(id: String, kind: String, agent: String = "default", schedule: Schedule, config: JSONValue = .object([:]), failureTo: FailureTarget? = nil, pausedOnBoot: Bool = false, timeoutSecs: Int64 = 60, catchUp: CatchUp = .once, deliver: [SinkSpec] = []) {
+    public init(id: String, kind: String, agent: String = "default", schedule: Schedule, config: JSONValue = .object([:]), failureTo: FailureTarget? = nil, pausedOnBoot: Bool = false, timeoutSecs: Int64 = 60, catchUp: CatchUp = .once, deliver: [SinkSpec] = [], dedupWindow: Int? = nil) {
         self.id = id
         self.kind = kind
         self.agent = agent
@@ -38,12 +40,14 @@ public struct JobSpec: Sendable, Hashable {
         self.timeoutSecs = timeoutSecs
         self.catchUp = catchUp
         self.deliver = deliver
+        self.dedupWindow = dedupWindow
     }
 
     /// A stable fingerprint of the whole definition, stored so `validate --diff` can compare.
     public var fingerprint: String {
         let ft = failureTo.map { "\($0.channel)>\($0.to)" } ?? "-"
         let text = "\(kind)|\(agent)|\(schedule.fingerprint)|\(config.canonicalString)|\(ft)|\(pausedOnBoot)|\(timeoutSecs)|\(catchUp.rawValue)" + (deliver.isEmpty ? "" : "|" + deliver.map(\.fingerprint).joined(separator: ","))
+            + (dedupWindow.map { "|dedup=\($0)" } ?? "")
         return String(StableHash.fnv1a(text), radix: 16)
     }
 }

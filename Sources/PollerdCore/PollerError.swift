@@ -18,6 +18,9 @@ public struct PollerError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// What caused it, when there is an underlying error.
     public var cause: (any Error)?
+    /// For a transient error: the delay the source asked for (an HTTP `Retry-After`), used as
+    /// the next delay instead of the backoff.
+    public var retryAfterSecs: Int64?
 
     public init(_ errorClass: ErrorClass, code: Code, _ message: String, cause: (any Error)? = nil) {
         self.errorClass = errorClass
@@ -39,6 +42,13 @@ public struct PollerError: Error, Sendable, CustomStringConvertible {
         PollerError(.config, code: code, message, cause: cause)
     }
 
+    /// The same error with the delay the source asked for.
+    public func retrying(afterSecs secs: Int64?) -> PollerError {
+        var e = self
+        e.retryAfterSecs = secs
+        return e
+    }
+
     public var description: String { "\(errorClass.rawValue): \(message)" }
 }
 
@@ -52,12 +62,17 @@ extension PollerError {
             case badCursor = "bad_cursor"
             case badOutput = "bad_output"
             case badReply = "bad_reply"
+            case badResponse = "bad_response"
+            case blockedAddress = "blocked_address"
+            case credentials = "credentials"
             case cancelled = "cancelled"
             case emptyReply = "empty_reply"
             case exitStatus = "exit_status"
             case handshake = "handshake"
             case handshakeTimeout = "handshake_timeout"
+            case httpStatus = "http_status"
             case leaseLost = "lease_lost"
+            case network = "network"
             case noReply = "no_reply"
             case noopFail = "noop_fail"
             case outputTooLarge = "output_too_large"
@@ -67,6 +82,7 @@ extension PollerError {
             case pluginExited = "plugin_exited"
             case pluginFailed = "plugin_failed"
             case pluginRestarting = "plugin_restarting"
+            case rateLimited = "rate_limited"
             case replyTooLarge = "reply_too_large"
             case signaled = "signaled"
             case spawnFailed = "spawn_failed"
@@ -87,12 +103,17 @@ extension PollerError {
         public static let badCursor = Code(.badCursor)
         public static let badOutput = Code(.badOutput)
         public static let badReply = Code(.badReply)
+        public static let badResponse = Code(.badResponse)
+        public static let blockedAddress = Code(.blockedAddress)
+        public static let credentials = Code(.credentials)
         public static let cancelled = Code(.cancelled)
         public static let emptyReply = Code(.emptyReply)
         public static let exitStatus = Code(.exitStatus)
         public static let handshake = Code(.handshake)
         public static let handshakeTimeout = Code(.handshakeTimeout)
+        public static let httpStatus = Code(.httpStatus)
         public static let leaseLost = Code(.leaseLost)
+        public static let network = Code(.network)
         public static let noReply = Code(.noReply)
         public static let noopFail = Code(.noopFail)
         public static let outputTooLarge = Code(.outputTooLarge)
@@ -102,6 +123,7 @@ extension PollerError {
         public static let pluginExited = Code(.pluginExited)
         public static let pluginFailed = Code(.pluginFailed)
         public static let pluginRestarting = Code(.pluginRestarting)
+        public static let rateLimited = Code(.rateLimited)
         public static let replyTooLarge = Code(.replyTooLarge)
         public static let signaled = Code(.signaled)
         public static let spawnFailed = Code(.spawnFailed)

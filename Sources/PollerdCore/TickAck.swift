@@ -12,13 +12,17 @@ public struct TickAck: Sendable, Equatable {
     public var itemsDispatched: Int64
     /// New items found by this tick (JSON objects).
     public var items: [JSONValue]
+    /// What the kind wants an operator to see of this tick (`tick --json` prints it as
+    /// `details`): an HTTP kind's status and chosen delay, say. nil: nothing.
+    public var details: JSONValue?
 
-    public init(nextCursor: Data? = nil, nextIntervalSecs: Int64? = nil, itemsSeen: Int64? = nil, itemsDispatched: Int64 = 0, items: [JSONValue] = []) {
+    public init(nextCursor: Data? = nil, nextIntervalSecs: Int64? = nil, itemsSeen: Int64? = nil, itemsDispatched: Int64 = 0, items: [JSONValue] = [], details: JSONValue? = nil) {
         self.nextCursor = nextCursor
         self.nextIntervalSecs = nextIntervalSecs
         self.itemsSeen = itemsSeen ?? Int64(items.count)
         self.itemsDispatched = itemsDispatched
         self.items = items
+        self.details = details
     }
 }
 

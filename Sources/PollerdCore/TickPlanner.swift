@@ -57,7 +57,13 @@ public enum TickPlanner {
             switch err.errorClass {
             case .transient:
                 let open = failures >= threshold
-                let delay = open ? backoffCapMs : backoffMs(jobID: job.id, failures: failures)
+                var delay = open ? backoffCapMs : backoffMs(jobID: job.id, failures: failures)
+                if let asked = err.retryAfterSecs {
+                    // The source said when to come back (Retry-After): that is the delay, but an
+                    // open breaker still waits at least its window. Bounded to a day.
+                    let askedMs = min(max(asked, 1), 86_400) * 1000
+                    delay = open ? max(askedMs, backoffCapMs) : askedMs
+                }
                 let regular = job.schedule.nextFire(afterMs: nowMs, offsetMs: offsetMs)
                 let next = max(nowMs + delay, regular ?? Int64.min)
                 return TickPlan(status: "transient", error: err.message, consecutiveErrors: failures, nextRunAtMs: next, pause: false, pausedReason: nil, done: false, breakerOpen: open)

@@ -5,6 +5,7 @@ import PollerdAdmin
 public import PollerdDelivery
 public import PollerdPlugins
 import PollerdPollers
+public import PollerdHTTP
 public import ServiceLifecycle
 import UnixSignals
 
@@ -22,6 +23,8 @@ public struct Daemon: Sendable {
     public let storeLocation: String
     public let clock: any WallClock
     public let processes: PluginProcesses
+    /// The HTTP client of the built-in HTTP kinds (`rss`, `http_json`), with its SSRF guard.
+    public let fetcher: HTTPFetcher
     /// The in-process broker the `nats` sinks publish on (until the NATS client exists).
     public let broker = LocalBroker()
     public let holder: String
@@ -29,16 +32,21 @@ public struct Daemon: Sendable {
     public let logger: Logger
 
     public init(configPath: String, store: any PollerdStore, storeLocation: String, clock: any WallClock = SystemWallClock(),
-                processes: PluginProcesses, holder: String = HolderIdentity.make(),
+                processes: PluginProcesses, fetcher: HTTPFetcher = HTTPFetcher(), holder: String = HolderIdentity.make(),
                 watch: Bool = false, logger: Logger) {
         self.configPath = configPath; self.store = store; self.storeLocation = storeLocation; self.clock = clock
-        self.processes = processes; self.holder = holder; self.watch = watch; self.logger = logger
+        self.processes = processes; self.fetcher = fetcher; self.holder = holder; self.watch = watch; self.logger = logger
     }
 
-    /// Loads a job file with the built-in kinds and the plugins of its `plugin_dirs`, whose
-    /// long-lived processes come from `processes`.
-    public static func loadJobFile(_ path: String, processes: PluginProcesses, nowMs: Int64) -> JobFile {
-        JobFile.load(path: path, kinds: PluginSet.kindProvider(builtins: Builtins.registry(), processes: processes), nowMs: nowMs)
+    /// Loads a job file with the built-in kinds (the HTTP ones on `fetcher`) and the plugins of
+    /// its `plugin_dirs`, whose long-lived processes come from `processes`.
+    public static func loadJobFile(_ path: String, processes: PluginProcesses, fetcher: HTTPFetcher, nowMs: Int64) -> JobFile {
+        JobFile.load(path: path, kinds: PluginSet.kindProvider(builtins: builtins(fetcher: fetcher), processes: processes), nowMs: nowMs)
+    }
+
+    /// Every built-in kind: `noop`, `command`, and `rss`, `http_json`, `webhook_poll` on `fetcher`.
+    public static func builtins(fetcher: HTTPFetcher) -> PollerRegistry {
+        Builtins.registry(adding: HTTPKinds.pollers(fetcher: fetcher))
     }
 
     /// The service group for a validated job file.
@@ -52,15 +60,17 @@ public struct Daemon: Sendable {
                                   isAbandoned: HolderIdentity.isAbandoned, logger: logger)
         deliverer.update(jobs: file.jobs, tuning: file.settings.delivery)
         let processes = self.processes
+        let fetcher = self.fetcher
         let path = configPath
         let clock = self.clock
         let reloader = ReloadService(runner: runner, deliverer: deliverer, processes: processes, path: path, stateStore: file.stateDBPath,
-                                     watch: watch, clock: clock, load: { Daemon.loadJobFile(path, processes: processes, nowMs: clock.nowMs) },
+                                     watch: watch, clock: clock, load: { Daemon.loadJobFile(path, processes: processes, fetcher: fetcher, nowMs: clock.nowMs) },
                                      logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: StoreService(store: store, clock: clock), successTerminationBehavior: .ignore),
             .init(service: PluginProcessesService(processes: processes), successTerminationBehavior: .ignore),
             .init(service: HTTPClientService(client: httpClient), successTerminationBehavior: .ignore),
+            .init(service: HTTPFetcherService(fetcher: fetcher), successTerminationBehavior: .ignore),
         ]
         if let listen = file.settings.adminListen {
             let metrics = AdminServer.bootstrapMetrics()

@@ -1,5 +1,6 @@
 public import AsyncHTTPClient
 public import PollerdCore
+public import PollerdHTTP
 public import PollerdPlugins
 public import ServiceLifecycle
 
@@ -30,6 +31,19 @@ public struct HTTPClientService: Service {
     public func run() async throws {
         try? await gracefulShutdown()
         try await client.shutdown()
+    }
+}
+
+/// Owns the HTTP kinds' fetcher: shut down after the runner has drained its ticks, it closes
+/// every pooled connection.
+public struct HTTPFetcherService: Service {
+    let fetcher: HTTPFetcher
+
+    public init(fetcher: HTTPFetcher) { self.fetcher = fetcher }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await fetcher.shutdown()
     }
 }
 

@@ -25,6 +25,9 @@ public struct TickReport: Sendable {
     public var latenessMs: Int64
     /// The slot this attempt was for.
     public var dueMs: Int64 = 0
+    /// What an operator should know of this tick (also logged): items beyond the job's dedup
+    /// window, say.
+    public var warnings: [String] = []
 
     /// `ok`, `transient`, `permanent`, `config`, `cancelled` (shutdown or the caller cancelled
     /// it; nothing committed), or `skipped`.
@@ -164,8 +167,12 @@ public struct TickExecutor: Sendable {
                                 consecutiveErrors: plan.consecutiveErrors, nextRunAtMs: plan.nextRunAtMs, pause: plan.pause,
                                 pausedReason: plan.pausedReason, done: plan.done, scheduleFingerprint: job.schedule.fingerprint,
                                 outbox: Self.outbox(job: job, items: ack?.items ?? [], foundAtMs: end, settings: settings))
-        let report = TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: false), ack: ack, error: failure, plan: plan,
+        var report = TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: false), ack: ack, error: failure, plan: plan,
                                 startedAtMs: start, durationMs: end - start, latenessMs: tickStart - due.dueMs, dueMs: due.dueMs)
+        if let warning = Self.dedupOverflow(job: job, items: ack?.items.count ?? 0, settings: settings) {
+            logger.warning("tick returned more items than the dedup window", metadata: ["pollerd.job.id": "\(job.id)", "pollerd.warning": "\(warning)"])
+            report.warnings.append(warning)
+        }
         return Ran(report: report, commit: commit)
     }
 
@@ -186,12 +193,21 @@ public struct TickExecutor: Sendable {
         return report
     }
 
+    /// A tick with more items than the job's dedup window cannot be deduplicated against the
+    /// next one: a source that returns them all again re-queues the overflow every time.
+    static func dedupOverflow(job: JobSpec, items: Int, settings: GlobalSettings) -> String? {
+        let window = job.dedupWindow ?? settings.delivery.dedupWindow
+        guard window > 0, !job.deliver.isEmpty, items > window else { return nil }
+        return "\(items) items is more than the dedup window (\(window)): items past the window are not remembered, so a source "
+            + "that returns them again delivers them again; raise the job's dedup_window or have the source return only new items"
+    }
+
     /// The tick's items as outbox entries for the job's sinks (none when the job has no sinks).
     static func outbox(job: JobSpec, items: [JSONValue], foundAtMs: Int64, settings: GlobalSettings) -> OutboxBatch {
         guard !job.deliver.isEmpty, !items.isEmpty else { return .empty }
         let builder = ItemEnvelope.Builder(jobID: job.id, kind: job.kind, agent: job.agent, foundAtMs: foundAtMs)
         let entries = items.map(builder.entry(for:))
-        return OutboxBatch(sinks: job.deliver.map(\.name), entries: entries, dedupWindow: settings.delivery.dedupWindow, foundAtMs: foundAtMs)
+        return OutboxBatch(sinks: job.deliver.map(\.name), entries: entries, dedupWindow: job.dedupWindow ?? settings.delivery.dedupWindow, foundAtMs: foundAtMs)
     }
 
     /// Runs the poller under the watchdog (timeout, lease renewal); nil when the calling task

@@ -38,7 +38,7 @@ struct PluginsCommand: AsyncParsableCommand {
             guard let config = try? JSONValue.parse(Data(configJSON.utf8)) else {
                 throw ValidationError("--config-json is not JSON")
             }
-            let findings = await PluginCheck.run(manifest: m, config: config, builtins: Builtins.registry(), clock: SystemWallClock(), logger: Logger(label: "pollerd"))
+            let findings = await PluginCheck.run(manifest: m, config: config, builtins: Daemon.builtins(fetcher: Support.fetcher), clock: SystemWallClock(), logger: Logger(label: "pollerd"))
             for f in findings { print("\(f.ok ? "✓" : "✗") \(f.step): \(f.detail)") }
             if findings.contains(where: { !$0.ok }) { throw Exit.transient }
         }
@@ -58,7 +58,7 @@ struct PluginsCommand: AsyncParsableCommand {
             }
             let dir = (options.path as NSString).deletingLastPathComponent
             // Loading starts no process: long-lived plugins start on their first tick.
-            let set = PluginSet.load(directories: file.settings.pluginDirs, relativeTo: dir.isEmpty ? "." : dir, builtins: Builtins.registry(), processes: Support.processes())
+            let set = PluginSet.load(directories: file.settings.pluginDirs, relativeTo: dir.isEmpty ? "." : dir, builtins: Daemon.builtins(fetcher: Support.fetcher), processes: Support.processes())
             // What the running daemons last reported (pid, restarts, stderr tail); the newest report per plugin.
             var live: [String: PluginStatusRecord] = [:]
             if FileManager.default.fileExists(atPath: file.stateDBPath), let store = try? Support.openStore(file) {

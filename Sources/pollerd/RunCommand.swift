@@ -33,7 +33,7 @@ struct RunCommand: AsyncParsableCommand {
         let daemon: Daemon
         do {
             daemon = Daemon(configPath: options.path, store: try Support.openStore(file), storeLocation: file.stateDBPath,
-                            processes: processes, watch: watch, logger: logger)
+                            processes: processes, fetcher: Support.fetcher, watch: watch, logger: logger)
         } catch let e as SQLiteBackend.Corrupt {
             Support.printErr("error: \(e)")
             throw Exit.config

@@ -4,6 +4,7 @@ import Logging
 import PollerdConfig
 import PollerdCore
 import PollerdDaemon
+import PollerdHTTP
 import PollerdPlugins
 import PollerdSQLite
 import Synchronization
@@ -50,10 +51,13 @@ enum Support {
         PluginProcesses(clock: SystemWallClock(), logger: Logger(label: "pollerd"))
     }
 
+    /// The HTTP kinds' client for this process (the daemon shuts it down with its group).
+    static let fetcher = HTTPFetcher()
+
     /// Loads the job file, with the plugins its `plugin_dirs` hold, and prints its problems.
     /// Loading starts no plugin process: long-lived plugins start on their first tick.
     static func load(_ path: String, processes: PluginProcesses = Support.processes(), printProblems: Bool = true) -> JobFile {
-        let file = Daemon.loadJobFile(path, processes: processes, nowMs: nowMs)
+        let file = Daemon.loadJobFile(path, processes: processes, fetcher: fetcher, nowMs: nowMs)
         if printProblems {
             for e in file.errors { printErr("error: \(e)") }
             for w in file.warnings { printErr("warning: \(w)") }

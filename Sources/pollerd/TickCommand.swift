@@ -3,6 +3,7 @@ import Logging
 import PollerdConfig
 import PollerdCore
 import PollerdDaemon
+import PollerdHTTP
 import PollerdPlugins
 
 struct TickCommand: AsyncParsableCommand {
@@ -11,7 +12,9 @@ struct TickCommand: AsyncParsableCommand {
         abstract: "Run one tick of a job now, through the scheduler's path (lease, timeout, classification, commit).",
         discussion: """
             --json prints {"job_id","kind","status","error","items_seen","items_dispatched","next_cursor",\
-            "next_interval_secs","items","duration_ms"}. Exit codes: 0 ok, 1 transient (also: lease held \
+            "next_interval_secs","items","duration_ms","details","warnings","dry_run"}: details is what the kind \
+            reports of the tick (an HTTP kind's status, cache use and chosen delay with its reason), warnings \
+            what an operator should know (items past the dedup window). Exit codes: 0 ok, 1 transient (also: lease held \
             elsewhere, or the tick was cancelled), 2 permanent (also: the job is paused or a finished \
             one-shot), 3 config, 64 usage.
             """
@@ -48,6 +51,7 @@ struct TickCommand: AsyncParsableCommand {
         let facade = Operator(store: try Support.openStore(file), clock: SystemWallClock(), settings: file.settings)
         let result = try await facade.tick(job, registry: file.registry, holder: "cli-" + HolderIdentity.make(), dryRun: dryRun, logger: logger)
         await processes.shutdownAll()
+        await Support.fetcher.shutdown()
         let report = result.report
         if json {
             let ack = report.ack
@@ -57,9 +61,12 @@ struct TickCommand: AsyncParsableCommand {
                 "next_cursor": (ack?.nextCursor).map { .string(Base64URL.encode($0)) } ?? .null,
                 "next_interval_secs": (ack?.nextIntervalSecs).json,
                 "items": .array(ack?.items ?? []), "duration_ms": .int(report.durationMs),
+                "details": ack?.details ?? .null, "warnings": .array(report.warnings.map(JSONValue.string)),
+                "dry_run": .bool(dryRun),
             ])
             print(Support.json(v))
         } else {
+            for w in report.warnings { Support.printErr("warning: \(w)") }
             print("\(job.id): \(result.status)\(result.error.map { ": \($0)" } ?? "") (\(report.durationMs) ms, \(report.ack?.items.count ?? 0) item(s)\(dryRun ? ", dry run" : ""))")
             for item in report.ack?.items ?? [] { print(Support.json(item)) }
         }
