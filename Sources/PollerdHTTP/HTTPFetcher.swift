@@ -97,6 +97,13 @@ public final class HTTPFetcher: Sendable {
         self.userAgent = userAgent; self.group = group ?? MultiThreadedEventLoopGroup.singleton
     }
 
+    deinit {
+        // A fetcher dropped without `shutdown()` (a CLI command, a test) still closes its
+        // clients: AsyncHTTPClient traps on a client that was never shut down.
+        let left = clients.withLock { c -> [HTTPClient] in defer { c.byKey = [:] }; return Array(c.byKey.values) }
+        for client in left { Task { try? await client.shutdown() } }
+    }
+
     /// Closes every pooled connection. Later fetches fail.
     public func shutdown() async {
         let all = clients.withLock { c -> [HTTPClient] in

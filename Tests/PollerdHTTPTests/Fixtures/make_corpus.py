@@ -467,6 +467,12 @@ undecl = ('<rss version="2.0"><channel><title>t</title><item><title>U</title><gu
 write("rss20-undeclared-prefixes.xml", undecl, [entry(id="u1", title="U", authors=["Pat"], content="<p>full</p>",
                                                       enclosures=[{"url": "https://m.example/v.mp4", "type": "video/mp4", "length": None}])])
 
+# The gzip-encoded copy the HTTP tests serve with Content-Encoding: gzip.
+import gzip
+os.makedirs(os.path.join(os.path.dirname(OUT), "http"), exist_ok=True)
+with open(os.path.join(OUT, "rss20-blog-00.xml"), "rb") as src, open(os.path.join(os.path.dirname(OUT), "http", "blog.xml.gz"), "wb") as dst:
+    dst.write(gzip.compress(src.read(), mtime=0))
+
 with open(os.path.join(OUT, "INDEX"), "w") as f:
     f.write("\n".join(sorted(written)) + "\n")
 print(len(written), "feeds")
