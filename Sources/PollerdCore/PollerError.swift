@@ -85,6 +85,7 @@ extension PollerError {
             case rateLimited = "rate_limited"
             case replyTooLarge = "reply_too_large"
             case signaled = "signaled"
+            case sourceFailed = "source_failed"
             case spawnFailed = "spawn_failed"
             case store = "store"
             case timeout = "timeout"
@@ -126,6 +127,7 @@ extension PollerError {
         public static let rateLimited = Code(.rateLimited)
         public static let replyTooLarge = Code(.replyTooLarge)
         public static let signaled = Code(.signaled)
+        public static let sourceFailed = Code(.sourceFailed)
         public static let spawnFailed = Code(.spawnFailed)
         public static let store = Code(.store)
         public static let timeout = Code(.timeout)

@@ -8,12 +8,20 @@ import Glibc
 #endif
 
 /// `command`: runs a configured argv per tick in its own process group. Each non-empty line on
-/// stdout must be a JSON object and becomes an item. A non-zero exit is a transient error.
+/// stdout must be a JSON object and becomes an item, except control lines, which start with
+/// `#pollerd ` (no JSON text starts with `#`, so no item is ever taken for one):
+/// - `#pollerd cursor BASE64URL` / `#pollerd cursor-text TEXT`: the job's next cursor (the last
+///   such line wins); without one the stored cursor stays.
+/// - `#pollerd fail CLASS MESSAGE`: the tick fails as `transient`, `permanent` or `config`,
+///   whatever the exit status.
+/// - `#pollerd next-interval SECS`: the delay before the next tick, this once.
+/// A non-zero exit is a transient error.
 ///
 /// Config: `argv` (required), `cwd`, `env` (extra variables), `inherit_env` (names copied from the
 /// daemon's environment), `max_output_bytes` (default 4 MiB), `kill_grace_ms` (default 2000).
 /// The child gets only PATH, HOME, LANG and TZ from the daemon, plus `POLLERD_JOB_ID`,
-/// `POLLERD_KIND`, `POLLERD_AGENT`, `POLLERD_NOW` and `POLLERD_CURSOR` (base64url, when set).
+/// `POLLERD_KIND`, `POLLERD_AGENT`, `POLLERD_NOW`, and the stored cursor as `POLLERD_CURSOR`
+/// (base64url) and, when it is UTF-8 text without NUL, as `POLLERD_CURSOR_TEXT`.
 public struct CommandPoller: Poller {
     public let kind = "command"
     /// Bytes of stderr kept for the error message.
@@ -51,7 +59,10 @@ public struct CommandPoller: Poller {
         env["POLLERD_KIND"] = ctx.kind
         env["POLLERD_AGENT"] = ctx.agent
         env["POLLERD_NOW"] = RFC3339.format(ms: ctx.nowMs)
-        if let c = ctx.cursor { env["POLLERD_CURSOR"] = Base64URL.encode(c) }
+        if let c = ctx.cursor {
+            env["POLLERD_CURSOR"] = Base64URL.encode(c)
+            if !c.contains(0), let text = String(data: c, encoding: .utf8) { env["POLLERD_CURSOR_TEXT"] = text }
+        }
         return env
     }
 
@@ -141,6 +152,8 @@ public struct CommandPoller: Poller {
         if out.overflow {
             throw .transient(.outputTooLarge, "stdout exceeded max_output_bytes (\(limit))")
         }
+        let output = try Self.parseOutput(out.stdout)
+        if let fail = output.failure { throw fail }
         switch result.terminationStatus {
         case .exited(0): break
         case .exited(let code):
@@ -148,17 +161,70 @@ public struct CommandPoller: Poller {
         case .signaled(let sig):
             throw .transient(.signaled, "'\(program)' was killed by signal \(sig)\(stderrHint)")
         }
+        return TickAck(nextCursor: output.cursor, nextIntervalSecs: output.nextIntervalSecs, items: output.items)
+    }
+
+    /// What a command printed: its items and its control lines.
+    struct Output {
         var items: [JSONValue] = []
+        var cursor: Data?
+        var failure: PollerError?
+        var nextIntervalSecs: Int64?
+    }
+
+    static let controlPrefix = Array("#pollerd ".utf8)
+
+    /// Reads stdout: JSON object lines are items, `#pollerd ` lines are control lines.
+    static func parseOutput(_ stdout: [UInt8]) throws(PollerError) -> Output {
+        var out = Output()
         var lineNo = 0
-        for line in out.stdout.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+        for line in stdout.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNo += 1
             if line.allSatisfy(Self.isBlank) { continue }
-            guard let v = try? JSONValue.parse(Data(line)), case .object = v else {
-                throw .transient(.badOutput, "stdout line \(lineNo) is not a JSON object")
+            if line.starts(with: controlPrefix) {
+                try control(line.dropFirst(controlPrefix.count), lineNo: lineNo, into: &out)
+                continue
             }
-            items.append(v)
+            guard let v = try? JSONValue.parse(Data(line)), case .object = v else {
+                throw .transient(.badOutput, "stdout line \(lineNo) is not a JSON object (nor a '#pollerd ' control line)")
+            }
+            out.items.append(v)
         }
-        return TickAck(items: items)
+        return out
+    }
+
+    private static func control(_ rest: ArraySlice<UInt8>, lineNo: Int, into out: inout Output) throws(PollerError) {
+        var text = String(decoding: rest, as: UTF8.self)
+        if text.hasSuffix("\r") { text.removeLast() }
+        let verb = text.prefix { $0 != " " }
+        let arg = text.dropFirst(verb.count).drop { $0 == " " }
+        switch verb {
+        case "cursor":
+            guard let bytes = Base64URL.decode(String(arg)) else {
+                throw .transient(.badOutput, "stdout line \(lineNo): '#pollerd cursor' takes base64url (use cursor-text for plain text)")
+            }
+            out.cursor = bytes
+        case "cursor-text":
+            out.cursor = Data(arg.utf8)
+        case "fail":
+            let cls = arg.prefix { $0 != " " }
+            let message = arg.dropFirst(cls.count).trimmingCharacters(in: .whitespaces)
+            let said = message.isEmpty ? "the command reported a failure" : message
+            switch cls {
+            case "transient": out.failure = .transient(.sourceFailed, said)
+            case "permanent": out.failure = .permanent(.sourceFailed, said)
+            case "config": out.failure = .config(.badConfig, said)
+            default:
+                throw .transient(.badOutput, "stdout line \(lineNo): '#pollerd fail' takes transient, permanent or config, not '\(cls)'")
+            }
+        case "next-interval":
+            guard let secs = Int64(arg), (1...31_536_000).contains(secs) else {
+                throw .transient(.badOutput, "stdout line \(lineNo): '#pollerd next-interval' takes a number of seconds (1 to 31536000)")
+            }
+            out.nextIntervalSecs = secs
+        default:
+            throw .transient(.badOutput, "stdout line \(lineNo): unknown control line '#pollerd \(verb)' (known: cursor, cursor-text, fail, next-interval)")
+        }
     }
 
     static func isBlank(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 13 }

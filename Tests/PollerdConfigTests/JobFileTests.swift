@@ -275,3 +275,19 @@ import Testing
         #expect(f.errors.isEmpty && f.jobs.map(\.id) == ["a", "b"])
     }
 }
+
+@Suite struct PerJobDedupWindowTests {
+    @Test func aJobCanSetItsOwnDedupWindow() {
+        let yaml = """
+            pollers:
+              jobs:
+                - { id: a, kind: noop, schedule: { every_secs: 5 }, dedup_window: 50000 }
+                - { id: b, kind: noop, schedule: { every_secs: 5 } }
+                - { id: c, kind: noop, schedule: { every_secs: 5 }, dedup_window: -1 }
+            """
+        let f = JobFile.parse(yaml, path: "/etc/p.yaml", registry: Builtins.registry(), environment: [:], nowMs: 0)
+        #expect(f.jobs.first { $0.id == "a" }?.dedupWindow == 50_000)
+        #expect(f.jobs.first { $0.id == "b" }?.dedupWindow == nil)
+        #expect(f.errors.contains { $0.jobID == "c" && "\($0)".contains("dedup_window") })
+    }
+}

@@ -53,7 +53,7 @@ import Glibc
     @Test func nonJSONOutputIsTransient() async {
         let r = await run(ctx(["/bin/sh", "-c", "echo '{\"ok\":1}'; echo 'not json'"]))
         guard case .failure(let e) = r else { Issue.record("expected failure"); return }
-        #expect(e.errorClass == .transient && e.code == .badOutput && e.message == "stdout line 2 is not a JSON object")
+        #expect(e.errorClass == .transient && e.code == .badOutput && e.message == "stdout line 2 is not a JSON object (nor a '#pollerd ' control line)")
     }
 
     @Test func missingProgramIsAConfigError() async {
@@ -83,7 +83,7 @@ import Glibc
         let names = Set(try r.get().items.first?["env"]?.stringValue?.split(separator: " ").map(String.init) ?? [])
         #expect(!names.contains("POLLERD_TEST_SECRET_TOKEN"))
         #expect(names.isSuperset(of: ["PATH", "EXTRA", "POLLERD_TEST_ALLOWED", "POLLERD_JOB_ID", "POLLERD_KIND", "POLLERD_AGENT", "POLLERD_NOW", "POLLERD_CURSOR"]))
-        let allowed: Set<String> = ["PATH", "HOME", "LANG", "TZ", "EXTRA", "POLLERD_TEST_ALLOWED", "POLLERD_JOB_ID", "POLLERD_KIND", "POLLERD_AGENT", "POLLERD_NOW", "POLLERD_CURSOR", "PWD", "SHLVL", "_"]
+        let allowed: Set<String> = ["PATH", "HOME", "LANG", "TZ", "EXTRA", "POLLERD_TEST_ALLOWED", "POLLERD_JOB_ID", "POLLERD_KIND", "POLLERD_AGENT", "POLLERD_NOW", "POLLERD_CURSOR", "POLLERD_CURSOR_TEXT", "PWD", "SHLVL", "_"]
         #expect(names.subtracting(allowed).isEmpty, "unexpected: \(names.subtracting(allowed))")
         let cursor = await run(ctx(["/bin/sh", "-c", "printf '{\"c\":\"%s\"}\\n' \"$POLLERD_CURSOR\""], cursor: Data("hello".utf8)))
         #expect(try cursor.get().items.first?["c"] == .string("aGVsbG8"))
