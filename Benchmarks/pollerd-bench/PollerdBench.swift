@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PollerdCore
 import PollerdDaemon
+import PollerdHTTP
 import ServiceLifecycle
 import PollerdPlugins
 import PollerdPollers
@@ -17,7 +18,7 @@ struct PollerdBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pollerd-bench",
         abstract: "Benchmarks of pollerd's real components (build with -c release).",
-        subcommands: [SchedulerBench.self, PluginBench.self, OutboxBench.self, WireBench.self]
+        subcommands: [SchedulerBench.self, PluginBench.self, OutboxBench.self, WireBench.self, FeedParseBench.self, FeedServerCommand.self]
     )
 }
 
@@ -74,6 +75,10 @@ struct SchedulerBench: AsyncParsableCommand {
     @Option(name: .customLong("plugin-command"), help: "Tick a long-lived plugin (this command, answering as plugin 'cbench', kind 'cbench') instead of noop.")
     var pluginCommand: String?
     @Option(name: .customLong("plugin-slots"), help: "The plugin's max_concurrent_ticks.") var pluginSlots: Int = 16
+    @Option(name: .customLong("feed-base"), help: "Tick rss jobs against BASE/feed/N (pollerd-bench feed-server) instead of noop.")
+    var feedBase: String?
+    @Option(name: .customLong("per-host"), help: "The HTTP kinds' per-host limit on requests in flight (the daemon's default is 2).")
+    var perHost: Int = 2
 
     func run() async throws {
         var logger = Logger(label: "bench")
@@ -93,9 +98,16 @@ struct SchedulerBench: AsyncParsableCommand {
             plugin = p
             _ = registry.register(LongLivedPluginPoller(kind: "cbench", plugin: p))
         }
-        let kind = pluginCommand == nil ? "noop" : "cbench"
+        let fetcher = HTTPFetcher(perHostLimit: perHost)
+        for p in HTTPKinds.pollers(fetcher: fetcher) { registry.register(p) }
+        let kind = feedBase != nil ? "rss" : pluginCommand == nil ? "noop" : "cbench"
         let specs = (0..<jobs).map { i in
-            JobSpec(id: "job-\(i)", kind: kind, schedule: Schedule(.every(seconds: everySecs)), config: .object(["advance_cursor": .bool(true)]))
+            let config: JSONValue = if let feedBase {
+                .object(["feed_url": .string("\(feedBase)/feed/\(i)"), "allow_private_networks": .bool(true)])
+            } else {
+                .object(["advance_cursor": .bool(true)])
+            }
+            return JobSpec(id: "job-\(i)", kind: kind, schedule: Schedule(.every(seconds: everySecs)), config: config)
         }
         let clock = SystemWallClock()
         let bootStart = clock.nowMs
@@ -127,6 +139,7 @@ struct SchedulerBench: AsyncParsableCommand {
         await group.triggerGracefulShutdown()
         try await runTask.value
         await plugin?.shutdown()
+        await fetcher.shutdown()
         try? FileManager.default.removeItem(at: dir)
 
         let s = samples.withLock { $0 }!.snapshot

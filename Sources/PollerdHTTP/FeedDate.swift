@@ -8,8 +8,7 @@ import PollerdCore
 public enum FeedDate {
     /// Milliseconds since the epoch, or nil.
     public static func parse(_ text: String) -> Int64? {
-        let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !t.isEmpty, t.utf8.count <= 64 else { return nil }
+        guard let t = FeedParser.trimmed(text), t.utf8.count <= 64 else { return nil }
         if let first = t.utf8.first, first >= 48, first <= 57, let ms = iso(t) { return ms }
         return rfc822(t)
     }
@@ -119,63 +118,85 @@ public enum FeedDate {
         return sign * (hh * 60 + mm)
     }
 
+    /// RFC 822 and its variants, read byte by byte (this runs for every entry of every feed).
     static func rfc822(_ t: String) -> Int64? {
-        var tokens = t.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" || $0 == "\n" }).map { String($0) }
-        // "19-May-2002" and "2002/05/19" style pieces are split further.
-        tokens = tokens.flatMap { tok -> [String] in
-            if tok.contains(":") { return [tok] }
-            if tok.first == "+" || (tok.first == "-" && tok.count > 1) { return [tok] }
-            return tok.split(separator: "-").map(String.init)
-        }
+        let s = Array(t.utf8)
         var day: Int?, month: Int?, year: Int?, time: (Int, Int, Int)?, offset: Int?
-        for raw in tokens {
-            var tok = raw
-            let lower = tok.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "."))
-            if weekdays.contains(lower) || fullWeekdays.contains(lower) { continue }
-            if month == nil, let m = months.firstIndex(of: lower) ?? fullMonths.firstIndex(of: lower)
-                ?? (lower.count >= 3 ? fullMonths.firstIndex(where: { $0.hasPrefix(lower) }) : nil) {
-                month = m + 1
-                continue
+        var i = 0
+        let n = s.count
+        func isSep(_ b: UInt8) -> Bool { b == 0x20 || b == 0x2C || b == 0x09 || b == 0x0A || b == 0x0D }
+        func digits(_ tok: ArraySlice<UInt8>) -> Int? {
+            guard !tok.isEmpty, tok.count <= 9 else { return nil }
+            var v = 0
+            for b in tok {
+                guard b >= 0x30, b <= 0x39 else { return nil }
+                v = v * 10 + Int(b - 0x30)
             }
-            if tok.contains(":"), tok.first != "+", tok.first != "-" {
-                guard time == nil else { return nil }
-                // A zone may be glued on: 15:21:36Z, 15:21:36+0000, 15:21:36GMT.
-                var zonePart = ""
-                if let z = tok.firstIndex(where: { $0.isLetter || $0 == "+" || $0 == "-" }) {
-                    zonePart = String(tok[z...])
-                    tok = String(tok[..<z])
-                }
-                let parts = tok.split(separator: ":", omittingEmptySubsequences: false)
-                guard (2...3).contains(parts.count), let h = Int(parts[0]), let m = Int(parts[1]), parts[0].count <= 2, parts[1].count == 2 else { return nil }
-                var s = 0
-                if parts.count == 3 {
-                    let secText = parts[2].split(separator: ".").first.map(String.init) ?? ""
-                    guard let v = Int(secText), secText.count == 2 else { return nil }
-                    s = v
-                }
-                guard h <= 24, m <= 59, s <= 60 else { return nil }
-                time = (h, m, min(s, 59))
-                if !zonePart.isEmpty {
-                    guard let z = zoneOffset(zonePart) else { return nil }
+            return v
+        }
+        while i < n {
+            while i < n, isSep(s[i]) { i += 1 }
+            guard i < n else { break }
+            var j = i
+            while j < n, !isSep(s[j]) { j += 1 }
+            let whole = s[i..<j]
+            i = j
+            let hasColon = whole.contains(0x3A)
+            let signed = whole.first == 0x2B || (whole.first == 0x2D && whole.count > 1)
+            // "19-May-2002" pieces are split further; times and signed zones are not.
+            let pieces: [ArraySlice<UInt8>] = (hasColon || signed) ? [whole] : whole.split(separator: 0x2D)
+            for var tok in pieces {
+                if tok.last == 0x2E { tok = tok.dropLast() }   // "Tue." and "May."
+                guard !tok.isEmpty else { continue }
+                let first = tok.first!
+                let isLetter = (first | 0x20) >= 0x61 && (first | 0x20) <= 0x7A
+                if isLetter {
+                    let lower = String(decoding: tok.map { ($0 >= 0x41 && $0 <= 0x5A) ? $0 | 0x20 : $0 }, as: UTF8.self)
+                    if weekdays.contains(lower) || fullWeekdays.contains(lower) { continue }
+                    if month == nil, let m = months.firstIndex(of: lower) ?? fullMonths.firstIndex(of: lower)
+                        ?? (lower.count >= 3 ? fullMonths.firstIndex(where: { $0.hasPrefix(lower) }) : nil) {
+                        month = m + 1
+                        continue
+                    }
+                    guard offset == nil, let z = zoneOffset(lower) else { return nil }
                     offset = z
-                }
-                continue
-            }
-            if tok.allSatisfy(\.isNumber), !tok.isEmpty {
-                guard let v = Int(tok) else { return nil }
-                if tok.count == 4 { guard year == nil else { return nil }; year = v; continue }
-                if tok.count <= 2 {
-                    if day == nil { day = v } else if year == nil { year = v < 50 ? 2000 + v : 1900 + v } else { return nil }
                     continue
                 }
-                return nil
-            }
-            if let z = zoneOffset(tok) {
-                guard offset == nil else { return nil }
+                if hasColon && !signed {
+                    guard time == nil else { return nil }
+                    // A zone may be glued on: 15:21:36Z, 15:21:36+0000, 15:21:36GMT.
+                    var end = tok.startIndex
+                    while end < tok.endIndex, (tok[end] >= 0x30 && tok[end] <= 0x39) || tok[end] == 0x3A || tok[end] == 0x2E { end += 1 }
+                    let clock = tok[..<end]
+                    let zonePart = tok[end...]
+                    let parts = clock.split(separator: 0x3A, omittingEmptySubsequences: false)
+                    guard (2...3).contains(parts.count), parts[0].count <= 2, parts[1].count == 2,
+                          let h = digits(parts[0]), let m = digits(parts[1]) else { return nil }
+                    var sec = 0
+                    if parts.count == 3 {
+                        let whole = parts[2].split(separator: 0x2E, maxSplits: 1, omittingEmptySubsequences: false)[0]
+                        guard whole.count == 2, let v = digits(whole) else { return nil }
+                        sec = v
+                    }
+                    guard h <= 24, m <= 59, sec <= 60 else { return nil }
+                    time = (h, m, min(sec, 59))
+                    if !zonePart.isEmpty {
+                        guard let z = zoneOffset(String(decoding: zonePart, as: UTF8.self)) else { return nil }
+                        offset = z
+                    }
+                    continue
+                }
+                if let v = digits(tok) {
+                    if tok.count == 4 { guard year == nil else { return nil }; year = v; continue }
+                    if tok.count <= 2 {
+                        if day == nil { day = v } else if year == nil { year = v < 50 ? 2000 + v : 1900 + v } else { return nil }
+                        continue
+                    }
+                    return nil
+                }
+                guard offset == nil, let z = zoneOffset(String(decoding: tok, as: UTF8.self)) else { return nil }
                 offset = z
-                continue
             }
-            return nil
         }
         guard let day, let month, let year else { return nil }
         let (h, mi, se) = time ?? (0, 0, 0)

@@ -127,58 +127,63 @@ enum FeedText {
         var out: [UInt8] = []
         out.reserveCapacity(input.count + input.count / 32)
         let n = input.count
-        var i = 0
-        @inline(__always) func starts(_ lit: StaticString, at j: Int) -> Bool {
-            let len = lit.utf8CodeUnitCount
-            guard j + len <= n else { return false }
-            return lit.withUTF8Buffer { lb in
-                for k in 0..<len where input[j + k] != lb[k] { return false }
-                return true
+        input.withUnsafeBufferPointer { buf in
+            @inline(__always) func starts(_ lit: StaticString, at j: Int) -> Bool {
+                let len = lit.utf8CodeUnitCount
+                guard j + len <= n else { return false }
+                return memcmp(buf.baseAddress! + j, lit.utf8Start, len) == 0
             }
-        }
-        func copyThrough(_ terminator: StaticString, from j: Int) -> Int {
-            // Copies input[j...] up to and including the terminator (or to the end).
-            var k = j
-            while k < n {
-                if input[k] == terminator.utf8Start.pointee, starts(terminator, at: k) {
-                    let end = k + terminator.utf8CodeUnitCount
-                    out.append(contentsOf: input[j..<end])
-                    return end
-                }
-                k += 1
-            }
-            out.append(contentsOf: input[j..<n])
-            return n
-        }
-        while i < n {
-            let b = input[i]
-            if b == UInt8(ascii: "<") {
-                if starts("<![CDATA[", at: i) { i = copyThrough("]]>", from: i); continue }
-                if starts("<!--", at: i) { i = copyThrough("-->", from: i); continue }
-                if starts("<!DOCTYPE", at: i) || starts("<!doctype", at: i) {
-                    // Skip to the '>' that closes it, past any internal subset in brackets.
-                    var k = i + 9, depth = 0
-                    while k < n {
-                        let c = input[k]
-                        if c == UInt8(ascii: "[") { depth += 1 } else if c == UInt8(ascii: "]") { depth -= 1 } else if c == UInt8(ascii: ">") && depth <= 0 { break }
-                        k += 1
+            func copyThrough(_ terminator: StaticString, from j: Int) -> Int {
+                // Copies input[j...] up to and including the terminator (or to the end).
+                var k = j
+                while k < n {
+                    if buf[k] == terminator.utf8Start.pointee, starts(terminator, at: k) {
+                        let end = k + terminator.utf8CodeUnitCount
+                        out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[j..<end]))
+                        return end
                     }
-                    i = min(k + 1, n)
+                    k += 1
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[j..<n]))
+                return n
+            }
+            var i = 0
+            while i < n {
+                // Copy the run of bytes that need nothing in one go.
+                var k = i
+                while k < n {
+                    let b = buf[k]
+                    if b == UInt8(ascii: "<") || b == UInt8(ascii: "&") || (b < 0x20 && b != 0x09 && b != 0x0A && b != 0x0D) { break }
+                    k += 1
+                }
+                if k > i { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[i..<k])) }
+                i = k
+                guard i < n else { break }
+                let b = buf[i]
+                if b == UInt8(ascii: "<") {
+                    if starts("<![CDATA[", at: i) { i = copyThrough("]]>", from: i); continue }
+                    if starts("<!--", at: i) { i = copyThrough("-->", from: i); continue }
+                    if starts("<!DOCTYPE", at: i) || starts("<!doctype", at: i) {
+                        // Skip to the '>' that closes it, past any internal subset in brackets.
+                        var k = i + 9, depth = 0
+                        while k < n {
+                            let c = buf[k]
+                            if c == UInt8(ascii: "[") { depth += 1 } else if c == UInt8(ascii: "]") { depth -= 1 } else if c == UInt8(ascii: ">") && depth <= 0 { break }
+                            k += 1
+                        }
+                        i = min(k + 1, n)
+                        continue
+                    }
+                    out.append(b); i += 1
                     continue
                 }
-                out.append(b); i += 1
-                continue
-            }
-            if b == UInt8(ascii: "&") {
-                i = entity(input, at: i, into: &out)
-                continue
-            }
-            if b < 0x20 && b != 0x09 && b != 0x0A && b != 0x0D {
-                out.append(contentsOf: [0xEF, 0xBF, 0xBD])
+                if b == UInt8(ascii: "&") {
+                    i = entity(input, at: i, into: &out)
+                    continue
+                }
+                out.append(contentsOf: [0xEF, 0xBF, 0xBD])   // a control character XML forbids
                 i += 1
-                continue
             }
-            out.append(b); i += 1
         }
         return out
     }

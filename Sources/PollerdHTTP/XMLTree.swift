@@ -17,13 +17,17 @@ final class XNode {
     /// The base URL in effect for this element (`xml:base` resolved against its parent's).
     let base: URL?
     var items: [Item] = []
+    /// The element children alone, in order (kept beside `items`: extraction asks for children
+    /// by name many times per entry).
+    private(set) var elements: [XNode] = []
 
     init(name: String, ns: String, qualifiedName: String, attributes: [String: String], base: URL?) {
         self.name = name; self.ns = ns; self.qualifiedName = qualifiedName; self.attributes = attributes; self.base = base
     }
 
-    var elements: [XNode] {
-        items.compactMap { if case .element(let e) = $0 { e } else { nil } }
+    func append(_ child: XNode) {
+        items.append(.element(child))
+        elements.append(child)
     }
 
     func children(_ name: String, ns: String) -> [XNode] { elements.filter { $0.name == name && $0.ns == ns } }
@@ -192,7 +196,7 @@ final class XMLTreeBuilder: NSObject, XMLParserDelegate {
             ns = known   // an undeclared dc:, media:, itunes:… prefix means what it always means
         }
         let node = XNode(name: name, ns: ns, qualifiedName: qualifiedName ?? name, attributes: attributes, base: base)
-        if let parent = stack.last { parent.items.append(.element(node)) } else if root == nil { root = node }
+        if let parent = stack.last { parent.append(node) } else if root == nil { root = node }
         stack.append(node)
     }
 
