@@ -23,6 +23,32 @@ extension JobFileValidator {
         return d
     }
 
+    static let httpKeys: Set<String> = ["per_host_limit", "user_agent", "allow_addresses"]
+
+    /// `pollers.http`: the HTTP kinds' shared settings.
+    mutating func readHTTP(_ node: Node) throws -> HTTPSettings {
+        let m = try mapping(node, job: nil, what: "'http'")
+        try checkKeys(m, allowed: Self.httpKeys, job: nil, context: "'http'")
+        var h = HTTPSettings()
+        if let n = value(m, "per_host_limit") { h.perHostLimit = Int(try int(n, job: nil, key: "per_host_limit", range: 1...1024)) }
+        if let n = value(m, "user_agent") {
+            let ua = try string(n, job: nil, key: "user_agent")
+            guard !ua.isEmpty, !ua.contains("\r"), !ua.contains("\n") else { throw fail(n, "http.user_agent must be one non-empty line") }
+            h.userAgent = ua
+        }
+        if let n = value(m, "allow_addresses") {
+            guard case .sequence(let seq) = n else { throw fail(n, "http.allow_addresses must be a list such as [\"10.1.0.0/16\", \"127.0.0.1/32:8080\"]") }
+            for entry in seq {
+                let text = try string(entry, job: nil, key: "allow_addresses")
+                guard let range = AddressRange(text) else {
+                    throw fail(entry, "http.allow_addresses: '\(text)' is not ADDRESS[/BITS][:PORT] (an IPv6 address with a port goes in brackets)")
+                }
+                h.allowAddresses.append(range)
+            }
+        }
+        return h
+    }
+
     /// A `deliver:` list: each entry is one of `file`, `webhook`, `nats`, `stdout`, with an optional `name`.
     mutating func readSinks(_ node: Node, job: String?) throws -> [SinkSpec] {
         if case .scalar = node, Self.tagName(node) == .null { return [] }

@@ -71,6 +71,21 @@ public struct GlobalSettings: Sendable, Hashable {
     public var delivery = DeliveryTuning()
     /// Where the admin HTTP server (`/metrics`, `/healthz`) listens; nil: not started.
     public var adminListen: ListenAddress?
+    /// The HTTP kinds' daemon-wide settings (`pollers.http`).
+    public var http = HTTPSettings()
+
+    public init() {}
+}
+
+/// `pollers.http`: what the HTTP kinds (`rss`, `http_json`) share across jobs.
+public struct HTTPSettings: Sendable, Hashable {
+    /// Requests in flight to one host, across all jobs.
+    public var perHostLimit = 2
+    /// The `User-Agent` sent unless a job sets its own; nil: `pollerd/VERSION (+URL)`.
+    public var userAgent: String?
+    /// Non-public addresses every job may reach (a local feed proxy, say): `10.1.0.0/16`,
+    /// `127.0.0.1/32:8080`, `[::1]/128:9000`.
+    public var allowAddresses: [AddressRange] = []
 
     public init() {}
 }

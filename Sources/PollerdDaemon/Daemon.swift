@@ -51,6 +51,7 @@ public struct Daemon: Sendable {
 
     /// The service group for a validated job file.
     public func serviceGroup(file: JobFile) -> ServiceGroup {
+        fetcher.configure(file.settings.http)
         let executor = TickExecutor(store: store, registry: file.registry, clock: clock, holder: holder, logger: logger)
         let runner = Runner(settings: file.settings, jobs: file.jobs, executor: executor, jobFile: configPath,
                             isAbandoned: HolderIdentity.isAbandoned, onEvent: RunnerMetrics.record)
@@ -65,6 +66,7 @@ public struct Daemon: Sendable {
         let clock = self.clock
         let reloader = ReloadService(runner: runner, deliverer: deliverer, processes: processes, path: path, stateStore: file.stateDBPath,
                                      watch: watch, clock: clock, load: { Daemon.loadJobFile(path, processes: processes, fetcher: fetcher, nowMs: clock.nowMs) },
+                                     applySettings: { fetcher.configure($0.http) },
                                      logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: StoreService(store: store, clock: clock), successTerminationBehavior: .ignore),

@@ -18,15 +18,20 @@ public struct ReloadService: Service {
     let watch: Bool
     let clock: any WallClock
     let load: @Sendable () -> JobFile
+    /// Applies an accepted file's daemon-wide settings that live outside the runner (the HTTP
+    /// kinds' `pollers.http`).
+    let applySettings: @Sendable (GlobalSettings) -> Void
     let logger: Logger
 
     /// - Parameters:
     ///   - stateStore: where the running store is (a change only takes effect at restart).
     ///   - load: reads and validates the job file again.
     public init(runner: Runner, deliverer: Deliverer, processes: PluginProcesses, path: String, stateStore: String, watch: Bool,
-                clock: any WallClock, load: @escaping @Sendable () -> JobFile, logger: Logger) {
+                clock: any WallClock, load: @escaping @Sendable () -> JobFile,
+                applySettings: @escaping @Sendable (GlobalSettings) -> Void = { _ in }, logger: Logger) {
         self.runner = runner; self.deliverer = deliverer; self.processes = processes; self.path = path
-        self.stateStore = stateStore; self.watch = watch; self.clock = clock; self.load = load; self.logger = logger
+        self.stateStore = stateStore; self.watch = watch; self.clock = clock; self.load = load
+        self.applySettings = applySettings; self.logger = logger
     }
 
     public func run() async throws {
@@ -73,6 +78,7 @@ public struct ReloadService: Service {
         }
         do {
             runner.executor.replaceRegistry(file.registry)
+            applySettings(file.settings)
             let plan = try await runner.reload(jobs: file.jobs, settings: file.settings)
             deliverer.update(jobs: file.jobs, tuning: file.settings.delivery)
             // Plugins whose manifest changed or went away stop; unchanged ones keep running.

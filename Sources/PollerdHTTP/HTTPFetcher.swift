@@ -4,7 +4,7 @@ public import NIOCore
 public import NIOHTTP1
 import NIOHTTPCompression
 import NIOPosix
-import PollerdCore
+public import PollerdCore
 import Synchronization
 
 /// One HTTP request a job makes. Redirects are followed by the fetcher, hop by hop.
@@ -80,9 +80,15 @@ public struct FetchError: Error, Sendable, CustomStringConvertible {
 /// go. Redirects are followed here, each hop checked again; the configured URL is never
 /// replaced. At most `perHostLimit` requests per host are in flight across all jobs.
 public final class HTTPFetcher: Sendable {
-    public let policy: AddressPolicy
-    public let userAgent: String
-    public let perHostLimit: Int
+    struct Settings {
+        var policy: AddressPolicy
+        var userAgent: String
+        var perHostLimit: Int
+    }
+    private let settings: Mutex<Settings>
+    public var policy: AddressPolicy { settings.withLock { $0.policy } }
+    public var userAgent: String { settings.withLock { $0.userAgent } }
+    public var perHostLimit: Int { settings.withLock { $0.perHostLimit } }
     let resolver: any HostResolver
     let group: any EventLoopGroup
     private let clients = Mutex<ClientCache>(ClientCache())
@@ -93,8 +99,21 @@ public final class HTTPFetcher: Sendable {
 
     public init(policy: AddressPolicy = AddressPolicy(), resolver: any HostResolver = SystemResolver(), perHostLimit: Int = 2,
                 userAgent: String = HTTPFetcher.defaultUserAgent, group: (any EventLoopGroup)? = nil) {
-        self.policy = policy; self.resolver = resolver; self.perHostLimit = max(1, perHostLimit)
-        self.userAgent = userAgent; self.group = group ?? MultiThreadedEventLoopGroup.singleton
+        settings = Mutex(Settings(policy: policy, userAgent: userAgent, perHostLimit: max(1, perHostLimit)))
+        self.resolver = resolver; self.group = group ?? MultiThreadedEventLoopGroup.singleton
+    }
+
+    /// Applies the job file's `pollers.http` (at start and on every reload). A new per-host
+    /// limit applies to requests that start after it.
+    public func configure(_ http: HTTPSettings) {
+        let changedLimit = settings.withLock { s -> Bool in
+            let changed = s.perHostLimit != http.perHostLimit
+            s.policy = AddressPolicy(allow: http.allowAddresses)
+            s.userAgent = http.userAgent ?? Self.defaultUserAgent
+            s.perHostLimit = max(1, http.perHostLimit)
+            return changed
+        }
+        if changedLimit { gates.withLock { $0 = [:] } }
     }
 
     deinit {
@@ -228,9 +247,10 @@ public final class HTTPFetcher: Sendable {
     private func fetchOnce(url: String, target: Target, method: String, headers: [(name: String, value: String)], body: [UInt8]?,
                            request: FetchRequest, deadline: NIODeadline) async throws(FetchError) -> FetchResponse {
         let address = try await checkedAddress(target, url: url, allowPrivate: request.allowPrivateNetworks)
+        let limit = perHostLimit
         let gate = gates.withLock { g in
             if let s = g[target.host.lowercased()] { return s }
-            let s = AsyncSemaphore(permits: perHostLimit)
+            let s = AsyncSemaphore(permits: limit)
             g[target.host.lowercased()] = s
             return s
         }
@@ -242,7 +262,7 @@ public final class HTTPFetcher: Sendable {
         }
         var req = HTTPClientRequest(url: url)
         req.method = HTTPMethod(rawValue: method)
-        req.headers.add(name: "User-Agent", value: userAgent)
+        req.headers.add(name: "User-Agent", value: self.userAgent)
         req.headers.add(name: "Accept-Encoding", value: "gzip, deflate")
         for (name, value) in headers {
             if name.lowercased() == "user-agent" { req.headers.replaceOrAdd(name: "User-Agent", value: value) } else { req.headers.add(name: name, value: value) }

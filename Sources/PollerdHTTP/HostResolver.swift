@@ -1,4 +1,5 @@
 import NIOPosix
+public import PollerdCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

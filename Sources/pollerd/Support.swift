@@ -58,6 +58,7 @@ enum Support {
     /// Loading starts no plugin process: long-lived plugins start on their first tick.
     static func load(_ path: String, processes: PluginProcesses = Support.processes(), printProblems: Bool = true) -> JobFile {
         let file = Daemon.loadJobFile(path, processes: processes, fetcher: fetcher, nowMs: nowMs)
+        fetcher.configure(file.settings.http)
         if printProblems {
             for e in file.errors { printErr("error: \(e)") }
             for w in file.warnings { printErr("warning: \(w)") }

@@ -291,3 +291,29 @@ import Testing
         #expect(f.errors.contains { $0.jobID == "c" && "\($0)".contains("dedup_window") })
     }
 }
+
+@Suite struct HTTPSettingsTests {
+    @Test func theHTTPBlockIsRead() {
+        let yaml = """
+            pollers:
+              http:
+                per_host_limit: 4
+                user_agent: "ExampleBot/1.0 (+https://example.com/bot)"
+                allow_addresses: ["10.1.0.0/16", "127.0.0.1/32:8080", "[::1]/128:9000"]
+              jobs: []
+            """
+        let f = JobFile.parse(yaml, path: "/etc/p.yaml", registry: Builtins.registry(), environment: [:], nowMs: 0)
+        #expect(f.errors.isEmpty, "\(f.errors)")
+        #expect(f.settings.http.perHostLimit == 4)
+        #expect(f.settings.http.userAgent == "ExampleBot/1.0 (+https://example.com/bot)")
+        #expect(f.settings.http.allowAddresses.map(\.description) == ["10.1.0.0/16", "127.0.0.1/32:8080", "[::1]/128:9000"])
+    }
+
+    @Test(arguments: [("per_host_limit: 0", "per_host_limit"), ("allow_addresses: [\"10.0.0.0/99\"]", "10.0.0.0/99"),
+                      ("allow_addresses: 10.0.0.0/8", "must be a list"), ("proxy: x", "unknown key 'proxy'")])
+    func badHTTPSettingsAreNamed(_ line: String, _ words: String) {
+        let yaml = "pollers:\n  http:\n    \(line)\n  jobs: []\n"
+        let f = JobFile.parse(yaml, path: "/etc/p.yaml", registry: Builtins.registry(), environment: [:], nowMs: 0)
+        #expect(f.errors.contains { "\($0)".contains(words) && "\($0)".contains("/etc/p.yaml:3") }, "\(f.errors)")
+    }
+}

@@ -1,3 +1,4 @@
+import PollerdCore
 @testable import PollerdHTTP
 import Testing
 

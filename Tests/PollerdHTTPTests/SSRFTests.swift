@@ -105,3 +105,26 @@ import Testing
         #expect(throws: ConfigIssue.self) { try RSSPoller(fetcher: fetcher).validate(config: .object(["feed_url": .string("http://0x7f000001/")])) }
     }
 }
+
+@Suite struct FetcherSettingsTests {
+    /// `pollers.http.allow_addresses` opens one address and port to every job, and
+    /// `user_agent` replaces pollerd's own.
+    @Test func theDaemonAllowListAndUserAgentApply() async throws {
+        try await FeedServer.with(hosts: ["127.0.0.1", "127.0.0.1"]) { servers in
+            let (open, closed) = (servers[0], servers[1])
+            open.serve("/x", .text("ok"))
+            let fetcher = HTTPFetcher()
+            var http = HTTPSettings()
+            http.allowAddresses = [AddressRange("127.0.0.1/32:\(open.port)")!]
+            http.userAgent = "ExampleBot/1.0"
+            fetcher.configure(http)
+            let r = try await fetcher.fetch(FetchRequest(url: open.base + "/x"))
+            #expect(r.status == 200 && open.requests.first?.headers["user-agent"] == "ExampleBot/1.0")
+            await #expect(throws: FetchError.self) { _ = try await fetcher.fetch(FetchRequest(url: closed.base + "/x")) }
+            #expect(closed.requests.isEmpty)
+            fetcher.configure(HTTPSettings())
+            await #expect(throws: FetchError.self) { _ = try await fetcher.fetch(FetchRequest(url: open.base + "/x")) }
+            #expect(open.requests.count == 1)
+        }
+    }
+}
