@@ -176,27 +176,47 @@ public final class HTTPFetcher: Sendable {
             guard hops.count < request.maxRedirects else {
                 throw FetchError(kind: .redirect, url: url, message: "more than \(request.maxRedirects) redirects")
             }
-            guard let next = URL(string: location, relativeTo: URL(string: url))?.absoluteURL.absoluteString else {
-                throw FetchError(kind: .redirect, url: url, message: "redirect to an unreadable location '\(location.prefix(200))'")
-            }
-            let nextTarget = try Self.target(of: next)
-            if target.scheme == "https" && nextTarget.scheme == "http" {
-                throw FetchError(kind: .redirect, url: url, message: "refused a redirect from HTTPS to plain HTTP (\(next))")
-            }
-            guard visited.insert(next).inserted else {
-                throw FetchError(kind: .redirect, url: url, message: "redirect loop back to \(next)")
-            }
-            if response.status == 303 || ((response.status == 301 || response.status == 302) && method == "POST") {
+            let hop = try Self.redirect(from: url, target: target, status: response.status, location: location, method: method, visited: visited)
+            visited.insert(hop.url)
+            if hop.dropBody {
                 method = "GET"
                 body = nil
             }
-            if nextTarget.origin != target.origin {
+            if hop.crossOrigin {
                 // Credentials meant for one origin never follow a redirect to another.
                 headers.removeAll { ["authorization", "cookie", "proxy-authorization"].contains($0.name.lowercased()) }
             }
+            let next = hop.url
             hops.append(next)
             url = next
         }
+    }
+
+    /// Where a redirect goes, and what the next request keeps.
+    struct Hop: Equatable {
+        var url: String
+        /// 303, or 301/302 after a POST: the next request is a GET without a body.
+        var dropBody: Bool
+        /// Another scheme, host or port: credentials stay behind.
+        var crossOrigin: Bool
+    }
+
+    /// The rules for one redirect: a readable location, http(s) only, never from HTTPS down to
+    /// plain HTTP, never back to a URL already visited.
+    static func redirect(from url: String, target: Target, status: Int, location: String, method: String,
+                         visited: Set<String>) throws(FetchError) -> Hop {
+        guard let next = URL(string: location, relativeTo: URL(string: url))?.absoluteURL.absoluteString else {
+            throw FetchError(kind: .redirect, url: url, message: "redirect to an unreadable location '\(location.prefix(200))'")
+        }
+        let nextTarget = try Self.target(of: next)
+        if target.scheme == "https" && nextTarget.scheme == "http" {
+            throw FetchError(kind: .redirect, url: url, message: "refused a redirect from HTTPS to plain HTTP (\(next))")
+        }
+        guard !visited.contains(next) else {
+            throw FetchError(kind: .redirect, url: url, message: "redirect loop back to \(next)")
+        }
+        return Hop(url: next, dropBody: status == 303 || ((status == 301 || status == 302) && method == "POST"),
+                   crossOrigin: nextTarget.origin != target.origin)
     }
 
     struct Target {

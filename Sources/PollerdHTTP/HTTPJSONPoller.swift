@@ -64,6 +64,11 @@ public struct HTTPJSONPoller: Poller {
         var (cursor, note) = HTTPCursor.decode(ctx.cursor)
         var details: [String: JSONValue] = ["url": .string(cfg.source.url)]
         if let note { details["cursor_note"] = .string(note) }
+        if cursor.pending.count >= SeenItemsStep.pendingBound(cfg.source.maxItemsPerTick) {
+            details["backlog"] = .string("\(cursor.pending.count) item(s) held back: delivering them before fetching again")
+            let step = SeenItemsStep.drain(&cursor, maxItems: cfg.source.maxItemsPerTick)
+            return RSSPoller.ack(step: step, cursor: cursor, cfg: cfg.source, ctx: ctx, hints: Cadence.Hints(), entriesLastWeek: 0, details: details)
+        }
 
         var url = cfg.source.url
         var visited: Set<String> = []

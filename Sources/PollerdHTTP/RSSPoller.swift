@@ -27,6 +27,13 @@ public struct RSSPoller: Poller {
         var (cursor, note) = HTTPCursor.decode(ctx.cursor)
         var details: [String: JSONValue] = ["url": .string(cfg.url)]
         if let note { details["cursor_note"] = .string(note) }
+        if cursor.pending.count >= SeenItemsStep.pendingBound(cfg.maxItemsPerTick) {
+            // Drain before fetching more: the cursor stays bounded, and nothing is dropped (what
+            // the source adds meanwhile is still there at the next fetch, or it was never kept).
+            details["backlog"] = .string("\(cursor.pending.count) item(s) held back: delivering them before fetching again")
+            let step = SeenItemsStep.drain(&cursor, maxItems: cfg.maxItemsPerTick)
+            return Self.ack(step: step, cursor: cursor, cfg: cfg, ctx: ctx, hints: Cadence.Hints(), entriesLastWeek: 0, details: details)
+        }
 
         let response: FetchResponse
         do { response = try await fetcher.fetch(cfg.request(cursor: cursor, tickTimeoutSecs: ctx.timeoutSecs)) } catch {

@@ -51,6 +51,11 @@ struct SeenItemsStep {
         return step
     }
 
+    /// Past this many held-back items a tick only delivers from the queue and does not fetch:
+    /// ten ticks' worth (at least 1,000), so a source that adds more than a tick takes cannot
+    /// grow the cursor without end.
+    static func pendingBound(_ maxItems: Int) -> Int { max(1000, 10 * maxItems) }
+
     /// Only the held-back queue (a 304, or a body unchanged since the last tick).
     static func drain(_ cursor: inout HTTPCursor, maxItems: Int) -> SeenItemsStep {
         var step = SeenItemsStep()

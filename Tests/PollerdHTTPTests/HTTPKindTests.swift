@@ -341,3 +341,51 @@ import Testing
         #expect(Cadence.maxAge("max-age=\"90\"") == 90)
     }
 }
+
+@Suite struct RedirectRuleTests {
+    let https = try! HTTPFetcher.target(of: "https://feeds.example.com/a")
+
+    @Test func httpsNeverGoesDownToPlainHTTP() {
+        #expect(throws: FetchError.self) {
+            try HTTPFetcher.redirect(from: "https://feeds.example.com/a", target: https, status: 301, location: "http://feeds.example.com/a",
+                                     method: "GET", visited: [])
+        }
+    }
+
+    @Test func relativeLocationsResolveAndCredentialsStayWithTheirOrigin() throws {
+        let same = try HTTPFetcher.redirect(from: "https://feeds.example.com/a/b", target: https, status: 302, location: "../c",
+                                            method: "GET", visited: [])
+        #expect(same == .init(url: "https://feeds.example.com/c", dropBody: false, crossOrigin: false))
+        let other = try HTTPFetcher.redirect(from: "https://feeds.example.com/a", target: https, status: 307, location: "https://cdn.example.net/a",
+                                             method: "POST", visited: [])
+        #expect(other.crossOrigin && !other.dropBody)
+        let seeOther = try HTTPFetcher.redirect(from: "https://feeds.example.com/a", target: https, status: 303, location: "/done",
+                                                method: "POST", visited: [])
+        #expect(seeOther.dropBody)
+        #expect(throws: FetchError.self) {
+            try HTTPFetcher.redirect(from: "https://feeds.example.com/a", target: https, status: 302, location: "file:///etc/passwd", method: "GET", visited: [])
+        }
+        #expect(throws: FetchError.self) {
+            try HTTPFetcher.redirect(from: "https://feeds.example.com/a", target: https, status: 302, location: "/a", method: "GET",
+                                     visited: ["https://feeds.example.com/a"])
+        }
+    }
+
+    /// A source that adds more than a tick takes cannot grow the cursor without end: past the
+    /// bound a tick delivers from the queue and does not fetch.
+    @Test func aFullBacklogIsDrainedBeforeFetchingAgain() async throws {
+        try await FeedServer.with { servers in
+            let s = servers[0]
+            s.serve("/feed", .feed(rssFeed([1])))
+            var t = HTTPKindTests.rss(s.base + "/feed", ["max_items_per_tick": .int(1)])
+            _ = await t.tick()
+            s.serve("/feed", .feed(rssFeed(Array((2...1100).reversed()))))
+            let first = try #require(await t.tick().ack)
+            #expect(first.items.count == 1 && first.details?["held_back"] == .int(1098))
+            let before = s.requests.count
+            let drained = try #require(await t.tick().ack)
+            #expect(drained.details?["backlog"] != nil && drained.items.count == 1)
+            #expect(s.requests.count == before)
+        }
+    }
+}
