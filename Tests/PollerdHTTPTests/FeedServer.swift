@@ -15,9 +15,11 @@ final class FeedServer: Sendable {
         var status = 200
         var headers: [(String, String)] = []
         var body: [UInt8] = []
-        /// Bytes sent one at a time, `trickleGap` apart, after the head.
+        /// The body streamed (chunked, no Content-Length) in `chunkSize` pieces, `trickleGap`
+        /// apart, after the head.
         var trickle = false
         var trickleGap: Duration = .milliseconds(200)
+        var chunkSize = 1
         /// Not answered until `release()`.
         var hold = false
 
@@ -146,9 +148,12 @@ final class FeedServer: Sendable {
         if r.trickle {
             return Response(status: .init(code: r.status), headers: fields, body: ResponseBody { writer in
                 defer { server.end() }
-                for b in r.body {
-                    try await writer.write(ByteBuffer(bytes: [b]))
-                    try await Task.sleep(for: r.trickleGap)
+                var at = 0
+                while at < r.body.count {
+                    let end = min(at + r.chunkSize, r.body.count)
+                    try await writer.write(ByteBuffer(bytes: r.body[at..<end]))
+                    at = end
+                    if r.trickleGap > .zero { try await Task.sleep(for: r.trickleGap) }
                 }
                 try await writer.finish(nil)
             })

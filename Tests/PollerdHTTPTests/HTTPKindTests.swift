@@ -98,11 +98,9 @@ import Testing
             #expect(e.message.contains(s.base + "/secs") && e.message.contains("429"))
 
             var dated = Self.rss(s.base + "/date")
-            let at = RFC3339.format(ms: dated.nowMs + 300_000)
-            _ = at
             // An HTTP date five minutes after the tick's start.
             let httpDate = Self.httpDate(ms: dated.nowMs + 300_000)
-            s.serve("/date", .text("", [("Retry-After", httpDate)], status: 503))
+            s.serve("/date", .text("", [("Retry-After", httpDate)], status: 429))
             let e2 = try #require(await dated.tick().error)
             #expect(e2.errorClass == .transient && e2.retryAfterSecs == 300, "\(httpDate) → \(String(describing: e2.retryAfterSecs))")
             // The planner uses it as the next delay.
@@ -153,10 +151,15 @@ import Testing
             let s = servers[0]
             let big = rssFeed(Array(1...400))
             s.serve("/big", .feed(big))   // with Content-Length: refused before reading
-            s.serve("/chunked", .init(headers: [("Content-Type", "application/rss+xml")], body: Array(big.utf8), trickle: false))
+            // Without a length (chunked): refused once the bytes read pass the cap.
+            s.serve("/chunked", .init(headers: [("Content-Type", "application/rss+xml")], body: Array(big.utf8), trickle: true,
+                                      trickleGap: .zero, chunkSize: 1024))
             var t = Self.rss(s.base + "/big", ["max_body_bytes": .int(4096)])
             let e = try #require(await t.tick().error)
-            #expect(e.code == .outputTooLarge && e.message.contains("4096"), "\(e)")
+            #expect(e.code == .outputTooLarge && e.message.contains("4096") && e.message.contains("is \(big.utf8.count) bytes"), "\(e)")
+            var c = Self.rss(s.base + "/chunked", ["max_body_bytes": .int(4096)])
+            let e2 = try #require(await c.tick().error)
+            #expect(e2.code == .outputTooLarge && e2.message.contains("passed the 4096-byte cap"), "\(e2)")
         }
     }
 
