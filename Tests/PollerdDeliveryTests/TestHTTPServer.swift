@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import PollerdTestKit
 import Synchronization
 
 /// A real HTTP server on loopback for webhook tests: it answers from a script of responses
@@ -30,13 +31,12 @@ final class TestHTTPServer: Sendable {
     private struct State {
         var script: [Reply] = []
         var received: [Received] = []
-        var held: [CheckedContinuation<Void, Never>] = []
-        var released = false
         var endlessChunks = 0
         var endlessCompleted: Bool?
         var endlessWaiters: [CheckedContinuation<Bool, Never>] = []
     }
     private let state = Mutex(State())
+    private let gate = Gate()
     let port: Int
 
     private init(port: Int) { self.port = port }
@@ -72,21 +72,9 @@ final class TestHTTPServer: Sendable {
     }
 
     /// Lets held replies go (and every later one).
-    func releaseHeld() {
-        let held = state.withLock { s in s.released = true; defer { s.held = [] }; return s.held }
-        for c in held { c.resume() }
-    }
+    func releaseHeld() { gate.open() }
 
-    fileprivate func waitForRelease() async {
-        await withCheckedContinuation { c in
-            let now = state.withLock { s in
-                if s.released { return true }
-                s.held.append(c)
-                return false
-            }
-            if now { c.resume() }
-        }
-    }
+    fileprivate func waitForRelease() async { await gate.wait() }
 
     fileprivate func answer(path: String, headers: [String: String], body: Data) -> Reply {
         state.withLock { s in

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 @testable import PollerdHTTP
 import PollerdCore
+import PollerdTestKit
 import Synchronization
 
 /// A real HTTP server on loopback for the HTTP kinds: each path answers from a handler the
@@ -38,13 +39,12 @@ final class FeedServer: Sendable {
     private struct State {
         var handlers: [String: @Sendable (Request) -> Reply] = [:]
         var requests: [Request] = []
-        var held: [CheckedContinuation<Void, Never>] = []
-        var released = false
         var inFlight = 0
         var maxInFlight = 0
         var inFlightWaiters: [(Int, CheckedContinuation<Void, Never>)] = []
     }
     private let state = Mutex(State())
+    private let gate = Gate()
     let port: Int
     let host: String
 
@@ -59,10 +59,7 @@ final class FeedServer: Sendable {
     var requests: [Request] { state.withLock { $0.requests } }
     var maxInFlight: Int { state.withLock { $0.maxInFlight } }
 
-    func release() {
-        let held = state.withLock { s in s.released = true; defer { s.held = [] }; return s.held }
-        for c in held { c.resume() }
-    }
+    func release() { gate.open() }
 
     /// Returns once `n` requests are in flight at the server.
     func waitForInFlight(_ n: Int) async {
@@ -92,16 +89,7 @@ final class FeedServer: Sendable {
 
     fileprivate func end() { state.withLock { $0.inFlight -= 1 } }
 
-    fileprivate func waitForRelease() async {
-        await withCheckedContinuation { c in
-            let now = state.withLock { s in
-                if s.released { return true }
-                s.held.append(c)
-                return false
-            }
-            if now { c.resume() }
-        }
-    }
+    fileprivate func waitForRelease() async { await gate.wait() }
 
     /// Runs servers on each of `hosts` (one port each) for the duration of `body`.
     static func with<T: Sendable>(hosts: [String] = ["127.0.0.1"], _ body: @Sendable ([FeedServer]) async throws -> T) async throws -> T {
