@@ -101,6 +101,7 @@ let package = Package(
             name: "PollerdAdmin",
             dependencies: [
                 "PollerdCore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -113,6 +114,8 @@ let package = Package(
             name: "PollerdDaemon",
             dependencies: [
                 "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdAdmin", "PollerdHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -184,7 +187,9 @@ let package = Package(
         ),
         .testTarget(
             name: "PollerdDaemonTests",
-            dependencies: ["PollerdDaemon", "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdTestKit", "PollerdConfig"],
+            dependencies: ["PollerdDaemon", "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdTestKit", "PollerdConfig", "PollerdAdmin",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -25,27 +25,46 @@ public enum AdminServer {
         host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
     }
 
-    /// The server as a service for the daemon's service group. It warns when it listens beyond
-    /// this machine (the admin API issue adds tokens); idle connections are closed after
-    /// `idleTimeoutSecs` and at most `maxConnections` are served at once.
-    public static func application(host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger,
+    /// The admin listener refused to start: it would be reachable from the network without a token.
+    public struct OpenOnNetwork: Error, CustomStringConvertible {
+        public let address: String
+        public var description: String {
+            "the admin API on \(address) would be reachable from the network without a token: set admin.tokens, "
+                + "POLLERD_ADMIN_TOKEN or POLLERD_READ_TOKEN, or listen on a loopback address"
+        }
+    }
+
+    /// The server as a service for the daemon's service group: `/metrics` and `/healthz`, the
+    /// routes `routes` adds, and one auth middleware in front of them all. It refuses to listen
+    /// beyond this machine without a token; idle connections are closed after `idleTimeoutSecs`
+    /// and at most `maxConnections` are served at once.
+    public static func application(host: String, port: Int, registry: PrometheusCollectorRegistry?, auth: AdminAuth, logger: Logger,
                                    idleTimeoutMs: Int64 = idleTimeoutSecs * 1000, maxConnections: Int = maxConnections,
-                                   onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
-        if !isLoopback(host) {
-            logger.warning("admin_listen is not a loopback address: /metrics and /healthz are reachable from the network, without authentication",
-                           metadata: ["pollerd.admin_listen": "\(host):\(port)"])
-        }
-        let router = Router()
-        router.get("/metrics") { _, _ -> Response in
-            let body = registry.emitToBuffer()
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
-        }
-        router.get("/healthz") { _, _ in "ok\n" }
+                                   routes: (Router<AdminRequestContext>) -> Void = { _ in },
+                                   onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+        if !isLoopback(host) && auth.isOpen { throw OpenOnNetwork(address: "\(host):\(port)") }
+        let router = self.router(registry: registry, auth: auth, routes: routes)
         return Application(router: router, server: .http1(configuration: .init(idleTimeout: .milliseconds(idleTimeoutMs))),
                            configuration: .init(address: .hostname(host, port: port), serverName: "pollerd",
                                                 availableConnectionsDelegate: MaximumAvailableConnections(maxConnections, logger: logger)),
                            onServerRunning: onServerRunning, logger: logger)
+    }
+
+    /// The router alone (tests drive it without a socket).
+    public static func router(registry: PrometheusCollectorRegistry?, auth: AdminAuth,
+                              routes: (Router<AdminRequestContext>) -> Void) -> Router<AdminRequestContext> {
+        let router = Router(context: AdminRequestContext.self)
+        router.add(middleware: AdminAuthMiddleware(auth: auth))
+        if let registry {
+            router.get("/metrics") { _, _ -> Response in
+                let body = registry.emitToBuffer()
+                var headers = HTTPFields()
+                headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+            }
+        }
+        router.get("/healthz") { _, _ in "ok\n" }
+        routes(router)
+        return router
     }
 }

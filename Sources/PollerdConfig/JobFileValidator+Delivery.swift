@@ -23,6 +23,40 @@ extension JobFileValidator {
         return d
     }
 
+    static let adminKeys: Set<String> = ["listen", "tokens", "open_probes"]
+
+    /// `HOST:PORT`, or `off`.
+    mutating func listen(_ n: Node, key: String) throws -> ListenAddress? {
+        let v = try string(n, job: nil, key: key)
+        if v == "off" { return nil }
+        guard let address = ListenAddress(v) else { throw fail(n, "\(key) must be HOST:PORT, such as 127.0.0.1:9091, or off") }
+        return address
+    }
+
+    /// `pollers.admin`: listen address, tokens and their roles, open probes.
+    mutating func readAdmin(_ node: Node, into s: inout GlobalSettings) throws {
+        let m = try mapping(node, job: nil, what: "'admin'")
+        try checkKeys(m, allowed: Self.adminKeys, job: nil, context: "'admin'")
+        if let n = value(m, "listen") {
+            s.adminListen = try listen(n, key: "admin.listen")
+            s.admin.listenExplicit = true
+        }
+        if let n = value(m, "open_probes") { s.admin.openProbes = try bool(n, job: nil, key: "open_probes") }
+        if let n = value(m, "tokens") {
+            guard case .sequence(let seq) = n else { throw fail(n, "admin.tokens must be a list of { token, role }") }
+            for entry in seq {
+                let t = try mapping(entry, job: nil, what: "an admin token")
+                try checkKeys(t, allowed: ["token", "role"], job: nil, context: "an admin token")
+                guard let tok = value(t, "token") else { throw fail(entry, "an admin token needs 'token'") }
+                let token = try string(tok, job: nil, key: "token")
+                guard token.utf8.count >= 16 else { throw fail(tok, "an admin token must be at least 16 characters") }
+                let role = try value(t, "role").map { try string($0, job: nil, key: "role") } ?? "read"
+                guard role == "read" || role == "admin" else { throw fail(entry, "an admin token's role is 'read' or 'admin', not '\(role)'") }
+                s.admin.tokens.append(AdminTokenSpec(token: token, role: role))
+            }
+        }
+    }
+
     static let httpKeys: Set<String> = ["per_host_limit", "user_agent", "allow_addresses"]
 
     /// `pollers.http`: the HTTP kinds' shared settings.

@@ -29,7 +29,7 @@ struct JobFileValidator {
     static let rootKeys: Set<String> = ["pollers", "schema_version"]
     static let pollerKeys: Set<String> = ["enabled", "state_db", "default_jitter_ms", "lease_ttl_factor", "failure_alert_cooldown_secs",
                                           "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync",
-                                          "deliver", "delivery", "admin_listen", "http"]
+                                          "deliver", "delivery", "admin_listen", "http", "admin"]
     static let jobKeys: Set<String> = ["id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up", "extra", "deliver", "dedup_window"]
     static let scheduleKeys: Set<String> = ["every_secs", "cron", "tz", "at", "stagger_jitter_ms"]
 
@@ -152,10 +152,10 @@ struct JobFileValidator {
         if let n = value(m, "deliver") { s.deliver = try readSinks(n, job: nil) }
         if let n = value(m, "http") { s.http = try readHTTP(n) }
         if let n = value(m, "admin_listen") {
-            let v = try string(n, job: nil, key: "admin_listen")
-            guard let address = ListenAddress(v) else { throw fail(n, "admin_listen must be HOST:PORT, such as 127.0.0.1:9464") }
-            s.adminListen = address
+            s.adminListen = try listen(n, key: "admin_listen")
+            s.admin.listenExplicit = true
         }
+        if let n = value(m, "admin") { try readAdmin(n, into: &s) }
         settings = s
         if let kinds {
             let dir = (file as NSString).deletingLastPathComponent

@@ -69,12 +69,36 @@ public struct GlobalSettings: Sendable, Hashable {
     public var deliver: [SinkSpec] = []
     /// Outbox behaviour (`pollers.delivery`).
     public var delivery = DeliveryTuning()
-    /// Where the admin HTTP server (`/metrics`, `/healthz`) listens; nil: not started.
-    public var adminListen: ListenAddress?
+    /// Where the admin HTTP server listens (`admin.listen`, or nexo's `admin_listen`); nil:
+    /// not started (`off`). Default 127.0.0.1:9091.
+    public var adminListen: ListenAddress? = AdminSettings.defaultListen
+    /// The admin API's tokens and probe setting (`pollers.admin`).
+    public var admin = AdminSettings()
     /// The HTTP kinds' daemon-wide settings (`pollers.http`).
     public var http = HTTPSettings()
 
     public init() {}
+}
+
+/// `pollers.admin`: who may use the admin API.
+public struct AdminSettings: Sendable, Hashable {
+    public static let defaultListen = ListenAddress("127.0.0.1:9091")!
+    /// True when the job file named the address (a bind failure then stops the daemon; on the
+    /// default address it is logged and the daemon runs without the API).
+    public var listenExplicit = false
+    /// Bearer tokens and their roles; `POLLERD_ADMIN_TOKEN` and `POLLERD_READ_TOKEN` add to them.
+    public var tokens: [AdminTokenSpec] = []
+    /// `/healthz`, `/readyz` and `/metrics` answer without a token.
+    public var openProbes = true
+
+    public init() {}
+}
+
+/// One admin token: `read` may use every GET; `admin` may also act.
+public struct AdminTokenSpec: Sendable, Hashable {
+    public var token: String
+    public var role: String
+    public init(token: String, role: String) { self.token = token; self.role = role }
 }
 
 /// `pollers.http`: what the HTTP kinds (`rss`, `http_json`) share across jobs.

@@ -1,3 +1,4 @@
+import Foundation
 public import Logging
 public import PollerdConfig
 public import PollerdCore
@@ -62,11 +63,15 @@ public struct Daemon: Sendable {
         deliverer.update(jobs: file.jobs, tuning: file.settings.delivery)
         let processes = self.processes
         let fetcher = self.fetcher
+        let live = LiveJobFile(file)
         let path = configPath
         let clock = self.clock
         let reloader = ReloadService(runner: runner, deliverer: deliverer, processes: processes, path: path, stateStore: file.stateDBPath,
                                      watch: watch, clock: clock, load: { Daemon.loadJobFile(path, processes: processes, fetcher: fetcher, nowMs: clock.nowMs) },
-                                     applySettings: { fetcher.configure($0.http) },
+                                     applied: { file in
+                                         fetcher.configure(file.settings.http)
+                                         live.replace(file)
+                                     },
                                      logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: StoreService(store: store, clock: clock), successTerminationBehavior: .ignore),
@@ -75,8 +80,10 @@ public struct Daemon: Sendable {
             .init(service: HTTPFetcherService(fetcher: fetcher), successTerminationBehavior: .ignore),
         ]
         if let listen = file.settings.adminListen {
-            let metrics = AdminServer.bootstrapMetrics()
-            services.append(.init(service: AdminServer.application(host: listen.host, port: listen.port, registry: metrics, logger: logger),
+            let api = AdminAPI(store: store, clock: clock, live: live, runner: runner, reloader: reloader, holder: holder, logger: logger)
+            services.append(.init(service: AdminService(listen: listen, explicit: file.settings.admin.listenExplicit,
+                                                        auth: AdminAuth.from(file.settings.admin, environment: ProcessInfo.processInfo.environment),
+                                                        api: api, metrics: AdminServer.bootstrapMetrics(), logger: logger),
                                   successTerminationBehavior: .ignore))
         }
         services += [

@@ -17,10 +17,11 @@ public struct ReloadService: Service {
     let stateStore: String
     let watch: Bool
     let clock: any WallClock
-    let load: @Sendable () -> JobFile
-    /// Applies an accepted file's daemon-wide settings that live outside the runner (the HTTP
-    /// kinds' `pollers.http`).
-    let applySettings: @Sendable (GlobalSettings) -> Void
+    /// Reads and validates the job file again (the admin API's dry run uses it too).
+    public let load: @Sendable () -> JobFile
+    /// Hands an accepted file to what lives outside the runner (the HTTP kinds' `pollers.http`,
+    /// the admin API's view of the job file).
+    let applied: @Sendable (JobFile) -> Void
     let logger: Logger
 
     /// - Parameters:
@@ -28,10 +29,10 @@ public struct ReloadService: Service {
     ///   - load: reads and validates the job file again.
     public init(runner: Runner, deliverer: Deliverer, processes: PluginProcesses, path: String, stateStore: String, watch: Bool,
                 clock: any WallClock, load: @escaping @Sendable () -> JobFile,
-                applySettings: @escaping @Sendable (GlobalSettings) -> Void = { _ in }, logger: Logger) {
+                applied: @escaping @Sendable (JobFile) -> Void = { _ in }, logger: Logger) {
         self.runner = runner; self.deliverer = deliverer; self.processes = processes; self.path = path
         self.stateStore = stateStore; self.watch = watch; self.clock = clock; self.load = load
-        self.applySettings = applySettings; self.logger = logger
+        self.applied = applied; self.logger = logger
     }
 
     public func run() async throws {
@@ -78,7 +79,7 @@ public struct ReloadService: Service {
         }
         do {
             runner.executor.replaceRegistry(file.registry)
-            applySettings(file.settings)
+            applied(file)
             let plan = try await runner.reload(jobs: file.jobs, settings: file.settings)
             deliverer.update(jobs: file.jobs, tuning: file.settings.delivery)
             // Plugins whose manifest changed or went away stop; unchanged ones keep running.

@@ -1,4 +1,8 @@
 public import AsyncHTTPClient
+import Hummingbird
+public import Logging
+public import PollerdAdmin
+public import Prometheus
 public import PollerdCore
 public import PollerdHTTP
 public import PollerdPlugins
@@ -59,5 +63,38 @@ public struct StoreService: Service {
 
     public func run() async throws {
         try await cancelWhenGracefulShutdown { try await store.run(clock: clock) }
+    }
+}
+
+/// The admin server in the service group. On the default address (the job file named none) a
+/// failure to start (the port is taken: a second daemon on this host) is logged and the daemon
+/// runs on without the API; on an address the file names, it stops the daemon.
+public struct AdminService: Service {
+    let listen: ListenAddress
+    let explicit: Bool
+    let auth: AdminAuth
+    let api: AdminAPI
+    let metrics: PrometheusCollectorRegistry
+    let logger: Logger
+
+    public init(listen: ListenAddress, explicit: Bool, auth: AdminAuth, api: AdminAPI, metrics: PrometheusCollectorRegistry, logger: Logger) {
+        self.listen = listen; self.explicit = explicit; self.auth = auth; self.api = api; self.metrics = metrics; self.logger = logger
+    }
+
+    public func run() async throws {
+        do {
+            let app = try AdminServer.application(host: listen.host, port: listen.port, registry: metrics, auth: auth, logger: logger,
+                                                  routes: { api.register(on: $0) })
+            if auth.isOpen {
+                logger.warning("the admin API has no token: anyone on this machine may use it (set admin.tokens or POLLERD_ADMIN_TOKEN)",
+                               metadata: ["pollerd.admin_listen": "\(listen)"])
+            }
+            try await app.run()
+        } catch {
+            if explicit || Task.isCancelled { throw error }
+            logger.error("the admin API did not start on the default address; the daemon runs without it (set admin.listen, or admin_listen: off)",
+                         metadata: ["pollerd.admin_listen": "\(listen)", "pollerd.error": "\(error)"])
+            try? await gracefulShutdown()
+        }
     }
 }

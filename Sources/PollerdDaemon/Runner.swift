@@ -23,6 +23,7 @@ public enum RunnerEvent: Sendable {
 public final class Runner: Service, Sendable {
     private struct State {
         var core: SchedulerCore
+        var started = false
         var shuttingDown = false
         var shutdownDeadlineMs: Int64?
         var controlCursor = ControlCursor(token: "")
@@ -44,6 +45,8 @@ public final class Runner: Service, Sendable {
     private let health: StoreHealthReporter
     /// Why the store is failing the runner's calls, while it is; nil while it answers.
     public var storeFailure: String? { health.failure }
+    /// True once boot is done (jobs registered and planned) and until shutdown begins.
+    public var isServing: Bool { state.withLock { $0.started && !$0.shuttingDown } }
     private let commits: StoreBatcher<TickCommit, Bool>
     private let state: Mutex<State>
     private let bell = Doorbell()
@@ -153,6 +156,7 @@ public final class Runner: Service, Sendable {
         try await store.recordSchedules(records, nowMs: planNow)
         try await announce(nowMs: clock.nowMs)
         logger.info("runner started", metadata: ["pollerd.jobs": "\(jobs.count)"])
+        state.withLock { $0.started = true }
         onEvent(.started(jobs: jobs.count))
     }
 

@@ -47,48 +47,9 @@ struct JobsCommand: AsyncParsableCommand {
         }
     }
 
-    static func view(_ r: JobStateRow) -> JSONValue {
-        .object([
-            "id": .string(r.jobID), "kind": .string(r.kind), "agent": .string(r.agent),
-            "active": .bool(r.definitionFingerprint != nil),
-            "cursor": r.cursor.map { .string(Base64URL.encode($0)) } ?? .null,
-            "last_run_at": r.lastRunAtMs.map { .string(RFC3339.format(ms: $0)) } ?? .null,
-            "next_run_at": r.nextRunAtMs.map { .string(RFC3339.format(ms: $0)) } ?? .null,
-            "last_status": r.lastStatus.json, "last_error": r.lastError.json, "last_duration_ms": r.lastDurationMs.json,
-            "consecutive_errors": .int(Int64(r.consecutiveErrors)), "ticks_total": .int(r.ticksTotal),
-            "items_seen_total": .int(r.itemsSeenTotal), "items_dispatched_total": .int(r.itemsDispatchedTotal),
-            "paused": .bool(r.paused), "paused_reason": r.pausedReason.json, "done": .bool(r.done),
-            "outbox_backlog": .int(r.outboxBacklog),
-            "paused_at": r.pausedAtMs.map { .string(RFC3339.format(ms: $0)) } ?? .null,
-        ])
-    }
+    static func view(_ r: JobStateRow) -> JSONValue { OperatorJSON.job(r) }
 
-    static func view(_ e: Explanation) -> JSONValue {
-        let t: (Int64) -> JSONValue = { .string(RFC3339.format(ms: $0)) }
-        var next: [String: JSONValue] = ["code": .string(e.code)]
-        switch e.next {
-        case .paused(let since, let cause, let note):
-            next["since"] = since.map(t) ?? .null; next["cause"] = .string(cause.rawValue); next["note"] = note.json
-        case .breakerOpen(let until, let n), .backingOff(let until, let n):
-            next["until"] = t(until); next["failures"] = .int(Int64(n))
-        case .backlogFull(let pending, let limit):
-            next["pending"] = .int(pending); next["limit"] = .int(limit)
-        case .leaseHeld(let holder, let until):
-            next["holder"] = .string(holder); next["until"] = t(until)
-        case .nextRun(let at):
-            next["at"] = t(at)
-        case .done, .notInAnyJobFile, .unplanned:
-            break
-        }
-        let last: JSONValue
-        switch e.last {
-        case .never: last = .null
-        case .ran(let at, let status, let error, let duration):
-            last = .object(["at": t(at), "status": .string(status), "error": error.json, "duration_ms": duration.json])
-        }
-        return .object(["job_id": .string(e.jobID), "last": last, "next": .object(next),
-                        "owners": .array(e.owners.map { .string($0) }), "text": .string(e.text)])
-    }
+    static func view(_ e: Explanation) -> JSONValue { OperatorJSON.explanation(e) }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List jobs with their state.")

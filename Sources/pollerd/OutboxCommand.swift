@@ -70,15 +70,7 @@ struct DLQCommand: AsyncParsableCommand {
         subcommands: [List.self, Show.self, Replay.self, Drop.self]
     )
 
-    static func view(_ d: DeadLetter, envelope: Bool) -> JSONValue {
-        var o: [String: JSONValue] = [
-            "id": .int(d.id), "job_id": .string(d.jobID), "sink": .string(d.sink), "key": .string(d.key),
-            "attempts": .int(Int64(d.attempts)), "last_error": .string(d.lastError),
-            "found_at": .string(RFC3339.format(ms: d.foundAtMs)), "failed_at": .string(RFC3339.format(ms: d.failedAtMs)),
-        ]
-        if envelope { o["envelope"] = (try? JSONValue.parse(Data(d.envelope.utf8))) ?? .string(d.envelope) }
-        return .object(o)
-    }
+    static func view(_ d: DeadLetter, envelope: Bool) -> JSONValue { OperatorJSON.deadLetter(d, envelope: envelope) }
 
     /// Runs a replay or drop and reports how many it touched; naming ids none of which exist is exit 1.
     static func act(_ selection: Selection, _ state: JobsCommand.StateOptions, verb: String,

@@ -10,24 +10,33 @@ struct Pollerd: AsyncParsableCommand {
             Exit codes: 0 success; 1 transient failure (or a job/state not found); 2 permanent failure \
             (or the job is paused); 3 configuration error; 64 usage error.
             """,
+        version: PollerdVersion.string,
         subcommands: [RunCommand.self, ValidateCommand.self, TickCommand.self, ScheduleCommand.self, JobsCommand.self, PluginsCommand.self, OutboxCommand.self, DLQCommand.self, StateCommand.self]
     )
 }
 
 /// Options every command that reads the job file shares.
 struct ConfigOptions: ParsableArguments {
-    @Option(name: .long, help: "The job file (default: $POLLERD_CONFIG or ./pollers.yaml).")
+    @Option(name: .long, help: "The job file (default: $POLLERD_CONFIG, then ./pollers.yaml, then /etc/pollerd/pollers.yaml).")
     var config: String?
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
-    var path: String {
-        config ?? ProcessInfo.processInfo.environment["POLLERD_CONFIG"] ?? "pollers.yaml"
+    var path: String { Self.search(config: config, environment: ProcessInfo.processInfo.environment) }
+
+    /// `--config`, then `$POLLERD_CONFIG`, then `./pollers.yaml`, then `/etc/pollerd/pollers.yaml`
+    /// (the first that exists of the last two; `./pollers.yaml` when neither does, for the error).
+    static func search(config: String?, environment: [String: String], exists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }) -> String {
+        if let config { return config }
+        if let env = environment["POLLERD_CONFIG"], !env.isEmpty { return env }
+        for candidate in ["pollers.yaml", "/etc/pollerd/pollers.yaml"] where exists(candidate) { return candidate }
+        return "pollers.yaml"
     }
 }
 
 import Foundation
+import PollerdCore
 
 /// `--log-level` takes swift-log's level names; any other word is a usage error (exit 64).
 extension Logger.Level: @retroactive ExpressibleByArgument {}

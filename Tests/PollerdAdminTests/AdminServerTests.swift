@@ -16,7 +16,8 @@ import Glibc
         var logger = Logger(label: "test-admin")
         logger.logLevel = .critical
         let (ports, cont) = AsyncStream<Int>.makeStream()
-        let app = AdminServer.application(host: "127.0.0.1", port: 0, registry: PrometheusCollectorRegistry(), logger: logger,
+        let app = try AdminServer.application(host: "127.0.0.1", port: 0, registry: PrometheusCollectorRegistry(),
+                                              auth: AdminAuth(tokens: [], openProbes: true), logger: logger,
                                           idleTimeoutMs: idleTimeoutMs, maxConnections: maxConnections,
                                           onServerRunning: { ch in cont.yield(ch.localAddress?.port ?? 0); cont.finish() })
         try await withThrowingTaskGroup(of: Void.self) { group in

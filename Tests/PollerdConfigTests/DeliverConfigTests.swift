@@ -105,6 +105,6 @@ import Testing
             pollers:
               admin_listen: "9464"
             """)
-        #expect(g.errors.map(\.description) == ["/etc/pollerd/pollers.yaml:2:17: admin_listen must be HOST:PORT, such as 127.0.0.1:9464"])
+        #expect(g.errors.map(\.description) == ["/etc/pollerd/pollers.yaml:2:17: admin_listen must be HOST:PORT, such as 127.0.0.1:9091, or off"])
     }
 }

@@ -317,3 +317,39 @@ import Testing
         #expect(f.errors.contains { "\($0)".contains(words) && "\($0)".contains("/etc/p.yaml:3") }, "\(f.errors)")
     }
 }
+
+@Suite struct AdminSettingsTests {
+    func parse(_ yaml: String) -> JobFile {
+        JobFile.parse(yaml, path: "/etc/p.yaml", registry: Builtins.registry(), environment: ["TOK": "abcdefghijklmnopqrstu"], nowMs: 0)
+    }
+
+    @Test func theAdminBlockIsRead() {
+        let f = parse("""
+            pollers:
+              admin:
+                listen: 0.0.0.0:9091
+                open_probes: false
+                tokens:
+                  - { token: "${TOK}", role: admin }
+                  - { token: "read-only-token-0123", role: read }
+              jobs: []
+            """)
+        #expect(f.errors.isEmpty, "\(f.errors)")
+        #expect(f.settings.adminListen?.description == "0.0.0.0:9091" && f.settings.admin.listenExplicit)
+        #expect(f.settings.admin.openProbes == false)
+        #expect(f.settings.admin.tokens == [AdminTokenSpec(token: "abcdefghijklmnopqrstu", role: "admin"), AdminTokenSpec(token: "read-only-token-0123", role: "read")])
+    }
+
+    @Test func theDefaultIsLoopbackAndOffTurnsItOff() {
+        let d = parse("pollers:\n  jobs: []\n")
+        #expect(d.settings.adminListen?.description == "127.0.0.1:9091" && !d.settings.admin.listenExplicit)
+        #expect(parse("pollers:\n  admin_listen: \"off\"\n  jobs: []\n").settings.adminListen == nil)
+    }
+
+    @Test(arguments: [("tokens: [{ token: short, role: admin }]", "at least 16"), ("tokens: [{ token: abcdefghijklmnopqrstuvwxyz, role: root }]", "'read' or 'admin'"),
+                      ("listen: nowhere", "HOST:PORT"), ("tokenz: []", "unknown key 'tokenz'")])
+    func badAdminSettingsAreNamed(_ line: String, _ words: String) {
+        let f = parse("pollers:\n  admin:\n    \(line)\n  jobs: []\n")
+        #expect(f.errors.contains { "\($0)".contains(words) && "\($0)".contains("/etc/p.yaml:3") }, "\(f.errors)")
+    }
+}
