@@ -29,7 +29,7 @@ struct JobFileValidator {
     static let rootKeys: Set<String> = ["pollers", "schema_version"]
     static let pollerKeys: Set<String> = ["enabled", "state_db", "default_jitter_ms", "lease_ttl_factor", "failure_alert_cooldown_secs",
                                           "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync",
-                                          "deliver", "delivery", "admin_listen", "http", "admin"]
+                                          "deliver", "delivery", "admin_listen", "http", "admin", "alert_sinks"]
     static let jobKeys: Set<String> = ["id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up", "extra", "deliver", "dedup_window"]
     static let scheduleKeys: Set<String> = ["every_secs", "cron", "tz", "at", "stagger_jitter_ms"]
 
@@ -151,6 +151,7 @@ struct JobFileValidator {
         if let n = value(m, "delivery") { s.delivery = try readDelivery(n) }
         if let n = value(m, "deliver") { s.deliver = try readSinks(n, job: nil) }
         if let n = value(m, "http") { s.http = try readHTTP(n) }
+        if let n = value(m, "alert_sinks") { s.alertSinks = try readSinks(n, job: nil) }
         if let n = value(m, "admin_listen") {
             s.adminListen = try listen(n, key: "admin_listen")
             s.admin.listenExplicit = true
@@ -227,6 +228,11 @@ struct JobFileValidator {
             guard let ch = value(fm, "channel") else { throw fail(n, job: id, "failure_to needs 'channel'") }
             guard let to = value(fm, "to") ?? value(fm, "recipient") else { throw fail(n, job: id, "failure_to needs 'to'") }
             failureTo = FailureTarget(channel: try string(ch, job: id, key: "channel"), to: try string(to, job: id, key: "to"))
+            if let target = failureTo, !settings.alertSinks.contains(where: { $0.name == target.channel }) {
+                let known = settings.alertSinks.map(\.name)
+                warn(ch, job: id, "failure_to.channel '\(target.channel)' names no sink in pollers.alert_sinks"
+                     + (known.isEmpty ? " (there are none)" : " (known: \(known.joined(separator: ", ")))") + "; no failure alert will be sent")
+            }
         }
         var pausedOnBoot = false
         if let n = value(m, "paused_on_boot") { pausedOnBoot = try bool(n, job: id, key: "paused_on_boot") }
@@ -246,8 +252,15 @@ struct JobFileValidator {
         if case .at(let t) = schedule.spec, t <= nowMs {
             warn(schedNode, job: id, "'at' instant \(RFC3339.format(ms: t)) is in the past; the job will not fire unless it was due while the daemon was down")
         }
-        return JobSpec(id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo,
-                       pausedOnBoot: pausedOnBoot, timeoutSecs: timeout, catchUp: catchUp, deliver: deliver, dedupWindow: dedupWindow)
+        var spec = JobSpec(id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo,
+                           pausedOnBoot: pausedOnBoot, timeoutSecs: timeout, catchUp: catchUp, deliver: deliver, dedupWindow: dedupWindow)
+        if let target = failureTo, let sink = settings.alertSinks.first(where: { $0.name == target.channel }) {
+            if let same = deliver.first(where: { $0.name == sink.name }), same != sink {
+                throw fail(value(m, "failure_to")!, job: id, "failure_to.channel '\(sink.name)' names an alert sink, and this job has another sink of that name in deliver; rename one")
+            }
+            spec.alertSinks = [sink]
+        }
+        return spec
     }
 
     mutating func readSchedule(_ node: Node, job: String) throws -> Schedule {

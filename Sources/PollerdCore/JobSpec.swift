@@ -28,6 +28,8 @@ public struct JobSpec: Sendable, Hashable {
     public var deliver: [SinkSpec]
     /// How many item keys the job remembers for dedup; nil: the file's `delivery.dedup_window`.
     public var dedupWindow: Int?
+    /// Where failure alerts go: the sink `failure_to.channel` names in `pollers.alert_sinks`.
+    public var alertSinks: [SinkSpec] = []
 
     public init(id: String, kind: String, agent: String = "default", schedule: Schedule, config: JSONValue = .object([:]), failureTo: FailureTarget? = nil, pausedOnBoot: Bool = false, timeoutSecs: Int64 = 60, catchUp: CatchUp = .once, deliver: [SinkSpec] = [], dedupWindow: Int? = nil) {
         self.id = id
@@ -48,6 +50,7 @@ public struct JobSpec: Sendable, Hashable {
         let ft = failureTo.map { "\($0.channel)>\($0.to)" } ?? "-"
         let text = "\(kind)|\(agent)|\(schedule.fingerprint)|\(config.canonicalString)|\(ft)|\(pausedOnBoot)|\(timeoutSecs)|\(catchUp.rawValue)" + (deliver.isEmpty ? "" : "|" + deliver.map(\.fingerprint).joined(separator: ","))
             + (dedupWindow.map { "|dedup=\($0)" } ?? "")
+            + (alertSinks.isEmpty ? "" : "|alerts=" + alertSinks.map(\.fingerprint).joined(separator: ","))
         return String(StableHash.fnv1a(text), radix: 16)
     }
 }
@@ -76,6 +79,8 @@ public struct GlobalSettings: Sendable, Hashable {
     public var admin = AdminSettings()
     /// The HTTP kinds' daemon-wide settings (`pollers.http`).
     public var http = HTTPSettings()
+    /// Sinks that `failure_to.channel` may name (`pollers.alert_sinks`).
+    public var alertSinks: [SinkSpec] = []
 
     public init() {}
 }

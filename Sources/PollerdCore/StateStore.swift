@@ -25,8 +25,10 @@ public struct JobStateRow: Sendable, Equatable, Codable {
     public var outboxBacklog: Int64 = 0
     /// When the job was paused (by an operator, an error, or `paused_on_boot`).
     public var pausedAtMs: Int64?
+    /// When the last failure alert for the job was queued.
+    public var lastAlertAtMs: Int64?
 
-    public init(jobID: String, kind: String, agent: String, cursor: Data? = nil, lastRunAtMs: Int64? = nil, nextRunAtMs: Int64? = nil, lastStatus: String? = nil, lastError: String? = nil, lastDurationMs: Int64? = nil, consecutiveErrors: Int = 0, ticksTotal: Int64 = 0, itemsSeenTotal: Int64 = 0, itemsDispatchedTotal: Int64 = 0, paused: Bool = false, pausedReason: String? = nil, done: Bool = false, scheduleFingerprint: String? = nil, definitionFingerprint: String? = nil, updatedAtMs: Int64 = 0, outboxBacklog: Int64 = 0, pausedAtMs: Int64? = nil) {
+    public init(jobID: String, kind: String, agent: String, cursor: Data? = nil, lastRunAtMs: Int64? = nil, nextRunAtMs: Int64? = nil, lastStatus: String? = nil, lastError: String? = nil, lastDurationMs: Int64? = nil, consecutiveErrors: Int = 0, ticksTotal: Int64 = 0, itemsSeenTotal: Int64 = 0, itemsDispatchedTotal: Int64 = 0, paused: Bool = false, pausedReason: String? = nil, done: Bool = false, scheduleFingerprint: String? = nil, definitionFingerprint: String? = nil, updatedAtMs: Int64 = 0, outboxBacklog: Int64 = 0, pausedAtMs: Int64? = nil, lastAlertAtMs: Int64? = nil) {
         self.jobID = jobID; self.kind = kind; self.agent = agent; self.cursor = cursor
         self.lastRunAtMs = lastRunAtMs; self.nextRunAtMs = nextRunAtMs; self.lastStatus = lastStatus
         self.lastError = lastError; self.lastDurationMs = lastDurationMs; self.consecutiveErrors = consecutiveErrors
@@ -36,6 +38,7 @@ public struct JobStateRow: Sendable, Equatable, Codable {
         self.updatedAtMs = updatedAtMs
         self.outboxBacklog = outboxBacklog
         self.pausedAtMs = pausedAtMs
+        self.lastAlertAtMs = lastAlertAtMs
     }
 }
 
@@ -60,10 +63,12 @@ public struct LeaseGrant: Sendable, Equatable {
     /// The job's state as of the acquisition.
     public var cursor: Data?
     public var consecutiveErrors: Int
+    /// When the last failure alert was queued (the cooldown starts there).
+    public var lastAlertAtMs: Int64?
 
-    public init(jobID: String, holder: String, token: Int64, untilMs: Int64, cursor: Data?, consecutiveErrors: Int) {
+    public init(jobID: String, holder: String, token: Int64, untilMs: Int64, cursor: Data?, consecutiveErrors: Int, lastAlertAtMs: Int64? = nil) {
         self.jobID = jobID; self.holder = holder; self.token = token; self.untilMs = untilMs
-        self.cursor = cursor; self.consecutiveErrors = consecutiveErrors
+        self.cursor = cursor; self.consecutiveErrors = consecutiveErrors; self.lastAlertAtMs = lastAlertAtMs
     }
 }
 
@@ -115,6 +120,9 @@ public struct TickCommit: Sendable, Equatable {
     public var scheduleFingerprint: String
     /// New items found by the tick, stored in the outbox in the same transaction as the cursor.
     public var outbox: OutboxBatch
+    /// A failure alert for the job's `failure_to` sinks, queued in the same transaction (its
+    /// `foundAtMs` becomes the job's last alert time).
+    public var alert: OutboxBatch = .empty
 
     public init(lease: LeaseGrant, startedAtMs: Int64, durationMs: Int64, status: String, error: String?, newCursor: Data?, itemsSeen: Int64, itemsDispatched: Int64, consecutiveErrors: Int, nextRunAtMs: Int64?, pause: Bool, pausedReason: String?, done: Bool, scheduleFingerprint: String, outbox: OutboxBatch = .empty) {
         self.lease = lease; self.startedAtMs = startedAtMs; self.durationMs = durationMs; self.status = status

@@ -51,8 +51,8 @@ public final class Deliverer: Service, Sendable {
     public func update(jobs: [JobSpec], tuning: DeliveryTuning) {
         var r = Routing()
         r.tuning = tuning
-        for j in jobs where !j.deliver.isEmpty {
-            r.sinks[j.id] = Dictionary(j.deliver.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for j in jobs where !j.deliver.isEmpty || !j.alertSinks.isEmpty {
+            r.sinks[j.id] = Dictionary((j.deliver + j.alertSinks).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         }
         routing.withLock { $0 = r }
         bell.ring()

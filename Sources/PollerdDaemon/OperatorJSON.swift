@@ -19,7 +19,7 @@ public enum OperatorJSON {
             "consecutive_errors": .int(Int64(r.consecutiveErrors)), "ticks_total": .int(r.ticksTotal),
             "items_seen_total": .int(r.itemsSeenTotal), "items_dispatched_total": .int(r.itemsDispatchedTotal),
             "paused": .bool(r.paused), "paused_reason": text(r.pausedReason), "done": .bool(r.done),
-            "outbox_backlog": .int(r.outboxBacklog), "paused_at": time(r.pausedAtMs),
+            "outbox_backlog": .int(r.outboxBacklog), "paused_at": time(r.pausedAtMs), "last_alert_at": time(r.lastAlertAtMs),
         ])
     }
 

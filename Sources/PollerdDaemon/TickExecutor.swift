@@ -162,11 +162,15 @@ public struct TickExecutor: Sendable {
             if let failure { log.warning("tick failed", metadata: ["pollerd.status": "\(plan.status)", "pollerd.error": "\(failure.message)"]) }
             if plan.breakerOpen { log.warning("circuit breaker open", metadata: ["pollerd.consecutive_errors": "\(plan.consecutiveErrors)"]) }
         }
-        let commit = TickCommit(lease: lease, startedAtMs: start, durationMs: end - start, status: plan.status, error: plan.error,
+        var commit = TickCommit(lease: lease, startedAtMs: start, durationMs: end - start, status: plan.status, error: plan.error,
                                 newCursor: ack?.nextCursor, itemsSeen: ack?.itemsSeen ?? 0, itemsDispatched: ack?.itemsDispatched ?? 0,
                                 consecutiveErrors: plan.consecutiveErrors, nextRunAtMs: plan.nextRunAtMs, pause: plan.pause,
                                 pausedReason: plan.pausedReason, done: plan.done, scheduleFingerprint: job.schedule.fingerprint,
                                 outbox: Self.outbox(job: job, items: ack?.items ?? [], foundAtMs: end, settings: settings))
+        if let alert = Self.alert(job: job, plan: plan, lease: lease, settings: settings, nowMs: end) {
+            commit.alert = alert
+            logger.warning("failure alert queued", metadata: ["pollerd.job.id": "\(job.id)", "pollerd.alert.sink": "\(job.alertSinks.map(\.name))"])
+        }
         var report = TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: false), ack: ack, error: failure, plan: plan,
                                 startedAtMs: start, durationMs: end - start, latenessMs: tickStart - due.dueMs, dueMs: due.dueMs)
         if let warning = Self.dedupOverflow(job: job, items: ack?.items.count ?? 0, settings: settings) {
@@ -191,6 +195,27 @@ public struct TickExecutor: Sendable {
             logger.debug("tick commit failed", metadata: ["pollerd.job.id": "\(commit.lease.jobID)", "pollerd.error": "\(error)"])
         }
         return report
+    }
+
+    /// The failure alert a tick queues for the job's `failure_to` sink: when the job pauses on a
+    /// permanent or config error, or its consecutive errors open the breaker; at most one per
+    /// `failure_alert_cooldown_secs`.
+    static func alert(job: JobSpec, plan: TickPlan, lease: LeaseGrant, settings: GlobalSettings, nowMs: Int64) -> OutboxBatch? {
+        guard let target = job.failureTo, !job.alertSinks.isEmpty else { return nil }
+        let reason: String
+        if plan.pause { reason = "paused" } else if plan.breakerOpen { reason = "breaker_open" } else { return nil }
+        if let last = lease.lastAlertAtMs, nowMs - last < settings.failureAlertCooldownSecs * 1000 { return nil }
+        let text = reason == "paused"
+            ? "pollerd: job \(job.id) (\(job.kind)) is paused after a \(plan.status) error: \(plan.error ?? "no message")"
+            : "pollerd: job \(job.id) (\(job.kind)) failed \(plan.consecutiveErrors) times in a row; its circuit breaker is open: \(plan.error ?? "no message")"
+        let item: JSONValue = .object([
+            "id": .string("alert-\(nowMs)"), "type": .string("pollerd.alert"), "reason": .string(reason), "job_id": .string(job.id),
+            "kind": .string(job.kind), "status": .string(plan.status), "error": plan.error.map(JSONValue.string) ?? .null,
+            "consecutive_errors": .int(Int64(plan.consecutiveErrors)), "at": .string(RFC3339.format(ms: nowMs)),
+            "channel": .string(target.channel), "to": .string(target.to), "text": .string(text),
+        ])
+        let builder = ItemEnvelope.Builder(jobID: job.id, kind: job.kind, agent: job.agent, foundAtMs: nowMs)
+        return OutboxBatch(sinks: job.alertSinks.map(\.name), entries: [builder.entry(for: item)], dedupWindow: 0, foundAtMs: nowMs)
     }
 
     /// A tick with more items than the job's dedup window cannot be deduplicated against the

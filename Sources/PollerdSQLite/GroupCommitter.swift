@@ -135,9 +135,9 @@ final class GroupCommitter: Sendable {
             UPDATE poll_state SET lease_holder = ?, lease_token = lease_token + 1, lease_until = ?
             WHERE job_id = ? AND lease_until <= ? AND paused = 0 AND done = 0
               AND (? IS NULL OR next_run_at IS NULL OR next_run_at <= ?) AND outbox_backlog < ?
-            RETURNING lease_token, cursor, consecutive_errors
+            RETURNING lease_token, cursor, consecutive_errors, last_alert_at
             """), arguments: [holder, until, jobID, nowMs, slotMs, slotMs, backlogLimit]) {
-            return .granted(LeaseGrant(jobID: jobID, holder: holder, token: r[0], untilMs: until, cursor: r[1], consecutiveErrors: r[2]))
+            return .granted(LeaseGrant(jobID: jobID, holder: holder, token: r[0], untilMs: until, cursor: r[1], consecutiveErrors: r[2], lastAlertAtMs: r[3]))
         }
         // Otherwise say why (columns by position: name lookups cost more than the query).
         guard let st = try Row.fetchOne(db.cachedStatement(sql: "SELECT paused, paused_reason, done, next_run_at, lease_holder, lease_until, outbox_backlog FROM poll_state WHERE job_id = ?"), arguments: [jobID]) else {
@@ -166,16 +166,19 @@ final class GroupCommitter: Sendable {
               paused_reason = CASE WHEN ? THEN ? ELSE paused_reason END,
               paused_at = CASE WHEN ? THEN ? ELSE paused_at END,
               done = CASE WHEN ? THEN 1 ELSE done END,
+              last_alert_at = COALESCE(?, last_alert_at),
               schedule_fp = ?, updated_at = ?, lease_until = 0
             WHERE job_id = ? AND lease_holder = ? AND lease_token = ?
             """).execute(arguments: [
                 c.newCursor, c.startedAtMs, c.nextRunAtMs, c.status, c.error,
                 c.durationMs, c.consecutiveErrors, c.itemsSeen, c.itemsDispatched,
-                c.pause, c.pause, c.pausedReason, c.pause, nowMs, c.done, c.scheduleFingerprint, nowMs,
+                c.pause, c.pause, c.pausedReason, c.pause, nowMs, c.done, c.alert.entries.isEmpty ? nil : c.alert.foundAtMs,
+                c.scheduleFingerprint, nowMs,
                 c.lease.jobID, c.lease.holder, c.lease.token,
             ])
         guard db.changesCount == 1 else { return false }
         try OutboxSQL.enqueue(c.outbox, jobID: c.lease.jobID, nowMs: nowMs, db)
+        if !c.alert.entries.isEmpty { try OutboxSQL.enqueue(c.alert, jobID: c.lease.jobID, nowMs: nowMs, db) }
         return true
     }
 }

@@ -353,3 +353,21 @@ import Testing
         #expect(f.errors.contains { "\($0)".contains(words) && "\($0)".contains("/etc/p.yaml:3") }, "\(f.errors)")
     }
 }
+
+@Suite struct FailureToTests {
+    @Test func failureToNamesAnAlertSink() {
+        let yaml = """
+            pollers:
+              alert_sinks:
+                - { name: ops, webhook: { url: "https://hooks.example.com/alerts" } }
+              jobs:
+                - { id: a, kind: noop, schedule: { every_secs: 5 }, failure_to: { channel: ops, to: "#oncall" } }
+                - { id: b, kind: noop, schedule: { every_secs: 5 }, failure_to: { channel: telegram, to: "1194292426" } }
+            """
+        let f = JobFile.parse(yaml, path: "/etc/p.yaml", registry: Builtins.registry(), environment: [:], nowMs: 0)
+        #expect(f.errors.isEmpty, "\(f.errors)")
+        #expect(f.jobs.first { $0.id == "a" }?.alertSinks.map(\.name) == ["ops"])
+        #expect(f.jobs.first { $0.id == "b" }?.alertSinks.isEmpty == true)
+        #expect(f.warnings.contains { $0.jobID == "b" && $0.message.contains("names no sink in pollers.alert_sinks (known: ops)") }, "\(f.warnings)")
+    }
+}
