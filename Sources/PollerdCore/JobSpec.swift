@@ -81,6 +81,8 @@ public struct GlobalSettings: Sendable, Hashable {
     public var http = HTTPSettings()
     /// Sinks that `failure_to.channel` may name (`pollers.alert_sinks`).
     public var alertSinks: [SinkSpec] = []
+    /// Ticks per job the store keeps in its history (`tick_history`; 0: none).
+    public var tickHistory = 100
 
     public init() {}
 }

@@ -119,6 +119,8 @@ public protocol OutboxStore: Sendable {
     func outboxStats() async throws -> [OutboxLaneStats]
     /// Dead letters, newest first.
     func deadLetters(jobID: String?, limit: Int) async throws -> [DeadLetter]
+    /// Forgets the job's dedup window: items it saw before count as new again. Returns how many keys went.
+    func forgetSeen(jobID: String) async throws -> Int
     /// One dead letter.
     func deadLetter(id: Int64) async throws -> DeadLetter?
     /// Puts dead letters back at the end of their lanes, with fresh attempts; returns how many.

@@ -123,12 +123,62 @@ public struct TickCommit: Sendable, Equatable {
     /// A failure alert for the job's `failure_to` sinks, queued in the same transaction (its
     /// `foundAtMs` becomes the job's last alert time).
     public var alert: OutboxBatch = .empty
+    /// The slot the tick was for (nil: a manual tick), for the history.
+    public var slotMs: Int64?
+    /// Items the tick returned (the outbox may queue fewer: the dedup window drops repeats).
+    public var itemsFound: Int64 = 0
+    /// Ticks of this job the history keeps (`tick_history`; 0: none).
+    public var historyLimit: Int = 0
 
     public init(lease: LeaseGrant, startedAtMs: Int64, durationMs: Int64, status: String, error: String?, newCursor: Data?, itemsSeen: Int64, itemsDispatched: Int64, consecutiveErrors: Int, nextRunAtMs: Int64?, pause: Bool, pausedReason: String?, done: Bool, scheduleFingerprint: String, outbox: OutboxBatch = .empty) {
         self.lease = lease; self.startedAtMs = startedAtMs; self.durationMs = durationMs; self.status = status
         self.error = error; self.newCursor = newCursor; self.itemsSeen = itemsSeen; self.itemsDispatched = itemsDispatched
         self.consecutiveErrors = consecutiveErrors; self.nextRunAtMs = nextRunAtMs; self.pause = pause
         self.pausedReason = pausedReason; self.done = done; self.scheduleFingerprint = scheduleFingerprint; self.outbox = outbox
+    }
+}
+
+/// One tick as the history keeps it.
+public struct TickRecord: Sendable, Equatable {
+    public var seq: Int64
+    public var jobID: String
+    /// The slot the tick was for (nil: a manual tick).
+    public var slotMs: Int64?
+    public var startedAtMs: Int64
+    public var durationMs: Int64
+    public var status: String
+    public var error: String?
+    /// Items the tick returned.
+    public var itemsFound: Int64
+    /// Items queued for delivery (found minus duplicates).
+    public var itemsNew: Int64
+    /// Items the job's dedup window dropped.
+    public var duplicates: Int64
+    /// The cursor the tick committed, when it changed it.
+    public var cursor: Data?
+    public var cursorChanged: Bool
+    public var holder: String
+
+    public init(seq: Int64, jobID: String, slotMs: Int64?, startedAtMs: Int64, durationMs: Int64, status: String, error: String?,
+                itemsFound: Int64, itemsNew: Int64, duplicates: Int64, cursor: Data?, cursorChanged: Bool, holder: String) {
+        self.seq = seq; self.jobID = jobID; self.slotMs = slotMs; self.startedAtMs = startedAtMs; self.durationMs = durationMs
+        self.status = status; self.error = error; self.itemsFound = itemsFound; self.itemsNew = itemsNew; self.duplicates = duplicates
+        self.cursor = cursor; self.cursorChanged = cursorChanged; self.holder = holder
+    }
+}
+
+/// Who did what to a job, and when.
+public struct AuditEntry: Sendable, Equatable {
+    public var atMs: Int64
+    /// `cli`, `admin-api (admin)`, …
+    public var actor: String
+    /// `pause`, `resume`, `reset`, `cursor.set`, `cursor.rewind`, …
+    public var action: String
+    public var jobID: String?
+    public var detail: String?
+
+    public init(atMs: Int64, actor: String, action: String, jobID: String?, detail: String?) {
+        self.atMs = atMs; self.actor = actor; self.action = action; self.jobID = jobID; self.detail = detail
     }
 }
 
@@ -251,6 +301,15 @@ public protocol StateStore: Sendable {
     /// Clears a job's cursor and error counters and records the control change; false if unknown.
     /// A tick in flight is fenced off, so it cannot write its old cursor back.
     func reset(jobID: String, nowMs: Int64) async throws -> Bool
+    /// The job's last `limit` ticks, newest first (kept per `tick_history`).
+    func tickHistory(jobID: String, limit: Int) async throws -> [TickRecord]
+    /// Sets a job's cursor (nil clears it), fencing off a tick in flight as `reset` does, and
+    /// records it in the audit log; false if the job has no row.
+    func setCursor(jobID: String, cursor: Data?, audit: AuditEntry) async throws -> Bool
+    /// Appends to the audit log.
+    func recordAudit(_ entry: AuditEntry) async throws
+    /// The audit log, newest first (one job's, or everyone's).
+    func auditLog(jobID: String?, limit: Int) async throws -> [AuditEntry]
     /// Records a daemon's job set under its id (replacing what it announced before) and its
     /// liveness. Then every job that no live daemon has any more leaves the active set: its
     /// state (cursor included) is kept in case it comes back. Returns the ids that left it.

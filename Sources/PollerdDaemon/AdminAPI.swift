@@ -38,7 +38,42 @@ public struct AdminAPI: Sendable {
         router.get("/readyz") { _, _ in try await readiness() }
         for prefix in ["/admin/jobs", "/admin/pollers"] {
             router.get(RouterPath(prefix)) { _, _ in try await jobs() }
-            router.get(RouterPath(prefix + "/:id")) { _, c in try await job(try id(c)) }
+            router.get(RouterPath(prefix + "/:id")) { request, c in
+                let n = try Self.limit(request.uri.queryParameters.get("ticks"), default: 50, name: "ticks")
+                return try await job(try id(c), ticks: n)
+            }
+            router.get(RouterPath(prefix + "/:id/cursors")) { request, c in
+                let jobID = try id(c)
+                let n = try Self.limit(request.uri.queryParameters.get("limit"), default: 50, name: "limit")
+                return try await guarded { json(.object(["cursors": .array(try await facade.cursorHistory(jobID, limit: n).map(OperatorJSON.tick))])) }
+            }
+            router.post(RouterPath(prefix + "/:id/cursor")) { request, c in
+                let jobID = try id(c)
+                let body = try await object(request)
+                let actor = Self.actor(c)
+                switch (body["cursor"], body["rewind_to_tick"]) {
+                case (let v?, nil):
+                    var bytes: Data?
+                    if v != .null {
+                        guard let text = v.stringValue, let d = Base64URL.decode(text), d.count <= 1 << 20 else {
+                            throw AdminError(.badRequest, "bad_body", "'cursor' must be base64url (at most 1 MiB decoded), or null to clear it")
+                        }
+                        bytes = d
+                    }
+                    return try await guarded {
+                        try await facade.setCursor(jobID, to: bytes, actor: actor)
+                        return json(.object(["ok": .bool(true), "id": .string(jobID), "cursor_bytes": bytes.map { .int(Int64($0.count)) } ?? .null]))
+                    }
+                case (nil, let t?):
+                    guard let seq = t.intValue else { throw AdminError(.badRequest, "bad_body", "'rewind_to_tick' must be a tick number") }
+                    return try await guarded {
+                        let r = try await facade.rewindCursor(jobID, toTick: seq, actor: actor)
+                        return json(.object(["ok": .bool(true), "id": .string(jobID), "rewound_to": OperatorJSON.tick(r)]))
+                    }
+                default:
+                    throw AdminError(.badRequest, "bad_body", "give exactly one of 'cursor' (base64url or null) or 'rewind_to_tick'")
+                }
+            }
             router.get(RouterPath(prefix + "/:id/explain")) { _, c in
                 try await guarded { json(OperatorJSON.explanation(try await facade.explain(try id(c)))) }
             }
@@ -51,27 +86,35 @@ public struct AdminAPI: Sendable {
                     return s
                 }
                 return try await guarded {
-                    try await facade.pause(jobID, note: note.map { "\($0) (via the admin API)" } ?? "paused via the admin API")
+                    try await facade.pause(jobID, note: note ?? "paused via the admin API", actor: Self.actor(c))
                     return json(.object(["ok": .bool(true), "id": .string(jobID), "paused": .bool(true)]))
                 }
             }
             router.post(RouterPath(prefix + "/:id/resume")) { _, c in
                 let jobID = try id(c)
                 return try await guarded {
-                    try await facade.resume(jobID)
+                    try await facade.resume(jobID, actor: Self.actor(c))
                     return json(.object(["ok": .bool(true), "id": .string(jobID), "paused": .bool(false)]))
                 }
             }
-            router.post(RouterPath(prefix + "/:id/reset")) { _, c in
+            router.post(RouterPath(prefix + "/:id/reset")) { request, c in
                 let jobID = try id(c)
+                let body = try await object(request)
+                let forget = body["forget_seen"]?.boolValue ?? false
+                if let v = body["forget_seen"], v.boolValue == nil { throw AdminError(.badRequest, "bad_body", "'forget_seen' must be true or false") }
                 return try await guarded {
-                    try await facade.reset(jobID)
+                    try await facade.reset(jobID, forgetSeen: forget, actor: Self.actor(c))
                     return json(.object(["ok": .bool(true), "id": .string(jobID), "reset": .bool(true)]))
                 }
             }
         }
         router.post("/admin/reload") { request, _ in try await reload(dryRun: Self.flag(request.uri.queryParameters.get("dry_run"))) }
         router.post("/admin/pollers/reload") { request, _ in try await reload(dryRun: Self.flag(request.uri.queryParameters.get("dry_run"))) }
+        router.get("/admin/audit") { request, _ in
+            let jobID = request.uri.queryParameters.get("job")
+            let n = try Self.limit(request.uri.queryParameters.get("limit"), default: 100, name: "limit")
+            return try await guarded { json(.object(["audit": .array(try await facade.audit(jobID: jobID, limit: n).map(OperatorJSON.audit))])) }
+        }
         router.get("/admin/plugins") { _, _ in
             try await guarded { json(.object(["plugins": .array(try await facade.pluginStatuses().map(OperatorJSON.plugin))])) }
         }
@@ -148,13 +191,14 @@ public struct AdminAPI: Sendable {
         return json(.object(["jobs": .array(out)]))
     }
 
-    func job(_ jobID: String) async throws -> Response {
+    func job(_ jobID: String, ticks: Int) async throws -> Response {
         try await guarded {
             let d = try await facade.job(jobID)
             guard case .object(var o) = OperatorJSON.job(d.row) else { return json(.null) }
             o["explain"] = OperatorJSON.explanation(d.explanation)
             o["lease"] = d.lease.map { l in .object(["holder": .string(l.holder), "until": .string(RFC3339.format(ms: l.untilMs)), "token": .int(l.token)]) } ?? .null
             o["in_file"] = .bool(live.file.jobs.contains { $0.id == jobID })
+            o["ticks"] = .array(try await facade.history(jobID, limit: ticks).map(OperatorJSON.tick))
             return json(.object(o))
         }
     }
@@ -214,6 +258,15 @@ public struct AdminAPI: Sendable {
 
     static func flag(_ v: String?) -> Bool { v == "1" || v == "true" || v == "yes" }
 
+    /// Who an action is recorded as in the audit log.
+    static func actor(_ c: AdminRequestContext) -> String { "admin-api (\(c.role?.rawValue ?? "open"))" }
+
+    static func limit(_ text: String?, default d: Int, name: String) throws -> Int {
+        guard let text else { return d }
+        guard let n = Int(text), (1...10_000).contains(n) else { throw AdminError(.badRequest, "bad_query", "\(name) must be a number from 1 to 10000") }
+        return n
+    }
+
     /// The request body as a JSON object (an empty body is an empty object).
     func object(_ request: Request) async throws -> [String: JSONValue] {
         let buffer = try await request.body.collect(upTo: 64 << 10)
@@ -250,6 +303,8 @@ public struct AdminAPI: Sendable {
         } catch let e as AdminError {
             throw e
         } catch let e as Operator.UnknownJob {
+            throw AdminError(.notFound, "not_found", e.description)
+        } catch let e as Operator.NoSuchCursor {
             throw AdminError(.notFound, "not_found", e.description)
         } catch {
             logger.warning("admin API: the store failed", metadata: ["pollerd.error": "\(error)"])

@@ -1,3 +1,4 @@
+public import Foundation
 public import Logging
 public import PollerdCore
 
@@ -57,20 +58,70 @@ public struct Operator: Sendable {
     }
 
     /// Pauses a job; it stays paused across restarts. `note` is shown wherever the job is.
-    public func pause(_ jobID: String, note: String?) async throws {
+    /// `actor` (who asked) goes to the audit log.
+    public func pause(_ jobID: String, note: String?, actor: String = "cli") async throws {
         guard try await store.setPaused(jobID: jobID, paused: true, reason: note ?? "paused by operator", nowMs: clock.nowMs) else {
             throw UnknownJob(jobID: jobID)
         }
+        try await store.recordAudit(AuditEntry(atMs: clock.nowMs, actor: actor, action: "pause", jobID: jobID, detail: note))
     }
 
     /// Resumes a paused job.
-    public func resume(_ jobID: String) async throws {
+    public func resume(_ jobID: String, actor: String = "cli") async throws {
         guard try await store.setPaused(jobID: jobID, paused: false, reason: nil, nowMs: clock.nowMs) else { throw UnknownJob(jobID: jobID) }
+        try await store.recordAudit(AuditEntry(atMs: clock.nowMs, actor: actor, action: "resume", jobID: jobID, detail: nil))
     }
 
-    /// Clears a job's cursor and error counters; a tick in flight is fenced off.
-    public func reset(_ jobID: String) async throws {
+    /// Clears a job's cursor and error counters; a tick in flight is fenced off. With
+    /// `forgetSeen`, the job's dedup window is cleared too (items seen before count as new).
+    public func reset(_ jobID: String, forgetSeen: Bool = false, actor: String = "cli") async throws {
         guard try await store.reset(jobID: jobID, nowMs: clock.nowMs) else { throw UnknownJob(jobID: jobID) }
+        var detail: String?
+        if forgetSeen { detail = "forgot \(try await store.forgetSeen(jobID: jobID)) dedup key(s)" }
+        try await store.recordAudit(AuditEntry(atMs: clock.nowMs, actor: actor, action: "reset", jobID: jobID, detail: detail))
+    }
+
+    // MARK: History and cursors
+
+    /// The job's last ticks, newest first.
+    public func history(_ jobID: String, limit: Int = 50) async throws -> [TickRecord] {
+        guard try await store.state(jobID: jobID) != nil else { throw UnknownJob(jobID: jobID) }
+        return try await store.tickHistory(jobID: jobID, limit: limit)
+    }
+
+    /// The cursors the job's kept ticks committed, newest first (one per tick that changed it).
+    public func cursorHistory(_ jobID: String, limit: Int = 50) async throws -> [TickRecord] {
+        try await history(jobID, limit: 10_000).filter(\.cursorChanged).prefix(limit).map { $0 }
+    }
+
+    /// A cursor change an operator cannot make: no such tick, or the tick changed no cursor.
+    public struct NoSuchCursor: Error, Sendable, CustomStringConvertible {
+        public var jobID: String
+        public var tick: Int64
+        public var description: String { "job '\(jobID)' has no kept tick \(tick) that committed a cursor" }
+    }
+
+    /// Sets the job's cursor (nil clears it); a tick in flight is fenced off; audited.
+    public func setCursor(_ jobID: String, to cursor: Data?, actor: String = "cli") async throws {
+        let entry = AuditEntry(atMs: clock.nowMs, actor: actor, action: "cursor.set", jobID: jobID,
+                               detail: cursor.map { "\($0.count) bytes: \(Base64URL.encode($0).prefix(64))" } ?? "cleared")
+        guard try await store.setCursor(jobID: jobID, cursor: cursor, audit: entry) else { throw UnknownJob(jobID: jobID) }
+    }
+
+    /// Puts back the cursor the tick `seq` committed; a tick in flight is fenced off; audited.
+    public func rewindCursor(_ jobID: String, toTick seq: Int64, actor: String = "cli") async throws -> TickRecord {
+        guard let record = try await cursorHistory(jobID, limit: 10_000).first(where: { $0.seq == seq }) else {
+            throw NoSuchCursor(jobID: jobID, tick: seq)
+        }
+        let entry = AuditEntry(atMs: clock.nowMs, actor: actor, action: "cursor.rewind", jobID: jobID,
+                               detail: "to the cursor of tick \(seq) (\(RFC3339.format(ms: record.startedAtMs)))")
+        guard try await store.setCursor(jobID: jobID, cursor: record.cursor, audit: entry) else { throw UnknownJob(jobID: jobID) }
+        return record
+    }
+
+    /// The audit log, newest first.
+    public func audit(jobID: String?, limit: Int = 100) async throws -> [AuditEntry] {
+        try await store.auditLog(jobID: jobID, limit: limit)
     }
 
     /// The daemons alive now, with the job files they run.
@@ -88,7 +139,11 @@ public struct Operator: Sendable {
         let executor = TickExecutor(store: store, registry: registry, clock: clock, holder: holder, logger: logger)
         let offset = job.schedule.jitterOffsetMs(jobID: job.id, defaultJitterMs: settings.defaultJitterMs, nowMs: now)
         let report = await executor.execute(DueTick(jobID: job.id, dueMs: now, spec: job, offsetMs: offset), settings: settings, dryRun: dryRun, manual: true)
-        return ManualTick(report: report)
+        var manual = ManualTick(report: report)
+        if report.disposition == .ran(committed: true), settings.tickHistory > 0 {
+            manual.record = try? await store.tickHistory(jobID: job.id, limit: 1).first
+        }
+        return manual
     }
 
     // MARK: Outbox and dead letters
@@ -129,6 +184,8 @@ public struct ManualTick: Sendable {
     public var error: String?
     /// How a command-line caller should exit.
     public var outcome: Outcome
+    /// The tick as the history kept it (items new and duplicates), when it committed.
+    public var record: TickRecord?
 
     /// The exit classes of `pollerd tick`.
     public enum Outcome: Sendable, Equatable {

@@ -81,6 +81,21 @@ public enum OperatorJSON {
         ])
     }
 
+    /// One tick of the history.
+    public static func tick(_ t: TickRecord) -> JSONValue {
+        .object([
+            "tick": .int(t.seq), "slot": time(t.slotMs), "started_at": time(t.startedAtMs), "duration_ms": .int(t.durationMs),
+            "status": .string(t.status), "error": text(t.error), "items_found": .int(t.itemsFound), "items_new": .int(t.itemsNew),
+            "duplicates_dropped": .int(t.duplicates), "cursor_changed": .bool(t.cursorChanged),
+            "cursor": t.cursor.map { .string(Base64URL.encode($0)) } ?? .null, "holder": .string(t.holder),
+        ])
+    }
+
+    /// One audit entry.
+    public static func audit(_ a: AuditEntry) -> JSONValue {
+        .object(["at": time(a.atMs), "actor": .string(a.actor), "action": .string(a.action), "job_id": text(a.jobID), "detail": text(a.detail)])
+    }
+
     /// A reload plan.
     public static func plan(_ p: ReloadPlan) -> JSONValue {
         func list(_ ids: [String]) -> JSONValue { .array(ids.map(JSONValue.string)) }

@@ -167,6 +167,9 @@ public struct TickExecutor: Sendable {
                                 consecutiveErrors: plan.consecutiveErrors, nextRunAtMs: plan.nextRunAtMs, pause: plan.pause,
                                 pausedReason: plan.pausedReason, done: plan.done, scheduleFingerprint: job.schedule.fingerprint,
                                 outbox: Self.outbox(job: job, items: ack?.items ?? [], foundAtMs: end, settings: settings))
+        commit.slotMs = due.dueMs
+        commit.itemsFound = Int64(ack?.items.count ?? 0)
+        commit.historyLimit = settings.tickHistory
         if let alert = Self.alert(job: job, plan: plan, lease: lease, settings: settings, nowMs: end) {
             commit.alert = alert
             logger.warning("failure alert queued", metadata: ["pollerd.job.id": "\(job.id)", "pollerd.alert.sink": "\(job.alertSinks.map(\.name))"])

@@ -155,6 +155,24 @@ final class GroupCommitter: Sendable {
         return .held(by: (st[4] as String?) ?? "?", untilMs: st[5])
     }
 
+    /// Appends the tick to the job's history; every 32nd row of a job trims it to the limit.
+    static func recordTick(_ c: TickCommit, queued: Int64, _ db: Database) throws {
+        // Without sinks nothing is queued and nothing deduplicated: every item found is new.
+        let new = c.outbox.sinks.isEmpty ? c.itemsFound : queued
+        let changed = c.newCursor != nil && c.newCursor != c.lease.cursor
+        try db.cachedStatement(sql: """
+            INSERT INTO tick_log (job_id, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [c.lease.jobID, c.slotMs, c.startedAtMs, c.durationMs, c.status, c.error, c.itemsFound, new,
+                                     max(0, c.itemsFound - new), changed ? c.newCursor : nil, changed, c.lease.holder])
+        if db.lastInsertedRowID % 32 == 0 {
+            try db.cachedStatement(sql: """
+                DELETE FROM tick_log WHERE job_id = ? AND seq <= (
+                  SELECT seq FROM tick_log WHERE job_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)
+                """).execute(arguments: [c.lease.jobID, c.lease.jobID, c.historyLimit])
+        }
+    }
+
     static func commit(_ c: TickCommit, nowMs: Int64, _ db: Database) throws -> Bool {
         // Fenced: nothing changes unless this holder's token still holds; the lease is released too.
         try db.cachedStatement(sql: """
@@ -177,8 +195,9 @@ final class GroupCommitter: Sendable {
                 c.lease.jobID, c.lease.holder, c.lease.token,
             ])
         guard db.changesCount == 1 else { return false }
-        try OutboxSQL.enqueue(c.outbox, jobID: c.lease.jobID, nowMs: nowMs, db)
+        let queued = try OutboxSQL.enqueue(c.outbox, jobID: c.lease.jobID, nowMs: nowMs, db)
         if !c.alert.entries.isEmpty { try OutboxSQL.enqueue(c.alert, jobID: c.lease.jobID, nowMs: nowMs, db) }
+        if c.historyLimit > 0 { try recordTick(c, queued: Int64(queued), db) }
         return true
     }
 }

@@ -35,6 +35,13 @@ extension SQLiteStateStore: OutboxStore {
         }
     }
 
+    public func forgetSeen(jobID: String) async throws -> Int {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM dedup_key WHERE job_id = ?", arguments: [jobID])
+            return db.changesCount
+        }
+    }
+
     public func deadLetters(jobID: String?, limit: Int) async throws -> [DeadLetter] {
         try await read { db in
             if let jobID {

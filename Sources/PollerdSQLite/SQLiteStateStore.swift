@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import PollerdCore
 import GRDB
 import Synchronization
@@ -97,7 +97,7 @@ public final class SQLiteStateStore: StateStore {
         let source = try DatabaseQueue(path: damaged)
         let target = try DatabaseQueue(path: fresh)
         var report: [(String, Int, Int)] = []
-        let tables = ["poll_state", "control_log", "daemons", "daemon_jobs", "plugin_status", "outbox_item", "outbox_pending", "outbox_lane", "dedup_key", "dead_letter"]
+        let tables = ["poll_state", "control_log", "daemons", "daemon_jobs", "plugin_status", "outbox_item", "outbox_pending", "outbox_lane", "dedup_key", "dead_letter", "tick_log", "audit_log"]
         for table in tables {
             var kept = 0, lost = 0
             let rowids: [Int64] = (try? source.read { db in try Int64.fetchAll(db, sql: "SELECT rowid FROM \(table)") }) ?? []
@@ -261,6 +261,35 @@ public final class SQLiteStateStore: StateStore {
         m.registerMigration("005_alerts") { db in
             try db.execute(sql: "ALTER TABLE poll_state ADD COLUMN last_alert_at INTEGER")
         }
+        m.registerMigration("006_history") { db in
+            try db.execute(sql: """
+                CREATE TABLE tick_log (
+                  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                  job_id TEXT NOT NULL,
+                  slot_at INTEGER,
+                  started_at INTEGER NOT NULL,
+                  duration_ms INTEGER NOT NULL,
+                  status TEXT NOT NULL,
+                  error TEXT,
+                  items_found INTEGER NOT NULL,
+                  items_new INTEGER NOT NULL,
+                  duplicates INTEGER NOT NULL,
+                  cursor BLOB,
+                  cursor_changed INTEGER NOT NULL,
+                  holder TEXT NOT NULL
+                );
+                CREATE INDEX tick_log_job ON tick_log (job_id, seq);
+                CREATE TABLE audit_log (
+                  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                  at INTEGER NOT NULL,
+                  actor TEXT NOT NULL,
+                  action TEXT NOT NULL,
+                  job_id TEXT,
+                  detail TEXT
+                );
+                CREATE INDEX audit_log_job ON audit_log (job_id, seq);
+                """)
+        }
         return m
     }
 
@@ -417,6 +446,48 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(sql: "UPDATE poll_state SET lease_token = lease_token + 1, lease_until = 0 WHERE job_id = ?", arguments: [jobID])
             try db.execute(sql: "INSERT INTO control_log (job_id, action, at) VALUES (?, 'reset', ?)", arguments: [jobID, nowMs])
             return true
+        }
+    }
+
+    public func tickHistory(jobID: String, limit: Int) async throws -> [TickRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT seq, job_id, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder
+                FROM tick_log WHERE job_id = ? ORDER BY seq DESC LIMIT ?
+                """, arguments: [jobID, limit]).map { r in
+                TickRecord(seq: r[0], jobID: r[1], slotMs: r[2], startedAtMs: r[3], durationMs: r[4], status: r[5], error: r[6],
+                           itemsFound: r[7], itemsNew: r[8], duplicates: r[9], cursor: r[10], cursorChanged: r[11], holder: r[12])
+            }
+        }
+    }
+
+    public func setCursor(jobID: String, cursor: Data?, audit: AuditEntry) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE poll_state SET cursor = ?, updated_at = ? WHERE job_id = ?", arguments: [cursor, audit.atMs, jobID])
+            guard db.changesCount > 0 else { return false }
+            // Fence off a tick in flight: its commit would write its own cursor over this one.
+            try db.execute(sql: "UPDATE poll_state SET lease_token = lease_token + 1, lease_until = 0 WHERE job_id = ?", arguments: [jobID])
+            try Self.insertAudit(audit, db)
+            return true
+        }
+    }
+
+    public func recordAudit(_ entry: AuditEntry) async throws {
+        try await pool.write { db in try Self.insertAudit(entry, db) }
+    }
+
+    static func insertAudit(_ e: AuditEntry, _ db: Database) throws {
+        try db.execute(sql: "INSERT INTO audit_log (at, actor, action, job_id, detail) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [e.atMs, e.actor, e.action, e.jobID, e.detail])
+    }
+
+    public func auditLog(jobID: String?, limit: Int) async throws -> [AuditEntry] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT at, actor, action, job_id, detail FROM audit_log WHERE (? IS NULL OR job_id = ?) ORDER BY seq DESC LIMIT ?
+                """, arguments: [jobID, jobID, limit]).map { r in
+                AuditEntry(atMs: r[0], actor: r[1], action: r[2], jobID: r[3], detail: r[4])
+            }
         }
     }
 

@@ -8,7 +8,7 @@ struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs",
         abstract: "List and control jobs through the state database (a running daemon picks controls up within a second).",
-        subcommands: [List.self, Show.self, Explain.self, Pause.self, Resume.self, Reset.self]
+        subcommands: [List.self, Show.self, Explain.self, Pause.self, Resume.self, Reset.self, Cursor.self, Audit.self]
     )
 
     struct StateOptions: ParsableArguments {
@@ -64,16 +64,12 @@ struct JobsCommand: AsyncParsableCommand {
                 print(Support.json(.array(rows.map(JobsCommand.view))))
                 return
             }
-            print("ID".padding(toLength: 28, withPad: " ", startingAt: 0) + "KIND".padding(toLength: 10, withPad: " ", startingAt: 0)
-                  + "STATUS".padding(toLength: 13, withPad: " ", startingAt: 0) + "ERRS  BACKLOG  NEXT RUN                  PAUSED")
+            var table = [["ID", "KIND", "STATUS", "ERRS", "BACKLOG", "NEXT RUN", "PAUSED"]]
             for r in rows {
-                let next = r.nextRunAtMs.map { RFC3339.format(ms: $0) } ?? "-"
-                print(r.jobID.padding(toLength: 28, withPad: " ", startingAt: 0) + r.kind.padding(toLength: 10, withPad: " ", startingAt: 0)
-                      + (r.lastStatus ?? "-").padding(toLength: 13, withPad: " ", startingAt: 0)
-                      + String(r.consecutiveErrors).padding(toLength: 6, withPad: " ", startingAt: 0)
-                      + String(r.outboxBacklog).padding(toLength: 9, withPad: " ", startingAt: 0)
-                      + next.padding(toLength: 26, withPad: " ", startingAt: 0) + (r.paused ? "yes: \(r.pausedReason ?? "")" : (r.done ? "done" : "no")))
+                table.append([r.jobID, r.kind, r.lastStatus ?? "-", String(r.consecutiveErrors), String(r.outboxBacklog),
+                              r.nextRunAtMs.map { RFC3339.format(ms: $0) } ?? "-", r.paused ? "yes: \(r.pausedReason ?? "")" : (r.done ? "done" : "no")])
             }
+            Support.printTable(table)
         }
     }
 
@@ -91,14 +87,25 @@ struct JobsCommand: AsyncParsableCommand {
                                       "until": l.untilMs > 0 ? .string(RFC3339.format(ms: l.untilMs)) : .null])
             }
             o["explain"] = JobsCommand.view(d.explanation)
+            let ticks = try await state.perform { try await $0.history(jobID, limit: state.json ? 50 : 10) }
+            o["ticks"] = .array(ticks.map(OperatorJSON.tick))
             if state.json {
                 print(Support.json(.object(o)))
             } else {
-                for k in o.keys.sorted() where k != "explain" {
+                for k in o.keys.sorted() where k != "explain" && k != "ticks" {
                     let val = o[k]!
                     print("\(k): \(val.stringValue ?? Support.json(val))")
                 }
                 print("explain: \(d.explanation.text)")
+                if !ticks.isEmpty {
+                    print("last ticks:")
+                    var table = [["TICK", "STARTED", "MS", "STATUS", "FOUND", "NEW", "DUPS", "ERROR"]]
+                    for t in ticks {
+                        table.append([String(t.seq), RFC3339.format(ms: t.startedAtMs), String(t.durationMs), t.status, String(t.itemsFound),
+                                      String(t.itemsNew), String(t.duplicates), t.error ?? ""])
+                    }
+                    Support.printTable(table, indent: "  ")
+                }
             }
         }
     }
@@ -140,11 +147,78 @@ struct JobsCommand: AsyncParsableCommand {
     struct Reset: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Clear a job's cursor and error counters (a tick in flight is fenced off).")
         @Argument var jobID: String
+        @Flag(name: .long, help: "Also clear the job's dedup window (items seen before count as new).") var forgetSeen = false
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            try await state.perform { try await $0.reset(jobID) }
-            print("\(jobID): reset")
+            try await state.perform { try await $0.reset(jobID, forgetSeen: forgetSeen) }
+            print("\(jobID): reset" + (forgetSeen ? " (dedup window cleared)" : ""))
+        }
+    }
+
+    struct Cursor: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a job's cursor, its history, or set or rewind it (a tick in flight is fenced off; recorded in the audit log).")
+        @Argument var jobID: String
+        @Flag(name: .long, help: "The cursors the kept ticks committed, newest first.") var history = false
+        @Option(name: .long, help: "Set the cursor to these bytes (base64url); an empty string clears it.") var set: String?
+        @Option(name: .long, help: "Put back the cursor this tick committed (see --history).") var rewind: Int64?
+        @OptionGroup var state: StateOptions
+
+        func run() async throws {
+            guard [history, set != nil, rewind != nil].filter({ $0 }).count <= 1 else {
+                throw ValidationError("give at most one of --history, --set, --rewind")
+            }
+            if let set {
+                var bytes: Data?
+                if !set.isEmpty {
+                    guard let d = Base64URL.decode(set) else { throw ValidationError("--set takes base64url") }
+                    bytes = d
+                }
+                try await state.perform { try await $0.setCursor(jobID, to: bytes) }
+                print("\(jobID): cursor " + (bytes.map { "set (\($0.count) bytes)" } ?? "cleared"))
+                return
+            }
+            if let rewind {
+                do {
+                    let r = try await state.perform { try await $0.rewindCursor(jobID, toTick: rewind) }
+                    print("\(jobID): cursor rewound to tick \(r.seq) of \(RFC3339.format(ms: r.startedAtMs))")
+                } catch let e as Operator.NoSuchCursor {
+                    Support.printErr("error: \(e)")
+                    throw Exit.transient
+                }
+                return
+            }
+            if history {
+                let h = try await state.perform { try await $0.cursorHistory(jobID) }
+                if state.json { print(Support.json(.array(h.map(OperatorJSON.tick)))); return }
+                var table = [["TICK", "STARTED", "STATUS", "NEW", "CURSOR"]]
+                for t in h { table.append([String(t.seq), RFC3339.format(ms: t.startedAtMs), t.status, String(t.itemsNew), t.cursor.map(Base64URL.encode) ?? "-"]) }
+                Support.printTable(table)
+                return
+            }
+            let d = try await state.perform { try await $0.job(jobID) }
+            let text = d.row.cursor.map(Base64URL.encode)
+            if state.json {
+                print(Support.json(.object(["id": .string(jobID), "cursor": text.map(JSONValue.string) ?? .null,
+                                            "cursor_bytes": d.row.cursor.map { .int(Int64($0.count)) } ?? .null])))
+            } else {
+                print(text ?? "(no cursor)")
+            }
+        }
+    }
+
+    struct Audit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Who paused, resumed, reset or moved the cursor of a job, and when.")
+        @Argument var jobID: String?
+        @OptionGroup var state: StateOptions
+
+        func run() async throws {
+            let entries = try await state.perform { try await $0.audit(jobID: jobID) }
+            if state.json { print(Support.json(.array(entries.map(OperatorJSON.audit)))); return }
+            var table = [["AT", "ACTOR", "ACTION", "JOB", "DETAIL"]]
+            for a in entries { table.append([RFC3339.format(ms: a.atMs), a.actor, a.action, a.jobID ?? "-", a.detail ?? ""]) }
+            Support.printTable(table)
         }
     }
 }

@@ -42,16 +42,14 @@ struct OutboxCommand: AsyncParsableCommand {
                 return
             }
             if lanes.isEmpty { print("outbox empty: no job has delivered items yet"); return }
-            print("JOB".padding(toLength: 24, withPad: " ", startingAt: 0) + "SINK".padding(toLength: 36, withPad: " ", startingAt: 0)
-                  + "PENDING  OLDEST   DELIVERED  RETRIED  DEAD  LAST ERROR")
+            var table = [["JOB", "SINK", "PENDING", "OLDEST", "DELIVERED", "RETRIED", "DEAD", "LAST ERROR"]]
             for l in lanes {
                 let age = l.oldestFoundAtMs.map { Self.age(now - $0) } ?? "-"
                 let err = l.pending > 0 ? (l.lastError ?? "") : ""
-                print(l.jobID.padding(toLength: 24, withPad: " ", startingAt: 0) + l.sink.padding(toLength: 36, withPad: " ", startingAt: 0)
-                      + String(l.pending).padding(toLength: 9, withPad: " ", startingAt: 0) + age.padding(toLength: 9, withPad: " ", startingAt: 0)
-                      + String(l.delivered).padding(toLength: 11, withPad: " ", startingAt: 0) + String(l.retried).padding(toLength: 9, withPad: " ", startingAt: 0)
-                      + String(deadBy["\(l.jobID)\u{0}\(l.sink)"] ?? 0).padding(toLength: 6, withPad: " ", startingAt: 0) + err)
+                table.append([l.jobID, l.sink, String(l.pending), age, String(l.delivered), String(l.retried),
+                              String(deadBy["\(l.jobID)\u{0}\(l.sink)"] ?? 0), err])
             }
+            Support.printTable(table)
         }
 
         static func age(_ ms: Int64) -> String {
@@ -105,12 +103,9 @@ struct DLQCommand: AsyncParsableCommand {
             let rows = try await state.open().deadLetters(jobID: job, limit: max(1, limit))
             if state.json { print(Support.json(.array(rows.map { DLQCommand.view($0, envelope: false) }))); return }
             if rows.isEmpty { print("no dead letters"); return }
-            print("ID      JOB                     SINK                                ATTEMPTS  FAILED AT                 ERROR")
-            for d in rows {
-                print(String(d.id).padding(toLength: 8, withPad: " ", startingAt: 0) + d.jobID.padding(toLength: 24, withPad: " ", startingAt: 0)
-                      + d.sink.padding(toLength: 36, withPad: " ", startingAt: 0) + String(d.attempts).padding(toLength: 10, withPad: " ", startingAt: 0)
-                      + RFC3339.format(ms: d.failedAtMs).padding(toLength: 26, withPad: " ", startingAt: 0) + d.lastError)
-            }
+            var table = [["ID", "JOB", "SINK", "ATTEMPTS", "FAILED AT", "ERROR"]]
+            for d in rows { table.append([String(d.id), d.jobID, d.sink, String(d.attempts), RFC3339.format(ms: d.failedAtMs), d.lastError]) }
+            Support.printTable(table)
         }
     }
 

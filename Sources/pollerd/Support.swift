@@ -76,6 +76,21 @@ enum Support {
     }
 
     static func json(_ v: JSONValue) -> String { v.canonicalString }
+
+    /// Prints rows as aligned columns: each as wide as its longest cell, two spaces apart, so a
+    /// long value never runs into the next column.
+    static func printTable(_ rows: [[String]], indent: String = "") {
+        guard let first = rows.first else { return }
+        var widths = Array(repeating: 0, count: first.count)
+        for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+        for r in rows {
+            var line = indent
+            for (i, c) in r.enumerated() {
+                line += i == r.count - 1 ? c : c.padding(toLength: widths[i] + 2, withPad: " ", startingAt: 0)
+            }
+            print(line)
+        }
+    }
 }
 
 extension Optional where Wrapped == Int64 {

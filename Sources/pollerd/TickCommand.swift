@@ -12,7 +12,10 @@ struct TickCommand: AsyncParsableCommand {
         abstract: "Run one tick of a job now, through the scheduler's path (lease, timeout, classification, commit).",
         discussion: """
             --json prints {"job_id","kind","status","error","items_seen","items_dispatched","next_cursor",\
-            "next_interval_secs","items","duration_ms","details","warnings","dry_run"}: details is what the kind \
+            "next_interval_secs","items","duration_ms","details","warnings","dry_run","items_found","items_new",\
+            "duplicates_dropped"}: items_new counts what was queued for delivery (found minus the duplicates the \
+            dedup window dropped; null in a dry run); items_dispatched is a plugin's own figure of what it sent \
+            itself (built-in kinds send nothing themselves: 0); details is what the kind \
             reports of the tick (an HTTP kind's status, cache use and chosen delay with its reason), warnings \
             what an operator should know (items past the dedup window). Exit codes: 0 ok, 1 transient (also: lease held \
             elsewhere, or the tick was cancelled), 2 permanent (also: the job is paused or a finished \
@@ -63,6 +66,9 @@ struct TickCommand: AsyncParsableCommand {
                 "items": .array(ack?.items ?? []), "duration_ms": .int(report.durationMs),
                 "details": ack?.details ?? .null, "warnings": .array(report.warnings.map(JSONValue.string)),
                 "dry_run": .bool(dryRun),
+                "items_found": .int(Int64(ack?.items.count ?? 0)),
+                "items_new": result.record.map { .int($0.itemsNew) } ?? .null,
+                "duplicates_dropped": result.record.map { .int($0.duplicates) } ?? .null,
             ])
             print(Support.json(v))
         } else {
