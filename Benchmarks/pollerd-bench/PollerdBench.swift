@@ -77,6 +77,7 @@ struct SchedulerBench: AsyncParsableCommand {
     @Option(name: .customLong("plugin-slots"), help: "The plugin's max_concurrent_ticks.") var pluginSlots: Int = 16
     @Option(name: .customLong("feed-base"), help: "Tick rss jobs against BASE/feed/N (pollerd-bench feed-server) instead of noop.")
     var feedBase: String?
+    @Option(name: .customLong("tick-history"), help: "tick_history (ticks kept per job; 0: none).") var tickHistory: Int = 100
     @Option(name: .customLong("per-host"), help: "The HTTP kinds' per-host limit on requests in flight (the daemon's default is 2).")
     var perHost: Int = 2
 
@@ -88,6 +89,7 @@ struct SchedulerBench: AsyncParsableCommand {
         let store = try SQLiteBackend.open(path: dir.appendingPathComponent("state.db").path, synchronousFull: sync == "full")
         var settings = GlobalSettings()
         settings.maxConcurrentTicks = maxConcurrent
+        settings.tickHistory = tickHistory
         settings.defaultJitterMs = jitterMs ?? everySecs * 1000
         var registry = Builtins.registry()
         var plugin: LongLivedPlugin?

@@ -155,25 +155,22 @@ final class GroupCommitter: Sendable {
         return .held(by: (st[4] as String?) ?? "?", untilMs: st[5])
     }
 
-    /// Appends the tick to the job's history; every 32nd row of a job trims it to the limit.
-    static func recordTick(_ c: TickCommit, queued: Int64, _ db: Database) throws {
-        // Without sinks nothing is queued and nothing deduplicated: every item found is new.
-        let new = c.outbox.sinks.isEmpty ? c.itemsFound : queued
+    /// The history row of a committed tick, numbered by its lease token (unique and increasing
+    /// per job). Without sinks nothing is queued and nothing deduplicated: every item is new.
+    static func record(_ c: TickCommit, queued: Int) -> TickRecord {
+        let new = c.outbox.sinks.isEmpty ? c.itemsFound : Int64(queued)
         let changed = c.newCursor != nil && c.newCursor != c.lease.cursor
-        try db.cachedStatement(sql: """
-            INSERT INTO tick_log (job_id, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [c.lease.jobID, c.slotMs, c.startedAtMs, c.durationMs, c.status, c.error, c.itemsFound, new,
-                                     max(0, c.itemsFound - new), changed ? c.newCursor : nil, changed, c.lease.holder])
-        if db.lastInsertedRowID % 32 == 0 {
-            try db.cachedStatement(sql: """
-                DELETE FROM tick_log WHERE job_id = ? AND seq <= (
-                  SELECT seq FROM tick_log WHERE job_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)
-                """).execute(arguments: [c.lease.jobID, c.lease.jobID, c.historyLimit])
-        }
+        return TickRecord(seq: c.lease.token, jobID: c.lease.jobID, slotMs: c.slotMs, startedAtMs: c.startedAtMs, durationMs: c.durationMs,
+                          status: c.status, error: c.error, itemsFound: c.itemsFound, itemsNew: new, duplicates: max(0, c.itemsFound - new),
+                          cursor: changed ? c.newCursor : nil, cursorChanged: changed, holder: c.lease.holder)
     }
 
     static func commit(_ c: TickCommit, nowMs: Int64, _ db: Database) throws -> Bool {
+        try commitCounting(c, nowMs: nowMs, db) != nil
+    }
+
+    /// Commits one tick; nil when fenced off, else how many items it queued.
+    static func commitCounting(_ c: TickCommit, nowMs: Int64, _ db: Database) throws -> Int? {
         // Fenced: nothing changes unless this holder's token still holds; the lease is released too.
         try db.cachedStatement(sql: """
             UPDATE poll_state SET
@@ -194,10 +191,9 @@ final class GroupCommitter: Sendable {
                 c.scheduleFingerprint, nowMs,
                 c.lease.jobID, c.lease.holder, c.lease.token,
             ])
-        guard db.changesCount == 1 else { return false }
+        guard db.changesCount == 1 else { return nil }
         let queued = try OutboxSQL.enqueue(c.outbox, jobID: c.lease.jobID, nowMs: nowMs, db)
         if !c.alert.entries.isEmpty { try OutboxSQL.enqueue(c.alert, jobID: c.lease.jobID, nowMs: nowMs, db) }
-        if c.historyLimit > 0 { try recordTick(c, queued: Int64(queued), db) }
-        return true
+        return queued
     }
 }

@@ -138,6 +138,7 @@ public final class SQLiteStateStore: StateStore {
         let checkpointer = try DatabaseQueue(path: path)
         try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
         defer {
+            flushHistoryNow()
             try? pool.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA wal_autocheckpoint = 1000")
                 _ = try? db.checkpoint(.passive)
@@ -145,6 +146,7 @@ public final class SQLiteStateStore: StateStore {
         }
         while !Task.isCancelled {
             do { try await clock.sleep(untilMs: clock.nowMs + Self.checkpointEveryMs) } catch { break }
+            try? await flushHistory()
             // PASSIVE: copies what it can without blocking the writer or readers.
             _ = try? await checkpointer.writeWithoutTransaction { db in try db.checkpoint(.passive) }
         }
@@ -264,8 +266,8 @@ public final class SQLiteStateStore: StateStore {
         m.registerMigration("006_history") { db in
             try db.execute(sql: """
                 CREATE TABLE tick_log (
-                  seq INTEGER PRIMARY KEY AUTOINCREMENT,
                   job_id TEXT NOT NULL,
+                  seq INTEGER NOT NULL,
                   slot_at INTEGER,
                   started_at INTEGER NOT NULL,
                   duration_ms INTEGER NOT NULL,
@@ -278,7 +280,7 @@ public final class SQLiteStateStore: StateStore {
                   cursor_changed INTEGER NOT NULL,
                   holder TEXT NOT NULL
                 );
-                CREATE INDEX tick_log_job ON tick_log (job_id, seq);
+                CREATE UNIQUE INDEX tick_log_job ON tick_log (job_id, seq);
                 CREATE TABLE audit_log (
                   seq INTEGER PRIMARY KEY AUTOINCREMENT,
                   at INTEGER NOT NULL,
@@ -361,8 +363,58 @@ public final class SQLiteStateStore: StateStore {
 
     public func commit(_ ticks: [TickCommit], nowMs: Int64) async throws -> [Bool] {
         guard !ticks.isEmpty else { return [] }
-        return try await pool.write { db in
-            try ticks.map { try GroupCommitter.commit($0, nowMs: nowMs, db) }
+        let (done, records) = try await pool.write { db -> ([Bool], [(TickRecord, Int)]) in
+            var records: [(TickRecord, Int)] = []
+            let done = try ticks.map { c -> Bool in
+                guard let queued = try GroupCommitter.commitCounting(c, nowMs: nowMs, db) else { return false }
+                if c.historyLimit > 0 { records.append((GroupCommitter.record(c, queued: queued), c.historyLimit)) }
+                return true
+            }
+            return (done, records)
+        }
+        // The history is written apart from the commit, in bulk, by run() every 200 ms (and
+        // before a read): a crash may lose the last moments of history, never a cursor or an item.
+        if !records.isEmpty, history.withLock({ $0.append(contentsOf: records); return $0.count }) >= Self.historyFlushAt {
+            try await flushHistory()
+        }
+        return done
+    }
+
+    /// Buffered history rows past this many are written at once.
+    static let historyFlushAt = 65_536
+    private let history = Mutex<[(TickRecord, Int)]>([])
+
+    /// Writes the buffered tick history in one transaction and trims each job it touched to its
+    /// limit every 32nd tick.
+    func flushHistory() async throws {
+        let rows = takeHistory()
+        guard !rows.isEmpty else { return }
+        try await pool.write { db in try Self.writeHistory(rows, db) }
+    }
+
+    /// The same, blocking (at shutdown, when async work is cancelled).
+    func flushHistoryNow() {
+        let rows = takeHistory()
+        guard !rows.isEmpty else { return }
+        try? pool.write { db in try Self.writeHistory(rows, db) }
+    }
+
+    private func takeHistory() -> [(TickRecord, Int)] {
+        history.withLock { b -> [(TickRecord, Int)] in defer { b.removeAll(keepingCapacity: true) }; return b }
+    }
+
+    static func writeHistory(_ rows: [(TickRecord, Int)], _ db: Database) throws {
+        do {
+            let insert = try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO tick_log (job_id, seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            let trim = try db.cachedStatement(sql: "DELETE FROM tick_log WHERE job_id = ? AND seq <= (SELECT seq FROM tick_log WHERE job_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)")
+            for (t, limit) in rows {
+                try insert.execute(arguments: [t.jobID, t.seq, t.slotMs, t.startedAtMs, t.durationMs, t.status, t.error, t.itemsFound,
+                                               t.itemsNew, t.duplicates, t.cursor, t.cursorChanged, t.holder])
+                if t.seq % 32 == 0 { try trim.execute(arguments: [t.jobID, t.jobID, limit]) }
+            }
         }
     }
 
@@ -375,7 +427,8 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func commit(_ tick: TickCommit, nowMs: Int64) async throws -> Bool {
-        try await committer.submit(.commit(tick, nowMs: nowMs)).flag
+        guard tick.historyLimit > 0 else { return try await committer.submit(.commit(tick, nowMs: nowMs)).flag }
+        return try await commit([tick], nowMs: nowMs)[0]
     }
 
     public func recordSchedules(_ records: [ScheduleRecord], nowMs: Int64) async throws {
@@ -450,7 +503,8 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func tickHistory(jobID: String, limit: Int) async throws -> [TickRecord] {
-        try await pool.read { db in
+        try await flushHistory()
+        return try await pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT seq, job_id, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder
                 FROM tick_log WHERE job_id = ? ORDER BY seq DESC LIMIT ?
