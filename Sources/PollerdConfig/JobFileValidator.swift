@@ -29,7 +29,7 @@ struct JobFileValidator {
     static let rootKeys: Set<String> = ["pollers", "schema_version"]
     static let pollerKeys: Set<String> = ["enabled", "state_db", "default_jitter_ms", "lease_ttl_factor", "failure_alert_cooldown_secs",
                                           "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync",
-                                          "deliver", "delivery", "admin_listen", "http", "admin", "alert_sinks", "tick_history"]
+                                          "deliver", "delivery", "admin_listen", "http", "admin", "alert_sinks", "tick_history", "tick_log_level"]
     static let jobKeys: Set<String> = ["id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up", "extra", "deliver", "dedup_window"]
     static let scheduleKeys: Set<String> = ["every_secs", "cron", "tz", "at", "stagger_jitter_ms"]
 
@@ -152,6 +152,11 @@ struct JobFileValidator {
         if let n = value(m, "deliver") { s.deliver = try readSinks(n, job: nil) }
         if let n = value(m, "http") { s.http = try readHTTP(n) }
         if let n = value(m, "alert_sinks") { s.alertSinks = try readSinks(n, job: nil) }
+        if let n = value(m, "tick_log_level") {
+            let v = try string(n, job: nil, key: "tick_log_level")
+            guard ["trace", "debug", "info", "notice"].contains(v) else { throw fail(n, "tick_log_level must be trace, debug, info or notice, not '\(v)'") }
+            s.tickLogLevel = v
+        }
         if let n = value(m, "tick_history") { s.tickHistory = Int(try int(n, job: nil, key: "tick_history", range: 0...10_000)) }
         if let n = value(m, "admin_listen") {
             s.adminListen = try listen(n, key: "admin_listen")

@@ -83,6 +83,8 @@ public struct GlobalSettings: Sendable, Hashable {
     public var alertSinks: [SinkSpec] = []
     /// Ticks per job the store keeps in its history (`tick_history`; 0: none).
     public var tickHistory = 100
+    /// The level of the line each tick logs (`tick_log_level`: `info`, or `debug` for large fleets).
+    public var tickLogLevel = "info"
 
     public init() {}
 }

@@ -277,7 +277,10 @@ public protocol StateStore: Sendable {
     func acquireLeases(_ requests: [LeaseRequest], holder: String, nowMs: Int64) async throws -> [LeaseAcquisition]
     /// Commits a batch of finished ticks in one round trip; each is fenced on its own (true:
     /// committed, false: fenced off), in order.
-    func commit(_ ticks: [TickCommit], nowMs: Int64) async throws -> [Bool]
+    /// Per tick, nil when it was fenced off, else how many of its items were queued for
+    /// delivery (found minus the duplicates the dedup window dropped; all found when the job
+    /// has no sinks).
+    func commit(_ ticks: [TickCommit], nowMs: Int64) async throws -> [Int64?]
     /// Extends a lease to `ttlMs` from now; false when the fencing token no longer holds.
     func renewLease(_ lease: LeaseGrant, ttlMs: Int64, nowMs: Int64) async throws -> Bool
     /// Gives a lease back without committing a tick.

@@ -92,7 +92,10 @@ public struct Daemon: Sendable {
             .init(service: reloader, successTerminationBehavior: .ignore),
             .init(service: PluginStatusService(runner: runner, store: store, clock: clock), successTerminationBehavior: .ignore),
         ]
-        return ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // ServiceLifecycle's own chatter (services starting, stopping) shows at trace only.
+        var lifecycleLogger = logger
+        lifecycleLogger.logLevel = logger.logLevel == .trace ? .trace : max(logger.logLevel, .notice)
+        return ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: lifecycleLogger))
     }
 
     /// Runs the daemon until SIGTERM or SIGINT (or a service fails).

@@ -47,7 +47,7 @@ public final class Runner: Service, Sendable {
     public var storeFailure: String? { health.failure }
     /// True once boot is done (jobs registered and planned) and until shutdown begins.
     public var isServing: Bool { state.withLock { $0.started && !$0.shuttingDown } }
-    private let commits: StoreBatcher<TickCommit, Bool>
+    private let commits: StoreBatcher<TickCommit, Int64?>
     private let state: Mutex<State>
     private let bell = Doorbell()
     private let initialJobs: [JobSpec]
@@ -273,8 +273,25 @@ public final class Runner: Service, Sendable {
             guard let wake = s.loopWakeMs else { return true }
             return next < wake
         }
+        logTick(report)
         onEvent(.tick(report))
         if wakeLoop { bell.ring() }
+    }
+
+    /// One line per tick that ran, at `tick_log_level` (info by default): the job, the status,
+    /// the duration, items found and new, and the next run.
+    private func logTick(_ report: TickReport) {
+        guard case .ran = report.disposition else { return }
+        let level = Logger.Level(rawValue: state.withLock { $0.core.settings.tickLogLevel }) ?? .info
+        guard logger.logLevel <= level else { return }
+        var meta: Logger.Metadata = [
+            "pollerd.job.id": "\(report.jobID)", "pollerd.kind": "\(report.kind)", "pollerd.status": "\(report.status)",
+            "pollerd.duration_ms": "\(report.durationMs)", "pollerd.items.found": "\(report.ack?.items.count ?? 0)",
+        ]
+        if let n = report.itemsNew { meta["pollerd.items.new"] = "\(n)" }
+        if let next = report.plan?.nextRunAtMs { meta["pollerd.next_run"] = "\(RFC3339.format(ms: next))" }
+        if let e = report.error { meta["pollerd.error"] = "\(e.message)" }
+        logger.log(level: level, "tick", metadata: meta)
     }
 
     /// The concurrency groups of the kinds the executor runs (plugins' `max_concurrent_ticks`).

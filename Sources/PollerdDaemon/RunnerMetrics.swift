@@ -14,6 +14,7 @@ public enum RunnerMetrics {
                     .recordMilliseconds(r.durationMs)
                 Timer(label: "pollerd_tick_lateness_seconds", preferredDisplayUnit: .seconds).recordMilliseconds(max(0, r.latenessMs))
                 Counter(label: "pollerd_items_found_total", dimensions: [("kind", r.kind)]).increment(by: r.ack?.items.count ?? 0)
+                if let n = r.itemsNew { Counter(label: "pollerd_items_new_total", dimensions: [("kind", r.kind)]).increment(by: Int(n)) }
             case .skipped(let why):
                 Counter(label: "pollerd_ticks_skipped_total", dimensions: [("reason", reason(why))]).increment()
             case .cancelled:

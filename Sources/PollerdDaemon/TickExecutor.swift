@@ -28,6 +28,8 @@ public struct TickReport: Sendable {
     /// What an operator should know of this tick (also logged): items beyond the job's dedup
     /// window, say.
     public var warnings: [String] = []
+    /// Items the commit queued for delivery (found minus duplicates); nil until committed.
+    public var itemsNew: Int64?
 
     /// `ok`, `transient`, `permanent`, `config`, `cancelled` (shutdown or the caller cancelled
     /// it; nothing committed), or `skipped`.
@@ -86,8 +88,8 @@ public struct TickExecutor: Sendable {
             try? await store.releaseLease(lease)
             return ran.report
         }
-        let committed: Result<Bool, any Error>
-        do { committed = .success(try await store.commit(commit, nowMs: clock.nowMs)) } catch {
+        let committed: Result<Int64?, any Error>
+        do { committed = .success(try await store.commit([commit], nowMs: clock.nowMs)[0]) } catch {
             logger.error("tick commit failed", metadata: ["pollerd.job.id": "\(due.jobID)", "pollerd.error": "\(error)"])
             committed = .failure(error)
         }
@@ -184,13 +186,14 @@ public struct TickExecutor: Sendable {
     }
 
     /// The report once the store answered the commit (true: committed; false: fenced off).
-    func committed(_ report: TickReport, _ commit: TickCommit, _ result: Result<Bool, any Error>) -> TickReport {
+    func committed(_ report: TickReport, _ commit: TickCommit, _ result: Result<Int64?, any Error>) -> TickReport {
         var report = report
         switch result {
-        case .success(true):
+        case .success(let queued?):
             report.disposition = .ran(committed: true)
-            if !commit.outbox.entries.isEmpty { outboxBell.ring() }
-        case .success(false):
+            report.itemsNew = queued
+            if !commit.outbox.entries.isEmpty || !commit.alert.entries.isEmpty { outboxBell.ring() }
+        case .success(nil):
             logger.warning("tick result discarded: lease lost to another holder",
                            metadata: ["pollerd.job.id": "\(commit.lease.jobID)", "pollerd.lease.token": "\(commit.lease.token)"])
         case .failure(let error):

@@ -24,7 +24,7 @@ public final class PluginProcesses: Sendable {
                p.permits.permits == maxConcurrentTicks {
                 return p
             }
-            let p = LongLivedPlugin(spec: spec, policy: policy, status: PluginStatus(tailLines: stderrTailLines),
+            let p = LongLivedPlugin(spec: spec, policy: policy, status: PluginStatus.logging(tailLines: stderrTailLines, pluginID: spec.pluginID, logger: logger),
                                     permits: AsyncSemaphore(permits: maxConcurrentTicks), clock: clock, logger: logger)
             // The old instance (if any) is stopped by `retain(only:)` once the new set is in use.
             all[spec.pluginID + "#" + String(UInt(bitPattern: ObjectIdentifier(p).hashValue))] = all[spec.pluginID]

@@ -50,7 +50,7 @@ public struct PluginSet: Sendable {
                 for k in m.kinds { set.pollers.append(LongLivedPluginPoller(kind: k, plugin: plugin)) }
                 continue
             }
-            let status = PluginStatus(tailLines: m.stderrTailLines)
+            let status = PluginStatus.logging(tailLines: m.stderrTailLines, pluginID: m.id, logger: processes.logger)
             set.statuses[m.id] = status
             let permits = AsyncSemaphore(permits: m.maxConcurrentTicks)
             for k in m.kinds {

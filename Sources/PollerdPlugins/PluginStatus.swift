@@ -1,3 +1,4 @@
+public import Logging
 public import PollerdCore
 import Synchronization
 
@@ -11,15 +12,28 @@ public final class PluginStatus: Sendable {
     }
     private let state = Mutex(State())
     public let tailLines: Int
+    /// Where each stderr line also goes (the daemon's log, at debug, with the plugin id).
+    private let forward: (@Sendable (String) -> Void)?
 
-    public init(tailLines: Int) {
+    public init(tailLines: Int, forward: (@Sendable (String) -> Void)? = nil) {
         self.tailLines = max(1, tailLines)
+        self.forward = forward
+    }
+
+    /// A status whose stderr lines also go to `logger` at debug, with the plugin's id.
+    public static func logging(tailLines: Int, pluginID: String, logger: Logger) -> PluginStatus {
+        guard logger.logLevel <= .debug else { return PluginStatus(tailLines: tailLines) }
+        let forward: @Sendable (String) -> Void = { line in
+            logger.debug("plugin stderr", metadata: ["pollerd.plugin.id": .string(pluginID), "pollerd.line": .string(line)])
+        }
+        return PluginStatus(tailLines: tailLines, forward: forward)
     }
 
     /// Appends stderr text (split into lines), keeping the last `tailLines`.
     public func appendStderr(_ text: String) {
         let new = text.split(separator: "\n", omittingEmptySubsequences: true).map { String($0.prefix(1000)) }
         guard !new.isEmpty else { return }
+        if let forward { for line in new { forward(line) } }
         state.withLock { s in
             s.stderrTail += new
             if s.stderrTail.count > tailLines { s.stderrTail.removeFirst(s.stderrTail.count - tailLines) }

@@ -361,14 +361,15 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
-    public func commit(_ ticks: [TickCommit], nowMs: Int64) async throws -> [Bool] {
+    public func commit(_ ticks: [TickCommit], nowMs: Int64) async throws -> [Int64?] {
         guard !ticks.isEmpty else { return [] }
-        let (done, records) = try await pool.write { db -> ([Bool], [(TickRecord, Int)]) in
+        let (done, records) = try await pool.write { db -> ([Int64?], [(TickRecord, Int)]) in
             var records: [(TickRecord, Int)] = []
-            let done = try ticks.map { c -> Bool in
-                guard let queued = try GroupCommitter.commitCounting(c, nowMs: nowMs, db) else { return false }
-                if c.historyLimit > 0 { records.append((GroupCommitter.record(c, queued: queued), c.historyLimit)) }
-                return true
+            let done = try ticks.map { c -> Int64? in
+                guard let queued = try GroupCommitter.commitCounting(c, nowMs: nowMs, db) else { return nil }
+                let record = GroupCommitter.record(c, queued: queued)
+                if c.historyLimit > 0 { records.append((record, c.historyLimit)) }
+                return record.itemsNew
             }
             return (done, records)
         }
@@ -428,7 +429,7 @@ public final class SQLiteStateStore: StateStore {
 
     public func commit(_ tick: TickCommit, nowMs: Int64) async throws -> Bool {
         guard tick.historyLimit > 0 else { return try await committer.submit(.commit(tick, nowMs: nowMs)).flag }
-        return try await commit([tick], nowMs: nowMs)[0]
+        return try await commit([tick], nowMs: nowMs)[0] != nil
     }
 
     public func recordSchedules(_ records: [ScheduleRecord], nowMs: Int64) async throws {

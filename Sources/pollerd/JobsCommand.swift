@@ -18,7 +18,7 @@ struct JobsCommand: AsyncParsableCommand {
 
         /// The operator facade over the store the job file (or --state) names.
         func open() throws -> Operator {
-            _ = Support.bootstrapLogging(level: options.logLevel)
+            _ = Support.bootstrapLogging(level: options.logLevel, format: options.logFormat)
             let clock = SystemWallClock()
             guard state == nil else {
                 let file = Support.load(options.path, printProblems: false)

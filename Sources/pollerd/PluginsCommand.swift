@@ -50,7 +50,7 @@ struct PluginsCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Print JSON.") var json = false
 
         func run() async throws {
-            _ = Support.bootstrapLogging(level: options.logLevel)
+            _ = Support.bootstrapLogging(level: options.logLevel, format: options.logFormat)
             let file = Support.load(options.path, printProblems: false)
             if file.isFatal {
                 for e in file.errors { Support.printErr("error: \(e)") }

@@ -23,6 +23,9 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(name: .long, help: "Log format: text, or json (one object per line). Default: $POLLERD_LOG_FORMAT, else text.")
+    var logFormat: LogFormat?
+
     var path: String { Self.search(config: config, environment: ProcessInfo.processInfo.environment) }
 
     /// `--config`, then `$POLLERD_CONFIG`, then `./pollers.yaml`, then `/etc/pollerd/pollers.yaml`
@@ -40,3 +43,8 @@ import PollerdCore
 
 /// `--log-level` takes swift-log's level names; any other word is a usage error (exit 64).
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// How logs are written.
+enum LogFormat: String, ExpressibleByArgument, Sendable {
+    case text, json
+}

@@ -23,7 +23,7 @@ struct RunCommand: AsyncParsableCommand {
     var watch = false
 
     func run() async throws {
-        let logger = Support.bootstrapLogging(level: options.logLevel)
+        let logger = Support.bootstrapLogging(level: options.logLevel, format: options.logFormat)
         let processes = Support.processes()
         let file = Support.load(options.path, processes: processes)
         if file.isFatal {

@@ -32,10 +32,13 @@ enum Support {
     /// Logging is bootstrapped once per process; a second call keeps the first handler.
     private static let bootstrapped = Mutex(false)
 
-    static func bootstrapLogging(level: Logger.Level) -> Logger {
+    /// Text (the default) or JSON lines (`--log-format json`, or `POLLERD_LOG_FORMAT=json`).
+    static func bootstrapLogging(level: Logger.Level, format: LogFormat? = nil) -> Logger {
         let first = bootstrapped.withLock { b in defer { b = true }; return !b }
+        let json = (format ?? LogFormat(rawValue: ProcessInfo.processInfo.environment["POLLERD_LOG_FORMAT"] ?? "") ?? .text) == .json
         if first {
             LoggingSystem.bootstrap { label in
+                if json { return JSONLogHandler(label: label, level: level) }
                 var h = StreamLogHandler.standardError(label: label)
                 h.logLevel = level
                 return h

@@ -35,7 +35,7 @@ struct TickCommand: AsyncParsableCommand {
     var dryRun = false
 
     func run() async throws {
-        let logger = Support.bootstrapLogging(level: json ? .error : options.logLevel)
+        let logger = Support.bootstrapLogging(level: json ? .error : options.logLevel, format: options.logFormat)
         let processes = Support.processes()
         let file = Support.load(options.path, processes: processes, printProblems: false)
         if file.isFatal {

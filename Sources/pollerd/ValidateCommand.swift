@@ -21,7 +21,7 @@ struct ValidateCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        _ = Support.bootstrapLogging(level: options.logLevel)
+        _ = Support.bootstrapLogging(level: options.logLevel, format: options.logFormat)
         let file = Support.load(options.path)
         if diff && !file.isFatal {
             var current: [String: String] = [:]

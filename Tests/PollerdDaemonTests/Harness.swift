@@ -79,7 +79,8 @@ struct Harness {
     let log = EventLog()
     let runner: Runner
 
-    init(jobs: [JobSpec], settings: GlobalSettings = GlobalSettings(), pollers: [any Poller], path: String = tempDBPath(), clock: ManualClock? = nil, holder: String = "test-holder") throws {
+    init(jobs: [JobSpec], settings: GlobalSettings = GlobalSettings(), pollers: [any Poller], path: String = tempDBPath(), clock: ManualClock? = nil, holder: String = "test-holder",
+         logger custom: Logger? = nil) throws {
         let clock = clock ?? ManualClock(nowMs: t0)
         self.clock = clock
         store = try SQLiteBackend.open(path: path, synchronousFull: false)
@@ -87,7 +88,7 @@ struct Harness {
         for p in pollers { registry.register(p) }
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let executor = TickExecutor(store: store, registry: registry, clock: clock, holder: holder, logger: logger)
+        let executor = TickExecutor(store: store, registry: registry, clock: clock, holder: holder, logger: custom ?? logger)
         let log = self.log
         runner = Runner(settings: settings, jobs: jobs, executor: executor, controlPollMs: 3_600_000, onEvent: { log.record($0) })
     }

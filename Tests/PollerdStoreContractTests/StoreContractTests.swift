@@ -119,7 +119,7 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         let fenced = try grant(answers[5])
         #expect(try await store.reset(jobID: "fenced", nowMs: 10_001))
         let results = try await store.commit([commit(free, cursor: "one"), commit(fenced, cursor: "two")], nowMs: 10_002)
-        #expect(results == [true, false])
+        #expect(results == [0, nil])
         #expect(try await store.state(jobID: "free")?.cursor == Data("one".utf8))
         #expect(try await store.state(jobID: "fenced")?.cursor == nil)
         #expect(try await store.acquireLeases([], holder: "A", nowMs: 0).isEmpty)
