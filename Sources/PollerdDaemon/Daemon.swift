@@ -54,8 +54,13 @@ public struct Daemon: Sendable {
     public func serviceGroup(file: JobFile) -> ServiceGroup {
         fetcher.configure(file.settings.http)
         let executor = TickExecutor(store: store, registry: file.registry, clock: clock, holder: holder, logger: logger)
+        let notifier = SystemdNotifier()
         let runner = Runner(settings: file.settings, jobs: file.jobs, executor: executor, jobFile: configPath,
-                            isAbandoned: HolderIdentity.isAbandoned, onEvent: RunnerMetrics.record)
+                            isAbandoned: HolderIdentity.isAbandoned, onEvent: { event in
+                                RunnerMetrics.record(event)
+                                // systemd (Type=notify): ready once the jobs are registered and planned.
+                                if case .started = event { notifier.notify("READY=1") }
+                            })
         let httpClient = SinkRegistry.makeHTTPClient()
         let sinks = SinkRegistry(broker: broker, client: httpClient)
         let deliverer = Deliverer(store: store, clock: clock, holder: holder, sinks: sinks, bell: executor.outboxBell,
@@ -91,6 +96,8 @@ public struct Daemon: Sendable {
             .init(service: runner, successTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: reloader, successTerminationBehavior: .ignore),
             .init(service: PluginStatusService(runner: runner, store: store, clock: clock), successTerminationBehavior: .ignore),
+            // Last in the group, so the first to hear of a shutdown: tells systemd it began.
+            .init(service: NotifyStoppingService(notifier: notifier), successTerminationBehavior: .ignore),
         ]
         // ServiceLifecycle's own chatter (services starting, stopping) shows at trace only.
         var lifecycleLogger = logger

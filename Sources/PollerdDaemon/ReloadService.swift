@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 public import Logging
 public import PollerdConfig
@@ -67,6 +68,11 @@ public struct ReloadService: Service {
     /// Reads the job file and applies it; returns the plan, or nil when it was rejected.
     @discardableResult
     public func reload(reason: String) async -> ReloadPlan? {
+        // systemd (Type=notify, ExecReload): a reload is under way, then ready again.
+        let notifier = SystemdNotifier()
+        // DispatchTime is CLOCK_MONOTONIC on Linux, the clock systemd wants here.
+        notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(DispatchTime.now().uptimeNanoseconds / 1000)")
+        defer { notifier.notify("READY=1") }
         let file = load()
         for w in file.warnings { logger.warning("job file warning", metadata: ["pollerd.problem": "\(w)"]) }
         guard file.errors.isEmpty else {

@@ -98,3 +98,15 @@ public struct AdminService: Service {
         }
     }
 }
+
+/// Tells systemd (`STOPPING=1`) when a graceful shutdown begins.
+public struct NotifyStoppingService: Service {
+    let notifier: SystemdNotifier
+
+    public init(notifier: SystemdNotifier) { self.notifier = notifier }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        notifier.notify("STOPPING=1")
+    }
+}
