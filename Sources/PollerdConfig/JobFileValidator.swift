@@ -30,7 +30,7 @@ struct JobFileValidator {
     static let pollerKeys: Set<String> = ["enabled", "state_db", "default_jitter_ms", "lease_ttl_factor", "failure_alert_cooldown_secs",
                                           "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync",
                                           "deliver", "delivery", "admin_listen", "http", "admin", "alert_sinks", "tick_history", "tick_log_level"]
-    static let jobKeys: Set<String> = ["id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up", "extra", "deliver", "dedup_window"]
+    static let jobKeys: Set<String> = ["id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up", "extra", "deliver", "dedup_window", "max_staleness_secs"]
     static let scheduleKeys: Set<String> = ["every_secs", "cron", "tz", "at", "stagger_jitter_ms"]
 
     // MARK: errors
@@ -211,55 +211,76 @@ struct JobFileValidator {
             let hint = Suggest.closest(to: kind, in: registry.kinds).map { " (did you mean '\($0)'?)" } ?? ""
             throw fail(kindNode, job: id, "unknown kind '\(kind)'\(hint); known kinds: \(registry.kinds.joined(separator: ", "))")
         }
+        // Every section is checked, so one run of `validate` reports all of a job's errors;
+        // `fail` records each one as it is found.
+        var bad = false
         var agent = "default"
         if let n = value(m, "agent") {
-            agent = try string(n, job: id, key: "agent")
-            if agent.isEmpty { throw fail(n, job: id, "agent must not be empty") }
+            do {
+                agent = try string(n, job: id, key: "agent")
+                if agent.isEmpty { throw fail(n, job: id, "agent must not be empty") }
+            } catch { bad = true }
         }
-        guard let schedNode = value(m, "schedule") else { throw fail(node, job: id, "missing 'schedule' (every_secs, cron or at)") }
-        let schedule = try readSchedule(schedNode, job: id)
+        var schedule: Schedule?
+        let schedNode = value(m, "schedule")
+        if let schedNode {
+            do { schedule = try readSchedule(schedNode, job: id) } catch { bad = true }
+        } else {
+            _ = fail(node, job: id, "missing 'schedule' (every_secs, cron or at)")
+            bad = true
+        }
         var config = JSONValue.object([:])
         let configNode = value(m, "config")
-        if let configNode { config = try json(configNode, job: id) }
-        if case .null = config { config = .object([:]) }
         do {
-            try poller.validate(config: config)
-        } catch {
-            throw fail(configNode.flatMap { locate(path: error.path, in: $0) } ?? configNode ?? node, job: id, error.description)
-        }
+            if let configNode { config = try json(configNode, job: id) }
+            if case .null = config { config = .object([:]) }
+            do {
+                try poller.validate(config: config)
+            } catch {
+                throw fail(configNode.flatMap { locate(path: error.path, in: $0) } ?? configNode ?? node, job: id, error.description)
+            }
+        } catch { bad = true }
         var failureTo: FailureTarget?
         if let n = value(m, "failure_to") {
-            let fm = try mapping(n, job: id, what: "failure_to")
-            try checkKeys(fm, allowed: ["channel", "to", "recipient"], job: id, context: "failure_to")
-            guard let ch = value(fm, "channel") else { throw fail(n, job: id, "failure_to needs 'channel'") }
-            guard let to = value(fm, "to") ?? value(fm, "recipient") else { throw fail(n, job: id, "failure_to needs 'to'") }
-            failureTo = FailureTarget(channel: try string(ch, job: id, key: "channel"), to: try string(to, job: id, key: "to"))
-            if let target = failureTo, !settings.alertSinks.contains(where: { $0.name == target.channel }) {
-                let known = settings.alertSinks.map(\.name)
-                warn(ch, job: id, "failure_to.channel '\(target.channel)' names no sink in pollers.alert_sinks"
-                     + (known.isEmpty ? " (there are none)" : " (known: \(known.joined(separator: ", ")))") + "; no failure alert will be sent")
-            }
+            do {
+                let fm = try mapping(n, job: id, what: "failure_to")
+                try checkKeys(fm, allowed: ["channel", "to", "recipient"], job: id, context: "failure_to")
+                guard let ch = value(fm, "channel") else { throw fail(n, job: id, "failure_to needs 'channel'") }
+                guard let to = value(fm, "to") ?? value(fm, "recipient") else { throw fail(n, job: id, "failure_to needs 'to'") }
+                failureTo = FailureTarget(channel: try string(ch, job: id, key: "channel"), to: try string(to, job: id, key: "to"))
+                if let target = failureTo, !settings.alertSinks.contains(where: { $0.name == target.channel }) {
+                    let known = settings.alertSinks.map(\.name)
+                    warn(ch, job: id, "failure_to.channel '\(target.channel)' names no sink in pollers.alert_sinks"
+                         + (known.isEmpty ? " (there are none)" : " (known: \(known.joined(separator: ", ")))") + "; no failure alert will be sent")
+                }
+            } catch { bad = true }
         }
         var pausedOnBoot = false
-        if let n = value(m, "paused_on_boot") { pausedOnBoot = try bool(n, job: id, key: "paused_on_boot") }
+        if let n = value(m, "paused_on_boot") { do { pausedOnBoot = try bool(n, job: id, key: "paused_on_boot") } catch { bad = true } }
         var timeout: Int64 = 60
-        if let n = value(m, "timeout_secs") { timeout = try int(n, job: id, key: "timeout_secs", range: 1...86_400) }
+        if let n = value(m, "timeout_secs") { do { timeout = try int(n, job: id, key: "timeout_secs", range: 1...86_400) } catch { bad = true } }
         var catchUp = CatchUp.once
         if let n = value(m, "catch_up") {
-            let s = try string(n, job: id, key: "catch_up")
-            guard let c = CatchUp(rawValue: s) else { throw fail(n, job: id, "catch_up must be 'skip' or 'once', not '\(s)'") }
-            catchUp = c
+            do {
+                let s = try string(n, job: id, key: "catch_up")
+                guard let c = CatchUp(rawValue: s) else { throw fail(n, job: id, "catch_up must be 'skip' or 'once', not '\(s)'") }
+                catchUp = c
+            } catch { bad = true }
         }
         if let n = value(m, "extra") { warn(n, job: id, "'extra' is accepted for nexo compatibility and ignored") }
         var deliver = settings.deliver
-        if let n = value(m, "deliver") { deliver = try readSinks(n, job: id) }
+        if let n = value(m, "deliver") { do { deliver = try readSinks(n, job: id) } catch { bad = true } }
         var dedupWindow: Int?
-        if let n = value(m, "dedup_window") { dedupWindow = Int(try int(n, job: id, key: "dedup_window", range: 0...1_000_000)) }
+        if let n = value(m, "dedup_window") { do { dedupWindow = Int(try int(n, job: id, key: "dedup_window", range: 0...1_000_000)) } catch { bad = true } }
+        var maxStaleness: Int64?
+        if let n = value(m, "max_staleness_secs") { do { maxStaleness = try int(n, job: id, key: "max_staleness_secs", range: 1...31_536_000) } catch { bad = true } }
+        guard !bad, let schedule, let schedNode else { throw Abandon() }
         if case .at(let t) = schedule.spec, t <= nowMs {
             warn(schedNode, job: id, "'at' instant \(RFC3339.format(ms: t)) is in the past; the job will not fire unless it was due while the daemon was down")
         }
         var spec = JobSpec(id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo,
                            pausedOnBoot: pausedOnBoot, timeoutSecs: timeout, catchUp: catchUp, deliver: deliver, dedupWindow: dedupWindow)
+        spec.maxStalenessSecs = maxStaleness
         if let target = failureTo, let sink = settings.alertSinks.first(where: { $0.name == target.channel }) {
             if let same = deliver.first(where: { $0.name == sink.name }), same != sink {
                 throw fail(value(m, "failure_to")!, job: id, "failure_to.channel '\(sink.name)' names an alert sink, and this job has another sink of that name in deliver; rename one")

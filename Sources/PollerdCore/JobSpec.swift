@@ -30,6 +30,8 @@ public struct JobSpec: Sendable, Hashable {
     public var dedupWindow: Int?
     /// Where failure alerts go: the sink `failure_to.channel` names in `pollers.alert_sinks`.
     public var alertSinks: [SinkSpec] = []
+    /// A job with no ok tick for longer than this is reported stale (API, metrics, `jobs list`).
+    public var maxStalenessSecs: Int64?
 
     public init(id: String, kind: String, agent: String = "default", schedule: Schedule, config: JSONValue = .object([:]), failureTo: FailureTarget? = nil, pausedOnBoot: Bool = false, timeoutSecs: Int64 = 60, catchUp: CatchUp = .once, deliver: [SinkSpec] = [], dedupWindow: Int? = nil) {
         self.id = id
@@ -51,6 +53,7 @@ public struct JobSpec: Sendable, Hashable {
         let text = "\(kind)|\(agent)|\(schedule.fingerprint)|\(config.canonicalString)|\(ft)|\(pausedOnBoot)|\(timeoutSecs)|\(catchUp.rawValue)" + (deliver.isEmpty ? "" : "|" + deliver.map(\.fingerprint).joined(separator: ","))
             + (dedupWindow.map { "|dedup=\($0)" } ?? "")
             + (alertSinks.isEmpty ? "" : "|alerts=" + alertSinks.map(\.fingerprint).joined(separator: ","))
+            + (maxStalenessSecs.map { "|stale=\($0)" } ?? "")
         return String(StableHash.fnv1a(text), radix: 16)
     }
 }
@@ -121,4 +124,29 @@ public struct HTTPSettings: Sendable, Hashable {
     public var allowAddresses: [AddressRange] = []
 
     public init() {}
+}
+
+/// A job's health as an operator reads it, from its stored row.
+public enum JobHealth: String, Sendable, CaseIterable {
+    case ok, failing, paused, backingOff = "backing_off", breakerOpen = "breaker_open", backlogged, done, neverRan = "never_ran"
+
+    /// The state of a job: paused and done first, then a full backlog, then failures (the breaker
+    /// open at or past the threshold), then ok, or never ran.
+    public static func of(_ row: JobStateRow, breakerThreshold: Int) -> JobHealth {
+        if row.paused { return .paused }
+        if row.done { return .done }
+        if row.lastStatus == "backpressure" { return .backlogged }
+        if row.consecutiveErrors >= max(1, breakerThreshold) { return .breakerOpen }
+        if row.consecutiveErrors > 0 { return row.lastStatus == "transient" ? .backingOff : .failing }
+        if row.lastRunAtMs == nil { return .neverRan }
+        return .ok
+    }
+
+    /// True when the job has not ticked ok for longer than `maxStalenessSecs` (counted from its
+    /// registration when it never did).
+    public static func isStale(_ row: JobStateRow, maxStalenessSecs: Int64?, registeredAtMs: Int64? = nil, nowMs: Int64) -> Bool {
+        guard let limit = maxStalenessSecs, !row.paused, !row.done else { return false }
+        guard let since = row.lastOkAtMs ?? registeredAtMs else { return false }
+        return nowMs - since > limit * 1000
+    }
 }

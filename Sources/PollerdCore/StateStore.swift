@@ -27,8 +27,10 @@ public struct JobStateRow: Sendable, Equatable, Codable {
     public var pausedAtMs: Int64?
     /// When the last failure alert for the job was queued.
     public var lastAlertAtMs: Int64?
+    /// When the job last ticked ok.
+    public var lastOkAtMs: Int64?
 
-    public init(jobID: String, kind: String, agent: String, cursor: Data? = nil, lastRunAtMs: Int64? = nil, nextRunAtMs: Int64? = nil, lastStatus: String? = nil, lastError: String? = nil, lastDurationMs: Int64? = nil, consecutiveErrors: Int = 0, ticksTotal: Int64 = 0, itemsSeenTotal: Int64 = 0, itemsDispatchedTotal: Int64 = 0, paused: Bool = false, pausedReason: String? = nil, done: Bool = false, scheduleFingerprint: String? = nil, definitionFingerprint: String? = nil, updatedAtMs: Int64 = 0, outboxBacklog: Int64 = 0, pausedAtMs: Int64? = nil, lastAlertAtMs: Int64? = nil) {
+    public init(jobID: String, kind: String, agent: String, cursor: Data? = nil, lastRunAtMs: Int64? = nil, nextRunAtMs: Int64? = nil, lastStatus: String? = nil, lastError: String? = nil, lastDurationMs: Int64? = nil, consecutiveErrors: Int = 0, ticksTotal: Int64 = 0, itemsSeenTotal: Int64 = 0, itemsDispatchedTotal: Int64 = 0, paused: Bool = false, pausedReason: String? = nil, done: Bool = false, scheduleFingerprint: String? = nil, definitionFingerprint: String? = nil, updatedAtMs: Int64 = 0, outboxBacklog: Int64 = 0, pausedAtMs: Int64? = nil, lastAlertAtMs: Int64? = nil, lastOkAtMs: Int64? = nil) {
         self.jobID = jobID; self.kind = kind; self.agent = agent; self.cursor = cursor
         self.lastRunAtMs = lastRunAtMs; self.nextRunAtMs = nextRunAtMs; self.lastStatus = lastStatus
         self.lastError = lastError; self.lastDurationMs = lastDurationMs; self.consecutiveErrors = consecutiveErrors
@@ -39,6 +41,7 @@ public struct JobStateRow: Sendable, Equatable, Codable {
         self.outboxBacklog = outboxBacklog
         self.pausedAtMs = pausedAtMs
         self.lastAlertAtMs = lastAlertAtMs
+        self.lastOkAtMs = lastOkAtMs
     }
 }
 

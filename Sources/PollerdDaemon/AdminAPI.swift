@@ -25,11 +25,22 @@ public struct AdminAPI: Sendable {
     public let reloader: ReloadService?
     public let holder: String
     public let logger: Logger
+    /// Jobs that never ticked ok count their staleness from here.
+    let startedAtMs: Int64
 
     public init(store: any PollerdStore, clock: any WallClock, live: LiveJobFile, runner: Runner?, reloader: ReloadService?,
                 holder: String, logger: Logger) {
         self.store = store; self.clock = clock; self.live = live; self.runner = runner; self.reloader = reloader
-        self.holder = holder; self.logger = logger
+        self.holder = holder; self.logger = logger; self.startedAtMs = clock.nowMs
+    }
+
+    /// A row's health and staleness, added to its JSON.
+    func health(_ o: inout [String: JSONValue], row: JobStateRow, spec: JobSpec?) {
+        let settings = live.file.settings
+        o["health"] = .string(JobHealth.of(row, breakerThreshold: settings.breakerThreshold).rawValue)
+        o["stale"] = .bool(JobHealth.isStale(row, maxStalenessSecs: spec?.maxStalenessSecs, registeredAtMs: startedAtMs, nowMs: clock.nowMs))
+        o["max_staleness_secs"] = spec?.maxStalenessSecs.map(JSONValue.int) ?? .null
+        o["last_ok_at"] = row.lastOkAtMs.map { .string(RFC3339.format(ms: $0)) } ?? .null
     }
 
     var facade: Operator { Operator(store: store, clock: clock, settings: live.file.settings) }
@@ -173,7 +184,10 @@ public struct AdminAPI: Sendable {
         for job in file.jobs {
             listed.insert(job.id)
             var o: [String: JSONValue] = ["id": .string(job.id), "kind": .string(job.kind), "in_file": .bool(true), "valid": .bool(true)]
-            if let r = byID[job.id], case .object(let state) = OperatorJSON.job(r) { o.merge(state) { a, _ in a } } else { o["never_ran"] = .bool(true) }
+            if let r = byID[job.id], case .object(let state) = OperatorJSON.job(r) {
+                o.merge(state) { a, _ in a }
+                health(&o, row: r, spec: job)
+            } else { o["never_ran"] = .bool(true) }
             out.append(.object(o))
         }
         for e in file.errors {
@@ -198,6 +212,7 @@ public struct AdminAPI: Sendable {
             o["explain"] = OperatorJSON.explanation(d.explanation)
             o["lease"] = d.lease.map { l in .object(["holder": .string(l.holder), "until": .string(RFC3339.format(ms: l.untilMs)), "token": .int(l.token)]) } ?? .null
             o["in_file"] = .bool(live.file.jobs.contains { $0.id == jobID })
+            health(&o, row: d.row, spec: live.file.jobs.first { $0.id == jobID })
             o["ticks"] = .array(try await facade.history(jobID, limit: ticks).map(OperatorJSON.tick))
             return json(.object(o))
         }

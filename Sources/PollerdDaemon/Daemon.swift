@@ -96,6 +96,7 @@ public struct Daemon: Sendable {
             .init(service: runner, successTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: reloader, successTerminationBehavior: .ignore),
             .init(service: PluginStatusService(runner: runner, store: store, clock: clock), successTerminationBehavior: .ignore),
+            .init(service: HealthService(store: store, live: live, clock: clock), successTerminationBehavior: .ignore),
             // Last in the group, so the first to hear of a shutdown: tells systemd it began.
             .init(service: NotifyStoppingService(notifier: notifier), successTerminationBehavior: .ignore),
         ]

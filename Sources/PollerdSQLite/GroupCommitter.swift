@@ -182,12 +182,14 @@ final class GroupCommitter: Sendable {
               paused_at = CASE WHEN ? THEN ? ELSE paused_at END,
               done = CASE WHEN ? THEN 1 ELSE done END,
               last_alert_at = COALESCE(?, last_alert_at),
+              last_ok_at = CASE WHEN ? = 'ok' THEN ? ELSE last_ok_at END,
               schedule_fp = ?, updated_at = ?, lease_until = 0
             WHERE job_id = ? AND lease_holder = ? AND lease_token = ?
             """).execute(arguments: [
                 c.newCursor, c.startedAtMs, c.nextRunAtMs, c.status, c.error,
                 c.durationMs, c.consecutiveErrors, c.itemsSeen, c.itemsDispatched,
                 c.pause, c.pause, c.pausedReason, c.pause, nowMs, c.done, c.alert.entries.isEmpty ? nil : c.alert.foundAtMs,
+                c.status, c.startedAtMs,
                 c.scheduleFingerprint, nowMs,
                 c.lease.jobID, c.lease.holder, c.lease.token,
             ])

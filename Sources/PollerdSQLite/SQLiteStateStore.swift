@@ -292,6 +292,10 @@ public final class SQLiteStateStore: StateStore {
                 CREATE INDEX audit_log_job ON audit_log (job_id, seq);
                 """)
         }
+        m.registerMigration("007_last_ok") { db in
+            try db.execute(sql: "ALTER TABLE poll_state ADD COLUMN last_ok_at INTEGER")
+            try db.execute(sql: "UPDATE poll_state SET last_ok_at = last_run_at WHERE last_status = 'ok'")
+        }
         return m
     }
 
@@ -465,7 +469,7 @@ public final class SQLiteStateStore: StateStore {
     static let columns = """
         job_id, kind, agent, cursor, last_run_at, next_run_at, last_status, last_error, last_duration_ms,
         consecutive_errors, ticks_total, items_seen_total, items_dispatched_total, paused, paused_reason, done,
-        schedule_fp, definition_fp, updated_at, outbox_backlog, paused_at, last_alert_at
+        schedule_fp, definition_fp, updated_at, outbox_backlog, paused_at, last_alert_at, last_ok_at
         """
 
     public func allStates() async throws -> [JobStateRow] {
@@ -639,7 +643,7 @@ public final class SQLiteStateStore: StateStore {
         JobStateRow(jobID: r[0], kind: r[1], agent: r[2], cursor: r[3], lastRunAtMs: r[4], nextRunAtMs: r[5], lastStatus: r[6],
                     lastError: r[7], lastDurationMs: r[8], consecutiveErrors: r[9], ticksTotal: r[10], itemsSeenTotal: r[11],
                     itemsDispatchedTotal: r[12], paused: r[13], pausedReason: r[14], done: r[15], scheduleFingerprint: r[16],
-                    definitionFingerprint: r[17], updatedAtMs: r[18], outboxBacklog: r[19], pausedAtMs: r[20], lastAlertAtMs: r[21])
+                    definitionFingerprint: r[17], updatedAtMs: r[18], outboxBacklog: r[19], pausedAtMs: r[20], lastAlertAtMs: r[21], lastOkAtMs: r[22])
     }
 }
 

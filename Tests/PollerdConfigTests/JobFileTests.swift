@@ -371,3 +371,26 @@ import Testing
         #expect(f.warnings.contains { $0.jobID == "b" && $0.message.contains("names no sink in pollers.alert_sinks (known: ops)") }, "\(f.warnings)")
     }
 }
+
+@Suite struct EveryErrorOfAJobTests {
+    @Test func validateReportsEveryErrorInAJobNotOnlyTheFirst() {
+        let yaml = """
+            pollers:
+              jobs:
+                - id: messy
+                  kind: noop
+                  schedule: { every_secs: 0 }
+                  timeout_secs: -1
+                  catch_up: sometimes
+                  config: { fail: maybe }
+                  max_staleness_secs: 0
+                - { id: fine, kind: noop, schedule: { every_secs: 5 } }
+            """
+        let f = JobFile.parse(yaml, path: "/etc/p.yaml", registry: Builtins.registry(), environment: [:], nowMs: 0)
+        let mine = f.errors.filter { $0.jobID == "messy" }.map(\.message)
+        #expect(mine.count == 5, "\(mine)")
+        #expect(mine.contains { $0.contains("every_secs") } && mine.contains { $0.contains("timeout_secs") } && mine.contains { $0.contains("catch_up") })
+        #expect(mine.contains { $0.contains("config.fail") } && mine.contains { $0.contains("max_staleness_secs") })
+        #expect(f.jobs.map(\.id) == ["fine"])
+    }
+}
