@@ -7,7 +7,7 @@ import PollerdDaemon
 struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs",
-        abstract: "List and control jobs through the state database (a running daemon picks controls up within a second).",
+        abstract: "List and control jobs: actions go through the running daemon's admin API when it answers, else the state database (a daemon picks those up within a second).",
         subcommands: [List.self, Show.self, Explain.self, Pause.self, Resume.self, Reset.self, Cursor.self, Audit.self]
     )
 
@@ -34,6 +34,24 @@ struct JobsCommand: AsyncParsableCommand {
                 throw Exit.transient
             }
             return Operator(store: try Support.openStore(file), clock: clock, settings: file.settings)
+        }
+
+        /// An action: through the running daemon when it answers (its audit log then names the
+        /// admin API), else through the state database. Prints which way it went.
+        func act(_ method: String = "POST", daemonPath: String, body: JSONValue? = nil, done: String,
+                 fallback: (Operator) async throws -> Void) async throws {
+            let file = Support.load(options.path, printProblems: false)
+            if state == nil, !file.isFatal, let client = DaemonClient.from(file), await client.isUp() {
+                let answer = try await client.request(method, daemonPath, body: body)
+                guard (200..<300).contains(answer.status) else {
+                    Support.printErr("error: the daemon at \(client.base) answered \(answer.status): \(answer.errorMessage ?? "\(answer.body)")")
+                    throw answer.status == 404 ? Exit.transient : answer.status == 401 || answer.status == 403 ? Exit.permanent : Exit.transient
+                }
+                print("\(done) (through the daemon at \(client.base))")
+                return
+            }
+            try await perform { try await fallback($0) }
+            print("\(done) (in the state database; a running daemon applies it within a second)")
         }
 
         /// Runs a facade call, turning an unknown job into exit 1 with a message.
@@ -128,8 +146,9 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            try await state.perform { try await $0.pause(jobID, note: reason) }
-            print("\(jobID): paused")
+            try await state.act(daemonPath: "/admin/jobs/\(jobID)/pause", body: .object(["note": .string(reason)]), done: "\(jobID): paused") {
+                try await $0.pause(jobID, note: reason)
+            }
         }
     }
 
@@ -139,8 +158,7 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            try await state.perform { try await $0.resume(jobID) }
-            print("\(jobID): resumed")
+            try await state.act(daemonPath: "/admin/jobs/\(jobID)/resume", done: "\(jobID): resumed") { try await $0.resume(jobID) }
         }
     }
 
@@ -151,8 +169,10 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            try await state.perform { try await $0.reset(jobID, forgetSeen: forgetSeen) }
-            print("\(jobID): reset" + (forgetSeen ? " (dedup window cleared)" : ""))
+            try await state.act(daemonPath: "/admin/jobs/\(jobID)/reset", body: .object(["forget_seen": .bool(forgetSeen)]),
+                                done: "\(jobID): reset" + (forgetSeen ? " (dedup window cleared)" : "")) {
+                try await $0.reset(jobID, forgetSeen: forgetSeen)
+            }
         }
     }
 

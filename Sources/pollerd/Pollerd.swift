@@ -11,7 +11,7 @@ struct Pollerd: AsyncParsableCommand {
             (or the job is paused); 3 configuration error; 64 usage error.
             """,
         version: PollerdVersion.string,
-        subcommands: [RunCommand.self, ValidateCommand.self, TickCommand.self, ScheduleCommand.self, JobsCommand.self, PluginsCommand.self, OutboxCommand.self, DLQCommand.self, StateCommand.self]
+        subcommands: [RunCommand.self, ValidateCommand.self, TickCommand.self, ScheduleCommand.self, JobsCommand.self, PluginsCommand.self, OutboxCommand.self, DLQCommand.self, StateCommand.self, ReloadCommand.self]
     )
 }
 
