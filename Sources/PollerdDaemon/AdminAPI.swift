@@ -176,30 +176,19 @@ public struct AdminAPI: Sendable {
     /// located error, and jobs no longer in the file (marked removed, or run elsewhere).
     func jobs() async throws -> Response {
         let file = live.file
-        let rows = try await guarded { try await facade.jobs(includeInactive: true) }
-        var byID: [String: JobStateRow] = [:]
-        for r in rows { byID[r.jobID] = r }
+        let listing = try await guarded { try await facade.listing(file: file) }
         var out: [JSONValue] = []
-        var listed = Set<String>()
-        for job in file.jobs {
-            listed.insert(job.id)
-            var o: [String: JSONValue] = ["id": .string(job.id), "kind": .string(job.kind), "in_file": .bool(true), "valid": .bool(true)]
-            if let r = byID[job.id], case .object(let state) = OperatorJSON.job(r) {
+        for l in listing {
+            var o: [String: JSONValue] = ["id": .string(l.id), "in_file": .bool(l.inFile), "valid": .bool(l.error == nil)]
+            if let k = l.kind { o["kind"] = .string(k) }
+            if let e = l.error { o["error"] = .string(e) }
+            if let r = l.row, case .object(let state) = OperatorJSON.job(r) {
                 o.merge(state) { a, _ in a }
-                health(&o, row: r, spec: job)
-            } else { o["never_ran"] = .bool(true) }
-            out.append(.object(o))
-        }
-        for e in file.errors {
-            guard let jobID = e.jobID, listed.insert(jobID).inserted else { continue }
-            var o: [String: JSONValue] = ["id": .string(jobID), "in_file": .bool(true), "valid": .bool(false), "error": .string(e.description)]
-            if let r = byID[jobID], case .object(let state) = OperatorJSON.job(r) { o.merge(state) { a, _ in a } }
-            out.append(.object(o))
-        }
-        for r in rows where !listed.contains(r.jobID) {
-            guard case .object(var o) = OperatorJSON.job(r) else { continue }
-            o["in_file"] = .bool(false)
-            o["removed"] = .bool(r.definitionFingerprint == nil)
+                health(&o, row: r, spec: file.jobs.first { $0.id == l.id })
+            } else {
+                o["never_ran"] = .bool(true)
+            }
+            if !l.inFile { o["removed"] = .bool(l.removed) }
             out.append(.object(o))
         }
         return json(.object(["jobs": .array(out)]))

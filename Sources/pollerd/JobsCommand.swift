@@ -75,19 +75,36 @@ struct JobsCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Include jobs that neither this job file nor a running daemon has.") var all = false
 
         func run() async throws {
-            // Jobs a live daemon runs, and those of this job file even while no daemon runs.
-            let inFile = Set(Support.load(state.options.path, printProblems: false).jobs.map(\.id))
-            let rows = try await state.open().jobs(includeInactive: true).filter { all || $0.definitionFingerprint != nil || inFile.contains($0.jobID) }
+            // The job file merged with the store: jobs that never ran, invalid jobs with their
+            // error, and (with --all) jobs no daemon runs any more.
+            let file = Support.load(state.options.path, printProblems: false)
+            let listing: [JobListing]
+            if state.state == nil, !file.isFatal, !FileManager.default.fileExists(atPath: file.stateDBPath) {
+                // Before the first run there is no state database: the file's jobs, none ran yet.
+                listing = file.jobs.map { JobListing(id: $0.id, kind: $0.kind, row: nil, inFile: true, error: nil) }
+                    + file.errors.compactMap { e in e.jobID.map { JobListing(id: $0, kind: nil, row: nil, inFile: true, error: e.description) } }
+            } else {
+                listing = try await state.open().listing(file: file).filter { all || $0.inFile || $0.row?.definitionFingerprint != nil }
+            }
             if state.json {
-                print(Support.json(.array(rows.map(JobsCommand.view))))
+                print(Support.json(.array(listing.map { l in
+                    var o: [String: JSONValue] = ["id": .string(l.id), "in_file": .bool(l.inFile), "valid": .bool(l.error == nil),
+                                                  "removed": .bool(l.removed), "error": l.error.map(JSONValue.string) ?? .null]
+                    if case .object(let row)? = l.row.map(JobsCommand.view) { o.merge(row) { a, _ in a } } else { o["kind"] = l.kind.map(JSONValue.string) ?? .null }
+                    return .object(o)
+                })))
                 return
             }
             var table = [["ID", "KIND", "STATUS", "ERRS", "BACKLOG", "NEXT RUN", "PAUSED"]]
-            for r in rows {
-                table.append([r.jobID, r.kind, r.lastStatus ?? "-", String(r.consecutiveErrors), String(r.outboxBacklog),
-                              r.nextRunAtMs.map { RFC3339.format(ms: $0) } ?? "-", r.paused ? "yes: \(r.pausedReason ?? "")" : (r.done ? "done" : "no")])
+            for l in listing {
+                let r = l.row
+                let status = l.error != nil ? "invalid" : l.removed ? "removed" : !l.inFile ? "elsewhere" : (r?.lastStatus ?? "never ran")
+                table.append([l.id, l.kind ?? "-", status, r.map { String($0.consecutiveErrors) } ?? "-", r.map { String($0.outboxBacklog) } ?? "-",
+                              r?.nextRunAtMs.map { RFC3339.format(ms: $0) } ?? "-",
+                              r.map { $0.paused ? "yes: \($0.pausedReason ?? "")" : ($0.done ? "done" : "no") } ?? "-"])
             }
             Support.printTable(table)
+            for l in listing { if let e = l.error { print("invalid: \(e)") } }
         }
     }
 

@@ -1,0 +1,43 @@
+public import PollerdConfig
+public import PollerdCore
+
+/// One line of "every job": the job file merged with the store.
+public struct JobListing: Sendable {
+    public var id: String
+    public var kind: String?
+    /// The stored state (nil: the job never ran, or never registered).
+    public var row: JobStateRow?
+    /// In this job file (valid or not).
+    public var inFile: Bool
+    /// The job file's error for it, when it is invalid.
+    public var error: String?
+    /// Not in this file and run by no live daemon.
+    public var removed: Bool { !inFile && row?.definitionFingerprint == nil }
+
+    public init(id: String, kind: String?, row: JobStateRow?, inFile: Bool, error: String?) {
+        self.id = id; self.kind = kind; self.row = row; self.inFile = inFile; self.error = error
+    }
+}
+
+extension Operator {
+    /// The job file's jobs (valid ones, and invalid ones with their located error), then the
+    /// store's jobs the file does not have (run by another daemon's file, or removed).
+    public func listing(file: JobFile) async throws -> [JobListing] {
+        let rows = try await jobs(includeInactive: true)
+        var byID: [String: JobStateRow] = [:]
+        for r in rows { byID[r.jobID] = r }
+        var out: [JobListing] = []
+        var listed = Set<String>()
+        for job in file.jobs where listed.insert(job.id).inserted {
+            out.append(JobListing(id: job.id, kind: job.kind, row: byID[job.id], inFile: true, error: nil))
+        }
+        for e in file.errors {
+            guard let id = e.jobID, listed.insert(id).inserted else { continue }
+            out.append(JobListing(id: id, kind: byID[id]?.kind, row: byID[id], inFile: true, error: e.description))
+        }
+        for r in rows where listed.insert(r.jobID).inserted {
+            out.append(JobListing(id: r.jobID, kind: r.kind, row: r, inFile: false, error: nil))
+        }
+        return out
+    }
+}
