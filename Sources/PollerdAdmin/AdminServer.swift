@@ -19,6 +19,8 @@ public enum AdminServer {
     public static let idleTimeoutSecs: Int64 = 30
     /// The most connections served at once; past it new ones wait in the listen backlog.
     public static let maxConnections = 256
+    /// How long a request head may take to arrive in full (a trickling slowloris is closed here).
+    public static let headerDeadlineSecs: Int64 = 10
 
     /// True for an address only this machine can reach.
     public static func isLoopback(_ host: String) -> Bool {
@@ -40,11 +42,15 @@ public enum AdminServer {
     /// and at most `maxConnections` are served at once.
     public static func application(host: String, port: Int, registry: PrometheusCollectorRegistry?, auth: AdminAuth, logger: Logger,
                                    idleTimeoutMs: Int64 = idleTimeoutSecs * 1000, maxConnections: Int = maxConnections,
+                                   headerDeadlineMs: Int64 = headerDeadlineSecs * 1000,
                                    routes: (Router<AdminRequestContext>) -> Void = { _ in },
                                    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         if !isLoopback(host) && auth.isOpen { throw OpenOnNetwork(address: "\(host):\(port)") }
         let router = self.router(registry: registry, auth: auth, routes: routes)
-        return Application(router: router, server: .http1(configuration: .init(idleTimeout: .milliseconds(idleTimeoutMs))),
+        let deadline = TimeAmount.milliseconds(headerDeadlineMs)
+        return Application(router: router,
+                           server: .http1(configuration: .init(additionalChannelHandlers: [HeaderDeadlineHandler(deadline: deadline)],
+                                                               idleTimeout: .milliseconds(idleTimeoutMs))),
                            configuration: .init(address: .hostname(host, port: port), serverName: "pollerd",
                                                 availableConnectionsDelegate: MaximumAvailableConnections(maxConnections, logger: logger)),
                            onServerRunning: onServerRunning, logger: logger)

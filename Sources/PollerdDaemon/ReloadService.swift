@@ -5,6 +5,7 @@ public import PollerdConfig
 public import PollerdCore
 public import PollerdPlugins
 public import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// Reloads the job file on SIGHUP and, with `watch`, when the file changes: validated as a whole
@@ -61,6 +62,20 @@ public struct ReloadService: Service {
         }
     }
 
+    /// Runs `work` on a thread of its own; nil as soon as the calling task is cancelled (the
+    /// work finishes on its thread, unobserved).
+    static func unlessCancelled<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T? {
+        let slot = ResumeOnce<T>()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<T?, Never>) in
+                slot.install(c)
+                Thread { slot.resume(work()) }.start()
+            }
+        } onCancel: {
+            slot.resume(nil)
+        }
+    }
+
     private func fingerprint() -> Data? {
         FileManager.default.contents(atPath: path)
     }
@@ -73,7 +88,12 @@ public struct ReloadService: Service {
         // DispatchTime is CLOCK_MONOTONIC on Linux, the clock systemd wants here.
         notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(DispatchTime.now().uptimeNanoseconds / 1000)")
         defer { notifier.notify("READY=1") }
-        let file = load()
+        // Read on a thread of its own: a shutdown that begins meanwhile does not wait for it
+        // (the parse itself is bounded by the job file's size and alias limits).
+        guard let file = await Self.unlessCancelled(load) else {
+            logger.notice("reload abandoned: shutdown began while the job file was read", metadata: ["pollerd.reason": "\(reason)"])
+            return nil
+        }
         for w in file.warnings { logger.warning("job file warning", metadata: ["pollerd.problem": "\(w)"]) }
         guard file.errors.isEmpty else {
             for e in file.errors { logger.error("reload rejected", metadata: ["pollerd.problem": "\(e)"]) }
@@ -96,5 +116,39 @@ public struct ReloadService: Service {
             logger.error("reload failed", metadata: ["pollerd.error": "\(error)"])
             return nil
         }
+    }
+}
+
+/// A continuation resumed once, by whichever comes first (a result, or a cancellation that may
+/// arrive before the continuation is installed).
+final class ResumeOnce<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T?, Never>?
+        var early: T??
+        var done = false
+    }
+    private let state = Mutex(State())
+
+    func install(_ c: CheckedContinuation<T?, Never>) {
+        let early: T?? = state.withLock { s in
+            if let e = s.early { s.done = true; return e }
+            s.continuation = c
+            return nil
+        }
+        if let early { c.resume(returning: early) }
+    }
+
+    func resume(_ value: T?) {
+        let c: CheckedContinuation<T?, Never>? = state.withLock { s in
+            guard !s.done else { return nil }
+            guard let c = s.continuation else {
+                if s.early == nil { s.early = .some(value) }
+                return nil
+            }
+            s.done = true
+            s.continuation = nil
+            return c
+        }
+        c?.resume(returning: value)
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import PollerdAdmin
 import Prometheus
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -12,13 +13,13 @@ import Glibc
 /// The admin listener against real sockets on loopback.
 @Suite struct AdminServerTests {
     /// Runs the admin server on an ephemeral loopback port for the duration of `body`.
-    func withServer(idleTimeoutMs: Int64, maxConnections: Int = 256, _ body: @Sendable (Int) async throws -> Void) async throws {
+    func withServer(idleTimeoutMs: Int64, maxConnections: Int = 256, headerDeadlineMs: Int64 = 10_000, _ body: @Sendable (Int) async throws -> Void) async throws {
         var logger = Logger(label: "test-admin")
         logger.logLevel = .critical
         let (ports, cont) = AsyncStream<Int>.makeStream()
         let app = try AdminServer.application(host: "127.0.0.1", port: 0, registry: PrometheusCollectorRegistry(),
                                               auth: AdminAuth(tokens: [], openProbes: true), logger: logger,
-                                          idleTimeoutMs: idleTimeoutMs, maxConnections: maxConnections,
+                                          idleTimeoutMs: idleTimeoutMs, maxConnections: maxConnections, headerDeadlineMs: headerDeadlineMs,
                                           onServerRunning: { ch in cont.yield(ch.localAddress?.port ?? 0); cont.finish() })
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.run() }
@@ -68,6 +69,35 @@ import Glibc
         }
     }
 
+    /// A client that keeps sending header bytes, each well within the idle timeout, never
+    /// finishes its request head: the header deadline closes it (the idle timer never fires).
+    @Test(.timeLimit(.minutes(1))) func aTricklingRequestHeadIsClosedAtTheHeaderDeadline() async throws {
+        try await withServer(idleTimeoutMs: 30_000, headerDeadlineMs: 500) { port in
+            let fd = try connect(port)
+            let start = Array("GET /healthz HTTP/1.1\r\nHost: x\r\n".utf8)
+            #expect(write(fd, start, start.count) == start.count)
+            // The slow client: one header line every 50 ms, on a thread of its own, until the
+            // server hangs up (MSG_NOSIGNAL: a closed peer is an error, not a SIGPIPE) or 30 s pass.
+            let stop = StopFlag()
+            async let closed = readToClose(fd)
+            async let writerExited: Void = withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                Thread {
+                    let line = Array("X-Slow: 1\r\n".utf8)
+                    for _ in 0..<600 where !stop.isSet {
+                        if send(fd, line, line.count, Int32(MSG_NOSIGNAL)) <= 0 { break }
+                        usleep(50_000)
+                    }
+                    done.resume()
+                }.start()
+            }
+            // Closed by the server, nothing answered, long before the idle timeout.
+            #expect(await closed.isEmpty)
+            stop.set()
+            await writerExited
+            close(fd)
+        }
+    }
+
     @Test(.timeLimit(.minutes(1))) func aWholeRequestIsAnswered() async throws {
         try await withServer(idleTimeoutMs: 300) { port in
             let fd = try connect(port)
@@ -83,4 +113,11 @@ import Glibc
         #expect(AdminServer.isLoopback("127.0.0.1") && AdminServer.isLoopback("127.1.2.3") && AdminServer.isLoopback("localhost") && AdminServer.isLoopback("::1"))
         #expect(!AdminServer.isLoopback("0.0.0.0") && !AdminServer.isLoopback("10.0.0.1") && !AdminServer.isLoopback("::"))
     }
+}
+
+/// A flag one thread sets and another reads.
+final class StopFlag: Sendable {
+    private let flag = Mutex(false)
+    var isSet: Bool { flag.withLock { $0 } }
+    func set() { flag.withLock { $0 = true } }
 }
