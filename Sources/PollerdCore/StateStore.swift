@@ -309,6 +309,9 @@ public protocol StateStore: Sendable {
     func reset(jobID: String, nowMs: Int64) async throws -> Bool
     /// The job's last `limit` ticks, newest first (kept per `tick_history`).
     func tickHistory(jobID: String, limit: Int) async throws -> [TickRecord]
+    /// Keeps a slot that did not run in the job's history (status `skipped`, the reason as its
+    /// error). Buffered like the ticks' rows; never fails the caller.
+    func recordSkip(_ record: TickRecord, historyLimit: Int)
     /// Sets a job's cursor (nil clears it), fencing off a tick in flight as `reset` does, and
     /// records it in the audit log; false if the job has no row.
     func setCursor(jobID: String, cursor: Data?, audit: AuditEntry) async throws -> Bool

@@ -237,7 +237,7 @@ public final class Runner: Service, Sendable {
         await withDiscardingTaskGroup { group in
             for (d, (answer, request)) in zip(batch, zip(answers, requests)) {
                 guard case .granted(let lease) = answer else {
-                    finished(d, executor.skipped(d, answer, startedAtMs: start))
+                    finished(d, executor.skipped(d, answer, startedAtMs: start, historyLimit: settings.tickHistory))
                     continue
                 }
                 // The tick starts where its poller wants it (a long-lived plugin's reader thread).

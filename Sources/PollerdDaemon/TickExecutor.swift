@@ -81,7 +81,7 @@ public struct TickExecutor: Sendable {
             logger.warning("lease acquisition failed", metadata: ["pollerd.job.id": "\(due.jobID)", "pollerd.error": "\(error)"])
             return leaseFailed(due, error: error, settings: settings, startedAtMs: start)
         }
-        guard case .granted(let lease) = acq else { return skipped(due, acq, startedAtMs: start) }
+        guard case .granted(let lease) = acq else { return skipped(due, acq, startedAtMs: start, historyLimit: settings.tickHistory) }
         let ran = await run(due, lease: lease, ttlMs: request.ttlMs, settings: settings, startedAtMs: start)
         guard let commit = ran.commit else { return ran.report }
         if dryRun {
@@ -117,10 +117,24 @@ public struct TickExecutor: Sendable {
     }
 
     /// The report of a tick the store did not grant a lease.
-    func skipped(_ due: DueTick, _ acq: LeaseAcquisition, startedAtMs start: Int64) -> TickReport {
-        if case .backlogged(let pending, let limit) = acq {
+    func skipped(_ due: DueTick, _ acq: LeaseAcquisition, startedAtMs start: Int64, historyLimit: Int = 0) -> TickReport {
+        var reason: String?
+        switch acq {
+        case .backlogged(let pending, let limit):
             logger.warning("tick skipped: undelivered items over the backlog bound",
                            metadata: ["pollerd.job.id": "\(due.jobID)", "pollerd.outbox.backlog": "\(pending)", "pollerd.outbox.limit": "\(limit)"])
+            reason = "backpressure: \(pending) undelivered items (limit \(limit))"
+        case .paused(let why):
+            reason = "paused" + (why.map { ": \($0)" } ?? "")
+        default:
+            // A slot another daemon holds or already ran is not this job's news: not kept.
+            break
+        }
+        if let reason {
+            // The slot is kept in the job's history, so "why didn't it run?" has an answer there.
+            store.recordSkip(TickRecord(seq: -due.dueMs, jobID: due.jobID, slotMs: due.dueMs, startedAtMs: start, durationMs: 0, status: "skipped",
+                                        error: reason, itemsFound: 0, itemsNew: 0, duplicates: 0, cursor: nil, cursorChanged: false, holder: holder),
+                             historyLimit: historyLimit)
         }
         return TickReport(jobID: due.jobID, kind: due.spec.kind, disposition: .skipped(acq), ack: nil, error: nil, plan: nil,
                           startedAtMs: start, durationMs: 0, latenessMs: start - due.dueMs, dueMs: due.dueMs)

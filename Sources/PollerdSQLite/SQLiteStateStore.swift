@@ -414,11 +414,14 @@ public final class SQLiteStateStore: StateStore {
                 INSERT OR REPLACE INTO tick_log (job_id, seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-            let trim = try db.cachedStatement(sql: "DELETE FROM tick_log WHERE job_id = ? AND seq <= (SELECT seq FROM tick_log WHERE job_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)")
+            let trim = try db.cachedStatement(sql: """
+                DELETE FROM tick_log WHERE job_id = ? AND (started_at, seq) < (
+                  SELECT started_at, seq FROM tick_log WHERE job_id = ? ORDER BY started_at DESC, seq DESC LIMIT 1 OFFSET ?)
+                """)
             for (t, limit) in rows {
                 try insert.execute(arguments: [t.jobID, t.seq, t.slotMs, t.startedAtMs, t.durationMs, t.status, t.error, t.itemsFound,
                                                t.itemsNew, t.duplicates, t.cursor, t.cursorChanged, t.holder])
-                if t.seq % 32 == 0 { try trim.execute(arguments: [t.jobID, t.jobID, limit]) }
+                if t.seq % 32 == 0 { try trim.execute(arguments: [t.jobID, t.jobID, limit - 1]) }
             }
         }
     }
@@ -507,12 +510,17 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
+    public func recordSkip(_ record: TickRecord, historyLimit: Int) {
+        guard historyLimit > 0 else { return }
+        history.withLock { $0.append((record, historyLimit)) }
+    }
+
     public func tickHistory(jobID: String, limit: Int) async throws -> [TickRecord] {
         try await flushHistory()
         return try await pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT seq, job_id, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder
-                FROM tick_log WHERE job_id = ? ORDER BY seq DESC LIMIT ?
+                FROM tick_log WHERE job_id = ? ORDER BY started_at DESC, seq DESC LIMIT ?
                 """, arguments: [jobID, limit]).map { r in
                 TickRecord(seq: r[0], jobID: r[1], slotMs: r[2], startedAtMs: r[3], durationMs: r[4], status: r[5], error: r[6],
                            itemsFound: r[7], itemsNew: r[8], duplicates: r[9], cursor: r[10], cursorChanged: r[11], holder: r[12])

@@ -22,6 +22,21 @@ import Testing
         #expect(h.allSatisfy { $0.status == "ok" && $0.holder == "test:1:a" })
     }
 
+    /// A slot skipped for backpressure is kept in the history with its reason.
+    @Test func aSkippedSlotCarriesItsReason() async throws {
+        var f = try Fixture()
+        f.settings.delivery.maxBacklog = 1
+        let job = f.job([SinkSpec(.stdout)])
+        try await f.register([job])
+        await f.tick(job, items: numbered(0..<2))   // nothing delivers: the backlog is now 2
+        f.clock.advance(byMs: 10_000)
+        let skipped = await f.tick(job, items: [])
+        #expect(skipped.status == "skipped")
+        let h = try await f.store.tickHistory(jobID: "j", limit: 10)
+        #expect(h.map(\.status) == ["skipped", "ok"])
+        #expect(h.first?.error?.contains("backpressure") == true && h.first?.slotMs == f.clock.nowMs)
+    }
+
     @Test func theHistoryIsTrimmedToItsLimit() async throws {
         var f = try Fixture()
         f.settings.tickHistory = 5
