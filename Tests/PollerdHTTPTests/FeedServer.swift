@@ -16,11 +16,12 @@ final class FeedServer: Sendable {
         var status = 200
         var headers: [(String, String)] = []
         var body: [UInt8] = []
-        /// The body streamed (chunked, no Content-Length) in `chunkSize` pieces, `trickleGap`
-        /// apart, after the head.
-        var trickle = false
-        var trickleGap: Duration = .milliseconds(200)
-        var chunkSize = 1
+        /// The body streamed (chunked, no Content-Length) in `chunkSize` pieces.
+        var streamed = false
+        var chunkSize = 1024
+        /// With `streamed`: after this many bytes the body stalls until `release()` (a server
+        /// that stops halfway, for the client's deadline).
+        var stallAfterBytes: Int?
         /// Not answered until `release()`.
         var hold = false
 
@@ -133,7 +134,7 @@ final class FeedServer: Sendable {
         if r.hold { await server.waitForRelease() }
         var fields = HTTPFields()
         for (k, v) in r.headers { if let name = HTTPField.Name(k) { fields.append(HTTPField(name: name, value: v)) } }
-        if r.trickle {
+        if r.streamed {
             return Response(status: .init(code: r.status), headers: fields, body: ResponseBody { writer in
                 defer { server.end() }
                 var at = 0
@@ -141,7 +142,7 @@ final class FeedServer: Sendable {
                     let end = min(at + r.chunkSize, r.body.count)
                     try await writer.write(ByteBuffer(bytes: r.body[at..<end]))
                     at = end
-                    if r.trickleGap > .zero { try await Task.sleep(for: r.trickleGap) }
+                    if let stall = r.stallAfterBytes, at >= stall { await server.waitForRelease() }
                 }
                 try await writer.finish(nil)
             })

@@ -152,8 +152,7 @@ import Testing
             let big = rssFeed(Array(1...400))
             s.serve("/big", .feed(big))   // with Content-Length: refused before reading
             // Without a length (chunked): refused once the bytes read pass the cap.
-            s.serve("/chunked", .init(headers: [("Content-Type", "application/rss+xml")], body: Array(big.utf8), trickle: true,
-                                      trickleGap: .zero, chunkSize: 1024))
+            s.serve("/chunked", .init(headers: [("Content-Type", "application/rss+xml")], body: Array(big.utf8), streamed: true))
             var t = Self.rss(s.base + "/big", ["max_body_bytes": .int(4096)])
             let e = try #require(await t.tick().error)
             #expect(e.code == .outputTooLarge && e.message.contains("4096") && e.message.contains("is \(big.utf8.count) bytes"), "\(e)")
@@ -166,8 +165,8 @@ import Testing
     @Test func aSlowBodyRunsIntoTheTimeout() async throws {
         try await FeedServer.with { servers in
             let s = servers[0]
-            s.serve("/slow", .init(headers: [("Content-Type", "application/rss+xml")], body: Array(rssFeed([1]).utf8), trickle: true,
-                                   trickleGap: .milliseconds(100)))
+            s.serve("/slow", .init(headers: [("Content-Type", "application/rss+xml")], body: Array(rssFeed([1]).utf8), streamed: true,
+                                   chunkSize: 16, stallAfterBytes: 32))
             var t = Self.rss(s.base + "/slow", ["request_timeout_secs": .int(1)])
             let e = try #require(await t.tick().error)
             #expect(e.errorClass == .transient && e.code == .timeout, "\(e)")
