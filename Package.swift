@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         .target(
@@ -117,6 +118,7 @@ let package = Package(
             dependencies: [
                 "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdAdmin", "PollerdHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -194,7 +196,8 @@ let package = Package(
             name: "PollerdDaemonTests",
             dependencies: ["PollerdDaemon", "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdTestKit", "PollerdConfig", "PollerdAdmin",
                            .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "HummingbirdTesting", package: "hummingbird")],
+                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: upcoming
         ),
         .testTarget(

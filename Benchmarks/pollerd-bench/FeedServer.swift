@@ -30,7 +30,7 @@ struct FeedServerCommand: AsyncParsableCommand {
         return ByteBuffer(string: s)
     }
 
-    nonisolated(unsafe) static let httpDate: DateFormatter = {
+    static let httpDate: DateFormatter = {
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")
         f.timeZone = TimeZone(identifier: "GMT")

@@ -1,4 +1,5 @@
 public import Hummingbird
+import HTTPTypes
 import Crypto
 public import PollerdCore
 
@@ -49,15 +50,20 @@ public struct AdminAuth: Sendable {
 /// The request context of the admin server: what the auth middleware decided.
 public struct AdminRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// The caller's role (every route past the middleware has one).
+    /// The caller's role (every route past the middleware has one, but `/login` and `/static/`).
     public var role: AdminRole?
+    /// The dashboard session the request came with (none for a bearer token or an open API).
+    public var session: AdminSession?
+    /// The auth is open (no token configured): the dashboard needs no login.
+    public var openAccess = false
 
     public init(source: Source) {
         coreContext = .init(source: source)
     }
 }
 
-/// An API error as JSON: `{"error": {"code", "message"}}` with its status.
+/// An API error: JSON `{"error": {"code", "message"}}` with its status, or a small HTML page when
+/// the request was for a dashboard page.
 public struct AdminError: HTTPResponseError, Sendable {
     public var status: HTTPResponse.Status
     public var code: String
@@ -68,6 +74,14 @@ public struct AdminError: HTTPResponseError, Sendable {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        if AdminAuthMiddleware.isDashboardPath(request.uri.path) {
+            let login = status == .unauthorized ? "<p><a href=\"/login\">Log in</a></p>" : ""
+            let body = HTML.page(title: "\(status.code) \(status.reasonPhrase)",
+                                 body: "<main class=\"narrow\"><h1>\(status.code) \(HTML.escape(status.reasonPhrase))</h1>"
+                                     + "<p class=\"error\" id=\"error-message\">\(HTML.escape(message))</p>\(login)"
+                                     + "<p><a href=\"/\">Back to the jobs</a></p></main>")
+            return HTML.response(body, status: status)
+        }
         let body = JSONValue.object(["error": .object(["code": .string(code), "message": .string(message)])]).canonicalString
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
@@ -76,36 +90,120 @@ public struct AdminError: HTTPResponseError, Sendable {
     }
 }
 
-/// Checks the bearer token of every request, in one place: probes pass when open; otherwise a
-/// missing or unknown token is 401, and a `read` token on anything but GET/HEAD is 403.
+/// Decides who a request is, in one place, for the API and the dashboard alike:
+/// - with no token configured (loopback only), everyone is admin, but a `Host` that is not a
+///   loopback name is refused (a DNS-rebinding page cannot reach the API);
+/// - a state change from another origin (`Origin`, or `Sec-Fetch-Site: cross-site`) is refused;
+/// - probes pass when left open; `/login` and `/static/` pass to their routes;
+/// - a bearer token gives its role; a missing or unknown one is 401;
+/// - a dashboard session cookie gives its role, and a state change must carry the session's CSRF
+///   token (`X-CSRF-Token`, or the `csrf` field of a form); a dashboard page without a session
+///   redirects to `/login`;
+/// - a `read` role on anything but GET/HEAD is 403 (but logging out).
 public struct AdminAuthMiddleware: RouterMiddleware {
     public typealias Context = AdminRequestContext
     let auth: AdminAuth
+    let sessions: AdminSessions?
     static let probes: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
-    public init(auth: AdminAuth) { self.auth = auth }
+    public init(auth: AdminAuth, sessions: AdminSessions? = nil) { self.auth = auth; self.sessions = sessions }
+
+    /// A path of the dashboard (HTML), not of the JSON API or a probe.
+    public static func isDashboardPath(_ path: String) -> Bool {
+        !path.hasPrefix("/admin/") && path != "/admin" && !probes.contains(path)
+    }
+
+    static func isPublic(_ path: String) -> Bool { path == "/login" || path.hasPrefix("/static/") }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        if auth.openProbes, Self.probes.contains(request.uri.path) {
+        var request = request
+        let path = request.uri.path
+        let changes = request.method != .get && request.method != .head
+        if auth.isOpen, let host = Self.authority(request), !AdminServer.isLoopback(Self.hostName(host)) {
+            throw AdminError(.forbidden, "host_refused", "this daemon's admin API has no token and answers on loopback names only, not '\(host)'")
+        }
+        if changes { try Self.checkSameOrigin(request) }
+        if auth.openProbes, Self.probes.contains(path) {
             context.role = .read
             return try await next(request, context)
         }
-        if auth.isOpen {
-            context.role = .admin
-        } else {
-            guard let header = request.headers[.authorization] else {
-                throw AdminError(.unauthorized, "unauthorized", "this needs a bearer token (Authorization: Bearer TOKEN)")
-            }
+        if Self.isPublic(path) {
+            context.openAccess = auth.isOpen
+            return try await Self.secure(next(request, context), path: path)
+        }
+        if let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "bearer", let role = auth.role(of: String(parts[1])) else {
                 throw AdminError(.unauthorized, "unauthorized", "the bearer token is not one of this daemon's")
             }
             context.role = role
+        } else if auth.isOpen {
+            context.role = .admin
+            context.openAccess = true
+        } else if let sessions, let id = request.cookies[AdminSessions.cookieName]?.value, let session = sessions.session(id) {
+            context.role = session.role
+            context.session = session
+            if changes { try await Self.checkCSRF(&request, session: session) }
+        } else if Self.isDashboardPath(path) && !changes {
+            var target = path
+            if let q = request.uri.query, !q.isEmpty { target += "?" + q }
+            var headers = HTTPFields()
+            headers[.location] = "/login?next=" + HTML.percentEncode(target)
+            return Response(status: .seeOther, headers: headers)
+        } else if Self.isDashboardPath(path) {
+            throw AdminError(.unauthorized, "unauthorized", "your dashboard session has ended: log in again")
+        } else {
+            throw AdminError(.unauthorized, "unauthorized", "this needs a bearer token (Authorization: Bearer TOKEN)")
         }
-        if request.method != .get && request.method != .head && context.role != .admin {
-            throw AdminError(.forbidden, "forbidden", "a read token may not \(request.method) \(request.uri.path): this needs an admin token")
+        if changes && context.role != .admin && path != "/logout" {
+            throw AdminError(.forbidden, "forbidden", "a read token may not \(request.method) \(path): this needs an admin token")
         }
-        return try await next(request, context)
+        return try await Self.secure(next(request, context), path: path)
+    }
+
+    /// The request's `Host`. An HTTP/1 server moves the header into the authority; a test
+    /// client sets the authority and may send the header too, which then wins.
+    static func authority(_ request: Request) -> String? {
+        request.headers[HTTPField.Name("Host")!] ?? request.head.authority
+    }
+
+    /// The host part of a `Host` header (`[::1]:9091` → `::1`, `localhost:9091` → `localhost`).
+    static func hostName(_ host: String) -> String {
+        if host.hasPrefix("[") { return String(host.dropFirst().prefix { $0 != "]" }) }
+        return String(host.prefix { $0 != ":" })
+    }
+
+    /// A browser's cross-origin POST (a page elsewhere submitting a form here) is refused.
+    static func checkSameOrigin(_ request: Request) throws {
+        if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!], site == "cross-site" || site == "same-site" {
+            throw AdminError(.forbidden, "cross_origin", "a request from another site may not change anything here")
+        }
+        if let origin = request.headers[HTTPField.Name("Origin")!] {
+            let host = Self.authority(request) ?? ""
+            guard origin == "http://" + host || origin == "https://" + host else {
+                throw AdminError(.forbidden, "cross_origin", "a request from origin '\(origin)' may not change anything here")
+            }
+        }
+    }
+
+    /// A session's state change carries its CSRF token, in a header or a form field.
+    static func checkCSRF(_ request: inout Request, session: AdminSession) async throws {
+        var presented = request.headers[HTTPField.Name("X-CSRF-Token")!]
+        if presented == nil, request.headers[.contentType]?.hasPrefix("application/x-www-form-urlencoded") == true {
+            let body = try await request.collectBody(upTo: 64 << 10)
+            presented = FormFields(String(buffer: body))["csrf"]
+        }
+        guard let presented, AdminSessions.constantTimeEqual(presented, session.csrf) else {
+            throw AdminError(.forbidden, "csrf", "the form's CSRF token is missing or stale: reload the page and try again")
+        }
+    }
+
+    /// Dashboard pages are never cached, framed or sniffed, and run only this server's scripts.
+    static func secure(_ response: Response, path: String) -> Response {
+        guard isDashboardPath(path) else { return response }
+        var response = response
+        HTML.secureHeaders(&response.headers)
+        return response
     }
 }

@@ -208,21 +208,24 @@ public struct AdminAPI: Sendable {
     }
 
     func run(_ jobID: String) async throws -> Response {
+        let t = try await manualTick(jobID)
+        let ack = t.report.ack
+        return json(.object([
+            "ok": .bool(t.outcome == .ok), "id": .string(jobID), "status": .string(t.status), "error": t.error.map(JSONValue.string) ?? .null,
+            "items_seen": .int(ack?.itemsSeen ?? 0), "items_dispatched": .int(ack?.itemsDispatched ?? 0),
+            "items": .int(Int64(ack?.items.count ?? 0)), "duration_ms": .int(t.report.durationMs),
+            "warnings": .array(t.report.warnings.map(JSONValue.string)),
+        ]))
+    }
+
+    /// Ticks a job of the daemon's job file now (the API's and the dashboard's "run").
+    func manualTick(_ jobID: String) async throws -> ManualTick {
         let file = live.file
         guard let spec = file.jobs.first(where: { $0.id == jobID }) else {
             if let e = file.errors.first(where: { $0.jobID == jobID }) { throw AdminError(.conflict, "invalid_job", "job '\(jobID)' is invalid: \(e)") }
             throw AdminError(.notFound, "not_found", "no job '\(jobID)' in the daemon's job file")
         }
-        return try await guarded {
-            let t = try await facade.tick(spec, registry: file.registry, holder: holder + "+api", dryRun: false, logger: logger)
-            let ack = t.report.ack
-            return json(.object([
-                "ok": .bool(t.outcome == .ok), "id": .string(jobID), "status": .string(t.status), "error": t.error.map(JSONValue.string) ?? .null,
-                "items_seen": .int(ack?.itemsSeen ?? 0), "items_dispatched": .int(ack?.itemsDispatched ?? 0),
-                "items": .int(Int64(ack?.items.count ?? 0)), "duration_ms": .int(t.report.durationMs),
-                "warnings": .array(t.report.warnings.map(JSONValue.string)),
-            ]))
-        }
+        return try await guarded { try await facade.tick(spec, registry: file.registry, holder: holder + "+api", dryRun: false, logger: logger) }
     }
 
     func reload(dryRun: Bool) async throws -> Response {

@@ -83,8 +83,10 @@ public struct AdminService: Service {
 
     public func run() async throws {
         do {
+            let dashboard = try Dashboard(api: api)
             let app = try AdminServer.application(host: listen.host, port: listen.port, registry: metrics, auth: auth, logger: logger,
-                                                  routes: { api.register(on: $0) })
+                                                  sessions: AdminSessions(clock: api.clock),
+                                                  routes: { api.register(on: $0); dashboard.register(on: $0) })
             if auth.isOpen {
                 logger.warning("the admin API has no token: anyone on this machine may use it (set admin.tokens or POLLERD_ADMIN_TOKEN)",
                                metadata: ["pollerd.admin_listen": "\(listen)"])

@@ -62,7 +62,7 @@ import Glibc
         try await withServer(idleTimeoutMs: 300) { port in
             let fd = try connect(port)
             defer { close(fd) }
-            let partial = Array("GET /healthz HTTP/1.1\r\nHost: x\r\n".utf8)
+            let partial = Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\n".utf8)
             #expect(write(fd, partial, partial.count) == partial.count)
             #expect(await readToClose(fd).isEmpty)   // closed by the server, nothing answered
         }
@@ -75,7 +75,7 @@ import Glibc
         try await withServer(idleTimeoutMs: 30_000, headerDeadlineMs: 500) { port in
             let fd = try connect(port)
             defer { close(fd) }
-            let partial = Array("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n".utf8)
+            let partial = Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1\r\n".utf8)
             #expect(write(fd, partial, partial.count) == partial.count)
             #expect(await readToClose(fd).isEmpty)   // closed by the deadline, nothing answered
         }
@@ -85,7 +85,7 @@ import Glibc
         try await withServer(idleTimeoutMs: 300) { port in
             let fd = try connect(port)
             defer { close(fd) }
-            let req = Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
+            let req = Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8)
             #expect(write(fd, req, req.count) == req.count)
             let reply = String(decoding: await readToClose(fd), as: UTF8.self)
             #expect(reply.hasPrefix("HTTP/1.1 200") && reply.hasSuffix("ok\n"), "\(reply)")
