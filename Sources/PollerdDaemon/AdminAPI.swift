@@ -34,15 +34,6 @@ public struct AdminAPI: Sendable {
         self.holder = holder; self.logger = logger; self.startedAtMs = clock.nowMs
     }
 
-    /// A row's health and staleness, added to its JSON.
-    func health(_ o: inout [String: JSONValue], row: JobStateRow, spec: JobSpec?) {
-        let settings = live.file.settings
-        o["health"] = .string(JobHealth.of(row, breakerThreshold: settings.breakerThreshold).rawValue)
-        o["stale"] = .bool(JobHealth.isStale(row, maxStalenessSecs: spec?.maxStalenessSecs, registeredAtMs: startedAtMs, nowMs: clock.nowMs))
-        o["max_staleness_secs"] = spec?.maxStalenessSecs.map(JSONValue.int) ?? .null
-        o["last_ok_at"] = row.lastOkAtMs.map { .string(RFC3339.format(ms: $0)) } ?? .null
-    }
-
     var facade: Operator { Operator(store: store, clock: clock, settings: live.file.settings) }
 
     public func register(on router: Router<AdminRequestContext>) {
@@ -176,35 +167,12 @@ public struct AdminAPI: Sendable {
     /// located error, and jobs no longer in the file (marked removed, or run elsewhere).
     func jobs() async throws -> Response {
         let file = live.file
-        let listing = try await guarded { try await facade.listing(file: file) }
-        var out: [JSONValue] = []
-        for l in listing {
-            var o: [String: JSONValue] = ["id": .string(l.id), "in_file": .bool(l.inFile), "valid": .bool(l.error == nil)]
-            if let k = l.kind { o["kind"] = .string(k) }
-            if let e = l.error { o["error"] = .string(e) }
-            if let r = l.row, case .object(let state) = OperatorJSON.job(r) {
-                o.merge(state) { a, _ in a }
-                health(&o, row: r, spec: file.jobs.first { $0.id == l.id })
-            } else {
-                o["never_ran"] = .bool(true)
-            }
-            if !l.inFile { o["removed"] = .bool(l.removed) }
-            out.append(.object(o))
-        }
-        return json(.object(["jobs": .array(out)]))
+        return json(try await guarded { try await facade.listingJSON(file: file, registeredAtMs: startedAtMs) })
     }
 
     func job(_ jobID: String, ticks: Int) async throws -> Response {
-        try await guarded {
-            let d = try await facade.job(jobID)
-            guard case .object(var o) = OperatorJSON.job(d.row) else { return json(.null) }
-            o["explain"] = OperatorJSON.explanation(d.explanation)
-            o["lease"] = d.lease.map { l in .object(["holder": .string(l.holder), "until": .string(RFC3339.format(ms: l.untilMs)), "token": .int(l.token)]) } ?? .null
-            o["in_file"] = .bool(live.file.jobs.contains { $0.id == jobID })
-            health(&o, row: d.row, spec: live.file.jobs.first { $0.id == jobID })
-            o["ticks"] = .array(try await facade.history(jobID, limit: ticks).map(OperatorJSON.tick))
-            return json(.object(o))
-        }
+        let file = live.file
+        return json(try await guarded { try await facade.jobJSON(jobID, file: file, ticks: ticks, registeredAtMs: startedAtMs) })
     }
 
     func run(_ jobID: String) async throws -> Response {

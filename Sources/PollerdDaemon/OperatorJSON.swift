@@ -1,4 +1,5 @@
 import Foundation
+public import PollerdConfig
 public import PollerdCore
 
 /// The JSON an operator reads, the same from the CLI (`--json`) and the admin API.
@@ -100,5 +101,55 @@ public enum OperatorJSON {
     public static func plan(_ p: ReloadPlan) -> JSONValue {
         func list(_ ids: [String]) -> JSONValue { .array(ids.map(JSONValue.string)) }
         return .object(["add": list(p.add), "replace": list(p.replace), "remove": list(p.remove), "keep": list(p.keep)])
+    }
+}
+
+extension OperatorJSON {
+    /// A job's health and staleness, added to its JSON.
+    static func health(_ o: inout [String: JSONValue], row: JobStateRow, spec: JobSpec?, settings: GlobalSettings, registeredAtMs: Int64?, nowMs: Int64) {
+        o["health"] = .string(JobHealth.of(row, breakerThreshold: settings.breakerThreshold).rawValue)
+        o["stale"] = .bool(JobHealth.isStale(row, maxStalenessSecs: spec?.maxStalenessSecs, registeredAtMs: registeredAtMs, nowMs: nowMs))
+        o["max_staleness_secs"] = spec?.maxStalenessSecs.map(JSONValue.int) ?? .null
+        o["last_ok_at"] = time(row.lastOkAtMs)
+    }
+
+    /// The job listing as `GET /admin/jobs` and `pollerd jobs list --json` give it. Jobs that
+    /// never ticked ok count their staleness from `registeredAtMs` (nil: never stale).
+    public static func listing(_ listing: [JobListing], file: JobFile, registeredAtMs: Int64?, nowMs: Int64) -> JSONValue {
+        var out: [JSONValue] = []
+        for l in listing {
+            var o: [String: JSONValue] = ["id": .string(l.id), "in_file": .bool(l.inFile), "valid": .bool(l.error == nil),
+                                          "removed": .bool(l.removed), "kind": text(l.kind)]
+            if let e = l.error { o["error"] = .string(e) }
+            if let r = l.row, case .object(let state) = job(r) {
+                o.merge(state) { a, _ in a }
+                health(&o, row: r, spec: file.jobs.first { $0.id == l.id }, settings: file.settings, registeredAtMs: registeredAtMs, nowMs: nowMs)
+            } else {
+                o["never_ran"] = .bool(true)
+            }
+            out.append(.object(o))
+        }
+        return .object(["jobs": .array(out)])
+    }
+}
+
+extension Operator {
+    /// `GET /admin/jobs`, from the store.
+    public func listingJSON(file: JobFile, registeredAtMs: Int64?) async throws -> JSONValue {
+        OperatorJSON.listing(try await listing(file: file), file: file, registeredAtMs: registeredAtMs, nowMs: clock.nowMs)
+    }
+
+    /// `GET /admin/jobs/{id}`: the state, lease, explain answer, health and the last `ticks` ticks.
+    public func jobJSON(_ jobID: String, file: JobFile, ticks: Int, registeredAtMs: Int64?) async throws -> JSONValue {
+        let d = try await job(jobID)
+        guard case .object(var o) = OperatorJSON.job(d.row) else { return .null }
+        o["explain"] = OperatorJSON.explanation(d.explanation)
+        o["lease"] = d.lease.map { l in
+            .object(["holder": .string(l.holder), "until": l.untilMs > 0 ? .string(RFC3339.format(ms: l.untilMs)) : .null, "token": .int(l.token)])
+        } ?? .null
+        o["in_file"] = .bool(file.jobs.contains { $0.id == jobID })
+        OperatorJSON.health(&o, row: d.row, spec: file.jobs.first { $0.id == jobID }, settings: file.settings, registeredAtMs: registeredAtMs, nowMs: clock.nowMs)
+        o["ticks"] = .array(try await history(jobID, limit: ticks).map(OperatorJSON.tick))
+        return .object(o)
     }
 }

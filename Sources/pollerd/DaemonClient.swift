@@ -18,8 +18,11 @@ struct DaemonClient {
         var host = listen.host
         if host == "0.0.0.0" { host = "127.0.0.1" } else if host == "::" || host == "[::]" { host = "::1" }
         let hostPart = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        // An admin token when there is one (actions need it); else a read token (reads pass).
         let token = environment["POLLERD_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             ?? file.settings.admin.tokens.first { $0.role == "admin" }?.token
+            ?? environment["POLLERD_READ_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? file.settings.admin.tokens.first { $0.role == "read" }?.token
         return DaemonClient(base: "http://\(hostPart):\(listen.port)", token: token)
     }
 

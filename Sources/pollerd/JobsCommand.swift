@@ -36,22 +36,54 @@ struct JobsCommand: AsyncParsableCommand {
             return Operator(store: try Support.openStore(file), clock: clock, settings: file.settings)
         }
 
-        /// An action: through the running daemon when it answers (its audit log then names the
-        /// admin API), else through the state database. Prints which way it went.
-        func act(_ method: String = "POST", daemonPath: String, body: JSONValue? = nil, done: String,
-                 fallback: (Operator) async throws -> Void) async throws {
+        /// The running daemon's admin API, when the job file names one and it answers (and no
+        /// `--state` points elsewhere).
+        func daemon() async -> DaemonClient? {
+            guard state == nil else { return nil }
             let file = Support.load(options.path, printProblems: false)
-            if state == nil, !file.isFatal, let client = DaemonClient.from(file), await client.isUp() {
-                let answer = try await client.request(method, daemonPath, body: body)
-                guard (200..<300).contains(answer.status) else {
-                    Support.printErr("error: the daemon at \(client.base) answered \(answer.status): \(answer.errorMessage ?? "\(answer.body)")")
-                    throw answer.status == 404 ? Exit.transient : answer.status == 401 || answer.status == 403 ? Exit.permanent : Exit.transient
-                }
-                print("\(done) (through the daemon at \(client.base))")
-                return
+            guard !file.isFatal, let client = DaemonClient.from(file), await client.isUp() else { return nil }
+            return client
+        }
+
+        /// A read: the running daemon's answer when it is up, else the same JSON built from the
+        /// state database (both are the admin API's shapes). Says on stderr where it came from.
+        func read(_ daemonPath: String, fallback: (Operator) async throws -> JSONValue) async throws -> JSONValue {
+            if let client = await daemon() {
+                let answer = try await client.request("GET", daemonPath)
+                try Self.check(answer, client)
+                if !json { Support.printErr("(from the daemon at \(client.base))") }
+                return answer.body
             }
-            try await perform { try await fallback($0) }
-            print("\(done) (in the state database; a running daemon applies it within a second)")
+            let v = try await perform { try await fallback($0) }
+            if !json { Support.printErr("(from the state database; no daemon answers)") }
+            return v
+        }
+
+        /// An action: through the running daemon when it answers (its audit log then names the
+        /// admin API), else through the state database. Prints which way it went; returns the
+        /// daemon's answer or the fallback's.
+        @discardableResult
+        func act(_ method: String = "POST", daemonPath: String, body: JSONValue? = nil, done: String?,
+                 fallback: (Operator) async throws -> JSONValue) async throws -> JSONValue {
+            if let client = await daemon() {
+                let answer = try await client.request(method, daemonPath, body: body)
+                try Self.check(answer, client)
+                if let done { print("\(done) (through the daemon at \(client.base))") }
+                return answer.body
+            }
+            let v = try await perform { try await fallback($0) }
+            if let done { print("\(done) (in the state database; a running daemon applies it within a second)") }
+            return v
+        }
+
+        /// A daemon's refusal as an error line and the exit class.
+        static func check(_ answer: DaemonClient.Answer, _ client: DaemonClient) throws {
+            guard !(200..<300).contains(answer.status) else { return }
+            Support.printErr("error: the daemon at \(client.base) answered \(answer.status): \(answer.errorMessage ?? "\(answer.body)")")
+            if answer.status == 401 || answer.status == 403 {
+                Support.printErr("hint: set POLLERD_ADMIN_TOKEN (or POLLERD_READ_TOKEN for reads) to one of the daemon's admin.tokens")
+            }
+            throw answer.status == 401 || answer.status == 403 ? Exit.permanent : answer.status == 400 ? Exit.config : Exit.transient
         }
 
         /// Runs a facade call, turning an unknown job into exit 1 with a message.
@@ -61,13 +93,12 @@ struct JobsCommand: AsyncParsableCommand {
             } catch let e as Operator.UnknownJob {
                 Support.printErr("error: \(e)")
                 throw Exit.transient
+            } catch let e as Operator.NoSuchCursor {
+                Support.printErr("error: \(e)")
+                throw Exit.transient
             }
         }
     }
-
-    static func view(_ r: JobStateRow) -> JSONValue { OperatorJSON.job(r) }
-
-    static func view(_ e: Explanation) -> JSONValue { OperatorJSON.explanation(e) }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List jobs with their state.")
@@ -78,33 +109,34 @@ struct JobsCommand: AsyncParsableCommand {
             // The job file merged with the store: jobs that never ran, invalid jobs with their
             // error, and (with --all) jobs no daemon runs any more.
             let file = Support.load(state.options.path, printProblems: false)
-            let listing: [JobListing]
-            if state.state == nil, !file.isFatal, !FileManager.default.fileExists(atPath: file.stateDBPath) {
+            let answer: JSONValue
+            if state.state == nil, !file.isFatal, !FileManager.default.fileExists(atPath: file.stateDBPath), await state.daemon() == nil {
                 // Before the first run there is no state database: the file's jobs, none ran yet.
-                listing = file.jobs.map { JobListing(id: $0.id, kind: $0.kind, row: nil, inFile: true, error: nil) }
+                let listing = file.jobs.map { JobListing(id: $0.id, kind: $0.kind, row: nil, inFile: true, error: nil) }
                     + file.errors.compactMap { e in e.jobID.map { JobListing(id: $0, kind: nil, row: nil, inFile: true, error: e.description) } }
+                answer = OperatorJSON.listing(listing, file: file, registeredAtMs: nil, nowMs: Support.nowMs)
             } else {
-                listing = try await state.open().listing(file: file).filter { all || $0.inFile || $0.row?.definitionFingerprint != nil }
+                answer = try await state.read("/admin/jobs") { try await $0.listingJSON(file: file, registeredAtMs: nil) }
             }
+            guard case .array(let all)? = answer["jobs"] else { throw Exit.transient }
+            let jobs = all.filter { self.all || $0["removed"]?.boolValue != true }
             if state.json {
-                print(Support.json(.array(listing.map { l in
-                    var o: [String: JSONValue] = ["id": .string(l.id), "in_file": .bool(l.inFile), "valid": .bool(l.error == nil),
-                                                  "removed": .bool(l.removed), "error": l.error.map(JSONValue.string) ?? .null]
-                    if case .object(let row)? = l.row.map(JobsCommand.view) { o.merge(row) { a, _ in a } } else { o["kind"] = l.kind.map(JSONValue.string) ?? .null }
-                    return .object(o)
-                })))
+                print(Support.json(.array(jobs)))
                 return
             }
             var table = [["ID", "KIND", "STATUS", "ERRS", "BACKLOG", "NEXT RUN", "PAUSED"]]
-            for l in listing {
-                let r = l.row
-                let status = l.error != nil ? "invalid" : l.removed ? "removed" : !l.inFile ? "elsewhere" : (r?.lastStatus ?? "never ran")
-                table.append([l.id, l.kind ?? "-", status, r.map { String($0.consecutiveErrors) } ?? "-", r.map { String($0.outboxBacklog) } ?? "-",
-                              r?.nextRunAtMs.map { RFC3339.format(ms: $0) } ?? "-",
-                              r.map { $0.paused ? "yes: \($0.pausedReason ?? "")" : ($0.done ? "done" : "no") } ?? "-"])
+            for j in jobs {
+                let inFile = j["in_file"]?.boolValue ?? false
+                let status = j["error"]?.stringValue != nil ? "invalid" : j["removed"]?.boolValue == true ? "removed" : !inFile ? "elsewhere"
+                    : (j["health"]?.stringValue.map { $0.replacingOccurrences(of: "_", with: " ") } ?? "never ran") + (j["stale"]?.boolValue == true ? " (stale)" : "")
+                let ran = j["never_ran"]?.boolValue != true
+                let paused = !ran ? "-" : j["paused"]?.boolValue == true ? "yes: \(j["paused_reason"]?.stringValue ?? "")" : j["done"]?.boolValue == true ? "done" : "no"
+                table.append([j["id"]?.stringValue ?? "?", j["kind"]?.stringValue ?? "-", status,
+                              ran ? "\(j["consecutive_errors"]?.intValue ?? 0)" : "-", ran ? "\(j["outbox_backlog"]?.intValue ?? 0)" : "-",
+                              j["next_run_at"]?.stringValue ?? "-", paused])
             }
             Support.printTable(table)
-            for l in listing { if let e = l.error { print("invalid: \(e)") } }
+            for j in jobs { if let e = j["error"]?.stringValue { print("invalid: \(e)") } }
         }
     }
 
@@ -114,35 +146,31 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            let d = try await state.perform { try await $0.job(jobID) }
-            var o: [String: JSONValue] = [:]
-            if case .object(let base) = JobsCommand.view(d.row) { o = base }
-            if let l = d.lease {
-                o["lease"] = .object(["holder": .string(l.holder), "token": .int(l.token),
-                                      "until": l.untilMs > 0 ? .string(RFC3339.format(ms: l.untilMs)) : .null])
+            let file = Support.load(state.options.path, printProblems: false)
+            let n = state.json ? 50 : 10
+            let v = try await state.read("/admin/jobs/\(Support.pathSegment(jobID))?ticks=\(n)") {
+                try await $0.jobJSON(jobID, file: file, ticks: n, registeredAtMs: nil)
             }
-            o["explain"] = JobsCommand.view(d.explanation)
-            let ticks = try await state.perform { try await $0.history(jobID, limit: state.json ? 50 : 10) }
-            o["ticks"] = .array(ticks.map(OperatorJSON.tick))
-            if state.json {
-                print(Support.json(.object(o)))
-            } else {
-                for k in o.keys.sorted() where k != "explain" && k != "ticks" {
-                    let val = o[k]!
-                    print("\(k): \(val.stringValue ?? Support.json(val))")
+            if state.json { print(Support.json(v)); return }
+            guard case .object(let o) = v else { throw Exit.transient }
+            for k in o.keys.sorted() where k != "explain" && k != "ticks" {
+                let val = o[k]!
+                print("\(k): \(val.stringValue ?? Support.json(val))")
+            }
+            print("explain: \(v["explain"]?["text"]?.stringValue ?? "-")")
+            if case .array(let ticks)? = v["ticks"], !ticks.isEmpty {
+                print("last ticks:")
+                var table = [["TICK", "STARTED", "MS", "STATUS", "FOUND", "NEW", "DUPS", "ERROR"]]
+                for t in ticks {
+                    table.append([t["tick"].map(Self.text) ?? "", t["started_at"].map(Self.text) ?? "", t["duration_ms"].map(Self.text) ?? "",
+                                  t["status"].map(Self.text) ?? "", t["items_found"].map(Self.text) ?? "", t["items_new"].map(Self.text) ?? "",
+                                  t["duplicates_dropped"].map(Self.text) ?? "", t["error"]?.stringValue ?? ""])
                 }
-                print("explain: \(d.explanation.text)")
-                if !ticks.isEmpty {
-                    print("last ticks:")
-                    var table = [["TICK", "STARTED", "MS", "STATUS", "FOUND", "NEW", "DUPS", "ERROR"]]
-                    for t in ticks {
-                        table.append([String(t.seq), RFC3339.format(ms: t.startedAtMs), String(t.durationMs), t.status, String(t.itemsFound),
-                                      String(t.itemsNew), String(t.duplicates), t.error ?? ""])
-                    }
-                    Support.printTable(table, indent: "  ")
-                }
+                Support.printTable(table, indent: "  ")
             }
         }
+
+        static func text(_ v: JSONValue) -> String { v.stringValue ?? (v == .null ? "" : Support.json(v)) }
     }
 
     struct Explain: AsyncParsableCommand {
@@ -151,8 +179,8 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            let e = try await state.perform { try await $0.explain(jobID) }
-            if state.json { print(Support.json(JobsCommand.view(e))) } else { print(e.text) }
+            let e = try await state.read("/admin/jobs/\(Support.pathSegment(jobID))/explain") { OperatorJSON.explanation(try await $0.explain(jobID)) }
+            if state.json { print(Support.json(e)) } else { print(e["text"]?.stringValue ?? "-") }
         }
     }
 
@@ -163,8 +191,9 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            try await state.act(daemonPath: "/admin/jobs/\(jobID)/pause", body: .object(["note": .string(reason)]), done: "\(jobID): paused") {
+            try await state.act(daemonPath: "/admin/jobs/\(Support.pathSegment(jobID))/pause", body: .object(["note": .string(reason)]), done: "\(jobID): paused") {
                 try await $0.pause(jobID, note: reason)
+                return .null
             }
         }
     }
@@ -175,7 +204,7 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            try await state.act(daemonPath: "/admin/jobs/\(jobID)/resume", done: "\(jobID): resumed") { try await $0.resume(jobID) }
+            try await state.act(daemonPath: "/admin/jobs/\(Support.pathSegment(jobID))/resume", done: "\(jobID): resumed") { try await $0.resume(jobID); return .null }
         }
     }
 
@@ -186,9 +215,10 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            try await state.act(daemonPath: "/admin/jobs/\(jobID)/reset", body: .object(["forget_seen": .bool(forgetSeen)]),
+            try await state.act(daemonPath: "/admin/jobs/\(Support.pathSegment(jobID))/reset", body: .object(["forget_seen": .bool(forgetSeen)]),
                                 done: "\(jobID): reset" + (forgetSeen ? " (dedup window cleared)" : "")) {
                 try await $0.reset(jobID, forgetSeen: forgetSeen)
+                return .null
             }
         }
     }
@@ -206,39 +236,47 @@ struct JobsCommand: AsyncParsableCommand {
             guard [history, set != nil, rewind != nil].filter({ $0 }).count <= 1 else {
                 throw ValidationError("give at most one of --history, --set, --rewind")
             }
+            let path = "/admin/jobs/\(Support.pathSegment(jobID))"
             if let set {
                 var bytes: Data?
                 if !set.isEmpty {
                     guard let d = Base64URL.decode(set) else { throw ValidationError("--set takes base64url") }
                     bytes = d
                 }
-                try await state.perform { try await $0.setCursor(jobID, to: bytes) }
-                print("\(jobID): cursor " + (bytes.map { "set (\($0.count) bytes)" } ?? "cleared"))
-                return
-            }
-            if let rewind {
-                do {
-                    let r = try await state.perform { try await $0.rewindCursor(jobID, toTick: rewind) }
-                    print("\(jobID): cursor rewound to tick \(r.seq) of \(RFC3339.format(ms: r.startedAtMs))")
-                } catch let e as Operator.NoSuchCursor {
-                    Support.printErr("error: \(e)")
-                    throw Exit.transient
+                try await state.act(daemonPath: path + "/cursor", body: .object(["cursor": bytes.map { .string(Base64URL.encode($0)) } ?? .null]),
+                                    done: "\(jobID): cursor " + (bytes.map { "set (\($0.count) bytes)" } ?? "cleared")) {
+                    try await $0.setCursor(jobID, to: bytes)
+                    return .null
                 }
                 return
             }
+            if let rewind {
+                let v = try await state.act(daemonPath: path + "/cursor", body: .object(["rewind_to_tick": .int(rewind)]), done: nil) {
+                    .object(["rewound_to": OperatorJSON.tick(try await $0.rewindCursor(jobID, toTick: rewind))])
+                }
+                print("\(jobID): cursor rewound to tick \(rewind) of \(v["rewound_to"]?["started_at"]?.stringValue ?? "?")")
+                return
+            }
             if history {
-                let h = try await state.perform { try await $0.cursorHistory(jobID) }
-                if state.json { print(Support.json(.array(h.map(OperatorJSON.tick)))); return }
+                let v = try await state.read(path + "/cursors?limit=10000") {
+                    .object(["cursors": .array(try await $0.cursorHistory(jobID, limit: 10_000).map(OperatorJSON.tick))])
+                }
+                guard case .array(let h)? = v["cursors"] else { throw Exit.transient }
+                if state.json { print(Support.json(.array(h))); return }
                 var table = [["TICK", "STARTED", "STATUS", "NEW", "CURSOR"]]
-                for t in h { table.append([String(t.seq), RFC3339.format(ms: t.startedAtMs), t.status, String(t.itemsNew), t.cursor.map(Base64URL.encode) ?? "-"]) }
+                for t in h {
+                    table.append([t["tick"].map(Show.text) ?? "", t["started_at"]?.stringValue ?? "", t["status"]?.stringValue ?? "",
+                                  t["items_new"].map(Show.text) ?? "", t["cursor"]?.stringValue ?? "-"])
+                }
                 Support.printTable(table)
                 return
             }
-            let d = try await state.perform { try await $0.job(jobID) }
-            let text = d.row.cursor.map(Base64URL.encode)
+            let file = Support.load(state.options.path, printProblems: false)
+            let v = try await state.read(path + "?ticks=1") { try await $0.jobJSON(jobID, file: file, ticks: 1, registeredAtMs: nil) }
+            let text = v["cursor"]?.stringValue
             if state.json {
                 print(Support.json(.object(["id": .string(jobID), "cursor": text.map(JSONValue.string) ?? .null,
-                                            "cursor_bytes": d.row.cursor.map { .int(Int64($0.count)) } ?? .null])))
+                                            "cursor_bytes": v["cursor_bytes"] ?? .null])))
             } else {
                 print(text ?? "(no cursor)")
             }
@@ -251,10 +289,15 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            let entries = try await state.perform { try await $0.audit(jobID: jobID) }
-            if state.json { print(Support.json(.array(entries.map(OperatorJSON.audit)))); return }
+            let query = jobID.map { "?job=\(Support.pathSegment($0))" } ?? ""
+            let v = try await state.read("/admin/audit" + query) { .object(["audit": .array(try await $0.audit(jobID: jobID).map(OperatorJSON.audit))]) }
+            guard case .array(let entries)? = v["audit"] else { throw Exit.transient }
+            if state.json { print(Support.json(.array(entries))); return }
             var table = [["AT", "ACTOR", "ACTION", "JOB", "DETAIL"]]
-            for a in entries { table.append([RFC3339.format(ms: a.atMs), a.actor, a.action, a.jobID ?? "-", a.detail ?? ""]) }
+            for a in entries {
+                table.append([a["at"]?.stringValue ?? "", a["actor"]?.stringValue ?? "", a["action"]?.stringValue ?? "", a["job_id"]?.stringValue ?? "-",
+                              a["detail"]?.stringValue ?? ""])
+            }
             Support.printTable(table)
         }
     }

@@ -16,38 +16,44 @@ struct OutboxCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Only this job.") var job: String?
 
         func run() async throws {
-            let facade = try state.open()
             let now = Support.nowMs
-            let lanes = try await facade.outboxStats().filter { job == nil || $0.jobID == job }
-            let dead = try await facade.deadLetters(jobID: job, limit: 1_000_000)
+            let query = job.map { "?job=\(Support.pathSegment($0))" } ?? ""
+            let lanesJSON = try await state.read("/admin/outbox" + query) {
+                .object(["lanes": .array(try await $0.outboxStats().filter { job == nil || $0.jobID == job }.map(OperatorJSON.lane))])
+            }
+            let deadJSON = try await state.read("/admin/dlq?limit=10000" + (job.map { "&job=\(Support.pathSegment($0))" } ?? "")) {
+                .object(["dead_letters": .array(try await $0.deadLetters(jobID: job, limit: 10_000).map { OperatorJSON.deadLetter($0, envelope: false) })])
+            }
+            guard case .array(let lanes)? = lanesJSON["lanes"], case .array(let dead)? = deadJSON["dead_letters"] else { throw Exit.transient }
             var deadBy: [String: Int] = [:]
-            for d in dead { deadBy["\(d.jobID)\u{0}\(d.sink)", default: 0] += 1 }
+            for d in dead { deadBy["\(d["job_id"]?.stringValue ?? "")\u{0}\(d["sink"]?.stringValue ?? "")", default: 0] += 1 }
+            func key(_ l: JSONValue) -> String { "\(l["job_id"]?.stringValue ?? "")\u{0}\(l["sink"]?.stringValue ?? "")" }
+            func ageMs(_ l: JSONValue) -> Int64? { l["oldest_found_at"]?.stringValue.flatMap(RFC3339.parse).map { max(0, now - $0) } }
             if state.json {
                 let rows: [JSONValue] = lanes.map { l in
                     .object([
-                        "job_id": .string(l.jobID), "sink": .string(l.sink), "pending": .int(l.pending), "attempts": .int(Int64(l.attempts)),
-                        "next_attempt_at": l.pending > 0 ? .string(RFC3339.format(ms: l.nextAttemptAtMs)) : .null,
-                        "last_error": l.lastError.json,
-                        "oldest_age_secs": l.oldestFoundAtMs.map { .double(Double(max(0, now - $0)) / 1000) } ?? .null,
-                        "delivered_total": .int(l.delivered), "retried_total": .int(l.retried), "dead_lettered_total": .int(l.deadLettered),
-                        "dead_letters": .int(Int64(deadBy["\(l.jobID)\u{0}\(l.sink)"] ?? 0)),
+                        "job_id": l["job_id"] ?? .null, "sink": l["sink"] ?? .null, "pending": l["pending"] ?? .int(0), "attempts": l["attempts"] ?? .int(0),
+                        "next_attempt_at": l["next_attempt_at"] ?? .null, "last_error": l["last_error"] ?? .null,
+                        "oldest_age_secs": ageMs(l).map { .double(Double($0) / 1000) } ?? .null,
+                        "delivered_total": l["delivered"] ?? .int(0), "retried_total": l["retried"] ?? .int(0),
+                        "dead_lettered_total": l["dead_lettered"] ?? .int(0), "dead_letters": .int(Int64(deadBy[key(l)] ?? 0)),
                     ])
                 }
-                let total = lanes.reduce(Int64(0)) { $0 + $1.pending }
-                let oldest = lanes.compactMap(\.oldestFoundAtMs).min()
+                let total = lanes.reduce(Int64(0)) { $0 + ($1["pending"]?.intValue ?? 0) }
+                let oldest = lanes.compactMap(ageMs).max()
                 print(Support.json(.object([
                     "lanes": .array(rows), "pending": .int(total), "dead_letters": .int(Int64(dead.count)),
-                    "oldest_age_secs": oldest.map { .double(Double(max(0, now - $0)) / 1000) } ?? .null,
+                    "oldest_age_secs": oldest.map { .double(Double($0) / 1000) } ?? .null,
                 ])))
                 return
             }
             if lanes.isEmpty { print("outbox empty: no job has delivered items yet"); return }
             var table = [["JOB", "SINK", "PENDING", "OLDEST", "DELIVERED", "RETRIED", "DEAD", "LAST ERROR"]]
             for l in lanes {
-                let age = l.oldestFoundAtMs.map { Self.age(now - $0) } ?? "-"
-                let err = l.pending > 0 ? (l.lastError ?? "") : ""
-                table.append([l.jobID, l.sink, String(l.pending), age, String(l.delivered), String(l.retried),
-                              String(deadBy["\(l.jobID)\u{0}\(l.sink)"] ?? 0), err])
+                let pending = l["pending"]?.intValue ?? 0
+                table.append([l["job_id"]?.stringValue ?? "", l["sink"]?.stringValue ?? "", String(pending), ageMs(l).map(Self.age) ?? "-",
+                              String(l["delivered"]?.intValue ?? 0), String(l["retried"]?.intValue ?? 0), String(deadBy[key(l)] ?? 0),
+                              pending > 0 ? (l["last_error"]?.stringValue ?? "") : ""])
             }
             Support.printTable(table)
         }
@@ -68,14 +74,20 @@ struct DLQCommand: AsyncParsableCommand {
         subcommands: [List.self, Show.self, Replay.self, Drop.self]
     )
 
-    static func view(_ d: DeadLetter, envelope: Bool) -> JSONValue { OperatorJSON.deadLetter(d, envelope: envelope) }
-
-    /// Runs a replay or drop and reports how many it touched; naming ids none of which exist is exit 1.
-    static func act(_ selection: Selection, _ state: JobsCommand.StateOptions, verb: String,
-                    _ op: (Operator, DeadLetterSelection) async throws -> Int) async throws {
+    /// Runs a replay or drop (through the daemon when it answers) and reports how many it
+    /// touched; naming ids none of which exist is exit 1.
+    static func act(_ selection: Selection, _ state: JobsCommand.StateOptions, verb: String, route: String,
+                    _ op: @escaping (Operator, DeadLetterSelection) async throws -> Int) async throws {
         let sel = try selection.resolve()
-        let n = try await op(try state.open(), sel)
-        if state.json { print(Support.json(.object([verb: .int(Int64(n))]))) } else { print("\(verb) \(n) dead letter(s)") }
+        let body: JSONValue
+        switch sel {
+        case .ids(let ids): body = .object(["ids": .array(ids.map(JSONValue.int))])
+        case .job(let j): body = .object(["job": .string(j)])
+        case .all: body = .object(["all": .bool(true)])
+        }
+        let v = try await state.act(daemonPath: "/admin/dlq/" + route, body: body, done: nil) { .object([verb: .int(Int64(try await op($0, sel)))]) }
+        let n = v[verb]?.intValue ?? 0
+        if state.json { print(Support.json(.object([verb: .int(n)]))) } else { print("\(verb) \(n) dead letter(s)") }
         if n == 0, case .ids = sel { throw Exit.transient }
     }
 
@@ -100,11 +112,18 @@ struct DLQCommand: AsyncParsableCommand {
         @Option(name: .long, help: "At most this many.") var limit: Int = 100
 
         func run() async throws {
-            let rows = try await state.open().deadLetters(jobID: job, limit: max(1, limit))
-            if state.json { print(Support.json(.array(rows.map { DLQCommand.view($0, envelope: false) }))); return }
+            let n = min(10_000, max(1, limit))
+            let v = try await state.read("/admin/dlq?limit=\(n)" + (job.map { "&job=\(Support.pathSegment($0))" } ?? "")) {
+                .object(["dead_letters": .array(try await $0.deadLetters(jobID: job, limit: n).map { OperatorJSON.deadLetter($0, envelope: false) })])
+            }
+            guard case .array(let rows)? = v["dead_letters"] else { throw Exit.transient }
+            if state.json { print(Support.json(.array(rows))); return }
             if rows.isEmpty { print("no dead letters"); return }
             var table = [["ID", "JOB", "SINK", "ATTEMPTS", "FAILED AT", "ERROR"]]
-            for d in rows { table.append([String(d.id), d.jobID, d.sink, String(d.attempts), RFC3339.format(ms: d.failedAtMs), d.lastError]) }
+            for d in rows {
+                table.append([d["id"].map(JobsCommand.Show.text) ?? "", d["job_id"]?.stringValue ?? "", d["sink"]?.stringValue ?? "",
+                              d["attempts"].map(JobsCommand.Show.text) ?? "", d["failed_at"]?.stringValue ?? "", d["last_error"]?.stringValue ?? ""])
+            }
             Support.printTable(table)
         }
     }
@@ -115,11 +134,13 @@ struct DLQCommand: AsyncParsableCommand {
         @OptionGroup var state: JobsCommand.StateOptions
 
         func run() async throws {
-            guard let d = try await state.open().deadLetter(id: id) else {
-                Support.printErr("error: no dead letter \(id)")
-                throw Exit.transient
+            let v = try await state.read("/admin/dlq/\(id)") { facade in
+                guard let d = try await facade.deadLetter(id: id) else {
+                    Support.printErr("error: no dead letter \(id)")
+                    throw Exit.transient
+                }
+                return OperatorJSON.deadLetter(d, envelope: true)
             }
-            let v = DLQCommand.view(d, envelope: true)
             if state.json { print(Support.json(v)); return }
             if case .object(let o) = v {
                 for k in o.keys.sorted() { print("\(k): \(o[k]!.stringValue ?? Support.json(o[k]!))") }
@@ -133,7 +154,7 @@ struct DLQCommand: AsyncParsableCommand {
         @OptionGroup var state: JobsCommand.StateOptions
 
         func run() async throws {
-            try await DLQCommand.act(selection, state, verb: "replayed") { try await $0.replayDeadLetters($1) }
+            try await DLQCommand.act(selection, state, verb: "replayed", route: "replay") { try await $0.replayDeadLetters($1) }
         }
     }
 
@@ -143,7 +164,7 @@ struct DLQCommand: AsyncParsableCommand {
         @OptionGroup var state: JobsCommand.StateOptions
 
         func run() async throws {
-            try await DLQCommand.act(selection, state, verb: "dropped") { try await $0.dropDeadLetters($1) }
+            try await DLQCommand.act(selection, state, verb: "dropped", route: "drop") { try await $0.dropDeadLetters($1) }
         }
     }
 }

@@ -59,22 +59,27 @@ struct PluginsCommand: AsyncParsableCommand {
             let dir = (options.path as NSString).deletingLastPathComponent
             // Loading starts no process: long-lived plugins start on their first tick.
             let set = PluginSet.load(directories: file.settings.pluginDirs, relativeTo: dir.isEmpty ? "." : dir, builtins: Daemon.builtins(fetcher: Support.fetcher), processes: Support.processes())
-            // What the running daemons last reported (pid, restarts, stderr tail); the newest report per plugin.
-            var live: [String: PluginStatusRecord] = [:]
-            if FileManager.default.fileExists(atPath: file.stateDBPath), let store = try? Support.openStore(file) {
-                for r in (try? await Operator(store: store, clock: SystemWallClock()).pluginStatuses()) ?? [] where r.updatedAtMs >= (live[r.pluginID]?.updatedAtMs ?? .min) {
-                    live[r.pluginID] = r
-                }
+            // What the running daemons last reported (pid, restarts, stderr tail), from the daemon
+            // when it answers, else from the state database; the newest report per plugin.
+            var reports: [JSONValue] = []
+            if let client = DaemonClient.from(file), await client.isUp() {
+                let answer = try await client.request("GET", "/admin/plugins")
+                try JobsCommand.StateOptions.check(answer, client)
+                if case .array(let a)? = answer.body["plugins"] { reports = a }
+            } else if FileManager.default.fileExists(atPath: file.stateDBPath), let store = try? Support.openStore(file) {
+                reports = ((try? await Operator(store: store, clock: SystemWallClock()).pluginStatuses()) ?? []).map(OperatorJSON.plugin)
+            }
+            var live: [String: JSONValue] = [:]
+            for r in reports {
+                guard let id = r["plugin_id"]?.stringValue else { continue }
+                if (r["reported_at"]?.stringValue ?? "") >= (live[id]?["reported_at"]?.stringValue ?? "") { live[id] = r }
             }
             var rows: [JSONValue] = []
             for m in set.manifests {
                 let state = set.leftOut[m.id].map { "unavailable: \($0)" } ?? "loaded"
                 let d = live[m.id]
                 rows.append(.object([
-                    "daemon": d.map { r in .object(["daemon_id": .string(r.daemonID), "phase": .string(r.phase), "pid": r.pid.map { .int(Int64($0)) } ?? .null, "restarts": .int(Int64(r.restarts)),
-                                                    "ticks": .int(r.ticks), "failures": .int(r.failures), "last_error": r.lastError.json,
-                                                    "stderr_tail": .array(r.stderrTail.map { .string($0) }),
-                                                    "reported_at": .string(RFC3339.format(ms: r.updatedAtMs))]) } ?? .null,
+                    "daemon": d ?? .null,
                     "id": .string(m.id), "version": .string(m.version), "name": .string(m.name),
                     "kinds": .array(m.kinds.map { .string($0) }), "lifecycle": .string(m.lifecycle),
                     "state": .string(state), "manifest": .string(m.path), "command": m.command.map { .string($0) } ?? .null,
@@ -92,9 +97,10 @@ struct PluginsCommand: AsyncParsableCommand {
                     print("\(m.id) \(m.version)  kinds: \(m.kinds.joined(separator: ", "))  lifecycle: \(m.lifecycle)  max_concurrent_ticks: \(m.maxConcurrentTicks)  tick_timeout_secs: \(m.tickTimeoutSecs)")
                     print("    \(state); \(m.path)")
                     if let r = live[m.id] {
-                        print("    daemon (as of \(RFC3339.format(ms: r.updatedAtMs))): \(r.phase)\(r.pid.map { ", pid \($0)" } ?? ""), restarts \(r.restarts), ticks \(r.ticks), failures \(r.failures)")
-                        if let e = r.lastError { print("    last error: \(e)") }
-                        for l in r.stderrTail.suffix(5) { print("    stderr| \(l)") }
+                        let pid = r["pid"]?.intValue.map { ", pid \($0)" } ?? ""
+                        print("    daemon (as of \(r["reported_at"]?.stringValue ?? "?")): \(r["phase"]?.stringValue ?? "?")\(pid), restarts \(r["restarts"]?.intValue ?? 0), ticks \(r["ticks"]?.intValue ?? 0), failures \(r["failures"]?.intValue ?? 0)")
+                        if let e = r["last_error"]?.stringValue { print("    last error: \(e)") }
+                        if case .array(let tail)? = r["stderr_tail"] { for l in tail.suffix(5) { print("    stderr| \(l.stringValue ?? "")") } }
                     }
                 }
                 for e in problems { print("error: \(e)") }
