@@ -219,7 +219,7 @@ public struct SchedulerCore: Sendable {
         if rt.inFlight { inFlightCount -= 1 }
         leaveGroup(&rt)
         rt.inFlight = false
-        rt.consecutiveErrors = plan.consecutiveErrors
+        if !plan.keepsErrorCount { rt.consecutiveErrors = plan.consecutiveErrors }
         if plan.pause { rt.paused = true; rt.pausedReason = plan.pausedReason }
         if plan.done { rt.done = true }
         jobs[jobID] = rt

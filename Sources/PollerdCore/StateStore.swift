@@ -335,9 +335,15 @@ public protocol StateStore: Sendable {
     /// Frees unexpired leases whose holder is known to be gone (a crashed daemon on this host).
     /// Returns the number freed.
     func reclaimLeases(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int
+    /// True when an error this store threw means its data is damaged (SQLite: `SQLITE_CORRUPT`,
+    /// `SQLITE_NOTADB`): retrying cannot help, and the daemon stops instead of spinning. A full
+    /// disk or a lost connection is not damage: those are retried until they pass.
+    func isDamage(_ error: any Error) -> Bool
 }
 
 extension StateStore {
+    public func isDamage(_ error: any Error) -> Bool { false }
+
     /// Takes a lease without a backlog bound.
     public func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?) async throws -> LeaseAcquisition {
         try await acquireLease(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: nil)

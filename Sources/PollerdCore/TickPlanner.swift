@@ -15,6 +15,8 @@ public struct TickPlan: Sendable, Equatable {
     public var done: Bool
     /// True when this failure opened (or re-opened) the circuit breaker.
     public var breakerOpen: Bool
+    /// The job's count of consecutive errors stays as it was (a failure of the store, not the job's).
+    public var keepsErrorCount = false
 
     public init(status: String, error: String?, consecutiveErrors: Int, nextRunAtMs: Int64?, pause: Bool, pausedReason: String?, done: Bool, breakerOpen: Bool) {
         self.status = status; self.error = error; self.consecutiveErrors = consecutiveErrors; self.nextRunAtMs = nextRunAtMs
@@ -24,6 +26,22 @@ public struct TickPlan: Sendable, Equatable {
 
 /// The retry rules: exponential backoff with jitter below the breaker threshold, the breaker above it.
 public enum TickPlanner {
+    /// How soon a tick the store failed (its lease or its commit) is tried again: the store is
+    /// retried, not backed off from, so work resumes within about a second of the store
+    /// answering again (a disk with space again, a database back up).
+    public static let storeRetryMs: Int64 = 1000
+
+    /// The plan after the store failed a tick: again in `storeRetryMs` (plus up to a quarter of
+    /// it, per job, so a fleet does not retry in one burst), without counting against the job's
+    /// breaker. The tick committed nothing, so its work is simply done again.
+    public static func storeRetry(jobID: String, error: String, nowMs: Int64) -> TickPlan {
+        let spread = Int64(StableHash.fnv1a(jobID) % UInt64(storeRetryMs / 4 + 1))
+        var plan = TickPlan(status: "store_error", error: error, consecutiveErrors: 0, nextRunAtMs: nowMs + storeRetryMs + spread,
+                            pause: false, pausedReason: nil, done: false, breakerOpen: false)
+        plan.keepsErrorCount = true
+        return plan
+    }
+
     /// First transient retry delay.
     public static let backoffBaseMs: Int64 = 30_000
     /// Longest retry delay, and the breaker's open window.

@@ -167,7 +167,12 @@ public struct AdminAPI: Sendable {
     /// located error, and jobs no longer in the file (marked removed, or run elsewhere).
     func jobs() async throws -> Response {
         let file = live.file
-        return json(try await guarded { try await facade.listingJSON(file: file, registeredAtMs: startedAtMs) })
+        guard case .object(var o) = try await guarded({ try await facade.listingJSON(file: file, registeredAtMs: startedAtMs) }) else { return json(.null) }
+        // Reads may pass while writes fail (a full disk): the runner's view of the store says so.
+        if let runner {
+            o["store"] = .object(["ok": .bool(runner.storeFailure == nil), "error": runner.storeFailure.map(JSONValue.string) ?? .null])
+        }
+        return json(.object(o))
     }
 
     func job(_ jobID: String, ticks: Int) async throws -> Response {

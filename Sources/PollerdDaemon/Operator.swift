@@ -179,7 +179,7 @@ public struct Operator: Sendable {
 /// why, and what to do about it) and the class the exit code follows.
 public struct ManualTick: Sendable {
     public var report: TickReport
-    /// `ok`, `transient`, `permanent`, `config`, or `cancelled`.
+    /// `ok`, `transient`, `permanent`, `config`, `store_error`, or `cancelled`.
     public var status: String
     public var error: String?
     /// How a command-line caller should exit.
@@ -204,7 +204,7 @@ public struct ManualTick: Sendable {
         case .ran:
             switch report.status {
             case "ok": outcome = .ok
-            case "transient": outcome = .transient
+            case "transient", "store_error": outcome = .transient
             case "permanent": outcome = .permanent
             default: outcome = .config
             }

@@ -69,7 +69,7 @@ public final class Runner: Service, Sendable {
                 isAbandoned: @escaping @Sendable (String) -> Bool = { _ in false }, onEvent: @escaping @Sendable (RunnerEvent) -> Void = { _ in }) {
         self.executor = executor
         let store = executor.store, clock = executor.clock, holder = executor.holder
-        let health = StoreHealthReporter(logger: executor.logger)
+        let health = StoreHealthReporter(logger: executor.logger, isDamage: { [store] in store.isDamage($0) })
         self.health = health
         self.claims = StoreBatcher(maxBatch: Self.claimBatch) { requests in
             try await health.observe { try await store.acquireLeases(requests, holder: holder, nowMs: clock.nowMs) }
@@ -95,13 +95,26 @@ public final class Runner: Service, Sendable {
     /// The daemon id under which this runner announces its jobs: its lease holder id.
     public var daemonID: String { executor.holder }
 
+    /// The state database turned out damaged while the daemon ran: it stopped instead of
+    /// retrying every tick against it.
+    public struct StoreDamaged: Error, CustomStringConvertible {
+        public var error: String
+        public var description: String {
+            "the state database is damaged (\(error)); no tick ran or committed after that. Restore it from a backup, or run "
+                + "`pollerd state check` to see the damage and `pollerd state recover` to copy what is readable into a new file"
+        }
+    }
+
     /// Runs until graceful shutdown (or `beginShutdown()`) and the grace period are over.
+    /// Throws `StoreDamaged` when it stopped because the store's data is damaged.
     public func run() async throws {
+        health.onDamage { [self] _ in self.beginShutdown() }
         try await withGracefulShutdownHandler {
             try await runLoops()
         } onGracefulShutdown: {
             self.beginShutdown()
         }
+        if let why = health.damaged { throw StoreDamaged(error: why) }
     }
 
     private func runLoops() async throws {

@@ -31,13 +31,23 @@ struct StoreHealth: Sendable, Equatable {
 final class StoreHealthReporter: Sendable {
     private let state = Mutex(StoreHealth())
     private let logger: Logger
+    /// Tells damage (stop) from trouble that passes (retry).
+    private let isDamage: @Sendable (any Error) -> Bool
+    /// The damage found, and who to tell (the runner, which stops).
+    private let damage = Mutex<(found: String?, onDamage: (@Sendable (String) -> Void)?)>((nil, nil))
 
-    init(logger: Logger) {
+    init(logger: Logger, isDamage: @escaping @Sendable (any Error) -> Bool = { _ in false }) {
         self.logger = logger
+        self.isDamage = isDamage
         Gauge(label: "pollerd_store_up").record(1)
     }
 
     var failure: String? { state.withLock { $0.failure } }
+    /// The damage that stopped the daemon, once found.
+    var damaged: String? { damage.withLock { $0.found } }
+
+    /// Who is told, once, when the store turns out damaged.
+    func onDamage(_ body: @escaping @Sendable (String) -> Void) { damage.withLock { $0.onDamage = body } }
 
     /// Runs a store call and records whether it answered.
     func observe<T: Sendable>(_ call: () async throws -> T) async throws -> T {
@@ -47,8 +57,21 @@ final class StoreHealthReporter: Sendable {
             return r
         } catch {
             report(state.withLock { $0.record("\(error)") })
+            if isDamage(error) { found(damage: "\(error)") }
             throw error
         }
+    }
+
+    private func found(damage why: String) {
+        let tell: (@Sendable (String) -> Void)? = damage.withLock { d in
+            guard d.found == nil else { return nil }
+            d.found = why
+            return d.onDamage
+        }
+        guard let tell else { return }
+        logger.critical("the state database is damaged: the daemon stops rather than retry. Restore it from a backup, or run `pollerd state check` to see the damage and `pollerd state recover` to keep what is readable",
+                        metadata: ["pollerd.error": "\(why)"])
+        tell(why)
     }
 
     private func report(_ change: StoreHealth.Change?) {

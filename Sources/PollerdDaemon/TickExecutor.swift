@@ -31,8 +31,9 @@ public struct TickReport: Sendable {
     /// Items the commit queued for delivery (found minus duplicates); nil until committed.
     public var itemsNew: Int64?
 
-    /// `ok`, `transient`, `permanent`, `config`, `cancelled` (shutdown or the caller cancelled
-    /// it; nothing committed), or `skipped`.
+    /// `ok`, `transient`, `permanent`, `config`, `store_error` (the store failed the lease or
+    /// the commit; nothing committed, tried again in about a second), `cancelled` (shutdown or
+    /// the caller cancelled it; nothing committed), or `skipped`.
     public var status: String {
         if let plan { return plan.status }
         if case .cancelled = disposition { return "cancelled" }
@@ -105,13 +106,14 @@ public struct TickExecutor: Sendable {
                             slotMs: manual ? nil : due.dueMs, maxBacklog: job.deliver.isEmpty ? nil : settings.delivery.maxBacklog)
     }
 
-    /// The report of a tick whose lease could not be asked for (the store failed).
+    /// The report of a tick whose lease could not be asked for (the store failed): tried again
+    /// in about a second, not counted against the job.
     func leaseFailed(_ due: DueTick, error: any Error, settings: GlobalSettings, startedAtMs start: Int64) -> TickReport {
         let job = due.spec
         // Debug only: the runner reports a failing store once per change, not per tick.
         logger.debug("lease acquisition failed", metadata: ["pollerd.job.id": "\(job.id)", "pollerd.error": "\(error)"])
         let err = PollerError.transient(.store, "state store error while taking the lease: \(error)", cause: error)
-        let plan = TickPlanner.plan(job: job, outcome: .failed(err), previousErrors: 0, breakerThreshold: settings.breakerThreshold, offsetMs: due.offsetMs, nowMs: clock.nowMs)
+        let plan = TickPlanner.storeRetry(jobID: job.id, error: err.message, nowMs: clock.nowMs)
         return TickReport(jobID: job.id, kind: job.kind, disposition: .ran(committed: false), ack: nil, error: err, plan: plan,
                           startedAtMs: start, durationMs: 0, latenessMs: start - due.dueMs, dueMs: due.dueMs)
     }
@@ -213,6 +215,11 @@ public struct TickExecutor: Sendable {
         case .failure(let error):
             // Debug only: the runner reports a failing store once per change, not per tick.
             logger.debug("tick commit failed", metadata: ["pollerd.job.id": "\(commit.lease.jobID)", "pollerd.error": "\(error)"])
+            // Nothing was committed (cursor, items, counters): the tick runs again in about a
+            // second, whatever it found, and its failure is the store's, not the job's.
+            let err = PollerError.transient(.store, "state store error while committing the tick: \(error)", cause: error)
+            report.error = err
+            report.plan = TickPlanner.storeRetry(jobID: commit.lease.jobID, error: err.message, nowMs: clock.nowMs)
         }
         return report
     }

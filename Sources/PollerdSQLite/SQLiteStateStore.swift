@@ -51,10 +51,19 @@ public final class SQLiteStateStore: StateStore {
     public struct Corrupt: Error, CustomStringConvertible {
         public var path: String
         public var problems: [String]
+        public init(path: String, problems: [String]) { self.path = path; self.problems = problems }
         public var description: String {
             "the state database \(path) is damaged (\(problems.prefix(3).joined(separator: "; "))). Nothing was changed. " +
                 "Restore it from a backup, or run `pollerd state check` to see the damage and `pollerd state recover` to copy what is readable into a new file."
         }
+    }
+
+    /// A damaged file (its pages or header unreadable as a database), as opposed to a full disk
+    /// or a busy lock, which pass.
+    public func isDamage(_ error: any Error) -> Bool {
+        if error is Corrupt { return true }
+        guard let e = error as? DatabaseError else { return false }
+        return e.resultCode == .SQLITE_CORRUPT || e.resultCode == .SQLITE_NOTADB
     }
 
     /// How long the start-up check may take on a large file before it is cut short (the rest

@@ -119,6 +119,10 @@ struct JobsCommand: AsyncParsableCommand {
                 answer = try await state.read("/admin/jobs") { try await $0.listingJSON(file: file, registeredAtMs: nil) }
             }
             guard case .array(let all)? = answer["jobs"] else { throw Exit.transient }
+            if answer["store"]?["ok"] == .bool(false) {
+                Support.printErr("warning: the daemon's state store is failing (\(answer["store"]?["error"]?.stringValue ?? "?")): "
+                                 + "no tick commits until it recovers; the states below are the last committed")
+            }
             let jobs = all.filter { self.all || $0["removed"]?.boolValue != true }
             if state.json {
                 print(Support.json(.array(jobs)))

@@ -43,6 +43,9 @@ struct RunCommand: AsyncParsableCommand {
         }
         do {
             try await daemon.run(file: file)
+        } catch let e as Runner.StoreDamaged {
+            Support.printErr("error: pollerd stopped: \(e)")
+            throw Exit.config
         } catch {
             // A service failed (the admin server could not bind, say): the others were stopped.
             let hint = "\(error)".contains("bind") ? file.settings.adminListen.map { " (admin_listen: \($0))" } ?? "" : ""

@@ -79,8 +79,9 @@ struct Harness {
     let log = EventLog()
     let runner: Runner
 
+    /// - wrap: what the runner sees of the store (a `FaultyStore`, say); the test's `store` stays the real one.
     init(jobs: [JobSpec], settings: GlobalSettings = GlobalSettings(), pollers: [any Poller], path: String = tempDBPath(), clock: ManualClock? = nil, holder: String = "test-holder",
-         logger custom: Logger? = nil) throws {
+         logger custom: Logger? = nil, wrap: (any StateStore) -> any StateStore = { $0 }) throws {
         let clock = clock ?? ManualClock(nowMs: t0)
         self.clock = clock
         store = try SQLiteBackend.open(path: path, synchronousFull: false)
@@ -88,7 +89,7 @@ struct Harness {
         for p in pollers { registry.register(p) }
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let executor = TickExecutor(store: store, registry: registry, clock: clock, holder: holder, logger: custom ?? logger)
+        let executor = TickExecutor(store: wrap(store), registry: registry, clock: clock, holder: holder, logger: custom ?? logger)
         let log = self.log
         runner = Runner(settings: settings, jobs: jobs, executor: executor, controlPollMs: 3_600_000, onEvent: { log.record($0) })
     }

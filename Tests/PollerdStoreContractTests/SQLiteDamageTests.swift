@@ -43,4 +43,31 @@ import Glibc
         #expect(try await recovered.allStates().count == poll.kept)
         #expect(try SQLiteBackend.check(path: fresh) == ["ok"])
     }
+
+    /// Damage that appears while the store is open is told apart from trouble that passes
+    /// (a full disk, a busy lock): the daemon stops on the first and retries the second.
+    @Test func damageFoundAtRunTimeIsToldApartFromAFullDisk() async throws {
+        let path = StoreFactory.sqlite.newLocation()
+        let store = try SQLiteStateStore(path: path, synchronousFull: false)
+        let regs = (0..<3000).map { JobRegistration(jobID: "job-\($0)-" + String(repeating: "x", count: 40), kind: "noop", agent: "d", pausedOnBoot: false) }
+        _ = try await store.register(regs, nowMs: 0)
+        let q = try DatabaseQueue(path: path)
+        try await q.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        try q.close()
+        // The file's header is overwritten while the store is open: its next reader cannot read it.
+        let fd = open(path, O_WRONLY)
+        let garbage = [UInt8](repeating: 0xA5, count: 100)
+        #expect(pwrite(fd, garbage, garbage.count, 0) == 100)
+        close(fd)
+        do {
+            _ = try await store.allStates()
+            Issue.record("a read of a damaged file succeeded")
+        } catch {
+            #expect(store.isDamage(error), "\(error)")
+        }
+        #expect(!store.isDamage(DatabaseError(resultCode: .SQLITE_FULL)))
+        #expect(!store.isDamage(DatabaseError(resultCode: .SQLITE_BUSY)))
+        #expect(!store.isDamage(CancellationError()))
+        #expect(store.isDamage(DatabaseError(resultCode: .SQLITE_CORRUPT)))
+    }
 }
