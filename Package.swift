@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "PollerdPollers",
             dependencies: [
-                "PollerdCore",
+                "PollerdCore", "CPollerdSpawn",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

@@ -4,6 +4,9 @@
 #include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include "cpollerd_spawn.h"
 
 int cpollerd_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
@@ -21,6 +24,14 @@ int cpollerd_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
 int cpollerd_pidfd_open(int pid) {
 #ifdef SYS_pidfd_open
     return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    return -1;
+#endif
+}
+
+int cpollerd_set_child_subreaper(void) {
+#ifdef __linux__
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 #else
     return -1;
 #endif

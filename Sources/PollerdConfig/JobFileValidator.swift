@@ -29,7 +29,8 @@ struct JobFileValidator {
     static let rootKeys: Set<String> = ["pollers", "schema_version"]
     static let pollerKeys: Set<String> = ["enabled", "state_db", "default_jitter_ms", "lease_ttl_factor", "failure_alert_cooldown_secs",
                                           "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync",
-                                          "deliver", "delivery", "admin_listen", "http", "admin", "alert_sinks", "tick_history", "tick_log_level"]
+                                          "deliver", "delivery", "admin_listen", "http", "admin", "alert_sinks", "tick_history", "tick_log_level",
+                                          "max_plugin_processes"]
     static let jobKeys: Set<String> = ["id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up", "extra", "deliver", "dedup_window", "max_staleness_secs"]
     static let scheduleKeys: Set<String> = ["every_secs", "cron", "tz", "at", "stagger_jitter_ms"]
 
@@ -158,6 +159,9 @@ struct JobFileValidator {
             s.tickLogLevel = v
         }
         if let n = value(m, "tick_history") { s.tickHistory = Int(try int(n, job: nil, key: "tick_history", range: 0...10_000)) }
+        if let n = value(m, "max_plugin_processes") {
+            s.maxPluginProcesses = Int(try int(n, job: nil, key: "max_plugin_processes", range: 0...100_000))
+        }
         if let n = value(m, "admin_listen") {
             s.adminListen = try listen(n, key: "admin_listen")
             s.admin.listenExplicit = true

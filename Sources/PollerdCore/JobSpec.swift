@@ -86,6 +86,9 @@ public struct GlobalSettings: Sendable, Hashable {
     public var alertSinks: [SinkSpec] = []
     /// Ticks per job the store keeps in its history (`tick_history`; 0: none).
     public var tickHistory = 100
+    /// The most processes a plugin or command may have below it (`max_plugin_processes`): past
+    /// it, the whole tree is killed and the kill reported. 0: no bound.
+    public var maxPluginProcesses = 256
     /// The level of the line each tick logs (`tick_log_level`: `info`, or `debug` for large fleets).
     public var tickLogLevel = "info"
 

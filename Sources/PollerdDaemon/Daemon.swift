@@ -80,6 +80,8 @@ public struct Daemon: Sendable {
                                      logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: StoreService(store: store, clock: clock), successTerminationBehavior: .ignore),
+            // Stopped after the plugin processes: its last sweep takes what they left behind.
+            .init(service: ProcessSweepService(clock: clock, live: live, logger: logger), successTerminationBehavior: .ignore),
             .init(service: PluginProcessesService(processes: processes), successTerminationBehavior: .ignore),
             .init(service: HTTPClientService(client: httpClient), successTerminationBehavior: .ignore),
             .init(service: HTTPFetcherService(fetcher: fetcher), successTerminationBehavior: .ignore),

@@ -1,5 +1,6 @@
 import CPollerdSpawn
 import Foundation
+import PollerdPollers
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -141,6 +142,7 @@ enum DirectSpawn {
             return .failure(rc == ENOENT ? .notFound(executable) : .spawn(String(cString: strerror(rc))))
         }
         for fd in [inPipe[1], outPipe[0], errPipe[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        ProcessTree.started(pid, label: (executable as NSString).lastPathComponent)
         return .success(Child(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0]))
     }
 
@@ -153,7 +155,7 @@ enum DirectSpawn {
             var remaining = grace
             while waitpid(pid, &status, WNOHANG) == 0 {
                 if cut() || remaining <= .zero {
-                    _ = kill(-pid, SIGKILL); _ = waitpid(pid, &status, 0); break
+                    ProcessTree.killTree(pid); _ = waitpid(pid, &status, 0); break
                 }
                 var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
                 let started = ContinuousClock.now
@@ -166,12 +168,13 @@ enum DirectSpawn {
             var pause: UInt32 = 20
             while waitpid(pid, &status, WNOHANG) == 0 {
                 if ContinuousClock.now > exitDeadline || cut() {
-                    _ = kill(-pid, SIGKILL); _ = waitpid(pid, &status, 0); break
+                    ProcessTree.killTree(pid); _ = waitpid(pid, &status, 0); break
                 }
                 usleep(pause)
                 pause = min(pause * 2, 5000)
             }
         }
+        ProcessTree.reaped(pid)
         return status
     }
 
@@ -200,7 +203,8 @@ enum DirectSpawn {
         let grace = Duration.milliseconds(graceMs)
         var buffer = [UInt8](repeating: 0, count: 65536)
 
-        func killGroup(_ sig: Int32) { _ = kill(-pid, sig) }
+        // SIGKILL takes everything below the plugin, wherever it went.
+        func killGroup(_ sig: Int32) { if sig == SIGKILL { ProcessTree.killTree(pid) } else { _ = kill(-pid, sig) } }
 
         while stdoutFD >= 0 || stderrFD >= 0 {
             // Ends the group: after a reply, once the plugin had the grace to exit by itself;

@@ -338,6 +338,7 @@ final class PluginChannel: Sendable {
         let status: Int32 = reapedFlag.withLock { r in
             var st: Int32 = 0
             _ = waitpid(pid, &st, 0)
+            ProcessTree.reaped(pid)
             r = true
             return st
         }
@@ -353,7 +354,7 @@ final class PluginChannel: Sendable {
 
     /// SIGKILLs the plugin's process group, unless the child was already reaped.
     func killGroup() {
-        reapedFlag.withLock { r in if !r { _ = kill(-pid, SIGKILL) } }
+        reapedFlag.withLock { r in if !r { ProcessTree.killTree(pid) } }
     }
 
     /// Whether the child has exited and was reaped.

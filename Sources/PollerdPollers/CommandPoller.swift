@@ -104,6 +104,7 @@ public struct CommandPoller: Poller {
                                    input: .none, output: .sequence, error: .sequence) { execution in
                 let pid = execution.processIdentifier.value
                 pgid.withLock { $0 = pid }
+                ProcessTree.started(pid, label: "job \(ctx.jobID)")
                 return try await withThrowingTaskGroup(of: Collected.self) { group in
                     group.addTask {
                         var out = Collected()
@@ -137,15 +138,18 @@ public struct CommandPoller: Poller {
                 }
             }
         } catch {
-            ProcessGroup.kill(pgid.withLock { $0 })
+            // Cut short (timeout, shutdown): everything below the command goes, wherever it went.
+            if let pid = pgid.withLock({ $0 }) { ProcessTree.killTree(pid); ProcessTree.reaped(pid) }
             if Task.isCancelled { throw .transient(.cancelled, "command cancelled") }
             if let se = error as? SubprocessError, se.code == .executableNotFound {
                 throw .config(.spawnFailed, "cannot start '\(program)': \(se)")
             }
             throw .transient(.spawnFailed, "cannot run '\(program)': \(error)")
         }
-        // Grandchildren may still hold the group; it goes with the tick.
+        // Grandchildren may still hold the group; it goes with the tick. (Those that left it
+        // are the daemon's to sweep once their parent is gone: ProcessTree.)
         ProcessGroup.kill(pgid.withLock { $0 })
+        if let pid = pgid.withLock({ $0 }) { ProcessTree.reaped(pid) }
         let out = result.closureResult
         let stderrText = String(decoding: out.stderrTail, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let stderrHint = stderrText.isEmpty ? "" : "; stderr: \(stderrText.split(separator: "\n").suffix(3).joined(separator: " | "))"

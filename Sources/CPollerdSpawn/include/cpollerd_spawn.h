@@ -22,4 +22,8 @@ int cpollerd_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 /// -1 with errno set when the kernel lacks it.
 int cpollerd_pidfd_open(int pid);
 
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are reparented to this process, not
+/// to init (Linux 3.4+); -1 with errno set where it is not available.
+int cpollerd_set_child_subreaper(void);
+
 #endif

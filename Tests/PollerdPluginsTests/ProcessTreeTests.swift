@@ -1,0 +1,91 @@
+import Foundation
+import Glibc
+@testable import PollerdPlugins
+@testable import PollerdPollers
+import Testing
+
+/// What a plugin starts goes with it: the tree below a plugin is killed wherever it went (another
+/// process group, another session), and a tree past the process cap is killed whole. The daemon
+/// side (the subreaper and the sweep of escapees handed to it) runs in scripts/escape_test.py,
+/// against the real binary: a test process must not adopt and kill other tests' children.
+@Suite(.serialized) struct ProcessTreeTests {
+    /// The pids whose command line holds `marker`, and that are not zombies.
+    static func alive(_ marker: String) -> [pid_t] {
+        ProcessTree.snapshot().filter { p in p.state != "Z" && cmdline(p.pid).contains(marker) }.map(\.pid)
+    }
+
+    /// `/proc/PID/cmdline` (its size reads as 0, so it is read to the end, not by its size).
+    static func cmdline(_ pid: pid_t) -> String {
+        let fd = open("/proc/\(pid)/cmdline", O_RDONLY)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            out += buf.prefix(n)
+        }
+        return String(decoding: out.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+    }
+
+    /// Waits (polling, with a deadline) until `condition` holds.
+    static func eventually(_ what: String, deadlineMs: Int = 10_000, _ condition: () -> Bool) -> Bool {
+        for _ in 0..<(deadlineMs / 10) {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        Issue.record("timed out waiting for \(what)")
+        return false
+    }
+
+    @Test func statLinesWithStrangeNamesParse() {
+        let line = Array("4242 (a) (b c) S 1 4242 4200 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615".utf8)
+        let p = ProcessTree.parse(line)
+        #expect(p == ProcessTree.Proc(pid: 4242, ppid: 1, pgid: 4242, sid: 4200, state: "S", startTicks: 987654, comm: "a) (b c"))
+        #expect(ProcessTree.parse(Array("garbage".utf8)) == nil)
+        #expect(ProcessTree.parse(Array("12 (x) S 1 2".utf8)) == nil)
+        #expect(ProcessTree.read(getpid())?.pid == getpid())
+    }
+
+    @Test func killingAPluginKillsWhatLeftItsGroupAndSession() throws {
+        // sleep's argument carries the marker: a number no other process has.
+        let marker = "3000.\(UInt32.random(in: 10_000_000...99_999_999))"
+        // The child starts a grandchild in a session of its own (setsid), then waits: a kill of
+        // the child's group alone would leave it running. (A double fork hands the grandchild to
+        // the daemon as subreaper: that case is scripts/escape_test.py's.)
+        let script = "setsid sleep \(marker)1 & exec sleep \(marker)2"
+        guard case .success(let child) = DirectSpawn.spawn(executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"],
+                                                            workingDirectory: "/") else { Issue.record("spawn failed"); return }
+        defer { close(child.stdin); close(child.stdout); close(child.stderr) }
+        #expect(ProcessTree.startedChildren[child.pid] != nil)
+        guard Self.eventually("two processes", { Self.alive(marker).count == 2 }) else { return }
+        let below = ProcessTree.descendants(of: child.pid, in: ProcessTree.snapshot())
+        #expect(below.contains { $0.sid != child.pid && $0.sid == $0.pid }, "the setsid grandchild is found below the child")
+        ProcessTree.killTree(child.pid)
+        var status: Int32 = 0
+        _ = waitpid(child.pid, &status, 0)
+        ProcessTree.reaped(child.pid)
+        #expect(Self.eventually("every process gone", { Self.alive(marker).isEmpty }))
+        #expect(ProcessTree.startedChildren[child.pid] == nil)
+    }
+
+    @Test func aTreePastTheCapIsKilledWhole() throws {
+        let marker = "3000.\(UInt32.random(in: 10_000_000...99_999_999))"
+        let script = "i=0; while [ $i -lt 40 ]; do sleep \(marker)1 & i=$((i+1)); done; exec sleep \(marker)2"
+        guard case .success(let child) = DirectSpawn.spawn(executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"],
+                                                            workingDirectory: "/") else { Issue.record("spawn failed"); return }
+        defer { close(child.stdin); close(child.stdout); close(child.stderr) }
+        guard Self.eventually("41 processes", { Self.alive(marker).count == 41 }) else { return }
+        // Under the cap: nothing happens. Over it: the whole tree goes, and the sweep says which.
+        #expect(ProcessTree.sweep(cap: 100, killEscapees: false).overCap.isEmpty)
+        let swept = ProcessTree.sweep(cap: 10, killEscapees: false)
+        let hit = swept.overCap.first { $0.pid == child.pid }
+        #expect(hit?.processes == 40 && hit?.label == "sh")
+        var status: Int32 = 0
+        _ = waitpid(child.pid, &status, 0)
+        ProcessTree.reaped(child.pid)
+        #expect(status & 0x7f == SIGKILL)
+        #expect(Self.eventually("every process gone", { Self.alive(marker).isEmpty }))
+    }
+}
