@@ -135,7 +135,9 @@ if __name__ == "__main__":
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=60) == 0
         wait_for("every marked process gone", lambda: not alive(), deadline=10)
-        print(f"escape test OK: most alive at once: {most}; {len(escaped)} escapee reports, {len(over)} over-cap reports; none left at exit")
+        cg = [l for l in lines if "cgroups of their own" in l.get("message", "")]
+        mode = f"plugins in cgroups ({cg[0].get('pollerd.cgroup.controllers')})" if cg else "no cgroups here (sweep only)"
+        print(f"escape test OK ({mode}): most alive at once: {most}; {len(escaped)} escapee reports, {len(over)} over-cap reports; none left at exit")
     finally:
         if daemon.poll() is None:
             os.killpg(daemon.pid, signal.SIGKILL)

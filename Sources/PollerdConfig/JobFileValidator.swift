@@ -30,7 +30,7 @@ struct JobFileValidator {
     static let pollerKeys: Set<String> = ["enabled", "state_db", "default_jitter_ms", "lease_ttl_factor", "failure_alert_cooldown_secs",
                                           "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync",
                                           "deliver", "delivery", "admin_listen", "http", "admin", "alert_sinks", "tick_history", "tick_log_level",
-                                          "max_plugin_processes"]
+                                          "max_plugin_processes", "plugin_memory_max_mb"]
     static let jobKeys: Set<String> = ["id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up", "extra", "deliver", "dedup_window", "max_staleness_secs"]
     static let scheduleKeys: Set<String> = ["every_secs", "cron", "tz", "at", "stagger_jitter_ms"]
 
@@ -161,6 +161,9 @@ struct JobFileValidator {
         if let n = value(m, "tick_history") { s.tickHistory = Int(try int(n, job: nil, key: "tick_history", range: 0...10_000)) }
         if let n = value(m, "max_plugin_processes") {
             s.maxPluginProcesses = Int(try int(n, job: nil, key: "max_plugin_processes", range: 0...100_000))
+        }
+        if let n = value(m, "plugin_memory_max_mb") {
+            s.pluginMemoryMaxMB = Int(try int(n, job: nil, key: "plugin_memory_max_mb", range: 1...1_048_576))
         }
         if let n = value(m, "admin_listen") {
             s.adminListen = try listen(n, key: "admin_listen")

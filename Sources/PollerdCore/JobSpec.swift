@@ -89,6 +89,9 @@ public struct GlobalSettings: Sendable, Hashable {
     /// The most processes a plugin or command may have below it (`max_plugin_processes`): past
     /// it, the whole tree is killed and the kill reported. 0: no bound.
     public var maxPluginProcesses = 256
+    /// `memory.max` of each plugin's and command's cgroup, in MiB (`plugin_memory_max_mb`),
+    /// where the daemon runs them in cgroups with the memory controller; nil: no bound.
+    public var pluginMemoryMaxMB: Int?
     /// The level of the line each tick logs (`tick_log_level`: `info`, or `debug` for large fleets).
     public var tickLogLevel = "info"
 

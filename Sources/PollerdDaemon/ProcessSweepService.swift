@@ -25,6 +25,18 @@ public struct ProcessSweepService: Service {
         if !ProcessTree.becomeSubreaper() {
             logger.warning("cannot become a child subreaper: processes that leave a plugin's process group outlive it")
         }
+        let settings = live.file.settings
+        switch PluginCgroups.setUp(maxProcesses: settings.maxPluginProcesses > 0 ? settings.maxPluginProcesses : nil,
+                                   memoryMaxBytes: settings.pluginMemoryMaxMB.map { Int64($0) << 20 }) {
+        case .success(let c):
+            ProcessTree.use(c)
+            logger.info("plugins and commands run in cgroups of their own", metadata: [
+                "pollerd.cgroup": "\(c.base)",
+                "pollerd.cgroup.controllers": "\(c.controllers.isEmpty ? "none (kill only)" : c.controllers.sorted().joined(separator: ","))",
+            ])
+        case .failure(let why):
+            logger.notice("plugins and commands run without cgroups: \(why); the process sweep alone contains them")
+        }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 sweepOnce()
@@ -33,6 +45,7 @@ public struct ProcessSweepService: Service {
         }
         // Last words: what escaped and is still here goes with the daemon.
         sweepOnce(minAgeMs: 0)
+        ProcessTree.use(nil)
     }
 
     func sweepOnce(minAgeMs: Int64 = 1000) {

@@ -1,8 +1,7 @@
-import CPollerdSpawn
-import Foundation
+public import Foundation
 import Synchronization
 #if canImport(Glibc)
-public import Glibc
+import Glibc
 #endif
 
 /// The processes below the daemon, read from `/proc`: what a plugin or a command started,
@@ -28,26 +27,47 @@ public enum ProcessTree {
         public var comm: String
     }
 
-    /// What the daemon started and has not reaped yet, with what it is (`plugin ID`, `job ID`).
-    static let registered = Mutex<[pid_t: String]>([:])
+    /// A child the daemon started: what it is (`plugin ID`, `job ID`) and its cgroup, if any.
+    struct Entry: Sendable {
+        var label: String
+        var cgroup: String?
+    }
 
-    /// Records a child the daemon started (right after the spawn returns).
+    /// What the daemon started and has not reaped yet.
+    static let registered = Mutex<[pid_t: Entry]>([:])
+    /// The daemon's plugin cgroups, once it set them up (nil: none, as in tests and the CLI).
+    static let cgroups = Mutex<PluginCgroups?>(nil)
+    /// Cgroups of reaped children that still held killed processes when last tried.
+    static let emptying = Mutex<Set<String>>([])
+
+    /// From now on, every child started gets a cgroup of its own (the daemon calls this once).
+    public static func use(_ c: PluginCgroups?) { cgroups.withLock { $0 = c } }
+
+    /// Records a child the daemon started (right after the spawn returns), and moves it into a
+    /// cgroup of its own where the daemon has them.
     public static func started(_ pid: pid_t, label: String) {
         guard pid > 0 else { return }
-        registered.withLock { $0[pid] = label }
+        let path = cgroups.withLock { $0 }?.place(pid, label: label)
+        registered.withLock { $0[pid] = Entry(label: label, cgroup: path) }
     }
 
-    /// Forgets a child once its owner reaped it.
+    /// Forgets a child once its owner reaped it; whatever is left in its cgroup (what it
+    /// started and left running) is killed, and the cgroup removed.
     public static func reaped(_ pid: pid_t) {
-        registered.withLock { _ = $0.removeValue(forKey: pid) }
+        guard let entry = registered.withLock({ $0.removeValue(forKey: pid) }), let path = entry.cgroup else { return }
+        PluginCgroups.kill(path)
+        if !PluginCgroups.remove(path) { _ = emptying.withLock { $0.insert(path) } }
     }
 
-    public static var startedChildren: [pid_t: String] { registered.withLock { $0 } }
+    public static var startedChildren: [pid_t: String] { registered.withLock { $0.mapValues(\.label) } }
+
+    /// The cgroup a started child runs in, if any.
+    public static func cgroup(of pid: pid_t) -> String? { registered.withLock { $0[pid]?.cgroup } }
 
     /// Makes this process a child subreaper. False where the kernel has no such thing.
     @discardableResult
     public static func becomeSubreaper() -> Bool {
-        cpollerd_set_child_subreaper() == 0
+        Subreaper.enable()
     }
 
     /// Every process `/proc` shows (those that vanish while being read are left out).
@@ -109,6 +129,7 @@ public enum ProcessTree {
     /// group, another session). A gone root is fine.
     public static func killTree(_ root: pid_t) {
         guard root > 1 else { return }
+        if let path = cgroup(of: root) { PluginCgroups.kill(path) }
         let below = descendants(of: root, in: snapshot())
         _ = kill(-root, SIGKILL)
         for p in below where p.pid > 1 && p.pid != getpid() {
@@ -154,6 +175,9 @@ public enum ProcessTree {
                 _ = kill(p.pid, SIGKILL)
                 result.escapees.append((p.pid, p.comm))
             }
+        }
+        for path in emptying.withLock({ $0 }) where PluginCgroups.remove(path) {
+            _ = emptying.withLock { $0.remove(path) }
         }
         if let cap {
             for (pid, label) in started {

@@ -88,4 +88,33 @@ import Testing
         #expect(status & 0x7f == SIGKILL)
         #expect(Self.eventually("every process gone", { Self.alive(marker).isEmpty }))
     }
+
+    /// Where the daemon may make cgroups (root, or a subtree delegated by systemd), a plugin's
+    /// cgroup holds everything it starts, however it forks, and one write kills it all.
+    @Test(.enabled(if: getuid() == 0 && PluginCgroups.ownCgroup() != nil, "needs root and a cgroup v2 hierarchy"))
+    func aPluginsCgroupHoldsAllItStartsAndKillsItAtOnce() throws {
+        guard case .success(let cgroups) = PluginCgroups.setUp(maxProcesses: 64, memoryMaxBytes: nil) else {
+            Issue.record("cannot set up cgroups as root")
+            return
+        }
+        let marker = "3000.\(UInt32.random(in: 10_000_000...99_999_999))"
+        // It waits for a line on stdin, so it is in its cgroup before it forks: a session of its
+        // own, a double fork (its parent exits at once), then itself.
+        let script = "read x; setsid sleep \(marker)1 & (sleep \(marker)2 &) ; exec sleep \(marker)3"
+        guard case .success(let child) = DirectSpawn.spawn(executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"],
+                                                            workingDirectory: "/") else { Issue.record("spawn failed"); return }
+        defer { close(child.stdout); close(child.stderr) }
+        let path = try #require(cgroups.place(child.pid, label: "test plugin"))
+        #expect(path.hasPrefix(cgroups.base + "/test_plugin-"))
+        _ = write(child.stdin, "go\n", 3)
+        close(child.stdin)
+        guard Self.eventually("three processes", { Self.alive(marker).count == 3 }) else { return }
+        #expect(PluginCgroups.processes(path) == 3, "the double-forked and the setsid sleepers stay in the cgroup")
+        PluginCgroups.kill(path)
+        var status: Int32 = 0
+        _ = waitpid(child.pid, &status, 0)
+        ProcessTree.reaped(child.pid)
+        #expect(Self.eventually("every process gone", { Self.alive(marker).isEmpty }))
+        #expect(Self.eventually("the cgroup removed", { PluginCgroups.remove(path) }))
+    }
 }

@@ -1,0 +1,130 @@
+public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A cgroup v2 of its own for every plugin and command the daemon starts, where the daemon may
+/// make cgroups (a subtree systemd delegated to it with `Delegate=yes`, or a root-owned
+/// hierarchy). A process cannot leave its cgroup by forking or `setsid()`, so killing the cgroup
+/// (`cgroup.kill`) ends everything the plugin started, at once. Where the hierarchy offers the
+/// `pids` and `memory` controllers, each cgroup also gets `pids.max` (`max_plugin_processes`)
+/// and `memory.max` (`plugin_memory_max_mb`): hard bounds, enforced by the kernel.
+///
+/// Layout under the daemon's own cgroup `C`: `C/pollerd.daemon` (the daemon moves there, since
+/// a cgroup that hands controllers to its children may hold no process itself) and
+/// `C/pollerd.plugins/NAME-PID` per child.
+public struct PluginCgroups: Sendable {
+    /// `C/pollerd.plugins`.
+    public let base: String
+    /// The controllers each plugin cgroup has (`pids`, `memory`, or none).
+    public let controllers: Set<String>
+    public let maxProcesses: Int?
+    public let memoryMaxBytes: Int64?
+
+    /// Where this process's cgroup v2 is, from `/proc/self/mountinfo` and `/proc/self/cgroup`.
+    public static func ownCgroup() -> String? {
+        guard let cg = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
+              let line = cg.split(separator: "\n").first(where: { $0.hasPrefix("0::") }),
+              let info = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+        let path = String(line.dropFirst(3))
+        // mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS … - FSTYPE SOURCE SUPER"
+        for l in info.split(separator: "\n") {
+            let halves = l.components(separatedBy: " - ")
+            guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
+            let fields = halves[0].split(separator: " ")
+            guard fields.count >= 5 else { continue }
+            let mount = String(fields[4])
+            return path == "/" ? mount : mount + path
+        }
+        return nil
+    }
+
+    /// Sets the cgroups up, or says why not (no cgroup v2, or not allowed to make cgroups).
+    public static func setUp(maxProcesses: Int?, memoryMaxBytes: Int64?) -> Result<PluginCgroups, SetupFailure> {
+        guard let own = ownCgroup() else { return .failure(SetupFailure("no cgroup v2 hierarchy is mounted")) }
+        // The root cgroup has no cgroup.type, and may hold processes while it hands controllers down.
+        let isRoot = !FileManager.default.fileExists(atPath: own + "/cgroup.type")
+        let available = Set((readFile(own + "/cgroup.controllers") ?? "").split(separator: " ").map(String.init))
+        let wanted = available.intersection(["pids", "memory"])
+        let base = own + "/pollerd.plugins"
+        guard mkdir(base, 0o755) == 0 || errno == EEXIST else {
+            return .failure(SetupFailure("cannot make cgroups under \(own) (\(String(cString: strerror(errno)))); run under systemd with Delegate=yes"))
+        }
+        var controllers: Set<String> = []
+        if !wanted.isEmpty {
+            // Controllers go to the children only from a cgroup without processes of its own:
+            // the daemon moves to a leaf beside the plugins first (the root cgroup is exempt).
+            if !isRoot {
+                let leaf = own + "/pollerd.daemon"
+                _ = mkdir(leaf, 0o755)
+                _ = writeFile(leaf + "/cgroup.procs", "\(getpid())")
+            }
+            let plus = wanted.sorted().map { "+" + $0 }.joined(separator: " ")
+            if writeFile(own + "/cgroup.subtree_control", plus), writeFile(base + "/cgroup.subtree_control", plus) {
+                controllers = wanted
+            }
+        }
+        return .success(PluginCgroups(base: base, controllers: controllers, maxProcesses: maxProcesses, memoryMaxBytes: memoryMaxBytes))
+    }
+
+    public struct SetupFailure: Error, CustomStringConvertible {
+        public var description: String
+        init(_ d: String) { description = d }
+    }
+
+    /// Moves a just-started child into a cgroup of its own with the bounds; the cgroup's path,
+    /// or nil when it could not be made (the child then runs in the daemon's cgroup).
+    public func place(_ pid: pid_t, label: String) -> String? {
+        let name = label.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_" ? Character($0) : "_" }
+        let path = base + "/" + String(String(name).prefix(40)) + "-\(pid)"
+        guard mkdir(path, 0o755) == 0 || errno == EEXIST else { return nil }
+        if controllers.contains("pids"), let n = maxProcesses { _ = Self.writeFile(path + "/pids.max", "\(n + 1)") }
+        if controllers.contains("memory"), let m = memoryMaxBytes { _ = Self.writeFile(path + "/memory.max", "\(m)") }
+        guard Self.writeFile(path + "/cgroup.procs", "\(pid)") else {
+            _ = rmdir(path)
+            return nil
+        }
+        return path
+    }
+
+    /// Kills every process in the cgroup (`cgroup.kill`, Linux 5.14+; else each pid in it).
+    public static func kill(_ path: String) {
+        if writeFile(path + "/cgroup.kill", "1") { return }
+        for p in (readFile(path + "/cgroup.procs") ?? "").split(separator: "\n") {
+            if let pid = pid_t(p) { _ = Glibc.kill(pid, SIGKILL) }
+        }
+    }
+
+    /// Removes an empty cgroup; false while processes remain (killed ones take a moment).
+    public static func remove(_ path: String) -> Bool {
+        rmdir(path) == 0 || errno == ENOENT
+    }
+
+    /// How many processes the cgroup holds.
+    public static func processes(_ path: String) -> Int {
+        (readFile(path + "/cgroup.procs") ?? "").split(separator: "\n").count
+    }
+
+    static func readFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            out += buf.prefix(n)
+        }
+        return String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @discardableResult
+    static func writeFile(_ path: String, _ text: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == bytes.count
+    }
+}
