@@ -151,8 +151,11 @@ let package = Package(
             name: "pollerd-bench",
             dependencies: [
                 "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdDaemon", "PollerdHTTP",
+                "PollerdAdmin", "PollerdConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -18,7 +18,7 @@ struct PollerdBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pollerd-bench",
         abstract: "Benchmarks of pollerd's real components (build with -c release).",
-        subcommands: [SchedulerBench.self, PluginBench.self, OutboxBench.self, WireBench.self, FeedParseBench.self, FeedServerCommand.self]
+        subcommands: [SchedulerBench.self, PluginBench.self, OutboxBench.self, WireBench.self, FeedParseBench.self, FeedServerCommand.self, DashboardBench.self]
     )
 }
 

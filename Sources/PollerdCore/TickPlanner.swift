@@ -26,17 +26,17 @@ public struct TickPlan: Sendable, Equatable {
 
 /// The retry rules: exponential backoff with jitter below the breaker threshold, the breaker above it.
 public enum TickPlanner {
-    /// How soon a tick the store failed (its lease or its commit) is tried again: the store is
-    /// retried, not backed off from, so work resumes within about a second of the store
-    /// answering again (a disk with space again, a database back up).
+    /// How soon, at the latest, a tick the store failed (its lease or its commit) is tried
+    /// again: the store is retried, not backed off from, so work resumes within a second of the
+    /// store answering again (a disk with space again, a database back up).
     public static let storeRetryMs: Int64 = 1000
 
-    /// The plan after the store failed a tick: again in `storeRetryMs` (plus up to a quarter of
-    /// it, per job, so a fleet does not retry in one burst), without counting against the job's
+    /// The plan after the store failed a tick: again in 750 ms to `storeRetryMs` (a per-job
+    /// spread, so a fleet does not retry in one burst), without counting against the job's
     /// breaker. The tick committed nothing, so its work is simply done again.
     public static func storeRetry(jobID: String, error: String, nowMs: Int64) -> TickPlan {
         let spread = Int64(StableHash.fnv1a(jobID) % UInt64(storeRetryMs / 4 + 1))
-        var plan = TickPlan(status: "store_error", error: error, consecutiveErrors: 0, nextRunAtMs: nowMs + storeRetryMs + spread,
+        var plan = TickPlan(status: "store_error", error: error, consecutiveErrors: 0, nextRunAtMs: nowMs + storeRetryMs * 3 / 4 + spread,
                             pause: false, pausedReason: nil, done: false, breakerOpen: false)
         plan.keepsErrorCount = true
         return plan

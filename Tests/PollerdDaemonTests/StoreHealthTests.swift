@@ -52,7 +52,7 @@ import Glibc
         #expect(h.runner.storeFailure != nil)
         // Space returns: the failed ticks are retried within about a second and commit.
         try FileManager.default.removeItem(atPath: filler)
-        h.clock.advance(toMs: t0 + 20_000 + TickPlanner.storeRetryMs * 5 / 4)
+        h.clock.advance(toMs: t0 + 20_000 + TickPlanner.storeRetryMs)
         await h.log.wait { evs in evs.contains { if case .tick(let r) = $0 { return r.disposition == .ran(committed: true) && r.dueMs > t0 + 20_000 } else { return false } } }
         #expect(h.runner.storeFailure == nil)
         h.runner.beginShutdown()
@@ -82,10 +82,10 @@ import Glibc
         h.clock.advance(toMs: t0 + 20_000)
         await h.log.wait { Self.ticks($0, status: "store_error") >= 5 }
         #expect(h.runner.storeFailure?.contains("disk is full") == true)
-        // Four more rounds, a second and a quarter apart: each job is tried in every one, and
+        // Four more rounds, a second apart: each job is tried in every one, and
         // none of them counts against its breaker (threshold 2).
         for round in 1...4 {
-            h.clock.advance(byMs: TickPlanner.storeRetryMs * 5 / 4)
+            h.clock.advance(byMs: TickPlanner.storeRetryMs)
             await h.log.wait { Self.ticks($0, status: "store_error") >= 5 * (round + 1) }
         }
         for i in 0..<5 { #expect(h.runner.core.jobs["j\(i)"]?.consecutiveErrors == 0) }
@@ -101,10 +101,10 @@ import Glibc
             }
             try await client.execute(uri: "/readyz", method: .get) { r in #expect(r.status == .serviceUnavailable) }
         }
-        // The store answers again: every job commits within a second and a quarter.
+        // The store answers again: every job commits within a second.
         store.set(nil)
         let back = h.clock.nowMs
-        h.clock.advance(byMs: TickPlanner.storeRetryMs * 5 / 4)
+        h.clock.advance(byMs: TickPlanner.storeRetryMs)
         await h.log.wait { evs in
             evs.filter { if case .tick(let r) = $0 { return r.disposition == .ran(committed: true) && r.startedAtMs >= back } else { return false } }.count >= 5
         }
