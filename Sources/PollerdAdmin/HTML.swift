@@ -1,4 +1,5 @@
 import Foundation
+import PollerdCore
 public import Hummingbird
 import HTTPTypes
 
@@ -6,19 +7,7 @@ import HTTPTypes
 public enum HTML {
     /// Text made safe inside an element or a quoted attribute.
     public static func escape(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for c in s.unicodeScalars {
-            switch c {
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "&": out += "&amp;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
+        MarkupEscape.escape(s, quote: true, apostrophe: true)
     }
 
     /// A query-string value (everything but unreserved characters percent-encoded).

@@ -1,4 +1,5 @@
 import Foundation
+import PollerdCore
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
@@ -83,18 +84,7 @@ final class XNode {
     }
 
     static func escape(_ s: String, attribute: Bool) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for c in s.unicodeScalars {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"" where attribute: out += "&quot;"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
+        MarkupEscape.escape(s, quote: attribute, apostrophe: false)
     }
 }
 

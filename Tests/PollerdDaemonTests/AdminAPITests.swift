@@ -30,18 +30,23 @@ import Testing
         let app: Application<RouterResponder<AdminRequestContext>>
     }
 
-    static func fixture(openProbes: Bool = true, tokens: [(String, AdminRole)]? = nil) async throws -> Fixture {
+    /// A store as a running daemon leaves it: the file's jobs registered and announced, plus a
+    /// row for a job no longer in the file.
+    static func seeded() async throws -> (store: any PollerdStore, file: JobFile) {
         let store = try SQLiteBackend.open(path: tempDBPath(), synchronousFull: false)
         let file = JobFile.parse(yaml, path: "/etc/pollerd/pollers.yaml", registry: Builtins.registry(), environment: [:], nowMs: t0)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        // The daemon registers its jobs at boot; a store row for a job no longer in the file.
         _ = try await store.register(file.jobs.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: false) }
                                      + [JobRegistration(jobID: "gone", kind: "noop", agent: "default", pausedOnBoot: false)], nowMs: t0)
-        // A running daemon whose job file has the valid jobs.
         _ = try await store.announce(DaemonAnnouncement(daemonID: "d1", jobFile: file.path,
                                                         jobs: Dictionary(uniqueKeysWithValues: file.jobs.map { ($0.id, $0.fingerprint) }),
                                                         aliveUntilMs: t0 + 3_600_000), nowMs: t0)
+        return (store, file)
+    }
+
+    static func fixture(openProbes: Bool = true, tokens: [(String, AdminRole)]? = nil) async throws -> Fixture {
+        let (store, file) = try await seeded()
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
         let api = AdminAPI(store: store, clock: ManualClock(nowMs: t0), live: LiveJobFile(file), runner: nil, reloader: nil, holder: "test", logger: logger)
         let auth = AdminAuth(tokens: tokens ?? [(adminToken, .admin), (readToken, .read)], openProbes: openProbes)
         let router = AdminServer.router(registry: nil, auth: auth) { api.register(on: $0) }

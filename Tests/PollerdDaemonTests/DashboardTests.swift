@@ -27,15 +27,9 @@ import Testing
     }
 
     static func fixture(tokens: [(String, AdminRole)]? = nil) async throws -> Fixture {
-        let store = try SQLiteBackend.open(path: tempDBPath(), synchronousFull: false)
-        let file = JobFile.parse(AdminAPITests.yaml, path: "/etc/pollerd/pollers.yaml", registry: Builtins.registry(), environment: [:], nowMs: t0)
+        let (store, file) = try await AdminAPITests.seeded()
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        _ = try await store.register(file.jobs.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: false) }
-                                     + [JobRegistration(jobID: "gone", kind: "noop", agent: "default", pausedOnBoot: false)], nowMs: t0)
-        _ = try await store.announce(DaemonAnnouncement(daemonID: "d1", jobFile: file.path,
-                                                        jobs: Dictionary(uniqueKeysWithValues: file.jobs.map { ($0.id, $0.fingerprint) }),
-                                                        aliveUntilMs: t0 + 3_600_000), nowMs: t0)
         let clock = ManualClock(nowMs: t0)
         let api = AdminAPI(store: store, clock: clock, live: LiveJobFile(file), runner: nil, reloader: nil, holder: "test", logger: logger)
         let dashboard = try Dashboard(api: api)
