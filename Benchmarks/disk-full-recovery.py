@@ -32,13 +32,13 @@ def main():
             d = subprocess.Popen([BIN, "run", "--config", cfg, "--log-format", "json"], stdout=log, stderr=subprocess.STDOUT)
             time.sleep(3)
             filler = os.path.join(root, "filler")
-            with open(filler, "wb") as f:
-                try:
-                    while True:
-                        f.write(b"\0" * 4096)
-                        f.flush()
-                except OSError:
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                while os.write(fd, b"\0" * 4096) > 0:
                     pass
+            except OSError:
+                pass  # full to the last block
+            os.close(fd)
             time.sleep(5)
             freed = time.time()
             os.remove(filler)

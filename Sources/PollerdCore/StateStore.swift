@@ -267,7 +267,9 @@ public struct ScheduleRecord: Sendable, Equatable {
 public protocol StateStore: Sendable {
     /// Creates rows for jobs not seen before (`paused_on_boot` applies only then); returns every job's row.
     func register(_ jobs: [JobRegistration], nowMs: Int64) async throws -> [String: JobStateRow]
-    /// Takes the job's lease if it is free or expired, and the job is neither paused nor done.
+    /// Takes the job's lease if it is free, expired or this holder's own (a holder asks only for
+    /// jobs it has no tick of in flight, so its own lease was left by a commit that failed), and
+    /// the job is neither paused nor done; the token increases either way.
     /// With `slotMs` (scheduled ticks), it also refuses a slot earlier than the stored next run,
     /// so two daemons never both run one slot; manual ticks pass nil. With `maxBacklog`, it
     /// refuses while the job has that many undelivered items (backpressure). A store that keeps

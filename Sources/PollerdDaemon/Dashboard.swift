@@ -221,8 +221,7 @@ public struct Dashboard: Sendable {
     func jobPage(_ request: Request, _ c: AdminRequestContext) async throws -> Response {
         let jobID = try api.id(c)
         let file = api.live.file
-        let listing = try await api.guarded { try await api.facade.listing(file: file) }
-        guard let l = listing.first(where: { $0.id == jobID }) else {
+        guard let l = try await api.guarded({ try await api.facade.listing(file: file, jobID: jobID) }) else {
             throw AdminError(.notFound, "not_found", "no job '\(jobID)' in the job file or the state store")
         }
         let now = api.clock.nowMs

@@ -40,4 +40,17 @@ extension Operator {
         }
         return out
     }
+
+    /// One job as `listing(file:)` would list it, from its own row alone; nil when neither the
+    /// file nor the store has it.
+    public func listing(file: JobFile, jobID: String) async throws -> JobListing? {
+        let row = try await store.state(jobID: jobID)
+        if let spec = file.jobs.first(where: { $0.id == jobID }) {
+            return JobListing(id: jobID, kind: spec.kind, row: row, inFile: true, error: nil)
+        }
+        if let e = file.errors.first(where: { $0.jobID == jobID }) {
+            return JobListing(id: jobID, kind: row?.kind, row: row, inFile: true, error: e.description)
+        }
+        return row.map { JobListing(id: jobID, kind: $0.kind, row: $0, inFile: false, error: nil) }
+    }
 }

@@ -117,13 +117,15 @@ extension OperatorJSON {
     /// never ticked ok count their staleness from `registeredAtMs` (nil: never stale).
     public static func listing(_ listing: [JobListing], file: JobFile, registeredAtMs: Int64?, nowMs: Int64) -> JSONValue {
         var out: [JSONValue] = []
+        out.reserveCapacity(listing.count)
+        let specs = Dictionary(file.jobs.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         for l in listing {
             var o: [String: JSONValue] = ["id": .string(l.id), "in_file": .bool(l.inFile), "valid": .bool(l.error == nil),
                                           "removed": .bool(l.removed), "kind": text(l.kind)]
             if let e = l.error { o["error"] = .string(e) }
             if let r = l.row, case .object(let state) = job(r) {
                 o.merge(state) { a, _ in a }
-                health(&o, row: r, spec: file.jobs.first { $0.id == l.id }, settings: file.settings, registeredAtMs: registeredAtMs, nowMs: nowMs)
+                health(&o, row: r, spec: specs[l.id], settings: file.settings, registeredAtMs: registeredAtMs, nowMs: nowMs)
             } else {
                 o["never_ran"] = .bool(true)
             }

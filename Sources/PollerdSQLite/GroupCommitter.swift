@@ -130,13 +130,16 @@ final class GroupCommitter: Sendable {
         let until = nowMs + ttlMs
         let backlogLimit = maxBacklog ?? Int64.max
         // The usual case in one statement: the job is runnable, the slot is due, the lease is
-        // free or expired. The token increases; the cursor comes back with it.
+        // free, expired, or this holder's own (a holder asks only for jobs it has no tick of in
+        // flight, so its own lease is one a failed commit left behind: it must not block the
+        // holder until it expires). The token increases, fencing off whatever held it before;
+        // the cursor comes back with it.
         if let r = try Row.fetchOne(db.cachedStatement(sql: """
             UPDATE poll_state SET lease_holder = ?, lease_token = lease_token + 1, lease_until = ?
-            WHERE job_id = ? AND lease_until <= ? AND paused = 0 AND done = 0
+            WHERE job_id = ? AND (lease_until <= ? OR lease_holder = ?) AND paused = 0 AND done = 0
               AND (? IS NULL OR next_run_at IS NULL OR next_run_at <= ?) AND outbox_backlog < ?
             RETURNING lease_token, cursor, consecutive_errors, last_alert_at
-            """), arguments: [holder, until, jobID, nowMs, slotMs, slotMs, backlogLimit]) {
+            """), arguments: [holder, until, jobID, nowMs, holder, slotMs, slotMs, backlogLimit]) {
             return .granted(LeaseGrant(jobID: jobID, holder: holder, token: r[0], untilMs: until, cursor: r[1], consecutiveErrors: r[2], lastAlertAtMs: r[3]))
         }
         // Otherwise say why (columns by position: name lookups cost more than the query).

@@ -7,15 +7,21 @@ import Synchronization
 final class FaultyStore: StateStore {
     let inner: any StateStore
     private let fault = Mutex<(any Error)?>(nil)
+    /// Only commits fail (leases are granted, and stay held by the failed commits).
+    private let commitsOnly = Mutex(false)
     private let failed = Mutex(0)
 
     init(_ inner: any StateStore) { self.inner = inner }
 
-    func set(_ error: (any Error)?) { fault.withLock { $0 = error } }
+    func set(_ error: (any Error)?, commitsOnly only: Bool = false) {
+        commitsOnly.withLock { $0 = only }
+        fault.withLock { $0 = error }
+    }
     /// How many calls the fault failed.
     var failures: Int { failed.withLock { $0 } }
 
-    private func check() throws {
+    private func check(commit: Bool = false) throws {
+        if !commit && commitsOnly.withLock({ $0 }) { return }
         if let e = fault.withLock({ $0 }) {
             failed.withLock { $0 += 1 }
             throw e
@@ -32,13 +38,13 @@ final class FaultyStore: StateStore {
         return try await inner.acquireLeases(requests, holder: holder, nowMs: nowMs)
     }
     func commit(_ ticks: [TickCommit], nowMs: Int64) async throws -> [Int64?] {
-        try check()
+        try check(commit: true)
         return try await inner.commit(ticks, nowMs: nowMs)
     }
     func renewLease(_ lease: LeaseGrant, ttlMs: Int64, nowMs: Int64) async throws -> Bool { try await inner.renewLease(lease, ttlMs: ttlMs, nowMs: nowMs) }
     func releaseLease(_ lease: LeaseGrant) async throws { try await inner.releaseLease(lease) }
     func commit(_ tick: TickCommit, nowMs: Int64) async throws -> Bool {
-        try check()
+        try check(commit: true)
         return try await inner.commit(tick, nowMs: nowMs)
     }
     func recordSchedules(_ records: [ScheduleRecord], nowMs: Int64) async throws { try await inner.recordSchedules(records, nowMs: nowMs) }

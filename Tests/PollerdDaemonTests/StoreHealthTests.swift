@@ -114,6 +114,30 @@ import Glibc
         try await task.value
     }
 
+    /// Commits that fail leave their leases held (the release was in the failed transaction): the
+    /// next claims of this daemon are not blocked by them, so work resumes within a second of
+    /// the store answering, not when the leases expire (60 s here).
+    @Test(.timeLimit(.minutes(1)))
+    func failedCommitsDoNotLeaveTheJobsLeasedToThemselves() async throws {
+        let faulty = Mutex<FaultyStore?>(nil)
+        let h = try Harness(jobs: (0..<5).map { every("j\($0)", 10, config: .object(["advance_cursor": .bool(true)])) }, pollers: [],
+                            wrap: { inner in let f = FaultyStore(inner); faulty.withLock { $0 = f }; return f })
+        let store = try #require(faulty.withLock { $0 })
+        let task = await h.start()
+        store.set(DiskFull(), commitsOnly: true)
+        h.clock.advance(toMs: t0 + 10_000)
+        await h.log.wait { Self.ticks($0, status: "store_error") >= 5 }
+        #expect(try await h.store.lease(jobID: "j0").map { $0.untilMs > h.clock.nowMs } == true, "the failed commit left the lease held")
+        store.set(nil)
+        let back = h.clock.nowMs
+        h.clock.advance(byMs: TickPlanner.storeRetryMs)
+        await h.log.wait { evs in
+            evs.filter { if case .tick(let r) = $0 { return r.disposition == .ran(committed: true) && r.startedAtMs >= back } else { return false } }.count >= 5
+        }
+        h.runner.beginShutdown()
+        try await task.value
+    }
+
     /// A store whose data is damaged is not retried: the runner stops and says how to get out.
     @Test(.timeLimit(.minutes(1)))
     func aDamagedStoreStopsTheRunnerWithTheWayOut() async throws {

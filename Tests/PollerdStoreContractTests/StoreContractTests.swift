@@ -84,6 +84,25 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         #expect(try await store.renewLease(a, ttlMs: 10_000, nowMs: 11_000) == false)
     }
 
+    /// A holder claims only jobs it has no tick of in flight, so a lease of its own that is still
+    /// unexpired was left by a commit that failed (a full disk): it does not block the holder's
+    /// next claim, which bumps the token and fences off the tick that held it. Another holder
+    /// still waits for the lease to expire.
+    @Test(arguments: StoreFactory.all)
+    func aHoldersOwnLeftoverLeaseDoesNotBlockItsNextClaim(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        _ = try await store.register([reg], nowMs: 0)
+        let first = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: nil))
+        // Its commit never landed; a second later A claims the job again.
+        #expect(try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 60_000, nowMs: 1000, slotMs: nil) == .held(by: "A", untilMs: 60_000))
+        let again = try grant(try await store.acquireLeases([LeaseRequest(jobID: "j", ttlMs: 60_000, slotMs: nil, maxBacklog: nil)],
+                                                            holder: "A", nowMs: 1000)[0])
+        #expect(again.token > first.token)
+        #expect(try await store.commit(commit(first, cursor: "stale"), nowMs: 1500) == false)
+        #expect(try await store.commit(commit(again, cursor: "fresh"), nowMs: 1500))
+        #expect(try await store.state(jobID: "j")?.cursor == Data("fresh".utf8))
+    }
+
     /// One call claims a batch of due jobs, answering each as a lone claim would; one call
     /// commits a batch of ticks, fencing each on its own.
     @Test(arguments: StoreFactory.all)
