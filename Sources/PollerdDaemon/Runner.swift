@@ -72,10 +72,10 @@ public final class Runner: Service, Sendable {
         let health = StoreHealthReporter(logger: executor.logger, isDamage: { [store] in store.isDamage($0) })
         self.health = health
         self.claims = StoreBatcher(maxBatch: Self.claimBatch) { requests in
-            try await health.observe { try await store.acquireLeases(requests, holder: holder, nowMs: clock.nowMs) }
+            try await health.observe(.claim) { try await store.acquireLeases(requests, holder: holder, nowMs: clock.nowMs) }
         }
         self.commits = StoreBatcher(maxBatch: 1024) { ticks in
-            try await health.observe { try await store.commit(ticks, nowMs: clock.nowMs) }
+            try await health.observe(.commit) { try await store.commit(ticks, nowMs: clock.nowMs) }
         }
         self.isAbandoned = isAbandoned
         self.initialJobs = jobs

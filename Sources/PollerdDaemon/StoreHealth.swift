@@ -8,6 +8,9 @@ import Synchronization
 struct StoreHealth: Sendable, Equatable {
     /// The last error while failing; nil while the store answers.
     private(set) var failure: String?
+    /// Whether a commit failed: then only a commit that lands says the store recovered (a full
+    /// disk can still grant leases while it refuses commits, and would flap otherwise).
+    private var commitsFailing = false
 
     /// A change worth reporting.
     enum Change: Sendable, Equatable {
@@ -15,12 +18,22 @@ struct StoreHealth: Sendable, Equatable {
         case recovered
     }
 
+    /// The kind of store call: claims may pass while commits fail.
+    enum Call: Sendable { case claim, commit }
+
     /// Records a store call's outcome (nil: it succeeded).
-    mutating func record(_ error: String?) -> Change? {
+    mutating func record(_ error: String?, call: Call = .commit) -> Change? {
         switch (failure, error) {
-        case (nil, let e?): failure = e; return .failing(e)
-        case (.some, let e?): failure = e; return nil
-        case (.some, nil): failure = nil; return .recovered
+        case (nil, let e?):
+            failure = e; commitsFailing = call == .commit
+            return .failing(e)
+        case (.some, let e?):
+            failure = e; commitsFailing = commitsFailing || call == .commit
+            return nil
+        case (.some, nil):
+            guard call == .commit || !commitsFailing else { return nil }
+            failure = nil; commitsFailing = false
+            return .recovered
         case (nil, nil): return nil
         }
     }
@@ -50,13 +63,13 @@ final class StoreHealthReporter: Sendable {
     func onDamage(_ body: @escaping @Sendable (String) -> Void) { damage.withLock { $0.onDamage = body } }
 
     /// Runs a store call and records whether it answered.
-    func observe<T: Sendable>(_ call: () async throws -> T) async throws -> T {
+    func observe<T: Sendable>(_ kind: StoreHealth.Call, _ call: () async throws -> T) async throws -> T {
         do {
             let r = try await call()
-            report(state.withLock { $0.record(nil) })
+            report(state.withLock { $0.record(nil, call: kind) })
             return r
         } catch {
-            report(state.withLock { $0.record("\(error)") })
+            report(state.withLock { $0.record("\(error)", call: kind) })
             if isDamage(error) { found(damage: "\(error)") }
             throw error
         }

@@ -26,6 +26,15 @@ import Glibc
         #expect(h.failure == "I/O error")
         #expect(h.record(nil) == .recovered)
         #expect(h.record(nil) == nil && h.failure == nil)
+        // Commits fail while claims pass (a full disk): the claims do not say it recovered.
+        #expect(h.record("disk full", call: .commit) == .failing("disk full"))
+        #expect(h.record(nil, call: .claim) == nil && h.failure == "disk full")
+        #expect(h.record("disk full", call: .claim) == nil)
+        #expect(h.record(nil, call: .claim) == nil)
+        #expect(h.record(nil, call: .commit) == .recovered)
+        // Claims that failed alone recover with a claim.
+        #expect(h.record("locked", call: .claim) == .failing("locked"))
+        #expect(h.record(nil, call: .claim) == .recovered)
     }
 
     /// The state database on a full disk: the runner says the store is failing; once space
