@@ -90,6 +90,9 @@ public struct AdminService: Service {
             if auth.isOpen {
                 logger.warning("the admin API has no token: anyone on this machine may use it (set admin.tokens or POLLERD_ADMIN_TOKEN)",
                                metadata: ["pollerd.admin_listen": "\(listen)"])
+            } else if !AdminServer.isLoopback(listen.host) {
+                logger.warning("the admin API and the dashboard listen beyond this machine, in plain HTTP: tokens and session cookies cross the network unencrypted; put a TLS proxy in front, or listen on 127.0.0.1",
+                               metadata: ["pollerd.admin_listen": "\(listen)"])
             }
             try await app.run()
         } catch {
