@@ -111,7 +111,7 @@ public struct Daemon: Sendable {
     /// Runs the daemon until SIGTERM or SIGINT (or a service fails).
     public func run(file: JobFile) async throws {
         logger.info("pollerd starting", metadata: ["pollerd.config": "\(configPath)", "pollerd.store": "\(storeLocation)",
-                                                   "pollerd.holder": "\(holder)", "pollerd.invalid_jobs": "\(file.errors.count)"])
+                                                   "pollerd.holder": "\(holder)", "pollerd.invalid_jobs": "\(Set(file.errors.compactMap(\.jobID)).count)"])
         try await serviceGroup(file: file).run()
         logger.info("pollerd stopped")
     }
