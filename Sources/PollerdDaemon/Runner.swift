@@ -146,6 +146,16 @@ public final class Runner: Service, Sendable {
     }
 
     /// Store start-up work, then loads and schedules every job and announces them.
+    /// Jobs registered and planned per store call at boot.
+    static let bootChunk = 8192
+
+    /// What planning a job at boot reads of its stored row (the rest, a cursor and error texts
+    /// among it, is not kept while a million rows wait to be planned).
+    static func planningPart(of r: JobStateRow) -> JobStateRow {
+        JobStateRow(jobID: r.jobID, kind: "", agent: "", nextRunAtMs: r.nextRunAtMs, consecutiveErrors: r.consecutiveErrors,
+                    paused: r.paused, pausedReason: r.pausedReason, done: r.done, scheduleFingerprint: r.scheduleFingerprint)
+    }
+
     private func boot() async throws {
         // Run here, inside the service lifecycle, so a store that is itself a service (a
         // PostgreSQL client) is already running.
@@ -155,18 +165,29 @@ public final class Runner: Service, Sendable {
         let enabled = state.withLock { $0.core.settings.enabled }
         let jobs = enabled ? initialJobs : []
         if !enabled { logger.warning("pollers.enabled is false: no job runs") }
-        let rows = try await store.register(jobs.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: $0.pausedOnBoot) }, nowMs: now)
+        // In chunks, keeping of each stored row only what planning reads: a million jobs
+        // would otherwise hold every full row and every schedule record at once.
+        var rows: [String: JobStateRow] = [:]
+        rows.reserveCapacity(jobs.count)
+        for start in stride(from: 0, to: jobs.count, by: Self.bootChunk) {
+            let chunk = jobs[start..<min(start + Self.bootChunk, jobs.count)]
+            let got = try await store.register(chunk.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: $0.pausedOnBoot) }, nowMs: now)
+            for (id, r) in got { rows[id] = Self.planningPart(of: r) }
+        }
         let cursor = try await store.controlCursor()
         // Plan from the end of the store work, not from the start of boot: with 100k jobs the
         // registration takes seconds, and planning from before it would start a third late.
         let planNow = clock.nowMs
         let limits = kindLimits()
-        let records: [ScheduleRecord] = state.withLock { s in
+        state.withLock { s in
             s.controlCursor = cursor
             s.core.setLimits(limits)
-            return jobs.map { s.core.load($0, row: rows[$0.id], nowMs: planNow) }
         }
-        try await store.recordSchedules(records, nowMs: planNow)
+        for start in stride(from: 0, to: jobs.count, by: Self.bootChunk) {
+            let chunk = jobs[start..<min(start + Self.bootChunk, jobs.count)]
+            let records: [ScheduleRecord] = state.withLock { s in chunk.map { s.core.load($0, row: rows.removeValue(forKey: $0.id), nowMs: planNow) } }
+            try await store.recordSchedules(records, nowMs: planNow)
+        }
         try await announce(nowMs: clock.nowMs)
         logger.info("runner started", metadata: ["pollerd.jobs": "\(jobs.count)"])
         state.withLock { $0.started = true }

@@ -338,7 +338,12 @@ public final class SQLiteStateStore: StateStore {
     // MARK: StateStore
 
     public func register(_ jobs: [JobRegistration], nowMs: Int64) async throws -> [String: JobStateRow] {
-        try await pool.write { db in
+        guard !jobs.isEmpty else { return [:] }
+        // The ids as one JSON array parameter, so the read-back touches only these rows (a
+        // manual tick registers one job; reading every row of a 100k-job store for it cost more
+        // than the tick).
+        let ids = JSONValue.array(jobs.map { .string($0.jobID) }).canonicalString
+        return try await pool.write { db in
             let insert = try db.cachedStatement(sql: """
                 INSERT INTO poll_state (job_id, kind, agent, paused, paused_reason, paused_at, created_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -347,12 +352,16 @@ public final class SQLiteStateStore: StateStore {
             for j in jobs {
                 try insert.execute(arguments: [j.jobID, j.kind, j.agent, j.pausedOnBoot, j.pausedOnBoot ? "paused_on_boot" : nil, j.pausedOnBoot ? nowMs : nil, nowMs, nowMs])
             }
+            var out: [String: JobStateRow] = [:]
+            out.reserveCapacity(jobs.count)
+            let rows = try Row.fetchCursor(db, sql: "SELECT \(Self.columns) FROM poll_state WHERE job_id IN (SELECT value FROM json_each(?))",
+                                           arguments: [ids])
+            while let r = try rows.next() {
+                let row = Self.row(r)
+                out[row.jobID] = row
+            }
+            return out
         }
-        let ids = Set(jobs.map(\.jobID))
-        let rows = try await allStates()
-        var out: [String: JobStateRow] = [:]
-        for r in rows where ids.contains(r.jobID) { out[r.jobID] = r }
-        return out
     }
 
     public func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?) async throws -> LeaseAcquisition {
