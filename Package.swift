@@ -191,7 +191,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PollerdPluginsTests",
-            dependencies: ["PollerdPlugins", "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdTestKit", "PollerdDaemon",
+            dependencies: ["PollerdPlugins", "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdTestKit", "PollerdDaemon", "CPollerdSpawn",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: upcoming
         ),

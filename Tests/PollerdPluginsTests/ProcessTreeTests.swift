@@ -1,4 +1,5 @@
 import Foundation
+import CPollerdSpawn
 import Glibc
 @testable import PollerdPlugins
 @testable import PollerdPollers
@@ -29,15 +30,32 @@ import Testing
         return String(decoding: out.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
     }
 
-    /// Waits (polling, with a deadline) until `condition` holds.
-    static func eventually(_ what: String, deadlineMs: Int = 10_000, _ condition: () -> Bool) -> Bool {
-        for _ in 0..<(deadlineMs / 10) {
-            if condition() { return true }
-            usleep(10_000)
+    /// The lines the child prints up to its `ready` line: it prints the pids it started, then
+    /// `ready` once they all exist (waits on the pipe; 10 s at most, in case the child never says).
+    static func readyLines(_ child: DirectSpawn.Child) -> [String]? {
+        var text = ""
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while !text.hasSuffix("ready\n") {
+            var p = pollfd(fd: child.stdout, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 10_000) == 1 else { Issue.record("the child never said ready: \(text)"); return nil }
+            let n = buf.withUnsafeMutableBytes { read(child.stdout, $0.baseAddress, $0.count) }
+            if n <= 0 { Issue.record("the child closed its output: \(text)"); return nil }
+            text += String(decoding: buf.prefix(n), as: UTF8.self)
         }
-        Issue.record("timed out waiting for \(what)")
-        return false
+        return text.split(separator: "\n").map(String.init).dropLast()
     }
+
+    /// Waits for a process to exit, on a pidfd (readable at its exit, whoever its parent is);
+    /// 10 s at most. A process already gone counts as exited.
+    static func awaitExit(_ pid: pid_t) -> Bool {
+        let fd = cpollerd_pidfd_open(pid)
+        guard fd >= 0 else { return errno == ESRCH }
+        defer { close(fd) }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 10_000) == 1
+    }
+
+    static func exists(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 }
 
     @Test func statLinesWithStrangeNamesParse() {
         let line = Array("4242 (a) (b c) S 1 4242 4200 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615".utf8)
@@ -54,29 +72,33 @@ import Testing
         // The child starts a grandchild in a session of its own (setsid), then waits: a kill of
         // the child's group alone would leave it running. (A double fork hands the grandchild to
         // the daemon as subreaper: that case is scripts/escape_test.py's.)
-        let script = "setsid sleep \(marker)1 & exec sleep \(marker)2"
+        let script = "setsid sleep \(marker)1 & echo $!; echo ready; exec sleep \(marker)2"
         guard case .success(let child) = DirectSpawn.spawn(executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"],
                                                             workingDirectory: "/") else { Issue.record("spawn failed"); return }
         defer { close(child.stdin); close(child.stdout); close(child.stderr) }
         #expect(ProcessTree.startedChildren[child.pid] != nil)
-        guard Self.eventually("two processes", { Self.alive(marker).count == 2 }) else { return }
+        guard let lines = Self.readyLines(child), let grandchild = lines.first.flatMap({ pid_t($0) }) else { return }
+        #expect(Self.exists(child.pid) && Self.exists(grandchild), "two processes")
         let below = ProcessTree.descendants(of: child.pid, in: ProcessTree.snapshot())
         #expect(below.contains { $0.sid != child.pid && $0.sid == $0.pid }, "the setsid grandchild is found below the child")
         ProcessTree.killTree(child.pid)
         var status: Int32 = 0
         _ = waitpid(child.pid, &status, 0)
         ProcessTree.reaped(child.pid)
-        #expect(Self.eventually("every process gone", { Self.alive(marker).isEmpty }))
+        #expect(Self.awaitExit(grandchild))
+        #expect(Self.alive(marker).isEmpty, "every process gone")
         #expect(ProcessTree.startedChildren[child.pid] == nil)
     }
 
     @Test func aTreePastTheCapIsKilledWhole() throws {
         let marker = "3000.\(UInt32.random(in: 10_000_000...99_999_999))"
-        let script = "i=0; while [ $i -lt 40 ]; do sleep \(marker)1 & i=$((i+1)); done; exec sleep \(marker)2"
+        let script = "i=0; while [ $i -lt 40 ]; do sleep \(marker)1 & echo $!; i=$((i+1)); done; echo ready; exec sleep \(marker)2"
         guard case .success(let child) = DirectSpawn.spawn(executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"],
                                                             workingDirectory: "/") else { Issue.record("spawn failed"); return }
         defer { close(child.stdin); close(child.stdout); close(child.stderr) }
-        guard Self.eventually("41 processes", { Self.alive(marker).count == 41 }) else { return }
+        guard let lines = Self.readyLines(child) else { return }
+        let children = lines.compactMap { pid_t($0) }
+        #expect(children.count == 40 && children.allSatisfy(Self.exists), "41 processes")
         // Under the cap: nothing happens. Over it: the whole tree goes, and the sweep says which.
         #expect(ProcessTree.sweep(cap: 100, killEscapees: false).overCap.isEmpty)
         let swept = ProcessTree.sweep(cap: 10, killEscapees: false)
@@ -86,7 +108,8 @@ import Testing
         _ = waitpid(child.pid, &status, 0)
         ProcessTree.reaped(child.pid)
         #expect(status & 0x7f == SIGKILL)
-        #expect(Self.eventually("every process gone", { Self.alive(marker).isEmpty }))
+        #expect(children.allSatisfy(Self.awaitExit))
+        #expect(Self.alive(marker).isEmpty, "every process gone")
     }
 
     /// Where the daemon may make cgroups (root, or a subtree delegated by systemd), a plugin's
@@ -99,8 +122,8 @@ import Testing
         }
         let marker = "3000.\(UInt32.random(in: 10_000_000...99_999_999))"
         // It waits for a line on stdin, so it is in its cgroup before it forks: a session of its
-        // own, a double fork (its parent exits at once), then itself.
-        let script = "read x; setsid sleep \(marker)1 & (sleep \(marker)2 &) ; exec sleep \(marker)3"
+        // own, a double fork (its parent exits at once), then itself; it prints the two pids.
+        let script = "read x; setsid sleep \(marker)1 & echo $!; (sleep \(marker)2 & echo $!) ; echo ready; exec sleep \(marker)3"
         guard case .success(let child) = DirectSpawn.spawn(executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"],
                                                             workingDirectory: "/") else { Issue.record("spawn failed"); return }
         defer { close(child.stdout); close(child.stderr) }
@@ -108,13 +131,17 @@ import Testing
         #expect(path.hasPrefix(cgroups.base + "/test_plugin-"))
         _ = write(child.stdin, "go\n", 3)
         close(child.stdin)
-        guard Self.eventually("three processes", { Self.alive(marker).count == 3 }) else { return }
+        guard let lines = Self.readyLines(child) else { return }
+        let started = lines.compactMap { pid_t($0) }
+        #expect(started.count == 2 && started.allSatisfy(Self.exists) && Self.exists(child.pid), "three processes")
         #expect(PluginCgroups.processes(path) == 3, "the double-forked and the setsid sleepers stay in the cgroup")
         PluginCgroups.kill(path)
         var status: Int32 = 0
         _ = waitpid(child.pid, &status, 0)
         ProcessTree.reaped(child.pid)
-        #expect(Self.eventually("every process gone", { Self.alive(marker).isEmpty }))
-        #expect(Self.eventually("the cgroup removed", { PluginCgroups.remove(path) }))
+        #expect(started.allSatisfy(Self.awaitExit))
+        #expect(Self.alive(marker).isEmpty, "every process gone")
+        // A process leaves its cgroup before its exit is reported: the cgroup is empty now.
+        #expect(PluginCgroups.remove(path), "the cgroup removed")
     }
 }
