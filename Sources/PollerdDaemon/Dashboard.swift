@@ -71,11 +71,7 @@ public struct Dashboard: Sendable {
         let now = api.clock.nowMs
         return listing.map { l in
             let spec = specs[l.id]
-            let status: String
-            if l.error != nil { status = "invalid" }
-            else if !l.inFile { status = l.removed ? "removed" : "elsewhere" }
-            else if let row = l.row { status = JobHealth.of(row, breakerThreshold: threshold).rawValue }
-            else { status = JobHealth.neverRan.rawValue }
+            let status = l.status(breakerThreshold: threshold)
             let stale = l.row.map { JobHealth.isStale($0, maxStalenessSecs: spec?.maxStalenessSecs, registeredAtMs: api.startedAtMs, nowMs: now) } ?? false
             return Entry(listing: l, status: status, stale: stale, spec: spec)
         }
@@ -230,11 +226,10 @@ public struct Dashboard: Sendable {
         let spec = file.jobs.first { $0.id == jobID }
         v["kind"] = l.kind ?? "?"
         v["fileError"] = l.error ?? (l.inFile ? nil : (l.removed ? "This job is no longer in any running daemon's job file." : "This job is not in this daemon's job file; another daemon runs it."))
+        let status = l.status(breakerThreshold: file.settings.breakerThreshold)
+        v["status"] = status; v["statusLabel"] = status.replacingOccurrences(of: "_", with: " ")
         if let row = l.row {
             let d = try await api.guarded { try await api.facade.job(jobID) }
-            let health = JobHealth.of(row, breakerThreshold: file.settings.breakerThreshold).rawValue
-            let status = l.error != nil ? "invalid" : (!l.inFile ? (l.removed ? "removed" : "elsewhere") : health)
-            v["status"] = status; v["statusLabel"] = status.replacingOccurrences(of: "_", with: " ")
             v["stale"] = JobHealth.isStale(row, maxStalenessSecs: spec?.maxStalenessSecs, registeredAtMs: api.startedAtMs, nowMs: now)
             if row.paused { v["note"] = row.pausedReason ?? "paused" }
             v["lastRun"] = Self.relative(row.lastRunAtMs, now: now); v["lastRunAt"] = Self.absolute(row.lastRunAtMs)
@@ -271,8 +266,6 @@ public struct Dashboard: Sendable {
                 ]
             }
         } else {
-            v["status"] = l.error != nil ? "invalid" : "never_ran"
-            v["statusLabel"] = l.error != nil ? "invalid" : "never ran"
             v["lastRun"] = "never"; v["nextRun"] = "when the daemon registers it"; v["lastOk"] = "never"; v["lastError"] = "—"
             v["consecutiveErrors"] = 0; v["ticksTotal"] = 0; v["itemsSeen"] = 0; v["cursorPreview"] = "none"; v["lease"] = "none"
             v["explain"] = l.error.map { "The job file's entry is invalid, so no daemon runs it: \($0)" }

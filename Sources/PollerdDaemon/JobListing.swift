@@ -17,6 +17,16 @@ public struct JobListing: Sendable {
     public init(id: String, kind: String?, row: JobStateRow?, inFile: Bool, error: String?) {
         self.id = id; self.kind = kind; self.row = row; self.inFile = inFile; self.error = error
     }
+
+    /// What the dashboard, the API and `jobs list` show as the job's status: `invalid`,
+    /// `removed`, `elsewhere` (another daemon's job file has it), else its health
+    /// (`JobHealth`: ok, failing, paused, …, `never_ran`).
+    public func status(breakerThreshold: Int) -> String {
+        if error != nil { return "invalid" }
+        if !inFile { return removed ? "removed" : "elsewhere" }
+        guard let row else { return JobHealth.neverRan.rawValue }
+        return JobHealth.of(row, breakerThreshold: breakerThreshold).rawValue
+    }
 }
 
 extension Operator {

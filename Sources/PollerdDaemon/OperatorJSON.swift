@@ -121,7 +121,8 @@ extension OperatorJSON {
         let specs = Dictionary(file.jobs.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         for l in listing {
             var o: [String: JSONValue] = ["id": .string(l.id), "in_file": .bool(l.inFile), "valid": .bool(l.error == nil),
-                                          "removed": .bool(l.removed), "kind": text(l.kind)]
+                                          "removed": .bool(l.removed), "kind": text(l.kind),
+                                          "status": .string(l.status(breakerThreshold: file.settings.breakerThreshold))]
             if let e = l.error { o["error"] = .string(e) }
             if let r = l.row, case .object(let state) = job(r) {
                 o.merge(state) { a, _ in a }

@@ -130,9 +130,7 @@ struct JobsCommand: AsyncParsableCommand {
             }
             var table = [["ID", "KIND", "STATUS", "ERRS", "BACKLOG", "NEXT RUN", "PAUSED"]]
             for j in jobs {
-                let inFile = j["in_file"]?.boolValue ?? false
-                let status = j["error"]?.stringValue != nil ? "invalid" : j["removed"]?.boolValue == true ? "removed" : !inFile ? "elsewhere"
-                    : (j["health"]?.stringValue.map { $0.replacingOccurrences(of: "_", with: " ") } ?? "never ran") + (j["stale"]?.boolValue == true ? " (stale)" : "")
+                let status = (j["status"]?.stringValue ?? "?").replacingOccurrences(of: "_", with: " ") + (j["stale"]?.boolValue == true ? " (stale)" : "")
                 let ran = j["never_ran"]?.boolValue != true
                 let paused = !ran ? "-" : j["paused"]?.boolValue == true ? "yes: \(j["paused_reason"]?.stringValue ?? "")" : j["done"]?.boolValue == true ? "done" : "no"
                 table.append([j["id"]?.stringValue ?? "?", j["kind"]?.stringValue ?? "-", status,
