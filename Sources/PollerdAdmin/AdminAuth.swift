@@ -38,10 +38,8 @@ public struct AdminAuth: Sendable {
     public func role(of presented: String) -> AdminRole? {
         let d = Array(SHA256.hash(data: Array(presented.utf8)))
         var found: AdminRole?
-        for entry in digests {
-            var diff: UInt8 = 0
-            for i in 0..<d.count { diff |= d[i] ^ entry.digest[i] }
-            if diff == 0, found == nil || entry.role > found! { found = entry.role }
+        for entry in digests where AdminSessions.constantTimeEqual(d, entry.digest) {
+            if found == nil || entry.role > found! { found = entry.role }
         }
         return found
     }
@@ -149,7 +147,7 @@ public struct AdminAuthMiddleware: RouterMiddleware {
             var target = path
             if let q = request.uri.query, !q.isEmpty { target += "?" + q }
             var headers = HTTPFields()
-            headers[.location] = "/login?next=" + HTML.percentEncode(target)
+            headers[.location] = "/login?next=" + PercentEncoding.component(target)
             return Response(status: .seeOther, headers: headers)
         } else if Self.isDashboardPath(path) {
             throw AdminError(.unauthorized, "unauthorized", "your dashboard session has ended: log in again")

@@ -79,7 +79,10 @@ public final class AdminSessions: Sendable {
 
     /// Two secrets compared in time that depends on their lengths only.
     public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
+        constantTimeEqual(Array(a.utf8), Array(b.utf8))
+    }
+
+    public static func constantTimeEqual(_ x: [UInt8], _ y: [UInt8]) -> Bool {
         guard x.count == y.count else { return false }
         var diff: UInt8 = 0
         for i in 0..<x.count { diff |= x[i] ^ y[i] }

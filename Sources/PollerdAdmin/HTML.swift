@@ -10,12 +10,6 @@ public enum HTML {
         MarkupEscape.escape(s, quote: true, apostrophe: true)
     }
 
-    /// A query-string value (everything but unreserved characters percent-encoded).
-    public static func percentEncode(_ s: String) -> String {
-        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-        return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
-    }
-
     /// The content security policy of every dashboard page: this server's scripts and styles only,
     /// no framing, forms posting here only.
     public static let contentSecurityPolicy =

@@ -103,7 +103,7 @@ public struct Dashboard: Sendable {
         }
 
         var query: String {
-            [("status", status), ("kind", kind), ("q", q)].filter { !$0.1.isEmpty }.map { "\($0.0)=\(HTML.percentEncode($0.1))" }
+            [("status", status), ("kind", kind), ("q", q)].filter { !$0.1.isEmpty }.map { "\($0.0)=\(PercentEncoding.component($0.1))" }
                 .joined(separator: "&")
         }
     }
@@ -471,9 +471,9 @@ public struct Dashboard: Sendable {
     /// `back` with what was done, for the page to say so.
     static func flash(_ back: String, _ code: String, job: String? = nil, n: Int? = nil, status: String? = nil) -> String {
         var q = "done=\(code)"
-        if let job { q += "&done_job=\(HTML.percentEncode(job))" }
+        if let job { q += "&done_job=\(PercentEncoding.component(job))" }
         if let n { q += "&done_n=\(n)" }
-        if let status { q += "&done_status=\(HTML.percentEncode(status))" }
+        if let status { q += "&done_status=\(PercentEncoding.component(status))" }
         return back + (back.contains("?") ? "&" : "?") + q
     }
 

@@ -23,9 +23,9 @@ public struct PluginCgroups: Sendable {
 
     /// Where this process's cgroup v2 is, from `/proc/self/mountinfo` and `/proc/self/cgroup`.
     public static func ownCgroup() -> String? {
-        guard let cg = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
+        guard let cg = readFile("/proc/self/cgroup"),
               let line = cg.split(separator: "\n").first(where: { $0.hasPrefix("0::") }),
-              let info = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+              let info = readFile("/proc/self/mountinfo") else { return nil }
         let path = String(line.dropFirst(3))
         // mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS … - FSTYPE SOURCE SUPER"
         for l in info.split(separator: "\n") {
@@ -105,6 +105,7 @@ public struct PluginCgroups: Sendable {
         (readFile(path + "/cgroup.procs") ?? "").split(separator: "\n").count
     }
 
+    /// A small kernel file read to its end (`/proc` and cgroup files report a size of 0).
     static func readFile(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }

@@ -192,7 +192,7 @@ public enum ProcessTree {
     }
 
     static func uptimeTicks(hz: UInt64) -> UInt64 {
-        guard let text = try? String(contentsOfFile: "/proc/uptime", encoding: .utf8),
+        guard let text = PluginCgroups.readFile("/proc/uptime"),
               let secs = Double(text.split(separator: " ").first ?? "") else { return 0 }
         return UInt64(secs * Double(hz))
     }

@@ -150,7 +150,7 @@ struct JobsCommand: AsyncParsableCommand {
         func run() async throws {
             let file = Support.load(state.options.path, printProblems: false)
             let n = state.json ? 50 : 10
-            let v = try await state.read("/admin/jobs/\(Support.pathSegment(jobID))?ticks=\(n)") {
+            let v = try await state.read("/admin/jobs/\(PercentEncoding.component(jobID))?ticks=\(n)") {
                 try await $0.jobJSON(jobID, file: file, ticks: n, registeredAtMs: nil)
             }
             if state.json { print(Support.json(v)); return }
@@ -181,7 +181,7 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            let e = try await state.read("/admin/jobs/\(Support.pathSegment(jobID))/explain") { OperatorJSON.explanation(try await $0.explain(jobID)) }
+            let e = try await state.read("/admin/jobs/\(PercentEncoding.component(jobID))/explain") { OperatorJSON.explanation(try await $0.explain(jobID)) }
             if state.json { print(Support.json(e)) } else { print(e["text"]?.stringValue ?? "-") }
         }
     }
@@ -193,7 +193,7 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            try await state.act(daemonPath: "/admin/jobs/\(Support.pathSegment(jobID))/pause", body: .object(["note": .string(reason)]), done: "\(jobID): paused") {
+            try await state.act(daemonPath: "/admin/jobs/\(PercentEncoding.component(jobID))/pause", body: .object(["note": .string(reason)]), done: "\(jobID): paused") {
                 try await $0.pause(jobID, note: reason)
                 return .null
             }
@@ -206,7 +206,7 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            try await state.act(daemonPath: "/admin/jobs/\(Support.pathSegment(jobID))/resume", done: "\(jobID): resumed") { try await $0.resume(jobID); return .null }
+            try await state.act(daemonPath: "/admin/jobs/\(PercentEncoding.component(jobID))/resume", done: "\(jobID): resumed") { try await $0.resume(jobID); return .null }
         }
     }
 
@@ -217,7 +217,7 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            try await state.act(daemonPath: "/admin/jobs/\(Support.pathSegment(jobID))/reset", body: .object(["forget_seen": .bool(forgetSeen)]),
+            try await state.act(daemonPath: "/admin/jobs/\(PercentEncoding.component(jobID))/reset", body: .object(["forget_seen": .bool(forgetSeen)]),
                                 done: "\(jobID): reset" + (forgetSeen ? " (dedup window cleared)" : "")) {
                 try await $0.reset(jobID, forgetSeen: forgetSeen)
                 return .null
@@ -238,7 +238,7 @@ struct JobsCommand: AsyncParsableCommand {
             guard [history, set != nil, rewind != nil].filter({ $0 }).count <= 1 else {
                 throw ValidationError("give at most one of --history, --set, --rewind")
             }
-            let path = "/admin/jobs/\(Support.pathSegment(jobID))"
+            let path = "/admin/jobs/\(PercentEncoding.component(jobID))"
             if let set {
                 var bytes: Data?
                 if !set.isEmpty {
@@ -291,7 +291,7 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var state: StateOptions
 
         func run() async throws {
-            let query = jobID.map { "?job=\(Support.pathSegment($0))" } ?? ""
+            let query = jobID.map { "?job=\(PercentEncoding.component($0))" } ?? ""
             let v = try await state.read("/admin/audit" + query) { .object(["audit": .array(try await $0.audit(jobID: jobID).map(OperatorJSON.audit))]) }
             guard case .array(let entries)? = v["audit"] else { throw Exit.transient }
             if state.json { print(Support.json(.array(entries))); return }

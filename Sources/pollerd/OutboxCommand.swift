@@ -17,11 +17,11 @@ struct OutboxCommand: AsyncParsableCommand {
 
         func run() async throws {
             let now = Support.nowMs
-            let query = job.map { "?job=\(Support.pathSegment($0))" } ?? ""
+            let query = job.map { "?job=\(PercentEncoding.component($0))" } ?? ""
             let lanesJSON = try await state.read("/admin/outbox" + query) {
                 .object(["lanes": .array(try await $0.outboxStats().filter { job == nil || $0.jobID == job }.map(OperatorJSON.lane))])
             }
-            let deadJSON = try await state.read("/admin/dlq?limit=10000" + (job.map { "&job=\(Support.pathSegment($0))" } ?? "")) {
+            let deadJSON = try await state.read("/admin/dlq?limit=10000" + (job.map { "&job=\(PercentEncoding.component($0))" } ?? "")) {
                 .object(["dead_letters": .array(try await $0.deadLetters(jobID: job, limit: 10_000).map { OperatorJSON.deadLetter($0, envelope: false) })])
             }
             guard case .array(let lanes)? = lanesJSON["lanes"], case .array(let dead)? = deadJSON["dead_letters"] else { throw Exit.transient }
@@ -113,7 +113,7 @@ struct DLQCommand: AsyncParsableCommand {
 
         func run() async throws {
             let n = min(10_000, max(1, limit))
-            let v = try await state.read("/admin/dlq?limit=\(n)" + (job.map { "&job=\(Support.pathSegment($0))" } ?? "")) {
+            let v = try await state.read("/admin/dlq?limit=\(n)" + (job.map { "&job=\(PercentEncoding.component($0))" } ?? "")) {
                 .object(["dead_letters": .array(try await $0.deadLetters(jobID: job, limit: n).map { OperatorJSON.deadLetter($0, envelope: false) })])
             }
             guard case .array(let rows)? = v["dead_letters"] else { throw Exit.transient }

@@ -80,13 +80,6 @@ enum Support {
 
     static func json(_ v: JSONValue) -> String { v.canonicalString }
 
-    /// A path segment or query value for the admin API (anything but unreserved characters
-    /// percent-encoded, so a hostile id cannot change the path).
-    static func pathSegment(_ s: String) -> String {
-        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-        return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
-    }
-
     /// Prints rows as aligned columns: each as wide as its longest cell, two spaces apart, so a
     /// long value never runs into the next column.
     static func printTable(_ rows: [[String]], indent: String = "") {

@@ -42,7 +42,7 @@ import Testing
     static func text(_ r: TestResponse) -> String { String(buffer: r.body) }
 
     static func form(_ fields: [(String, String)]) -> ByteBuffer {
-        ByteBuffer(string: fields.map { "\(HTML.percentEncode($0.0))=\(HTML.percentEncode($0.1))" }.joined(separator: "&"))
+        ByteBuffer(string: fields.map { "\(PercentEncoding.component($0.0))=\(PercentEncoding.component($0.1))" }.joined(separator: "&"))
     }
 
     static func headers(cookie: String? = nil, form: Bool = false, extra: [(String, String)] = []) -> HTTPFields {
