@@ -146,9 +146,7 @@ public struct AdminAuthMiddleware: RouterMiddleware {
         } else if Self.isDashboardPath(path) && !changes {
             var target = path
             if let q = request.uri.query, !q.isEmpty { target += "?" + q }
-            var headers = HTTPFields()
-            headers[.location] = "/login?next=" + PercentEncoding.component(target)
-            return Response(status: .seeOther, headers: headers)
+            return HTML.redirect("/login?next=" + PercentEncoding.component(target))
         } else if Self.isDashboardPath(path) {
             throw AdminError(.unauthorized, "unauthorized", "your dashboard session has ended: log in again")
         } else {
