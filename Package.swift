@@ -51,7 +51,7 @@ let package = Package(
         ),
         .target(
             name: "PollerdSQLite",
-            dependencies: ["PollerdCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["PollerdCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
             swiftSettings: upcoming
         ),
         .target(

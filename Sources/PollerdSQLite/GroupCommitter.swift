@@ -126,36 +126,50 @@ final class GroupCommitter: Sendable {
             .execute(arguments: [r.nextRunAtMs, r.scheduleFingerprint, r.definitionFingerprint, nowMs, r.jobID])
     }
 
+    /// The claim statement: the usual case in one statement. The job is runnable, the slot is
+    /// due, the lease is free, expired, or this holder's own (a holder asks only for jobs it has
+    /// no tick of in flight, so its own lease is one a failed commit left behind: it must not
+    /// block the holder until it expires). The token increases, fencing off whatever held it
+    /// before; the cursor comes back with it.
+    static let claimSQL = """
+        UPDATE poll_state SET lease_holder = ?, lease_token = lease_token + 1, lease_until = ?
+        WHERE job_id = ? AND (lease_until <= ? OR lease_holder = ?) AND paused = 0 AND done = 0
+          AND (? IS NULL OR next_run_at IS NULL OR next_run_at <= ?) AND outbox_backlog < ?
+        RETURNING lease_token, cursor, consecutive_errors, last_alert_at
+        """
+
     static func acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?, _ db: Database) throws -> LeaseAcquisition {
+        try acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog, claim: db.cachedStatement(sql: claimSQL), db)
+    }
+
+    /// The same, with the claim statement already fetched (a batch fetches it once).
+    static func acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?, claim: Statement, _ db: Database) throws -> LeaseAcquisition {
         let until = nowMs + ttlMs
         let backlogLimit = maxBacklog ?? Int64.max
-        // The usual case in one statement: the job is runnable, the slot is due, the lease is
-        // free, expired, or this holder's own (a holder asks only for jobs it has no tick of in
-        // flight, so its own lease is one a failed commit left behind: it must not block the
-        // holder until it expires). The token increases, fencing off whatever held it before;
-        // the cursor comes back with it.
-        if let r = try Row.fetchOne(db.cachedStatement(sql: """
-            UPDATE poll_state SET lease_holder = ?, lease_token = lease_token + 1, lease_until = ?
-            WHERE job_id = ? AND (lease_until <= ? OR lease_holder = ?) AND paused = 0 AND done = 0
-              AND (? IS NULL OR next_run_at IS NULL OR next_run_at <= ?) AND outbox_backlog < ?
-            RETURNING lease_token, cursor, consecutive_errors, last_alert_at
-            """), arguments: [holder, until, jobID, nowMs, holder, slotMs, slotMs, backlogLimit]) {
-            return .granted(LeaseGrant(jobID: jobID, holder: holder, token: r[0], untilMs: until, cursor: r[1], consecutiveErrors: r[2], lastAlertAtMs: r[3]))
+        var st = HotStatement(claim, db)
+        st.bind(holder); st.bind(until); st.bind(jobID); st.bind(nowMs); st.bind(holder)
+        st.bind(slotMs); st.bind(slotMs); st.bind(backlogLimit)
+        if try st.step() {
+            let grant = LeaseGrant(jobID: jobID, holder: holder, token: st.int64(0), untilMs: until, cursor: st.data(1),
+                                   consecutiveErrors: Int(st.int64(2)), lastAlertAtMs: st.optionalInt64(3))
+            st.finish()
+            return .granted(grant)
         }
+        st.finish()
         // Otherwise say why (columns by position: name lookups cost more than the query).
-        guard let st = try Row.fetchOne(db.cachedStatement(sql: "SELECT paused, paused_reason, done, next_run_at, lease_holder, lease_until, outbox_backlog FROM poll_state WHERE job_id = ?"), arguments: [jobID]) else {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT paused, paused_reason, done, next_run_at, lease_holder, lease_until, outbox_backlog FROM poll_state WHERE job_id = ?"), arguments: [jobID]) else {
             return .paused(reason: "job has no state row (not registered)")
         }
-        if st[0] as Bool { return .paused(reason: st[1]) }
-        if st[2] as Bool { return .done }
-        if let slotMs, let planned = st[3] as Int64?, planned > slotMs { return .notDue(untilMs: planned) }
-        if (st[6] as Int64) >= backlogLimit {
+        if row[0] as Bool { return .paused(reason: row[1]) }
+        if row[2] as Bool { return .done }
+        if let slotMs, let planned = row[3] as Int64?, planned > slotMs { return .notDue(untilMs: planned) }
+        if (row[6] as Int64) >= backlogLimit {
             // Say why the job does not tick, where `jobs list` and `jobs show` look.
             try db.cachedStatement(sql: "UPDATE poll_state SET last_status = 'backpressure', last_error = ? WHERE job_id = ?")
-                .execute(arguments: ["\(st[6] as Int64) undelivered items (limit \(backlogLimit)); ticks wait until the outbox drains", jobID])
-            return .backlogged(pending: st[6], limit: backlogLimit)
+                .execute(arguments: ["\(row[6] as Int64) undelivered items (limit \(backlogLimit)); ticks wait until the outbox drains", jobID])
+            return .backlogged(pending: row[6], limit: backlogLimit)
         }
-        return .held(by: (st[4] as String?) ?? "?", untilMs: st[5])
+        return .held(by: (row[4] as String?) ?? "?", untilMs: row[5])
     }
 
     /// The history row of a committed tick, numbered by its lease token (unique and increasing
@@ -172,31 +186,39 @@ final class GroupCommitter: Sendable {
         try commitCounting(c, nowMs: nowMs, db) != nil
     }
 
+    /// The commit statement. Fenced: nothing changes unless this holder's token still holds;
+    /// the lease is released too.
+    static let commitSQL = """
+        UPDATE poll_state SET
+          cursor = COALESCE(?, cursor), last_run_at = ?, next_run_at = ?, last_status = ?, last_error = ?,
+          last_duration_ms = ?, consecutive_errors = ?, ticks_total = ticks_total + 1,
+          items_seen_total = items_seen_total + ?, items_dispatched_total = items_dispatched_total + ?,
+          paused = CASE WHEN ? THEN 1 ELSE paused END,
+          paused_reason = CASE WHEN ? THEN ? ELSE paused_reason END,
+          paused_at = CASE WHEN ? THEN ? ELSE paused_at END,
+          done = CASE WHEN ? THEN 1 ELSE done END,
+          last_alert_at = COALESCE(?, last_alert_at),
+          last_ok_at = CASE WHEN ? = 'ok' THEN ? ELSE last_ok_at END,
+          schedule_fp = ?, updated_at = ?, lease_until = 0
+        WHERE job_id = ? AND lease_holder = ? AND lease_token = ?
+        """
+
     /// Commits one tick; nil when fenced off, else how many items it queued.
     static func commitCounting(_ c: TickCommit, nowMs: Int64, _ db: Database) throws -> Int? {
-        // Fenced: nothing changes unless this holder's token still holds; the lease is released too.
-        try db.cachedStatement(sql: """
-            UPDATE poll_state SET
-              cursor = COALESCE(?, cursor), last_run_at = ?, next_run_at = ?, last_status = ?, last_error = ?,
-              last_duration_ms = ?, consecutive_errors = ?, ticks_total = ticks_total + 1,
-              items_seen_total = items_seen_total + ?, items_dispatched_total = items_dispatched_total + ?,
-              paused = CASE WHEN ? THEN 1 ELSE paused END,
-              paused_reason = CASE WHEN ? THEN ? ELSE paused_reason END,
-              paused_at = CASE WHEN ? THEN ? ELSE paused_at END,
-              done = CASE WHEN ? THEN 1 ELSE done END,
-              last_alert_at = COALESCE(?, last_alert_at),
-              last_ok_at = CASE WHEN ? = 'ok' THEN ? ELSE last_ok_at END,
-              schedule_fp = ?, updated_at = ?, lease_until = 0
-            WHERE job_id = ? AND lease_holder = ? AND lease_token = ?
-            """).execute(arguments: [
-                c.newCursor, c.startedAtMs, c.nextRunAtMs, c.status, c.error,
-                c.durationMs, c.consecutiveErrors, c.itemsSeen, c.itemsDispatched,
-                c.pause, c.pause, c.pausedReason, c.pause, nowMs, c.done, c.alert.entries.isEmpty ? nil : c.alert.foundAtMs,
-                c.status, c.startedAtMs,
-                c.scheduleFingerprint, nowMs,
-                c.lease.jobID, c.lease.holder, c.lease.token,
-            ])
-        guard db.changesCount == 1 else { return nil }
+        try commitCounting(c, nowMs: nowMs, statement: db.cachedStatement(sql: commitSQL), db)
+    }
+
+    /// The same, with the commit statement already fetched (a batch fetches it once).
+    static func commitCounting(_ c: TickCommit, nowMs: Int64, statement: Statement, _ db: Database) throws -> Int? {
+        var st = HotStatement(statement, db)
+        st.bind(c.newCursor); st.bind(c.startedAtMs); st.bind(c.nextRunAtMs); st.bind(c.status); st.bind(c.error)
+        st.bind(c.durationMs); st.bind(c.consecutiveErrors); st.bind(c.itemsSeen); st.bind(c.itemsDispatched)
+        st.bind(c.pause); st.bind(c.pause); st.bind(c.pausedReason); st.bind(c.pause); st.bind(nowMs); st.bind(c.done)
+        st.bind(c.alert.entries.isEmpty ? nil : c.alert.foundAtMs)
+        st.bind(c.status); st.bind(c.startedAtMs)
+        st.bind(c.scheduleFingerprint); st.bind(nowMs)
+        st.bind(c.lease.jobID); st.bind(c.lease.holder); st.bind(c.lease.token)
+        guard try st.run() == 1 else { return nil }
         let queued = try OutboxSQL.enqueue(c.outbox, jobID: c.lease.jobID, nowMs: nowMs, db)
         if !c.alert.entries.isEmpty { try OutboxSQL.enqueue(c.alert, jobID: c.lease.jobID, nowMs: nowMs, db) }
         return queued

@@ -376,31 +376,44 @@ public final class SQLiteStateStore: StateStore {
         let clock = storeClock
         return try await pool.write { db in
             // The store's own instant, read inside the transaction, when it keeps time.
-            let now = clock?.nowMs ?? nowMs
-            return try requests.map { r in
-                try GroupCommitter.acquire(jobID: r.jobID, holder: holder, ttlMs: r.ttlMs, nowMs: now, slotMs: r.slotMs, maxBacklog: r.maxBacklog, db)
-            }
+            try Self.claim(requests, holder: holder, nowMs: clock?.nowMs ?? nowMs, db)
         }
     }
 
     public func commit(_ ticks: [TickCommit], nowMs: Int64) async throws -> [Int64?] {
         guard !ticks.isEmpty else { return [] }
-        let (done, records) = try await pool.write { db -> ([Int64?], [(TickRecord, Int)]) in
-            var records: [(TickRecord, Int)] = []
-            let done = try ticks.map { c -> Int64? in
-                guard let queued = try GroupCommitter.commitCounting(c, nowMs: nowMs, db) else { return nil }
-                let record = GroupCommitter.record(c, queued: queued)
-                if c.historyLimit > 0 { records.append((record, c.historyLimit)) }
-                return record.itemsNew
-            }
-            return (done, records)
+        let (done, records) = try await pool.write { db in try Self.commit(ticks, nowMs: nowMs, db) }
+        try await keepHistory(records)
+        return done
+    }
+
+    private static func claim(_ requests: [LeaseRequest], holder: String, nowMs: Int64, _ db: Database) throws -> [LeaseAcquisition] {
+        guard !requests.isEmpty else { return [] }
+        let claim = try db.cachedStatement(sql: GroupCommitter.claimSQL)
+        return try requests.map { r in
+            try GroupCommitter.acquire(jobID: r.jobID, holder: holder, ttlMs: r.ttlMs, nowMs: nowMs, slotMs: r.slotMs, maxBacklog: r.maxBacklog, claim: claim, db)
         }
-        // The history is written apart from the commit, in bulk, by run() every 200 ms (and
-        // before a read): a crash may lose the last moments of history, never a cursor or an item.
+    }
+
+    private static func commit(_ ticks: [TickCommit], nowMs: Int64, _ db: Database) throws -> ([Int64?], [(TickRecord, Int)]) {
+        guard !ticks.isEmpty else { return ([], []) }
+        var records: [(TickRecord, Int)] = []
+        let statement = try db.cachedStatement(sql: GroupCommitter.commitSQL)
+        let done = try ticks.map { c -> Int64? in
+            guard let queued = try GroupCommitter.commitCounting(c, nowMs: nowMs, statement: statement, db) else { return nil }
+            let record = GroupCommitter.record(c, queued: queued)
+            if c.historyLimit > 0 { records.append((record, c.historyLimit)) }
+            return record.itemsNew
+        }
+        return (done, records)
+    }
+
+    /// The history is written apart from the commit, in bulk, by run() every 200 ms (and before
+    /// a read): a crash may lose the last moments of history, never a cursor or an item.
+    private func keepHistory(_ records: [(TickRecord, Int)]) async throws {
         if !records.isEmpty, history.withLock({ $0.append(contentsOf: records); return $0.count }) >= Self.historyFlushAt {
             try await flushHistory()
         }
-        return done
     }
 
     /// Buffered history rows past this many are written at once.

@@ -51,6 +51,38 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
 
     // MARK: Leases, fencing, commits
 
+    /// Every value a claim and a commit carry reads back as written, through the single and the
+    /// batch calls: an empty cursor stays an empty cursor (not "no cursor"), bytes that are not
+    /// UTF-8 and NUL bytes survive in a cursor, texts keep non-ASCII, NULLs stay NULL.
+    @Test(arguments: StoreFactory.all)
+    func claimsAndCommitsCarryEveryValueExactly(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        let id = "jöb/ünïcode \u{1F600}"
+        _ = try await store.register([JobRegistration(jobID: id, kind: "noop", agent: "", pausedOnBoot: false)], nowMs: 0)
+        let binary = Data([0x00, 0xFF, 0xFE, 0x00, 0x41, 0xC3])
+        var c = commit(try grant(try await store.acquireLease(jobID: id, holder: "höst-A", ttlMs: 60_000, nowMs: 1000, slotMs: nil)), cursor: nil, status: "transient")
+        c.newCursor = binary
+        c.error = "kaputt: \"ü\" \u{7F}"
+        c.pause = true
+        c.pausedReason = ""
+        #expect(try await store.commit([c], nowMs: 1001) == [0])
+        var row = try #require(try await store.state(jobID: id))
+        #expect(row.cursor == binary && row.lastError == c.error && row.lastStatus == "transient")
+        #expect(row.paused && row.pausedReason == "" && row.pausedAtMs == 1001 && row.consecutiveErrors == 1)
+        _ = try await store.setPaused(jobID: id, paused: false, reason: nil, nowMs: 1002)
+
+        let claimed = try await store.acquireLeases([LeaseRequest(jobID: id, ttlMs: 60_000, slotMs: nil, maxBacklog: nil)], holder: "höst-A", nowMs: 2000)
+        let lease = try grant(try #require(claimed.first))
+        #expect(lease.cursor == binary && lease.consecutiveErrors == 1 && lease.lastAlertAtMs == nil)
+        var empty = commit(lease, cursor: "")
+        empty.nextRunAtMs = nil
+        #expect(try await store.commit(empty, nowMs: 2001))
+        row = try #require(try await store.state(jobID: id))
+        #expect(row.cursor == Data() && row.lastError == nil && row.nextRunAtMs == nil && row.lastOkAtMs == 1000)
+        let again = try grant(try await store.acquireLease(jobID: id, holder: "höst-A", ttlMs: 60_000, nowMs: 3000, slotMs: nil))
+        #expect(again.cursor == Data())
+    }
+
     @Test(arguments: StoreFactory.all)
     func cursorRoundTripAndAbsentCursorKeepsTheOld(_ f: StoreFactory) async throws {
         let store = try f.make()
