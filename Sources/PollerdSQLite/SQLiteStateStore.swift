@@ -40,11 +40,23 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(sql: "PRAGMA page_size = 1024")
         }
         pool = try DatabasePool(path: path, configuration: config)
+        // GRDB sets `synchronous = NORMAL` on the writer when it turns WAL on, after the
+        // connection was prepared above: set it again, or `state_sync: full` (the default)
+        // silently runs at NORMAL (no sync per commit: the last commits could be lost with
+        // power). Readers do not write, so their setting does not matter.
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+        }
         try Self.quickCheck(pool, path: path)
         try Self.migrator.migrate(pool)
         var storeNow: (@Sendable () -> Int64)?
         if let storeClock { storeNow = { storeClock.nowMs } }
         committer = GroupCommitter(pool: pool, storeNow: storeNow)
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (1: NORMAL, 2: FULL).
+    public func writerSynchronous() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     /// The state database failed its integrity check: the daemon refuses to start on it.
