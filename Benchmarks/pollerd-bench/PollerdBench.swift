@@ -136,6 +136,8 @@ struct SchedulerBench: AsyncParsableCommand {
         let cpu0 = cpuSeconds()
         try await clock.sleep(untilMs: windowEnd)
         let cpu1 = cpuSeconds()
+        // The WAL's file at the window's end: it must not grow with the run's length.
+        let walMiB = ((try? FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("state.db-wal").path)[.size] as? Int) ?? 0) >> 20
         // Let ticks due just before the window's end report.
         try await clock.sleep(untilMs: windowEnd + 2000)
         await group.triggerGracefulShutdown()
@@ -154,7 +156,7 @@ struct SchedulerBench: AsyncParsableCommand {
             "ticks_per_sec": (rate * 10).rounded() / 10, "expected_per_sec": expected,
             "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99), "lateness_max_ms": sorted.last ?? -1,
             "cpu_seconds": ((cpu1 - cpu0) * 100).rounded() / 100, "cpu_cores": (((cpu1 - cpu0) / Double(seconds)) * 100).rounded() / 100,
-            "peak_rss_mib": peakRSSMiB(), "skipped": s.skipped, "failed": s.failed, "boot_ms": bootMs,
+            "peak_rss_mib": peakRSSMiB(), "skipped": s.skipped, "failed": s.failed, "boot_ms": bootMs, "wal_mib": walMiB,
         ]
         if json {
             let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
@@ -164,7 +166,7 @@ struct SchedulerBench: AsyncParsableCommand {
             print("  ticks/s        \(String(format: "%.1f", rate)) (expected \(String(format: "%.1f", expected)))")
             print("  lateness       p50 \(pct(0.5)) ms, p99 \(pct(0.99)) ms, max \(sorted.last ?? -1) ms")
             print("  cpu            \(String(format: "%.2f", cpu1 - cpu0)) s (\(String(format: "%.2f", (cpu1 - cpu0) / Double(seconds))) cores)")
-            print("  peak rss       \(peakRSSMiB()) MiB; skipped \(s.skipped), failed \(s.failed); boot \(bootMs) ms")
+            print("  peak rss       \(peakRSSMiB()) MiB; skipped \(s.skipped), failed \(s.failed); boot \(bootMs) ms; WAL \(walMiB) MiB")
         }
     }
 
