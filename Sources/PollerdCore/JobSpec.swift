@@ -14,37 +14,139 @@ public struct FailureTarget: Sendable, Hashable {
 }
 
 /// One validated job from the job file.
+///
+/// A value type whose fields live in one shared, copy-on-write box: the scheduler, the runner and
+/// every due tick hold a copy of their job's spec, and a million jobs would otherwise hold a
+/// million copies of ~280 bytes each, copied again for every tick.
 public struct JobSpec: Sendable, Hashable {
-    public var id: String
-    public var kind: String
-    public var agent: String
-    public var schedule: Schedule
-    public var config: JSONValue
-    public var failureTo: FailureTarget?
-    public var pausedOnBoot: Bool
-    public var timeoutSecs: Int64
-    public var catchUp: CatchUp
+    /// The fields. Only ever mutated while uniquely referenced (`edit`), so sharing it is safe.
+    private final class Box: @unchecked Sendable {
+        var id: String
+        var kind: String
+        var agent: String
+        var schedule: Schedule
+        var config: JSONValue
+        var failureTo: FailureTarget?
+        var pausedOnBoot: Bool
+        var timeoutSecs: Int64
+        var catchUp: CatchUp
+        var deliver: [SinkSpec]
+        var dedupWindow: Int?
+        var alertSinks: [SinkSpec]
+        var maxStalenessSecs: Int64?
+
+        init(id: String, kind: String, agent: String, schedule: Schedule, config: JSONValue, failureTo: FailureTarget?, pausedOnBoot: Bool,
+             timeoutSecs: Int64, catchUp: CatchUp, deliver: [SinkSpec], dedupWindow: Int?, alertSinks: [SinkSpec], maxStalenessSecs: Int64?) {
+            self.id = id
+            self.kind = kind
+            self.agent = agent
+            self.schedule = schedule
+            self.config = config
+            self.failureTo = failureTo
+            self.pausedOnBoot = pausedOnBoot
+            self.timeoutSecs = timeoutSecs
+            self.catchUp = catchUp
+            self.deliver = deliver
+            self.dedupWindow = dedupWindow
+            self.alertSinks = alertSinks
+            self.maxStalenessSecs = maxStalenessSecs
+        }
+
+        func copy() -> Box {
+            Box(id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo, pausedOnBoot: pausedOnBoot,
+                timeoutSecs: timeoutSecs, catchUp: catchUp, deliver: deliver, dedupWindow: dedupWindow, alertSinks: alertSinks, maxStalenessSecs: maxStalenessSecs)
+        }
+    }
+
+    private var box: Box
+
+    /// Mutates the fields, copying them first unless this value is their only holder.
+    private mutating func edit(_ body: (Box) -> Void) {
+        if !isKnownUniquelyReferenced(&box) { box = box.copy() }
+        body(box)
+    }
+
+    public var id: String {
+        get { box.id }
+        set { edit { $0.id = newValue } }
+    }
+    public var kind: String {
+        get { box.kind }
+        set { edit { $0.kind = newValue } }
+    }
+    public var agent: String {
+        get { box.agent }
+        set { edit { $0.agent = newValue } }
+    }
+    public var schedule: Schedule {
+        get { box.schedule }
+        set { edit { $0.schedule = newValue } }
+    }
+    public var config: JSONValue {
+        get { box.config }
+        set { edit { $0.config = newValue } }
+    }
+    public var failureTo: FailureTarget? {
+        get { box.failureTo }
+        set { edit { $0.failureTo = newValue } }
+    }
+    public var pausedOnBoot: Bool {
+        get { box.pausedOnBoot }
+        set { edit { $0.pausedOnBoot = newValue } }
+    }
+    public var timeoutSecs: Int64 {
+        get { box.timeoutSecs }
+        set { edit { $0.timeoutSecs = newValue } }
+    }
+    public var catchUp: CatchUp {
+        get { box.catchUp }
+        set { edit { $0.catchUp = newValue } }
+    }
     /// Where the job's items go (the job's `deliver:`, or the file's default sinks).
-    public var deliver: [SinkSpec]
+    public var deliver: [SinkSpec] {
+        get { box.deliver }
+        set { edit { $0.deliver = newValue } }
+    }
     /// How many item keys the job remembers for dedup; nil: the file's `delivery.dedup_window`.
-    public var dedupWindow: Int?
+    public var dedupWindow: Int? {
+        get { box.dedupWindow }
+        set { edit { $0.dedupWindow = newValue } }
+    }
     /// Where failure alerts go: the sink `failure_to.channel` names in `pollers.alert_sinks`.
-    public var alertSinks: [SinkSpec] = []
+    public var alertSinks: [SinkSpec] {
+        get { box.alertSinks }
+        set { edit { $0.alertSinks = newValue } }
+    }
     /// A job with no ok tick for longer than this is reported stale (API, metrics, `jobs list`).
-    public var maxStalenessSecs: Int64?
+    public var maxStalenessSecs: Int64? {
+        get { box.maxStalenessSecs }
+        set { edit { $0.maxStalenessSecs = newValue } }
+    }
 
     public init(id: String, kind: String, agent: String = "default", schedule: Schedule, config: JSONValue = .object([:]), failureTo: FailureTarget? = nil, pausedOnBoot: Bool = false, timeoutSecs: Int64 = 60, catchUp: CatchUp = .once, deliver: [SinkSpec] = [], dedupWindow: Int? = nil) {
-        self.id = id
-        self.kind = kind
-        self.agent = agent
-        self.schedule = schedule
-        self.config = config
-        self.failureTo = failureTo
-        self.pausedOnBoot = pausedOnBoot
-        self.timeoutSecs = timeoutSecs
-        self.catchUp = catchUp
-        self.deliver = deliver
-        self.dedupWindow = dedupWindow
+        box = Box(id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo, pausedOnBoot: pausedOnBoot,
+                  timeoutSecs: timeoutSecs, catchUp: catchUp, deliver: deliver, dedupWindow: dedupWindow, alertSinks: [], maxStalenessSecs: nil)
+    }
+
+    public static func == (a: JobSpec, b: JobSpec) -> Bool {
+        if a.box === b.box { return true }
+        return a.id == b.id && a.kind == b.kind && a.agent == b.agent && a.schedule == b.schedule && a.config == b.config && a.failureTo == b.failureTo && a.pausedOnBoot == b.pausedOnBoot && a.timeoutSecs == b.timeoutSecs && a.catchUp == b.catchUp && a.deliver == b.deliver && a.dedupWindow == b.dedupWindow && a.alertSinks == b.alertSinks && a.maxStalenessSecs == b.maxStalenessSecs
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(id)
+        h.combine(kind)
+        h.combine(agent)
+        h.combine(schedule)
+        h.combine(config)
+        h.combine(failureTo)
+        h.combine(pausedOnBoot)
+        h.combine(timeoutSecs)
+        h.combine(catchUp)
+        h.combine(deliver)
+        h.combine(dedupWindow)
+        h.combine(alertSinks)
+        h.combine(maxStalenessSecs)
     }
 
     /// A stable fingerprint of the whole definition, stored so `validate --diff` can compare.
