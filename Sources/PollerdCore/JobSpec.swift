@@ -150,13 +150,16 @@ public struct JobSpec: Sendable, Hashable {
     }
 
     /// A stable fingerprint of the whole definition, stored so `validate --diff` can compare.
-    public var fingerprint: String {
+    public var fingerprint: String { String(fingerprintHash, radix: 16) }
+
+    /// The fingerprint as a number (what the scheduler keeps of it per job).
+    public var fingerprintHash: UInt64 {
         let ft = failureTo.map { "\($0.channel)>\($0.to)" } ?? "-"
         let text = "\(kind)|\(agent)|\(schedule.fingerprint)|\(config.canonicalString)|\(ft)|\(pausedOnBoot)|\(timeoutSecs)|\(catchUp.rawValue)" + (deliver.isEmpty ? "" : "|" + deliver.map(\.fingerprint).joined(separator: ","))
             + (dedupWindow.map { "|dedup=\($0)" } ?? "")
             + (alertSinks.isEmpty ? "" : "|alerts=" + alertSinks.map(\.fingerprint).joined(separator: ","))
             + (maxStalenessSecs.map { "|stale=\($0)" } ?? "")
-        return String(StableHash.fnv1a(text), radix: 16)
+        return StableHash.fnv1a(text)
     }
 }
 

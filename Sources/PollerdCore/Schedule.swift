@@ -2,8 +2,9 @@
 public enum ScheduleSpec: Sendable, Hashable {
     /// Every N seconds on a grid aligned to the Unix epoch (N ≥ 1).
     case every(seconds: Int64)
-    /// On a cron expression, evaluated in a time zone.
-    case cron(CronExpression, ZoneRules)
+    /// On a cron expression, evaluated in a time zone. Boxed (`indirect`): the expression and
+    /// the zone's rules take ~90 bytes, which every `every` job would otherwise carry too.
+    indirect case cron(CronExpression, ZoneRules)
     /// Once, at an instant (ms since the epoch).
     case at(Int64)
 }

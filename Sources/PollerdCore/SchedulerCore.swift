@@ -14,8 +14,11 @@ public struct JobRuntime: Sendable {
     /// The concurrency group its tick in flight counts against.
     var inFlightGroup: String?
     var generation: UInt64 = 0
-    /// Cached: computing it means encoding the config as canonical JSON.
-    public internal(set) var definitionFingerprint: String = ""
+    /// Cached: computing it means encoding the config as canonical JSON. Kept as a number (8
+    /// bytes, not a 16-character string on the heap per job).
+    var definitionHash: UInt64 = 0
+    public var definitionFingerprint: String { String(definitionHash, radix: 16) }
+    /// One string per distinct schedule, shared by the jobs that have it (`SchedulerCore.intern`).
     public internal(set) var scheduleFingerprint: String = ""
 }
 
@@ -63,6 +66,15 @@ public struct SchedulerCore: Sendable {
         self.settings = settings
     }
 
+    /// The distinct schedule fingerprints: a million jobs on a few schedules share a few strings.
+    private var schedules: Set<String> = []
+
+    private mutating func intern(_ text: String) -> String {
+        if let i = schedules.firstIndex(of: text) { return schedules[i] }
+        schedules.insert(text)
+        return text
+    }
+
     /// Adds or replaces a job, scheduling it from its stored row (catch-up rules apply).
     /// Returns the schedule to record in the store.
     @discardableResult
@@ -72,8 +84,8 @@ public struct SchedulerCore: Sendable {
         var rt = JobRuntime(spec: spec, offsetMs: offset, nextDueMs: nil, paused: row?.paused ?? spec.pausedOnBoot,
                             pausedReason: row?.pausedReason, done: (row?.done ?? false) || markDone,
                             consecutiveErrors: row?.consecutiveErrors ?? 0, inFlight: false)
-        rt.definitionFingerprint = spec.fingerprint
-        rt.scheduleFingerprint = spec.schedule.fingerprint
+        rt.definitionHash = spec.fingerprintHash
+        rt.scheduleFingerprint = intern(spec.schedule.fingerprint)
         if let old = jobs[spec.id] {
             rt.inFlight = old.inFlight
             rt.generation = old.generation &+ 1
@@ -90,8 +102,8 @@ public struct SchedulerCore: Sendable {
         guard var rt = jobs[spec.id] else { return nil }
         let scheduleChanged = rt.spec.schedule != spec.schedule
         rt.spec = spec
-        rt.definitionFingerprint = spec.fingerprint
-        rt.scheduleFingerprint = spec.schedule.fingerprint
+        rt.definitionHash = spec.fingerprintHash
+        rt.scheduleFingerprint = intern(spec.schedule.fingerprint)
         rt.offsetMs = spec.schedule.jitterOffsetMs(jobID: spec.id, defaultJitterMs: settings.defaultJitterMs, nowMs: nowMs)
         jobs[spec.id] = rt
         if scheduleChanged, !rt.inFlight, !rt.paused, !rt.done {
