@@ -29,6 +29,9 @@ final class Samples: Sendable {
         var ran = 0
         var skipped = 0
         var failed = 0
+        /// The lateness of ticks that finished in the window, whatever their slot: how many a
+        /// daemon that fell behind still runs, and how far behind it is.
+        var finishedLateness: [Int64] = []
     }
     private let state = Mutex(State())
     let windowStart: Int64
@@ -40,7 +43,8 @@ final class Samples: Sendable {
         state.withLock { $0.lateness.reserveCapacity(capacity) }
     }
 
-    func record(_ r: TickReport, dueMs due: Int64) {
+    func record(_ r: TickReport, dueMs due: Int64, nowMs: Int64) {
+        if case .ran = r.disposition, nowMs >= windowStart, nowMs < windowEnd { state.withLock { $0.finishedLateness.append(r.latenessMs) } }
         guard due >= windowStart, due < windowEnd else { return }
         state.withLock { s in
             switch r.disposition {
@@ -54,8 +58,8 @@ final class Samples: Sendable {
         }
     }
 
-    var snapshot: (lateness: [Int64], ran: Int, skipped: Int, failed: Int) {
-        state.withLock { ($0.lateness, $0.ran, $0.skipped, $0.failed) }
+    var snapshot: (lateness: [Int64], ran: Int, skipped: Int, failed: Int, finishedLateness: [Int64]) {
+        state.withLock { ($0.lateness, $0.ran, $0.skipped, $0.failed, $0.finishedLateness) }
     }
 }
 
@@ -118,7 +122,7 @@ struct SchedulerBench: AsyncParsableCommand {
         let executor = TickExecutor(store: store, registry: registry, clock: clock, holder: "bench", logger: logger)
         let runner = Runner(settings: settings, jobs: specs, executor: executor, onEvent: { e in
             switch e {
-            case .tick(let r): samples.withLock { $0 }?.record(r, dueMs: r.dueMs)
+            case .tick(let r): samples.withLock { $0 }?.record(r, dueMs: r.dueMs, nowMs: clock.nowMs)
             case .started: started.ring()
             default: break
             }
@@ -150,6 +154,8 @@ struct SchedulerBench: AsyncParsableCommand {
         let sorted = s.lateness.sorted()
         func pct(_ p: Double) -> Int64 { sorted.isEmpty ? -1 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         let rate = Double(s.ran) / Double(seconds)
+        let finished = s.finishedLateness.sorted()
+        let finishedP50 = finished.isEmpty ? -1 : finished[finished.count / 2]
         let expected = Double(jobs) / Double(everySecs)
         let line: [String: Any] = [
             "system": maxConcurrent == 64 ? "pollerd" : "pollerd cap=\(maxConcurrent)", "kind": kind, "jobs": jobs, "every_secs": everySecs, "seconds": seconds, "sync": sync,
@@ -157,13 +163,15 @@ struct SchedulerBench: AsyncParsableCommand {
             "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99), "lateness_max_ms": sorted.last ?? -1,
             "cpu_seconds": ((cpu1 - cpu0) * 100).rounded() / 100, "cpu_cores": (((cpu1 - cpu0) / Double(seconds)) * 100).rounded() / 100,
             "peak_rss_mib": peakRSSMiB(), "skipped": s.skipped, "failed": s.failed, "boot_ms": bootMs, "wal_mib": walMiB,
+            "finished_per_sec": (Double(s.finishedLateness.count) / Double(seconds) * 10).rounded() / 10,
+            "finished_lateness_p50_ms": finishedP50,
         ]
         if json {
             let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("pollerd scheduler: \(jobs) jobs every \(everySecs)s, \(seconds)s measured, state_sync=\(sync)")
-            print("  ticks/s        \(String(format: "%.1f", rate)) (expected \(String(format: "%.1f", expected)))")
+            print("  ticks/s        \(String(format: "%.1f", rate)) of the window's slots (expected \(String(format: "%.1f", expected))); \(String(format: "%.1f", Double(finished.count) / Double(seconds))) finished in it, \(finishedP50) ms late (p50)")
             print("  lateness       p50 \(pct(0.5)) ms, p99 \(pct(0.99)) ms, max \(sorted.last ?? -1) ms")
             print("  cpu            \(String(format: "%.2f", cpu1 - cpu0)) s (\(String(format: "%.2f", (cpu1 - cpu0) / Double(seconds))) cores)")
             print("  peak rss       \(peakRSSMiB()) MiB; skipped \(s.skipped), failed \(s.failed); boot \(bootMs) ms; WAL \(walMiB) MiB")
