@@ -76,11 +76,13 @@ final class TickWatchdog: Sendable {
     static func look(_ entries: inout [UInt64: Entry], nowMs now: Int64) -> Look {
         var out = Look()
         for (id, e) in entries {
-            if e.deadlineMs <= now {
-                out.expired.append((e, .timedOut))
-                entries[id] = nil
-            } else if e.expiresAtMs <= now {
+            // The lease first: when both passed (a daemon stopped, then resumed), the result can
+            // no longer be committed whatever the timeout says, and the log should say why.
+            if e.expiresAtMs <= now {
                 out.expired.append((e, .leaseLost))
+                entries[id] = nil
+            } else if e.deadlineMs <= now {
+                out.expired.append((e, .timedOut))
                 entries[id] = nil
             } else if e.renewAtMs <= now, !e.renewing {
                 entries[id]!.renewing = true

@@ -57,6 +57,15 @@ import Testing
         #expect(e.isEmpty && l.wakeMs == nil)
     }
 
+    /// A daemon stopped (SIGSTOP) past both its tick's timeout and its lease's TTL, then resumed:
+    /// the tick is ended as a lost lease (its result cannot be committed), not as a timeout.
+    @Test func aLeaseThatRanOutComesBeforeATimeoutThatAlsoPassed() {
+        var e = entries(deadline: 10_000, ttl: 30_000)
+        let l = TickWatchdog.look(&e, nowMs: 90_000)
+        #expect(l.expired.map(\.1) == [.leaseLost])
+        #expect(e.isEmpty && l.renew.isEmpty)
+    }
+
     @Test func theNextLookIsAtTheEarliestDeadlineWithinTheResolution() {
         var e = entries(deadline: 10_030)
         #expect(TickWatchdog.look(&e, nowMs: 10_000).wakeMs == 10_030)
