@@ -27,30 +27,14 @@ final class PluginChannel: Sendable {
     private let stdoutFD: Int32
     private let stderrFD: Int32
 
-    private struct Output {
-        var queued: [UInt8] = []
-        /// Someone is writing (a sender, or the worker waiting for room): others only queue.
-        var writing = false
-        /// No more frames: the process ended or input was closed.
-        var closed = false
-        /// What is queued is dropped: the process ended.
-        var abandoned = false
-        /// A flush task (or the reader, with `flushByReader`) will write what is queued.
-        var flushScheduled = false
-        /// The flush is the reader's (the frames were sent from its thread): no task comes.
-        var flushByReader = false
-        /// Frames in `queued`.
-        var queuedFrames = 0
-        /// The descriptor was closed (by whoever saw `closed` last).
-        var fdClosed = false
-    }
-    private let output = Mutex(Output())
+    private let output: Mutex<ChannelWriteState>
     /// Set when the child is reaped: from then on its pid (and group id) may name another
     /// process, so nothing signals it any more.
     private let reapedFlag = Mutex(false)
 
     init(_ child: DirectSpawn.Child, maxQueuedBytes: Int = defaultMaxQueuedBytes) {
         self.maxQueuedBytes = maxQueuedBytes
+        output = Mutex(ChannelWriteState(maxQueuedBytes: maxQueuedBytes))
         // A write to a plugin that died must fail with EPIPE, not end the daemon.
         ProcessGroup.ignoreSIGPIPE()
         pid = child.pid
@@ -78,39 +62,17 @@ final class PluginChannel: Sendable {
     /// jobs, with no flush task.
     @discardableResult
     func send(_ frame: [UInt8], now: Bool = true, readerFlushes: Bool = false) -> Bool {
-        enum Next { case refused, queued, write([UInt8]), schedule, hung }
-        let next: Next = output.withLock { o in
-            if o.closed { return .refused }
-            if o.queued.count + frame.count > maxQueuedBytes {
-                o.closed = true
-                o.abandoned = true
-                o.queued = []
-                o.queuedFrames = 0
-                return .hung
-            }
-            o.queued.append(contentsOf: frame)
-            o.queued.append(0x0A)
-            o.queuedFrames += 1
-            if o.writing || o.flushScheduled { return .queued }
-            if !now {
-                o.flushScheduled = true
-                if readerFlushes { o.flushByReader = true; return .queued }
-                return .schedule
-            }
-            o.writing = true
-            defer { o.queued = []; o.queuedFrames = 0 }
-            return .write(o.queued)
-        }
+        let next = output.withLock { $0.send(frame, now: now, readerFlushes: readerFlushes) }
         switch next {
         case .refused: return false
         case .queued: return true
         case .write(let bytes): flush(bytes, waiting: false); return true
-        case .schedule:
+        case .scheduleFlush:
             // Unstructured on purpose: it must run after the tasks already enqueued (see above),
             // and nobody waits for it; the ticks wait for their replies.
             Task { self.scheduledFlush() }
             return true
-        case .hung:
+        case .killAsHung:
             // Its reader sees stdout end and fails what is in flight; the supervisor restarts it.
             hung.withLock { $0 = true }
             killGroup()
@@ -119,21 +81,11 @@ final class PluginChannel: Sendable {
     }
 
     private func scheduledFlush() {
-        let bytes: [UInt8]? = output.withLock { o in
-            o.flushScheduled = false
-            o.flushByReader = false
-            // A write in progress takes what is queued (and closes stdin after, if asked).
-            if o.writing { return nil }
-            if o.queued.isEmpty || o.abandoned {
-                // Input closed while this flush was pending: stdin closes now.
-                if o.closed && !o.fdClosed { o.fdClosed = true; close(stdinFD) }
-                return nil
-            }
-            o.writing = true
-            defer { o.queued = []; o.queuedFrames = 0 }
-            return o.queued
+        switch output.withLock({ $0.runFlush() }) {
+        case .nothing: break
+        case .write(let bytes): flush(bytes, waiting: false)
+        case .closeFD: close(stdinFD)
         }
-        if let bytes { flush(bytes, waiting: false) }
     }
 
     /// Whether the plugin was killed for not reading its stdin.
@@ -146,6 +98,7 @@ final class PluginChannel: Sendable {
         var bytes = first
         var offset = 0
         while true {
+            var failed = false
             while offset < bytes.count {
                 let k = bytes.withUnsafeBytes { write(stdinFD, $0.baseAddress! + offset, bytes.count - offset) }
                 if k > 0 { offset += k; continue }
@@ -160,23 +113,19 @@ final class PluginChannel: Sendable {
                     continue
                 }
                 // EPIPE and the like: the plugin is gone; the reader sees it end.
-                output.withLock { $0.closed = true; $0.abandoned = true; $0.queued = []; $0.queuedFrames = 0 }
+                failed = true
                 break
             }
-            let next: [UInt8]? = output.withLock { o in
-                if o.queued.isEmpty || o.abandoned {
-                    o.writing = false
-                    o.queued = []
-                    o.queuedFrames = 0
-                    if o.closed && !o.fdClosed { o.fdClosed = true; close(stdinFD) }
-                    return nil
-                }
-                defer { o.queued = []; o.queuedFrames = 0 }
-                return o.queued
+            switch output.withLock({ $0.wrote(failed: failed) }) {
+            case .write(let more):
+                bytes = more
+                offset = 0
+            case .done:
+                return
+            case .doneCloseFD:
+                close(stdinFD)
+                return
             }
-            guard let n = next else { return }
-            bytes = n
-            offset = 0
         }
     }
 
@@ -193,21 +142,12 @@ final class PluginChannel: Sendable {
     /// Refuses further frames; stdin is closed (EOF for the plugin) once what is queued is written:
     /// now if nothing is, else by the write in progress or the pending flush.
     func closeInput() {
-        output.withLock { o in
-            o.closed = true
-            if !o.writing && !o.flushScheduled && !o.fdClosed { o.fdClosed = true; close(stdinFD) }
-        }
+        if output.withLock({ $0.closeInput() }) { close(stdinFD) }
     }
 
     /// Refuses further frames and drops what is queued: the process ended.
     private func abandonInput() {
-        output.withLock { o in
-            o.closed = true
-            o.abandoned = true
-            o.queued = []
-            o.queuedFrames = 0
-            if !o.writing && !o.fdClosed { o.fdClosed = true; close(stdinFD) }
-        }
+        if output.withLock({ $0.abandon() }) { close(stdinFD) }
     }
 
     // MARK: reading
@@ -256,7 +196,7 @@ final class PluginChannel: Sendable {
             var timeout = idleTimeout
             if let executor {
                 executor.runQueued()
-                let (held, closing) = output.withLock { o in (o.flushScheduled && o.flushByReader ? o.queuedFrames : 0, o.closed) }
+                let (held, closing) = output.withLock { o in (o.heldForReader, o.closed) }
                 if held > 0 {
                     // Held frames wait while the plugin has plenty to answer (`holdFrames`): they go
                     // out together later, one wake-up of the plugin for several. The reader then
