@@ -17,148 +17,69 @@ public struct FailureTarget: Sendable, Hashable {
 ///
 /// A value type whose fields live in one shared, copy-on-write box: the scheduler, the runner and
 /// every due tick hold a copy of their job's spec, and a million jobs would otherwise hold a
-/// million copies of ~280 bytes each, copied again for every tick.
+/// million copies of ~280 bytes each, copied again for every tick. The fields are read and
+/// written as if they were the spec's own (`spec.kind`, `spec.deliver = …`).
+@dynamicMemberLookup
 public struct JobSpec: Sendable, Hashable {
-    /// The fields. Only ever mutated while uniquely referenced (`edit`), so sharing it is safe.
+    /// What a job is.
+    public struct Fields: Sendable, Hashable {
+        public var id: String
+        public var kind: String
+        public var agent: String
+        public var schedule: Schedule
+        public var config: JSONValue
+        public var failureTo: FailureTarget?
+        public var pausedOnBoot: Bool
+        public var timeoutSecs: Int64
+        public var catchUp: CatchUp
+        /// Where the job's items go (the job's `deliver:`, or the file's default sinks).
+        public var deliver: [SinkSpec]
+        /// How many item keys the job remembers for dedup; nil: the file's `delivery.dedup_window`.
+        public var dedupWindow: Int?
+        /// Where failure alerts go: the sink `failure_to.channel` names in `pollers.alert_sinks`.
+        public var alertSinks: [SinkSpec] = []
+        /// A job with no ok tick for longer than this is reported stale (API, metrics, `jobs list`).
+        public var maxStalenessSecs: Int64?
+    }
+
+    /// The fields, shared by copies. Only ever mutated while uniquely referenced, so sharing it
+    /// is safe.
     private final class Box: @unchecked Sendable {
-        var id: String
-        var kind: String
-        var agent: String
-        var schedule: Schedule
-        var config: JSONValue
-        var failureTo: FailureTarget?
-        var pausedOnBoot: Bool
-        var timeoutSecs: Int64
-        var catchUp: CatchUp
-        var deliver: [SinkSpec]
-        var dedupWindow: Int?
-        var alertSinks: [SinkSpec]
-        var maxStalenessSecs: Int64?
-
-        init(id: String, kind: String, agent: String, schedule: Schedule, config: JSONValue, failureTo: FailureTarget?, pausedOnBoot: Bool,
-             timeoutSecs: Int64, catchUp: CatchUp, deliver: [SinkSpec], dedupWindow: Int?, alertSinks: [SinkSpec], maxStalenessSecs: Int64?) {
-            self.id = id
-            self.kind = kind
-            self.agent = agent
-            self.schedule = schedule
-            self.config = config
-            self.failureTo = failureTo
-            self.pausedOnBoot = pausedOnBoot
-            self.timeoutSecs = timeoutSecs
-            self.catchUp = catchUp
-            self.deliver = deliver
-            self.dedupWindow = dedupWindow
-            self.alertSinks = alertSinks
-            self.maxStalenessSecs = maxStalenessSecs
-        }
-
-        func copy() -> Box {
-            Box(id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo, pausedOnBoot: pausedOnBoot,
-                timeoutSecs: timeoutSecs, catchUp: catchUp, deliver: deliver, dedupWindow: dedupWindow, alertSinks: alertSinks, maxStalenessSecs: maxStalenessSecs)
-        }
+        var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
     }
 
     private var box: Box
 
-    /// Mutates the fields, copying them first unless this value is their only holder.
-    private mutating func edit(_ body: (Box) -> Void) {
-        if !isKnownUniquelyReferenced(&box) { box = box.copy() }
-        body(box)
-    }
-
-    public var id: String {
-        get { box.id }
-        set { edit { $0.id = newValue } }
-    }
-    public var kind: String {
-        get { box.kind }
-        set { edit { $0.kind = newValue } }
-    }
-    public var agent: String {
-        get { box.agent }
-        set { edit { $0.agent = newValue } }
-    }
-    public var schedule: Schedule {
-        get { box.schedule }
-        set { edit { $0.schedule = newValue } }
-    }
-    public var config: JSONValue {
-        get { box.config }
-        set { edit { $0.config = newValue } }
-    }
-    public var failureTo: FailureTarget? {
-        get { box.failureTo }
-        set { edit { $0.failureTo = newValue } }
-    }
-    public var pausedOnBoot: Bool {
-        get { box.pausedOnBoot }
-        set { edit { $0.pausedOnBoot = newValue } }
-    }
-    public var timeoutSecs: Int64 {
-        get { box.timeoutSecs }
-        set { edit { $0.timeoutSecs = newValue } }
-    }
-    public var catchUp: CatchUp {
-        get { box.catchUp }
-        set { edit { $0.catchUp = newValue } }
-    }
-    /// Where the job's items go (the job's `deliver:`, or the file's default sinks).
-    public var deliver: [SinkSpec] {
-        get { box.deliver }
-        set { edit { $0.deliver = newValue } }
-    }
-    /// How many item keys the job remembers for dedup; nil: the file's `delivery.dedup_window`.
-    public var dedupWindow: Int? {
-        get { box.dedupWindow }
-        set { edit { $0.dedupWindow = newValue } }
-    }
-    /// Where failure alerts go: the sink `failure_to.channel` names in `pollers.alert_sinks`.
-    public var alertSinks: [SinkSpec] {
-        get { box.alertSinks }
-        set { edit { $0.alertSinks = newValue } }
-    }
-    /// A job with no ok tick for longer than this is reported stale (API, metrics, `jobs list`).
-    public var maxStalenessSecs: Int64? {
-        get { box.maxStalenessSecs }
-        set { edit { $0.maxStalenessSecs = newValue } }
+    public subscript<T>(dynamicMember field: WritableKeyPath<Fields, T>) -> T {
+        get { box.fields[keyPath: field] }
+        set {
+            if !isKnownUniquelyReferenced(&box) { box = Box(box.fields) }
+            box.fields[keyPath: field] = newValue
+        }
     }
 
     public init(id: String, kind: String, agent: String = "default", schedule: Schedule, config: JSONValue = .object([:]), failureTo: FailureTarget? = nil, pausedOnBoot: Bool = false, timeoutSecs: Int64 = 60, catchUp: CatchUp = .once, deliver: [SinkSpec] = [], dedupWindow: Int? = nil) {
-        box = Box(id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo, pausedOnBoot: pausedOnBoot,
-                  timeoutSecs: timeoutSecs, catchUp: catchUp, deliver: deliver, dedupWindow: dedupWindow, alertSinks: [], maxStalenessSecs: nil)
+        box = Box(Fields(id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo, pausedOnBoot: pausedOnBoot,
+                         timeoutSecs: timeoutSecs, catchUp: catchUp, deliver: deliver, dedupWindow: dedupWindow))
     }
 
-    public static func == (a: JobSpec, b: JobSpec) -> Bool {
-        if a.box === b.box { return true }
-        return a.id == b.id && a.kind == b.kind && a.agent == b.agent && a.schedule == b.schedule && a.config == b.config && a.failureTo == b.failureTo && a.pausedOnBoot == b.pausedOnBoot && a.timeoutSecs == b.timeoutSecs && a.catchUp == b.catchUp && a.deliver == b.deliver && a.dedupWindow == b.dedupWindow && a.alertSinks == b.alertSinks && a.maxStalenessSecs == b.maxStalenessSecs
-    }
+    public static func == (a: JobSpec, b: JobSpec) -> Bool { a.box === b.box || a.box.fields == b.box.fields }
 
-    public func hash(into h: inout Hasher) {
-        h.combine(id)
-        h.combine(kind)
-        h.combine(agent)
-        h.combine(schedule)
-        h.combine(config)
-        h.combine(failureTo)
-        h.combine(pausedOnBoot)
-        h.combine(timeoutSecs)
-        h.combine(catchUp)
-        h.combine(deliver)
-        h.combine(dedupWindow)
-        h.combine(alertSinks)
-        h.combine(maxStalenessSecs)
-    }
+    public func hash(into h: inout Hasher) { h.combine(box.fields) }
 
     /// A stable fingerprint of the whole definition, stored so `validate --diff` can compare.
     public var fingerprint: String { String(fingerprintHash, radix: 16) }
 
     /// The fingerprint as a number (what the scheduler keeps of it per job).
     public var fingerprintHash: UInt64 {
-        let ft = failureTo.map { "\($0.channel)>\($0.to)" } ?? "-"
-        let text = "\(kind)|\(agent)|\(schedule.fingerprint)|\(config.canonicalString)|\(ft)|\(pausedOnBoot)|\(timeoutSecs)|\(catchUp.rawValue)" + (deliver.isEmpty ? "" : "|" + deliver.map(\.fingerprint).joined(separator: ","))
-            + (dedupWindow.map { "|dedup=\($0)" } ?? "")
-            + (alertSinks.isEmpty ? "" : "|alerts=" + alertSinks.map(\.fingerprint).joined(separator: ","))
-            + (maxStalenessSecs.map { "|stale=\($0)" } ?? "")
+        let f = box.fields
+        let ft = f.failureTo.map { "\($0.channel)>\($0.to)" } ?? "-"
+        let text = "\(f.kind)|\(f.agent)|\(f.schedule.fingerprint)|\(f.config.canonicalString)|\(ft)|\(f.pausedOnBoot)|\(f.timeoutSecs)|\(f.catchUp.rawValue)"
+            + (f.deliver.isEmpty ? "" : "|" + f.deliver.map(\.fingerprint).joined(separator: ","))
+            + (f.dedupWindow.map { "|dedup=\($0)" } ?? "")
+            + (f.alertSinks.isEmpty ? "" : "|alerts=" + f.alertSinks.map(\.fingerprint).joined(separator: ","))
+            + (f.maxStalenessSecs.map { "|stale=\($0)" } ?? "")
         return StableHash.fnv1a(text)
     }
 }
