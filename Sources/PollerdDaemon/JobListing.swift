@@ -36,31 +36,34 @@ extension Operator {
         let rows = try await jobs(includeInactive: true)
         var byID: [String: JobStateRow] = [:]
         for r in rows { byID[r.jobID] = r }
-        var out: [JobListing] = []
+        let specs = Dictionary(file.jobs.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let errors = Self.errorsByJob(file)
         var listed = Set<String>()
-        for job in file.jobs where listed.insert(job.id).inserted {
-            out.append(JobListing(id: job.id, kind: job.kind, row: byID[job.id], inFile: true, error: nil))
+        let ids = file.jobs.map(\.id) + file.errors.compactMap(\.jobID) + rows.map(\.jobID)
+        return ids.filter { listed.insert($0).inserted }.compactMap { id in
+            Self.entry(id, spec: specs[id], error: errors[id], row: byID[id])
         }
-        for e in file.errors {
-            guard let id = e.jobID, listed.insert(id).inserted else { continue }
-            out.append(JobListing(id: id, kind: byID[id]?.kind, row: byID[id], inFile: true, error: e.description))
-        }
-        for r in rows where listed.insert(r.jobID).inserted {
-            out.append(JobListing(id: r.jobID, kind: r.kind, row: r, inFile: false, error: nil))
-        }
-        return out
     }
 
     /// One job as `listing(file:)` would list it, from its own row alone; nil when neither the
     /// file nor the store has it.
     public func listing(file: JobFile, jobID: String) async throws -> JobListing? {
-        let row = try await store.state(jobID: jobID)
-        if let spec = file.jobs.first(where: { $0.id == jobID }) {
-            return JobListing(id: jobID, kind: spec.kind, row: row, inFile: true, error: nil)
-        }
-        if let e = file.errors.first(where: { $0.jobID == jobID }) {
-            return JobListing(id: jobID, kind: row?.kind, row: row, inFile: true, error: e.description)
-        }
-        return row.map { JobListing(id: jobID, kind: $0.kind, row: $0, inFile: false, error: nil) }
+        Self.entry(jobID, spec: file.jobs.first { $0.id == jobID }, error: file.errors.first { $0.jobID == jobID }?.description,
+                   row: try await store.state(jobID: jobID))
+    }
+
+    /// The file's first error of each invalid job.
+    private static func errorsByJob(_ file: JobFile) -> [String: String] {
+        var out: [String: String] = [:]
+        for e in file.errors { if let id = e.jobID, out[id] == nil { out[id] = e.description } }
+        return out
+    }
+
+    /// The listing of one id: in the file (valid, or invalid with its error), else the store's
+    /// row (another daemon's job, or a removed one).
+    private static func entry(_ id: String, spec: JobSpec?, error: String?, row: JobStateRow?) -> JobListing? {
+        if let spec { return JobListing(id: id, kind: spec.kind, row: row, inFile: true, error: nil) }
+        if let error { return JobListing(id: id, kind: row?.kind, row: row, inFile: true, error: error) }
+        return row.map { JobListing(id: id, kind: $0.kind, row: $0, inFile: false, error: nil) }
     }
 }

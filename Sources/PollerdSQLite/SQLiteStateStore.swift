@@ -30,7 +30,6 @@ public final class SQLiteStateStore: StateStore {
         var config = GRDB.Configuration()
         config.busyMode = .timeout(TimeInterval(Self.busyTimeoutMs) / 1000)
         config.prepareDatabase { db in
-            try db.execute(sql: synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
             // A page cache of up to 32 MiB per connection (SQLite's default is 2 MiB): with 100k
             // jobs the state table no longer fits the default, and every tick's lease and commit
             // re-read their pages from the kernel (a third of the daemon's CPU was in read copies).
@@ -41,10 +40,10 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(sql: "PRAGMA page_size = 1024")
         }
         pool = try DatabasePool(path: path, configuration: config)
-        // GRDB sets `synchronous = NORMAL` on the writer when it turns WAL on, after the
-        // connection was prepared above: set it again, or `state_sync: full` (the default)
-        // silently runs at NORMAL (no sync per commit: the last commits could be lost with
-        // power). Readers do not write, so their setting does not matter.
+        // `synchronous` is set here, on the writer, not in `prepareDatabase`: GRDB sets it to
+        // NORMAL when it turns WAL on, after a connection was prepared, so `state_sync: full`
+        // (the default) silently ran at NORMAL (no sync per commit: the last commits could be
+        // lost with power). Readers do not write, so their setting does not matter.
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
         }
