@@ -44,14 +44,16 @@ public struct JobSpec: Sendable, Hashable {
 
     /// The fields, shared by copies. Only ever mutated while uniquely referenced, so sharing it
     /// is safe.
-    private final class Box: @unchecked Sendable {
-        var fields: Fields
-        init(_ fields: Fields) { self.fields = fields }
+    /// Inlinable, with the subscript: a key path applied across modules at run time cost 4 % of
+    /// the daemon's CPU at 50k ticks/s.
+    @usableFromInline final class Box: @unchecked Sendable {
+        @usableFromInline var fields: Fields
+        @usableFromInline init(_ fields: Fields) { self.fields = fields }
     }
 
-    private var box: Box
+    @usableFromInline var box: Box
 
-    public subscript<T>(dynamicMember field: WritableKeyPath<Fields, T>) -> T {
+    @inlinable public subscript<T>(dynamicMember field: WritableKeyPath<Fields, T>) -> T {
         get { box.fields[keyPath: field] }
         set {
             if !isKnownUniquelyReferenced(&box) { box = Box(box.fields) }
