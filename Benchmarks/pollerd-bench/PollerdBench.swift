@@ -32,6 +32,8 @@ final class Samples: Sendable {
         /// The lateness of ticks that finished in the window, whatever their slot: how many a
         /// daemon that fell behind still runs, and how far behind it is.
         var finishedLateness: [Int64] = []
+        /// By second of the window (of the slot): the ticks, those over 50 ms late, the most late.
+        var timeline: [(ticks: Int, over50: Int, maxMs: Int64)] = []
     }
     private let state = Mutex(State())
     let windowStart: Int64
@@ -52,6 +54,11 @@ final class Samples: Sendable {
                 s.ran += 1
                 if !committed || r.status != "ok" { s.failed += 1 }
                 s.lateness.append(r.latenessMs)
+                let second = Int((due - windowStart) / 1000)
+                while s.timeline.count <= second { s.timeline.append((0, 0, 0)) }
+                s.timeline[second].ticks += 1
+                if r.latenessMs > 50 { s.timeline[second].over50 += 1 }
+                s.timeline[second].maxMs = max(s.timeline[second].maxMs, r.latenessMs)
             case .skipped, .cancelled:
                 s.skipped += 1
             }
@@ -61,6 +68,8 @@ final class Samples: Sendable {
     var snapshot: (lateness: [Int64], ran: Int, skipped: Int, failed: Int, finishedLateness: [Int64]) {
         state.withLock { ($0.lateness, $0.ran, $0.skipped, $0.failed, $0.finishedLateness) }
     }
+
+    var timeline: [(ticks: Int, over50: Int, maxMs: Int64)] { state.withLock { $0.timeline } }
 }
 
 struct SchedulerBench: AsyncParsableCommand {
@@ -76,6 +85,8 @@ struct SchedulerBench: AsyncParsableCommand {
     @Option(name: .customLong("max-concurrent"), help: "max_concurrent_ticks.") var maxConcurrent: Int = 64
     @Option(help: "state_sync: full or normal.") var sync: String = "full"
     @Flag(help: "Print one JSON line instead of text.") var json = false
+    @Flag(help: "Also print, to stderr, each second of the window: its slots' ticks, how many were over 50 ms late, and the most late.")
+    var timeline = false
     @Option(name: .customLong("plugin-command"), help: "Tick a long-lived plugin (this command, answering as plugin 'cbench', kind 'cbench') instead of noop.")
     var pluginCommand: String?
     @Option(name: .customLong("plugin-slots"), help: "The plugin's max_concurrent_ticks.") var pluginSlots: Int = 16
@@ -151,6 +162,12 @@ struct SchedulerBench: AsyncParsableCommand {
         try? FileManager.default.removeItem(at: dir)
 
         let s = samples.withLock { $0 }!.snapshot
+        if timeline {
+            let seconds = samples.withLock { $0 }!.timeline
+            for (i, t) in seconds.enumerated() {
+                FileHandle.standardError.write(Data("second \(i): \(t.ticks) ticks, \(t.over50) over 50 ms, max \(t.maxMs) ms\n".utf8))
+            }
+        }
         let sorted = s.lateness.sorted()
         func pct(_ p: Double) -> Int64 { sorted.isEmpty ? -1 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         let rate = Double(s.ran) / Double(seconds)
