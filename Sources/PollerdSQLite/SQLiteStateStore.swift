@@ -492,10 +492,19 @@ public final class SQLiteStateStore: StateStore {
                 DELETE FROM tick_log WHERE job_id = ? AND (started_at, seq) < (
                   SELECT started_at, seq FROM tick_log WHERE job_id = ? ORDER BY started_at DESC, seq DESC LIMIT 1 OFFSET ?)
                 """)
+            // Bound through the C API, as the claim and commit are (GRDB's argument arrays box
+            // every value).
             for (t, limit) in rows {
-                try insert.execute(arguments: [t.jobID, t.seq, t.slotMs, t.startedAtMs, t.durationMs, t.status, t.error, t.itemsFound,
-                                               t.itemsNew, t.duplicates, t.cursor, t.cursorChanged, t.holder])
-                if t.seq % 32 == 0 { try trim.execute(arguments: [t.jobID, t.jobID, limit - 1]) }
+                var st = HotStatement(insert, db)
+                st.bind(t.jobID); st.bind(t.seq); st.bind(t.slotMs); st.bind(t.startedAtMs); st.bind(t.durationMs); st.bind(t.status)
+                st.bind(t.error); st.bind(t.itemsFound); st.bind(t.itemsNew); st.bind(t.duplicates); st.bind(t.cursor)
+                st.bind(t.cursorChanged); st.bind(t.holder)
+                _ = try st.run()
+                if t.seq % 32 == 0 {
+                    var tr = HotStatement(trim, db)
+                    tr.bind(t.jobID); tr.bind(t.jobID); tr.bind(Int64(limit - 1))
+                    _ = try tr.run()
+                }
             }
         }
     }
