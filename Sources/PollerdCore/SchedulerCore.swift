@@ -76,9 +76,11 @@ public struct SchedulerCore: Sendable {
     }
 
     /// Adds or replaces a job, scheduling it from its stored row (catch-up rules apply).
-    /// Returns the schedule to record in the store.
+    /// Returns the schedule to record in the store. A `held` job has its first run planned but
+    /// is not taken until `release` (boot records the plan in the store first, so no claim can
+    /// race the record).
     @discardableResult
-    public mutating func load(_ spec: JobSpec, row: JobStateRow?, nowMs: Int64) -> ScheduleRecord {
+    public mutating func load(_ spec: JobSpec, row: JobStateRow?, nowMs: Int64, held: Bool = false) -> ScheduleRecord {
         let offset = spec.schedule.jitterOffsetMs(jobID: spec.id, defaultJitterMs: settings.defaultJitterMs, nowMs: nowMs)
         let (due, markDone) = TickPlanner.initialDue(job: spec, row: row, offsetMs: offset, nowMs: nowMs)
         var rt = JobRuntime(spec: spec, offsetMs: offset, nextDueMs: nil, paused: row?.paused ?? spec.pausedOnBoot,
@@ -90,9 +92,22 @@ public struct SchedulerCore: Sendable {
             rt.inFlight = old.inFlight
             rt.generation = old.generation &+ 1
         }
-        jobs[spec.id] = rt
-        if !rt.paused, !rt.done, let due { schedule(spec.id, at: due) }
+        if held {
+            rt.nextDueMs = (rt.paused || rt.done) ? nil : due
+            jobs[spec.id] = rt
+        } else {
+            jobs[spec.id] = rt
+            if !rt.paused, !rt.done, let due { schedule(spec.id, at: due) }
+        }
         return record(spec.id)
+    }
+
+    /// Lets held jobs be taken at their planned run.
+    public mutating func release(_ jobIDs: some Sequence<String>) {
+        for id in jobIDs {
+            guard let rt = jobs[id], !rt.inFlight, let due = rt.nextDueMs else { continue }
+            schedule(id, at: due)
+        }
     }
 
     /// Updates a kept or replaced job's definition. A changed schedule is re-planned from now
@@ -223,6 +238,25 @@ public struct SchedulerCore: Sendable {
     public mutating func hasBacklog(nowMs: Int64) -> Bool {
         guard let d = nextDueMs() else { return false }
         return d <= nowMs && inFlightCount >= max(1, settings.maxConcurrentTicks)
+    }
+
+    /// How many slots a backlog waits to be free before the loop takes more: an eighth of
+    /// `max_concurrent_ticks`, at most 128, at least 1.
+    public var refillSlots: Int { max(1, min(128, max(1, settings.maxConcurrentTicks) / 8)) }
+
+    /// Whether a tick's end should wake the scheduling loop, which sleeps until `loopWakeMs`
+    /// (nil: until woken). A job due now wakes it once `refillSlots` slots are free, or when
+    /// the loop would otherwise sleep longer than `pollMs`; a job due later, when it is due
+    /// before the loop's wake-up. Waking at every freed slot of a backlog cost a loop round, a
+    /// task and a claim of its own per tick: at 50k ticks/s a daemon that fell behind ran a
+    /// fifth slower than one that kept up, and never caught up.
+    public mutating func shouldWakeLoop(sleepingUntil loopWakeMs: Int64?, nowMs: Int64, pollMs: Int64) -> Bool {
+        guard let next = nextDueMs() else { return false }
+        let wake = loopWakeMs ?? .max
+        if next <= nowMs {
+            return max(1, settings.maxConcurrentTicks) - inFlightCount >= refillSlots || wake > nowMs + pollMs
+        }
+        return next < wake
     }
 
     /// A tick ended with a plan (committed or not): schedule the next run.

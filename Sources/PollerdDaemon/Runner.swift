@@ -31,11 +31,17 @@ public final class Runner: Service, Sendable {
         var cancelledAtShutdown = 0
         /// When the loop next wakes by itself (nil: only a ring wakes it).
         var loopWakeMs: Int64?
+        /// Reloads that arrived while the jobs were still loading.
+        var bootWaiters: [CheckedContinuation<Void, Never>] = []
+        var bootOver = false
     }
 
     /// The loop never sleeps less than this while work is due later: due jobs are taken in
     /// batches, and a busy daemon does not wake once per tick.
     static let wakeQuantumMs: Int64 = 2
+    /// With every slot taken and jobs due, the loop looks for free slots at least this often
+    /// (ticks' ends wake it sooner once `SchedulerCore.refillSlots` are free).
+    static let backlogPollMs: Int64 = 5
     /// The most due jobs claimed in one store call.
     static let claimBatch = 1024
 
@@ -118,12 +124,28 @@ public final class Runner: Service, Sendable {
     }
 
     private func runLoops() async throws {
-        try await boot()
+        // The scheduler runs while boot loads the jobs (each chunk ticks once recorded); a
+        // boot that fails stops it, and the error is the runner's.
+        let bootFailure = ErrorSlot()
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.controlLoop() }
+            group.addTask {
+                do {
+                    try await self.boot()
+                    self.bootOver()
+                } catch {
+                    self.bootOver()
+                    // A shutdown during boot cancels it: that is no failure.
+                    if self.state.withLock({ $0.shuttingDown }) { return }
+                    bootFailure.set(error)
+                    self.beginShutdown()
+                    return
+                }
+                await self.controlLoop()
+            }
             await self.schedulerLoop(group: &group)
             group.cancelAll()
         }
+        if let error = bootFailure.error { throw error }
         // Its jobs leave the active set unless another live daemon runs them too.
         do { try await store.retire(daemonID: daemonID, nowMs: clock.nowMs) } catch {
             logger.warning("could not retire the daemon in the store; its heartbeat will lapse", metadata: ["pollerd.error": "\(error)"])
@@ -145,70 +167,96 @@ public final class Runner: Service, Sendable {
         bell.ring()
     }
 
-    /// Store start-up work, then loads and schedules every job and announces them.
     /// Jobs registered and planned per store call at boot.
     static let bootChunk = 8192
 
-    /// What planning a job at boot reads of its stored row (the rest, a cursor and error texts
-    /// among it, is not kept while a million rows wait to be planned): ~60 bytes a job instead
-    /// of a whole row's ~300 in a dictionary.
-    struct PlanningPart: Sendable {
-        var nextRunAtMs: Int64?
-        var consecutiveErrors: Int
-        var paused: Bool
-        var done: Bool
-        var pausedReason: String?
-        var scheduleFingerprint: String?
-
-        init(_ r: JobStateRow) {
-            nextRunAtMs = r.nextRunAtMs; consecutiveErrors = r.consecutiveErrors; paused = r.paused; done = r.done
-            pausedReason = r.pausedReason; scheduleFingerprint = r.scheduleFingerprint
-        }
-
-        func row(jobID: String) -> JobStateRow {
-            JobStateRow(jobID: jobID, kind: "", agent: "", nextRunAtMs: nextRunAtMs, consecutiveErrors: consecutiveErrors,
-                        paused: paused, pausedReason: pausedReason, done: done, scheduleFingerprint: scheduleFingerprint)
-        }
-    }
-
+    /// Store start-up work, then registers, plans and records the jobs chunk by chunk, in the
+    /// order they fall due, and announces them. Each chunk may tick as soon as its plans are
+    /// recorded, while the next chunks load: a job's first run is planned from the moment its
+    /// chunk is (never from the start of a boot that took seconds), and a million-job boot
+    /// leaves no backlog behind it.
     private func boot() async throws {
         // Run here, inside the service lifecycle, so a store that is itself a service (a
         // PostgreSQL client) is already running.
         let reclaimed = try await store.reclaimLeases(isAbandoned: isAbandoned, nowMs: clock.nowMs)
         if reclaimed > 0 { logger.notice("freed leases of a crashed daemon on this host", metadata: ["pollerd.leases": "\(reclaimed)"]) }
-        let now = clock.nowMs
         let enabled = state.withLock { $0.core.settings.enabled }
         let jobs = enabled ? initialJobs : []
         if !enabled { logger.warning("pollers.enabled is false: no job runs") }
-        // In chunks, keeping of each stored row only what planning reads: a million jobs
-        // would otherwise hold every full row and every schedule record at once.
-        // By position in `jobs`: no second table keyed by job id.
-        var parts = [PlanningPart?](repeating: nil, count: jobs.count)
-        for start in stride(from: 0, to: jobs.count, by: Self.bootChunk) {
-            let chunk = jobs[start..<min(start + Self.bootChunk, jobs.count)]
-            let got = try await store.register(chunk.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: $0.pausedOnBoot) }, nowMs: now)
-            for i in chunk.indices { parts[i] = got[jobs[i].id].map(PlanningPart.init) }
-        }
+        // Read before any row: a control recorded from here on is applied after boot, to the
+        // row as it then is (applying one twice does no harm; missing one would).
         let cursor = try await store.controlCursor()
-        // Plan from the end of the store work, not from the start of boot: with 100k jobs the
-        // registration takes seconds, and planning from before it would start a third late.
-        let planNow = clock.nowMs
         let limits = kindLimits()
         state.withLock { s in
             s.controlCursor = cursor
             s.core.setLimits(limits)
         }
-        for start in stride(from: 0, to: jobs.count, by: Self.bootChunk) {
-            let chunk = jobs[start..<min(start + Self.bootChunk, jobs.count)]
+        let order = registrationOrder(jobs, nowMs: clock.nowMs)
+        for start in stride(from: 0, to: order.count, by: Self.bootChunk) {
+            if state.withLock({ $0.shuttingDown }) { return }
+            let chunk = order[start..<min(start + Self.bootChunk, order.count)]
+            let rows = try await store.register(chunk.map { i in
+                let j = jobs[i]
+                return JobRegistration(jobID: j.id, kind: j.kind, agent: j.agent, pausedOnBoot: j.pausedOnBoot)
+            }, nowMs: clock.nowMs)
+            let planNow = clock.nowMs
             let records: [ScheduleRecord] = state.withLock { s in
-                chunk.indices.map { i in s.core.load(jobs[i], row: parts[i]?.row(jobID: jobs[i].id), nowMs: planNow) }
+                chunk.map { i in s.core.load(jobs[i], row: rows[jobs[i].id], nowMs: planNow, held: true) }
             }
             try await store.recordSchedules(records, nowMs: planNow)
+            state.withLock { s in s.core.release(chunk.lazy.map { jobs[$0].id }) }
+            bell.ring()
         }
         try await announce(nowMs: clock.nowMs)
         logger.info("runner started", metadata: ["pollerd.jobs": "\(jobs.count)"])
         state.withLock { $0.started = true }
         onEvent(.started(jobs: jobs.count))
+    }
+
+    /// An error one task leaves for another.
+    final class ErrorSlot: Sendable {
+        private let slot = Mutex<(any Error)?>(nil)
+        func set(_ e: any Error) { slot.withLock { $0 = e } }
+        var error: (any Error)? { slot.withLock { $0 } }
+    }
+
+    struct BootUnfinished: Error, CustomStringConvertible {
+        var description: String { "the runner did not finish loading its jobs (it failed, or the daemon is stopping): nothing to reload" }
+    }
+
+    /// Boot ended (done, failed or cut short): what waits for it goes on.
+    private func bootOver() {
+        let waiters = state.withLock { s in
+            s.bootOver = true
+            defer { s.bootWaiters = [] }
+            return s.bootWaiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    /// Returns once boot is over; throws when it did not finish.
+    private func bootDone() async throws {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now: Bool = state.withLock { s in
+                if s.bootOver { return true }
+                s.bootWaiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+        guard state.withLock({ $0.started }) else {
+            throw BootUnfinished()
+        }
+    }
+
+    /// Positions in `jobs`, in the order their rows are first written: by the job's offset in
+    /// its period, which is the order they fall due. A store that appends new rows then keeps
+    /// jobs due together side by side (on SQLite, on the same pages), so a batch of claims or
+    /// commits writes a few pages instead of one a job.
+    private func registrationOrder(_ jobs: [JobSpec], nowMs: Int64) -> [Int] {
+        let jitter = state.withLock { $0.core.settings.defaultJitterMs }
+        let keys = jobs.map { $0.schedule.jitterOffsetMs(jobID: $0.id, defaultJitterMs: jitter, nowMs: nowMs) }
+        return jobs.indices.sorted { keys[$0] < keys[$1] }
     }
 
     private func schedulerLoop(group: inout DiscardingTaskGroup) async {
@@ -237,7 +285,10 @@ public final class Runner: Service, Sendable {
                 }
                 let due = s.core.takeDue(nowMs: now)
                 var wake: Int64?
-                if !s.core.hasBacklog(nowMs: now), let next = s.core.nextDueMs() {
+                if s.core.hasBacklog(nowMs: now) {
+                    // Every slot is taken: ticks' ends wake the loop once a few are free.
+                    wake = now + Self.backlogPollMs
+                } else if let next = s.core.nextDueMs() {
                     wake = max(next, now + Self.wakeQuantumMs)
                 }
                 s.loopWakeMs = wake
@@ -318,11 +369,10 @@ public final class Runner: Service, Sendable {
                 _ = s.core.finish(due.jobID, plan: plan)
             }
             // Wake the loop only when this changes what it waits for: the job's next run, or a
-            // parked job of its group that may go now, is earlier than the loop's wake-up.
-            if s.shuttingDown || s.core.hasBacklog(nowMs: now) { return true }
-            guard let next = s.core.nextDueMs() else { return false }
-            guard let wake = s.loopWakeMs else { return true }
-            return next < wake
+            // parked job of its group that may go now, is earlier than the loop's wake-up; or
+            // enough slots are free for jobs already due.
+            if s.shuttingDown { return true }
+            return s.core.shouldWakeLoop(sleepingUntil: s.loopWakeMs, nowMs: now, pollMs: Self.backlogPollMs)
         }
         logTick(report)
         onEvent(.tick(report))
@@ -427,6 +477,8 @@ public final class Runner: Service, Sendable {
     /// clocks, breakers and ticks in flight, and take the new global settings.
     @discardableResult
     public func reload(jobs: [JobSpec], settings: GlobalSettings) async throws -> ReloadPlan {
+        // Against the whole job set, not the part boot has loaded so far.
+        try await bootDone()
         let plan = self.plan(for: jobs, settings: settings)
         let next = settings.enabled ? jobs : []
         let byID = Dictionary(next.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })

@@ -152,4 +152,60 @@ import Testing
         core.setLimits(["slow": ConcurrencyLimit(group: "g", limit: 3)])
         #expect(core.takeDue(nowMs: t0 + 10_000).count == 2 && core.parkedCount == 2)
     }
+
+    @Test func aHeldJobIsPlannedButNotTakenUntilReleased() {
+        var core = SchedulerCore(settings: GlobalSettings())
+        let r = core.load(spec("a", every: 10), row: nil, nowMs: t0, held: true)
+        #expect(r.nextRunAtMs == t0 + 10_000)                // the plan boot records first
+        do { let d = core.takeDue(nowMs: t0 + 60_000); #expect(d.isEmpty) }
+        do { let d = core.nextDueMs(); #expect(d == nil) }
+        core.release(["a"])
+        do { let d = core.takeDue(nowMs: t0 + 10_000).map(\.dueMs); #expect(d == [t0 + 10_000]) }
+        // Released again while in flight: still handed out once.
+        core.release(["a"])
+        do { let d = core.takeDue(nowMs: t0 + 60_000); #expect(d.isEmpty) }
+    }
+
+    @Test func aHeldPausedJobStaysUnscheduledOnRelease() {
+        var core = SchedulerCore(settings: GlobalSettings())
+        let row = JobStateRow(jobID: "a", kind: "noop", agent: "default", paused: true, pausedReason: "operator")
+        let r = core.load(spec("a"), row: row, nowMs: t0, held: true)
+        #expect(r.nextRunAtMs == nil)
+        core.release(["a", "not-loaded"])
+        do { let d = core.takeDue(nowMs: t0 + 60_000); #expect(d.isEmpty) }
+    }
+
+    /// A tick's end wakes a loop with jobs due once an eighth of the slots (at most 128) are
+    /// free, or when the loop would otherwise sleep longer than the poll; a job due later wakes
+    /// it when it is due before the loop's wake-up.
+    @Test func aTicksEndWakesTheLoopOnlyWhenItChangesWhatTheLoopCanDo() {
+        var s = GlobalSettings()
+        s.maxConcurrentTicks = 16                                     // refill at 2 free slots
+        var core = SchedulerCore(settings: s)
+        #expect(core.refillSlots == 2)
+        for i in 0..<20 { core.load(spec("j\(i)", every: 10), row: nil, nowMs: t0) }
+        let now = t0 + 10_000
+        do { let d = core.takeDue(nowMs: now); #expect(d.count == 16) }
+        do { let b = core.hasBacklog(nowMs: now); #expect(b) }
+        let plan = TickPlanner.plan(job: spec("j0"), outcome: .ok(TickAck()), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: now)
+        _ = core.finish("j0", plan: plan)                              // 1 slot free
+        do { let w = core.shouldWakeLoop(sleepingUntil: now + 5, nowMs: now, pollMs: 5); #expect(!w) }
+        // A loop asleep for longer than the poll (or until rung) is woken for one slot.
+        do { let w = core.shouldWakeLoop(sleepingUntil: nil, nowMs: now, pollMs: 5); #expect(w) }
+        _ = core.finish("j1", plan: plan)                              // 2 slots free
+        do { let w = core.shouldWakeLoop(sleepingUntil: now + 5, nowMs: now, pollMs: 5); #expect(w) }
+        // Nothing due now: only a run due before the loop's wake-up wakes it.
+        for i in 2..<16 { _ = core.finish("j\(i)", plan: plan) }
+        do { let d = core.takeDue(nowMs: now).map(\.jobID); #expect(d.count == 4) }
+        for i in 16..<20 { _ = core.finish("j\(i)", plan: plan) }
+        #expect(core.inFlightCount == 0)
+        do { let w = core.shouldWakeLoop(sleepingUntil: now + 10_000, nowMs: now, pollMs: 5); #expect(!w) }
+        do { let w = core.shouldWakeLoop(sleepingUntil: now + 10_001, nowMs: now, pollMs: 5); #expect(w) }
+        do {
+            var big = GlobalSettings(); big.maxConcurrentTicks = 4096
+            #expect(SchedulerCore(settings: big).refillSlots == 128)
+            var one = GlobalSettings(); one.maxConcurrentTicks = 1
+            #expect(SchedulerCore(settings: one).refillSlots == 1)
+        }
+    }
 }

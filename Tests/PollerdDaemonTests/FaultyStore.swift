@@ -28,7 +28,17 @@ final class FaultyStore: StateStore {
         }
     }
 
-    func register(_ jobs: [JobRegistration], nowMs: Int64) async throws -> [String: JobStateRow] { try await inner.register(jobs, nowMs: nowMs) }
+    /// The register call (counted from 1) that waits for `registerGate` to open.
+    private let registerGate = Mutex<(call: Int, gate: Gate)?>(nil)
+    private let registers = Mutex(0)
+
+    func holdRegister(call: Int, until gate: Gate) { registerGate.withLock { $0 = (call, gate) } }
+
+    func register(_ jobs: [JobRegistration], nowMs: Int64) async throws -> [String: JobStateRow] {
+        let n = registers.withLock { $0 += 1; return $0 }
+        if let (call, gate) = registerGate.withLock({ $0 }), call == n { _ = await gate.pass() }
+        return try await inner.register(jobs, nowMs: nowMs)
+    }
     func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?) async throws -> LeaseAcquisition {
         try check()
         return try await inner.acquireLease(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog)

@@ -24,6 +24,40 @@ import Testing
         try await task.value
     }
 
+    /// Boot loads the jobs in chunks in the order they fall due, and each chunk ticks once its
+    /// plans are recorded, while later chunks still load. A reload waits for the whole set.
+    @Test func aChunkTicksWhileLaterChunksLoadAndAReloadWaitsForTheWholeSet() async throws {
+        // One full chunk of jobs at offset 0 (all paused but one), then one more job whose
+        // offset puts it in the next chunk.
+        let late = JobSpec(id: "late", kind: "noop", schedule: Schedule(.every(seconds: 10), jitterMs: 5_000))
+        #expect(late.schedule.jitterOffsetMs(jobID: "late", defaultJitterMs: 0, nowMs: t0) > 0)
+        let jobs = (0..<Runner.bootChunk).map { i in every("p\(i)", 10, pausedOnBoot: i != 0) } + [late]
+        let gate = Gate()
+        let faulty = Mutex<FaultyStore?>(nil)
+        let h = try Harness(jobs: jobs, pollers: [], wrap: { inner in let f = FaultyStore(inner); faulty.withLock { $0 = f }; return f })
+        faulty.withLock { $0 }!.holdRegister(call: 2, until: gate)
+        let r = h.runner
+        let task = Task { try await r.run() }
+        await gate.waitEntered(1)                                    // the second chunk waits
+        h.clock.advance(toMs: t0 + 10_000)
+        await h.log.waitForTicks(1)
+        #expect(h.log.ticks.map(\.jobID) == ["p0"])
+        #expect(!h.log.events.contains { if case .started = $0 { return true } else { return false } })
+        #expect(try await h.row("late") == nil)
+        let reload = Task { try await r.reload(jobs: jobs, settings: GlobalSettings()) }
+        gate.open()
+        let plan = try await reload.value
+        #expect(plan.add.isEmpty && plan.remove.isEmpty && plan.keep.count == jobs.count)
+        // The late job was planned when its chunk loaded (t0 + 10 s): its first slot after it.
+        let offset = late.schedule.jitterOffsetMs(jobID: "late", defaultJitterMs: 0, nowMs: t0)
+        #expect(try await h.row("late")?.nextRunAtMs == t0 + 10_000 + offset)
+        h.clock.advance(toMs: t0 + 10_000 + offset)
+        await h.log.waitForTicks(2)
+        #expect(h.log.ticks.map(\.jobID) == ["p0", "late"])
+        r.beginShutdown()
+        try await task.value
+    }
+
     @Test func transientFailuresBackOffAndOpenTheBreaker() async throws {
         var s = GlobalSettings()
         s.breakerThreshold = 2
