@@ -151,19 +151,28 @@ public struct SchedulerCore: Sendable {
     }
 
     private mutating func schedule(_ jobID: String, at due: Int64?) {
-        guard var rt = jobs[jobID] else { return }
-        rt.generation &+= 1
-        rt.nextDueMs = due
-        jobs[jobID] = rt
+        guard let i = jobs.index(forKey: jobID) else { return }
+        schedule(at: i, due)
+    }
+
+    /// By the job's index: the tick path changes its entry in place (a lookup and a copy of
+    /// the whole entry per change cost more than the change).
+    private mutating func schedule(at i: [String: JobRuntime].Index, _ due: Int64?) {
+        jobs.values[i].generation &+= 1
+        jobs.values[i].nextDueMs = due
         if let due {
             seq &+= 1
-            heap.insert(Entry(due: due, seq: seq, jobID: jobID, generation: rt.generation))
+            heap.insert(Entry(due: due, seq: seq, jobID: jobs.keys[i], generation: jobs.values[i].generation))
         }
     }
 
     private func record(_ jobID: String) -> ScheduleRecord {
-        let rt = jobs[jobID]!
-        return ScheduleRecord(jobID: jobID, nextRunAtMs: rt.nextDueMs, scheduleFingerprint: rt.scheduleFingerprint, definitionFingerprint: rt.definitionFingerprint)
+        record(at: jobs.index(forKey: jobID)!)
+    }
+
+    private func record(at i: [String: JobRuntime].Index) -> ScheduleRecord {
+        let rt = jobs.values[i]
+        return ScheduleRecord(jobID: jobs.keys[i], nextRunAtMs: rt.nextDueMs, scheduleFingerprint: rt.scheduleFingerprint, definitionFingerprint: rt.definitionFingerprint)
     }
 
     /// The earliest due time of a job that is waiting, if any.
@@ -174,7 +183,8 @@ public struct SchedulerCore: Sendable {
 
     private mutating func dropStale() {
         while let top = heap.min {
-            if let rt = jobs[top.jobID], rt.generation == top.generation, rt.nextDueMs == top.due, !rt.inFlight { return }
+            if let i = jobs.index(forKey: top.jobID), jobs.values[i].generation == top.generation,
+               jobs.values[i].nextDueMs == top.due, !jobs.values[i].inFlight { return }
             _ = heap.popMin()
         }
     }
@@ -202,9 +212,9 @@ public struct SchedulerCore: Sendable {
             dropStale()
             guard let top = heap.min, top.due <= nowMs else { break }
             _ = heap.popMin()
-            guard var rt = jobs[top.jobID] else { continue }
+            guard let i = jobs.index(forKey: top.jobID) else { continue }
             var group: String?
-            if let l = limits[rt.spec.kind] {
+            if !limits.isEmpty, let l = limits[jobs.values[i].spec.kind] {
                 if (inFlightByGroup[l.group] ?? 0) >= max(1, l.limit) {
                     parked[l.group, default: []].append(top)
                     continue
@@ -212,12 +222,11 @@ public struct SchedulerCore: Sendable {
                 group = l.group
                 inFlightByGroup[l.group, default: 0] += 1
             }
-            rt.inFlight = true
-            rt.inFlightGroup = group
-            rt.nextDueMs = nil
-            jobs[top.jobID] = rt
+            jobs.values[i].inFlight = true
+            jobs.values[i].inFlightGroup = group
+            jobs.values[i].nextDueMs = nil
             inFlightCount += 1
-            out.append(DueTick(jobID: top.jobID, dueMs: top.due, spec: rt.spec, offsetMs: rt.offsetMs))
+            out.append(DueTick(jobID: top.jobID, dueMs: top.due, spec: jobs.values[i].spec, offsetMs: jobs.values[i].offsetMs))
         }
         return out
     }
@@ -226,6 +235,10 @@ public struct SchedulerCore: Sendable {
     private mutating func leaveGroup(_ rt: inout JobRuntime) {
         guard let g = rt.inFlightGroup else { return }
         rt.inFlightGroup = nil
+        leave(group: g)
+    }
+
+    private mutating func leave(group g: String) {
         inFlightByGroup[g, default: 1] -= 1
         if inFlightByGroup[g] == 0 { inFlightByGroup[g] = nil }
         if var waiting = parked[g], !waiting.isEmpty {
@@ -261,17 +274,19 @@ public struct SchedulerCore: Sendable {
 
     /// A tick ended with a plan (committed or not): schedule the next run.
     public mutating func finish(_ jobID: String, plan: TickPlan) -> ScheduleRecord? {
-        guard var rt = jobs[jobID] else { return nil }
-        if rt.inFlight { inFlightCount -= 1 }
-        leaveGroup(&rt)
-        rt.inFlight = false
-        if !plan.keepsErrorCount { rt.consecutiveErrors = plan.consecutiveErrors }
-        if plan.pause { rt.paused = true; rt.pausedReason = plan.pausedReason }
-        if plan.done { rt.done = true }
-        jobs[jobID] = rt
-        if rt.removed { jobs[jobID] = nil; return nil }
-        schedule(jobID, at: (rt.paused || rt.done) ? nil : plan.nextRunAtMs)
-        return record(jobID)
+        guard let i = jobs.index(forKey: jobID) else { return nil }
+        if jobs.values[i].inFlight { inFlightCount -= 1 }
+        if let g = jobs.values[i].inFlightGroup {
+            jobs.values[i].inFlightGroup = nil
+            leave(group: g)
+        }
+        jobs.values[i].inFlight = false
+        if !plan.keepsErrorCount { jobs.values[i].consecutiveErrors = plan.consecutiveErrors }
+        if plan.pause { jobs.values[i].paused = true; jobs.values[i].pausedReason = plan.pausedReason }
+        if plan.done { jobs.values[i].done = true }
+        if jobs.values[i].removed { jobs.remove(at: i); return nil }
+        schedule(at: i, (jobs.values[i].paused || jobs.values[i].done) ? nil : plan.nextRunAtMs)
+        return record(at: i)
     }
 
     /// A tick did not run (lease held elsewhere, or the store said paused or done).

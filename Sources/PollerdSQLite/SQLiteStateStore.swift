@@ -650,9 +650,16 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(sql: "DELETE FROM daemon_jobs WHERE daemon_id = ?", arguments: [d.daemonID])
             let add = try db.cachedStatement(sql: "INSERT INTO daemon_jobs (daemon_id, job_id) VALUES (?, ?)")
             let activate = try db.cachedStatement(sql: "UPDATE poll_state SET definition_fp = ? WHERE job_id = ? AND definition_fp IS NOT ?")
-            for (id, fp) in d.jobs {
-                try add.execute(arguments: [d.daemonID, id])
-                try activate.execute(arguments: [fp, id, fp])
+            // In id order, so the daemon's rows go in side by side (in a dictionary's order
+            // each landed on a page of its own), bound through the C API.
+            for id in d.jobs.keys.sorted() {
+                let fp = d.jobs[id]!
+                var a = HotStatement(add, db)
+                a.bind(d.daemonID); a.bind(id)
+                _ = try a.run()
+                var u = HotStatement(activate, db)
+                u.bind(fp); u.bind(id); u.bind(fp)
+                _ = try u.run()
             }
             return try Self.deactivateOrphans(nowMs: nowMs, db)
         }
