@@ -170,8 +170,8 @@ public final class Runner: Service, Sendable {
     /// Jobs registered and planned per store call at boot.
     static let bootChunk = 8192
 
-    /// Store start-up work, then registers, plans and records the jobs chunk by chunk, in the
-    /// order they fall due, and announces them. Each chunk may tick as soon as its plans are
+    /// Store start-up work, announces the jobs, then registers, plans and records them chunk by
+    /// chunk, in the order they fall due. Each chunk may tick as soon as its plans are
     /// recorded, while the next chunks load: a job's first run is planned from the moment its
     /// chunk is (never from the start of a boot that took seconds), and a million-job boot
     /// leaves no backlog behind it.
@@ -191,9 +191,14 @@ public final class Runner: Service, Sendable {
             s.controlCursor = cursor
             s.core.setLimits(limits)
         }
+        // The job set first, before anything ticks: at 100k jobs it holds the store's writer
+        // for half a second, which ticks already running would wait out.
+        try await announce(bootJobSet(), nowMs: clock.nowMs)
         let order = registrationOrder(jobs, nowMs: clock.nowMs)
         for start in stride(from: 0, to: order.count, by: Self.bootChunk) {
             if state.withLock({ $0.shuttingDown }) { return }
+            // A boot longer than the daemon's TTL must not let it lapse.
+            await heartbeatIfDue()
             let chunk = order[start..<min(start + Self.bootChunk, order.count)]
             let rows = try await store.register(chunk.map { i in
                 let j = jobs[i]
@@ -207,7 +212,6 @@ public final class Runner: Service, Sendable {
             state.withLock { s in s.core.release(chunk.lazy.map { jobs[$0].id }) }
             bell.ring()
         }
-        try await announce(nowMs: clock.nowMs)
         logger.info("runner started", metadata: ["pollerd.jobs": "\(jobs.count)"])
         state.withLock { $0.started = true }
         onEvent(.started(jobs: jobs.count))
@@ -408,12 +412,26 @@ public final class Runner: Service, Sendable {
     /// Records this daemon's job set (and its liveness) under its id; jobs that no live daemon
     /// has any more leave the active set.
     private func announce(nowMs: Int64) async throws {
-        let jobs: [String: String] = state.withLock { s in
+        // While boot loads them, the scheduler has only part of the jobs: announce all.
+        let loaded: [String: String]? = state.withLock { s in
+            guard s.started else { return nil }
             var out: [String: String] = [:]
             for (id, rt) in s.core.jobs where !rt.removed { out[id] = rt.definitionFingerprint }
-            s.lastHeartbeatMs = nowMs
             return out
         }
+        try await announce(loaded ?? bootJobSet(), nowMs: nowMs)
+    }
+
+    /// The jobs boot loads, by id, with their definition fingerprints.
+    private func bootJobSet() -> [String: String] {
+        let enabled = state.withLock { $0.core.settings.enabled }
+        guard enabled else { return [:] }
+        return Dictionary(initialJobs.map { ($0.id, $0.fingerprint) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The same, for these jobs (id: definition fingerprint).
+    private func announce(_ jobs: [String: String], nowMs: Int64) async throws {
+        state.withLock { $0.lastHeartbeatMs = nowMs }
         let gone = try await store.announce(DaemonAnnouncement(daemonID: daemonID, jobFile: jobFile, jobs: jobs, aliveUntilMs: nowMs + Self.daemonTTLMs), nowMs: nowMs)
         if !gone.isEmpty {
             logger.info("jobs no live daemon runs left the active set", metadata: ["pollerd.jobs": "\(gone)"])

@@ -24,8 +24,9 @@ import Testing
         try await task.value
     }
 
-    /// Boot loads the jobs in chunks in the order they fall due, and each chunk ticks once its
-    /// plans are recorded, while later chunks still load. A reload waits for the whole set.
+    /// Boot announces the whole job set, then loads the jobs in chunks in the order they fall
+    /// due, and each chunk ticks once its plans are recorded, while later chunks still load. A
+    /// reload waits for the whole set.
     @Test func aChunkTicksWhileLaterChunksLoadAndAReloadWaitsForTheWholeSet() async throws {
         // One full chunk of jobs at offset 0 (all paused but one), then one more job whose
         // offset puts it in the next chunk.
@@ -44,6 +45,9 @@ import Testing
         #expect(h.log.ticks.map(\.jobID) == ["p0"])
         #expect(!h.log.events.contains { if case .started = $0 { return true } else { return false } })
         #expect(try await h.row("late") == nil)
+        // The whole set was announced before anything ticked: the job not loaded yet is this
+        // daemon's already (no other daemon's announce takes it out of the active set).
+        #expect(try await h.store.jobOwners(jobID: "late", nowMs: h.clock.nowMs) == [r.daemonID])
         let reload = Task { try await r.reload(jobs: jobs, settings: GlobalSettings()) }
         gate.open()
         let plan = try await reload.value
