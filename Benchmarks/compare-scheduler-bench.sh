@@ -3,6 +3,7 @@
 # workload, then APScheduler 3's memory store once, and prints each run's JSON and the median
 # ticks/s ratio of each binary to the first.
 # Usage: Benchmarks/compare-scheduler-bench.sh ROUNDS JOBS EVERY_SECS SECONDS MAX_CONCURRENT BINARY...
+# SCHEDULER_BENCH_ARGS adds arguments to each pollerd run (say, "--tick-history 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=$1; JOBS=$2; EVERY=$3; SECS=$4; CAP=$5; shift 5
@@ -12,7 +13,8 @@ OUT=$(mktemp)
 for r in $(seq 1 "$ROUNDS"); do
   for b in "$@"; do
     printf '%s\t' "$b" >> "$OUT"
-    "$b" scheduler --jobs "$JOBS" --every-secs "$EVERY" --seconds "$SECS" --max-concurrent "$CAP" --json | tail -1 >> "$OUT"
+    # shellcheck disable=SC2086
+    "$b" scheduler --jobs "$JOBS" --every-secs "$EVERY" --seconds "$SECS" --max-concurrent "$CAP" ${SCHEDULER_BENCH_ARGS:-} --json | tail -1 >> "$OUT"
   done
   printf '%s\t' apscheduler-memory >> "$OUT"
   "$PY" Benchmarks/apscheduler_baseline.py --jobs "$JOBS" --every-secs "$EVERY" --seconds "$SECS" --store memory | tail -1 >> "$OUT"

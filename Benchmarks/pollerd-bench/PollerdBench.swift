@@ -81,6 +81,8 @@ struct SchedulerBench: AsyncParsableCommand {
     @Option(help: "Number of jobs.") var jobs: Int = 1000
     @Option(name: .customLong("every-secs"), help: "Each job's period.") var everySecs: Int64 = 10
     @Option(help: "Measured seconds (after one warm-up period).") var seconds: Int64 = 30
+    @Option(name: .customLong("warmup-secs"), help: "Seconds between boot and the window (default: one period and one more second).")
+    var warmupSecs: Int64?
     @Option(name: .customLong("jitter-ms"), help: "Jitter bound (default: the period, spreading jobs evenly).") var jitterMs: Int64?
     @Option(name: .customLong("max-concurrent"), help: "max_concurrent_ticks.") var maxConcurrent: Int = 64
     @Option(help: "state_sync: full or normal.") var sync: String = "full"
@@ -143,8 +145,8 @@ struct SchedulerBench: AsyncParsableCommand {
         let runTask = Task { try await group.run() }
         await started.wait()
         let bootMs = clock.nowMs - bootStart
-        // Warm up for one period after boot, then measure slots due in the window.
-        let windowStart = clock.nowMs + everySecs * 1000 + 1000
+        // Warm up (by default for one period) after boot, then measure slots due in the window.
+        let windowStart = clock.nowMs + (warmupSecs.map { $0 * 1000 } ?? everySecs * 1000 + 1000)
         let windowEnd = windowStart + seconds * 1000
         samples.withLock { $0 = Samples(windowStart: windowStart, windowEnd: windowEnd, capacity: Int(Double(jobs) * Double(seconds) / Double(everySecs) * 1.1) + 16) }
         try await clock.sleep(untilMs: windowStart)
