@@ -340,20 +340,32 @@ public final class Runner: Service, Sendable {
             }
             return
         }
-        await withDiscardingTaskGroup { group in
-            for (d, (answer, request)) in zip(batch, zip(answers, requests)) {
-                guard case .granted(let lease) = answer else {
-                    finished(d, executor.skipped(d, answer, startedAtMs: start, historyLimit: settings.tickHistory))
-                    continue
-                }
-                // The tick starts where its poller wants it (a long-lived plugin's reader thread).
-                group.addTask(executorPreference: executor.registry.poller(for: d.spec.kind)?.preferredExecutor) {
-                    let ran = await self.executor.run(d, lease: lease, ttlMs: request.ttlMs, settings: settings, startedAtMs: start)
-                    guard let commit = ran.commit else { return self.finished(d, ran.report) }
-                    let result = await self.commits.submit([commit]).map { $0[0] }
-                    self.finished(d, self.executor.committed(ran.report, commit, result))
-                }
+        var ticks: [Task<Void, Never>] = []
+        for (d, (answer, request)) in zip(batch, zip(answers, requests)) {
+            guard case .granted(let lease) = answer else {
+                finished(d, executor.skipped(d, answer, startedAtMs: start, historyLimit: settings.tickHistory))
+                continue
             }
+            // Unstructured on purpose, one task per tick: the watchdog cancels the one tick
+            // (through its handle), and this batch waits for them all and passes its own
+            // cancellation (shutdown) on. A child task that ran the poller in a task of its own
+            // was two tasks a tick. It starts where its poller wants it (a long-lived plugin's
+            // reader thread).
+            let handle = TickHandle()
+            let task = Task(executorPreference: executor.registry.poller(for: d.spec.kind)?.preferredExecutor) {
+                let ran = await self.executor.run(d, lease: lease, ttlMs: request.ttlMs, settings: settings, startedAtMs: start, handle: handle)
+                guard let commit = ran.commit else { return self.finished(d, ran.report) }
+                let result = await self.commits.submit([commit]).map { $0[0] }
+                self.finished(d, self.executor.committed(ran.report, commit, result))
+            }
+            handle.attach(task)
+            ticks.append(task)
+        }
+        let all = ticks
+        await withTaskCancellationHandler {
+            for t in all { await t.value }
+        } onCancel: {
+            for t in all { t.cancel() }
         }
     }
 

@@ -150,8 +150,10 @@ public struct TickExecutor: Sendable {
     }
 
     /// Runs a granted tick: the poller under the watchdog (timeout, lease renewal), then the plan.
-    /// `startedAtMs` is when the lease was asked for, on this daemon's clock.
-    func run(_ due: DueTick, lease: LeaseGrant, ttlMs: Int64, settings: GlobalSettings, startedAtMs start: Int64) async -> Ran {
+    /// `startedAtMs` is when the lease was asked for, on this daemon's clock. With a `handle`, the
+    /// poller runs in the calling task, the tick's own, which the watchdog cancels through it;
+    /// without one, in a task of its own.
+    func run(_ due: DueTick, lease: LeaseGrant, ttlMs: Int64, settings: GlobalSettings, startedAtMs start: Int64, handle: TickHandle? = nil) async -> Ran {
         let job = due.spec
         // Lateness counts from the due time to the moment the poller is called, lease included.
         let tickStart = clock.nowMs
@@ -160,7 +162,7 @@ public struct TickExecutor: Sendable {
         let ctx = TickContext(jobID: job.id, kind: job.kind, agent: job.agent, config: job.config, cursor: lease.cursor,
                               nowMs: tickStart, intervalHintSecs: job.schedule.nominalIntervalSecs(nowMs: tickStart),
                               timeoutSecs: min(job.timeoutSecs, cap ?? job.timeoutSecs))
-        guard let outcome = await runGuarded(ctx, poller: poller, lease: lease, ttlMs: ttlMs, heldSinceMs: start) else {
+        guard let outcome = await runGuarded(ctx, poller: poller, lease: lease, ttlMs: ttlMs, heldSinceMs: start, handle: handle) else {
             try? await store.releaseLease(lease)
             logger.info("tick cancelled by shutdown; lease released", metadata: ["pollerd.job.id": "\(job.id)"])
             return Ran(report: TickReport(jobID: job.id, kind: job.kind, disposition: .cancelled, ack: nil, error: nil, plan: nil,
@@ -264,12 +266,28 @@ public struct TickExecutor: Sendable {
 
     /// Runs the poller under the watchdog (timeout, lease renewal); nil when the calling task
     /// itself was cancelled (shutdown).
-    private func runGuarded(_ ctx: TickContext, poller: (any Poller)?, lease: LeaseGrant, ttlMs: Int64, heldSinceMs: Int64) async -> TickOutcome? {
+    private func runGuarded(_ ctx: TickContext, poller: (any Poller)?, lease: LeaseGrant, ttlMs: Int64, heldSinceMs: Int64, handle: TickHandle?) async -> TickOutcome? {
         guard let poller else {
             return .failed(.config(.unknownKind, "no poller for kind '\(ctx.kind)'"))
         }
         let deadline = ctx.nowMs + max(1, ctx.timeoutSecs) * 1000
         let expiry = Mutex<TickWatchdog.Expiry?>(nil)
+        if let handle {
+            // The calling task is the tick's own: the watchdog cancels it through the handle,
+            // and a cancellation with no expiry recorded is the runner's (shutdown).
+            let id = watchdog.watch(deadlineMs: deadline, lease: lease, ttlMs: ttlMs, heldSinceMs: heldSinceMs) { why in
+                expiry.withLock { $0 = why }
+                handle.cancel()
+            }
+            let outcome: TickOutcome
+            do throws(PollerError) { outcome = .ok(try await poller.tick(ctx)) } catch { outcome = .failed(error) }
+            watchdog.unwatch(id)
+            switch expiry.withLock({ $0 }) {
+            case .timedOut?: return .failed(.transient(.timeout, "tick timed out after \(ctx.timeoutSecs)s"))
+            case .leaseLost?: return .failed(.transient(.leaseLost, "lease lost, or not renewed within its TTL, while the tick ran"))
+            case nil: return Task.isCancelled ? nil : outcome
+            }
+        }
         // Unstructured on purpose: the watchdog must be able to cancel this one tick. It starts
         // where the poller wants its ticks to run (a long-lived plugin's reader thread).
         let task = Task(executorPreference: poller.preferredExecutor) { () -> TickOutcome in
@@ -295,6 +313,30 @@ public struct TickExecutor: Sendable {
         case .leaseLost?: return .failed(.transient(.leaseLost, "lease lost, or not renewed within its TTL, while the tick ran"))
         case nil: return outcome
         }
+    }
+}
+
+/// A tick's own task, for the watchdog to cancel. A cancel asked for before the task is
+/// attached happens when it is.
+final class TickHandle: Sendable {
+    private let state = Mutex<(task: Task<Void, Never>?, cancelled: Bool)>((nil, false))
+
+    init() {}
+
+    func attach(_ task: Task<Void, Never>) {
+        let cancelled = state.withLock { s in
+            s.task = task
+            return s.cancelled
+        }
+        if cancelled { task.cancel() }
+    }
+
+    func cancel() {
+        let task = state.withLock { s in
+            s.cancelled = true
+            return s.task
+        }
+        task?.cancel()
     }
 }
 
