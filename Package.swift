@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "PollerdDaemon",
             dependencies: [
-                "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdAdmin", "PollerdHTTP",
+                "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdAdmin", "PollerdHTTP", "CPollerdSpawn",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -36,3 +36,10 @@ int cpollerd_set_child_subreaper(void) {
     return -1;
 #endif
 }
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+int cpollerd_release_free_memory(void) { return malloc_trim(0); }
+#else
+int cpollerd_release_free_memory(void) { return 0; }
+#endif

@@ -1,3 +1,4 @@
+import CPollerdSpawn
 import Logging
 import Synchronization
 public import PollerdCore
@@ -194,6 +195,9 @@ public final class Runner: Service, Sendable {
         // The job set first, before anything ticks: at 100k jobs it holds the store's writer
         // for half a second, which ticks already running would wait out.
         try await announce(bootJobSet(), nowMs: clock.nowMs)
+        // The announce's job set (two strings a job) is gone: give its pages back before the
+        // scheduler fills, or a million-job daemon keeps them as its peak.
+        _ = cpollerd_release_free_memory()
         let order = registrationOrder(jobs, nowMs: clock.nowMs)
         for start in stride(from: 0, to: order.count, by: Self.bootChunk) {
             if state.withLock({ $0.shuttingDown }) { return }

@@ -26,4 +26,7 @@ int cpollerd_pidfd_open(int pid);
 /// to init (Linux 3.4+); -1 with errno set where it is not available.
 int cpollerd_set_child_subreaper(void);
 
+/// malloc_trim(0): returns the allocator's free pages to the kernel (glibc); 0 elsewhere.
+int cpollerd_release_free_memory(void);
+
 #endif
