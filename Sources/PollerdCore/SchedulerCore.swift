@@ -231,14 +231,13 @@ public struct SchedulerCore: Sendable {
         return out
     }
 
-    /// A tick of the job's group ended: its oldest parked job may go.
-    private mutating func leaveGroup(_ rt: inout JobRuntime) {
-        guard let g = rt.inFlightGroup else { return }
-        rt.inFlightGroup = nil
-        leave(group: g)
-    }
-
-    private mutating func leave(group g: String) {
+    /// The job's tick attempt ended (ran or skipped): its slot, and its group's, are free, and
+    /// the group's oldest parked job may go.
+    private mutating func endTick(at i: [String: JobRuntime].Index) {
+        if jobs.values[i].inFlight { inFlightCount -= 1 }
+        jobs.values[i].inFlight = false
+        guard let g = jobs.values[i].inFlightGroup else { return }
+        jobs.values[i].inFlightGroup = nil
         inFlightByGroup[g, default: 1] -= 1
         if inFlightByGroup[g] == 0 { inFlightByGroup[g] = nil }
         if var waiting = parked[g], !waiting.isEmpty {
@@ -275,12 +274,7 @@ public struct SchedulerCore: Sendable {
     /// A tick ended with a plan (committed or not): schedule the next run.
     public mutating func finish(_ jobID: String, plan: TickPlan) -> ScheduleRecord? {
         guard let i = jobs.index(forKey: jobID) else { return nil }
-        if jobs.values[i].inFlight { inFlightCount -= 1 }
-        if let g = jobs.values[i].inFlightGroup {
-            jobs.values[i].inFlightGroup = nil
-            leave(group: g)
-        }
-        jobs.values[i].inFlight = false
+        endTick(at: i)
         if !plan.keepsErrorCount { jobs.values[i].consecutiveErrors = plan.consecutiveErrors }
         if plan.pause { jobs.values[i].paused = true; jobs.values[i].pausedReason = plan.pausedReason }
         if plan.done { jobs.values[i].done = true }
@@ -291,10 +285,9 @@ public struct SchedulerCore: Sendable {
 
     /// A tick did not run (lease held elsewhere, or the store said paused or done).
     public mutating func skipped(_ jobID: String, because acq: LeaseAcquisition, nowMs: Int64) -> ScheduleRecord? {
-        guard var rt = jobs[jobID] else { return nil }
-        if rt.inFlight { inFlightCount -= 1 }
-        leaveGroup(&rt)
-        rt.inFlight = false
+        guard let i = jobs.index(forKey: jobID) else { return nil }
+        endTick(at: i)
+        var rt = jobs.values[i]
         var planned: Int64?
         switch acq {
         case .paused(let reason): rt.paused = true; rt.pausedReason = reason

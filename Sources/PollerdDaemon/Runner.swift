@@ -350,19 +350,14 @@ public final class Runner: Service, Sendable {
                 finished(d, executor.skipped(d, answer, startedAtMs: start, historyLimit: settings.tickHistory))
                 continue
             }
-            // Unstructured on purpose, one task per tick: the watchdog cancels the one tick
-            // (through its handle), and this batch waits for them all and passes its own
-            // cancellation (shutdown) on. A child task that ran the poller in a task of its own
-            // was two tasks a tick. It starts where its poller wants it (a long-lived plugin's
-            // reader thread).
-            let handle = TickHandle()
-            let task = Task(executorPreference: executor.registry.poller(for: d.spec.kind)?.preferredExecutor) {
+            // One task per tick (the watchdog cancels the one tick); this batch waits for them
+            // all and passes its own cancellation (shutdown) on.
+            let task = executor.startTick(d) { handle in
                 let ran = await self.executor.run(d, lease: lease, ttlMs: request.ttlMs, settings: settings, startedAtMs: start, handle: handle)
                 guard let commit = ran.commit else { return self.finished(d, ran.report) }
                 let result = await self.commits.submit([commit]).map { $0[0] }
                 self.finished(d, self.executor.committed(ran.report, commit, result))
             }
-            handle.attach(task)
             ticks.append(task)
         }
         let all = ticks

@@ -83,7 +83,8 @@ public struct TickExecutor: Sendable {
             return leaseFailed(due, error: error, settings: settings, startedAtMs: start)
         }
         guard case .granted(let lease) = acq else { return skipped(due, acq, startedAtMs: start, historyLimit: settings.tickHistory) }
-        let ran = await run(due, lease: lease, ttlMs: request.ttlMs, settings: settings, startedAtMs: start)
+        let task = startTick(due) { handle in await self.run(due, lease: lease, ttlMs: request.ttlMs, settings: settings, startedAtMs: start, handle: handle) }
+        let ran = await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
         guard let commit = ran.commit else { return ran.report }
         if dryRun {
             try? await store.releaseLease(lease)
@@ -149,11 +150,21 @@ public struct TickExecutor: Sendable {
         var commit: TickCommit?
     }
 
-    /// Runs a granted tick: the poller under the watchdog (timeout, lease renewal), then the plan.
-    /// `startedAtMs` is when the lease was asked for, on this daemon's clock. With a `handle`, the
-    /// poller runs in the calling task, the tick's own, which the watchdog cancels through it;
-    /// without one, in a task of its own.
-    func run(_ due: DueTick, lease: LeaseGrant, ttlMs: Int64, settings: GlobalSettings, startedAtMs start: Int64, handle: TickHandle? = nil) async -> Ran {
+    /// Starts a granted tick in a task of its own, where its poller wants it (a long-lived
+    /// plugin's reader thread). Unstructured on purpose: the watchdog cancels the one tick,
+    /// through the handle `body` gets; whoever waits for the task passes its own cancellation
+    /// (shutdown) on.
+    func startTick<T: Sendable>(_ due: DueTick, _ body: @escaping @Sendable (TickHandle) async -> T) -> Task<T, Never> {
+        let handle = TickHandle()
+        let task = Task(executorPreference: registry.poller(for: due.spec.kind)?.preferredExecutor) { await body(handle) }
+        handle.attach { task.cancel() }
+        return task
+    }
+
+    /// Runs a granted tick, in its own task (`startTick`): the poller under the watchdog
+    /// (timeout, lease renewal), then the plan. `startedAtMs` is when the lease was asked for, on
+    /// this daemon's clock.
+    func run(_ due: DueTick, lease: LeaseGrant, ttlMs: Int64, settings: GlobalSettings, startedAtMs start: Int64, handle: TickHandle) async -> Ran {
         let job = due.spec
         // Lateness counts from the due time to the moment the poller is called, lease included.
         let tickStart = clock.nowMs
@@ -264,54 +275,26 @@ public struct TickExecutor: Sendable {
         return OutboxBatch(sinks: job.deliver.map(\.name), entries: entries, dedupWindow: job.dedupWindow ?? settings.delivery.dedupWindow, foundAtMs: foundAtMs)
     }
 
-    /// Runs the poller under the watchdog (timeout, lease renewal); nil when the calling task
-    /// itself was cancelled (shutdown).
-    private func runGuarded(_ ctx: TickContext, poller: (any Poller)?, lease: LeaseGrant, ttlMs: Int64, heldSinceMs: Int64, handle: TickHandle?) async -> TickOutcome? {
+    /// Runs the poller under the watchdog (timeout, lease renewal), in the calling task, the
+    /// tick's own, which the watchdog cancels through `handle`; nil when the task was cancelled
+    /// with no expiry recorded (shutdown).
+    private func runGuarded(_ ctx: TickContext, poller: (any Poller)?, lease: LeaseGrant, ttlMs: Int64, heldSinceMs: Int64, handle: TickHandle) async -> TickOutcome? {
         guard let poller else {
             return .failed(.config(.unknownKind, "no poller for kind '\(ctx.kind)'"))
         }
         let deadline = ctx.nowMs + max(1, ctx.timeoutSecs) * 1000
         let expiry = Mutex<TickWatchdog.Expiry?>(nil)
-        if let handle {
-            // The calling task is the tick's own: the watchdog cancels it through the handle,
-            // and a cancellation with no expiry recorded is the runner's (shutdown).
-            let id = watchdog.watch(deadlineMs: deadline, lease: lease, ttlMs: ttlMs, heldSinceMs: heldSinceMs) { why in
-                expiry.withLock { $0 = why }
-                handle.cancel()
-            }
-            let outcome: TickOutcome
-            do throws(PollerError) { outcome = .ok(try await poller.tick(ctx)) } catch { outcome = .failed(error) }
-            watchdog.unwatch(id)
-            switch expiry.withLock({ $0 }) {
-            case .timedOut?: return .failed(.transient(.timeout, "tick timed out after \(ctx.timeoutSecs)s"))
-            case .leaseLost?: return .failed(.transient(.leaseLost, "lease lost, or not renewed within its TTL, while the tick ran"))
-            case nil: return Task.isCancelled ? nil : outcome
-            }
-        }
-        // Unstructured on purpose: the watchdog must be able to cancel this one tick. It starts
-        // where the poller wants its ticks to run (a long-lived plugin's reader thread).
-        let task = Task(executorPreference: poller.preferredExecutor) { () -> TickOutcome in
-            do throws(PollerError) {
-                return .ok(try await poller.tick(ctx))
-            } catch {
-                return .failed(error)
-            }
-        }
         let id = watchdog.watch(deadlineMs: deadline, lease: lease, ttlMs: ttlMs, heldSinceMs: heldSinceMs) { why in
             expiry.withLock { $0 = why }
-            task.cancel()
+            handle.cancel()
         }
-        let outcome = await withTaskCancellationHandler {
-            await task.value
-        } onCancel: {
-            task.cancel()
-        }
+        let outcome: TickOutcome
+        do throws(PollerError) { outcome = .ok(try await poller.tick(ctx)) } catch { outcome = .failed(error) }
         watchdog.unwatch(id)
-        if Task.isCancelled { return nil }
         switch expiry.withLock({ $0 }) {
         case .timedOut?: return .failed(.transient(.timeout, "tick timed out after \(ctx.timeoutSecs)s"))
         case .leaseLost?: return .failed(.transient(.leaseLost, "lease lost, or not renewed within its TTL, while the tick ran"))
-        case nil: return outcome
+        case nil: return Task.isCancelled ? nil : outcome
         }
     }
 }
@@ -319,24 +302,24 @@ public struct TickExecutor: Sendable {
 /// A tick's own task, for the watchdog to cancel. A cancel asked for before the task is
 /// attached happens when it is.
 final class TickHandle: Sendable {
-    private let state = Mutex<(task: Task<Void, Never>?, cancelled: Bool)>((nil, false))
+    private let state = Mutex<(cancelTask: (@Sendable () -> Void)?, cancelled: Bool)>((nil, false))
 
     init() {}
 
-    func attach(_ task: Task<Void, Never>) {
+    func attach(_ cancelTask: @escaping @Sendable () -> Void) {
         let cancelled = state.withLock { s in
-            s.task = task
+            s.cancelTask = cancelTask
             return s.cancelled
         }
-        if cancelled { task.cancel() }
+        if cancelled { cancelTask() }
     }
 
     func cancel() {
-        let task = state.withLock { s in
+        let cancelTask = state.withLock { s in
             s.cancelled = true
-            return s.task
+            return s.cancelTask
         }
-        task?.cancel()
+        cancelTask?()
     }
 }
 

@@ -652,8 +652,7 @@ public final class SQLiteStateStore: StateStore {
             let activate = try db.cachedStatement(sql: "UPDATE poll_state SET definition_fp = ? WHERE job_id = ? AND definition_fp IS NOT ?")
             // In id order, so the daemon's rows go in side by side (in a dictionary's order
             // each landed on a page of its own), bound through the C API.
-            for id in d.jobs.keys.sorted() {
-                let fp = d.jobs[id]!
+            for (id, fp) in d.jobs.sorted(by: { $0.key < $1.key }) {
                 var a = HotStatement(add, db)
                 a.bind(d.daemonID); a.bind(id)
                 _ = try a.run()
