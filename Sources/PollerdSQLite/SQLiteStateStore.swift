@@ -118,7 +118,7 @@ public final class SQLiteStateStore: StateStore {
         let source = try DatabaseQueue(path: damaged)
         let target = try DatabaseQueue(path: fresh)
         var report: [(String, Int, Int)] = []
-        let tables = ["poll_state", "control_log", "daemons", "daemon_jobs", "plugin_status", "outbox_item", "outbox_pending", "outbox_lane", "dedup_key", "dead_letter", "tick_log", "audit_log"]
+        let tables = ["poll_state", "control_log", "daemons", "daemon_jobs", "plugin_status", "outbox_item", "outbox_pending", "outbox_lane", "dedup_key", "dead_letter", "tick_log", "tick_log_kept", "audit_log"]
         for table in tables {
             var kept = 0, lost = 0
             let rowids: [Int64] = (try? source.read { db in try Int64.fetchAll(db, sql: "SELECT rowid FROM \(table)") }) ?? []
@@ -175,9 +175,11 @@ public final class SQLiteStateStore: StateStore {
                 _ = try? db.checkpoint(.passive)
             }
         }
+        var upkeep = HistoryUpkeep()
         while !Task.isCancelled {
             do { try await clock.sleep(untilMs: clock.nowMs + Self.checkpointEveryMs) } catch { break }
             try? await flushHistory()
+            if let keep = historyKeep.withLock({ $0 }) { try? await upkeep.tend(self, keep: keep, nowMs: clock.nowMs) }
             // PASSIVE: copies what it can without blocking the writer or readers.
             guard let (frames, _) = try? await checkpointer.writeWithoutTransaction({ db in try db.checkpoint(.passive) }),
                   frames >= Self.restartAfterFrames else { continue }
@@ -348,6 +350,7 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(sql: "ALTER TABLE poll_state ADD COLUMN last_ok_at INTEGER")
             try db.execute(sql: "UPDATE poll_state SET last_ok_at = last_run_at WHERE last_status = 'ok'")
         }
+        m.registerMigration("008_history_log") { db in try migrateToHistoryLog(db) }
         return m
     }
 
@@ -425,9 +428,8 @@ public final class SQLiteStateStore: StateStore {
 
     public func commit(_ ticks: [TickCommit], nowMs: Int64) async throws -> [Int64?] {
         guard !ticks.isEmpty else { return [] }
-        let (done, records) = try await pool.write { db in try Self.commit(ticks, nowMs: nowMs, db) }
-        try await keepHistory(records)
-        return done
+        if let last = ticks.last { historyKeep.withLock { $0 = last.historyLimit } }
+        return try await pool.write { db in try Self.commit(ticks, nowMs: nowMs, db) }
     }
 
     private static func claim(_ requests: [LeaseRequest], holder: String, nowMs: Int64, _ db: Database) throws -> [LeaseAcquisition] {
@@ -438,75 +440,49 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
-    private static func commit(_ ticks: [TickCommit], nowMs: Int64, _ db: Database) throws -> ([Int64?], [(TickRecord, Int)]) {
-        guard !ticks.isEmpty else { return ([], []) }
-        var records: [(TickRecord, Int)] = []
+    /// Commits a batch; each committed tick's history row is appended in the same transaction.
+    private static func commit(_ ticks: [TickCommit], nowMs: Int64, _ db: Database) throws -> [Int64?] {
+        guard !ticks.isEmpty else { return [] }
         let statement = try db.cachedStatement(sql: GroupCommitter.commitSQL)
-        let done = try ticks.map { c -> Int64? in
-            guard let queued = try GroupCommitter.commitCounting(c, nowMs: nowMs, statement: statement, db) else { return nil }
-            let record = GroupCommitter.record(c, queued: queued)
-            if c.historyLimit > 0 { records.append((record, c.historyLimit)) }
+        var history = HistoryAppender(db)
+        return try ticks.map { c -> Int64? in
+            // The commit itself makes the history row its job's newest.
+            let pos = c.historyLimit > 0 ? try history.next() : nil
+            guard let done = try GroupCommitter.commitCounting(c, nowMs: nowMs, statement: statement, historyAt: pos, db) else { return nil }
+            let record = GroupCommitter.record(c, queued: done.queued)
+            if pos != nil { try history.insert(record, n: done.historyN, prev: done.historyPrev, keep: c.historyLimit) }
             return record.itemsNew
         }
-        return (done, records)
     }
 
-    /// The history is written apart from the commit, in bulk, by run() every 200 ms (and before
-    /// a read): a crash may lose the last moments of history, never a cursor or an item.
-    private func keepHistory(_ records: [(TickRecord, Int)]) async throws {
-        if !records.isEmpty, history.withLock({ $0.append(contentsOf: records); return $0.count }) >= Self.historyFlushAt {
-            try await flushHistory()
-        }
-    }
+    /// Skipped slots' rows (`recordSkip`), written by run() every 200 ms and before a read: a
+    /// crash may lose the last moments of them. A committed tick's row is written with its commit.
+    private let skipped = Mutex<[(TickRecord, Int)]>([])
+    /// The `tick_history` of the latest commit or skip (nil: none yet), which `run()` keeps the
+    /// log to.
+    private let historyKeep = Mutex<Int?>(nil)
 
-    /// Buffered history rows past this many are written at once.
-    static let historyFlushAt = 65_536
-    private let history = Mutex<[(TickRecord, Int)]>([])
-
-    /// Writes the buffered tick history in one transaction and trims each job it touched to its
-    /// limit every 32nd tick.
+    /// Writes the buffered skipped slots' rows in one transaction.
     func flushHistory() async throws {
-        let rows = takeHistory()
+        let rows = takeSkipped()
         guard !rows.isEmpty else { return }
         try await pool.write { db in try Self.writeHistory(rows, db) }
     }
 
     /// The same, blocking (at shutdown, when async work is cancelled).
     func flushHistoryNow() {
-        let rows = takeHistory()
+        let rows = takeSkipped()
         guard !rows.isEmpty else { return }
         try? pool.write { db in try Self.writeHistory(rows, db) }
     }
 
-    private func takeHistory() -> [(TickRecord, Int)] {
-        history.withLock { b -> [(TickRecord, Int)] in defer { b.removeAll(keepingCapacity: true) }; return b }
+    private func takeSkipped() -> [(TickRecord, Int)] {
+        skipped.withLock { b -> [(TickRecord, Int)] in defer { b.removeAll(keepingCapacity: true) }; return b }
     }
 
     static func writeHistory(_ rows: [(TickRecord, Int)], _ db: Database) throws {
-        do {
-            let insert = try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO tick_log (job_id, seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            let trim = try db.cachedStatement(sql: """
-                DELETE FROM tick_log WHERE job_id = ? AND (started_at, seq) < (
-                  SELECT started_at, seq FROM tick_log WHERE job_id = ? ORDER BY started_at DESC, seq DESC LIMIT 1 OFFSET ?)
-                """)
-            // Bound through the C API, as the claim and commit are (GRDB's argument arrays box
-            // every value).
-            for (t, limit) in rows {
-                var st = HotStatement(insert, db)
-                st.bind(t.jobID); st.bind(t.seq); st.bind(t.slotMs); st.bind(t.startedAtMs); st.bind(t.durationMs); st.bind(t.status)
-                st.bind(t.error); st.bind(t.itemsFound); st.bind(t.itemsNew); st.bind(t.duplicates); st.bind(t.cursor)
-                st.bind(t.cursorChanged); st.bind(t.holder)
-                _ = try st.run()
-                if t.seq % 32 == 0 {
-                    var tr = HotStatement(trim, db)
-                    tr.bind(t.jobID); tr.bind(t.jobID); tr.bind(Int64(limit - 1))
-                    _ = try tr.run()
-                }
-            }
-        }
+        var history = HistoryAppender(db)
+        for (t, keep) in rows { try history.append(t, keep: keep) }
     }
 
     public func renewLease(_ lease: LeaseGrant, ttlMs: Int64, nowMs: Int64) async throws -> Bool {
@@ -518,7 +494,10 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func commit(_ tick: TickCommit, nowMs: Int64) async throws -> Bool {
-        guard tick.historyLimit > 0 else { return try await committer.submit(.commit(tick, nowMs: nowMs)).flag }
+        guard tick.historyLimit > 0 else {
+            historyKeep.withLock { $0 = 0 }
+            return try await committer.submit(.commit(tick, nowMs: nowMs)).flag
+        }
         return try await commit([tick], nowMs: nowMs)[0] != nil
     }
 
@@ -594,21 +573,14 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func recordSkip(_ record: TickRecord, historyLimit: Int) {
+        historyKeep.withLock { $0 = historyLimit }
         guard historyLimit > 0 else { return }
-        history.withLock { $0.append((record, historyLimit)) }
+        skipped.withLock { $0.append((record, historyLimit)) }
     }
 
     public func tickHistory(jobID: String, limit: Int) async throws -> [TickRecord] {
         try await flushHistory()
-        return try await pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT seq, job_id, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder
-                FROM tick_log WHERE job_id = ? ORDER BY started_at DESC, seq DESC LIMIT ?
-                """, arguments: [jobID, limit]).map { r in
-                TickRecord(seq: r[0], jobID: r[1], slotMs: r[2], startedAtMs: r[3], durationMs: r[4], status: r[5], error: r[6],
-                           itemsFound: r[7], itemsNew: r[8], duplicates: r[9], cursor: r[10], cursorChanged: r[11], holder: r[12])
-            }
-        }
+        return try await pool.read { db in try Self.readHistory(jobID: jobID, limit: limit, db) }
     }
 
     public func setCursor(jobID: String, cursor: Data?, audit: AuditEntry) async throws -> Bool {

@@ -1,0 +1,258 @@
+import Foundation
+import GRDB
+import PollerdCore
+
+/// The tick history: a log in the order rows were written, with each job's rows chained.
+///
+/// A history kept per job (`(job_id, seq)` order) puts each tick's row on its job's own page: at
+/// 100,000 jobs every 2 s with 100 rows a job that is a random page a tick, and the writer
+/// sustained 15-18k ticks a second once the history had filled (`pollerd-bench scheduler
+/// --warmup-secs 210`). So rows are appended in the order they are written (`tick_log`, by
+/// `pos`), which dirties a few pages at the log's end, in the same transaction as the tick's
+/// commit. Each row points at its job's previous row (`prev`), and the job's state row at its
+/// newest (`poll_state.hist_head`, numbered `hist_n`), so a job's rows are read by following
+/// the chain.
+///
+/// The log is kept at `tick_history` rows for each job in the store in all (`sweepHistory`):
+/// its oldest rows go, except those still among their job's newest `tick_history`. A job
+/// slower than most still has those rows when the log passes them; they move to
+/// `tick_log_kept`, kept by job, which `trimKeptHistory` cuts back to `tick_history` a job.
+/// Only those rows are written to a page of their job's own.
+extension SQLiteStateStore {
+    static let historyFields = "seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder"
+
+    static let insertHistorySQL = """
+        INSERT INTO tick_log (pos, job_id, n, prev, keep, \(historyFields)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+    static let historyHeadSQL = """
+        UPDATE poll_state SET hist_prev = hist_head, hist_head = ?, hist_n = hist_n + 1 WHERE job_id = ? RETURNING hist_prev, hist_n
+        """
+
+    /// Appends history rows within one write transaction: at the log's end, read once (the
+    /// transaction holds the write lock, so no other writer appends meanwhile), through
+    /// statements fetched once.
+    struct HistoryAppender {
+        private let db: Database
+        private var pos: Int64?
+        private var insert: Statement?
+
+        init(_ db: Database) { self.db = db }
+
+        /// The next row's position; `insert` moves past it.
+        mutating func next() throws -> Int64 {
+            if let pos { return pos }
+            let end = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(pos), 0) + 1 FROM tick_log") ?? 1
+            pos = end
+            return end
+        }
+
+        /// Writes a row at `next()`, whose job's head already points at it.
+        mutating func insert(_ t: TickRecord, n: Int64, prev: Int64?, keep: Int) throws {
+            let at = try next()
+            if insert == nil { insert = try db.cachedStatement(sql: SQLiteStateStore.insertHistorySQL) }
+            var st = HotStatement(insert!, db)
+            st.bind(at); st.bind(t.jobID); st.bind(n); st.bind(prev); st.bind(keep)
+            st.bind(t.seq); st.bind(t.slotMs); st.bind(t.startedAtMs); st.bind(t.durationMs); st.bind(t.status)
+            st.bind(t.error); st.bind(t.itemsFound); st.bind(t.itemsNew); st.bind(t.duplicates); st.bind(t.cursor)
+            st.bind(t.cursorChanged); st.bind(t.holder)
+            _ = try st.run()
+            pos = at + 1
+        }
+
+        /// Appends a row and makes it its job's newest (a skipped slot's row; a committed
+        /// tick's head moves in its commit statement). Nothing is written for a job the store
+        /// has no row of.
+        mutating func append(_ t: TickRecord, keep: Int) throws {
+            let at = try next()
+            var head = HotStatement(try db.cachedStatement(sql: SQLiteStateStore.historyHeadSQL), db)
+            head.bind(at); head.bind(t.jobID)
+            guard try head.step() else { head.finish(); return }
+            let prev = head.optionalInt64(0), n = head.int64(1)
+            head.finish()
+            try insert(t, n: n, prev: prev, keep: keep)
+        }
+    }
+
+    /// A job's newest `limit` rows (at most its `keep`), newest first: along the chain in the
+    /// log, then from the rows kept by job.
+    static func readHistory(jobID: String, limit: Int, _ db: Database) throws -> [TickRecord] {
+        guard limit > 0, let head = try Row.fetchOne(db, sql: "SELECT hist_head, hist_n FROM poll_state WHERE job_id = ?", arguments: [jobID]) else { return [] }
+        let headN: Int64 = head[1]
+        var out: [TickRecord] = []
+        var next: Int64? = head[0]
+        var below = headN + 1
+        var keep: Int64?
+        let step = try db.cachedStatement(sql: "SELECT job_id, n, prev, keep, \(historyFields) FROM tick_log WHERE pos = ?")
+        while let pos = next, out.count < limit {
+            // A row swept away, or a position written again since, ends the chain.
+            guard let r = try Row.fetchOne(step, arguments: [pos]), (r[0] as String) == jobID, (r[1] as Int64) < below else { break }
+            let n: Int64 = r[1]
+            keep = keep ?? r[3]
+            if let keep, n <= headN - keep { return out }
+            out.append(record(jobID: jobID, r, from: 4))
+            below = n
+            next = r[2]
+        }
+        guard out.count < limit else { return out }
+        let kept = try Row.fetchAll(db, sql: """
+            SELECT n, keep, \(historyFields) FROM tick_log_kept WHERE job_id = ? AND n < ? ORDER BY n DESC LIMIT ?
+            """, arguments: [jobID, below, limit - out.count])
+        for r in kept {
+            keep = keep ?? r[1]
+            if let keep, (r[0] as Int64) <= headN - keep { break }
+            out.append(record(jobID: jobID, r, from: 2))
+        }
+        return out
+    }
+
+    private static func record(jobID: String, _ r: Row, from i: Int) -> TickRecord {
+        TickRecord(seq: r[i], jobID: jobID, slotMs: r[i + 1], startedAtMs: r[i + 2], durationMs: r[i + 3], status: r[i + 4], error: r[i + 5],
+                   itemsFound: r[i + 6], itemsNew: r[i + 7], duplicates: r[i + 8], cursor: r[i + 9], cursorChanged: r[i + 10], holder: r[i + 11])
+    }
+
+    /// Takes up to `maxRows` of the log's oldest rows away while it holds more than `keep` rows
+    /// for each job in the store: those still among their job's newest `keep` move to the rows
+    /// kept by job, the others go. Which rows move is decided on a read snapshot, off the
+    /// writer (a job's `hist_n` only grows, so a row found too old stays too old); the write is
+    /// the moves and one range delete at the log's start. Returns the rows taken off the log.
+    ///
+    /// `jobs` is the store's job count as last seen; it is counted again (a whole index read)
+    /// only when the log holds more than `keep` rows for each of those, and the new count is
+    /// handed back.
+    func sweepHistory(keep: Int, jobs: inout Int, maxRows: Int) async throws -> Int {
+        let known = jobs
+        let plan: (jobs: Int, cutoff: Int64?, movers: [Int64])? = try await read { db in
+            // Two subqueries: SQLite finds a lone MIN or MAX at the tree's edge, but scans the
+            // whole table for both in one query.
+            guard let bounds = try Row.fetchOne(db, sql: "SELECT (SELECT MIN(pos) FROM tick_log), (SELECT MAX(pos) FROM tick_log)"),
+                  let lo = bounds[0] as Int64?, let hi = bounds[1] as Int64? else { return nil }
+            let rows = hi - lo + 1
+            guard rows > Int64(keep) * Int64(known) else { return nil }
+            let jobs = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM poll_state") ?? 0
+            let over = rows - Int64(keep) * Int64(jobs)
+            guard over > 0 else { return (jobs, nil, []) }
+            let cutoff = lo + min(over, Int64(maxRows))
+            let movers = try Int64.fetchAll(db, sql: """
+                SELECT t.pos FROM tick_log t JOIN poll_state p ON p.job_id = t.job_id WHERE t.pos < ? AND p.hist_n - t.n < ?
+                """, arguments: [cutoff, keep])
+            return (jobs, cutoff, movers)
+        }
+        guard let plan else { return 0 }
+        jobs = plan.jobs
+        guard let cutoff = plan.cutoff else { return 0 }
+        return try await write { db in
+            let move = try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO tick_log_kept (job_id, n, keep, \(Self.historyFields))
+                SELECT job_id, n, keep, \(Self.historyFields) FROM tick_log WHERE pos = ?
+                """)
+            for pos in plan.movers { try move.execute(arguments: [pos]) }
+            try db.execute(sql: "DELETE FROM tick_log WHERE pos < ?", arguments: [cutoff])
+            return db.changesCount
+        }
+    }
+
+    /// Cuts the rows kept by job back to each job's newest `keep`, for up to `maxJobs` jobs
+    /// after `after` (in id order). Returns the last job looked at (nil: the end, start again).
+    func trimKeptHistory(keep: Int, after: String, maxJobs: Int) async throws -> String? {
+        let (trim, last): ([(String, Int64)], String?) = try await read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT k.job_id, k.lo, p.hist_n FROM
+                  (SELECT job_id, MIN(n) AS lo FROM tick_log_kept WHERE job_id > ? GROUP BY job_id ORDER BY job_id LIMIT ?) k
+                LEFT JOIN poll_state p ON p.job_id = k.job_id
+                """, arguments: [after, maxJobs])
+            var trim: [(String, Int64)] = []
+            for r in rows {
+                // A job with no state row any more keeps nothing.
+                let upTo: Int64 = if let headN = r[2] as Int64? { headN - Int64(keep) } else { .max }
+                if (r[1] as Int64) <= upTo { trim.append((r[0], upTo)) }
+            }
+            return (trim, rows.count < maxJobs ? nil : rows.last.map { $0[0] as String })
+        }
+        if !trim.isEmpty {
+            try await write { db in
+                let delete = try db.cachedStatement(sql: "DELETE FROM tick_log_kept WHERE job_id = ? AND n <= ?")
+                for (job, upTo) in trim { try delete.execute(arguments: [job, upTo]) }
+            }
+        }
+        return last
+    }
+
+    /// What `run()` does for the history on each of its rounds (every 200 ms): one sweep of the
+    /// log's start, and, about once a second, the next jobs' kept rows trimmed.
+    struct HistoryUpkeep {
+        /// The most rows one sweep takes off the log: five sweeps a second keep up with 160k
+        /// rows a second, and one delete stays a few milliseconds of the writer.
+        static let sweepRows = 32_768
+        /// Jobs whose kept rows one trim looks at.
+        static let trimJobs = 1_024
+        static let trimEveryMs: Int64 = 1_000
+
+        private var jobs = 0
+        private var trimmedAtMs: Int64?
+        private var trimAfter = ""
+
+        mutating func tend(_ store: SQLiteStateStore, keep: Int, nowMs: Int64) async throws {
+            _ = try await store.sweepHistory(keep: keep, jobs: &jobs, maxRows: Self.sweepRows)
+            if trimmedAtMs.map({ nowMs - $0 >= Self.trimEveryMs }) ?? true {
+                trimmedAtMs = nowMs
+                trimAfter = try await store.trimKeptHistory(keep: keep, after: trimAfter, maxJobs: Self.trimJobs) ?? ""
+            }
+        }
+    }
+
+    /// The history's schema (migration 008): the log, the rows kept by job, each job's chain
+    /// head. Rows in the earlier layout (`(job_id, seq)`, trimmed per job) become kept rows,
+    /// numbered per job in the order they ran.
+    static func migrateToHistoryLog(_ db: Database) throws {
+        try db.execute(sql: """
+            ALTER TABLE tick_log RENAME TO tick_log_006;
+            DROP INDEX tick_log_job;
+            CREATE TABLE tick_log (
+              pos INTEGER PRIMARY KEY,
+              job_id TEXT NOT NULL,
+              n INTEGER NOT NULL,
+              prev INTEGER,
+              keep INTEGER NOT NULL,
+              seq INTEGER NOT NULL,
+              slot_at INTEGER,
+              started_at INTEGER NOT NULL,
+              duration_ms INTEGER NOT NULL,
+              status TEXT NOT NULL,
+              error TEXT,
+              items_found INTEGER NOT NULL,
+              items_new INTEGER NOT NULL,
+              duplicates INTEGER NOT NULL,
+              cursor BLOB,
+              cursor_changed INTEGER NOT NULL,
+              holder TEXT NOT NULL
+            );
+            CREATE TABLE tick_log_kept (
+              job_id TEXT NOT NULL,
+              n INTEGER NOT NULL,
+              keep INTEGER NOT NULL,
+              seq INTEGER NOT NULL,
+              slot_at INTEGER,
+              started_at INTEGER NOT NULL,
+              duration_ms INTEGER NOT NULL,
+              status TEXT NOT NULL,
+              error TEXT,
+              items_found INTEGER NOT NULL,
+              items_new INTEGER NOT NULL,
+              duplicates INTEGER NOT NULL,
+              cursor BLOB,
+              cursor_changed INTEGER NOT NULL,
+              holder TEXT NOT NULL,
+              PRIMARY KEY (job_id, n)
+            ) WITHOUT ROWID;
+            ALTER TABLE poll_state ADD COLUMN hist_head INTEGER;
+            ALTER TABLE poll_state ADD COLUMN hist_prev INTEGER;
+            ALTER TABLE poll_state ADD COLUMN hist_n INTEGER NOT NULL DEFAULT 0;
+            INSERT INTO tick_log_kept (job_id, n, keep, \(historyFields))
+              SELECT job_id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY started_at, seq),
+                     COUNT(*) OVER (PARTITION BY job_id), \(historyFields)
+              FROM tick_log_006;
+            UPDATE poll_state SET hist_n = COALESCE((SELECT MAX(n) FROM tick_log_kept k WHERE k.job_id = poll_state.job_id), 0);
+            DROP TABLE tick_log_006;
+            """)
+    }
+}
