@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """SIGKILL a busy pollerd daemon at random points, restart it, and check after every restart:
-no cursor moves backwards, no job is lost, paused jobs stay paused; at the end every running
-job made progress (leases of the killed daemon do not block its successor).
+no cursor moves backwards, no job is lost, paused jobs stay paused, and a job's newest kept tick
+is the one that committed its cursor (the history row is written with the commit); at the end
+every running job made progress (leases of the killed daemon do not block its successor).
 
 usage: crash_restart_test.py PATH/TO/pollerd [KILLS]
 """
@@ -35,6 +36,13 @@ def job_file(d):
 def state(cfg):
     out = subprocess.run([BIN, "jobs", "list", "--config", cfg, "--json"], capture_output=True, text=True, check=True)
     return {r["id"]: r for r in json.loads(out.stdout)}
+
+
+def newest_cursor(cfg, job):
+    """The cursor the job's newest kept tick committed (None if no kept tick changed it)."""
+    out = subprocess.run([BIN, "jobs", "cursor", job, "--history", "--config", cfg, "--json"], capture_output=True, text=True, check=True)
+    h = json.loads(out.stdout)
+    return h[0]["cursor"] if h else None
 
 
 def main():
@@ -71,6 +79,10 @@ def main():
             if c < pc or t < pt:
                 violations.append(f"kill {k}: job {j} went backwards: cursor {pc}->{c}, ticks {pt}->{t}")
             prev[j] = (c, t)
+        for j in ids[:5]:
+            h = counter(newest_cursor(cfg, j))
+            if h != counter(s[j]["cursor"]):
+                violations.append(f"kill {k}: job {j}'s newest kept tick committed cursor {h}, its state has {counter(s[j]['cursor'])}")
         for j in ("boot_paused", "op_paused"):
             if not s[j]["paused"]:
                 violations.append(f"kill {k}: job {j} is no longer paused")
