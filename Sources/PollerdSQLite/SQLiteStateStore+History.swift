@@ -21,11 +21,14 @@ import PollerdCore
 extension SQLiteStateStore {
     static let historyFields = "seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder"
 
+    /// A row at the log's end, numbered and chained from its job's state row, whose head
+    /// already points at it.
     static let insertHistorySQL = """
-        INSERT INTO tick_log (pos, job_id, n, prev, keep, \(historyFields)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO tick_log (pos, job_id, n, prev, keep, \(historyFields))
+        SELECT ?, job_id, hist_n, hist_prev, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM poll_state WHERE job_id = ?
         """
     static let historyHeadSQL = """
-        UPDATE poll_state SET hist_prev = hist_head, hist_head = ?, hist_n = hist_n + 1 WHERE job_id = ? RETURNING hist_prev, hist_n
+        UPDATE poll_state SET hist_prev = hist_head, hist_head = ?, hist_n = hist_n + 1 WHERE job_id = ?
         """
 
     /// Appends history rows within one write transaction: at the log's end, read once (the
@@ -47,14 +50,14 @@ extension SQLiteStateStore {
         }
 
         /// Writes a row at `next()`, whose job's head already points at it.
-        mutating func insert(_ t: TickRecord, n: Int64, prev: Int64?, keep: Int) throws {
+        mutating func insert(_ t: TickRecord, keep: Int) throws {
             let at = try next()
             if insert == nil { insert = try db.cachedStatement(sql: SQLiteStateStore.insertHistorySQL) }
             var st = HotStatement(insert!, db)
-            st.bind(at); st.bind(t.jobID); st.bind(n); st.bind(prev); st.bind(keep)
+            st.bind(at); st.bind(keep)
             st.bind(t.seq); st.bind(t.slotMs); st.bind(t.startedAtMs); st.bind(t.durationMs); st.bind(t.status)
             st.bind(t.error); st.bind(t.itemsFound); st.bind(t.itemsNew); st.bind(t.duplicates); st.bind(t.cursor)
-            st.bind(t.cursorChanged); st.bind(t.holder)
+            st.bind(t.cursorChanged); st.bind(t.holder); st.bind(t.jobID)
             _ = try st.run()
             pos = at + 1
         }
@@ -66,10 +69,8 @@ extension SQLiteStateStore {
             let at = try next()
             var head = HotStatement(try db.cachedStatement(sql: SQLiteStateStore.historyHeadSQL), db)
             head.bind(at); head.bind(t.jobID)
-            guard try head.step() else { head.finish(); return }
-            let prev = head.optionalInt64(0), n = head.int64(1)
-            head.finish()
-            try insert(t, n: n, prev: prev, keep: keep)
+            guard try head.run() == 1 else { return }
+            try insert(t, keep: keep)
         }
     }
 

@@ -448,9 +448,9 @@ public final class SQLiteStateStore: StateStore {
         return try ticks.map { c -> Int64? in
             // The commit itself makes the history row its job's newest.
             let pos = c.historyLimit > 0 ? try history.next() : nil
-            guard let done = try GroupCommitter.commitCounting(c, nowMs: nowMs, statement: statement, historyAt: pos, db) else { return nil }
-            let record = GroupCommitter.record(c, queued: done.queued)
-            if pos != nil { try history.insert(record, n: done.historyN, prev: done.historyPrev, keep: c.historyLimit) }
+            guard let queued = try GroupCommitter.commitCounting(c, nowMs: nowMs, statement: statement, historyAt: pos, db) else { return nil }
+            let record = GroupCommitter.record(c, queued: queued)
+            if pos != nil { try history.insert(record, keep: c.historyLimit) }
             return record.itemsNew
         }
     }
