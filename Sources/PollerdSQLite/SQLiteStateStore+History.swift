@@ -205,6 +205,13 @@ extension SQLiteStateStore {
     /// head. Rows in the earlier layout (`(job_id, seq)`, trimmed per job) become kept rows,
     /// numbered per job in the order they ran.
     static func migrateToHistoryLog(_ db: Database) throws {
+        // A tick's columns, as both tables have them (this migration's, kept as it is).
+        let tick = """
+            seq INTEGER NOT NULL, slot_at INTEGER, started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
+            status TEXT NOT NULL, error TEXT, items_found INTEGER NOT NULL, items_new INTEGER NOT NULL,
+            duplicates INTEGER NOT NULL, cursor BLOB, cursor_changed INTEGER NOT NULL, holder TEXT NOT NULL
+            """
+        let fields = "seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder"
         try db.execute(sql: """
             ALTER TABLE tick_log RENAME TO tick_log_006;
             DROP INDEX tick_log_job;
@@ -214,43 +221,21 @@ extension SQLiteStateStore {
               n INTEGER NOT NULL,
               prev INTEGER,
               keep INTEGER NOT NULL,
-              seq INTEGER NOT NULL,
-              slot_at INTEGER,
-              started_at INTEGER NOT NULL,
-              duration_ms INTEGER NOT NULL,
-              status TEXT NOT NULL,
-              error TEXT,
-              items_found INTEGER NOT NULL,
-              items_new INTEGER NOT NULL,
-              duplicates INTEGER NOT NULL,
-              cursor BLOB,
-              cursor_changed INTEGER NOT NULL,
-              holder TEXT NOT NULL
+              \(tick)
             );
             CREATE TABLE tick_log_kept (
               job_id TEXT NOT NULL,
               n INTEGER NOT NULL,
               keep INTEGER NOT NULL,
-              seq INTEGER NOT NULL,
-              slot_at INTEGER,
-              started_at INTEGER NOT NULL,
-              duration_ms INTEGER NOT NULL,
-              status TEXT NOT NULL,
-              error TEXT,
-              items_found INTEGER NOT NULL,
-              items_new INTEGER NOT NULL,
-              duplicates INTEGER NOT NULL,
-              cursor BLOB,
-              cursor_changed INTEGER NOT NULL,
-              holder TEXT NOT NULL,
+              \(tick),
               PRIMARY KEY (job_id, n)
             ) WITHOUT ROWID;
             ALTER TABLE poll_state ADD COLUMN hist_head INTEGER;
             ALTER TABLE poll_state ADD COLUMN hist_prev INTEGER;
             ALTER TABLE poll_state ADD COLUMN hist_n INTEGER NOT NULL DEFAULT 0;
-            INSERT INTO tick_log_kept (job_id, n, keep, \(historyFields))
+            INSERT INTO tick_log_kept (job_id, n, keep, \(fields))
               SELECT job_id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY started_at, seq),
-                     COUNT(*) OVER (PARTITION BY job_id), \(historyFields)
+                     COUNT(*) OVER (PARTITION BY job_id), \(fields)
               FROM tick_log_006;
             UPDATE poll_state SET hist_n = COALESCE((SELECT MAX(n) FROM tick_log_kept k WHERE k.job_id = poll_state.job_id), 0);
             DROP TABLE tick_log_006;
