@@ -116,6 +116,8 @@ extension SQLiteStateStore {
     /// kept by job, the others go. Which rows move is decided on a read snapshot, off the
     /// writer (a job's `hist_n` only grows, so a row found too old stays too old); the write is
     /// the moves and one range delete at the log's start. Returns the rows taken off the log.
+    /// The budget only decides how much of the log is looked at: a row goes only once its job
+    /// has `keep` newer ones, so a low count (a boot still registering) moves more, loses none.
     ///
     /// `jobs` is the store's job count as last seen; it is counted again (a whole index read)
     /// only when the log holds more than `keep` rows for each of those, and the new count is
