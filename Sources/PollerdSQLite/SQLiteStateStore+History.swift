@@ -100,10 +100,17 @@ extension SQLiteStateStore {
             """, arguments: [jobID, below, limit - out.count])
         for r in kept {
             keep = keep ?? r[1]
-            if let keep, (r[0] as Int64) <= headN - keep { break }
+            if let keep, (r[0] as Int64) <= headN - keep { return out }
             out.append(record(jobID: jobID, r, from: 2))
         }
-        return out
+        // Rows from before the log (migration 008), older than every numbered one: they count as
+        // numbers 0, -1, -2 and so on. A job whose numbered rows have all gone reads none.
+        let legacy = keep.map { max(0, Int($0 - headN)) } ?? (headN > 0 ? 0 : limit)
+        guard out.count < limit, legacy > 0 else { return out }
+        let old = try Row.fetchAll(db, sql: """
+            SELECT \(historyFields) FROM tick_log_006 WHERE job_id = ? ORDER BY started_at DESC, seq DESC LIMIT ?
+            """, arguments: [jobID, min(limit - out.count, legacy)])
+        return out + old.map { record(jobID: jobID, $0, from: 0) }
     }
 
     private static func record(jobID: String, _ r: Row, from i: Int) -> TickRecord {
@@ -180,6 +187,28 @@ extension SQLiteStateStore {
         return last
     }
 
+    /// Deletes the rows from before the log (migration 008) of up to `maxJobs` jobs after
+    /// `after` that no read shows any more: the job has `keep` numbered rows, or no state row.
+    /// Returns the last job looked at (nil: the end, start again).
+    func trimLegacyHistory(keep: Int, after: String, maxJobs: Int) async throws -> String? {
+        let (gone, last): ([String], String?) = try await read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT l.job_id, p.hist_n FROM
+                  (SELECT DISTINCT job_id FROM tick_log_006 WHERE job_id > ? ORDER BY job_id LIMIT ?) l
+                LEFT JOIN poll_state p ON p.job_id = l.job_id
+                """, arguments: [after, maxJobs])
+            let gone = rows.filter { r in (r[1] as Int64?).map { $0 >= Int64(keep) } ?? true }.map { $0[0] as String }
+            return (gone, rows.count < maxJobs ? nil : rows.last.map { $0[0] as String })
+        }
+        if !gone.isEmpty {
+            try await write { db in
+                let delete = try db.cachedStatement(sql: "DELETE FROM tick_log_006 WHERE job_id = ?")
+                for job in gone { try delete.execute(arguments: [job]) }
+            }
+        }
+        return last
+    }
+
     /// What `run()` does for the history on each of its rounds (every 200 ms): one sweep of the
     /// log's start, and, about once a second, the next jobs' kept rows trimmed.
     struct HistoryUpkeep {
@@ -188,24 +217,32 @@ extension SQLiteStateStore {
         static let sweepRows = 32_768
         /// Jobs whose kept rows one trim looks at.
         static let trimJobs = 1_024
+        /// Jobs whose rows from before the log one trim looks at: each may have a hundred rows
+        /// spread over the old table's pages, so few at a time (a store of 100k jobs is cleared in
+        /// about 13 minutes).
+        static let legacyJobs = 128
         static let trimEveryMs: Int64 = 1_000
 
         private var jobs = 0
         private var trimmedAtMs: Int64?
         private var trimAfter = ""
+        private var legacyAfter = ""
 
         mutating func tend(_ store: SQLiteStateStore, keep: Int, nowMs: Int64) async throws {
             _ = try await store.sweepHistory(keep: keep, jobs: &jobs, maxRows: Self.sweepRows)
             if trimmedAtMs.map({ nowMs - $0 >= Self.trimEveryMs }) ?? true {
                 trimmedAtMs = nowMs
                 trimAfter = try await store.trimKeptHistory(keep: keep, after: trimAfter, maxJobs: Self.trimJobs) ?? ""
+                legacyAfter = try await store.trimLegacyHistory(keep: keep, after: legacyAfter, maxJobs: Self.legacyJobs) ?? ""
             }
         }
     }
 
     /// The history's schema (migration 008): the log, the rows kept by job, each job's chain
-    /// head. Rows in the earlier layout (`(job_id, seq)`, trimmed per job) become kept rows,
-    /// numbered per job in the order they ran.
+    /// head. Rows in the earlier layout (`(job_id, seq)`, trimmed per job) stay where they are, in
+    /// `tick_log_006`, read after a job's numbered rows and deleted in the background once the
+    /// job has `tick_history` new ones: numbering them here took 50 s for 10M rows (100k jobs),
+    /// a boot that long before the first tick.
     static func migrateToHistoryLog(_ db: Database) throws {
         // A tick's columns, as both tables have them (this migration's, kept as it is).
         let tick = """
@@ -213,10 +250,8 @@ extension SQLiteStateStore {
             status TEXT NOT NULL, error TEXT, items_found INTEGER NOT NULL, items_new INTEGER NOT NULL,
             duplicates INTEGER NOT NULL, cursor BLOB, cursor_changed INTEGER NOT NULL, holder TEXT NOT NULL
             """
-        let fields = "seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder"
         try db.execute(sql: """
             ALTER TABLE tick_log RENAME TO tick_log_006;
-            DROP INDEX tick_log_job;
             CREATE TABLE tick_log (
               pos INTEGER PRIMARY KEY,
               job_id TEXT NOT NULL,
@@ -235,12 +270,6 @@ extension SQLiteStateStore {
             ALTER TABLE poll_state ADD COLUMN hist_head INTEGER;
             ALTER TABLE poll_state ADD COLUMN hist_prev INTEGER;
             ALTER TABLE poll_state ADD COLUMN hist_n INTEGER NOT NULL DEFAULT 0;
-            INSERT INTO tick_log_kept (job_id, n, keep, \(fields))
-              SELECT job_id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY started_at, seq),
-                     COUNT(*) OVER (PARTITION BY job_id), \(fields)
-              FROM tick_log_006;
-            UPDATE poll_state SET hist_n = COALESCE((SELECT MAX(n) FROM tick_log_kept k WHERE k.job_id = poll_state.job_id), 0);
-            DROP TABLE tick_log_006;
             """)
     }
 }

@@ -118,7 +118,7 @@ public final class SQLiteStateStore: StateStore {
         let source = try DatabaseQueue(path: damaged)
         let target = try DatabaseQueue(path: fresh)
         var report: [(String, Int, Int)] = []
-        let tables = ["poll_state", "control_log", "daemons", "daemon_jobs", "plugin_status", "outbox_item", "outbox_pending", "outbox_lane", "dedup_key", "dead_letter", "tick_log", "tick_log_kept", "audit_log"]
+        let tables = ["poll_state", "control_log", "daemons", "daemon_jobs", "plugin_status", "outbox_item", "outbox_pending", "outbox_lane", "dedup_key", "dead_letter", "tick_log", "tick_log_kept", "tick_log_006", "audit_log"]
         for table in tables {
             var kept = 0, lost = 0
             let rowids: [Int64] = (try? source.read { db in try Int64.fetchAll(db, sql: "SELECT rowid FROM \(table)") }) ?? []

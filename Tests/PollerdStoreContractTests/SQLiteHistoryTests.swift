@@ -120,8 +120,9 @@ import Testing
         #expect(try await started(store, "b") == [104, 103, 102, 101])
     }
 
-    /// A store written before the log (rows by `(job_id, seq)`) keeps its history: the rows are
-    /// numbered per job in the order they ran, and new rows chain on after them.
+    /// A store written before the log (rows by `(job_id, seq)`) keeps its history: new rows are
+    /// read first, then the old ones, up to `tick_history` in all; once a job has that many new
+    /// rows its old ones are deleted.
     @Test func rowsOfTheEarlierLayoutAreKeptAndReadAfterTheNewOnes() async throws {
         defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -143,5 +144,12 @@ import Testing
         #expect(try await started(store, "a") == [60, 50, 40, 30])
         try await tick(store, "a", at: 70, keep: 4)
         #expect(try await started(store, "a") == [70, 60, 50, 40])
+        #expect(try await store.trimLegacyHistory(keep: 4, after: "", maxJobs: 10) == nil)
+        #expect(try await count(store, "tick_log_006") == 3)
+        for at: Int64 in [80, 90] { try await tick(store, "a", at: at, keep: 4) }
+        #expect(try await started(store, "a") == [90, 80, 70, 60])
+        #expect(try await store.trimLegacyHistory(keep: 4, after: "", maxJobs: 10) == nil)
+        #expect(try await count(store, "tick_log_006") == 0)
+        #expect(try await started(store, "a") == [90, 80, 70, 60])
     }
 }
