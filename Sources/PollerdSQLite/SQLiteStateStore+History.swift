@@ -6,8 +6,8 @@ import PollerdCore
 ///
 /// A history kept per job (`(job_id, seq)` order) puts each tick's row on its job's own page: at
 /// 100,000 jobs every 2 s with 100 rows a job that is a random page a tick, and the writer
-/// sustained 15-18k ticks a second once the history had filled (`pollerd-bench scheduler
-/// --warmup-secs 210`). So rows are appended in the order they are written (`tick_log`, by
+/// sustained 15-26k ticks a second once the history had filled (`pollerd-bench scheduler
+/// --warmup-secs 230`). So rows are appended in the order they are written (`tick_log`, by
 /// `pos`), which dirties a few pages at the log's end, in the same transaction as the tick's
 /// commit. Each row points at its job's previous row (`prev`), and the job's state row at its
 /// newest (`poll_state.hist_head`, numbered `hist_n`), so a job's rows are read by following
@@ -17,7 +17,8 @@ import PollerdCore
 /// its oldest rows go, except those still among their job's newest `tick_history`. A job
 /// slower than most still has those rows when the log passes them; they move to
 /// `tick_log_kept`, kept by job, which `trimKeptHistory` cuts back to `tick_history` a job.
-/// Only those rows are written to a page of their job's own.
+/// Only those rows are written to a page of their job's own. Rows from before the log stay in
+/// `tick_log_006` until their job has `tick_history` new ones (`trimLegacyHistory`).
 extension SQLiteStateStore {
     static let historyFields = "seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder"
 
