@@ -165,15 +165,27 @@ extension SQLiteStateStore {
     /// Cuts the rows kept by job back to each job's newest `keep`, for up to `maxJobs` jobs
     /// after `after` (in id order). Returns the last job looked at (nil: the end, start again).
     func trimKeptHistory(keep: Int, after: String, maxJobs: Int) async throws -> String? {
+        try await trimByJob("tick_log_kept", number: "n", keep: keep, after: after, maxJobs: maxJobs)
+    }
+
+    /// The same for the rows from before the log (migration 008), which count as numbers 0 and
+    /// below: a job's go once it has `keep` numbered rows.
+    func trimLegacyHistory(keep: Int, after: String, maxJobs: Int) async throws -> String? {
+        try await trimByJob("tick_log_006", number: "0", keep: keep, after: after, maxJobs: maxJobs)
+    }
+
+    /// One step of a pass over `table`'s jobs in id order: the rows numbered (`number`) at or
+    /// below the job's `hist_n - keep` go, all of them for a job with no state row any more.
+    /// Which jobs have such rows is read on a snapshot; only those are written.
+    private func trimByJob(_ table: String, number: String, keep: Int, after: String, maxJobs: Int) async throws -> String? {
         let (trim, last): ([(String, Int64)], String?) = try await read { db in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT k.job_id, k.lo, p.hist_n FROM
-                  (SELECT job_id, MIN(n) AS lo FROM tick_log_kept WHERE job_id > ? GROUP BY job_id ORDER BY job_id LIMIT ?) k
+                  (SELECT job_id, MIN(\(number)) AS lo FROM \(table) WHERE job_id > ? GROUP BY job_id ORDER BY job_id LIMIT ?) k
                 LEFT JOIN poll_state p ON p.job_id = k.job_id
                 """, arguments: [after, maxJobs])
             var trim: [(String, Int64)] = []
             for r in rows {
-                // A job with no state row any more keeps nothing.
                 let upTo: Int64 = if let headN = r[2] as Int64? { headN - Int64(keep) } else { .max }
                 if (r[1] as Int64) <= upTo { trim.append((r[0], upTo)) }
             }
@@ -181,30 +193,8 @@ extension SQLiteStateStore {
         }
         if !trim.isEmpty {
             try await write { db in
-                let delete = try db.cachedStatement(sql: "DELETE FROM tick_log_kept WHERE job_id = ? AND n <= ?")
+                let delete = try db.cachedStatement(sql: "DELETE FROM \(table) WHERE job_id = ? AND \(number) <= ?")
                 for (job, upTo) in trim { try delete.execute(arguments: [job, upTo]) }
-            }
-        }
-        return last
-    }
-
-    /// Deletes the rows from before the log (migration 008) of up to `maxJobs` jobs after
-    /// `after` that no read shows any more: the job has `keep` numbered rows, or no state row.
-    /// Returns the last job looked at (nil: the end, start again).
-    func trimLegacyHistory(keep: Int, after: String, maxJobs: Int) async throws -> String? {
-        let (gone, last): ([String], String?) = try await read { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT l.job_id, p.hist_n FROM
-                  (SELECT DISTINCT job_id FROM tick_log_006 WHERE job_id > ? ORDER BY job_id LIMIT ?) l
-                LEFT JOIN poll_state p ON p.job_id = l.job_id
-                """, arguments: [after, maxJobs])
-            let gone = rows.filter { r in (r[1] as Int64?).map { $0 >= Int64(keep) } ?? true }.map { $0[0] as String }
-            return (gone, rows.count < maxJobs ? nil : rows.last.map { $0[0] as String })
-        }
-        if !gone.isEmpty {
-            try await write { db in
-                let delete = try db.cachedStatement(sql: "DELETE FROM tick_log_006 WHERE job_id = ?")
-                for job in gone { try delete.execute(arguments: [job]) }
             }
         }
         return last
