@@ -68,10 +68,16 @@ public struct LeaseGrant: Sendable, Equatable {
     public var consecutiveErrors: Int
     /// When the last failure alert was queued (the cooldown starts there).
     public var lastAlertAtMs: Int64?
+    /// The store's own handle on the job's state row, if it has one (SQLite: the rowid), so
+    /// that the commit finds the row without a key lookup. Only the store that granted the
+    /// lease reads it, and it still checks the job id.
+    public var storeRow: Int64?
 
-    public init(jobID: String, holder: String, token: Int64, untilMs: Int64, cursor: Data?, consecutiveErrors: Int, lastAlertAtMs: Int64? = nil) {
+    public init(jobID: String, holder: String, token: Int64, untilMs: Int64, cursor: Data?, consecutiveErrors: Int, lastAlertAtMs: Int64? = nil,
+                storeRow: Int64? = nil) {
         self.jobID = jobID; self.holder = holder; self.token = token; self.untilMs = untilMs
         self.cursor = cursor; self.consecutiveErrors = consecutiveErrors; self.lastAlertAtMs = lastAlertAtMs
+        self.storeRow = storeRow
     }
 }
 

@@ -126,33 +126,50 @@ final class GroupCommitter: Sendable {
             .execute(arguments: [r.nextRunAtMs, r.scheduleFingerprint, r.definitionFingerprint, nowMs, r.jobID])
     }
 
-    /// The claim statement: the usual case in one statement. The job is runnable, the slot is
-    /// due, the lease is free, expired, or this holder's own (a holder asks only for jobs it has
-    /// no tick of in flight, so its own lease is one a failed commit left behind: it must not
-    /// block the holder until it expires). The token increases, fencing off whatever held it
-    /// before; the cursor comes back with it.
-    static let claimSQL = """
-        UPDATE poll_state SET lease_holder = ?, lease_token = lease_token + 1, lease_until = ?
-        WHERE job_id = ? AND (lease_until <= ? OR lease_holder = ?) AND paused = 0 AND done = 0
-          AND (? IS NULL OR next_run_at IS NULL OR next_run_at <= ?) AND outbox_backlog < ?
-        RETURNING lease_token, cursor, consecutive_errors, last_alert_at
-        """
+    /// The claim: the usual case in two statements on the job's row. The job is runnable, the
+    /// slot is due, the lease is free, expired, or this holder's own (a holder asks only for jobs
+    /// it has no tick of in flight, so its own lease is one a failed commit left behind: it must
+    /// not block the holder until it expires). The token increases, fencing off whatever held it
+    /// before; the cursor comes back with it. A read, then a write by rowid, in the writer's
+    /// transaction (nothing runs between them): an `UPDATE … RETURNING` runs its RETURNING
+    /// clause as a trigger program into a table of its own, 11 µs a claim against 3.6 µs for
+    /// the two (measured with the C API on 100k rows).
+    struct Claim {
+        let read: Statement
+        let write: Statement
 
-    static func acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?, _ db: Database) throws -> LeaseAcquisition {
-        try acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog, claim: db.cachedStatement(sql: claimSQL), db)
+        init(_ db: Database) throws {
+            read = try db.cachedStatement(sql: GroupCommitter.claimReadSQL)
+            write = try db.cachedStatement(sql: GroupCommitter.claimWriteSQL)
+        }
     }
 
-    /// The same, with the claim statement already fetched (a batch fetches it once).
-    static func acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?, claim: Statement, _ db: Database) throws -> LeaseAcquisition {
+    static let claimReadSQL = """
+        SELECT rowid, lease_token, cursor, consecutive_errors, last_alert_at FROM poll_state
+        WHERE job_id = ? AND (lease_until <= ? OR lease_holder = ?) AND paused = 0 AND done = 0
+          AND (? IS NULL OR next_run_at IS NULL OR next_run_at <= ?) AND outbox_backlog < ?
+        """
+    static let claimWriteSQL = "UPDATE poll_state SET lease_holder = ?, lease_token = ?, lease_until = ? WHERE rowid = ?"
+
+    static func acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?, _ db: Database) throws -> LeaseAcquisition {
+        try acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog, claim: Claim(db), db)
+    }
+
+    /// The same, with the claim's statements already fetched (a batch fetches them once).
+    static func acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?, claim: Claim, _ db: Database) throws -> LeaseAcquisition {
         let until = nowMs + ttlMs
         let backlogLimit = maxBacklog ?? Int64.max
-        var st = HotStatement(claim, db)
-        st.bind(holder); st.bind(until); st.bind(jobID); st.bind(nowMs); st.bind(holder)
+        var st = HotStatement(claim.read, db)
+        st.bind(jobID); st.bind(nowMs); st.bind(holder)
         st.bind(slotMs); st.bind(slotMs); st.bind(backlogLimit)
         if try st.step() {
-            let grant = LeaseGrant(jobID: jobID, holder: holder, token: st.int64(0), untilMs: until, cursor: st.data(1),
-                                   consecutiveErrors: Int(st.int64(2)), lastAlertAtMs: st.optionalInt64(3))
+            let row = st.int64(0), token = st.int64(1) + 1
+            let grant = LeaseGrant(jobID: jobID, holder: holder, token: token, untilMs: until, cursor: st.data(2),
+                                   consecutiveErrors: Int(st.int64(3)), lastAlertAtMs: st.optionalInt64(4), storeRow: row)
             st.finish()
+            var w = HotStatement(claim.write, db)
+            w.bind(holder); w.bind(token); w.bind(until); w.bind(row)
+            guard try w.run() == 1 else { throw DatabaseError(message: "claim of \(jobID): its state row \(row) went away mid-transaction") }
             return .granted(grant)
         }
         st.finish()
@@ -186,9 +203,11 @@ final class GroupCommitter: Sendable {
         try commitCounting(c, nowMs: nowMs, db) != nil
     }
 
-    /// The commit statement. Fenced: nothing changes unless this holder's token still holds;
-    /// the lease is released too.
-    static let commitSQL = """
+    /// The commit statement, finding the job's row by its id (`byRow`: by the rowid its claim
+    /// read, and its id). Fenced: nothing changes unless this holder's token still holds; the
+    /// lease is released too.
+    static func commitSQL(byRow: Bool) -> String {
+        """
         UPDATE poll_state SET
           cursor = COALESCE(?, cursor), last_run_at = ?, next_run_at = ?, last_status = ?, last_error = ?,
           last_duration_ms = ?, consecutive_errors = ?, ticks_total = ticks_total + 1,
@@ -202,19 +221,43 @@ final class GroupCommitter: Sendable {
           schedule_fp = ?, updated_at = ?, lease_until = 0,
           hist_prev = CASE WHEN ? IS NULL THEN hist_prev ELSE hist_head END, hist_head = COALESCE(?, hist_head),
           hist_n = hist_n + (? IS NOT NULL)
-        WHERE job_id = ? AND lease_holder = ? AND lease_token = ?
+        WHERE \(byRow ? "rowid = ? AND " : "")job_id = ? AND lease_holder = ? AND lease_token = ?
         """
+    }
+
+    /// The commit's two statements, fetched once per batch.
+    struct Commit {
+        let byKey: Statement
+        let byRow: Statement
+
+        init(_ db: Database) throws {
+            byKey = try db.cachedStatement(sql: GroupCommitter.commitSQL(byRow: false))
+            byRow = try db.cachedStatement(sql: GroupCommitter.commitSQL(byRow: true))
+        }
+    }
 
     /// Commits one tick; nil when fenced off, else how many items it queued.
     static func commitCounting(_ c: TickCommit, nowMs: Int64, _ db: Database) throws -> Int? {
-        try commitCounting(c, nowMs: nowMs, statement: db.cachedStatement(sql: commitSQL), historyAt: nil, db)
+        try commitCounting(c, nowMs: nowMs, statements: Commit(db), historyAt: nil, db)
     }
 
-    /// The same, with the commit statement already fetched (a batch fetches it once). With
+    /// The same, with the commit's statements already fetched (a batch fetches them once). With
     /// `historyAt`, the job's history head moves to that position of the log, in the same
     /// statement; the caller writes the row there. (Without RETURNING: SQLite gathers a
     /// RETURNING statement's rows in a table of their own, 0.2 of a core at 50k ticks/s.)
-    static func commitCounting(_ c: TickCommit, nowMs: Int64, statement: Statement, historyAt: Int64?, _ db: Database) throws -> Int? {
+    /// The row is found by the rowid the claim read; a rowid that no longer holds the job (a
+    /// `VACUUM` may renumber rows) falls back to the job's id.
+    static func commitCounting(_ c: TickCommit, nowMs: Int64, statements: Commit, historyAt: Int64?, _ db: Database) throws -> Int? {
+        var changed = 0
+        if let row = c.lease.storeRow { changed = try run(c, nowMs: nowMs, statements.byRow, row: row, historyAt: historyAt, db) }
+        if changed == 0 { changed = try run(c, nowMs: nowMs, statements.byKey, row: nil, historyAt: historyAt, db) }
+        guard changed == 1 else { return nil }
+        let queued = try OutboxSQL.enqueue(c.outbox, jobID: c.lease.jobID, nowMs: nowMs, db)
+        if !c.alert.entries.isEmpty { try OutboxSQL.enqueue(c.alert, jobID: c.lease.jobID, nowMs: nowMs, db) }
+        return queued
+    }
+
+    private static func run(_ c: TickCommit, nowMs: Int64, _ statement: Statement, row: Int64?, historyAt: Int64?, _ db: Database) throws -> Int {
         var st = HotStatement(statement, db)
         st.bind(c.newCursor); st.bind(c.startedAtMs); st.bind(c.nextRunAtMs); st.bind(c.status); st.bind(c.error)
         st.bind(c.durationMs); st.bind(c.consecutiveErrors); st.bind(c.itemsSeen); st.bind(c.itemsDispatched)
@@ -223,10 +266,8 @@ final class GroupCommitter: Sendable {
         st.bind(c.status); st.bind(c.startedAtMs)
         st.bind(c.scheduleFingerprint); st.bind(nowMs)
         st.bind(historyAt); st.bind(historyAt); st.bind(historyAt)
+        if let row { st.bind(row) }
         st.bind(c.lease.jobID); st.bind(c.lease.holder); st.bind(c.lease.token)
-        guard try st.run() == 1 else { return nil }
-        let queued = try OutboxSQL.enqueue(c.outbox, jobID: c.lease.jobID, nowMs: nowMs, db)
-        if !c.alert.entries.isEmpty { try OutboxSQL.enqueue(c.alert, jobID: c.lease.jobID, nowMs: nowMs, db) }
-        return queued
+        return try st.run()
     }
 }

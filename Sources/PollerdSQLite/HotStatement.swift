@@ -7,8 +7,9 @@ import GRDBSQLite
 /// binds each value directly instead of boxing it in `StatementArguments`, which cost about a
 /// third of each statement's time at 50,000 ticks/s.
 ///
-/// Used only inside a write transaction GRDB opened, for plain `UPDATE` statements: GRDB's
-/// transaction bookkeeping does not depend on them. Every use ends with a reset, so GRDB finds
+/// Used only inside a write transaction GRDB opened (`BEGIN IMMEDIATE`: the claim's read and its
+/// write see the same row), for plain `SELECT`, `INSERT` and `UPDATE` statements: GRDB's transaction
+/// bookkeeping does not depend on them. Every use ends with a reset, so GRDB finds
 /// the statement as it left it.
 struct HotStatement: ~Copyable {
     private let stmt: OpaquePointer

@@ -24,10 +24,15 @@ extension SQLiteStateStore {
 
     /// A row at the log's end, numbered and chained from its job's state row, whose head
     /// already points at it.
-    static let insertHistorySQL = """
-        INSERT INTO tick_log (pos, job_id, n, prev, keep, \(historyFields))
-        SELECT ?, job_id, hist_n, hist_prev, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM poll_state WHERE job_id = ?
+    /// A history row, numbered and linked from its job's state row (`byRow`: found by the
+    /// rowid the tick's claim read, and the job's id).
+    static func insertHistorySQL(byRow: Bool) -> String {
         """
+        INSERT INTO tick_log (pos, job_id, n, prev, keep, \(historyFields))
+        SELECT ?, job_id, hist_n, hist_prev, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM poll_state
+        WHERE \(byRow ? "rowid = ? AND " : "")job_id = ?
+        """
+    }
     static let historyHeadSQL = """
         UPDATE poll_state SET hist_prev = hist_head, hist_head = ?, hist_n = hist_n + 1 WHERE job_id = ?
         """
@@ -38,7 +43,8 @@ extension SQLiteStateStore {
     struct HistoryAppender {
         private let db: Database
         private var pos: Int64?
-        private var insert: Statement?
+        private var insertByKey: Statement?
+        private var insertByRow: Statement?
 
         init(_ db: Database) { self.db = db }
 
@@ -50,17 +56,32 @@ extension SQLiteStateStore {
             return end
         }
 
-        /// Writes a row at `next()`, whose job's head already points at it.
-        mutating func insert(_ t: TickRecord, keep: Int) throws {
+        /// Writes a row at `next()`, whose job's head already points at it. `row`: the job's
+        /// state row as its claim read it (a rowid that no longer holds the job falls back to
+        /// the job's id).
+        mutating func insert(_ t: TickRecord, keep: Int, row: Int64? = nil) throws {
             let at = try next()
-            if insert == nil { insert = try db.cachedStatement(sql: SQLiteStateStore.insertHistorySQL) }
-            var st = HotStatement(insert!, db)
+            var written = 0
+            if let row {
+                if insertByRow == nil { insertByRow = try db.cachedStatement(sql: SQLiteStateStore.insertHistorySQL(byRow: true)) }
+                written = try Self.insert(t, keep: keep, at: at, row: row, insertByRow!, db)
+            }
+            if written == 0 {
+                if insertByKey == nil { insertByKey = try db.cachedStatement(sql: SQLiteStateStore.insertHistorySQL(byRow: false)) }
+                _ = try Self.insert(t, keep: keep, at: at, row: nil, insertByKey!, db)
+            }
+            pos = at + 1
+        }
+
+        private static func insert(_ t: TickRecord, keep: Int, at: Int64, row: Int64?, _ statement: Statement, _ db: Database) throws -> Int {
+            var st = HotStatement(statement, db)
             st.bind(at); st.bind(keep)
             st.bind(t.seq); st.bind(t.slotMs); st.bind(t.startedAtMs); st.bind(t.durationMs); st.bind(t.status)
             st.bind(t.error); st.bind(t.itemsFound); st.bind(t.itemsNew); st.bind(t.duplicates); st.bind(t.cursor)
-            st.bind(t.cursorChanged); st.bind(t.holder); st.bind(t.jobID)
-            _ = try st.run()
-            pos = at + 1
+            st.bind(t.cursorChanged); st.bind(t.holder)
+            if let row { st.bind(row) }
+            st.bind(t.jobID)
+            return try st.run()
         }
 
         /// Appends a row and makes it its job's newest (a skipped slot's row; a committed

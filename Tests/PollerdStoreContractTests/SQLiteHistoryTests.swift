@@ -72,6 +72,41 @@ import Testing
         #expect(try await count(store, "tick_log") == 1)
     }
 
+    /// A claim hands back the job's rowid, and the commit and its history row find the row by
+    /// it. A rowid that no longer holds the job (a `VACUUM` may renumber rows) is not trusted:
+    /// the commit finds the job by its id, writes its row, and leaves the rowid's job alone.
+    @Test func aCommitWhoseRowHandleNoLongerHoldsTheJobCommitsByTheJobsID() async throws {
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try open()
+        try await register(store, ["a", "b"])
+        guard case .granted(var lease) = try await store.acquireLease(jobID: "a", holder: "h", ttlMs: 60_000, nowMs: 0, slotMs: nil, maxBacklog: nil) else {
+            Issue.record("no lease"); return
+        }
+        let rowids = try await store.read { db in
+            try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT job_id, rowid FROM poll_state").map { ($0[0] as String, $0[1] as Int64) })
+        }
+        #expect(lease.storeRow == rowids["a"])
+        lease.storeRow = rowids["b"]
+        var c = TickCommit(lease: lease, startedAtMs: 7, durationMs: 1, status: "ok", error: nil, newCursor: Data("7".utf8), itemsSeen: 0,
+                           itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false, pausedReason: nil, done: false, scheduleFingerprint: "")
+        c.historyLimit = 5
+        #expect(try await store.commit([c], nowMs: 7) == [0])
+        #expect(try await store.state(jobID: "a")?.cursor == Data("7".utf8))
+        #expect(try await store.state(jobID: "b")?.ticksTotal == 0)
+        #expect(try await started(store, "a") == [7])
+        #expect(try await started(store, "b") == [])
+        // A handle that names no row at all: the same.
+        try await tick(store, "a", at: 8, keep: 5)
+        guard case .granted(var again) = try await store.acquireLease(jobID: "a", holder: "h", ttlMs: 60_000, nowMs: 9, slotMs: nil, maxBacklog: nil) else {
+            Issue.record("no lease"); return
+        }
+        again.storeRow = 1_000_000
+        c.lease = again
+        c.startedAtMs = 9
+        #expect(try await store.commit([c], nowMs: 9) == [0])
+        #expect(try await started(store, "a") == [9, 8, 7])
+    }
+
     /// The log holds `keep` rows a job in all. Its oldest rows go once it holds more; a slow
     /// job's rows that are still among its newest move aside and stay readable; the rows moved
     /// aside are trimmed to `keep` a job later.
