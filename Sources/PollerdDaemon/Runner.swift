@@ -329,7 +329,7 @@ public final class Runner: Service, Sendable {
     private func runBatch(_ batch: [DueTick], settings: GlobalSettings) async {
         let start = clock.nowMs
         let requests = batch.map { executor.leaseRequest($0, settings: settings, nowMs: start) }
-        let answers: [LeaseAcquisition]
+        let answers: ArraySlice<LeaseAcquisition>
         switch await claims.submit(requests) {
         case .success(let a): answers = a
         case .failure(let error):
@@ -355,7 +355,7 @@ public final class Runner: Service, Sendable {
             let task = executor.startTick(d) { handle in
                 let ran = await self.executor.run(d, lease: lease, ttlMs: request.ttlMs, settings: settings, startedAtMs: start, handle: handle)
                 guard let commit = ran.commit else { return self.finished(d, ran.report) }
-                let result = await self.commits.submit([commit]).map { $0[0] }
+                let result = await self.commits.submit([commit]).map { $0[$0.startIndex] }
                 self.finished(d, self.executor.committed(ran.report, commit, result))
             }
             ticks.append(task)

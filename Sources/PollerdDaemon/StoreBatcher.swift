@@ -8,7 +8,7 @@ import Synchronization
 final class StoreBatcher<Request: Sendable, Answer: Sendable>: Sendable {
     private struct Pending: Sendable {
         var requests: [Request]
-        var continuation: CheckedContinuation<Result<[Answer], any Error>, Never>
+        var continuation: CheckedContinuation<Result<ArraySlice<Answer>, any Error>, Never>
     }
     private struct State: Sendable {
         var queue: [Pending] = []
@@ -30,8 +30,9 @@ final class StoreBatcher<Request: Sendable, Answer: Sendable>: Sendable {
     /// Requests waiting for the next call (for tests).
     var queuedForTest: Int { state.withLock { $0.queued } }
 
-    /// Submits a group of requests; returns their answers in order, or the store's error.
-    func submit(_ requests: [Request]) async -> Result<[Answer], any Error> {
+    /// Submits a group of requests; returns their answers in order (a slice of the batch's
+    /// answers, not a copy), or the store's error.
+    func submit(_ requests: [Request]) async -> Result<ArraySlice<Answer>, any Error> {
         guard !requests.isEmpty else { return .success([]) }
         return await withCheckedContinuation { c in
             let flush = state.withLock { s in
@@ -51,32 +52,45 @@ final class StoreBatcher<Request: Sendable, Answer: Sendable>: Sendable {
 
     private func flush() async {
         while true {
-            let batch: [Pending] = state.withLock { s in
+            let (batch, n): ([Pending], Int) = state.withLock { s in
+                if s.queue.isEmpty { s.flushing = false; return ([], 0) }
+                if s.queued <= maxBatch {
+                    // The usual case, all of the queue: handed over whole, not copied caller by
+                    // caller and shifted (at 50k ticks/s, copying and destroying the waiting
+                    // callers' entries took 2.3 % of the daemon's CPU samples).
+                    let all = s.queue, n = s.queued
+                    s.queue = []
+                    s.queue.reserveCapacity(all.count)
+                    s.queued = 0
+                    return (all, n)
+                }
                 var n = 0
                 var take = 0
                 while take < s.queue.count, take == 0 || n + s.queue[take].requests.count <= maxBatch {
                     n += s.queue[take].requests.count
                     take += 1
                 }
-                if take == 0 { s.flushing = false; return [] }
                 defer { s.queue.removeFirst(take); s.queued -= n }
-                return Array(s.queue.prefix(take))
+                return (Array(s.queue.prefix(take)), n)
             }
             if batch.isEmpty { return }
+            var requests: [Request] = []
+            requests.reserveCapacity(n)
+            for p in batch { requests.append(contentsOf: p.requests) }
             let result: Result<[Answer], any Error>
-            do { result = .success(try await perform(batch.flatMap(\.requests))) } catch { result = .failure(error) }
+            do { result = .success(try await perform(requests)) } catch { result = .failure(error) }
             var offset = 0
             for p in batch {
-                let n = p.requests.count
+                let count = p.requests.count
                 switch result {
-                case .success(let answers) where answers.count >= offset + n:
-                    p.continuation.resume(returning: .success(Array(answers[offset..<offset + n])))
+                case .success(let answers) where answers.count >= offset + count:
+                    p.continuation.resume(returning: .success(answers[offset..<offset + count]))
                 case .success:
                     p.continuation.resume(returning: .failure(ShortAnswer()))
                 case .failure(let error):
                     p.continuation.resume(returning: .failure(error))
                 }
-                offset += n
+                offset += count
             }
         }
     }
