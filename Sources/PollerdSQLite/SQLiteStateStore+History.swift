@@ -23,9 +23,8 @@ extension SQLiteStateStore {
     static let historyFields = "seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder"
 
     /// A row at the log's end, numbered and chained from its job's state row, whose head
-    /// already points at it.
-    /// A history row, numbered and linked from its job's state row (`byRow`: found by the
-    /// rowid the tick's claim read, and the job's id).
+    /// already points at it (`byRow`: the state row found by the rowid the tick's claim read,
+    /// and the job's id).
     static func insertHistorySQL(byRow: Bool) -> String {
         """
         INSERT INTO tick_log (pos, job_id, n, prev, keep, \(historyFields))
