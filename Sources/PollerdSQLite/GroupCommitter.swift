@@ -204,10 +204,9 @@ final class GroupCommitter: Sendable {
         try commitCounting(c, nowMs: nowMs, db) != nil
     }
 
-    /// The commit statement, finding the job's row by its id (`byRow`: by the rowid its claim
-    /// read, and its id). Fenced: nothing changes unless this holder's token still holds; the
-    /// lease is released too.
-    static func commitSQL(byRow: Bool) -> String {
+    /// The commit statement (`StateRowStatement`: by the rowid the claim read, or the job's id).
+    /// Fenced: nothing changes unless this holder's token still holds; the lease is released too.
+    static func commitSQL(_ rowCondition: String) -> String {
         """
         UPDATE poll_state SET
           cursor = COALESCE(?, cursor), last_run_at = ?, next_run_at = ?, last_status = ?, last_error = ?,
@@ -222,53 +221,39 @@ final class GroupCommitter: Sendable {
           schedule_fp = ?, updated_at = ?, lease_until = 0,
           hist_prev = CASE WHEN ? IS NULL THEN hist_prev ELSE hist_head END, hist_head = COALESCE(?, hist_head),
           hist_n = hist_n + (? IS NOT NULL)
-        WHERE \(byRow ? "rowid = ? AND " : "")job_id = ? AND lease_holder = ? AND lease_token = ?
+        WHERE \(rowCondition)job_id = ? AND lease_holder = ? AND lease_token = ?
         """
     }
 
-    /// The commit's two statements, fetched once per batch.
-    struct Commit {
-        let byKey: Statement
-        let byRow: Statement
-
-        init(_ db: Database) throws {
-            byKey = try db.cachedStatement(sql: GroupCommitter.commitSQL(byRow: false))
-            byRow = try db.cachedStatement(sql: GroupCommitter.commitSQL(byRow: true))
-        }
+    /// The commit statement, fetched once per batch.
+    static func commitStatement(_ db: Database) throws -> StateRowStatement {
+        try StateRowStatement(db, sql: commitSQL)
     }
 
     /// Commits one tick; nil when fenced off, else how many items it queued.
     static func commitCounting(_ c: TickCommit, nowMs: Int64, _ db: Database) throws -> Int? {
-        try commitCounting(c, nowMs: nowMs, statements: Commit(db), historyAt: nil, db)
+        try commitCounting(c, nowMs: nowMs, statement: commitStatement(db), historyAt: nil, db)
     }
 
-    /// The same, with the commit's statements already fetched (a batch fetches them once). With
+    /// The same, with the commit statement already fetched (a batch fetches it once). With
     /// `historyAt`, the job's history head moves to that position of the log, in the same
     /// statement; the caller writes the row there. (Without RETURNING: SQLite gathers a
     /// RETURNING statement's rows in a table of their own, 0.2 of a core at 50k ticks/s.)
-    /// The row is found by the rowid the claim read; a rowid that no longer holds the job (a
-    /// `VACUUM` may renumber rows) falls back to the job's id.
-    static func commitCounting(_ c: TickCommit, nowMs: Int64, statements: Commit, historyAt: Int64?, _ db: Database) throws -> Int? {
-        var changed = 0
-        if let row = c.lease.storeRow { changed = try run(c, nowMs: nowMs, statements.byRow, row: row, historyAt: historyAt, db) }
-        if changed == 0 { changed = try run(c, nowMs: nowMs, statements.byKey, row: nil, historyAt: historyAt, db) }
+    static func commitCounting(_ c: TickCommit, nowMs: Int64, statement: StateRowStatement, historyAt: Int64?, _ db: Database) throws -> Int? {
+        let changed = try statement.run(row: c.lease.storeRow, db, values: { st in
+            st.bind(c.newCursor); st.bind(c.startedAtMs); st.bind(c.nextRunAtMs); st.bind(c.status); st.bind(c.error)
+            st.bind(c.durationMs); st.bind(c.consecutiveErrors); st.bind(c.itemsSeen); st.bind(c.itemsDispatched)
+            st.bind(c.pause); st.bind(c.pause); st.bind(c.pausedReason); st.bind(c.pause); st.bind(nowMs); st.bind(c.done)
+            st.bind(c.alert.entries.isEmpty ? nil : c.alert.foundAtMs)
+            st.bind(c.status); st.bind(c.startedAtMs)
+            st.bind(c.scheduleFingerprint); st.bind(nowMs)
+            st.bind(historyAt); st.bind(historyAt); st.bind(historyAt)
+        }, key: { st in
+            st.bind(c.lease.jobID); st.bind(c.lease.holder); st.bind(c.lease.token)
+        })
         guard changed == 1 else { return nil }
         let queued = try OutboxSQL.enqueue(c.outbox, jobID: c.lease.jobID, nowMs: nowMs, db)
         if !c.alert.entries.isEmpty { try OutboxSQL.enqueue(c.alert, jobID: c.lease.jobID, nowMs: nowMs, db) }
         return queued
-    }
-
-    private static func run(_ c: TickCommit, nowMs: Int64, _ statement: Statement, row: Int64?, historyAt: Int64?, _ db: Database) throws -> Int {
-        var st = HotStatement(statement, db)
-        st.bind(c.newCursor); st.bind(c.startedAtMs); st.bind(c.nextRunAtMs); st.bind(c.status); st.bind(c.error)
-        st.bind(c.durationMs); st.bind(c.consecutiveErrors); st.bind(c.itemsSeen); st.bind(c.itemsDispatched)
-        st.bind(c.pause); st.bind(c.pause); st.bind(c.pausedReason); st.bind(c.pause); st.bind(nowMs); st.bind(c.done)
-        st.bind(c.alert.entries.isEmpty ? nil : c.alert.foundAtMs)
-        st.bind(c.status); st.bind(c.startedAtMs)
-        st.bind(c.scheduleFingerprint); st.bind(nowMs)
-        st.bind(historyAt); st.bind(historyAt); st.bind(historyAt)
-        if let row { st.bind(row) }
-        st.bind(c.lease.jobID); st.bind(c.lease.holder); st.bind(c.lease.token)
-        return try st.run()
     }
 }

@@ -115,3 +115,34 @@ struct HotStatement: ~Copyable {
 
     deinit { sqlite3_reset(stmt) }
 }
+
+/// A hot statement on one job's state row, found by the rowid the tick's claim read
+/// (`LeaseGrant.storeRow`) and the job's id, or by the id alone: when the tick has no rowid, or
+/// the rowid no longer holds the job (a `VACUUM` may renumber rows). The commit and its history
+/// row use it. Both forms are fetched once per batch.
+struct StateRowStatement {
+    private let byKey: Statement
+    private let byRow: Statement
+
+    /// - Parameter sql: the statement, given what goes right before its `job_id = ?`: empty, or
+    ///   the rowid's condition.
+    init(_ db: Database, sql: (_ rowCondition: String) -> String) throws {
+        byKey = try db.cachedStatement(sql: sql(""))
+        byRow = try db.cachedStatement(sql: sql("rowid = ? AND "))
+    }
+
+    /// Binds `values`, then the rowid (when there is one) and `key` (the job's id and what
+    /// follows it), and runs the statement; by the id alone if by the rowid it changed nothing.
+    /// Returns the rows changed.
+    func run(row: Int64?, _ db: Database, values: (inout HotStatement) -> Void, key: (inout HotStatement) -> Void) throws -> Int {
+        if let row {
+            var st = HotStatement(byRow, db)
+            values(&st); st.bind(row); key(&st)
+            let changed = try st.run()
+            if changed > 0 { return changed }
+        }
+        var st = HotStatement(byKey, db)
+        values(&st); key(&st)
+        return try st.run()
+    }
+}

@@ -23,13 +23,13 @@ extension SQLiteStateStore {
     static let historyFields = "seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder"
 
     /// A row at the log's end, numbered and chained from its job's state row, whose head
-    /// already points at it (`byRow`: the state row found by the rowid the tick's claim read,
-    /// and the job's id).
-    static func insertHistorySQL(byRow: Bool) -> String {
+    /// already points at it (`StateRowStatement`: the state row found by the rowid the tick's
+    /// claim read, or the job's id).
+    static func insertHistorySQL(_ rowCondition: String) -> String {
         """
         INSERT INTO tick_log (pos, job_id, n, prev, keep, \(historyFields))
         SELECT ?, job_id, hist_n, hist_prev, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM poll_state
-        WHERE \(byRow ? "rowid = ? AND " : "")job_id = ?
+        WHERE \(rowCondition)job_id = ?
         """
     }
     static let historyHeadSQL = """
@@ -42,8 +42,7 @@ extension SQLiteStateStore {
     struct HistoryAppender {
         private let db: Database
         private var pos: Int64?
-        private var insertByKey: Statement?
-        private var insertByRow: Statement?
+        private var insert: StateRowStatement?
 
         init(_ db: Database) { self.db = db }
 
@@ -56,31 +55,17 @@ extension SQLiteStateStore {
         }
 
         /// Writes a row at `next()`, whose job's head already points at it. `row`: the job's
-        /// state row as its claim read it (a rowid that no longer holds the job falls back to
-        /// the job's id).
+        /// state row as its claim read it.
         mutating func insert(_ t: TickRecord, keep: Int, row: Int64? = nil) throws {
             let at = try next()
-            var written = 0
-            if let row {
-                if insertByRow == nil { insertByRow = try db.cachedStatement(sql: SQLiteStateStore.insertHistorySQL(byRow: true)) }
-                written = try Self.insert(t, keep: keep, at: at, row: row, insertByRow!, db)
-            }
-            if written == 0 {
-                if insertByKey == nil { insertByKey = try db.cachedStatement(sql: SQLiteStateStore.insertHistorySQL(byRow: false)) }
-                _ = try Self.insert(t, keep: keep, at: at, row: nil, insertByKey!, db)
-            }
+            if insert == nil { insert = try StateRowStatement(db, sql: SQLiteStateStore.insertHistorySQL) }
+            _ = try insert!.run(row: row, db, values: { st in
+                st.bind(at); st.bind(keep)
+                st.bind(t.seq); st.bind(t.slotMs); st.bind(t.startedAtMs); st.bind(t.durationMs); st.bind(t.status)
+                st.bind(t.error); st.bind(t.itemsFound); st.bind(t.itemsNew); st.bind(t.duplicates); st.bind(t.cursor)
+                st.bind(t.cursorChanged); st.bind(t.holder)
+            }, key: { st in st.bind(t.jobID) })
             pos = at + 1
-        }
-
-        private static func insert(_ t: TickRecord, keep: Int, at: Int64, row: Int64?, _ statement: Statement, _ db: Database) throws -> Int {
-            var st = HotStatement(statement, db)
-            st.bind(at); st.bind(keep)
-            st.bind(t.seq); st.bind(t.slotMs); st.bind(t.startedAtMs); st.bind(t.durationMs); st.bind(t.status)
-            st.bind(t.error); st.bind(t.itemsFound); st.bind(t.itemsNew); st.bind(t.duplicates); st.bind(t.cursor)
-            st.bind(t.cursorChanged); st.bind(t.holder)
-            if let row { st.bind(row) }
-            st.bind(t.jobID)
-            return try st.run()
         }
 
         /// Appends a row and makes it its job's newest (a skipped slot's row; a committed

@@ -443,12 +443,12 @@ public final class SQLiteStateStore: StateStore {
     /// Commits a batch; each committed tick's history row is appended in the same transaction.
     private static func commit(_ ticks: [TickCommit], nowMs: Int64, _ db: Database) throws -> [Int64?] {
         guard !ticks.isEmpty else { return [] }
-        let statements = try GroupCommitter.Commit(db)
+        let statement = try GroupCommitter.commitStatement(db)
         var history = HistoryAppender(db)
         return try ticks.map { c -> Int64? in
             // The commit itself makes the history row its job's newest.
             let pos = c.historyLimit > 0 ? try history.next() : nil
-            guard let queued = try GroupCommitter.commitCounting(c, nowMs: nowMs, statements: statements, historyAt: pos, db) else { return nil }
+            guard let queued = try GroupCommitter.commitCounting(c, nowMs: nowMs, statement: statement, historyAt: pos, db) else { return nil }
             let record = GroupCommitter.record(c, queued: queued)
             if pos != nil { try history.insert(record, keep: c.historyLimit, row: c.lease.storeRow) }
             return record.itemsNew
