@@ -46,12 +46,17 @@ let package = Package(
         ),
         .target(
             name: "PollerdConfig",
-            dependencies: ["PollerdCore", .product(name: "Yams", package: "Yams"), .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: [
+                "PollerdCore", .product(name: "Yams", package: "Yams"), .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
             swiftSettings: upcoming
         ),
         .target(
             name: "PollerdSQLite",
-            dependencies: ["PollerdCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
+            dependencies: [
+                "PollerdCore", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             swiftSettings: upcoming
         ),
         .target(
@@ -116,7 +121,8 @@ let package = Package(
         .target(
             name: "PollerdDaemon",
             dependencies: [
-                "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdAdmin", "PollerdHTTP", "CPollerdSpawn",
+                "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdAdmin",
+                "PollerdHTTP", "CPollerdSpawn",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -136,7 +142,8 @@ let package = Package(
         .executableTarget(
             name: "pollerd",
             dependencies: [
-                "PollerdCore", "PollerdConfig", "PollerdSQLite", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdAdmin", "PollerdDaemon", "PollerdHTTP",
+                "PollerdCore", "PollerdConfig", "PollerdSQLite", "PollerdPollers", "PollerdPlugins", "PollerdDelivery",
+                "PollerdAdmin", "PollerdDaemon", "PollerdHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -150,7 +157,8 @@ let package = Package(
         .executableTarget(
             name: "pollerd-bench",
             dependencies: [
-                "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdDaemon", "PollerdHTTP",
+                "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdDaemon",
+                "PollerdHTTP",
                 "PollerdAdmin", "PollerdConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -186,27 +194,36 @@ let package = Package(
         ),
         .testTarget(
             name: "PollerdStoreContractTests",
-            dependencies: ["PollerdSQLite", "PollerdCore", "PollerdTestKit", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "PollerdSQLite", "PollerdCore", "PollerdTestKit", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(
             name: "PollerdPluginsTests",
-            dependencies: ["PollerdPlugins", "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdTestKit", "PollerdDaemon", "CPollerdSpawn",
-                           .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "PollerdPlugins", "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdTestKit", "PollerdDaemon",
+                "CPollerdSpawn",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(
             name: "PollerdDaemonTests",
-            dependencies: ["PollerdDaemon", "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdTestKit", "PollerdConfig", "PollerdAdmin",
-                           .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "HummingbirdTesting", package: "hummingbird"),
-                           .product(name: "HTTPTypes", package: "swift-http-types")],
+            dependencies: [
+                "PollerdDaemon", "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdTestKit", "PollerdConfig",
+                "PollerdAdmin",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(
             name: "PollerdHTTPTests",
             dependencies: [
-                "PollerdHTTP", "PollerdCore", "PollerdPollers", "PollerdTestKit", "PollerdDaemon", "PollerdSQLite", "PollerdConfig",
+                "PollerdHTTP", "PollerdCore", "PollerdPollers", "PollerdTestKit", "PollerdDaemon", "PollerdSQLite",
+                "PollerdConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -218,7 +235,8 @@ let package = Package(
         .testTarget(
             name: "PollerdDeliveryTests",
             dependencies: [
-                "PollerdDelivery", "PollerdDaemon", "PollerdCore", "PollerdSQLite", "PollerdTestKit", "PollerdConfig", "PollerdPollers",
+                "PollerdDelivery", "PollerdDaemon", "PollerdCore", "PollerdSQLite", "PollerdTestKit", "PollerdConfig",
+                "PollerdPollers",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),

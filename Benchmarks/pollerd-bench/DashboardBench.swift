@@ -19,7 +19,8 @@ import Synchronization
 struct DashboardBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dashboard",
-        abstract: "ms per request for GET /, GET /jobs/ID and GET /admin/jobs over N jobs with tick history. One JSON line."
+        abstract:
+            "ms per request for GET /, GET /jobs/ID and GET /admin/jobs over N jobs with tick history. One JSON line."
     )
 
     @Option(help: "Jobs in the store and the job file.") var jobs: Int = 10_000
@@ -30,15 +31,25 @@ struct DashboardBench: AsyncParsableCommand {
     func run() async throws {
         let root = (dir as NSString).appendingPathComponent("pollerd-dashboard-bench-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let yaml = "pollers:\n  jobs:\n" + (0..<jobs).map { "    - { id: job\($0), kind: noop, schedule: { every_secs: 60 }, config: { advance_cursor: true } }\n" }.joined()
-        let file = JobFile.parse(yaml, path: (root as NSString).appendingPathComponent("pollers.yaml"), registry: Builtins.registry(), environment: [:], nowMs: 0)
-        let store = try SQLiteBackend.open(path: (root as NSString).appendingPathComponent("state.db"), synchronousFull: false)
+        let yaml =
+            "pollers:\n  jobs:\n"
+            + (0..<jobs).map {
+                "    - { id: job\($0), kind: noop, schedule: { every_secs: 60 }, config: { advance_cursor: true } }\n"
+            }.joined()
+        let file = JobFile.parse(
+            yaml, path: (root as NSString).appendingPathComponent("pollers.yaml"), registry: Builtins.registry(),
+            environment: [:], nowMs: 0)
+        let store = try SQLiteBackend.open(
+            path: (root as NSString).appendingPathComponent("state.db"), synchronousFull: false)
         let clock = SystemWallClock()
         var log = Logger(label: "bench")
         log.logLevel = .error
-        _ = try await store.register(file.jobs.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: false) }, nowMs: clock.nowMs)
+        _ = try await store.register(
+            file.jobs.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: false) },
+            nowMs: clock.nowMs)
         // History: `ticks` manual ticks of every job, through the real executor and store.
-        let executor = TickExecutor(store: store, registry: Builtins.registry(), clock: clock, holder: "bench:1:x", logger: log)
+        let executor = TickExecutor(
+            store: store, registry: Builtins.registry(), clock: clock, holder: "bench:1:x", logger: log)
         var settings = GlobalSettings()
         settings.tickHistory = max(ticks, 1)
         let fill = settings
@@ -48,7 +59,9 @@ struct DashboardBench: AsyncParsableCommand {
                 g.addTask {
                     for spec in file.jobs.enumerated().filter({ $0.offset % 8 == lane }).map(\.element) {
                         for _ in 0..<ticks {
-                            _ = await executor.execute(DueTick(jobID: spec.id, dueMs: clock.nowMs, spec: spec, offsetMs: 0), settings: fill, manual: true)
+                            _ = await executor.execute(
+                                DueTick(jobID: spec.id, dueMs: clock.nowMs, spec: spec, offsetMs: 0), settings: fill,
+                                manual: true)
                         }
                     }
                 }
@@ -56,14 +69,21 @@ struct DashboardBench: AsyncParsableCommand {
         }
         let fillSecs = (ContinuousClock.now - fillStart) / .seconds(1)
 
-        let api = AdminAPI(store: store, clock: clock, live: LiveJobFile(file), runner: nil, reloader: nil, holder: "bench", logger: log)
+        let api = AdminAPI(
+            store: store, clock: clock, live: LiveJobFile(file), runner: nil, reloader: nil, holder: "bench",
+            logger: log)
         let dashboard = try Dashboard(api: api)
         let port = Mutex(0)
         var quiet = log
-        quiet.logLevel = .critical   // the server's cancellation at the end is not news
-        let app = try AdminServer.application(host: "127.0.0.1", port: 0, registry: nil, auth: AdminAuth(tokens: [], openProbes: true), logger: quiet,
-                                              sessions: AdminSessions(clock: clock), routes: { api.register(on: $0); dashboard.register(on: $0) },
-                                              onServerRunning: { ch in port.withLock { $0 = ch.localAddress?.port ?? 0 } })
+        quiet.logLevel = .critical // the server's cancellation at the end is not news
+        let app = try AdminServer.application(
+            host: "127.0.0.1", port: 0, registry: nil, auth: AdminAuth(tokens: [], openProbes: true), logger: quiet,
+            sessions: AdminSessions(clock: clock),
+            routes: {
+                api.register(on: $0)
+                dashboard.register(on: $0)
+            },
+            onServerRunning: { ch in port.withLock { $0 = ch.localAddress?.port ?? 0 } })
         let server = Task { try await app.runService() }
         while port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
         let base = "http://127.0.0.1:\(port.withLock { $0 })"
@@ -76,21 +96,33 @@ struct DashboardBench: AsyncParsableCommand {
             return ((ContinuousClock.now - start) / .milliseconds(1) / Double(requests), bytes)
         }
         // Interleaved rounds, so both sides see the same machine.
-        var table: [Double] = [], page: [Double] = [], json: [Double] = []
+        var table: [Double] = []
+        var page: [Double] = []
+        var json: [Double] = []
         var sizes = (0, 0, 0)
         for _ in 0..<3 {
-            let j = try await time("/admin/jobs"); json.append(j.ms); sizes.2 = j.bytes
-            let t = try await time("/"); table.append(t.ms); sizes.0 = t.bytes
-            let p = try await time("/jobs/job\(jobs / 2)"); page.append(p.ms); sizes.1 = p.bytes
+            let j = try await time("/admin/jobs")
+            json.append(j.ms)
+            sizes.2 = j.bytes
+            let t = try await time("/")
+            table.append(t.ms)
+            sizes.0 = t.bytes
+            let p = try await time("/jobs/job\(jobs / 2)")
+            page.append(p.ms)
+            sizes.1 = p.bytes
         }
         server.cancel()
         func median(_ a: [Double]) -> Double { a.sorted()[a.count / 2] }
-        print(Support.jsonLine([
-            "jobs": .int(Int64(jobs)), "ticks_per_job": .int(Int64(ticks)), "fill_secs": .double(fillSecs),
-            "table_ms": .double(median(table)), "job_page_ms": .double(median(page)), "api_jobs_ms": .double(median(json)),
-            "table_over_api": .double(median(table) / median(json)), "job_page_over_api": .double(median(page) / median(json)),
-            "table_bytes": .int(Int64(sizes.0)), "job_page_bytes": .int(Int64(sizes.1)), "api_jobs_bytes": .int(Int64(sizes.2)),
-        ]))
+        print(
+            Support.jsonLine([
+                "jobs": .int(Int64(jobs)), "ticks_per_job": .int(Int64(ticks)), "fill_secs": .double(fillSecs),
+                "table_ms": .double(median(table)), "job_page_ms": .double(median(page)),
+                "api_jobs_ms": .double(median(json)),
+                "table_over_api": .double(median(table) / median(json)),
+                "job_page_over_api": .double(median(page) / median(json)),
+                "table_bytes": .int(Int64(sizes.0)), "job_page_bytes": .int(Int64(sizes.1)),
+                "api_jobs_bytes": .int(Int64(sizes.2)),
+            ]))
     }
 
     func get(_ url: String) async throws -> Int {

@@ -7,7 +7,8 @@ import PollerdHTTP
 struct FeedParseBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feed-parse",
-        abstract: "Parse rate of the rss kind's parser (bytes to normalized entries); one JSON line per file, best of the rounds."
+        abstract:
+            "Parse rate of the rss kind's parser (bytes to normalized entries); one JSON line per file, best of the rounds."
     )
 
     @Option(help: "Rounds per file.") var rounds: Int = 5
@@ -24,14 +25,20 @@ struct FeedParseBench: ParsableCommand {
                 for _ in 0..<reps {
                     let feed = try FeedParser.parse(data, url: "https://blog.example.com/feed")
                     // The item JSON is what the kind emits: build it, as a tick does.
-                    entries = feed.entries.reduce(0) { n, e in if case .object = e.json { return n + 1 } else { return n } }
+                    entries = feed.entries.reduce(0) { n, e in
+                        if case .object = e.json { return n + 1 } else { return n }
+                    }
                 }
                 let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(reps)
                 best = min(best, dt)
             }
-            let line: [String: Any] = ["file": (path as NSString).lastPathComponent, "bytes": data.count, "entries": entries,
-                                       "mb_per_sec": (Double(data.count) / best / 1e6 * 1000).rounded() / 1000]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
+            let line: [String: Any] = [
+                "file": (path as NSString).lastPathComponent, "bytes": data.count, "entries": entries,
+                "mb_per_sec": (Double(data.count) / best / 1e6 * 1000).rounded() / 1000,
+            ]
+            print(
+                String(
+                    decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
         }
     }
 }

@@ -18,13 +18,17 @@ struct FeedServerCommand: AsyncParsableCommand {
     @Option(help: "Entries per feed.") var entries: Int = 50
 
     static func render(newest: Int, count: Int) -> ByteBuffer {
-        var s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\"><channel><title>Bench</title><link>https://bench.example/</link><description>d</description>\n"
+        var s =
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\"><channel><title>Bench</title><link>https://bench.example/</link><description>d</description>\n"
         for id in stride(from: newest, to: newest - count, by: -1) {
             let secs = Int64(id)
             let date = Date(timeIntervalSince1970: TimeInterval(secs))
-            s += "<item><title>Entry \(id): a title of a typical length</title><link>https://bench.example/posts/\(id)</link><guid isPermaLink=\"false\">bench-\(id)</guid>"
-            s += "<pubDate>\(Self.httpDate.string(from: date))</pubDate><dc:creator>Bench Author</dc:creator><category>news</category>"
-            s += "<description><![CDATA[<p>A summary of entry \(id) with a few sentences of text, as blogs write them. It goes on for a while to look real.</p>]]></description></item>\n"
+            s +=
+                "<item><title>Entry \(id): a title of a typical length</title><link>https://bench.example/posts/\(id)</link><guid isPermaLink=\"false\">bench-\(id)</guid>"
+            s +=
+                "<pubDate>\(Self.httpDate.string(from: date))</pubDate><dc:creator>Bench Author</dc:creator><category>news</category>"
+            s +=
+                "<description><![CDATA[<p>A summary of entry \(id) with a few sentences of text, as blogs write them. It goes on for a while to look real.</p>]]></description></item>\n"
         }
         s += "</channel></rss>\n"
         return ByteBuffer(string: s)
@@ -72,10 +76,11 @@ struct FeedServerCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "feed-server")
         logger.logLevel = .error
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)),
-                              onServerRunning: { ch in
-                                  FileHandle.standardOutput.write(Data("listening \(ch.localAddress?.port ?? 0)\n".utf8))
-                              }, logger: logger)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)),
+            onServerRunning: { ch in
+                FileHandle.standardOutput.write(Data("listening \(ch.localAddress?.port ?? 0)\n".utf8))
+            }, logger: logger)
         try await app.runService()
     }
 }

@@ -25,30 +25,39 @@ struct OutboxBench: AsyncParsableCommand {
     func run() async throws {
         let root = (dir as NSString).appendingPathComponent("pollerd-outbox-bench-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let store = try SQLiteBackend.open(path: (root as NSString).appendingPathComponent("state.db"), synchronousFull: true)
+        let store = try SQLiteBackend.open(
+            path: (root as NSString).appendingPathComponent("state.db"), synchronousFull: true)
         let clock = SystemWallClock()
         var log = Logger(label: "bench")
         log.logLevel = .error
-        let executor = TickExecutor(store: store, registry: Builtins.registry(), clock: clock, holder: "bench:1:x", logger: log)
+        let executor = TickExecutor(
+            store: store, registry: Builtins.registry(), clock: clock, holder: "bench:1:x", logger: log)
         let sinkPath = (root as NSString).appendingPathComponent("items.jsonl")
         var tuned = GlobalSettings()
         tuned.delivery.maxBacklog = 100_000_000
         tuned.delivery.batchSize = batchSize
         let settings = tuned
         let specs = (0..<jobs).map { i in
-            JobSpec(id: "job\(i)", kind: "noop", schedule: Schedule(.every(seconds: 60)),
-                    config: .object(["advance_cursor": .bool(true), "items": .int(Int64(items))]),
-                    deliver: [SinkSpec(.file(path: sinkPath))])
+            JobSpec(
+                id: "job\(i)", kind: "noop", schedule: Schedule(.every(seconds: 60)),
+                config: .object(["advance_cursor": .bool(true), "items": .int(Int64(items))]),
+                deliver: [SinkSpec(.file(path: sinkPath))])
         }
-        _ = try await store.register(specs.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: false) }, nowMs: clock.nowMs)
+        _ = try await store.register(
+            specs.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: false) },
+            nowMs: clock.nowMs)
         let http = SinkRegistry.makeHTTPClient()
-        let deliverer = Deliverer(store: store, clock: clock, holder: "bench:1:x", sinks: SinkRegistry(broker: LocalBroker(), client: http),
-                                  bell: executor.outboxBell, logger: log)
+        let deliverer = Deliverer(
+            store: store, clock: clock, holder: "bench:1:x", sinks: SinkRegistry(broker: LocalBroker(), client: http),
+            bell: executor.outboxBell, logger: log)
         deliverer.update(jobs: specs, tuning: settings.delivery)
 
         func tick(_ spec: JobSpec) async {
-            let r = await executor.execute(DueTick(jobID: spec.id, dueMs: clock.nowMs, spec: spec, offsetMs: 0), settings: settings, manual: true)
-            if r.disposition != .ran(committed: true) { FileHandle.standardError.write(Data("tick not committed: \(r.disposition)\n".utf8)) }
+            let r = await executor.execute(
+                DueTick(jobID: spec.id, dueMs: clock.nowMs, spec: spec, offsetMs: 0), settings: settings, manual: true)
+            if r.disposition != .ran(committed: true) {
+                FileHandle.standardError.write(Data("tick not committed: \(r.disposition)\n".utf8))
+            }
         }
 
         switch mode {
@@ -59,7 +68,9 @@ struct OutboxBench: AsyncParsableCommand {
             let start = ContinuousClock.now
             for _ in 0..<ticks { await tick(spec) }
             let us = (ContinuousClock.now - start) / .microseconds(1) / Double(ticks)
-            print("{\"mode\":\"tick-cost\",\"items\":\(items),\"ticks\":\(ticks),\"us_per_tick\":\(String(format: "%.1f", us))}")
+            print(
+                "{\"mode\":\"tick-cost\",\"items\":\(items),\"ticks\":\(ticks),\"us_per_tick\":\(String(format: "%.1f", us))}"
+            )
         case "drain":
             // Fill: every job ticks `ticks` times (concurrently across jobs), then drain.
             let fillStart = ContinuousClock.now
@@ -76,12 +87,16 @@ struct OutboxBench: AsyncParsableCommand {
                 delivered += r.reduce(0) { $0 + $1.delivered }
             }
             let secs = (ContinuousClock.now - start) / .seconds(1)
-            let sample = (try? String(contentsOfFile: sinkPath, encoding: .utf8))?.split(separator: "\n").first.map(String.init) ?? ""
-            print(Support.jsonLine([
-                "mode": .string("drain"), "items": .int(Int64(total)), "delivered": .int(Int64(delivered)),
-                "per_sec": .double((Double(delivered) / secs).rounded()), "fill_items_per_sec": .double((Double(total) / fillSecs).rounded()),
-                "sample_line": .string(sample),
-            ]))
+            let sample =
+                (try? String(contentsOfFile: sinkPath, encoding: .utf8))?.split(separator: "\n").first.map(String.init)
+                ?? ""
+            print(
+                Support.jsonLine([
+                    "mode": .string("drain"), "items": .int(Int64(total)), "delivered": .int(Int64(delivered)),
+                    "per_sec": .double((Double(delivered) / secs).rounded()),
+                    "fill_items_per_sec": .double((Double(total) / fillSecs).rounded()),
+                    "sample_line": .string(sample),
+                ]))
         default:
             try await http.shutdown()
             throw ValidationError("mode must be drain or tick-cost")

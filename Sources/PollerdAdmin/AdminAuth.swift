@@ -1,6 +1,6 @@
-public import Hummingbird
-import HTTPTypes
 import Crypto
+import HTTPTypes
+public import Hummingbird
 public import PollerdCore
 
 /// What a token may do: `read` every GET, `admin` the actions too.
@@ -25,7 +25,9 @@ public struct AdminAuth: Sendable {
 
     /// The job file's tokens plus `POLLERD_ADMIN_TOKEN` (admin) and `POLLERD_READ_TOKEN` (read).
     public static func from(_ settings: AdminSettings, environment: [String: String]) -> AdminAuth {
-        var tokens: [(String, AdminRole)] = settings.tokens.compactMap { t in AdminRole(rawValue: t.role).map { (t.token, $0) } }
+        var tokens: [(String, AdminRole)] = settings.tokens.compactMap { t in
+            AdminRole(rawValue: t.role).map { (t.token, $0) }
+        }
         if let t = environment["POLLERD_ADMIN_TOKEN"], !t.isEmpty { tokens.append((t, .admin)) }
         if let t = environment["POLLERD_READ_TOKEN"], !t.isEmpty { tokens.append((t, .read)) }
         return AdminAuth(tokens: tokens, openProbes: settings.openProbes)
@@ -68,19 +70,23 @@ public struct AdminError: HTTPResponseError, Sendable {
     public var message: String
 
     public init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
-        self.status = status; self.code = code; self.message = message
+        self.status = status
+        self.code = code
+        self.message = message
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         if AdminAuthMiddleware.isDashboardPath(request.uri.path) {
             let login = status == .unauthorized ? "<p><a href=\"/login\">Log in</a></p>" : ""
-            let body = HTML.page(title: "\(status.code) \(status.reasonPhrase)",
-                                 body: "<main class=\"narrow\"><h1>\(status.code) \(HTML.escape(status.reasonPhrase))</h1>"
-                                     + "<p class=\"error\" id=\"error-message\">\(HTML.escape(message))</p>\(login)"
-                                     + "<p><a href=\"/\">Back to the jobs</a></p></main>")
+            let body = HTML.page(
+                title: "\(status.code) \(status.reasonPhrase)",
+                body: "<main class=\"narrow\"><h1>\(status.code) \(HTML.escape(status.reasonPhrase))</h1>"
+                    + "<p class=\"error\" id=\"error-message\">\(HTML.escape(message))</p>\(login)"
+                    + "<p><a href=\"/\">Back to the jobs</a></p></main>")
             return HTML.response(body, status: status)
         }
-        let body = JSONValue.object(["error": .object(["code": .string(code), "message": .string(message)])]).canonicalString
+        let body = JSONValue.object(["error": .object(["code": .string(code), "message": .string(message)])])
+            .canonicalString
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"pollerd\"" }
@@ -104,7 +110,10 @@ public struct AdminAuthMiddleware: RouterMiddleware {
     let sessions: AdminSessions?
     static let probes: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
-    public init(auth: AdminAuth, sessions: AdminSessions? = nil) { self.auth = auth; self.sessions = sessions }
+    public init(auth: AdminAuth, sessions: AdminSessions? = nil) {
+        self.auth = auth
+        self.sessions = sessions
+    }
 
     /// A path of the dashboard (HTML), not of the JSON API or a probe.
     public static func isDashboardPath(_ path: String) -> Bool {
@@ -113,13 +122,17 @@ public struct AdminAuthMiddleware: RouterMiddleware {
 
     static func isPublic(_ path: String) -> Bool { path == "/login" || path.hasPrefix("/static/") }
 
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         var context = context
         var request = request
         let path = request.uri.path
         let changes = request.method != .get && request.method != .head
         if auth.isOpen, let host = Self.authority(request), !AdminServer.isLoopback(Self.hostName(host)) {
-            throw AdminError(.forbidden, "host_refused", "this daemon's admin API has no token and answers on loopback names only, not '\(host)'")
+            throw AdminError(
+                .forbidden, "host_refused",
+                "this daemon's admin API has no token and answers on loopback names only, not '\(host)'")
         }
         if changes { try Self.checkSameOrigin(request) }
         if auth.openProbes, Self.probes.contains(path) {
@@ -139,7 +152,9 @@ public struct AdminAuthMiddleware: RouterMiddleware {
         } else if auth.isOpen {
             context.role = .admin
             context.openAccess = true
-        } else if let sessions, let id = request.cookies[AdminSessions.cookieName]?.value, let session = sessions.session(id) {
+        } else if let sessions, let id = request.cookies[AdminSessions.cookieName]?.value,
+            let session = sessions.session(id)
+        {
             context.role = session.role
             context.session = session
             if changes { try await Self.checkCSRF(&request, session: session) }
@@ -153,7 +168,8 @@ public struct AdminAuthMiddleware: RouterMiddleware {
             throw AdminError(.unauthorized, "unauthorized", "this needs a bearer token (Authorization: Bearer TOKEN)")
         }
         if changes && context.role != .admin && path != "/logout" {
-            throw AdminError(.forbidden, "forbidden", "a read token may not \(request.method) \(path): this needs an admin token")
+            throw AdminError(
+                .forbidden, "forbidden", "a read token may not \(request.method) \(path): this needs an admin token")
         }
         return try await Self.secure(next(request, context), path: path)
     }
@@ -178,7 +194,8 @@ public struct AdminAuthMiddleware: RouterMiddleware {
         if let origin = request.headers[HTTPField.Name("Origin")!] {
             let host = Self.authority(request) ?? ""
             guard origin == "http://" + host || origin == "https://" + host else {
-                throw AdminError(.forbidden, "cross_origin", "a request from origin '\(origin)' may not change anything here")
+                throw AdminError(
+                    .forbidden, "cross_origin", "a request from origin '\(origin)' may not change anything here")
             }
         }
     }
@@ -191,7 +208,8 @@ public struct AdminAuthMiddleware: RouterMiddleware {
             presented = FormFields(String(buffer: body))["csrf"]
         }
         guard let presented, AdminSessions.constantTimeEqual(presented, session.csrf) else {
-            throw AdminError(.forbidden, "csrf", "the form's CSRF token is missing or stale: reload the page and try again")
+            throw AdminError(
+                .forbidden, "csrf", "the form's CSRF token is missing or stale: reload the page and try again")
         }
     }
 

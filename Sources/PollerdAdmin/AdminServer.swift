@@ -1,11 +1,11 @@
-public import Hummingbird
-import HTTPTypes
 import Foundation
+import HTTPTypes
+public import Hummingbird
 import HummingbirdCore
-public import NIOCore
 public import Logging
-public import Prometheus
 import Metrics
+public import NIOCore
+public import Prometheus
 
 /// The admin HTTP server: `/metrics` (Prometheus text format) and `/healthz`.
 public enum AdminServer {
@@ -42,26 +42,34 @@ public enum AdminServer {
     /// routes `routes` adds, and one auth middleware in front of them all. It refuses to listen
     /// beyond this machine without a token; idle connections are closed after `idleTimeoutSecs`
     /// and at most `maxConnections` are served at once.
-    public static func application(host: String, port: Int, registry: PrometheusCollectorRegistry?, auth: AdminAuth, logger: Logger,
-                                   idleTimeoutMs: Int64 = idleTimeoutSecs * 1000, maxConnections: Int = maxConnections,
-                                   headerDeadlineMs: Int64 = headerDeadlineSecs * 1000,
-                                   sessions: AdminSessions? = nil,
-                                   routes: (Router<AdminRequestContext>) -> Void = { _ in },
-                                   onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+    public static func application(
+        host: String, port: Int, registry: PrometheusCollectorRegistry?, auth: AdminAuth, logger: Logger,
+        idleTimeoutMs: Int64 = idleTimeoutSecs * 1000, maxConnections: Int = maxConnections,
+        headerDeadlineMs: Int64 = headerDeadlineSecs * 1000,
+        sessions: AdminSessions? = nil,
+        routes: (Router<AdminRequestContext>) -> Void = { _ in },
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
         if !isLoopback(host) && auth.isOpen { throw OpenOnNetwork(address: "\(host):\(port)") }
         let router = self.router(registry: registry, auth: auth, sessions: sessions, routes: routes)
         let deadline = TimeAmount.milliseconds(headerDeadlineMs)
-        return Application(router: router,
-                           server: .http1(configuration: .init(additionalChannelHandlers: [HeaderDeadlineHandler(deadline: deadline)],
-                                                               idleTimeout: .milliseconds(idleTimeoutMs))),
-                           configuration: .init(address: .hostname(host, port: port), serverName: "pollerd",
-                                                availableConnectionsDelegate: MaximumAvailableConnections(maxConnections, logger: logger)),
-                           onServerRunning: onServerRunning, logger: logger)
+        return Application(
+            router: router,
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [HeaderDeadlineHandler(deadline: deadline)],
+                    idleTimeout: .milliseconds(idleTimeoutMs))),
+            configuration: .init(
+                address: .hostname(host, port: port), serverName: "pollerd",
+                availableConnectionsDelegate: MaximumAvailableConnections(maxConnections, logger: logger)),
+            onServerRunning: onServerRunning, logger: logger)
     }
 
     /// The router alone (tests drive it without a socket).
-    public static func router(registry: PrometheusCollectorRegistry?, auth: AdminAuth, sessions: AdminSessions? = nil,
-                              routes: (Router<AdminRequestContext>) -> Void) -> Router<AdminRequestContext> {
+    public static func router(
+        registry: PrometheusCollectorRegistry?, auth: AdminAuth, sessions: AdminSessions? = nil,
+        routes: (Router<AdminRequestContext>) -> Void
+    ) -> Router<AdminRequestContext> {
         let router = Router(context: AdminRequestContext.self)
         router.add(middleware: AdminAuthMiddleware(auth: auth, sessions: sessions))
         if let sessions { login(router, auth: auth, sessions: sessions) }
@@ -90,36 +98,45 @@ public enum AdminServer {
             var request = request
             let form = FormFields(String(buffer: try await request.collectBody(upTo: 16 << 10)))
             let next = HTML.localPath(form["next"])
-            guard let token = form["token"]?.trimmingCharacters(in: .whitespaces), !token.isEmpty, let role = auth.role(of: token) else {
-                return HTML.response(loginPage(next: next, error: "That token is not one of this daemon's."), status: .unauthorized)
+            guard let token = form["token"]?.trimmingCharacters(in: .whitespaces), !token.isEmpty,
+                let role = auth.role(of: token)
+            else {
+                return HTML.response(
+                    loginPage(next: next, error: "That token is not one of this daemon's."), status: .unauthorized)
             }
             let (id, _) = sessions.open(role: role)
             var response = HTML.redirect(next)
             let secure = request.headers[HTTPField.Name("X-Forwarded-Proto")!] == "https"
-            response.setCookie(Cookie(name: AdminSessions.cookieName, value: id, maxAge: Int(sessions.ttlMs / 1000), path: "/",
-                                      secure: secure, httpOnly: true, sameSite: .strict))
+            response.setCookie(
+                Cookie(
+                    name: AdminSessions.cookieName, value: id, maxAge: Int(sessions.ttlMs / 1000), path: "/",
+                    secure: secure, httpOnly: true, sameSite: .strict))
             return response
         }
         router.post("/logout") { request, _ -> Response in
             if let id = request.cookies[AdminSessions.cookieName]?.value { sessions.close(id) }
             var response = HTML.redirect("/login")
-            response.setCookie(Cookie(name: AdminSessions.cookieName, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict))
+            response.setCookie(
+                Cookie(
+                    name: AdminSessions.cookieName, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict))
             return response
         }
     }
 
     static func loginPage(next: String?, error: String?) -> String {
         let message = error.map { "<p class=\"error\" id=\"login-error\">\(HTML.escape($0))</p>" } ?? ""
-        return HTML.page(title: "Log in", body: """
-            <main class="narrow"><h1>pollerd</h1>
-            <form method="post" action="/login" class="login">
-            <label for="token">Admin or read token</label>
-            <input type="password" id="token" name="token" autocomplete="current-password" required autofocus>
-            <input type="hidden" name="next" value="\(HTML.escape(HTML.localPath(next)))">
-            <button type="submit" id="login">Log in</button>
-            </form>\(message)
-            <p class="hint">A token from <code>admin.tokens</code> in the job file, or <code>POLLERD_ADMIN_TOKEN</code> / <code>POLLERD_READ_TOKEN</code>.</p>
-            </main>
-            """)
+        return HTML.page(
+            title: "Log in",
+            body: """
+                <main class="narrow"><h1>pollerd</h1>
+                <form method="post" action="/login" class="login">
+                <label for="token">Admin or read token</label>
+                <input type="password" id="token" name="token" autocomplete="current-password" required autofocus>
+                <input type="hidden" name="next" value="\(HTML.escape(HTML.localPath(next)))">
+                <button type="submit" id="login">Log in</button>
+                </form>\(message)
+                <p class="hint">A token from <code>admin.tokens</code> in the job file, or <code>POLLERD_ADMIN_TOKEN</code> / <code>POLLERD_READ_TOKEN</code>.</p>
+                </main>
+                """)
     }
 }

@@ -27,7 +27,9 @@ public final class AdminSessions: Sendable {
     private let table = Mutex<[String: AdminSession]>([:])
 
     public init(clock: any WallClock, ttlMs: Int64 = defaultTTLMs, capacity: Int = defaultCapacity) {
-        self.clock = clock; self.ttlMs = ttlMs; self.capacity = max(1, capacity)
+        self.clock = clock
+        self.ttlMs = ttlMs
+        self.capacity = max(1, capacity)
     }
 
     /// Opens a session; returns the cookie value and the session.
@@ -38,7 +40,8 @@ public final class AdminSessions: Sendable {
         table.withLock { t in
             if t.count >= capacity {
                 t = t.filter { $0.value.expiresAtMs > now }
-                while t.count >= capacity, let oldest = t.min(by: { $0.value.expiresAtMs < $1.value.expiresAtMs })?.key {
+                while t.count >= capacity, let oldest = t.min(by: { $0.value.expiresAtMs < $1.value.expiresAtMs })?.key
+                {
                     t[oldest] = nil
                 }
             }
@@ -54,7 +57,10 @@ public final class AdminSessions: Sendable {
         let now = clock.nowMs
         return table.withLock { t in
             guard let s = t[k] else { return nil }
-            if s.expiresAtMs <= now { t[k] = nil; return nil }
+            if s.expiresAtMs <= now {
+                t[k] = nil
+                return nil
+            }
             return s
         }
     }

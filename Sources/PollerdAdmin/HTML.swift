@@ -1,7 +1,7 @@
 import Foundation
-import PollerdCore
-public import Hummingbird
 import HTTPTypes
+public import Hummingbird
+import PollerdCore
 
 /// HTML helpers for the dashboard and the admin server's own pages (errors, login).
 public enum HTML {
@@ -61,7 +61,8 @@ public enum HTML {
     /// `next` when it is a path on this server, else `/` (no open redirect).
     public static func localPath(_ next: String?) -> String {
         guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.hasPrefix("/\\"),
-              !next.contains(where: { $0.isNewline || $0 == "\0" }), next.utf8.count <= 2048 else { return "/" }
+            !next.contains(where: { $0.isNewline || $0 == "\0" }), next.utf8.count <= 2048
+        else { return "/" }
         return next
     }
 }

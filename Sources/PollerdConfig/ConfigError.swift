@@ -8,7 +8,11 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
 
     public init(file: String, line: Int, column: Int, jobID: String? = nil, message: String) {
-        self.file = file; self.line = line; self.column = column; self.jobID = jobID; self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        self.jobID = jobID
+        self.message = message
     }
 
     public var description: String {

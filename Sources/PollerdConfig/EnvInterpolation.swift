@@ -15,10 +15,22 @@ public enum EnvInterpolation {
         var i = text.startIndex
         while i < text.endIndex {
             let c = text[i]
-            guard c == "$" else { out.append(c); i = text.index(after: i); continue }
+            guard c == "$" else {
+                out.append(c)
+                i = text.index(after: i)
+                continue
+            }
             let n = text.index(after: i)
-            if n < text.endIndex, text[n] == "$" { out.append("$"); i = text.index(after: n); continue }
-            guard n < text.endIndex, text[n] == "{" else { out.append(c); i = n; continue }
+            if n < text.endIndex, text[n] == "$" {
+                out.append("$")
+                i = text.index(after: n)
+                continue
+            }
+            guard n < text.endIndex, text[n] == "{" else {
+                out.append(c)
+                i = n
+                continue
+            }
             guard let close = text[n...].firstIndex(of: "}") else {
                 throw Failure(message: "unterminated '${' in \"\(text)\"")
             }
@@ -37,7 +49,8 @@ public enum EnvInterpolation {
             } else if let fallback {
                 out += fallback
             } else {
-                throw Failure(message: "environment variable '\(name)' is not set and has no default (write ${\(name):-default})")
+                throw Failure(
+                    message: "environment variable '\(name)' is not set and has no default (write ${\(name):-default})")
             }
             i = text.index(after: close)
         }

@@ -1,5 +1,5 @@
-public import PollerdCore
 public import Foundation
+public import PollerdCore
 import Yams
 
 /// A loaded job file: the settings, the jobs that validated, and every problem found.
@@ -27,7 +27,10 @@ public struct JobFile: Sendable {
     }
 
     /// Loads and validates a job file. Never throws: every problem is located in `errors`.
-    public static func load(path: String, registry: PollerRegistry, environment: [String: String] = ProcessInfo.processInfo.environment, nowMs: Int64) -> JobFile {
+    public static func load(
+        path: String, registry: PollerRegistry, environment: [String: String] = ProcessInfo.processInfo.environment,
+        nowMs: Int64
+    ) -> JobFile {
         switch SourceText.read(path: path, what: "job file", maxBytes: maxBytes) {
         case .failure(let e):
             return JobFile(path: path, settings: GlobalSettings(), jobs: [], errors: [e], warnings: [], isFatal: true)
@@ -40,10 +43,16 @@ public struct JobFile: Sendable {
     public static let maxBytes = 32 << 20
 
     /// What the settings add to the kinds (plugins from `plugin_dirs`), with their problems.
-    public typealias KindProvider = @Sendable (GlobalSettings, _ jobFileDirectory: String) -> (registry: PollerRegistry, errors: [ConfigError], warnings: [ConfigError])
+    public typealias KindProvider =
+        @Sendable (GlobalSettings, _ jobFileDirectory: String) -> (
+            registry: PollerRegistry, errors: [ConfigError], warnings: [ConfigError]
+        )
 
     /// Loads a job file whose kinds depend on its settings (plugin directories).
-    public static func load(path: String, kinds: @escaping KindProvider, environment: [String: String] = ProcessInfo.processInfo.environment, nowMs: Int64) -> JobFile {
+    public static func load(
+        path: String, kinds: @escaping KindProvider,
+        environment: [String: String] = ProcessInfo.processInfo.environment, nowMs: Int64
+    ) -> JobFile {
         guard case .success(let text) = SourceText.read(path: path, what: "job file", maxBytes: maxBytes) else {
             return load(path: path, registry: PollerRegistry(), environment: environment, nowMs: nowMs)
         }
@@ -51,11 +60,15 @@ public struct JobFile: Sendable {
     }
 
     /// Validates job-file text.
-    public static func parse(_ text: String, path: String, registry: PollerRegistry, kinds: KindProvider? = nil, environment: [String: String], nowMs: Int64) -> JobFile {
+    public static func parse(
+        _ text: String, path: String, registry: PollerRegistry, kinds: KindProvider? = nil,
+        environment: [String: String], nowMs: Int64
+    ) -> JobFile {
         var v = JobFileValidator(file: path, registry: registry, environment: environment, nowMs: nowMs)
         v.kinds = kinds
         v.run(text)
-        var f = JobFile(path: path, settings: v.settings, jobs: v.jobs, errors: v.errors, warnings: v.warnings, isFatal: v.fatal)
+        var f = JobFile(
+            path: path, settings: v.settings, jobs: v.jobs, errors: v.errors, warnings: v.warnings, isFatal: v.fatal)
         f.registry = v.registry
         return f
     }

@@ -3,20 +3,36 @@ import PollerdCore
 import Yams
 
 extension JobFileValidator {
-    static let deliveryKeys: Set<String> = ["max_attempts", "max_backlog", "dedup_window", "concurrency", "batch_size", "retry_base_ms", "retry_max_secs"]
+    static let deliveryKeys: Set<String> = [
+        "max_attempts", "max_backlog", "dedup_window", "concurrency", "batch_size", "retry_base_ms", "retry_max_secs",
+    ]
     static let sinkTypes: Set<String> = ["file", "webhook", "nats", "stdout"]
 
     mutating func readDelivery(_ node: Node) throws -> DeliveryTuning {
         let m = try mapping(node, job: nil, what: "'delivery'")
         try checkKeys(m, allowed: Self.deliveryKeys, job: nil, context: "'delivery'")
         var d = DeliveryTuning()
-        if let n = value(m, "max_attempts") { d.maxAttempts = Int(try int(n, job: nil, key: "max_attempts", range: 1...1000)) }
-        if let n = value(m, "max_backlog") { d.maxBacklog = try int(n, job: nil, key: "max_backlog", range: 1...100_000_000) }
-        if let n = value(m, "dedup_window") { d.dedupWindow = Int(try int(n, job: nil, key: "dedup_window", range: 0...1_000_000)) }
-        if let n = value(m, "concurrency") { d.concurrency = Int(try int(n, job: nil, key: "concurrency", range: 1...1024)) }
-        if let n = value(m, "batch_size") { d.batchSize = Int(try int(n, job: nil, key: "batch_size", range: 1...10_000)) }
-        if let n = value(m, "retry_base_ms") { d.retryBaseMs = try int(n, job: nil, key: "retry_base_ms", range: 1...3_600_000) }
-        if let n = value(m, "retry_max_secs") { d.retryMaxMs = try int(n, job: nil, key: "retry_max_secs", range: 1...86_400) * 1000 }
+        if let n = value(m, "max_attempts") {
+            d.maxAttempts = Int(try int(n, job: nil, key: "max_attempts", range: 1...1000))
+        }
+        if let n = value(m, "max_backlog") {
+            d.maxBacklog = try int(n, job: nil, key: "max_backlog", range: 1...100_000_000)
+        }
+        if let n = value(m, "dedup_window") {
+            d.dedupWindow = Int(try int(n, job: nil, key: "dedup_window", range: 0...1_000_000))
+        }
+        if let n = value(m, "concurrency") {
+            d.concurrency = Int(try int(n, job: nil, key: "concurrency", range: 1...1024))
+        }
+        if let n = value(m, "batch_size") {
+            d.batchSize = Int(try int(n, job: nil, key: "batch_size", range: 1...10_000))
+        }
+        if let n = value(m, "retry_base_ms") {
+            d.retryBaseMs = try int(n, job: nil, key: "retry_base_ms", range: 1...3_600_000)
+        }
+        if let n = value(m, "retry_max_secs") {
+            d.retryMaxMs = try int(n, job: nil, key: "retry_max_secs", range: 1...86_400) * 1000
+        }
         if d.retryMaxMs < d.retryBaseMs {
             throw fail(node, "delivery.retry_max_secs must not be shorter than retry_base_ms")
         }
@@ -29,7 +45,9 @@ extension JobFileValidator {
     mutating func listen(_ n: Node, key: String) throws -> ListenAddress? {
         let v = try string(n, job: nil, key: key)
         if v == "off" { return nil }
-        guard let address = ListenAddress(v) else { throw fail(n, "\(key) must be HOST:PORT, such as 127.0.0.1:9091, or off") }
+        guard let address = ListenAddress(v) else {
+            throw fail(n, "\(key) must be HOST:PORT, such as 127.0.0.1:9091, or off")
+        }
         return address
     }
 
@@ -51,7 +69,9 @@ extension JobFileValidator {
                 let token = try string(tok, job: nil, key: "token")
                 guard token.utf8.count >= 16 else { throw fail(tok, "an admin token must be at least 16 characters") }
                 let role = try value(t, "role").map { try string($0, job: nil, key: "role") } ?? "read"
-                guard role == "read" || role == "admin" else { throw fail(entry, "an admin token's role is 'read' or 'admin', not '\(role)'") }
+                guard role == "read" || role == "admin" else {
+                    throw fail(entry, "an admin token's role is 'read' or 'admin', not '\(role)'")
+                }
                 s.admin.tokens.append(AdminTokenSpec(token: token, role: role))
             }
         }
@@ -64,18 +84,27 @@ extension JobFileValidator {
         let m = try mapping(node, job: nil, what: "'http'")
         try checkKeys(m, allowed: Self.httpKeys, job: nil, context: "'http'")
         var h = HTTPSettings()
-        if let n = value(m, "per_host_limit") { h.perHostLimit = Int(try int(n, job: nil, key: "per_host_limit", range: 1...1024)) }
+        if let n = value(m, "per_host_limit") {
+            h.perHostLimit = Int(try int(n, job: nil, key: "per_host_limit", range: 1...1024))
+        }
         if let n = value(m, "user_agent") {
             let ua = try string(n, job: nil, key: "user_agent")
-            guard !ua.isEmpty, !ua.contains("\r"), !ua.contains("\n") else { throw fail(n, "http.user_agent must be one non-empty line") }
+            guard !ua.isEmpty, !ua.contains("\r"), !ua.contains("\n") else {
+                throw fail(n, "http.user_agent must be one non-empty line")
+            }
             h.userAgent = ua
         }
         if let n = value(m, "allow_addresses") {
-            guard case .sequence(let seq) = n else { throw fail(n, "http.allow_addresses must be a list such as [\"10.1.0.0/16\", \"127.0.0.1/32:8080\"]") }
+            guard case .sequence(let seq) = n else {
+                throw fail(n, "http.allow_addresses must be a list such as [\"10.1.0.0/16\", \"127.0.0.1/32:8080\"]")
+            }
             for entry in seq {
                 let text = try string(entry, job: nil, key: "allow_addresses")
                 guard let range = AddressRange(text) else {
-                    throw fail(entry, "http.allow_addresses: '\(text)' is not ADDRESS[/BITS][:PORT] (an IPv6 address with a port goes in brackets)")
+                    throw fail(
+                        entry,
+                        "http.allow_addresses: '\(text)' is not ADDRESS[/BITS][:PORT] (an IPv6 address with a port goes in brackets)"
+                    )
                 }
                 h.allowAddresses.append(range)
             }
@@ -94,7 +123,9 @@ extension JobFileValidator {
         for entry in seq {
             let sink = try readSink(entry, job: job)
             if let line = names[sink.name] {
-                throw fail(entry, job: job, "two sinks named '\(sink.name)' (the first at line \(line)); give one a distinct 'name'")
+                throw fail(
+                    entry, job: job,
+                    "two sinks named '\(sink.name)' (the first at line \(line)); give one a distinct 'name'")
             }
             names[sink.name] = entry.mark?.line ?? 0
             sinks.append(sink)
@@ -107,7 +138,11 @@ extension JobFileValidator {
         try checkKeys(m, allowed: Self.sinkTypes.union(["name"]), job: job, context: "a sink")
         let types = m.compactMap { k, _ in k.scalar.map(\.string) }.filter { Self.sinkTypes.contains($0) }
         guard types.count == 1, let type = types.first, let body = value(m, type) else {
-            throw fail(node, job: job, types.isEmpty ? "a sink needs one of file, webhook, nats or stdout" : "a sink takes only one of file, webhook, nats or stdout")
+            throw fail(
+                node, job: job,
+                types.isEmpty
+                    ? "a sink needs one of file, webhook, nats or stdout"
+                    : "a sink takes only one of file, webhook, nats or stdout")
         }
         let target: SinkTarget
         // The default name must not depend on how the job file was named on the command line:
@@ -133,9 +168,14 @@ extension JobFileValidator {
             try checkKeys(bm, allowed: ["subject"], job: job, context: "nats")
             guard let sn = value(bm, "subject") else { throw fail(body, job: job, "nats needs 'subject'") }
             let subject = try string(sn, job: job, key: "subject")
-            if let problem = Self.subjectProblem(subject) { throw fail(sn, job: job, "invalid subject '\(subject)': \(problem)") }
+            if let problem = Self.subjectProblem(subject) {
+                throw fail(sn, job: job, "invalid subject '\(subject)': \(problem)")
+            }
             target = .nats(subject: subject)
-            warn(sn, job: job, "nats sinks publish on the in-process broker until NATS is configured; with no subscriber in the process, items wait in the outbox")
+            warn(
+                sn, job: job,
+                "nats sinks publish on the in-process broker until NATS is configured; with no subscriber in the process, items wait in the outbox"
+            )
         default:
             target = .webhook(try readWebhook(body, job: job))
         }
@@ -156,8 +196,10 @@ extension JobFileValidator {
         try checkKeys(bm, allowed: ["url", "headers", "secret", "timeout_secs"], job: job, context: "webhook")
         guard let un = value(bm, "url") else { throw fail(body, job: job, "webhook needs 'url'") }
         let url = try string(un, job: job, key: "url")
-        guard let comps = URLComponents(string: url), let scheme = comps.scheme?.lowercased(), scheme == "http" || scheme == "https",
-              let host = comps.host, !host.isEmpty else {
+        guard let comps = URLComponents(string: url), let scheme = comps.scheme?.lowercased(),
+            scheme == "http" || scheme == "https",
+            let host = comps.host, !host.isEmpty
+        else {
             throw fail(un, job: job, "webhook url must be an http:// or https:// URL with a host, not '\(url)'")
         }
         var w = WebhookTarget(url: url)
@@ -173,16 +215,22 @@ extension JobFileValidator {
                     throw fail(k, job: job, "header '\(name)' is set by pollerd and cannot be configured")
                 }
                 let value = try string(v, job: job, key: name)
-                if value.contains(where: { $0 == "\r" || $0 == "\n" }) { throw fail(v, job: job, "header '\(name)' must be on one line") }
+                if value.contains(where: { $0 == "\r" || $0 == "\n" }) {
+                    throw fail(v, job: job, "header '\(name)' must be on one line")
+                }
                 w.headers[name] = value
             }
         }
         if let sn = value(bm, "secret") {
             let secret = try string(sn, job: job, key: "secret")
-            if secret.isEmpty { throw fail(sn, job: job, "secret must not be empty (leave it out to send no signature)") }
+            if secret.isEmpty {
+                throw fail(sn, job: job, "secret must not be empty (leave it out to send no signature)")
+            }
             w.secret = secret
         }
-        if let tn = value(bm, "timeout_secs") { w.timeoutSecs = try int(tn, job: job, key: "timeout_secs", range: 1...300) }
+        if let tn = value(bm, "timeout_secs") {
+            w.timeoutSecs = try int(tn, job: job, key: "timeout_secs", range: 1...300)
+        }
         return w
     }
 

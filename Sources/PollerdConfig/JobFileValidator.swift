@@ -1,5 +1,5 @@
-import PollerdCore
 import Foundation
+import PollerdCore
 import Yams
 
 /// Walks the YAML tree of a job file, validating as it goes and locating every problem.
@@ -27,11 +27,16 @@ struct JobFileValidator {
     struct Abandon: Error {}
 
     static let rootKeys: Set<String> = ["pollers", "schema_version"]
-    static let pollerKeys: Set<String> = ["enabled", "state_db", "default_jitter_ms", "lease_ttl_factor", "failure_alert_cooldown_secs",
-                                          "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync",
-                                          "deliver", "delivery", "admin_listen", "http", "admin", "alert_sinks", "tick_history", "tick_log_level",
-                                          "max_plugin_processes", "plugin_memory_max_mb"]
-    static let jobKeys: Set<String> = ["id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up", "extra", "deliver", "dedup_window", "max_staleness_secs"]
+    static let pollerKeys: Set<String> = [
+        "enabled", "state_db", "default_jitter_ms", "lease_ttl_factor", "failure_alert_cooldown_secs",
+        "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync",
+        "deliver", "delivery", "admin_listen", "http", "admin", "alert_sinks", "tick_history", "tick_log_level",
+        "max_plugin_processes", "plugin_memory_max_mb",
+    ]
+    static let jobKeys: Set<String> = [
+        "id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up",
+        "extra", "deliver", "dedup_window", "max_staleness_secs",
+    ]
     static let scheduleKeys: Set<String> = ["every_secs", "cron", "tz", "at", "stagger_jitter_ms"]
 
     // MARK: errors
@@ -44,7 +49,8 @@ struct JobFileValidator {
 
     mutating func warn(_ node: Node?, job: String? = nil, _ message: String) {
         let m = node?.mark
-        warnings.append(ConfigError(file: file, line: m?.line ?? 0, column: m?.column ?? 0, jobID: job, message: message))
+        warnings.append(
+            ConfigError(file: file, line: m?.line ?? 0, column: m?.column ?? 0, jobID: job, message: message))
     }
 
     // MARK: entry
@@ -74,7 +80,10 @@ struct JobFileValidator {
         var seen = 0
         if let at = Self.overBudget(root, budget: budget, seen: &seen) {
             fatal = true
-            _ = fail(at, "YAML aliases expand the job file past \(budget) nodes (an alias bomb?); write the values out or use fewer aliases")
+            _ = fail(
+                at,
+                "YAML aliases expand the job file past \(budget) nodes (an alias bomb?); write the values out or use fewer aliases"
+            )
             return
         }
         do {
@@ -98,7 +107,9 @@ struct JobFileValidator {
         case .scalar, .alias: return nil
         case .mapping(let m):
             for (k, v) in m {
-                if let at = overBudget(k, budget: budget, seen: &seen) ?? overBudget(v, budget: budget, seen: &seen) { return at }
+                if let at = overBudget(k, budget: budget, seen: &seen) ?? overBudget(v, budget: budget, seen: &seen) {
+                    return at
+                }
             }
             return nil
         case .sequence(let s):
@@ -109,12 +120,15 @@ struct JobFileValidator {
 
     static func locate(_ e: YamlError, file: String) -> ConfigError {
         switch e {
-        case .scanner(let ctx, let problem, let mark, _), .parser(let ctx, let problem, let mark, _), .composer(let ctx, let problem, let mark, _):
+        case .scanner(let ctx, let problem, let mark, _), .parser(let ctx, let problem, let mark, _),
+            .composer(let ctx, let problem, let mark, _):
             let c = ctx.map { "\($0.text) " } ?? ""
-            return ConfigError(file: file, line: mark.line, column: mark.column, message: "YAML syntax error: \(c)\(problem)")
+            return ConfigError(
+                file: file, line: mark.line, column: mark.column, message: "YAML syntax error: \(c)\(problem)")
         case .duplicatedKeysInMapping(let dups, let ctx):
-            return ConfigError(file: file, line: ctx.mark.line, column: ctx.mark.column,
-                               message: "duplicate key \(dups.sorted().map { "'\($0)'" }.joined(separator: ", ")) in a mapping")
+            return ConfigError(
+                file: file, line: ctx.mark.line, column: ctx.mark.column,
+                message: "duplicate key \(dups.sorted().map { "'\($0)'" }.joined(separator: ", ")) in a mapping")
         default:
             return ConfigError(file: file, line: 0, column: 0, message: "YAML error: \(e)")
         }
@@ -131,15 +145,27 @@ struct JobFileValidator {
             s.stateDB = try string(n, job: nil, key: "state_db")
             if s.stateDB.isEmpty { throw fail(n, "state_db must not be empty") }
         }
-        if let n = value(m, "default_jitter_ms") { s.defaultJitterMs = try int(n, job: nil, key: "default_jitter_ms", range: 0...86_400_000) }
+        if let n = value(m, "default_jitter_ms") {
+            s.defaultJitterMs = try int(n, job: nil, key: "default_jitter_ms", range: 0...86_400_000)
+        }
         if let n = value(m, "lease_ttl_factor") {
             s.leaseTTLFactor = try double(n, job: nil, key: "lease_ttl_factor")
-            if !(1.0...100.0).contains(s.leaseTTLFactor) { throw fail(n, "lease_ttl_factor must be between 1.0 and 100.0") }
+            if !(1.0...100.0).contains(s.leaseTTLFactor) {
+                throw fail(n, "lease_ttl_factor must be between 1.0 and 100.0")
+            }
         }
-        if let n = value(m, "failure_alert_cooldown_secs") { s.failureAlertCooldownSecs = try int(n, job: nil, key: "failure_alert_cooldown_secs", range: 0...31_536_000) }
-        if let n = value(m, "breaker_threshold") { s.breakerThreshold = Int(try int(n, job: nil, key: "breaker_threshold", range: 1...1000)) }
-        if let n = value(m, "max_concurrent_ticks") { s.maxConcurrentTicks = Int(try int(n, job: nil, key: "max_concurrent_ticks", range: 1...100_000)) }
-        if let n = value(m, "shutdown_grace_secs") { s.shutdownGraceSecs = try int(n, job: nil, key: "shutdown_grace_secs", range: 0...3600) }
+        if let n = value(m, "failure_alert_cooldown_secs") {
+            s.failureAlertCooldownSecs = try int(n, job: nil, key: "failure_alert_cooldown_secs", range: 0...31_536_000)
+        }
+        if let n = value(m, "breaker_threshold") {
+            s.breakerThreshold = Int(try int(n, job: nil, key: "breaker_threshold", range: 1...1000))
+        }
+        if let n = value(m, "max_concurrent_ticks") {
+            s.maxConcurrentTicks = Int(try int(n, job: nil, key: "max_concurrent_ticks", range: 1...100_000))
+        }
+        if let n = value(m, "shutdown_grace_secs") {
+            s.shutdownGraceSecs = try int(n, job: nil, key: "shutdown_grace_secs", range: 0...3600)
+        }
         if let n = value(m, "state_sync") {
             let v = try string(n, job: nil, key: "state_sync")
             guard v == "full" || v == "normal" else { throw fail(n, "state_sync must be 'full' or 'normal'") }
@@ -155,10 +181,14 @@ struct JobFileValidator {
         if let n = value(m, "alert_sinks") { s.alertSinks = try readSinks(n, job: nil) }
         if let n = value(m, "tick_log_level") {
             let v = try string(n, job: nil, key: "tick_log_level")
-            guard ["trace", "debug", "info", "notice"].contains(v) else { throw fail(n, "tick_log_level must be trace, debug, info or notice, not '\(v)'") }
+            guard ["trace", "debug", "info", "notice"].contains(v) else {
+                throw fail(n, "tick_log_level must be trace, debug, info or notice, not '\(v)'")
+            }
             s.tickLogLevel = v
         }
-        if let n = value(m, "tick_history") { s.tickHistory = Int(try int(n, job: nil, key: "tick_history", range: 0...10_000)) }
+        if let n = value(m, "tick_history") {
+            s.tickHistory = Int(try int(n, job: nil, key: "tick_history", range: 0...10_000))
+        }
         if let n = value(m, "max_plugin_processes") {
             s.maxPluginProcesses = Int(try int(n, job: nil, key: "max_plugin_processes", range: 0...100_000))
         }
@@ -200,7 +230,11 @@ struct JobFileValidator {
     // MARK: one job
 
     static func isValidJobID(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.count <= 64 && s.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "." || $0 == "-") }
+        !s.isEmpty && s.utf8.count <= 64
+            && s.unicodeScalars.allSatisfy {
+                $0.isASCII
+                    && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "." || $0 == "-")
+            }
     }
 
     mutating func readJob(_ node: Node) throws -> JobSpec {
@@ -212,11 +246,15 @@ struct JobFileValidator {
             throw fail(idNode, job: id, "invalid id: use 1 to 64 letters, digits, '_', '.' or '-'")
         }
         try checkKeys(m, allowed: Self.jobKeys, job: id, context: "a job")
-        guard let kindNode = value(m, "kind") else { throw fail(node, job: id, "missing 'kind' (known kinds: \(registry.kinds.joined(separator: ", ")))") }
+        guard let kindNode = value(m, "kind") else {
+            throw fail(node, job: id, "missing 'kind' (known kinds: \(registry.kinds.joined(separator: ", ")))")
+        }
         let kind = try string(kindNode, job: id, key: "kind")
         guard let poller = registry.poller(for: kind) else {
             let hint = Suggest.closest(to: kind, in: registry.kinds).map { " (did you mean '\($0)'?)" } ?? ""
-            throw fail(kindNode, job: id, "unknown kind '\(kind)'\(hint); known kinds: \(registry.kinds.joined(separator: ", "))")
+            throw fail(
+                kindNode, job: id,
+                "unknown kind '\(kind)'\(hint); known kinds: \(registry.kinds.joined(separator: ", "))")
         }
         // Every section is checked, so one run of `validate` reports all of a job's errors;
         // `fail` records each one as it is found.
@@ -244,7 +282,9 @@ struct JobFileValidator {
             do {
                 try poller.validate(config: config)
             } catch {
-                throw fail(configNode.flatMap { locate(path: error.path, in: $0) } ?? configNode ?? node, job: id, error.description)
+                throw fail(
+                    configNode.flatMap { locate(path: error.path, in: $0) } ?? configNode ?? node, job: id,
+                    error.description)
             }
         } catch { bad = true }
         var failureTo: FailureTarget?
@@ -253,24 +293,36 @@ struct JobFileValidator {
                 let fm = try mapping(n, job: id, what: "failure_to")
                 try checkKeys(fm, allowed: ["channel", "to", "recipient"], job: id, context: "failure_to")
                 guard let ch = value(fm, "channel") else { throw fail(n, job: id, "failure_to needs 'channel'") }
-                guard let to = value(fm, "to") ?? value(fm, "recipient") else { throw fail(n, job: id, "failure_to needs 'to'") }
-                failureTo = FailureTarget(channel: try string(ch, job: id, key: "channel"), to: try string(to, job: id, key: "to"))
+                guard let to = value(fm, "to") ?? value(fm, "recipient") else {
+                    throw fail(n, job: id, "failure_to needs 'to'")
+                }
+                failureTo = FailureTarget(
+                    channel: try string(ch, job: id, key: "channel"), to: try string(to, job: id, key: "to"))
                 if let target = failureTo, !settings.alertSinks.contains(where: { $0.name == target.channel }) {
                     let known = settings.alertSinks.map(\.name)
-                    warn(ch, job: id, "failure_to.channel '\(target.channel)' names no sink in pollers.alert_sinks"
-                         + (known.isEmpty ? " (there are none)" : " (known: \(known.joined(separator: ", ")))") + "; no failure alert will be sent")
+                    warn(
+                        ch, job: id,
+                        "failure_to.channel '\(target.channel)' names no sink in pollers.alert_sinks"
+                            + (known.isEmpty ? " (there are none)" : " (known: \(known.joined(separator: ", ")))")
+                            + "; no failure alert will be sent")
                 }
             } catch { bad = true }
         }
         var pausedOnBoot = false
-        if let n = value(m, "paused_on_boot") { do { pausedOnBoot = try bool(n, job: id, key: "paused_on_boot") } catch { bad = true } }
+        if let n = value(m, "paused_on_boot") {
+            do { pausedOnBoot = try bool(n, job: id, key: "paused_on_boot") } catch { bad = true }
+        }
         var timeout: Int64 = 60
-        if let n = value(m, "timeout_secs") { do { timeout = try int(n, job: id, key: "timeout_secs", range: 1...86_400) } catch { bad = true } }
+        if let n = value(m, "timeout_secs") {
+            do { timeout = try int(n, job: id, key: "timeout_secs", range: 1...86_400) } catch { bad = true }
+        }
         var catchUp = CatchUp.once
         if let n = value(m, "catch_up") {
             do {
                 let s = try string(n, job: id, key: "catch_up")
-                guard let c = CatchUp(rawValue: s) else { throw fail(n, job: id, "catch_up must be 'skip' or 'once', not '\(s)'") }
+                guard let c = CatchUp(rawValue: s) else {
+                    throw fail(n, job: id, "catch_up must be 'skip' or 'once', not '\(s)'")
+                }
                 catchUp = c
             } catch { bad = true }
         }
@@ -278,19 +330,35 @@ struct JobFileValidator {
         var deliver = settings.deliver
         if let n = value(m, "deliver") { do { deliver = try readSinks(n, job: id) } catch { bad = true } }
         var dedupWindow: Int?
-        if let n = value(m, "dedup_window") { do { dedupWindow = Int(try int(n, job: id, key: "dedup_window", range: 0...1_000_000)) } catch { bad = true } }
+        if let n = value(m, "dedup_window") {
+            do { dedupWindow = Int(try int(n, job: id, key: "dedup_window", range: 0...1_000_000)) } catch {
+                bad = true
+            }
+        }
         var maxStaleness: Int64?
-        if let n = value(m, "max_staleness_secs") { do { maxStaleness = try int(n, job: id, key: "max_staleness_secs", range: 1...31_536_000) } catch { bad = true } }
+        if let n = value(m, "max_staleness_secs") {
+            do { maxStaleness = try int(n, job: id, key: "max_staleness_secs", range: 1...31_536_000) } catch {
+                bad = true
+            }
+        }
         guard !bad, let schedule, let schedNode else { throw Abandon() }
         if case .at(let t) = schedule.spec, t <= nowMs {
-            warn(schedNode, job: id, "'at' instant \(RFC3339.format(ms: t)) is in the past; the job will not fire unless it was due while the daemon was down")
+            warn(
+                schedNode, job: id,
+                "'at' instant \(RFC3339.format(ms: t)) is in the past; the job will not fire unless it was due while the daemon was down"
+            )
         }
-        var spec = JobSpec(id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo,
-                           pausedOnBoot: pausedOnBoot, timeoutSecs: timeout, catchUp: catchUp, deliver: deliver, dedupWindow: dedupWindow)
+        var spec = JobSpec(
+            id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo,
+            pausedOnBoot: pausedOnBoot, timeoutSecs: timeout, catchUp: catchUp, deliver: deliver,
+            dedupWindow: dedupWindow)
         spec.maxStalenessSecs = maxStaleness
         if let target = failureTo, let sink = settings.alertSinks.first(where: { $0.name == target.channel }) {
             if let same = deliver.first(where: { $0.name == sink.name }), same != sink {
-                throw fail(value(m, "failure_to")!, job: id, "failure_to.channel '\(sink.name)' names an alert sink, and this job has another sink of that name in deliver; rename one")
+                throw fail(
+                    value(m, "failure_to")!, job: id,
+                    "failure_to.channel '\(sink.name)' names an alert sink, and this job has another sink of that name in deliver; rename one"
+                )
             }
             spec.alertSinks = [sink]
         }
@@ -300,14 +368,23 @@ struct JobFileValidator {
     mutating func readSchedule(_ node: Node, job: String) throws -> Schedule {
         let m = try mapping(node, job: job, what: "schedule")
         try checkKeys(m, allowed: Self.scheduleKeys, job: job, context: "schedule")
-        let every = value(m, "every_secs"), cron = value(m, "cron"), at = value(m, "at"), tz = value(m, "tz")
+        let every = value(m, "every_secs")
+        let cron = value(m, "cron")
+        let at = value(m, "at")
+        let tz = value(m, "tz")
         let count = [every, cron, at].compactMap { $0 }.count
         guard count == 1 else {
-            throw fail(node, job: job, count == 0 ? "schedule needs one of every_secs, cron or at" : "schedule takes only one of every_secs, cron or at")
+            throw fail(
+                node, job: job,
+                count == 0
+                    ? "schedule needs one of every_secs, cron or at"
+                    : "schedule takes only one of every_secs, cron or at")
         }
         if let tz, cron == nil { throw fail(tz, job: job, "'tz' only goes with 'cron'") }
         var jitter: Int64?
-        if let n = value(m, "stagger_jitter_ms") { jitter = try int(n, job: job, key: "stagger_jitter_ms", range: 0...86_400_000) }
+        if let n = value(m, "stagger_jitter_ms") {
+            jitter = try int(n, job: job, key: "stagger_jitter_ms", range: 0...86_400_000)
+        }
         if let every {
             let s = try int(every, job: job, key: "every_secs", range: 1...315_360_000)
             return Schedule(.every(seconds: s), jitterMs: jitter)
@@ -315,7 +392,9 @@ struct JobFileValidator {
         if let cron {
             let text = try string(cron, job: job, key: "cron")
             let expr: CronExpression
-            do { expr = try CronExpression(text) } catch { throw fail(cron, job: job, "invalid cron expression \"\(text)\": \(error)") }
+            do { expr = try CronExpression(text) } catch {
+                throw fail(cron, job: job, "invalid cron expression \"\(text)\": \(error)")
+            }
             var zone = ZoneRules.utc
             if let tz {
                 let name = try string(tz, job: job, key: "tz")
@@ -393,13 +472,17 @@ struct JobFileValidator {
         guard tag == .int || interpolatedNumber, let v = Int64(t.replacingOccurrences(of: "_", with: "")) else {
             throw fail(node, job: job, "'\(key)' must be a whole number, not '\(t)'")
         }
-        guard range.contains(v) else { throw fail(node, job: job, "'\(key)' must be between \(range.lowerBound) and \(range.upperBound), not \(v)") }
+        guard range.contains(v) else {
+            throw fail(node, job: job, "'\(key)' must be between \(range.lowerBound) and \(range.upperBound), not \(v)")
+        }
         return v
     }
 
     mutating func double(_ node: Node, job: String?, key: String) throws -> Double {
         let (t, tag) = try scalar(node, job: job, key: key)
-        guard tag == .int || tag == .float, let v = Double(t), v.isFinite else { throw fail(node, job: job, "'\(key)' must be a number, not '\(t)'") }
+        guard tag == .int || tag == .float, let v = Double(t), v.isFinite else {
+            throw fail(node, job: job, "'\(key)' must be a number, not '\(t)'")
+        }
         return v
     }
 

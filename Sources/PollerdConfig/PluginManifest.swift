@@ -1,5 +1,5 @@
-import PollerdCore
 import Foundation
+import PollerdCore
 import TOMLKit
 
 /// A validated plugin manifest (`nexo-plugin.toml` or `pollerd-plugin.toml`, nexo's schema).
@@ -47,7 +47,9 @@ public enum PluginManifestLoader {
     public static func discover(directories: [String], relativeTo base: String) -> Discovery {
         var d = Discovery()
         for dir in directories {
-            let root = dir.hasPrefix("/") ? dir : ((base as NSString).appendingPathComponent(dir) as NSString).standardizingPath
+            let root =
+                dir.hasPrefix("/")
+                ? dir : ((base as NSString).appendingPathComponent(dir) as NSString).standardizingPath
             guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else {
                 d.errors.append(ConfigError(file: root, line: 0, column: 0, message: "plugin directory cannot be read"))
                 continue
@@ -63,9 +65,14 @@ public enum PluginManifestLoader {
                     if let m = r.manifest {
                         // Two plugins with one id: the second is left out, located, naming the first.
                         if let first = d.manifests.first(where: { $0.id == m.id }) {
-                            let v = ManifestValidator(text: (try? String(contentsOfFile: path, encoding: .utf8)) ?? "", path: path)
-                            d.errors.append(ConfigError(file: path, line: v.line(of: "id", in: "plugin"), column: 1,
-                                                        message: "[plugin] id: '\(m.id)' is already the id of the plugin in \(first.path); this one is left out"))
+                            let v = ManifestValidator(
+                                text: (try? String(contentsOfFile: path, encoding: .utf8)) ?? "", path: path)
+                            d.errors.append(
+                                ConfigError(
+                                    file: path, line: v.line(of: "id", in: "plugin"), column: 1,
+                                    message:
+                                        "[plugin] id: '\(m.id)' is already the id of the plugin in \(first.path); this one is left out"
+                                ))
                         } else {
                             d.manifests.append(m)
                         }
@@ -83,19 +90,28 @@ public enum PluginManifestLoader {
 
     /// Loads one manifest file (its directory is made absolute: plugins run from there), and
     /// checks that its command can be started.
-    public static func load(path rawPath: String) -> (manifest: PluginManifest?, errors: [ConfigError], warnings: [ConfigError]) {
-        let path = rawPath.hasPrefix("/") ? rawPath
-            : ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(rawPath) as NSString).standardizingPath
+    public static func load(
+        path rawPath: String
+    ) -> (manifest: PluginManifest?, errors: [ConfigError], warnings: [ConfigError]) {
+        let path =
+            rawPath.hasPrefix("/")
+            ? rawPath
+            : ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(rawPath) as NSString)
+                .standardizingPath
         let text: String
         switch SourceText.read(path: path, what: "manifest", maxBytes: maxManifestBytes) {
         case .failure(let e): return (nil, [e], [])
         case .success(let t): text = t
         }
         var r = parse(text, path: path)
-        if let m = r.manifest, let command = m.command, let problem = commandProblem(command, environment: ProcessInfo.processInfo.environment) {
+        if let m = r.manifest, let command = m.command,
+            let problem = commandProblem(command, environment: ProcessInfo.processInfo.environment)
+        {
             let v = ManifestValidator(text: text, path: path)
-            r.errors.append(ConfigError(file: path, line: v.line(of: "command", in: "plugin.entrypoint"), column: 1,
-                                        message: "[plugin.entrypoint] command: \(problem); plugin '\(m.id)' is left out"))
+            r.errors.append(
+                ConfigError(
+                    file: path, line: v.line(of: "command", in: "plugin.entrypoint"), column: 1,
+                    message: "[plugin.entrypoint] command: \(problem); plugin '\(m.id)' is left out"))
             r.manifest = nil
         }
         return r
@@ -108,7 +124,9 @@ public enum PluginManifestLoader {
             var st = stat()
             guard stat(path, &st) == 0 else { return "'\(path)' does not exist" }
             guard (st.st_mode & S_IFMT) == S_IFREG else { return "'\(path)' is not a regular file" }
-            guard access(path, X_OK) == 0 else { return "'\(path)' is not executable (mode \(String(st.st_mode & 0o777, radix: 8)))" }
+            guard access(path, X_OK) == 0 else {
+                return "'\(path)' is not executable (mode \(String(st.st_mode & 0o777, radix: 8)))"
+            }
             return nil
         }
         if command.contains("/") { return check(command) }
@@ -118,7 +136,9 @@ public enum PluginManifestLoader {
     }
 
     /// Validates manifest text.
-    public static func parse(_ text: String, path: String) -> (manifest: PluginManifest?, errors: [ConfigError], warnings: [ConfigError]) {
+    public static func parse(
+        _ text: String, path: String
+    ) -> (manifest: PluginManifest?, errors: [ConfigError], warnings: [ConfigError]) {
         var v = ManifestValidator(text: text, path: path)
         let m = v.run()
         return (v.errors.isEmpty ? m : nil, v.errors, v.warnings)
@@ -151,7 +171,9 @@ struct ManifestValidator {
                 continue
             }
             guard let key, current == table else { continue }
-            let bare = l.split(separator: "=", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'")) }
+            let bare = l.split(separator: "=", maxSplits: 1).first.map {
+                $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+            }
             if bare == key { return i + 1 }
         }
         return 0
@@ -159,15 +181,18 @@ struct ManifestValidator {
 
     mutating func fail(_ table: String, _ key: String?, _ message: String) {
         let where_ = key.map { "[\(table)] \($0)" } ?? "[\(table)]"
-        errors.append(ConfigError(file: path, line: line(of: key, in: table), column: 1, message: "\(where_): \(message)"))
+        errors.append(
+            ConfigError(file: path, line: line(of: key, in: table), column: 1, message: "\(where_): \(message)"))
     }
 
     mutating func warn(_ table: String, _ key: String?, _ message: String) {
         let where_ = key.map { "[\(table)] \($0)" } ?? "[\(table)]"
-        warnings.append(ConfigError(file: path, line: line(of: key, in: table), column: 1, message: "\(where_): \(message)"))
+        warnings.append(
+            ConfigError(file: path, line: line(of: key, in: table), column: 1, message: "\(where_): \(message)"))
     }
 
-    static func matches(_ s: String, first: (Character) -> Bool, rest: (Character) -> Bool, min: Int, max: Int) -> Bool {
+    static func matches(_ s: String, first: (Character) -> Bool, rest: (Character) -> Bool, min: Int, max: Int) -> Bool
+    {
         guard s.count >= min, s.count <= max, let f = s.first, first(f) else { return false }
         return s.dropFirst().allSatisfy(rest)
     }
@@ -179,24 +204,38 @@ struct ManifestValidator {
         do {
             root = try TOMLTable(string: text)
         } catch let e as TOMLParseError {
-            errors.append(ConfigError(file: path, line: e.source.begin.line, column: e.source.begin.column, message: "TOML syntax error: \(e.description)"))
+            errors.append(
+                ConfigError(
+                    file: path, line: e.source.begin.line, column: e.source.begin.column,
+                    message: "TOML syntax error: \(e.description)"))
             return nil
         } catch {
             errors.append(ConfigError(file: path, line: 0, column: 0, message: "TOML error: \(error)"))
             return nil
         }
         for key in root.keys where key != "plugin" {
-            if key == "manifest_version" { warn("", key, "known to nexo, not used by pollerd") } else { fail("", key, "unknown key") }
+            if key == "manifest_version" {
+                warn("", key, "known to nexo, not used by pollerd")
+            } else {
+                fail("", key, "unknown key")
+            }
         }
         guard let plugin = root["plugin"]?.table else {
             fail("plugin", nil, "missing the [plugin] table")
             return nil
         }
         let known: Set<String> = ["id", "version", "name", "description", "entrypoint", "poller", "supervisor"]
-        let nexoOnly: Set<String> = ["requires", "capabilities", "min_nexo_version", "enabled_by_default", "tools", "channels"]
+        let nexoOnly: Set<String> = [
+            "requires", "capabilities", "min_nexo_version", "enabled_by_default", "tools", "channels",
+        ]
         for key in plugin.keys where !known.contains(key) {
-            if nexoOnly.contains(key) { warn("plugin", key, "known to nexo, not used by pollerd") }
-            else { fail("plugin", key, "unknown key" + (Suggest.closest(to: key, in: known).map { " (did you mean '\($0)'?)" } ?? "")) }
+            if nexoOnly.contains(key) {
+                warn("plugin", key, "known to nexo, not used by pollerd")
+            } else {
+                fail(
+                    "plugin", key,
+                    "unknown key" + (Suggest.closest(to: key, in: known).map { " (did you mean '\($0)'?)" } ?? ""))
+            }
         }
         let id = str(plugin, "plugin", "id", required: true) ?? ""
         if !id.isEmpty && !Self.matches(id, first: Self.isLower, rest: Self.isIdent, min: 1, max: 32) {
@@ -209,7 +248,10 @@ struct ManifestValidator {
         }
         let name = str(plugin, "plugin", "name", required: true) ?? ""
         var desc = str(plugin, "plugin", "description", required: true) ?? ""
-        if desc.utf8.count > 4096 { fail("plugin", "description", "is \(desc.utf8.count) bytes; at most 4096"); desc = "" }
+        if desc.utf8.count > 4096 {
+            fail("plugin", "description", "is \(desc.utf8.count) bytes; at most 4096")
+            desc = ""
+        }
 
         var command: String?
         var args: [String] = []
@@ -221,11 +263,17 @@ struct ManifestValidator {
             command = str(ep, t, "command", required: false)
             if command?.isEmpty == true { command = nil }
             args = strList(ep, t, "args") ?? []
-            if args.count > 256 { fail(t, "args", "has \(args.count) entries; at most 256") ; args = [] }
+            if args.count > 256 {
+                fail(t, "args", "has \(args.count) entries; at most 256")
+                args = []
+            }
             inherit = strList(ep, t, "inherit_env") ?? []
             if let e = table(ep, t, "env") {
                 for k in e.keys {
-                    guard let v = e[k]?.string else { fail(t, "env", "'\(k)' must be a string"); continue }
+                    guard let v = e[k]?.string else {
+                        fail(t, "env", "'\(k)' must be a string")
+                        continue
+                    }
                     if k.hasPrefix("NEXO_") { fail(t, "env", "'\(k)': keys starting with NEXO_ are reserved") }
                     env[k] = v
                 }
@@ -236,12 +284,19 @@ struct ManifestValidator {
             return nil
         }
         let pt = "plugin.poller"
-        checkKeys(poller, pt, ["kinds", "broker_topic_prefix", "lifecycle", "max_concurrent_ticks", "tick_timeout_secs", "max_reply_bytes"])
+        checkKeys(
+            poller, pt,
+            [
+                "kinds", "broker_topic_prefix", "lifecycle", "max_concurrent_ticks", "tick_timeout_secs",
+                "max_reply_bytes",
+            ])
         let kinds = strList(poller, pt, "kinds") ?? []
         if kinds.isEmpty { fail(pt, "kinds", "must list at least one kind") }
         var seenKinds = Set<String>()
         for k in kinds {
-            if !Self.matches(k, first: Self.isLower, rest: Self.isIdent, min: 2, max: 64) { fail(pt, "kinds", "'\(k)' must match ^[a-z][a-z0-9_]+$") }
+            if !Self.matches(k, first: Self.isLower, rest: Self.isIdent, min: 2, max: 64) {
+                fail(pt, "kinds", "'\(k)' must match ^[a-z][a-z0-9_]+$")
+            }
             if !seenKinds.insert(k).inserted { fail(pt, "kinds", "'\(k)' is listed twice") }
         }
         let prefix = str(poller, pt, "broker_topic_prefix", required: false) ?? "plugin.poller.\(id)"
@@ -249,18 +304,25 @@ struct ManifestValidator {
             fail(pt, "broker_topic_prefix", "'\(prefix)' must be non-empty, without spaces or a leading/trailing '.'")
         }
         let lifecycle = str(poller, pt, "lifecycle", required: false) ?? "long_lived"
-        if lifecycle != "long_lived" && lifecycle != "ephemeral" { fail(pt, "lifecycle", "must be \"long_lived\" or \"ephemeral\", not \"\(lifecycle)\"") }
+        if lifecycle != "long_lived" && lifecycle != "ephemeral" {
+            fail(pt, "lifecycle", "must be \"long_lived\" or \"ephemeral\", not \"\(lifecycle)\"")
+        }
         let maxConc = int(poller, pt, "max_concurrent_ticks", 1...64) ?? 1
         let timeout = int(poller, pt, "tick_timeout_secs", 1...3600) ?? 60
         let maxReply = int(poller, pt, "max_reply_bytes", 1024...(256 << 20)) ?? (4 << 20)
         if lifecycle == "ephemeral" && command == nil {
             fail("plugin.entrypoint", "command", "an ephemeral plugin needs a command to spawn")
         }
-        var respawn = false, attempts = 3, backoff = 1000, tail = 32
+        var respawn = false
+        var attempts = 3
+        var backoff = 1000
+        var tail = 32
         if let sup = table(plugin, "plugin", "supervisor") {
             let st = "plugin.supervisor"
             checkKeys(sup, st, ["respawn", "max_attempts", "backoff_ms", "stderr_tail_lines"])
-            if let v = sup["respawn"] { if let b = v.bool { respawn = b } else { fail(st, "respawn", "must be true or false") } }
+            if let v = sup["respawn"] {
+                if let b = v.bool { respawn = b } else { fail(st, "respawn", "must be true or false") }
+            }
             attempts = int(sup, st, "max_attempts", 1...100) ?? 3
             backoff = int(sup, st, "backoff_ms", 100...300_000) ?? 1000
             tail = int(sup, st, "stderr_tail_lines", 1...512) ?? 32
@@ -269,21 +331,26 @@ struct ManifestValidator {
         if let c = command, c.contains("/"), !c.hasPrefix("/") {
             command = ((dir as NSString).appendingPathComponent(c) as NSString).standardizingPath
         }
-        return PluginManifest(path: path, directory: dir, id: id, version: version, name: name, description: desc, command: command,
-                              args: args, env: env, inheritEnv: inherit, kinds: kinds, brokerTopicPrefix: prefix, lifecycle: lifecycle,
-                              maxConcurrentTicks: maxConc, tickTimeoutSecs: Int64(timeout), maxReplyBytes: maxReply,
-                              respawn: respawn, maxAttempts: attempts, backoffMs: Int64(backoff), stderrTailLines: tail)
+        return PluginManifest(
+            path: path, directory: dir, id: id, version: version, name: name, description: desc, command: command,
+            args: args, env: env, inheritEnv: inherit, kinds: kinds, brokerTopicPrefix: prefix, lifecycle: lifecycle,
+            maxConcurrentTicks: maxConc, tickTimeoutSecs: Int64(timeout), maxReplyBytes: maxReply,
+            respawn: respawn, maxAttempts: attempts, backoffMs: Int64(backoff), stderrTailLines: tail)
     }
 
     mutating func checkKeys(_ t: TOMLTable, _ name: String, _ allowed: Set<String>) {
         for k in t.keys where !allowed.contains(k) {
-            fail(name, k, "unknown key" + (Suggest.closest(to: k, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""))
+            fail(
+                name, k, "unknown key" + (Suggest.closest(to: k, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""))
         }
     }
 
     mutating func table(_ t: TOMLTable, _ name: String, _ key: String) -> TOMLTable? {
         guard let v = t[key] else { return nil }
-        guard let tt = v.table else { fail(name, key, "must be a table"); return nil }
+        guard let tt = v.table else {
+            fail(name, key, "must be a table")
+            return nil
+        }
         return tt
     }
 
@@ -292,17 +359,26 @@ struct ManifestValidator {
             if required { fail(name, nil, "missing '\(key)'") }
             return nil
         }
-        guard let s = v.string else { fail(name, key, "must be a string"); return nil }
+        guard let s = v.string else {
+            fail(name, key, "must be a string")
+            return nil
+        }
         if required && s.trimmingCharacters(in: .whitespaces).isEmpty { fail(name, key, "must not be empty") }
         return s
     }
 
     mutating func strList(_ t: TOMLTable, _ name: String, _ key: String) -> [String]? {
         guard let v = t[key] else { return nil }
-        guard let a = v.array else { fail(name, key, "must be an array of strings"); return nil }
+        guard let a = v.array else {
+            fail(name, key, "must be an array of strings")
+            return nil
+        }
         var out: [String] = []
         for e in a {
-            guard let s = e.string else { fail(name, key, "must contain only strings"); return nil }
+            guard let s = e.string else {
+                fail(name, key, "must contain only strings")
+                return nil
+            }
             out.append(s)
         }
         return out
@@ -310,8 +386,14 @@ struct ManifestValidator {
 
     mutating func int(_ t: TOMLTable, _ name: String, _ key: String, _ range: ClosedRange<Int>) -> Int? {
         guard let v = t[key] else { return nil }
-        guard let i = v.int else { fail(name, key, "must be an integer"); return nil }
-        guard range.contains(i) else { fail(name, key, "must be between \(range.lowerBound) and \(range.upperBound), not \(i)"); return nil }
+        guard let i = v.int else {
+            fail(name, key, "must be an integer")
+            return nil
+        }
+        guard range.contains(i) else {
+            fail(name, key, "must be between \(range.lowerBound) and \(range.upperBound), not \(i)")
+            return nil
+        }
         return i
     }
 }

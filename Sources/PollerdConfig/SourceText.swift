@@ -8,7 +8,9 @@ enum SourceText {
     /// byte: invalid UTF-8 and a NUL byte (which YAML and TOML parsers read as the end).
     static func decode(_ data: Data, path: String, what: String) -> Result<String, ConfigError> {
         let bytes = [UInt8](data)
-        var i = 0, line = 1, lineStart = 0
+        var i = 0
+        var line = 1
+        var lineStart = 0
         func located(_ message: String) -> Result<String, ConfigError> {
             // Columns count characters: the bytes since the line start that begin a character.
             let column = bytes[lineStart..<i].filter { $0 & 0xC0 != 0x80 }.count + 1
@@ -16,9 +18,17 @@ enum SourceText {
         }
         while i < bytes.count {
             let b = bytes[i]
-            if b == 0x0A { line += 1; lineStart = i + 1; i += 1; continue }
+            if b == 0x0A {
+                line += 1
+                lineStart = i + 1
+                i += 1
+                continue
+            }
             if b == 0 { return located("\(what) contains a NUL byte; text files may not") }
-            if b < 0x80 { i += 1; continue }
+            if b < 0x80 {
+                i += 1
+                continue
+            }
             let n = b >= 0xF0 && b <= 0xF4 ? 4 : b >= 0xE0 ? 3 : b >= 0xC2 && b < 0xE0 ? 2 : 0
             var ok = n > 0 && i + n <= bytes.count
             if ok {
@@ -27,10 +37,16 @@ enum SourceText {
             if ok {
                 // Overlong, surrogate and out-of-range forms.
                 let c1 = bytes[i + 1]
-                if (b == 0xE0 && c1 < 0xA0) || (b == 0xED && c1 >= 0xA0) || (b == 0xF0 && c1 < 0x90) || (b == 0xF4 && c1 >= 0x90) { ok = false }
+                if (b == 0xE0 && c1 < 0xA0) || (b == 0xED && c1 >= 0xA0) || (b == 0xF0 && c1 < 0x90)
+                    || (b == 0xF4 && c1 >= 0x90)
+                {
+                    ok = false
+                }
             }
             guard ok else {
-                return located("\(what) is not valid UTF-8: byte 0x\(String(b, radix: 16, uppercase: true)) does not start a valid sequence")
+                return located(
+                    "\(what) is not valid UTF-8: byte 0x\(String(b, radix: 16, uppercase: true)) does not start a valid sequence"
+                )
             }
             i += n
         }
@@ -40,7 +56,10 @@ enum SourceText {
     /// Reads a file of at most `maxBytes`; the error says which limit or failure stopped it.
     static func read(path: String, what: String, maxBytes: Int) -> Result<String, ConfigError> {
         if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxBytes {
-            return .failure(ConfigError(file: path, line: 0, column: 0, message: "the \(what) is \(size) bytes, over the \(maxBytes)-byte limit"))
+            return .failure(
+                ConfigError(
+                    file: path, line: 0, column: 0,
+                    message: "the \(what) is \(size) bytes, over the \(maxBytes)-byte limit"))
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             return .failure(ConfigError(file: path, line: 0, column: 0, message: "cannot read the \(what)"))

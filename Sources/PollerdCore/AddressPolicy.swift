@@ -18,7 +18,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     public init?(_ text: String) {
         var t = Substring(text)
         if t.hasPrefix("["), t.hasSuffix("]") { t = t.dropFirst().dropLast() }
-        if let pct = t.firstIndex(of: "%") { t = t[..<pct] }   // a zone id names an interface, not an address
+        if let pct = t.firstIndex(of: "%") { t = t[..<pct] } // a zone id names an interface, not an address
         var v4 = in_addr()
         if inet_pton(AF_INET, String(t), &v4) == 1 {
             self.bytes = withUnsafeBytes(of: v4) { Array($0) }
@@ -90,7 +90,9 @@ public struct AddressRange: Sendable, Hashable, CustomStringConvertible {
             if after.hasPrefix(":") {
                 guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { return nil }
                 port = p
-            } else if !after.isEmpty { return nil }
+            } else if !after.isEmpty {
+                return nil
+            }
             rest = inside
         } else if rest.filter({ $0 == ":" }).count == 1, let colon = rest.lastIndex(of: ":") {
             guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else { return nil }
@@ -162,12 +164,15 @@ public struct AddressPolicy: Sendable {
             return restriction(of: v4).map { "IPv4-mapped form of \(v4), \($0)" }
         }
         if ip.matches(zero12 + [0, 0, 0, 0], bits: 96), let v4 = ip.embeddedV4() {
-            return "IPv4-compatible form of \(v4)" + (restriction(of: v4).map { ", \($0)" } ?? " (deprecated, never routed)")
+            return "IPv4-compatible form of \(v4)"
+                + (restriction(of: v4).map { ", \($0)" } ?? " (deprecated, never routed)")
         }
         if ip.matches([0, 0x64, 0xFF, 0x9B] + [UInt8](repeating: 0, count: 12), bits: 96), let v4 = ip.embeddedV4() {
             return restriction(of: v4).map { "NAT64 form of \(v4), \($0)" }
         }
-        if ip.matches([0, 0x64, 0xFF, 0x9B, 0, 1] + [UInt8](repeating: 0, count: 10), bits: 48) { return "local-use NAT64 (64:ff9b:1::/48)" }
+        if ip.matches([0, 0x64, 0xFF, 0x9B, 0, 1] + [UInt8](repeating: 0, count: 10), bits: 48) {
+            return "local-use NAT64 (64:ff9b:1::/48)"
+        }
         if ip.matches([0x20, 0x02] + [UInt8](repeating: 0, count: 14), bits: 16), let v4 = ip.embeddedV4(at: 2) {
             return restriction(of: v4).map { "6to4 form of \(v4), \($0)" }
         }
@@ -198,7 +203,8 @@ public struct AddressPolicy: Sendable {
     /// parsers disagree about it.
     public static func obfuscatedIPv4(_ host: String) -> IPAddress? {
         guard !host.isEmpty, IPAddress(host) == nil,
-              host.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == "x" || $0 == "X" }) else { return nil }
+            host.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == "x" || $0 == "X" })
+        else { return nil }
         var addr = in_addr()
         guard inet_aton(host, &addr) != 0 else { return nil }
         return IPAddress(bytes: withUnsafeBytes(of: addr) { Array($0) })

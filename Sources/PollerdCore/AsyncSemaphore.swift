@@ -25,7 +25,11 @@ public final class AsyncSemaphore: Sendable {
         if Task.isCancelled { return false }
         // A free permit is taken without suspending (no continuation, no cancellation handler).
         let id: UInt64? = state.withLock { s in
-            if s.available > 0 && s.waiters.isEmpty { s.available -= 1; s.inUse += 1; return nil }
+            if s.available > 0 && s.waiters.isEmpty {
+                s.available -= 1
+                s.inUse += 1
+                return nil
+            }
             s.nextID += 1
             return s.nextID
         }
@@ -35,7 +39,11 @@ public final class AsyncSemaphore: Sendable {
                 enum Now { case got, cancelled, wait }
                 let now: Now = state.withLock { s in
                     if Task.isCancelled { return .cancelled }
-                    if s.available > 0 { s.available -= 1; s.inUse += 1; return .got }
+                    if s.available > 0 {
+                        s.available -= 1
+                        s.inUse += 1
+                        return .got
+                    }
                     s.waiters.append((id, c))
                     return .wait
                 }
@@ -57,7 +65,11 @@ public final class AsyncSemaphore: Sendable {
     /// Gives a permit back (to the longest waiter, if any).
     public func release() {
         let next: CheckedContinuation<Bool, Never>? = state.withLock { s in
-            if s.waiters.isEmpty { s.available += 1; s.inUse -= 1; return nil }
+            if s.waiters.isEmpty {
+                s.available += 1
+                s.inUse -= 1
+                return nil
+            }
             return s.waiters.removeFirst().c
         }
         next?.resume(returning: true)

@@ -29,16 +29,21 @@ public enum Base64URL {
                 var k = 0
                 while k + 3 <= n {
                     let w = UInt32(raw[k]) << 16 | UInt32(raw[k + 1]) << 8 | UInt32(raw[k + 2])
-                    out.append(a[Int(w >> 18)]); out.append(a[Int(w >> 12 & 63)])
-                    out.append(a[Int(w >> 6 & 63)]); out.append(a[Int(w & 63)])
+                    out.append(a[Int(w >> 18)])
+                    out.append(a[Int(w >> 12 & 63)])
+                    out.append(a[Int(w >> 6 & 63)])
+                    out.append(a[Int(w & 63)])
                     k += 3
                 }
                 if n - k == 1 {
                     let w = UInt32(raw[k]) << 16
-                    out.append(a[Int(w >> 18)]); out.append(a[Int(w >> 12 & 63)])
+                    out.append(a[Int(w >> 18)])
+                    out.append(a[Int(w >> 12 & 63)])
                 } else if n - k == 2 {
                     let w = UInt32(raw[k]) << 16 | UInt32(raw[k + 1]) << 8
-                    out.append(a[Int(w >> 18)]); out.append(a[Int(w >> 12 & 63)]); out.append(a[Int(w >> 6 & 63)])
+                    out.append(a[Int(w >> 18)])
+                    out.append(a[Int(w >> 12 & 63)])
+                    out.append(a[Int(w >> 6 & 63)])
                 }
             }
         }

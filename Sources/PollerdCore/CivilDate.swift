@@ -40,7 +40,7 @@ public enum CivilDate {
     /// Day of the week, 0 = Sunday.
     public static func weekday(year: Int, month: Int, day: Int) -> Int {
         let d = daysFromCivil(year: year, month: month, day: day)
-        return Int(((d % 7) + 11) % 7)   // 1970-01-01 was a Thursday (4)
+        return Int(((d % 7) + 11) % 7) // 1970-01-01 was a Thursday (4)
     }
 }
 
@@ -49,20 +49,39 @@ public struct LocalFields: Sendable, Hashable {
     public var year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int
 
     public init(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
-        self.year = year; self.month = month; self.day = day
-        self.hour = hour; self.minute = minute; self.second = second
+        self.year = year
+        self.month = month
+        self.day = day
+        self.hour = hour
+        self.minute = minute
+        self.second = second
     }
 
     /// Carries seconds into minutes, minutes into hours, and so on (only upward overflow).
     public mutating func normalize() {
-        if second >= 60 { minute += second / 60; second %= 60 }
-        if minute >= 60 { hour += minute / 60; minute %= 60 }
-        if hour >= 24 { day += hour / 24; hour %= 24 }
-        while month > 12 { month -= 12; year += 1 }
+        if second >= 60 {
+            minute += second / 60
+            second %= 60
+        }
+        if minute >= 60 {
+            hour += minute / 60
+            minute %= 60
+        }
+        if hour >= 24 {
+            day += hour / 24
+            hour %= 24
+        }
+        while month > 12 {
+            month -= 12
+            year += 1
+        }
         while day > CivilDate.daysInMonth(year: year, month: month) {
             day -= CivilDate.daysInMonth(year: year, month: month)
             month += 1
-            if month > 12 { month = 1; year += 1 }
+            if month > 12 {
+                month = 1
+                year += 1
+            }
         }
     }
 

@@ -10,12 +10,12 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     var seconds: UInt64 = 0
     var minutes: UInt64 = 0
     var hours: UInt32 = 0
-    var daysOfMonth: UInt32 = 0      // bits 1...31
+    var daysOfMonth: UInt32 = 0 // bits 1...31
     var lastDayOfMonth = false
-    var months: UInt16 = 0           // bits 1...12
-    var daysOfWeek: UInt8 = 0        // bits 0...6, 0 = Sunday
-    var lastWeekdays: UInt8 = 0      // `nL`: bit n set
-    var nthWeekdays: Set<Int> = []   // `n#k`: encoded n*10+k
+    var months: UInt16 = 0 // bits 1...12
+    var daysOfWeek: UInt8 = 0 // bits 0...6, 0 = Sunday
+    var lastWeekdays: UInt8 = 0 // `nL`: bit n set
+    var nthWeekdays: Set<Int> = [] // `n#k`: encoded n*10+k
     var domRestricted = false
     var dowRestricted = false
 
@@ -36,7 +36,9 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         "@yearly": "0 0 0 1 1 *", "@annually": "0 0 0 1 1 *", "@monthly": "0 0 0 1 * *",
         "@weekly": "0 0 0 * * 0", "@daily": "0 0 0 * * *", "@midnight": "0 0 0 * * *", "@hourly": "0 0 * * * *",
     ]
-    private static let monthNames = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+    private static let monthNames = [
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ]
     private static let dayNames = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
 
     /// Parses an expression; throws `ParseError` naming the bad field.
@@ -46,7 +48,11 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         var expanded = trimmed
         if trimmed.hasPrefix("@") {
             guard let m = Self.macros[trimmed.lowercased()] else {
-                throw ParseError(field: "expression", message: "unknown macro '\(trimmed)' (known: @yearly @annually @monthly @weekly @daily @midnight @hourly)")
+                throw ParseError(
+                    field: "expression",
+                    message:
+                        "unknown macro '\(trimmed)' (known: @yearly @annually @monthly @weekly @daily @midnight @hourly)"
+                )
             }
             expanded = m
         }
@@ -55,22 +61,29 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         case 5: fields.insert("0", at: 0)
         case 6: break
         default:
-            throw ParseError(field: "expression", message: "expected 5 fields (min hour dom mon dow) or 6 (sec min hour dom mon dow), got \(fields.count)")
+            throw ParseError(
+                field: "expression",
+                message: "expected 5 fields (min hour dom mon dow) or 6 (sec min hour dom mon dow), got \(fields.count)"
+            )
         }
         seconds = try Self.parseSimple(fields[0], name: "second", range: 0...59, names: nil)
         minutes = try Self.parseSimple(fields[1], name: "minute", range: 0...59, names: nil)
         hours = UInt32(try Self.parseSimple(fields[2], name: "hour", range: 0...23, names: nil))
         try parseDayOfMonth(fields[3])
-        months = UInt16(try Self.parseSimple(fields[4], name: "month", range: 1...12, names: Self.monthNames, nameBase: 1))
+        months = UInt16(
+            try Self.parseSimple(fields[4], name: "month", range: 1...12, names: Self.monthNames, nameBase: 1))
         try parseDayOfWeek(fields[5])
     }
 
     // MARK: parsing
 
-    private static func parseNumber(_ s: String, name: String, range: ClosedRange<Int>, names: [String]?, nameBase: Int) throws -> Int {
+    private static func parseNumber(
+        _ s: String, name: String, range: ClosedRange<Int>, names: [String]?, nameBase: Int
+    ) throws -> Int {
         if let n = Int(s) {
             guard range.contains(n) else {
-                throw ParseError(field: name, message: "value \(n) out of range \(range.lowerBound)-\(range.upperBound)")
+                throw ParseError(
+                    field: name, message: "value \(n) out of range \(range.lowerBound)-\(range.upperBound)")
             }
             return n
         }
@@ -79,7 +92,10 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Parses `*`, `?`, lists, ranges and steps into a bit set.
-    private static func parseSimple(_ field: String, name: String, range: ClosedRange<Int>, names: [String]?, nameBase: Int = 0, allowQuestion: Bool = false) throws -> UInt64 {
+    private static func parseSimple(
+        _ field: String, name: String, range: ClosedRange<Int>, names: [String]?, nameBase: Int = 0,
+        allowQuestion: Bool = false
+    ) throws -> UInt64 {
         var bits: UInt64 = 0
         if field.isEmpty { throw ParseError(field: name, message: "empty field") }
         for part in field.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
@@ -97,14 +113,19 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
                 }
                 step = s
             }
-            var lo: Int, hi: Int
+            var lo: Int
+            var hi: Int
             if rangePart == "*" || (rangePart == "?" && allowQuestion) {
-                lo = range.lowerBound; hi = range.upperBound
+                lo = range.lowerBound
+                hi = range.upperBound
             } else if rangePart == "?" {
                 throw ParseError(field: name, message: "'?' is only allowed in day-of-month and day-of-week")
             } else if let dash = rangePart.firstIndex(of: "-"), dash != rangePart.startIndex {
-                lo = try parseNumber(String(rangePart[..<dash]), name: name, range: range, names: names, nameBase: nameBase)
-                hi = try parseNumber(String(rangePart[rangePart.index(after: dash)...]), name: name, range: range, names: names, nameBase: nameBase)
+                lo = try parseNumber(
+                    String(rangePart[..<dash]), name: name, range: range, names: names, nameBase: nameBase)
+                hi = try parseNumber(
+                    String(rangePart[rangePart.index(after: dash)...]), name: name, range: range, names: names,
+                    nameBase: nameBase)
                 guard lo <= hi else {
                     throw ParseError(field: name, message: "range \(rangePart) runs backwards")
                 }
@@ -113,7 +134,10 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
                 hi = part.contains("/") ? range.upperBound : lo
             }
             var v = lo
-            while v <= hi { bits |= 1 << UInt64(v); v += step }
+            while v <= hi {
+                bits |= 1 << UInt64(v)
+                v += step
+            }
         }
         return bits
     }
@@ -125,7 +149,9 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             if part.uppercased() == "L" { lastDayOfMonth = true } else { rest.append(part) }
         }
         if !rest.isEmpty {
-            daysOfMonth = UInt32(try Self.parseSimple(rest.joined(separator: ","), name: "day-of-month", range: 1...31, names: nil, allowQuestion: true))
+            daysOfMonth = UInt32(
+                try Self.parseSimple(
+                    rest.joined(separator: ","), name: "day-of-month", range: 1...31, names: nil, allowQuestion: true))
         }
     }
 
@@ -149,8 +175,10 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             }
         }
         if !rest.isEmpty {
-            let bits = try Self.parseSimple(rest.joined(separator: ","), name: "day-of-week", range: 0...7, names: Self.dayNames, allowQuestion: true)
-            daysOfWeek = UInt8(truncatingIfNeeded: bits & 0x7f) | UInt8((bits >> 7) & 1)   // 7 is Sunday too
+            let bits = try Self.parseSimple(
+                rest.joined(separator: ","), name: "day-of-week", range: 0...7, names: Self.dayNames,
+                allowQuestion: true)
+            daysOfWeek = UInt8(truncatingIfNeeded: bits & 0x7f) | UInt8((bits >> 7) & 1) // 7 is Sunday too
         }
     }
 
@@ -192,19 +220,29 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             if guardCount > 2_000_000 { return nil }
             f.normalize()
             if (months & (1 << UInt16(f.month))) == 0 {
-                f.month += 1; f.day = 1; f.hour = 0; f.minute = 0; f.second = 0
+                f.month += 1
+                f.day = 1
+                f.hour = 0
+                f.minute = 0
+                f.second = 0
                 continue
             }
             if !matchesDay(year: f.year, month: f.month, day: f.day) {
-                f.day += 1; f.hour = 0; f.minute = 0; f.second = 0
+                f.day += 1
+                f.hour = 0
+                f.minute = 0
+                f.second = 0
                 continue
             }
             if (hours & (1 << UInt32(f.hour))) == 0 {
-                f.hour += 1; f.minute = 0; f.second = 0
+                f.hour += 1
+                f.minute = 0
+                f.second = 0
                 continue
             }
             if (minutes & (1 << UInt64(f.minute))) == 0 {
-                f.minute += 1; f.second = 0
+                f.minute += 1
+                f.second = 0
                 continue
             }
             if (seconds & (1 << UInt64(f.second))) == 0 {

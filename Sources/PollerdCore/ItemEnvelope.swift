@@ -9,7 +9,8 @@ public struct OutboxEntry: Sendable, Equatable {
     public var envelope: String
 
     public init(key: String, envelope: String) {
-        self.key = key; self.envelope = envelope
+        self.key = key
+        self.envelope = envelope
     }
 }
 
@@ -21,11 +22,12 @@ public enum ItemEnvelope {
     /// The idempotency key of an item: `JOB:ID` when the item has a string or integer `id`,
     /// otherwise `JOB:sha256:HEX` over the item's canonical JSON.
     public static func key(jobID: String, item: JSONValue) -> String {
-        let own: String? = switch item["id"] {
-        case .string(let s)? where !s.isEmpty: s
-        case .int(let i)?: String(i)
-        default: nil
-        }
+        let own: String? =
+            switch item["id"] {
+            case .string(let s)? where !s.isEmpty: s
+            case .int(let i)?: String(i)
+            default: nil
+            }
         if let own, own.utf8.count <= maxInlineID, !own.hasPrefix("sha256:") {
             return "\(jobID):\(own)"
         }

@@ -21,7 +21,10 @@ public struct JSONParser {
     /// it passes the offset just past its end.
     private var ends: UnsafeMutablePointer<Int32>?
 
-    init(_ bytes: UnsafeBufferPointer<UInt8>, at offset: Int = 0) { self.bytes = bytes; i = offset }
+    init(_ bytes: UnsafeBufferPointer<UInt8>, at offset: Int = 0) {
+        self.bytes = bytes
+        i = offset
+    }
 
     static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(Failure) -> JSONValue {
         var p = JSONParser(bytes)
@@ -91,7 +94,10 @@ public struct JSONParser {
         // member by member rehashes it at every doubling.
         var members: [(String, JSONValue)] = []
         skipSpace()
-        if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object([:]) }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
+            i += 1
+            return .object([:])
+        }
         func done() -> JSONValue {
             // A repeated key keeps its last value, as serde_json does.
             .object(Dictionary(members, uniquingKeysWith: { _, last in last }))
@@ -107,8 +113,14 @@ public struct JSONParser {
             members.append((key, try value(depth: depth)))
             skipSpace()
             guard i < bytes.count else { throw fail("unexpected end of input in an object") }
-            if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-            if bytes[i] == UInt8(ascii: "}") { i += 1; return done() }
+            if bytes[i] == UInt8(ascii: ",") {
+                i += 1
+                continue
+            }
+            if bytes[i] == UInt8(ascii: "}") {
+                i += 1
+                return done()
+            }
             throw fail("expected ',' or '}'")
         }
     }
@@ -125,7 +137,11 @@ public struct JSONParser {
             let open = i
             i += 1
             skipSpace()
-            if i < bytes.count, bytes[i] == close { i += 1; ends?[open] = Int32(truncatingIfNeeded: i); return }
+            if i < bytes.count, bytes[i] == close {
+                i += 1
+                ends?[open] = Int32(truncatingIfNeeded: i)
+                return
+            }
             while true {
                 skipSpace()
                 if isObject {
@@ -138,13 +154,23 @@ public struct JSONParser {
                 }
                 try skip(depth: depth + 1)
                 skipSpace()
-                guard i < bytes.count else { throw fail(isObject ? "unexpected end of input in an object" : "unexpected end of input in an array") }
-                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                if bytes[i] == close { i += 1; ends?[open] = Int32(truncatingIfNeeded: i); return }
+                guard i < bytes.count else {
+                    throw fail(
+                        isObject ? "unexpected end of input in an object" : "unexpected end of input in an array")
+                }
+                if bytes[i] == UInt8(ascii: ",") {
+                    i += 1
+                    continue
+                }
+                if bytes[i] == close {
+                    i += 1
+                    ends?[open] = Int32(truncatingIfNeeded: i)
+                    return
+                }
                 throw fail(isObject ? "expected ',' or '}'" : "expected ',' or ']'")
             }
         case UInt8(ascii: "\""): try skipString()
-        default: _ = try value(depth: depth)   // literals and numbers: nothing to allocate
+        default: _ = try value(depth: depth) // literals and numbers: nothing to allocate
         }
     }
 
@@ -155,7 +181,11 @@ public struct JSONParser {
         i += 1
         while i < bytes.count {
             let c = bytes[i]
-            if c == UInt8(ascii: "\"") { i += 1; ends?[quote] = Int32(truncatingIfNeeded: i); return }
+            if c == UInt8(ascii: "\"") {
+                i += 1
+                ends?[quote] = Int32(truncatingIfNeeded: i)
+                return
+            }
             if c == UInt8(ascii: "\\") || c >= 0x80 { break }
             if c < 0x20 { throw fail("control character in a string") }
             i += 1
@@ -170,14 +200,23 @@ public struct JSONParser {
         i += 1
         var out: [JSONValue] = []
         skipSpace()
-        if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(out) }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "]") {
+            i += 1
+            return .array(out)
+        }
         while true {
             skipSpace()
             out.append(try value(depth: depth))
             skipSpace()
             guard i < bytes.count else { throw fail("unexpected end of input in an array") }
-            if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-            if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(out) }
+            if bytes[i] == UInt8(ascii: ",") {
+                i += 1
+                continue
+            }
+            if bytes[i] == UInt8(ascii: "]") {
+                i += 1
+                return .array(out)
+            }
             throw fail("expected ',' or ']'")
         }
     }
@@ -244,7 +283,8 @@ public struct JSONParser {
                 case UInt8(ascii: "u"):
                     var scalar = try hex4()
                     if (0xD800...0xDBFF).contains(scalar) {
-                        guard i + 2 <= bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else {
+                        guard i + 2 <= bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u")
+                        else {
                             throw fail("lone high surrogate")
                         }
                         i += 2
@@ -272,7 +312,9 @@ public struct JSONParser {
         let start = i
         var integral = true
         if bytes[i] == UInt8(ascii: "-") { i += 1 }
-        guard i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) else { throw fail("invalid number") }
+        guard i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) else {
+            throw fail("invalid number")
+        }
         if bytes[i] == UInt8(ascii: "0") {
             i += 1
         } else {
@@ -281,14 +323,18 @@ public struct JSONParser {
         if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
             integral = false
             i += 1
-            guard i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) else { throw fail("invalid number") }
+            guard i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) else {
+                throw fail("invalid number")
+            }
             while i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) { i += 1 }
         }
         if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
             integral = false
             i += 1
             if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
-            guard i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) else { throw fail("invalid number") }
+            guard i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) else {
+                throw fail("invalid number")
+            }
             while i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) { i += 1 }
         }
         // Up to 18 digits cannot overflow: summed in place, without a String.

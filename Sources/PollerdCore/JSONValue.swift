@@ -12,13 +12,34 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null; return }
-        if let b = try? c.decode(Bool.self) { self = .bool(b); return }
-        if let i = try? c.decode(Int64.self) { self = .int(i); return }
-        if let d = try? c.decode(Double.self) { self = .double(d); return }
-        if let s = try? c.decode(String.self) { self = .string(s); return }
-        if let a = try? c.decode([JSONValue].self) { self = .array(a); return }
-        if let o = try? c.decode([String: JSONValue].self) { self = .object(o); return }
+        if c.decodeNil() {
+            self = .null
+            return
+        }
+        if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+            return
+        }
+        if let i = try? c.decode(Int64.self) {
+            self = .int(i)
+            return
+        }
+        if let d = try? c.decode(Double.self) {
+            self = .double(d)
+            return
+        }
+        if let s = try? c.decode(String.self) {
+            self = .string(s)
+            return
+        }
+        if let a = try? c.decode([JSONValue].self) {
+            self = .array(a)
+            return
+        }
+        if let o = try? c.decode([String: JSONValue].self) {
+            self = .object(o)
+            return
+        }
         throw DecodingError.dataCorruptedError(in: c, debugDescription: "not a JSON value")
     }
 
@@ -100,13 +121,19 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     /// Appends the decimal digits of `i`.
     public static func writeInt(_ i: Int64, into out: inout [UInt8]) {
-        if i >= 0 && i < 10 { out.append(UInt8(48 + i)); return }
+        if i >= 0 && i < 10 {
+            out.append(UInt8(48 + i))
+            return
+        }
         if i < 0 { out.append(UInt8(ascii: "-")) }
         // Digits from the highest power of ten down: no String in between.
         let m = i.magnitude
         var p: UInt64 = 1
         while p <= m / 10 { p *= 10 }
-        while p > 0 { out.append(UInt8(48 + m / p % 10)); p /= 10 }
+        while p > 0 {
+            out.append(UInt8(48 + m / p % 10))
+            p /= 10
+        }
     }
 
     /// Appends `s` as a JSON string literal, as UTF-8: `"`, `\\`, and control characters escaped,

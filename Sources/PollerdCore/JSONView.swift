@@ -40,7 +40,9 @@ public struct JSONView {
             guard buf.count <= recordedEndsLimit, !buf.isEmpty else { return root(buf, ends: nil).map(body) }
             // A reply line is usually a few hundred bytes: its scratch is on the stack.
             if buf.count <= 2048 {
-                return withUnsafeTemporaryAllocation(of: Int32.self, capacity: buf.count) { root(buf, ends: $0.baseAddress!).map(body) }
+                return withUnsafeTemporaryAllocation(of: Int32.self, capacity: buf.count) {
+                    root(buf, ends: $0.baseAddress!).map(body)
+                }
             }
             let scratch = UnsafeMutablePointer<Int32>.allocate(capacity: buf.count)
             defer { scratch.deallocate() }
@@ -84,7 +86,8 @@ public struct JSONView {
         }
         if i < bytes.count {
             switch bytes[i] {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"): return value.intValue
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"):
+                return value.intValue
             default: break
             }
         }
@@ -113,7 +116,7 @@ public struct JSONView {
             if bytes[i] == UInt8(ascii: "}") { return }
             let keyEnd = stringEnd(from: i)
             let key = Key(bytes: bytes, quote: i, end: keyEnd)
-            i = space(from: keyEnd) + 1   // past ':'
+            i = space(from: keyEnd) + 1 // past ':'
             let valueStart = space(from: i)
             i = valueEnd(from: valueStart)
             body(key, JSONView(bytes, at: valueStart, ends: ends))
@@ -141,7 +144,9 @@ public struct JSONView {
             // An escape makes the raw key longer than what it says: a key of the same length
             // compares byte for byte, a shorter one differs, and only a longer one may say
             // `name` with escapes.
-            if raw.count == want.count { return want.isEmpty || memcmp(raw.baseAddress!, want.baseAddress!, want.count) == 0 }
+            if raw.count == want.count {
+                return want.isEmpty || memcmp(raw.baseAddress!, want.baseAddress!, want.count) == 0
+            }
             if raw.count < want.count || !raw.contains(UInt8(ascii: "\\")) { return false }
             var p = JSONParser(k.bytes, at: k.quote)
             do throws(JSONParser.Failure) { return try p.string().utf8.elementsEqual(want) } catch { return false }
@@ -174,7 +179,9 @@ public struct JSONView {
             var depth = 0
             repeat {
                 switch bytes[i] {
-                case UInt8(ascii: "\""): i = stringEnd(from: i); continue
+                case UInt8(ascii: "\""):
+                    i = stringEnd(from: i)
+                    continue
                 case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
                 case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
                 default: break

@@ -10,7 +10,10 @@ public enum CatchUp: String, Sendable, Hashable {
 public struct FailureTarget: Sendable, Hashable {
     public var channel: String
     public var to: String
-    public init(channel: String, to: String) { self.channel = channel; self.to = to }
+    public init(channel: String, to: String) {
+        self.channel = channel
+        self.to = to
+    }
 }
 
 /// One validated job from the job file.
@@ -60,9 +63,16 @@ public struct JobSpec: Sendable, Hashable {
         }
     }
 
-    public init(id: String, kind: String, agent: String = "default", schedule: Schedule, config: JSONValue = .object([:]), failureTo: FailureTarget? = nil, pausedOnBoot: Bool = false, timeoutSecs: Int64 = 60, catchUp: CatchUp = .once, deliver: [SinkSpec] = [], dedupWindow: Int? = nil) {
-        box = Box(Fields(id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo, pausedOnBoot: pausedOnBoot,
-                         timeoutSecs: timeoutSecs, catchUp: catchUp, deliver: deliver, dedupWindow: dedupWindow))
+    public init(
+        id: String, kind: String, agent: String = "default", schedule: Schedule, config: JSONValue = .object([:]),
+        failureTo: FailureTarget? = nil, pausedOnBoot: Bool = false, timeoutSecs: Int64 = 60, catchUp: CatchUp = .once,
+        deliver: [SinkSpec] = [], dedupWindow: Int? = nil
+    ) {
+        box = Box(
+            Fields(
+                id: id, kind: kind, agent: agent, schedule: schedule, config: config, failureTo: failureTo,
+                pausedOnBoot: pausedOnBoot,
+                timeoutSecs: timeoutSecs, catchUp: catchUp, deliver: deliver, dedupWindow: dedupWindow))
     }
 
     public static func == (a: JobSpec, b: JobSpec) -> Bool { a.box === b.box || a.box.fields == b.box.fields }
@@ -76,7 +86,8 @@ public struct JobSpec: Sendable, Hashable {
     public var fingerprintHash: UInt64 {
         let f = box.fields
         let ft = f.failureTo.map { "\($0.channel)>\($0.to)" } ?? "-"
-        let text = "\(f.kind)|\(f.agent)|\(f.schedule.fingerprint)|\(f.config.canonicalString)|\(ft)|\(f.pausedOnBoot)|\(f.timeoutSecs)|\(f.catchUp.rawValue)"
+        let text =
+            "\(f.kind)|\(f.agent)|\(f.schedule.fingerprint)|\(f.config.canonicalString)|\(ft)|\(f.pausedOnBoot)|\(f.timeoutSecs)|\(f.catchUp.rawValue)"
             + (f.deliver.isEmpty ? "" : "|" + f.deliver.map(\.fingerprint).joined(separator: ","))
             + (f.dedupWindow.map { "|dedup=\($0)" } ?? "")
             + (f.alertSinks.isEmpty ? "" : "|alerts=" + f.alertSinks.map(\.fingerprint).joined(separator: ","))
@@ -143,7 +154,10 @@ public struct AdminSettings: Sendable, Hashable {
 public struct AdminTokenSpec: Sendable, Hashable {
     public var token: String
     public var role: String
-    public init(token: String, role: String) { self.token = token; self.role = role }
+    public init(token: String, role: String) {
+        self.token = token
+        self.role = role
+    }
 }
 
 /// `pollers.http`: what the HTTP kinds (`rss`, `http_json`) share across jobs.
@@ -161,7 +175,11 @@ public struct HTTPSettings: Sendable, Hashable {
 
 /// A job's health as an operator reads it, from its stored row.
 public enum JobHealth: String, Sendable, CaseIterable {
-    case ok, failing, paused, backingOff = "backing_off", breakerOpen = "breaker_open", backlogged, done, neverRan = "never_ran"
+    case ok, failing, paused
+    case backingOff = "backing_off"
+    case breakerOpen = "breaker_open"
+    case backlogged, done
+    case neverRan = "never_ran"
 
     /// The state of a job: paused and done first, then a full backlog, then failures (the breaker
     /// open at or past the threshold), then ok, or never ran.
@@ -177,7 +195,9 @@ public enum JobHealth: String, Sendable, CaseIterable {
 
     /// True when the job has not ticked ok for longer than `maxStalenessSecs` (counted from its
     /// registration when it never did).
-    public static func isStale(_ row: JobStateRow, maxStalenessSecs: Int64?, registeredAtMs: Int64? = nil, nowMs: Int64) -> Bool {
+    public static func isStale(
+        _ row: JobStateRow, maxStalenessSecs: Int64?, registeredAtMs: Int64? = nil, nowMs: Int64
+    ) -> Bool {
         guard let limit = maxStalenessSecs, !row.paused, !row.done else { return false }
         guard let since = row.lastOkAtMs ?? registeredAtMs else { return false }
         return nowMs - since > limit * 1000

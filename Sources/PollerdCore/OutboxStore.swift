@@ -8,7 +8,10 @@ public struct OutboxBatch: Sendable, Equatable {
     public var foundAtMs: Int64
 
     public init(sinks: [String], entries: [OutboxEntry], dedupWindow: Int, foundAtMs: Int64) {
-        self.sinks = sinks; self.entries = entries; self.dedupWindow = dedupWindow; self.foundAtMs = foundAtMs
+        self.sinks = sinks
+        self.entries = entries
+        self.dedupWindow = dedupWindow
+        self.foundAtMs = foundAtMs
     }
 
     public static let empty = OutboxBatch(sinks: [], entries: [], dedupWindow: 0, foundAtMs: 0)
@@ -24,7 +27,10 @@ public struct OutboxLane: Sendable, Hashable {
     public var attempts: Int
 
     public init(jobID: String, sink: String, token: Int64, attempts: Int) {
-        self.jobID = jobID; self.sink = sink; self.token = token; self.attempts = attempts
+        self.jobID = jobID
+        self.sink = sink
+        self.token = token
+        self.attempts = attempts
     }
 }
 
@@ -36,7 +42,10 @@ public struct OutboxRecord: Sendable, Equatable {
     public var foundAtMs: Int64
 
     public init(seq: Int64, key: String, envelope: String, foundAtMs: Int64) {
-        self.seq = seq; self.key = key; self.envelope = envelope; self.foundAtMs = foundAtMs
+        self.seq = seq
+        self.key = key
+        self.envelope = envelope
+        self.foundAtMs = foundAtMs
     }
 }
 
@@ -56,7 +65,8 @@ public struct LaneSettlement: Sendable, Equatable {
     public var failure: Failure?
 
     public init(acked: [Int64], failure: Failure?) {
-        self.acked = acked; self.failure = failure
+        self.acked = acked
+        self.failure = failure
     }
 }
 
@@ -73,9 +83,20 @@ public struct OutboxLaneStats: Sendable, Equatable {
     public var retried: Int64
     public var deadLettered: Int64
 
-    public init(jobID: String, sink: String, pending: Int64, attempts: Int, nextAttemptAtMs: Int64, lastError: String?, oldestFoundAtMs: Int64?, delivered: Int64, retried: Int64, deadLettered: Int64) {
-        self.jobID = jobID; self.sink = sink; self.pending = pending; self.attempts = attempts; self.nextAttemptAtMs = nextAttemptAtMs
-        self.lastError = lastError; self.oldestFoundAtMs = oldestFoundAtMs; self.delivered = delivered; self.retried = retried; self.deadLettered = deadLettered
+    public init(
+        jobID: String, sink: String, pending: Int64, attempts: Int, nextAttemptAtMs: Int64, lastError: String?,
+        oldestFoundAtMs: Int64?, delivered: Int64, retried: Int64, deadLettered: Int64
+    ) {
+        self.jobID = jobID
+        self.sink = sink
+        self.pending = pending
+        self.attempts = attempts
+        self.nextAttemptAtMs = nextAttemptAtMs
+        self.lastError = lastError
+        self.oldestFoundAtMs = oldestFoundAtMs
+        self.delivered = delivered
+        self.retried = retried
+        self.deadLettered = deadLettered
     }
 }
 
@@ -91,9 +112,19 @@ public struct DeadLetter: Sendable, Equatable {
     public var foundAtMs: Int64
     public var failedAtMs: Int64
 
-    public init(id: Int64, jobID: String, sink: String, key: String, envelope: String, attempts: Int, lastError: String, foundAtMs: Int64, failedAtMs: Int64) {
-        self.id = id; self.jobID = jobID; self.sink = sink; self.key = key; self.envelope = envelope; self.attempts = attempts
-        self.lastError = lastError; self.foundAtMs = foundAtMs; self.failedAtMs = failedAtMs
+    public init(
+        id: Int64, jobID: String, sink: String, key: String, envelope: String, attempts: Int, lastError: String,
+        foundAtMs: Int64, failedAtMs: Int64
+    ) {
+        self.id = id
+        self.jobID = jobID
+        self.sink = sink
+        self.key = key
+        self.envelope = envelope
+        self.attempts = attempts
+        self.lastError = lastError
+        self.foundAtMs = foundAtMs
+        self.failedAtMs = failedAtMs
     }
 }
 

@@ -6,7 +6,10 @@ public struct ReloadPlan: Sendable, Equatable, Codable {
     public var keep: [String] = []
 
     public init(add: [String] = [], replace: [String] = [], remove: [String] = [], keep: [String] = []) {
-        self.add = add; self.replace = replace; self.remove = remove; self.keep = keep
+        self.add = add
+        self.replace = replace
+        self.remove = remove
+        self.keep = keep
     }
 
     /// The plan from jobs running now (id → definition fingerprint) to the jobs of a new file.
@@ -22,7 +25,10 @@ public struct ReloadPlan: Sendable, Equatable, Codable {
             }
         }
         plan.remove = current.keys.filter { !seen.contains($0) }
-        plan.add.sort(); plan.replace.sort(); plan.remove.sort(); plan.keep.sort()
+        plan.add.sort()
+        plan.replace.sort()
+        plan.remove.sort()
+        plan.keep.sort()
         return plan
     }
 

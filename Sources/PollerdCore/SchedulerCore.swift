@@ -30,7 +30,10 @@ public struct DueTick: Sendable, Equatable {
     public var offsetMs: Int64
 
     public init(jobID: String, dueMs: Int64, spec: JobSpec, offsetMs: Int64) {
-        self.jobID = jobID; self.dueMs = dueMs; self.spec = spec; self.offsetMs = offsetMs
+        self.jobID = jobID
+        self.dueMs = dueMs
+        self.spec = spec
+        self.offsetMs = offsetMs
     }
 }
 
@@ -81,11 +84,13 @@ public struct SchedulerCore: Sendable {
     /// race the record).
     @discardableResult
     public mutating func load(_ spec: JobSpec, row: JobStateRow?, nowMs: Int64, held: Bool = false) -> ScheduleRecord {
-        let offset = spec.schedule.jitterOffsetMs(jobID: spec.id, defaultJitterMs: settings.defaultJitterMs, nowMs: nowMs)
+        let offset = spec.schedule.jitterOffsetMs(
+            jobID: spec.id, defaultJitterMs: settings.defaultJitterMs, nowMs: nowMs)
         let (due, markDone) = TickPlanner.initialDue(job: spec, row: row, offsetMs: offset, nowMs: nowMs)
-        var rt = JobRuntime(spec: spec, offsetMs: offset, nextDueMs: nil, paused: row?.paused ?? spec.pausedOnBoot,
-                            pausedReason: row?.pausedReason, done: (row?.done ?? false) || markDone,
-                            consecutiveErrors: row?.consecutiveErrors ?? 0, inFlight: false)
+        var rt = JobRuntime(
+            spec: spec, offsetMs: offset, nextDueMs: nil, paused: row?.paused ?? spec.pausedOnBoot,
+            pausedReason: row?.pausedReason, done: (row?.done ?? false) || markDone,
+            consecutiveErrors: row?.consecutiveErrors ?? 0, inFlight: false)
         rt.definitionHash = spec.fingerprintHash
         rt.scheduleFingerprint = intern(spec.schedule.fingerprint)
         if let old = jobs[spec.id] {
@@ -119,7 +124,8 @@ public struct SchedulerCore: Sendable {
         rt.spec = spec
         rt.definitionHash = spec.fingerprintHash
         rt.scheduleFingerprint = intern(spec.schedule.fingerprint)
-        rt.offsetMs = spec.schedule.jitterOffsetMs(jobID: spec.id, defaultJitterMs: settings.defaultJitterMs, nowMs: nowMs)
+        rt.offsetMs = spec.schedule.jitterOffsetMs(
+            jobID: spec.id, defaultJitterMs: settings.defaultJitterMs, nowMs: nowMs)
         jobs[spec.id] = rt
         if scheduleChanged, !rt.inFlight, !rt.paused, !rt.done {
             schedule(spec.id, at: spec.schedule.nextFire(afterMs: nowMs, offsetMs: rt.offsetMs))
@@ -172,7 +178,9 @@ public struct SchedulerCore: Sendable {
 
     private func record(at i: [String: JobRuntime].Index) -> ScheduleRecord {
         let rt = jobs.values[i]
-        return ScheduleRecord(jobID: jobs.keys[i], nextRunAtMs: rt.nextDueMs, scheduleFingerprint: rt.scheduleFingerprint, definitionFingerprint: rt.definitionFingerprint)
+        return ScheduleRecord(
+            jobID: jobs.keys[i], nextRunAtMs: rt.nextDueMs, scheduleFingerprint: rt.scheduleFingerprint,
+            definitionFingerprint: rt.definitionFingerprint)
     }
 
     /// The earliest due time of a job that is waiting, if any.
@@ -184,7 +192,10 @@ public struct SchedulerCore: Sendable {
     private mutating func dropStale() {
         while let top = heap.min {
             if let i = jobs.index(forKey: top.jobID), jobs.values[i].generation == top.generation,
-               jobs.values[i].nextDueMs == top.due, !jobs.values[i].inFlight { return }
+                jobs.values[i].nextDueMs == top.due, !jobs.values[i].inFlight
+            {
+                return
+            }
             _ = heap.popMin()
         }
     }
@@ -226,7 +237,8 @@ public struct SchedulerCore: Sendable {
             jobs.values[i].inFlightGroup = group
             jobs.values[i].nextDueMs = nil
             inFlightCount += 1
-            out.append(DueTick(jobID: top.jobID, dueMs: top.due, spec: jobs.values[i].spec, offsetMs: jobs.values[i].offsetMs))
+            out.append(
+                DueTick(jobID: top.jobID, dueMs: top.due, spec: jobs.values[i].spec, offsetMs: jobs.values[i].offsetMs))
         }
         return out
     }
@@ -276,9 +288,15 @@ public struct SchedulerCore: Sendable {
         guard let i = jobs.index(forKey: jobID) else { return nil }
         endTick(at: i)
         if !plan.keepsErrorCount { jobs.values[i].consecutiveErrors = plan.consecutiveErrors }
-        if plan.pause { jobs.values[i].paused = true; jobs.values[i].pausedReason = plan.pausedReason }
+        if plan.pause {
+            jobs.values[i].paused = true
+            jobs.values[i].pausedReason = plan.pausedReason
+        }
         if plan.done { jobs.values[i].done = true }
-        if jobs.values[i].removed { jobs.remove(at: i); return nil }
+        if jobs.values[i].removed {
+            jobs.remove(at: i)
+            return nil
+        }
         schedule(at: i, (jobs.values[i].paused || jobs.values[i].done) ? nil : plan.nextRunAtMs)
         return record(at: i)
     }
@@ -290,13 +308,18 @@ public struct SchedulerCore: Sendable {
         var rt = jobs.values[i]
         var planned: Int64?
         switch acq {
-        case .paused(let reason): rt.paused = true; rt.pausedReason = reason
+        case .paused(let reason):
+            rt.paused = true
+            rt.pausedReason = reason
         case .done: rt.done = true
         case .notDue(let until): planned = until
         case .held, .granted, .backlogged: break
         }
         jobs[jobID] = rt
-        if rt.removed { jobs[jobID] = nil; return nil }
+        if rt.removed {
+            jobs[jobID] = nil
+            return nil
+        }
         if let planned {
             // The store's plan is authoritative; nothing to write back.
             schedule(jobID, at: max(planned, nowMs))
@@ -308,7 +331,9 @@ public struct SchedulerCore: Sendable {
     }
 
     /// Applies an operator's pause, resume or reset seen in the store.
-    public mutating func control(_ action: ControlChange.Action, jobID: String, row: JobStateRow?, nowMs: Int64) -> ScheduleRecord? {
+    public mutating func control(
+        _ action: ControlChange.Action, jobID: String, row: JobStateRow?, nowMs: Int64
+    ) -> ScheduleRecord? {
         guard var rt = jobs[jobID] else { return nil }
         switch action {
         case .pause:

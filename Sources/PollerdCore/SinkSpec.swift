@@ -31,7 +31,10 @@ public struct WebhookTarget: Sendable, Hashable {
     public var timeoutSecs: Int64
 
     public init(url: String, headers: [String: String] = [:], secret: String? = nil, timeoutSecs: Int64 = 10) {
-        self.url = url; self.headers = headers; self.secret = secret; self.timeoutSecs = timeoutSecs
+        self.url = url
+        self.headers = headers
+        self.secret = secret
+        self.timeoutSecs = timeoutSecs
     }
 }
 
@@ -42,7 +45,8 @@ public struct SinkSpec: Sendable, Hashable {
     public var target: SinkTarget
 
     public init(name: String, target: SinkTarget) {
-        self.name = name; self.target = target
+        self.name = name
+        self.target = target
     }
 
     /// A sink with its default name: the type and where it points (a webhook's URL without
@@ -60,7 +64,8 @@ public struct SinkSpec: Sendable, Hashable {
             var u = w.url
             if let q = u.firstIndex(where: { $0 == "?" || $0 == "#" }) { u = String(u[..<q]) }
             if let scheme = u.range(of: "://"), let at = u[scheme.upperBound...].firstIndex(of: "@"),
-               !u[scheme.upperBound..<at].contains("/") {
+                !u[scheme.upperBound..<at].contains("/")
+            {
                 u = String(u[..<scheme.upperBound]) + String(u[u.index(after: at)...])
             }
             return "webhook:\(u)"
@@ -112,7 +117,8 @@ extension SinkSpec {
         case .stdout: detail = ""
         case .webhook(let w):
             let headers = w.headers.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "&")
-            detail = "\(w.url)|\(headers)|\(w.secret.map { String(StableHash.fnv1a($0), radix: 16) } ?? "-")|\(w.timeoutSecs)"
+            detail =
+                "\(w.url)|\(headers)|\(w.secret.map { String(StableHash.fnv1a($0), radix: 16) } ?? "-")|\(w.timeoutSecs)"
         }
         return "\(name)=\(target.type)(\(detail))"
     }
@@ -124,7 +130,9 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
     public var port: Int
 
     public init?(_ text: String) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty else { return nil }
@@ -141,7 +149,10 @@ public enum Hex {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(bytes.underestimatedCount * 2)
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0xf)]) }
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0xf)])
+        }
         return String(decoding: out, as: UTF8.self)
     }
 }

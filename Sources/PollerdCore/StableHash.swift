@@ -9,8 +9,10 @@ public enum StableHash {
             h = h &* 0x100_0000_01b3
         }
         // Final avalanche (splitmix64 finaliser) so nearby ids spread over the whole range.
-        h ^= h >> 30; h = h &* 0xbf58_476d_1ce4_e5b9
-        h ^= h >> 27; h = h &* 0x94d0_49bb_1331_11eb
+        h ^= h >> 30
+        h = h &* 0xbf58_476d_1ce4_e5b9
+        h ^= h >> 27
+        h = h &* 0x94d0_49bb_1331_11eb
         h ^= h >> 31
         return h
     }

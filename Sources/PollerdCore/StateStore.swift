@@ -30,13 +30,32 @@ public struct JobStateRow: Sendable, Equatable, Codable {
     /// When the job last ticked ok.
     public var lastOkAtMs: Int64?
 
-    public init(jobID: String, kind: String, agent: String, cursor: Data? = nil, lastRunAtMs: Int64? = nil, nextRunAtMs: Int64? = nil, lastStatus: String? = nil, lastError: String? = nil, lastDurationMs: Int64? = nil, consecutiveErrors: Int = 0, ticksTotal: Int64 = 0, itemsSeenTotal: Int64 = 0, itemsDispatchedTotal: Int64 = 0, paused: Bool = false, pausedReason: String? = nil, done: Bool = false, scheduleFingerprint: String? = nil, definitionFingerprint: String? = nil, updatedAtMs: Int64 = 0, outboxBacklog: Int64 = 0, pausedAtMs: Int64? = nil, lastAlertAtMs: Int64? = nil, lastOkAtMs: Int64? = nil) {
-        self.jobID = jobID; self.kind = kind; self.agent = agent; self.cursor = cursor
-        self.lastRunAtMs = lastRunAtMs; self.nextRunAtMs = nextRunAtMs; self.lastStatus = lastStatus
-        self.lastError = lastError; self.lastDurationMs = lastDurationMs; self.consecutiveErrors = consecutiveErrors
-        self.ticksTotal = ticksTotal; self.itemsSeenTotal = itemsSeenTotal; self.itemsDispatchedTotal = itemsDispatchedTotal
-        self.paused = paused; self.pausedReason = pausedReason; self.done = done
-        self.scheduleFingerprint = scheduleFingerprint; self.definitionFingerprint = definitionFingerprint
+    public init(
+        jobID: String, kind: String, agent: String, cursor: Data? = nil, lastRunAtMs: Int64? = nil,
+        nextRunAtMs: Int64? = nil, lastStatus: String? = nil, lastError: String? = nil, lastDurationMs: Int64? = nil,
+        consecutiveErrors: Int = 0, ticksTotal: Int64 = 0, itemsSeenTotal: Int64 = 0, itemsDispatchedTotal: Int64 = 0,
+        paused: Bool = false, pausedReason: String? = nil, done: Bool = false, scheduleFingerprint: String? = nil,
+        definitionFingerprint: String? = nil, updatedAtMs: Int64 = 0, outboxBacklog: Int64 = 0,
+        pausedAtMs: Int64? = nil, lastAlertAtMs: Int64? = nil, lastOkAtMs: Int64? = nil
+    ) {
+        self.jobID = jobID
+        self.kind = kind
+        self.agent = agent
+        self.cursor = cursor
+        self.lastRunAtMs = lastRunAtMs
+        self.nextRunAtMs = nextRunAtMs
+        self.lastStatus = lastStatus
+        self.lastError = lastError
+        self.lastDurationMs = lastDurationMs
+        self.consecutiveErrors = consecutiveErrors
+        self.ticksTotal = ticksTotal
+        self.itemsSeenTotal = itemsSeenTotal
+        self.itemsDispatchedTotal = itemsDispatchedTotal
+        self.paused = paused
+        self.pausedReason = pausedReason
+        self.done = done
+        self.scheduleFingerprint = scheduleFingerprint
+        self.definitionFingerprint = definitionFingerprint
         self.updatedAtMs = updatedAtMs
         self.outboxBacklog = outboxBacklog
         self.pausedAtMs = pausedAtMs
@@ -52,7 +71,10 @@ public struct JobRegistration: Sendable, Equatable {
     public var agent: String
     public var pausedOnBoot: Bool
     public init(jobID: String, kind: String, agent: String, pausedOnBoot: Bool) {
-        self.jobID = jobID; self.kind = kind; self.agent = agent; self.pausedOnBoot = pausedOnBoot
+        self.jobID = jobID
+        self.kind = kind
+        self.agent = agent
+        self.pausedOnBoot = pausedOnBoot
     }
 }
 
@@ -73,10 +95,18 @@ public struct LeaseGrant: Sendable, Equatable {
     /// lease reads it, and it still checks the job id.
     public var storeRow: Int64?
 
-    public init(jobID: String, holder: String, token: Int64, untilMs: Int64, cursor: Data?, consecutiveErrors: Int, lastAlertAtMs: Int64? = nil,
-                storeRow: Int64? = nil) {
-        self.jobID = jobID; self.holder = holder; self.token = token; self.untilMs = untilMs
-        self.cursor = cursor; self.consecutiveErrors = consecutiveErrors; self.lastAlertAtMs = lastAlertAtMs
+    public init(
+        jobID: String, holder: String, token: Int64, untilMs: Int64, cursor: Data?, consecutiveErrors: Int,
+        lastAlertAtMs: Int64? = nil,
+        storeRow: Int64? = nil
+    ) {
+        self.jobID = jobID
+        self.holder = holder
+        self.token = token
+        self.untilMs = untilMs
+        self.cursor = cursor
+        self.consecutiveErrors = consecutiveErrors
+        self.lastAlertAtMs = lastAlertAtMs
         self.storeRow = storeRow
     }
 }
@@ -107,7 +137,10 @@ public struct LeaseRequest: Sendable, Equatable {
     public var maxBacklog: Int64?
 
     public init(jobID: String, ttlMs: Int64, slotMs: Int64?, maxBacklog: Int64?) {
-        self.jobID = jobID; self.ttlMs = ttlMs; self.slotMs = slotMs; self.maxBacklog = maxBacklog
+        self.jobID = jobID
+        self.ttlMs = ttlMs
+        self.slotMs = slotMs
+        self.maxBacklog = maxBacklog
     }
 }
 
@@ -139,11 +172,26 @@ public struct TickCommit: Sendable, Equatable {
     /// Ticks of this job the history keeps (`tick_history`; 0: none).
     public var historyLimit: Int = 0
 
-    public init(lease: LeaseGrant, startedAtMs: Int64, durationMs: Int64, status: String, error: String?, newCursor: Data?, itemsSeen: Int64, itemsDispatched: Int64, consecutiveErrors: Int, nextRunAtMs: Int64?, pause: Bool, pausedReason: String?, done: Bool, scheduleFingerprint: String, outbox: OutboxBatch = .empty) {
-        self.lease = lease; self.startedAtMs = startedAtMs; self.durationMs = durationMs; self.status = status
-        self.error = error; self.newCursor = newCursor; self.itemsSeen = itemsSeen; self.itemsDispatched = itemsDispatched
-        self.consecutiveErrors = consecutiveErrors; self.nextRunAtMs = nextRunAtMs; self.pause = pause
-        self.pausedReason = pausedReason; self.done = done; self.scheduleFingerprint = scheduleFingerprint; self.outbox = outbox
+    public init(
+        lease: LeaseGrant, startedAtMs: Int64, durationMs: Int64, status: String, error: String?, newCursor: Data?,
+        itemsSeen: Int64, itemsDispatched: Int64, consecutiveErrors: Int, nextRunAtMs: Int64?, pause: Bool,
+        pausedReason: String?, done: Bool, scheduleFingerprint: String, outbox: OutboxBatch = .empty
+    ) {
+        self.lease = lease
+        self.startedAtMs = startedAtMs
+        self.durationMs = durationMs
+        self.status = status
+        self.error = error
+        self.newCursor = newCursor
+        self.itemsSeen = itemsSeen
+        self.itemsDispatched = itemsDispatched
+        self.consecutiveErrors = consecutiveErrors
+        self.nextRunAtMs = nextRunAtMs
+        self.pause = pause
+        self.pausedReason = pausedReason
+        self.done = done
+        self.scheduleFingerprint = scheduleFingerprint
+        self.outbox = outbox
     }
 }
 
@@ -168,11 +216,24 @@ public struct TickRecord: Sendable, Equatable {
     public var cursorChanged: Bool
     public var holder: String
 
-    public init(seq: Int64, jobID: String, slotMs: Int64?, startedAtMs: Int64, durationMs: Int64, status: String, error: String?,
-                itemsFound: Int64, itemsNew: Int64, duplicates: Int64, cursor: Data?, cursorChanged: Bool, holder: String) {
-        self.seq = seq; self.jobID = jobID; self.slotMs = slotMs; self.startedAtMs = startedAtMs; self.durationMs = durationMs
-        self.status = status; self.error = error; self.itemsFound = itemsFound; self.itemsNew = itemsNew; self.duplicates = duplicates
-        self.cursor = cursor; self.cursorChanged = cursorChanged; self.holder = holder
+    public init(
+        seq: Int64, jobID: String, slotMs: Int64?, startedAtMs: Int64, durationMs: Int64, status: String,
+        error: String?,
+        itemsFound: Int64, itemsNew: Int64, duplicates: Int64, cursor: Data?, cursorChanged: Bool, holder: String
+    ) {
+        self.seq = seq
+        self.jobID = jobID
+        self.slotMs = slotMs
+        self.startedAtMs = startedAtMs
+        self.durationMs = durationMs
+        self.status = status
+        self.error = error
+        self.itemsFound = itemsFound
+        self.itemsNew = itemsNew
+        self.duplicates = duplicates
+        self.cursor = cursor
+        self.cursorChanged = cursorChanged
+        self.holder = holder
     }
 }
 
@@ -187,7 +248,11 @@ public struct AuditEntry: Sendable, Equatable {
     public var detail: String?
 
     public init(atMs: Int64, actor: String, action: String, jobID: String?, detail: String?) {
-        self.atMs = atMs; self.actor = actor; self.action = action; self.jobID = jobID; self.detail = detail
+        self.atMs = atMs
+        self.actor = actor
+        self.action = action
+        self.jobID = jobID
+        self.detail = detail
     }
 }
 
@@ -196,7 +261,10 @@ public struct ControlChange: Sendable, Equatable {
     public enum Action: String, Sendable { case pause, resume, reset }
     public var jobID: String
     public var action: Action
-    public init(jobID: String, action: Action) { self.jobID = jobID; self.action = action }
+    public init(jobID: String, action: Action) {
+        self.jobID = jobID
+        self.action = action
+    }
 }
 
 /// Where a reader of the control log stands. Opaque: only the store that made it reads it. A
@@ -212,7 +280,10 @@ public struct ControlCursor: Sendable, Hashable {
 public struct ControlBatch: Sendable, Equatable {
     public var changes: [ControlChange]
     public var next: ControlCursor
-    public init(changes: [ControlChange], next: ControlCursor) { self.changes = changes; self.next = next }
+    public init(changes: [ControlChange], next: ControlCursor) {
+        self.changes = changes
+        self.next = next
+    }
 }
 
 /// A daemon as the store knows it: what it runs and until when it counts as alive.
@@ -228,8 +299,11 @@ public struct DaemonRecord: Sendable, Equatable {
     public var jobs: Int
 
     public init(daemonID: String, jobFile: String, startedAtMs: Int64, aliveUntilMs: Int64, jobs: Int) {
-        self.daemonID = daemonID; self.jobFile = jobFile; self.startedAtMs = startedAtMs
-        self.aliveUntilMs = aliveUntilMs; self.jobs = jobs
+        self.daemonID = daemonID
+        self.jobFile = jobFile
+        self.startedAtMs = startedAtMs
+        self.aliveUntilMs = aliveUntilMs
+        self.jobs = jobs
     }
 }
 
@@ -242,7 +316,10 @@ public struct DaemonAnnouncement: Sendable, Equatable {
     public var aliveUntilMs: Int64
 
     public init(daemonID: String, jobFile: String, jobs: [String: String], aliveUntilMs: Int64) {
-        self.daemonID = daemonID; self.jobFile = jobFile; self.jobs = jobs; self.aliveUntilMs = aliveUntilMs
+        self.daemonID = daemonID
+        self.jobFile = jobFile
+        self.jobs = jobs
+        self.aliveUntilMs = aliveUntilMs
     }
 }
 
@@ -252,7 +329,11 @@ public struct LeaseRecord: Sendable, Equatable {
     public var token: Int64
     /// 0 once released.
     public var untilMs: Int64
-    public init(holder: String, token: Int64, untilMs: Int64) { self.holder = holder; self.token = token; self.untilMs = untilMs }
+    public init(holder: String, token: Int64, untilMs: Int64) {
+        self.holder = holder
+        self.token = token
+        self.untilMs = untilMs
+    }
 }
 
 /// A planned next run, written when the daemon reschedules without a tick.
@@ -262,8 +343,10 @@ public struct ScheduleRecord: Sendable, Equatable {
     public var scheduleFingerprint: String
     public var definitionFingerprint: String
     public init(jobID: String, nextRunAtMs: Int64?, scheduleFingerprint: String, definitionFingerprint: String) {
-        self.jobID = jobID; self.nextRunAtMs = nextRunAtMs
-        self.scheduleFingerprint = scheduleFingerprint; self.definitionFingerprint = definitionFingerprint
+        self.jobID = jobID
+        self.nextRunAtMs = nextRunAtMs
+        self.scheduleFingerprint = scheduleFingerprint
+        self.definitionFingerprint = definitionFingerprint
     }
 }
 
@@ -280,7 +363,9 @@ public protocol StateStore: Sendable {
     /// so two daemons never both run one slot; manual ticks pass nil. With `maxBacklog`, it
     /// refuses while the job has that many undelivered items (backpressure). A store that keeps
     /// time itself (`StoreTime.store`) decides expiry by its own clock, not by `nowMs`.
-    func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?) async throws -> LeaseAcquisition
+    func acquireLease(
+        jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?
+    ) async throws -> LeaseAcquisition
     /// Claims a batch of due jobs in one round trip: each request is answered as
     /// `acquireLease` would answer it alone, in order, and every grant carries its fencing
     /// token and cursor. On PostgreSQL this is one
@@ -353,8 +438,11 @@ extension StateStore {
     public func isDamage(_ error: any Error) -> Bool { false }
 
     /// Takes a lease without a backlog bound.
-    public func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?) async throws -> LeaseAcquisition {
-        try await acquireLease(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: nil)
+    public func acquireLease(
+        jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?
+    ) async throws -> LeaseAcquisition {
+        try await acquireLease(
+            jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: nil)
     }
 }
 
@@ -383,9 +471,21 @@ public struct PluginStatusRecord: Sendable, Equatable {
     public var stderrTail: [String]
     public var updatedAtMs: Int64
 
-    public init(daemonID: String = "", pluginID: String, lifecycle: String, phase: String, pid: Int32?, restarts: Int, ticks: Int64, failures: Int64, lastError: String?, stderrTail: [String], updatedAtMs: Int64) {
-        self.daemonID = daemonID; self.pluginID = pluginID; self.lifecycle = lifecycle; self.phase = phase; self.pid = pid; self.restarts = restarts
-        self.ticks = ticks; self.failures = failures; self.lastError = lastError; self.stderrTail = stderrTail; self.updatedAtMs = updatedAtMs
+    public init(
+        daemonID: String = "", pluginID: String, lifecycle: String, phase: String, pid: Int32?, restarts: Int,
+        ticks: Int64, failures: Int64, lastError: String?, stderrTail: [String], updatedAtMs: Int64
+    ) {
+        self.daemonID = daemonID
+        self.pluginID = pluginID
+        self.lifecycle = lifecycle
+        self.phase = phase
+        self.pid = pid
+        self.restarts = restarts
+        self.ticks = ticks
+        self.failures = failures
+        self.lastError = lastError
+        self.stderrTail = stderrTail
+        self.updatedAtMs = updatedAtMs
     }
 }
 

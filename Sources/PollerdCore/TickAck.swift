@@ -16,7 +16,10 @@ public struct TickAck: Sendable, Equatable {
     /// `details`): an HTTP kind's status and chosen delay, say. nil: nothing.
     public var details: JSONValue?
 
-    public init(nextCursor: Data? = nil, nextIntervalSecs: Int64? = nil, itemsSeen: Int64? = nil, itemsDispatched: Int64 = 0, items: [JSONValue] = [], details: JSONValue? = nil) {
+    public init(
+        nextCursor: Data? = nil, nextIntervalSecs: Int64? = nil, itemsSeen: Int64? = nil, itemsDispatched: Int64 = 0,
+        items: [JSONValue] = [], details: JSONValue? = nil
+    ) {
         self.nextCursor = nextCursor
         self.nextIntervalSecs = nextIntervalSecs
         self.itemsSeen = itemsSeen ?? Int64(items.count)
@@ -45,7 +48,10 @@ public struct TickContext: Sendable {
     /// The tick's time budget in seconds.
     public var timeoutSecs: Int64
 
-    public init(jobID: String, kind: String, agent: String, config: JSONValue, cursor: Data?, nowMs: Int64, intervalHintSecs: Int64, timeoutSecs: Int64) {
+    public init(
+        jobID: String, kind: String, agent: String, config: JSONValue, cursor: Data?, nowMs: Int64,
+        intervalHintSecs: Int64, timeoutSecs: Int64
+    ) {
         self.jobID = jobID
         self.kind = kind
         self.agent = agent
@@ -89,7 +95,10 @@ extension Poller {
 public struct ConcurrencyLimit: Sendable, Hashable {
     public var group: String
     public var limit: Int
-    public init(group: String, limit: Int) { self.group = group; self.limit = limit }
+    public init(group: String, limit: Int) {
+        self.group = group
+        self.limit = limit
+    }
 }
 
 /// A problem in a job's `config`, with the path of keys that leads to it.

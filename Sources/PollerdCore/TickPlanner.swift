@@ -18,9 +18,18 @@ public struct TickPlan: Sendable, Equatable {
     /// The job's count of consecutive errors stays as it was (a failure of the store, not the job's).
     public var keepsErrorCount = false
 
-    public init(status: String, error: String?, consecutiveErrors: Int, nextRunAtMs: Int64?, pause: Bool, pausedReason: String?, done: Bool, breakerOpen: Bool) {
-        self.status = status; self.error = error; self.consecutiveErrors = consecutiveErrors; self.nextRunAtMs = nextRunAtMs
-        self.pause = pause; self.pausedReason = pausedReason; self.done = done; self.breakerOpen = breakerOpen
+    public init(
+        status: String, error: String?, consecutiveErrors: Int, nextRunAtMs: Int64?, pause: Bool, pausedReason: String?,
+        done: Bool, breakerOpen: Bool
+    ) {
+        self.status = status
+        self.error = error
+        self.consecutiveErrors = consecutiveErrors
+        self.nextRunAtMs = nextRunAtMs
+        self.pause = pause
+        self.pausedReason = pausedReason
+        self.done = done
+        self.breakerOpen = breakerOpen
     }
 }
 
@@ -36,8 +45,10 @@ public enum TickPlanner {
     /// breaker. The tick committed nothing, so its work is simply done again.
     public static func storeRetry(jobID: String, error: String, nowMs: Int64) -> TickPlan {
         let spread = Int64(StableHash.fnv1a(jobID) % UInt64(storeRetryMs / 4 + 1))
-        var plan = TickPlan(status: "store_error", error: error, consecutiveErrors: 0, nextRunAtMs: nowMs + storeRetryMs * 3 / 4 + spread,
-                            pause: false, pausedReason: nil, done: false, breakerOpen: false)
+        var plan = TickPlan(
+            status: "store_error", error: error, consecutiveErrors: 0,
+            nextRunAtMs: nowMs + storeRetryMs * 3 / 4 + spread,
+            pause: false, pausedReason: nil, done: false, breakerOpen: false)
         plan.keepsErrorCount = true
         return plan
     }
@@ -51,13 +62,15 @@ public enum TickPlanner {
     public static func backoffMs(jobID: String, failures: Int) -> Int64 {
         let exp = min(max(failures - 1, 0), 20)
         let raw = min(backoffBaseMs << Int64(exp), backoffCapMs)
-        let u = Double(StableHash.fnv1a("\(jobID)#\(failures)") % 10_000) / 10_000   // [0, 1)
+        let u = Double(StableHash.fnv1a("\(jobID)#\(failures)") % 10_000) / 10_000 // [0, 1)
         return Int64(Double(raw) * (0.9 + 0.2 * u))
     }
 
     /// Plans the state after a tick that ended at `nowMs` with `outcome`, after `previousErrors`
     /// failures in a row; `offsetMs` is the job's jitter offset.
-    public static func plan(job: JobSpec, outcome: TickOutcome, previousErrors: Int, breakerThreshold: Int, offsetMs: Int64, nowMs: Int64) -> TickPlan {
+    public static func plan(
+        job: JobSpec, outcome: TickOutcome, previousErrors: Int, breakerThreshold: Int, offsetMs: Int64, nowMs: Int64
+    ) -> TickPlan {
         let threshold = max(1, breakerThreshold)
         switch outcome {
         case .ok(let ack):
@@ -69,7 +82,9 @@ public enum TickPlanner {
             } else {
                 next = job.schedule.nextFire(afterMs: nowMs, offsetMs: offsetMs)
             }
-            return TickPlan(status: "ok", error: nil, consecutiveErrors: 0, nextRunAtMs: next, pause: false, pausedReason: nil, done: job.schedule.isOneShot, breakerOpen: false)
+            return TickPlan(
+                status: "ok", error: nil, consecutiveErrors: 0, nextRunAtMs: next, pause: false, pausedReason: nil,
+                done: job.schedule.isOneShot, breakerOpen: false)
         case .failed(let err):
             let failures = previousErrors + 1
             switch err.errorClass {
@@ -84,17 +99,23 @@ public enum TickPlanner {
                 }
                 let regular = job.schedule.nextFire(afterMs: nowMs, offsetMs: offsetMs)
                 let next = max(nowMs + delay, regular ?? Int64.min)
-                return TickPlan(status: "transient", error: err.message, consecutiveErrors: failures, nextRunAtMs: next, pause: false, pausedReason: nil, done: false, breakerOpen: open)
+                return TickPlan(
+                    status: "transient", error: err.message, consecutiveErrors: failures, nextRunAtMs: next,
+                    pause: false, pausedReason: nil, done: false, breakerOpen: open)
             case .permanent, .config:
                 let reason = "\(err.errorClass.rawValue) error: \(err.message)"
-                return TickPlan(status: err.errorClass.rawValue, error: err.message, consecutiveErrors: failures, nextRunAtMs: nil, pause: true, pausedReason: reason, done: false, breakerOpen: false)
+                return TickPlan(
+                    status: err.errorClass.rawValue, error: err.message, consecutiveErrors: failures, nextRunAtMs: nil,
+                    pause: true, pausedReason: reason, done: false, breakerOpen: false)
             }
         }
     }
 
     /// The first due time of a job at boot or when first loaded, from its stored row.
     /// Returns nil for a job that must not be scheduled (paused, done, or a past one-shot).
-    public static func initialDue(job: JobSpec, row: JobStateRow?, offsetMs: Int64, nowMs: Int64) -> (due: Int64?, markDone: Bool) {
+    public static func initialDue(
+        job: JobSpec, row: JobStateRow?, offsetMs: Int64, nowMs: Int64
+    ) -> (due: Int64?, markDone: Bool) {
         if let row, row.paused || row.done { return (nil, false) }
         let fresh = job.schedule.nextFire(afterMs: nowMs, offsetMs: offsetMs)
         guard let row, let planned = row.nextRunAtMs, row.scheduleFingerprint == job.schedule.fingerprint else {

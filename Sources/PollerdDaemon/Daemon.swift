@@ -1,12 +1,12 @@
 import Foundation
 public import Logging
+import PollerdAdmin
 public import PollerdConfig
 public import PollerdCore
-import PollerdAdmin
 public import PollerdDelivery
+public import PollerdHTTP
 public import PollerdPlugins
 import PollerdPollers
-public import PollerdHTTP
 public import ServiceLifecycle
 import UnixSignals
 
@@ -32,17 +32,30 @@ public struct Daemon: Sendable {
     public let watch: Bool
     public let logger: Logger
 
-    public init(configPath: String, store: any PollerdStore, storeLocation: String, clock: any WallClock = SystemWallClock(),
-                processes: PluginProcesses, fetcher: HTTPFetcher = HTTPFetcher(), holder: String = HolderIdentity.make(),
-                watch: Bool = false, logger: Logger) {
-        self.configPath = configPath; self.store = store; self.storeLocation = storeLocation; self.clock = clock
-        self.processes = processes; self.fetcher = fetcher; self.holder = holder; self.watch = watch; self.logger = logger
+    public init(
+        configPath: String, store: any PollerdStore, storeLocation: String, clock: any WallClock = SystemWallClock(),
+        processes: PluginProcesses, fetcher: HTTPFetcher = HTTPFetcher(), holder: String = HolderIdentity.make(),
+        watch: Bool = false, logger: Logger
+    ) {
+        self.configPath = configPath
+        self.store = store
+        self.storeLocation = storeLocation
+        self.clock = clock
+        self.processes = processes
+        self.fetcher = fetcher
+        self.holder = holder
+        self.watch = watch
+        self.logger = logger
     }
 
     /// Loads a job file with the built-in kinds (the HTTP ones on `fetcher`) and the plugins of
     /// its `plugin_dirs`, whose long-lived processes come from `processes`.
-    public static func loadJobFile(_ path: String, processes: PluginProcesses, fetcher: HTTPFetcher, nowMs: Int64) -> JobFile {
-        JobFile.load(path: path, kinds: PluginSet.kindProvider(builtins: builtins(fetcher: fetcher), processes: processes), nowMs: nowMs)
+    public static func loadJobFile(
+        _ path: String, processes: PluginProcesses, fetcher: HTTPFetcher, nowMs: Int64
+    ) -> JobFile {
+        JobFile.load(
+            path: path, kinds: PluginSet.kindProvider(builtins: builtins(fetcher: fetcher), processes: processes),
+            nowMs: nowMs)
     }
 
     /// Every built-in kind: `noop`, `command`, and `rss`, `http_json`, `webhook_poll` on `fetcher`.
@@ -55,49 +68,63 @@ public struct Daemon: Sendable {
         fetcher.configure(file.settings.http)
         let executor = TickExecutor(store: store, registry: file.registry, clock: clock, holder: holder, logger: logger)
         let notifier = SystemdNotifier()
-        let runner = Runner(settings: file.settings, jobs: file.jobs, executor: executor, jobFile: configPath,
-                            isAbandoned: HolderIdentity.isAbandoned, onEvent: { event in
-                                RunnerMetrics.record(event)
-                                // systemd (Type=notify): ready once the jobs are registered and planned.
-                                if case .started = event { notifier.notify("READY=1") }
-                            })
+        let runner = Runner(
+            settings: file.settings, jobs: file.jobs, executor: executor, jobFile: configPath,
+            isAbandoned: HolderIdentity.isAbandoned,
+            onEvent: { event in
+                RunnerMetrics.record(event)
+                // systemd (Type=notify): ready once the jobs are registered and planned.
+                if case .started = event { notifier.notify("READY=1") }
+            })
         let httpClient = SinkRegistry.makeHTTPClient()
         let sinks = SinkRegistry(broker: broker, client: httpClient)
-        let deliverer = Deliverer(store: store, clock: clock, holder: holder, sinks: sinks, bell: executor.outboxBell,
-                                  isAbandoned: HolderIdentity.isAbandoned, logger: logger)
+        let deliverer = Deliverer(
+            store: store, clock: clock, holder: holder, sinks: sinks, bell: executor.outboxBell,
+            isAbandoned: HolderIdentity.isAbandoned, logger: logger)
         deliverer.update(jobs: file.jobs, tuning: file.settings.delivery)
         let processes = self.processes
         let fetcher = self.fetcher
         let live = LiveJobFile(file)
         let path = configPath
         let clock = self.clock
-        let reloader = ReloadService(runner: runner, deliverer: deliverer, processes: processes, path: path, stateStore: file.stateDBPath,
-                                     watch: watch, clock: clock, load: { Daemon.loadJobFile(path, processes: processes, fetcher: fetcher, nowMs: clock.nowMs) },
-                                     applied: { file in
-                                         fetcher.configure(file.settings.http)
-                                         live.replace(file)
-                                     },
-                                     logger: logger)
+        let reloader = ReloadService(
+            runner: runner, deliverer: deliverer, processes: processes, path: path, stateStore: file.stateDBPath,
+            watch: watch, clock: clock,
+            load: { Daemon.loadJobFile(path, processes: processes, fetcher: fetcher, nowMs: clock.nowMs) },
+            applied: { file in
+                fetcher.configure(file.settings.http)
+                live.replace(file)
+            },
+            logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: StoreService(store: store, clock: clock), successTerminationBehavior: .ignore),
             // Stopped after the plugin processes: its last sweep takes what they left behind.
-            .init(service: ProcessSweepService(clock: clock, live: live, logger: logger), successTerminationBehavior: .ignore),
+            .init(
+                service: ProcessSweepService(clock: clock, live: live, logger: logger),
+                successTerminationBehavior: .ignore),
             .init(service: PluginProcessesService(processes: processes), successTerminationBehavior: .ignore),
             .init(service: HTTPClientService(client: httpClient), successTerminationBehavior: .ignore),
             .init(service: HTTPFetcherService(fetcher: fetcher), successTerminationBehavior: .ignore),
         ]
         if let listen = file.settings.adminListen {
-            let api = AdminAPI(store: store, clock: clock, live: live, runner: runner, reloader: reloader, holder: holder, logger: logger)
-            services.append(.init(service: AdminService(listen: listen, explicit: file.settings.admin.listenExplicit,
-                                                        auth: AdminAuth.from(file.settings.admin, environment: ProcessInfo.processInfo.environment),
-                                                        api: api, metrics: AdminServer.bootstrapMetrics(), logger: logger),
-                                  successTerminationBehavior: .ignore))
+            let api = AdminAPI(
+                store: store, clock: clock, live: live, runner: runner, reloader: reloader, holder: holder,
+                logger: logger)
+            services.append(
+                .init(
+                    service: AdminService(
+                        listen: listen, explicit: file.settings.admin.listenExplicit,
+                        auth: AdminAuth.from(file.settings.admin, environment: ProcessInfo.processInfo.environment),
+                        api: api, metrics: AdminServer.bootstrapMetrics(), logger: logger),
+                    successTerminationBehavior: .ignore))
         }
         services += [
             .init(service: deliverer, successTerminationBehavior: .ignore),
             .init(service: runner, successTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: reloader, successTerminationBehavior: .ignore),
-            .init(service: PluginStatusService(runner: runner, store: store, clock: clock), successTerminationBehavior: .ignore),
+            .init(
+                service: PluginStatusService(runner: runner, store: store, clock: clock),
+                successTerminationBehavior: .ignore),
             .init(service: HealthService(store: store, live: live, clock: clock), successTerminationBehavior: .ignore),
             // Last in the group, so the first to hear of a shutdown: tells systemd it began.
             .init(service: NotifyStoppingService(notifier: notifier), successTerminationBehavior: .ignore),
@@ -105,13 +132,19 @@ public struct Daemon: Sendable {
         // ServiceLifecycle's own chatter (services starting, stopping) shows at trace only.
         var lifecycleLogger = logger
         lifecycleLogger.logLevel = logger.logLevel == .trace ? .trace : max(logger.logLevel, .notice)
-        return ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: lifecycleLogger))
+        return ServiceGroup(
+            configuration: .init(
+                services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: lifecycleLogger))
     }
 
     /// Runs the daemon until SIGTERM or SIGINT (or a service fails).
     public func run(file: JobFile) async throws {
-        logger.info("pollerd starting", metadata: ["pollerd.config": "\(configPath)", "pollerd.store": "\(storeLocation)",
-                                                   "pollerd.holder": "\(holder)", "pollerd.invalid_jobs": "\(Set(file.errors.compactMap(\.jobID)).count)"])
+        logger.info(
+            "pollerd starting",
+            metadata: [
+                "pollerd.config": "\(configPath)", "pollerd.store": "\(storeLocation)",
+                "pollerd.holder": "\(holder)", "pollerd.invalid_jobs": "\(Set(file.errors.compactMap(\.jobID)).count)",
+            ])
         try await serviceGroup(file: file).run()
         logger.info("pollerd stopped")
     }

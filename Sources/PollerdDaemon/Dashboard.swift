@@ -22,19 +22,26 @@ public struct Dashboard: Sendable {
         self.api = api
         var library = MustacheLibrary()
         let templates: [(String, String)] = [
-            ("layout", DashboardTemplates.layout), ("hidden", DashboardTemplates.hidden), ("actions", DashboardTemplates.actions),
+            ("layout", DashboardTemplates.layout), ("hidden", DashboardTemplates.hidden),
+            ("actions", DashboardTemplates.actions),
             ("jobs", DashboardTemplates.jobs), ("job", DashboardTemplates.job), ("lanes", DashboardTemplates.lanes),
-            ("letters", DashboardTemplates.letters), ("auditTable", DashboardTemplates.auditTable), ("outbox", DashboardTemplates.outbox),
-            ("dlq", DashboardTemplates.dlq), ("audit", DashboardTemplates.audit), ("plugins", DashboardTemplates.plugins),
+            ("letters", DashboardTemplates.letters), ("auditTable", DashboardTemplates.auditTable),
+            ("outbox", DashboardTemplates.outbox),
+            ("dlq", DashboardTemplates.dlq), ("audit", DashboardTemplates.audit),
+            ("plugins", DashboardTemplates.plugins),
         ]
         for (name, text) in templates { try library.register(text, named: name) }
         self.library = library
     }
 
     public func register(on router: Router<AdminRequestContext>) {
-        router.get("/static/app.css") { _, _ in HTML.asset(DashboardTemplates.stylesheet, type: "text/css; charset=utf-8") }
+        router.get("/static/app.css") { _, _ in
+            HTML.asset(DashboardTemplates.stylesheet, type: "text/css; charset=utf-8")
+        }
         router.get("/static/favicon.svg") { _, _ in HTML.asset(DashboardTemplates.favicon, type: "image/svg+xml") }
-        router.get("/static/app.js") { _, _ in HTML.asset(DashboardTemplates.script, type: "text/javascript; charset=utf-8") }
+        router.get("/static/app.js") { _, _ in
+            HTML.asset(DashboardTemplates.script, type: "text/javascript; charset=utf-8")
+        }
         router.get("/") { request, c in try await index(request, c) }
         router.get("/jobs/:id") { request, c in try await jobPage(request, c) }
         router.get("/plugins") { request, c in try await pluginsPage(request, c) }
@@ -58,8 +65,10 @@ public struct Dashboard: Sendable {
 
     /// The statuses the table filters on, in the order of the select.
     static let statusFilters: [(String, String)] = [
-        ("", "all"), ("ok", "ok"), ("failing", "failing"), ("backing_off", "backing off"), ("breaker_open", "breaker open"),
-        ("backlogged", "backlogged"), ("paused", "paused"), ("stale", "stale"), ("never_ran", "never ran"), ("done", "done"),
+        ("", "all"), ("ok", "ok"), ("failing", "failing"), ("backing_off", "backing off"),
+        ("breaker_open", "breaker open"),
+        ("backlogged", "backlogged"), ("paused", "paused"), ("stale", "stale"), ("never_ran", "never ran"),
+        ("done", "done"),
         ("invalid", "invalid"), ("removed", "removed"), ("elsewhere", "run elsewhere"),
     ]
 
@@ -72,7 +81,11 @@ public struct Dashboard: Sendable {
         return listing.map { l in
             let spec = specs[l.id]
             let status = l.status(breakerThreshold: threshold)
-            let stale = l.row.map { JobHealth.isStale($0, maxStalenessSecs: spec?.maxStalenessSecs, registeredAtMs: api.startedAtMs, nowMs: now) } ?? false
+            let stale =
+                l.row.map {
+                    JobHealth.isStale(
+                        $0, maxStalenessSecs: spec?.maxStalenessSecs, registeredAtMs: api.startedAtMs, nowMs: now)
+                } ?? false
             return Entry(listing: l, status: status, stale: stale, spec: spec)
         }
     }
@@ -103,8 +116,10 @@ public struct Dashboard: Sendable {
         }
 
         var query: String {
-            [("status", status), ("kind", kind), ("q", q)].filter { !$0.1.isEmpty }.map { "\($0.0)=\(PercentEncoding.component($0.1))" }
-                .joined(separator: "&")
+            [("status", status), ("kind", kind), ("q", q)].filter { !$0.1.isEmpty }.map {
+                "\($0.0)=\(PercentEncoding.component($0.1))"
+            }
+            .joined(separator: "&")
         }
     }
 
@@ -112,7 +127,9 @@ public struct Dashboard: Sendable {
         let p = request.uri.queryParameters
         let filter = try Filter(status: p.get("status"), kind: p.get("kind"), q: p.get("q"))
         let pageText = p.get("page") ?? "1"
-        guard let page = Int(pageText), page >= 1 else { throw AdminError(.badRequest, "bad_query", "page must be a number from 1") }
+        guard let page = Int(pageText), page >= 1 else {
+            throw AdminError(.badRequest, "bad_query", "page must be a number from 1")
+        }
         let all = try await entries()
         let matched = all.filter { filter.matches($0) }
         let pageCount = max(1, (matched.count + Self.pageSize - 1) / Self.pageSize)
@@ -122,7 +139,9 @@ public struct Dashboard: Sendable {
         for e in shown {
             var ticks: [TickRecord] = []
             if e.listing.row != nil {
-                ticks = try await api.guarded { try await api.store.tickHistory(jobID: e.listing.id, limit: Self.sparkTicks) }
+                ticks = try await api.guarded {
+                    try await api.store.tickHistory(jobID: e.listing.id, limit: Self.sparkTicks)
+                }
             }
             rows.append(jobRow(e, ticks: ticks, now: now))
         }
@@ -132,16 +151,24 @@ public struct Dashboard: Sendable {
         v["matched"] = matched.count
         v["bulkable"] = matched.contains { $0.listing.row != nil }
         v["filtered"] = !filter.query.isEmpty
-        v["status"] = filter.status; v["kind"] = filter.kind; v["q"] = filter.q
+        v["status"] = filter.status
+        v["kind"] = filter.kind
+        v["q"] = filter.q
         let forStatus = all.filter { filter.matches($0, statusToo: false) }
         v["statuses"] = Self.statusFilters.map { value, label -> [String: Any] in
-            let n = value.isEmpty ? forStatus.count : forStatus.filter { value == "stale" ? $0.stale : $0.status == value }.count
+            let n =
+                value.isEmpty
+                ? forStatus.count : forStatus.filter { value == "stale" ? $0.stale : $0.status == value }.count
             return ["value": value, "label": label, "count": n, "selected": value == filter.status]
-        }.filter { ($0["count"] as? Int ?? 0) > 0 || ($0["selected"] as? Bool ?? false) || ($0["value"] as? String) == "" }
+        }.filter {
+            ($0["count"] as? Int ?? 0) > 0 || ($0["selected"] as? Bool ?? false) || ($0["value"] as? String) == ""
+        }
         let forKind = all.filter { filter.matches($0, kindToo: false) }
         var kindCounts: [String: Int] = [:]
         for e in forKind { kindCounts[e.listing.kind ?? "", default: 0] += 1 }
-        var kinds: [[String: Any]] = [["value": "", "label": "all", "count": forKind.count, "selected": filter.kind.isEmpty]]
+        var kinds: [[String: Any]] = [
+            ["value": "", "label": "all", "count": forKind.count, "selected": filter.kind.isEmpty]
+        ]
         for k in kindCounts.keys.sorted() where !k.isEmpty {
             kinds.append(["value": k, "label": k, "count": kindCounts[k]!, "selected": k == filter.kind])
         }
@@ -152,7 +179,8 @@ public struct Dashboard: Sendable {
         if pageCount > 1 {
             let q = filter.query.isEmpty ? "" : filter.query + "&"
             v["pages"] = true
-            v["page"] = min(page, pageCount); v["pageCount"] = pageCount
+            v["page"] = min(page, pageCount)
+            v["pageCount"] = pageCount
             if page > 1 { v["prev"] = "/?\(q)page=\(min(page, pageCount) - 1)" }
             if page < pageCount { v["next"] = "/?\(q)page=\(page + 1)" }
         }
@@ -168,13 +196,15 @@ public struct Dashboard: Sendable {
         o["statusLabel"] = e.status.replacingOccurrences(of: "_", with: " ")
         o["stale"] = e.stale
         if let row = e.listing.row {
-            o["lastRun"] = Self.relative(row.lastRunAtMs, now: now); o["lastRunAt"] = Self.absolute(row.lastRunAtMs)
+            o["lastRun"] = Self.relative(row.lastRunAtMs, now: now)
+            o["lastRunAt"] = Self.absolute(row.lastRunAtMs)
             o["nextRun"] = row.paused || row.done ? "—" : Self.relative(row.nextRunAtMs, now: now)
             o["nextRunAt"] = Self.absolute(row.nextRunAtMs)
             if row.paused, let note = row.pausedReason { o["note"] = note }
             o["error"] = Self.clip(e.listing.error ?? row.lastError ?? "", 200)
         } else {
-            o["lastRun"] = "never"; o["nextRun"] = "—"
+            o["lastRun"] = "never"
+            o["nextRun"] = "—"
             o["error"] = Self.clip(e.listing.error ?? "", 400)
         }
         let ran = ticks.filter { $0.status != "skipped" }
@@ -204,11 +234,18 @@ public struct Dashboard: Sendable {
         let invalid = all.filter { $0.status == "invalid" }.count
         if invalid > 0 { out.append("\(invalid) job(s) in the job file are invalid and do not run (filter: invalid).") }
         let stale = all.filter(\.stale).count
-        if stale > 0 { out.append("\(stale) job(s) have had no successful tick for longer than their max_staleness_secs (filter: stale).") }
+        if stale > 0 {
+            out.append(
+                "\(stale) job(s) have had no successful tick for longer than their max_staleness_secs (filter: stale).")
+        }
         let breaker = all.filter { $0.status == "breaker_open" }.count
         if breaker > 0 { out.append("\(breaker) job(s) have their breaker open (filter: breaker open).") }
         let letters = try await api.guarded { try await api.facade.deadLetters(jobID: nil, limit: 1000) }.count
-        if letters > 0 { out.append("\(letters == 1000 ? "1000+" : "\(letters)") dead letter(s) wait for a replay or a drop (see Dead letters).") }
+        if letters > 0 {
+            out.append(
+                "\(letters == 1000 ? "1000+" : "\(letters)") dead letter(s) wait for a replay or a drop (see Dead letters)."
+            )
+        }
         return out
     }
 
@@ -225,26 +262,41 @@ public struct Dashboard: Sendable {
         v.merge(actionFields(l)) { _, b in b }
         let spec = file.jobs.first { $0.id == jobID }
         v["kind"] = l.kind ?? "?"
-        v["fileError"] = l.error ?? (l.inFile ? nil : (l.removed ? "This job is no longer in any running daemon's job file." : "This job is not in this daemon's job file; another daemon runs it."))
+        v["fileError"] =
+            l.error
+            ?? (l.inFile
+                ? nil
+                : (l.removed
+                    ? "This job is no longer in any running daemon's job file."
+                    : "This job is not in this daemon's job file; another daemon runs it."))
         let status = l.status(breakerThreshold: file.settings.breakerThreshold)
-        v["status"] = status; v["statusLabel"] = status.replacingOccurrences(of: "_", with: " ")
+        v["status"] = status
+        v["statusLabel"] = status.replacingOccurrences(of: "_", with: " ")
         if let row = l.row {
             let d = try await api.guarded { try await api.facade.job(jobID) }
-            v["stale"] = JobHealth.isStale(row, maxStalenessSecs: spec?.maxStalenessSecs, registeredAtMs: api.startedAtMs, nowMs: now)
+            v["stale"] = JobHealth.isStale(
+                row, maxStalenessSecs: spec?.maxStalenessSecs, registeredAtMs: api.startedAtMs, nowMs: now)
             if row.paused { v["note"] = row.pausedReason ?? "paused" }
-            v["lastRun"] = Self.relative(row.lastRunAtMs, now: now); v["lastRunAt"] = Self.absolute(row.lastRunAtMs)
-            v["lastStatus"] = row.lastStatus; v["lastDuration"] = row.lastDurationMs.map(Self.duration)
-            v["nextRun"] = row.paused || row.done ? "—" : Self.relative(row.nextRunAtMs, now: now); v["nextRunAt"] = Self.absolute(row.nextRunAtMs)
-            v["lastOk"] = Self.relative(row.lastOkAtMs, now: now); v["lastOkAt"] = Self.absolute(row.lastOkAtMs)
+            v["lastRun"] = Self.relative(row.lastRunAtMs, now: now)
+            v["lastRunAt"] = Self.absolute(row.lastRunAtMs)
+            v["lastStatus"] = row.lastStatus
+            v["lastDuration"] = row.lastDurationMs.map(Self.duration)
+            v["nextRun"] = row.paused || row.done ? "—" : Self.relative(row.nextRunAtMs, now: now)
+            v["nextRunAt"] = Self.absolute(row.nextRunAtMs)
+            v["lastOk"] = Self.relative(row.lastOkAtMs, now: now)
+            v["lastOkAt"] = Self.absolute(row.lastOkAtMs)
             v["lastError"] = row.lastError ?? "—"
             v["consecutiveErrors"] = row.consecutiveErrors
-            v["ticksTotal"] = row.ticksTotal; v["itemsSeen"] = row.itemsSeenTotal
+            v["ticksTotal"] = row.ticksTotal
+            v["itemsSeen"] = row.itemsSeenTotal
             v["cursorPreview"] = row.cursor.map { Self.clip(Base64URL.encode($0), 120) } ?? "none"
             v["cursorSize"] = row.cursor.map { "(\($0.count) bytes)" } ?? ""
-            v["lease"] = d.lease.map { l in
-                l.untilMs > now ? "held by \(l.holder) for \(Self.relative(l.untilMs, now: now).replacingOccurrences(of: "in ", with: "")) more (token \(l.token))"
-                    : "free (last held by \(l.holder), token \(l.token))"
-            } ?? "never taken"
+            v["lease"] =
+                d.lease.map { l in
+                    l.untilMs > now
+                        ? "held by \(l.holder) for \(Self.relative(l.untilMs, now: now).replacingOccurrences(of: "in ", with: "")) more (token \(l.token))"
+                        : "free (last held by \(l.holder), token \(l.token))"
+                } ?? "never taken"
             v["explain"] = d.explanation.text
             let ticks = try await api.guarded { try await api.facade.history(jobID, limit: 50) }
             v["sparkline"] = Self.sparkline(Array(ticks.prefix(Self.sparkTicks)))
@@ -253,25 +305,36 @@ public struct Dashboard: Sendable {
                     "tick": t.seq > 0 ? "\(t.seq)" : "—", "slot": t.slotMs.map { RFC3339.format(ms: $0) } ?? "manual",
                     "started": Self.relative(t.startedAtMs, now: now), "startedAt": RFC3339.format(ms: t.startedAtMs),
                     "duration": t.status == "skipped" ? "—" : Self.duration(t.durationMs), "status": t.status,
-                    "rowClass": t.status == "skipped" ? "skipped" : "", "found": t.itemsFound, "new": t.itemsNew, "duplicates": t.duplicates,
+                    "rowClass": t.status == "skipped" ? "skipped" : "", "found": t.itemsFound, "new": t.itemsNew,
+                    "duplicates": t.duplicates,
                     "cursorChanged": t.cursorChanged, "error": t.error ?? "",
                 ]
             }
             let cursors = try await api.guarded { try await api.facade.cursorHistory(jobID, limit: 50) }
             v["cursors"] = cursors.map { t -> [String: Any] in
                 [
-                    "id": jobID, "tick": t.seq, "started": Self.relative(t.startedAtMs, now: now), "startedAt": RFC3339.format(ms: t.startedAtMs),
+                    "id": jobID, "tick": t.seq, "started": Self.relative(t.startedAtMs, now: now),
+                    "startedAt": RFC3339.format(ms: t.startedAtMs),
                     "items": t.itemsNew, "preview": t.cursor.map { Self.clip(Base64URL.encode($0), 80) } ?? "cleared",
                     "size": t.cursor.map { "(\($0.count) bytes)" } ?? "",
                 ]
             }
         } else {
-            v["lastRun"] = "never"; v["nextRun"] = "when the daemon registers it"; v["lastOk"] = "never"; v["lastError"] = "—"
-            v["consecutiveErrors"] = 0; v["ticksTotal"] = 0; v["itemsSeen"] = 0; v["cursorPreview"] = "none"; v["lease"] = "none"
-            v["explain"] = l.error.map { "The job file's entry is invalid, so no daemon runs it: \($0)" }
+            v["lastRun"] = "never"
+            v["nextRun"] = "when the daemon registers it"
+            v["lastOk"] = "never"
+            v["lastError"] = "—"
+            v["consecutiveErrors"] = 0
+            v["ticksTotal"] = 0
+            v["itemsSeen"] = 0
+            v["cursorPreview"] = "none"
+            v["lease"] = "none"
+            v["explain"] =
+                l.error.map { "The job file's entry is invalid, so no daemon runs it: \($0)" }
                 ?? "The job is in the job file but the store has no row for it yet: the daemon registers it when it starts or reloads."
             v["sparkline"] = ""
-            v["ticks"] = [[String: Any]](); v["cursors"] = [[String: Any]]()
+            v["ticks"] = [[String: Any]]()
+            v["cursors"] = [[String: Any]]()
         }
         let lanes = try await api.guarded { try await api.facade.outboxStats() }.filter { $0.jobID == jobID }
         v["lanes"] = lanes.map { Self.lane($0, now: now) }
@@ -295,8 +358,10 @@ public struct Dashboard: Sendable {
                 "plugin": p.pluginID, "daemon": p.daemonID, "lifecycle": p.lifecycle, "phase": p.phase,
                 "phaseClass": p.phase.lowercased().replacingOccurrences(of: " ", with: "_"),
                 "pid": p.pid.map { "\($0)" } ?? "—", "restarts": p.restarts, "ticks": p.ticks, "failures": p.failures,
-                "error": p.lastError ?? "", "reported": Self.relative(p.updatedAtMs, now: now), "reportedAt": RFC3339.format(ms: p.updatedAtMs),
-                "hasStderr": !p.stderrTail.isEmpty, "stderrCount": p.stderrTail.count, "stderr": p.stderrTail.joined(separator: "\n"),
+                "error": p.lastError ?? "", "reported": Self.relative(p.updatedAtMs, now: now),
+                "reportedAt": RFC3339.format(ms: p.updatedAtMs),
+                "hasStderr": !p.stderrTail.isEmpty, "stderrCount": p.stderrTail.count,
+                "stderr": p.stderrTail.joined(separator: "\n"),
             ]
         }
         return try render("plugins", v)
@@ -338,8 +403,12 @@ public struct Dashboard: Sendable {
         switch c.parameters.get("action") ?? "" {
         case "pause":
             let note = (form["note"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-            guard note.utf8.count <= 1024 else { throw AdminError(.badRequest, "bad_body", "a pause note is at most 1024 bytes") }
-            try await api.guarded { try await api.facade.pause(jobID, note: note.isEmpty ? "paused from the dashboard" : note, actor: actor) }
+            guard note.utf8.count <= 1024 else {
+                throw AdminError(.badRequest, "bad_body", "a pause note is at most 1024 bytes")
+            }
+            try await api.guarded {
+                try await api.facade.pause(jobID, note: note.isEmpty ? "paused from the dashboard" : note, actor: actor)
+            }
             return HTML.redirect(Self.flash(back, "paused", job: jobID))
         case "resume":
             try await api.guarded { try await api.facade.resume(jobID, actor: actor) }
@@ -353,15 +422,21 @@ public struct Dashboard: Sendable {
             return HTML.redirect(Self.flash(back, "ran", job: jobID, status: t.status))
         case "cursor":
             if let text = form["rewind_to_tick"] {
-                guard let seq = Int64(text) else { throw AdminError(.badRequest, "bad_body", "'rewind_to_tick' must be a tick number") }
+                guard let seq = Int64(text) else {
+                    throw AdminError(.badRequest, "bad_body", "'rewind_to_tick' must be a tick number")
+                }
                 _ = try await api.guarded { try await api.facade.rewindCursor(jobID, toTick: seq, actor: actor) }
                 return HTML.redirect(Self.flash(back, "rewound", job: jobID, n: Int(seq)))
             }
-            guard form["set"] != nil else { throw AdminError(.badRequest, "bad_body", "give 'rewind_to_tick', or 'set' with 'cursor'") }
+            guard form["set"] != nil else {
+                throw AdminError(.badRequest, "bad_body", "give 'rewind_to_tick', or 'set' with 'cursor'")
+            }
             let text = (form["cursor"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
             var bytes: Data?
             if !text.isEmpty {
-                guard let d = Base64URL.decode(text) else { throw AdminError(.badRequest, "bad_body", "the cursor must be base64url") }
+                guard let d = Base64URL.decode(text) else {
+                    throw AdminError(.badRequest, "bad_body", "the cursor must be base64url")
+                }
                 bytes = d
             }
             try await api.guarded { try await api.facade.setCursor(jobID, to: bytes, actor: actor) }
@@ -378,15 +453,20 @@ public struct Dashboard: Sendable {
         let filter = try Filter(status: form["status"], kind: form["kind"], q: form["q"])
         let actor = "dashboard bulk (\(c.role?.rawValue ?? "open"))"
         let action = form["action"] ?? ""
-        guard action == "pause" || action == "resume" else { throw AdminError(.badRequest, "bad_body", "'action' must be pause or resume") }
+        guard action == "pause" || action == "resume" else {
+            throw AdminError(.badRequest, "bad_body", "'action' must be pause or resume")
+        }
         let note = (form["note"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        guard note.utf8.count <= 1024 else { throw AdminError(.badRequest, "bad_body", "a pause note is at most 1024 bytes") }
+        guard note.utf8.count <= 1024 else {
+            throw AdminError(.badRequest, "bad_body", "a pause note is at most 1024 bytes")
+        }
         var n = 0
         for e in try await entries() where filter.matches(e) {
             guard let row = e.listing.row, row.paused != (action == "pause") else { continue }
             try await api.guarded {
                 if action == "pause" {
-                    try await api.facade.pause(e.listing.id, note: note.isEmpty ? "paused from the dashboard (bulk)" : note, actor: actor)
+                    try await api.facade.pause(
+                        e.listing.id, note: note.isEmpty ? "paused from the dashboard (bulk)" : note, actor: actor)
                 } else {
                     try await api.facade.resume(e.listing.id, actor: actor)
                 }
@@ -405,14 +485,18 @@ public struct Dashboard: Sendable {
         switch action {
         case "replay", "drop":
             let ids = try form.all("ids").map { text -> Int64 in
-                guard let n = Int64(text) else { throw AdminError(.badRequest, "bad_body", "a dead letter id is a number") }
+                guard let n = Int64(text) else {
+                    throw AdminError(.badRequest, "bad_body", "a dead letter id is a number")
+                }
                 return n
             }
             guard !ids.isEmpty else { throw AdminError(.badRequest, "bad_body", "select at least one dead letter") }
             selection = .ids(ids)
         case "replay_all":
             if let job = form["scope_job"] {
-                guard AdminAPI.isJobID(job) else { throw AdminError(.badRequest, "bad_body", "'scope_job' must be a job id") }
+                guard AdminAPI.isJobID(job) else {
+                    throw AdminError(.badRequest, "bad_body", "'scope_job' must be a job id")
+                }
                 selection = .job(job)
             } else {
                 selection = .all
@@ -421,7 +505,8 @@ public struct Dashboard: Sendable {
             throw AdminError(.badRequest, "bad_body", "'action' must be replay, drop or replay_all")
         }
         let n = try await api.guarded {
-            action == "drop" ? try await api.facade.dropDeadLetters(selection) : try await api.facade.replayDeadLetters(selection)
+            action == "drop"
+                ? try await api.facade.dropDeadLetters(selection) : try await api.facade.replayDeadLetters(selection)
         }
         return HTML.redirect(Self.flash(back, action == "drop" ? "dropped" : "replayed", n: n))
     }
@@ -430,7 +515,10 @@ public struct Dashboard: Sendable {
 
     /// The values every page has: who is looking, the CSRF token, the navigation, the flash.
     func base(_ request: Request, _ c: AdminRequestContext, title: String, nav: String) -> [String: Any] {
-        let items: [(String, String)] = [("/", "Jobs"), ("/plugins", "Plugins"), ("/outbox", "Outbox"), ("/dlq", "Dead letters"), ("/audit", "Audit")]
+        let items: [(String, String)] = [
+            ("/", "Jobs"), ("/plugins", "Plugins"), ("/outbox", "Outbox"), ("/dlq", "Dead letters"),
+            ("/audit", "Audit"),
+        ]
         var v: [String: Any] = [
             "title": title, "csrf": c.session?.csrf ?? "", "open": c.openAccess, "role": c.role?.rawValue ?? "read",
             "canAct": c.role == .admin, "version": PollerdVersion.string, "now": RFC3339.format(ms: api.clock.nowMs),
@@ -457,7 +545,8 @@ public struct Dashboard: Sendable {
     static func form(_ request: Request) async throws -> FormFields {
         var request = request
         guard request.headers[.contentType]?.hasPrefix("application/x-www-form-urlencoded") ?? true else {
-            throw AdminError(.badRequest, "bad_body", "the dashboard's actions take a form (application/x-www-form-urlencoded)")
+            throw AdminError(
+                .badRequest, "bad_body", "the dashboard's actions take a form (application/x-www-form-urlencoded)")
         }
         return FormFields(String(buffer: try await request.collectBody(upTo: 64 << 10)))
     }
@@ -469,7 +558,9 @@ public struct Dashboard: Sendable {
     }
 
     /// `back` with what was done, for the page to say so.
-    static func flash(_ back: String, _ code: String, job: String? = nil, n: Int? = nil, status: String? = nil) -> String {
+    static func flash(
+        _ back: String, _ code: String, job: String? = nil, n: Int? = nil, status: String? = nil
+    ) -> String {
         var q = "done=\(code)"
         if let job { q += "&done_job=\(PercentEncoding.component(job))" }
         if let n { q += "&done_n=\(n)" }
@@ -488,7 +579,9 @@ public struct Dashboard: Sendable {
         case "resumed": return "Resumed \(job)."
         case "reset": return "Reset \(job): its cursor and error counters are cleared."
         case "ran":
-            let status = p.get("done_status").flatMap { ["ok", "transient", "permanent", "config"].contains($0) ? $0 : nil } ?? "done"
+            let status =
+                p.get("done_status").flatMap { ["ok", "transient", "permanent", "config"].contains($0) ? $0 : nil }
+                ?? "done"
             return "Ran \(job): \(status)."
         case "rewound": return "Rewound \(job) to the cursor of tick \(n)."
         case "cursor_set": return "Set the cursor of \(job)."
@@ -504,7 +597,8 @@ public struct Dashboard: Sendable {
     static func lane(_ l: OutboxLaneStats, now: Int64) -> [String: Any] {
         [
             "job": l.jobID, "sink": l.sink, "pending": l.pending, "attempts": l.attempts,
-            "nextAttempt": l.pending > 0 ? relative(l.nextAttemptAtMs, now: now) : "—", "oldest": relative(l.oldestFoundAtMs, now: now),
+            "nextAttempt": l.pending > 0 ? relative(l.nextAttemptAtMs, now: now) : "—",
+            "oldest": relative(l.oldestFoundAtMs, now: now),
             "delivered": l.delivered, "retried": l.retried, "deadLettered": l.deadLettered, "error": l.lastError ?? "",
         ]
     }
@@ -512,13 +606,17 @@ public struct Dashboard: Sendable {
     static func letter(_ d: DeadLetter, now: Int64) -> [String: Any] {
         [
             "id": d.id, "job": d.jobID, "sink": d.sink, "key": clip(d.key, 60), "attempts": d.attempts,
-            "failed": relative(d.failedAtMs, now: now), "failedAt": RFC3339.format(ms: d.failedAtMs), "error": clip(d.lastError, 300),
+            "failed": relative(d.failedAtMs, now: now), "failedAt": RFC3339.format(ms: d.failedAtMs),
+            "error": clip(d.lastError, 300),
         ]
     }
 
     static func audit(_ a: AuditEntry, now: Int64) -> [String: Any] {
-        var o: [String: Any] = ["at": relative(a.atMs, now: now), "atFull": RFC3339.format(ms: a.atMs), "actor": a.actor, "action": a.action,
-                                "detail": a.detail ?? ""]
+        var o: [String: Any] = [
+            "at": relative(a.atMs, now: now), "atFull": RFC3339.format(ms: a.atMs), "actor": a.actor,
+            "action": a.action,
+            "detail": a.detail ?? "",
+        ]
         if let j = a.jobID { o["job"] = j }
         return o
     }
@@ -555,33 +653,44 @@ public struct Dashboard: Sendable {
     static func sparkline(_ newestFirst: [TickRecord]) -> String {
         guard !newestFirst.isEmpty else { return "<span class=\"muted\">no ticks yet</span>" }
         let ticks = Array(newestFirst.reversed())
-        let barW = 4, gap = 1, height = 22
+        let barW = 4
+        let gap = 1
+        let height = 22
         let width = ticks.count * (barW + gap)
         let longest = max(1, ticks.filter { $0.status != "skipped" }.map(\.durationMs).max() ?? 1)
-        var ok = 0, errors = 0, skipped = 0
+        var ok = 0
+        var errors = 0
+        var skipped = 0
         var bars = ""
         for (i, t) in ticks.enumerated() {
             let cls: String
             let h: Int
             switch t.status {
             case "skipped":
-                cls = "skip"; h = 5; skipped += 1
+                cls = "skip"
+                h = 5
+                skipped += 1
             case "ok":
-                cls = "ok"; ok += 1
+                cls = "ok"
+                ok += 1
                 h = max(2, Int((Double(t.durationMs) / Double(longest)).squareRoot() * Double(height - 2)))
             case "cancelled":
-                cls = "other"; h = 3
+                cls = "other"
+                h = 3
             default:
-                cls = "err"; errors += 1
+                cls = "err"
+                errors += 1
                 h = max(3, Int((Double(t.durationMs) / Double(longest)).squareRoot() * Double(height - 2)))
             }
             var title = "\(RFC3339.format(ms: t.startedAtMs)): \(t.status)"
             if t.status != "skipped" { title += ", \(duration(t.durationMs)), \(t.itemsNew) new" }
             if let e = t.error { title += " (\(clip(e, 120)))" }
-            bars += "<rect class=\"\(cls)\" x=\"\(i * (barW + gap))\" y=\"\(height - h)\" width=\"\(barW)\" height=\"\(h)\"><title>\(HTML.escape(title))</title></rect>"
+            bars +=
+                "<rect class=\"\(cls)\" x=\"\(i * (barW + gap))\" y=\"\(height - h)\" width=\"\(barW)\" height=\"\(h)\"><title>\(HTML.escape(title))</title></rect>"
         }
         let label = "last \(ticks.count) ticks: \(ok) ok, \(errors) failed, \(skipped) skipped"
-        return "<svg class=\"spark\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" role=\"img\" aria-label=\"\(label)\">"
+        return
+            "<svg class=\"spark\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" role=\"img\" aria-label=\"\(label)\">"
             + "<line class=\"base\" x1=\"0\" y1=\"\(height)\" x2=\"\(width)\" y2=\"\(height)\"/>" + bars + "</svg>"
     }
 }

@@ -36,8 +36,10 @@ public final class Deliverer: Service, Sendable {
     private let stopping = Mutex(false)
 
     /// - Parameter isAbandoned: tells, at start, which claim holders are crashed daemons (their lanes are freed).
-    public init(store: any OutboxStore, clock: any WallClock, holder: String, sinks: SinkRegistry, bell: Doorbell = Doorbell(),
-                isAbandoned: @escaping @Sendable (String) -> Bool = { _ in false }, logger: Logger) {
+    public init(
+        store: any OutboxStore, clock: any WallClock, holder: String, sinks: SinkRegistry, bell: Doorbell = Doorbell(),
+        isAbandoned: @escaping @Sendable (String) -> Bool = { _ in false }, logger: Logger
+    ) {
         self.store = store
         self.isAbandoned = isAbandoned
         self.clock = clock
@@ -52,7 +54,8 @@ public final class Deliverer: Service, Sendable {
         var r = Routing()
         r.tuning = tuning
         for j in jobs where !j.deliver.isEmpty || !j.alertSinks.isEmpty {
-            r.sinks[j.id] = Dictionary((j.deliver + j.alertSinks).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            r.sinks[j.id] = Dictionary(
+                (j.deliver + j.alertSinks).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         }
         routing.withLock { $0 = r }
         bell.ring()
@@ -71,7 +74,8 @@ public final class Deliverer: Service, Sendable {
     /// For tests and benchmarks; the daemon runs `run()`.
     public func pass() async throws -> [LaneReport] {
         let tuning = routing.withLock { $0.tuning }
-        let lanes = try await store.claimLanes(holder: holder, nowMs: clock.nowMs, claimMs: Self.claimMs, limit: tuning.concurrency)
+        let lanes = try await store.claimLanes(
+            holder: holder, nowMs: clock.nowMs, claimMs: Self.claimMs, limit: tuning.concurrency)
         return await withTaskGroup(of: LaneReport?.self) { group in
             for lane in lanes { group.addTask { await self.deliver(lane) } }
             var out: [LaneReport] = []
@@ -92,11 +96,18 @@ public final class Deliverer: Service, Sendable {
     private func deliverLoop() async {
         do {
             let freed = try await store.reclaimLaneClaims(isAbandoned: isAbandoned, nowMs: clock.nowMs)
-            if freed > 0 { logger.notice("freed outbox lanes claimed by a crashed daemon on this host", metadata: ["pollerd.lanes": "\(freed)"]) }
+            if freed > 0 {
+                logger.notice(
+                    "freed outbox lanes claimed by a crashed daemon on this host",
+                    metadata: ["pollerd.lanes": "\(freed)"])
+            }
         } catch {
             logger.error("could not free the outbox lanes of crashed daemons", metadata: ["pollerd.error": "\(error)"])
         }
-        enum Event: Sendable { case lane(LaneReport?), woke }
+        enum Event: Sendable {
+            case lane(LaneReport?)
+            case woke
+        }
         var lastGauge: Int64 = 0
         var loop = DeliveryLoop()
         await withTaskGroup(of: Event.self) { group in
@@ -111,7 +122,8 @@ public final class Deliverer: Service, Sendable {
                 let limit = loop.claimLimit(concurrency: routing.withLock { $0.tuning.concurrency })
                 if limit > 0 {
                     do {
-                        let lanes = try await store.claimLanes(holder: holder, nowMs: now, claimMs: Self.claimMs, limit: limit)
+                        let lanes = try await store.claimLanes(
+                            holder: holder, nowMs: now, claimMs: Self.claimMs, limit: limit)
                         loop.claimed(lanes.count)
                         for lane in lanes { group.addTask { .lane(await self.deliver(lane)) } }
                     } catch {
@@ -158,14 +170,22 @@ public final class Deliverer: Service, Sendable {
         let items: [OutboxRecord]
         do { items = try await store.laneItems(lane, limit: tuning.batchSize) } catch {
             log.error("outbox read failed", metadata: ["pollerd.error": "\(error)"])
-            _ = try? await store.settle(lane, holder: holder, LaneSettlement(acked: [], failure: .park(untilMs: clock.nowMs + 1000, reason: "outbox read failed: \(error)")), nowMs: clock.nowMs)
+            _ = try? await store.settle(
+                lane, holder: holder,
+                LaneSettlement(
+                    acked: [], failure: .park(untilMs: clock.nowMs + 1000, reason: "outbox read failed: \(error)")),
+                nowMs: clock.nowMs)
             return report
         }
         guard let spec else {
             let reason = "sink '\(lane.sink)' is not configured for job '\(lane.jobID)'; its items wait until it is"
-            log.warning("outbox lane parked: sink not configured", metadata: ["pollerd.outbox.pending": "\(items.count)"])
+            log.warning(
+                "outbox lane parked: sink not configured", metadata: ["pollerd.outbox.pending": "\(items.count)"])
             report.parked = true
-            _ = try? await store.settle(lane, holder: holder, LaneSettlement(acked: [], failure: .park(untilMs: clock.nowMs + Self.parkMs, reason: reason)), nowMs: clock.nowMs)
+            _ = try? await store.settle(
+                lane, holder: holder,
+                LaneSettlement(acked: [], failure: .park(untilMs: clock.nowMs + Self.parkMs, reason: reason)),
+                nowMs: clock.nowMs)
             return report
         }
         let type = spec.target.type
@@ -184,12 +204,20 @@ public final class Deliverer: Service, Sendable {
                     let why = f.retryable ? "\(f.message) (gave up after \(attempts) attempts)" : f.message
                     settlement.failure = .deadLetter(error: why)
                     report.deadLettered = true
-                    log.warning("item dead-lettered", metadata: ["pollerd.item.key": "\(items[n].key)", "pollerd.error": "\(why)"])
+                    log.warning(
+                        "item dead-lettered",
+                        metadata: ["pollerd.item.key": "\(items[n].key)", "pollerd.error": "\(why)"])
                 } else {
-                    let delay = f.retryAfterMs ?? tuning.retryDelayMs(afterAttempts: attempts, unit: Double.random(in: 0..<1))
+                    let delay =
+                        f.retryAfterMs ?? tuning.retryDelayMs(afterAttempts: attempts, unit: Double.random(in: 0..<1))
                     settlement.failure = .retry(atMs: now + delay, error: f.message)
                     report.retried = true
-                    log.info("delivery failed; will retry", metadata: ["pollerd.attempts": "\(attempts)", "pollerd.retry_in_ms": "\(delay)", "pollerd.error": "\(f.message)"])
+                    log.info(
+                        "delivery failed; will retry",
+                        metadata: [
+                            "pollerd.attempts": "\(attempts)", "pollerd.retry_in_ms": "\(delay)",
+                            "pollerd.error": "\(f.message)",
+                        ])
                 }
             }
         }
@@ -200,12 +228,23 @@ public final class Deliverer: Service, Sendable {
                 return report
             }
         } catch {
-            log.error("outbox settle failed; its items will be delivered again", metadata: ["pollerd.error": "\(error)"])
+            log.error(
+                "outbox settle failed; its items will be delivered again", metadata: ["pollerd.error": "\(error)"])
             return report
         }
-        if report.delivered > 0 { Counter(label: "pollerd_delivery_items_total", dimensions: [("sink_type", type), ("outcome", "delivered")]).increment(by: report.delivered) }
-        if report.retried { Counter(label: "pollerd_delivery_items_total", dimensions: [("sink_type", type), ("outcome", "retried")]).increment() }
-        if report.deadLettered { Counter(label: "pollerd_delivery_items_total", dimensions: [("sink_type", type), ("outcome", "dead_lettered")]).increment() }
+        if report.delivered > 0 {
+            Counter(label: "pollerd_delivery_items_total", dimensions: [("sink_type", type), ("outcome", "delivered")])
+                .increment(by: report.delivered)
+        }
+        if report.retried {
+            Counter(label: "pollerd_delivery_items_total", dimensions: [("sink_type", type), ("outcome", "retried")])
+                .increment()
+        }
+        if report.deadLettered {
+            Counter(
+                label: "pollerd_delivery_items_total", dimensions: [("sink_type", type), ("outcome", "dead_lettered")]
+            ).increment()
+        }
         return report
     }
 

@@ -15,8 +15,14 @@ public final class Doorbell: Sendable {
     /// Wakes the waiter (or remembers the ring for the next wait).
     public func ring() {
         let (w, sleeper): (CheckedContinuation<Void, Never>?, Task<Void, Never>?) = state.withLock { s in
-            if let w = s.waiter { s.waiter = nil; return (w, nil) }
-            if let t = s.sleeper { s.sleeper = nil; return (nil, t) }
+            if let w = s.waiter {
+                s.waiter = nil
+                return (w, nil)
+            }
+            if let t = s.sleeper {
+                s.sleeper = nil
+                return (nil, t)
+            }
             s.rung = true
             return (nil, nil)
         }
@@ -29,7 +35,10 @@ public final class Doorbell: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let resumeNow: Bool = state.withLock { s in
-                    if s.rung || Task.isCancelled { s.rung = false; return true }
+                    if s.rung || Task.isCancelled {
+                        s.rung = false
+                        return true
+                    }
                     s.waiter = c
                     return false
                 }
@@ -46,11 +55,17 @@ public final class Doorbell: Sendable {
 
     /// Waits for a ring or the instant on `clock`, whichever is first (nil: only a ring).
     public func wait(untilMs: Int64?, clock: any WallClock) async {
-        guard let untilMs else { await wait(); return }
+        guard let untilMs else {
+            await wait()
+            return
+        }
         // One sleeping task that a ring cancels: cheaper than racing two tasks in a group.
         let sleeper = Task<Void, Never> { _ = try? await clock.sleep(untilMs: untilMs) }
         let rungAlready: Bool = state.withLock { s in
-            if s.rung { s.rung = false; return true }
+            if s.rung {
+                s.rung = false
+                return true
+            }
             s.sleeper = sleeper
             return false
         }

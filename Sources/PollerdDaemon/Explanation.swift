@@ -28,7 +28,8 @@ public struct Explanation: Sendable, Equatable {
 
     /// Who paused a job.
     public enum PauseCause: String, Sendable, Equatable {
-        case `operator`, error, pausedOnBoot = "paused_on_boot"
+        case `operator`, error
+        case pausedOnBoot = "paused_on_boot"
     }
 
     /// What happened at the job's last slot.
@@ -46,13 +47,22 @@ public struct Explanation: Sendable, Equatable {
     public var owners: [String]
 
     public init(jobID: String, last: Last, next: Next, owners: [String]) {
-        self.jobID = jobID; self.last = last; self.next = next; self.owners = owners
+        self.jobID = jobID
+        self.last = last
+        self.next = next
+        self.owners = owners
     }
 
     /// Decides the answer from the job's row, its lease, the live daemons that have it and the
     /// backlog bound (nil: no bound known). Pure: `nowMs` is the only time it reads.
-    public static func decide(row: JobStateRow, lease: LeaseRecord?, owners: [String], breakerThreshold: Int, maxBacklog: Int64?, nowMs: Int64) -> Explanation {
-        let last: Last = row.lastRunAtMs.map { .ran(atMs: $0, status: row.lastStatus ?? "unknown", error: row.lastError, durationMs: row.lastDurationMs) } ?? .never
+    public static func decide(
+        row: JobStateRow, lease: LeaseRecord?, owners: [String], breakerThreshold: Int, maxBacklog: Int64?, nowMs: Int64
+    ) -> Explanation {
+        let last: Last =
+            row.lastRunAtMs.map {
+                .ran(
+                    atMs: $0, status: row.lastStatus ?? "unknown", error: row.lastError, durationMs: row.lastDurationMs)
+            } ?? .never
         let next: Next
         if owners.isEmpty {
             next = .notInAnyJobFile
@@ -65,7 +75,8 @@ public struct Explanation: Sendable, Equatable {
         } else if let maxBacklog, row.outboxBacklog >= maxBacklog {
             next = .backlogFull(pending: row.outboxBacklog, limit: maxBacklog)
         } else if row.lastStatus == "transient", row.consecutiveErrors > 0, let at = row.nextRunAtMs, at > nowMs {
-            next = row.consecutiveErrors >= max(1, breakerThreshold)
+            next =
+                row.consecutiveErrors >= max(1, breakerThreshold)
                 ? .breakerOpen(untilMs: at, failures: row.consecutiveErrors)
                 : .backingOff(untilMs: at, failures: row.consecutiveErrors)
         } else if let at = row.nextRunAtMs {
@@ -79,7 +90,11 @@ public struct Explanation: Sendable, Equatable {
     private static func pauseCause(_ row: JobStateRow) -> PauseCause {
         let reason = row.pausedReason ?? ""
         if reason == "paused_on_boot" { return .pausedOnBoot }
-        if ["permanent", "config"].contains(row.lastStatus ?? ""), reason.hasPrefix("permanent error:") || reason.hasPrefix("config error:") { return .error }
+        if ["permanent", "config"].contains(row.lastStatus ?? ""),
+            reason.hasPrefix("permanent error:") || reason.hasPrefix("config error:")
+        {
+            return .error
+        }
         return .operator
     }
 
@@ -110,16 +125,24 @@ public struct Explanation: Sendable, Equatable {
         let nextText: String
         switch next {
         case .paused(let since, let cause, let note):
-            let who = switch cause { case .operator: "by an operator"; case .error: "after an error"; case .pausedOnBoot: "by paused_on_boot" }
-            nextText = "It will not run: paused \(who)\(since.map { " since \(t($0))" } ?? "")\(note.map { ": \($0)" } ?? ""). `pollerd jobs resume \(jobID)` resumes it."
+            let who =
+                switch cause {
+                case .operator: "by an operator"
+                case .error: "after an error"
+                case .pausedOnBoot: "by paused_on_boot"
+                }
+            nextText =
+                "It will not run: paused \(who)\(since.map { " since \(t($0))" } ?? "")\(note.map { ": \($0)" } ?? ""). `pollerd jobs resume \(jobID)` resumes it."
         case .done:
-            nextText = "It will not run: a one-shot job that already ran. `pollerd jobs reset \(jobID)` allows it again."
+            nextText =
+                "It will not run: a one-shot job that already ran. `pollerd jobs reset \(jobID)` allows it again."
         case .breakerOpen(let until, let n):
             nextText = "Circuit breaker open after \(n) consecutive failures: the next try is at \(t(until))."
         case .backingOff(let until, let n):
             nextText = "Backing off after \(n) failure(s): the next try is at \(t(until))."
         case .backlogFull(let pending, let limit):
-            nextText = "Its ticks wait: \(pending) undelivered items reached the backlog bound (\(limit)); see `pollerd outbox stats`."
+            nextText =
+                "Its ticks wait: \(pending) undelivered items reached the backlog bound (\(limit)); see `pollerd outbox stats`."
         case .leaseHeld(let holder, let until):
             nextText = "A tick is running now: the lease is held by \(holder) until \(t(until))."
         case .notInAnyJobFile:

@@ -15,7 +15,11 @@ public struct HealthService: Service {
     let startedAtMs: Int64
 
     public init(store: any PollerdStore, live: LiveJobFile, clock: any WallClock, everyMs: Int64 = 15_000) {
-        self.store = store; self.live = live; self.clock = clock; self.everyMs = everyMs; self.startedAtMs = clock.nowMs
+        self.store = store
+        self.live = live
+        self.clock = clock
+        self.everyMs = everyMs
+        self.startedAtMs = clock.nowMs
     }
 
     /// What the gauges say, computed (pure, for tests).
@@ -25,7 +29,9 @@ public struct HealthService: Service {
         public var oldestSuccessAgeSecs: Double
     }
 
-    public static func snapshot(rows: [JobStateRow], jobs: [JobSpec], breakerThreshold: Int, startedAtMs: Int64, nowMs: Int64) -> Snapshot {
+    public static func snapshot(
+        rows: [JobStateRow], jobs: [JobSpec], breakerThreshold: Int, startedAtMs: Int64, nowMs: Int64
+    ) -> Snapshot {
         var byState: [JobHealth: Int] = [:]
         var stale = 0
         var oldest: Int64 = 0
@@ -33,7 +39,10 @@ public struct HealthService: Service {
         for r in rows {
             guard let spec = specs[r.jobID] else { continue }
             byState[JobHealth.of(r, breakerThreshold: breakerThreshold), default: 0] += 1
-            if JobHealth.isStale(r, maxStalenessSecs: spec.maxStalenessSecs, registeredAtMs: startedAtMs, nowMs: nowMs) { stale += 1 }
+            if JobHealth.isStale(r, maxStalenessSecs: spec.maxStalenessSecs, registeredAtMs: startedAtMs, nowMs: nowMs)
+            {
+                stale += 1
+            }
             if let ok = r.lastOkAtMs, !r.paused, !r.done { oldest = max(oldest, nowMs - ok) }
         }
         return Snapshot(byState: byState, stale: stale, oldestSuccessAgeSecs: Double(oldest) / 1000)
@@ -44,10 +53,12 @@ public struct HealthService: Service {
             while !Task.isCancelled {
                 if let rows = try? await store.allStates() {
                     let file = live.file
-                    let s = Self.snapshot(rows: rows, jobs: file.jobs, breakerThreshold: file.settings.breakerThreshold,
-                                          startedAtMs: startedAtMs, nowMs: clock.nowMs)
+                    let s = Self.snapshot(
+                        rows: rows, jobs: file.jobs, breakerThreshold: file.settings.breakerThreshold,
+                        startedAtMs: startedAtMs, nowMs: clock.nowMs)
                     for state in JobHealth.allCases {
-                        Gauge(label: "pollerd_jobs_by_state", dimensions: [("state", state.rawValue)]).record(s.byState[state] ?? 0)
+                        Gauge(label: "pollerd_jobs_by_state", dimensions: [("state", state.rawValue)]).record(
+                            s.byState[state] ?? 0)
                     }
                     Gauge(label: "pollerd_jobs_stale").record(s.stale)
                     Gauge(label: "pollerd_oldest_success_age_seconds").record(s.oldestSuccessAgeSecs)

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,7 +23,9 @@ public enum HolderIdentity {
     /// True for a holder that ran on this host in a process that no longer exists.
     @Sendable public static func isAbandoned(_ holder: String) -> Bool {
         let parts = holder.split(separator: ":")
-        guard parts.count == 3, String(parts[0]) == hostname, let pid = pid_t(parts[1]), pid != getpid(), pid > 1 else { return false }
+        guard parts.count == 3, String(parts[0]) == hostname, let pid = pid_t(parts[1]), pid != getpid(), pid > 1 else {
+            return false
+        }
         return kill(pid, 0) != 0 && errno == ESRCH
     }
 }

@@ -12,7 +12,9 @@ public struct JSONLogHandler: LogHandler {
     let label: String
     let write: @Sendable (String) -> Void
 
-    public init(label: String, level: Logger.Level, write: @escaping @Sendable (String) -> Void = JSONLogHandler.standardError) {
+    public init(
+        label: String, level: Logger.Level, write: @escaping @Sendable (String) -> Void = JSONLogHandler.standardError
+    ) {
         self.label = label
         self.logLevel = level
         self.write = write
@@ -31,7 +33,8 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var o: [String: JSONValue] = [
-            "ts": .string(RFC3339.format(ms: Int64(Date().timeIntervalSince1970 * 1000))), "level": .string(event.level.rawValue),
+            "ts": .string(RFC3339.format(ms: Int64(Date().timeIntervalSince1970 * 1000))),
+            "level": .string(event.level.rawValue),
             "label": .string(label), "message": .string(event.message.description), "source": .string(event.source),
         ]
         for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, new in new }) where o[k] == nil {

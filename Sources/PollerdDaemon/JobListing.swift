@@ -15,7 +15,11 @@ public struct JobListing: Sendable {
     public var removed: Bool { !inFile && row?.definitionFingerprint == nil }
 
     public init(id: String, kind: String?, row: JobStateRow?, inFile: Bool, error: String?) {
-        self.id = id; self.kind = kind; self.row = row; self.inFile = inFile; self.error = error
+        self.id = id
+        self.kind = kind
+        self.row = row
+        self.inFile = inFile
+        self.error = error
     }
 
     /// What the dashboard, the API and `jobs list` show as the job's status: `invalid`,
@@ -48,8 +52,10 @@ extension Operator {
     /// One job as `listing(file:)` would list it, from its own row alone; nil when neither the
     /// file nor the store has it.
     public func listing(file: JobFile, jobID: String) async throws -> JobListing? {
-        Self.entry(jobID, spec: file.jobs.first { $0.id == jobID }, error: file.errors.first { $0.jobID == jobID }?.description,
-                   row: try await store.state(jobID: jobID))
+        Self.entry(
+            jobID, spec: file.jobs.first { $0.id == jobID },
+            error: file.errors.first { $0.jobID == jobID }?.description,
+            row: try await store.state(jobID: jobID))
     }
 
     /// The file's first error of each invalid job.

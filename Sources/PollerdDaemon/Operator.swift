@@ -53,23 +53,31 @@ public struct Operator: Sendable {
     private func explain(row: JobStateRow, lease: LeaseRecord?) async throws -> Explanation {
         let now = clock.nowMs
         let owners = try await store.jobOwners(jobID: row.jobID, nowMs: now)
-        return Explanation.decide(row: row, lease: lease, owners: owners, breakerThreshold: settings.breakerThreshold,
-                                  maxBacklog: settings.delivery.maxBacklog, nowMs: now)
+        return Explanation.decide(
+            row: row, lease: lease, owners: owners, breakerThreshold: settings.breakerThreshold,
+            maxBacklog: settings.delivery.maxBacklog, nowMs: now)
     }
 
     /// Pauses a job; it stays paused across restarts. `note` is shown wherever the job is.
     /// `actor` (who asked) goes to the audit log.
     public func pause(_ jobID: String, note: String?, actor: String = "cli") async throws {
-        guard try await store.setPaused(jobID: jobID, paused: true, reason: note ?? "paused by operator", nowMs: clock.nowMs) else {
+        guard
+            try await store.setPaused(
+                jobID: jobID, paused: true, reason: note ?? "paused by operator", nowMs: clock.nowMs)
+        else {
             throw UnknownJob(jobID: jobID)
         }
-        try await store.recordAudit(AuditEntry(atMs: clock.nowMs, actor: actor, action: "pause", jobID: jobID, detail: note))
+        try await store.recordAudit(
+            AuditEntry(atMs: clock.nowMs, actor: actor, action: "pause", jobID: jobID, detail: note))
     }
 
     /// Resumes a paused job.
     public func resume(_ jobID: String, actor: String = "cli") async throws {
-        guard try await store.setPaused(jobID: jobID, paused: false, reason: nil, nowMs: clock.nowMs) else { throw UnknownJob(jobID: jobID) }
-        try await store.recordAudit(AuditEntry(atMs: clock.nowMs, actor: actor, action: "resume", jobID: jobID, detail: nil))
+        guard try await store.setPaused(jobID: jobID, paused: false, reason: nil, nowMs: clock.nowMs) else {
+            throw UnknownJob(jobID: jobID)
+        }
+        try await store.recordAudit(
+            AuditEntry(atMs: clock.nowMs, actor: actor, action: "resume", jobID: jobID, detail: nil))
     }
 
     /// Clears a job's cursor and error counters; a tick in flight is fenced off. With
@@ -78,7 +86,8 @@ public struct Operator: Sendable {
         guard try await store.reset(jobID: jobID, nowMs: clock.nowMs) else { throw UnknownJob(jobID: jobID) }
         var detail: String?
         if forgetSeen { detail = "forgot \(try await store.forgetSeen(jobID: jobID)) dedup key(s)" }
-        try await store.recordAudit(AuditEntry(atMs: clock.nowMs, actor: actor, action: "reset", jobID: jobID, detail: detail))
+        try await store.recordAudit(
+            AuditEntry(atMs: clock.nowMs, actor: actor, action: "reset", jobID: jobID, detail: detail))
     }
 
     // MARK: History and cursors
@@ -103,9 +112,12 @@ public struct Operator: Sendable {
 
     /// Sets the job's cursor (nil clears it); a tick in flight is fenced off; audited.
     public func setCursor(_ jobID: String, to cursor: Data?, actor: String = "cli") async throws {
-        let entry = AuditEntry(atMs: clock.nowMs, actor: actor, action: "cursor.set", jobID: jobID,
-                               detail: cursor.map { "\($0.count) bytes: \(Base64URL.encode($0).prefix(64))" } ?? "cleared")
-        guard try await store.setCursor(jobID: jobID, cursor: cursor, audit: entry) else { throw UnknownJob(jobID: jobID) }
+        let entry = AuditEntry(
+            atMs: clock.nowMs, actor: actor, action: "cursor.set", jobID: jobID,
+            detail: cursor.map { "\($0.count) bytes: \(Base64URL.encode($0).prefix(64))" } ?? "cleared")
+        guard try await store.setCursor(jobID: jobID, cursor: cursor, audit: entry) else {
+            throw UnknownJob(jobID: jobID)
+        }
     }
 
     /// Puts back the cursor the tick `seq` committed; a tick in flight is fenced off; audited.
@@ -113,9 +125,12 @@ public struct Operator: Sendable {
         guard let record = try await cursorHistory(jobID, limit: 10_000).first(where: { $0.seq == seq }) else {
             throw NoSuchCursor(jobID: jobID, tick: seq)
         }
-        let entry = AuditEntry(atMs: clock.nowMs, actor: actor, action: "cursor.rewind", jobID: jobID,
-                               detail: "to the cursor of tick \(seq) (\(RFC3339.format(ms: record.startedAtMs)))")
-        guard try await store.setCursor(jobID: jobID, cursor: record.cursor, audit: entry) else { throw UnknownJob(jobID: jobID) }
+        let entry = AuditEntry(
+            atMs: clock.nowMs, actor: actor, action: "cursor.rewind", jobID: jobID,
+            detail: "to the cursor of tick \(seq) (\(RFC3339.format(ms: record.startedAtMs)))")
+        guard try await store.setCursor(jobID: jobID, cursor: record.cursor, audit: entry) else {
+            throw UnknownJob(jobID: jobID)
+        }
         return record
     }
 
@@ -133,12 +148,18 @@ public struct Operator: Sendable {
 
     /// Runs one tick of `job` now through the scheduler's path (lease, timeout, classification,
     /// commit), as the holder `holder`. `dryRun` ticks for real but commits nothing.
-    public func tick(_ job: JobSpec, registry: PollerRegistry, holder: String, dryRun: Bool, logger: Logger) async throws -> ManualTick {
+    public func tick(
+        _ job: JobSpec, registry: PollerRegistry, holder: String, dryRun: Bool, logger: Logger
+    ) async throws -> ManualTick {
         let now = clock.nowMs
-        _ = try await store.register([JobRegistration(jobID: job.id, kind: job.kind, agent: job.agent, pausedOnBoot: job.pausedOnBoot)], nowMs: now)
+        _ = try await store.register(
+            [JobRegistration(jobID: job.id, kind: job.kind, agent: job.agent, pausedOnBoot: job.pausedOnBoot)],
+            nowMs: now)
         let executor = TickExecutor(store: store, registry: registry, clock: clock, holder: holder, logger: logger)
         let offset = job.schedule.jitterOffsetMs(jobID: job.id, defaultJitterMs: settings.defaultJitterMs, nowMs: now)
-        let report = await executor.execute(DueTick(jobID: job.id, dueMs: now, spec: job, offsetMs: offset), settings: settings, dryRun: dryRun, manual: true)
+        let report = await executor.execute(
+            DueTick(jobID: job.id, dueMs: now, spec: job, offsetMs: offset), settings: settings, dryRun: dryRun,
+            manual: true)
         var manual = ManualTick(report: report)
         if report.disposition == .ran(committed: true), settings.tickHistory > 0 {
             manual.record = try? await store.tickHistory(jobID: job.id, limit: 1).first
@@ -220,13 +241,22 @@ public struct ManualTick: Sendable {
     static func skipReason(_ acq: LeaseAcquisition, jobID: String) -> (String, Outcome, String?) {
         switch acq {
         case .held(let by, let until):
-            return ("transient", .transient, "lease held by \(by) until \(RFC3339.format(ms: until)); another tick of this job is running")
+            return (
+                "transient", .transient,
+                "lease held by \(by) until \(RFC3339.format(ms: until)); another tick of this job is running"
+            )
         case .paused(let reason):
-            return ("permanent", .permanent, "job is paused\(reason.map { " (\($0))" } ?? ""); run `pollerd jobs resume \(jobID)` first")
+            return (
+                "permanent", .permanent,
+                "job is paused\(reason.map { " (\($0))" } ?? ""); run `pollerd jobs resume \(jobID)` first"
+            )
         case .done:
             return ("permanent", .permanent, "one-shot job already ran; `pollerd jobs reset \(jobID)` allows it again")
         case .backlogged(let pending, let limit):
-            return ("transient", .transient, "backpressure: \(pending) undelivered items (limit \(limit)); see `pollerd outbox stats`")
+            return (
+                "transient", .transient,
+                "backpressure: \(pending) undelivered items (limit \(limit)); see `pollerd outbox stats`"
+            )
         case .notDue(let until):
             // Manual ticks pass no slot, so the store never answers this; say it plainly anyway.
             return ("transient", .transient, "the store plans this job at \(RFC3339.format(ms: until))")

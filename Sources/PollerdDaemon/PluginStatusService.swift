@@ -24,7 +24,8 @@ public struct PluginStatusService: Service {
             var last: [PluginStatusRecord]?
             while !Task.isCancelled {
                 let records = PluginProcesses.statusRecords(registry: runner.executor.registry, nowMs: clock.nowMs)
-                if let last, Self.sameExceptTime(last, records) {} else {
+                if let last, Self.sameExceptTime(last, records) {
+                } else {
                     try? await store.recordPluginStatuses(records, daemonID: daemonID)
                 }
                 last = records
@@ -32,12 +33,24 @@ public struct PluginStatusService: Service {
             }
         }
         let stopped = PluginProcesses.statusRecords(registry: runner.executor.registry, nowMs: clock.nowMs).map {
-            var r = $0; r.phase = "stopped"; r.pid = nil; return r
+            var r = $0
+            r.phase = "stopped"
+            r.pid = nil
+            return r
         }
         try? await store.recordPluginStatuses(stopped, daemonID: daemonID)
     }
 
     static func sameExceptTime(_ a: [PluginStatusRecord], _ b: [PluginStatusRecord]) -> Bool {
-        a.map { var r = $0; r.updatedAtMs = 0; return r } == b.map { var r = $0; r.updatedAtMs = 0; return r }
+        a.map {
+            var r = $0
+            r.updatedAtMs = 0
+            return r
+        }
+            == b.map {
+                var r = $0
+                r.updatedAtMs = 0
+                return r
+            }
     }
 }

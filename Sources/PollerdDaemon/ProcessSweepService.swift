@@ -18,7 +18,10 @@ public struct ProcessSweepService: Service {
     let everyMs: Int64
 
     public init(clock: any WallClock, live: LiveJobFile, logger: Logger, everyMs: Int64 = 1000) {
-        self.clock = clock; self.live = live; self.logger = logger; self.everyMs = everyMs
+        self.clock = clock
+        self.live = live
+        self.logger = logger
+        self.everyMs = everyMs
     }
 
     public func run() async throws {
@@ -26,14 +29,19 @@ public struct ProcessSweepService: Service {
             logger.warning("cannot become a child subreaper: processes that leave a plugin's process group outlive it")
         }
         let settings = live.file.settings
-        switch PluginCgroups.setUp(maxProcesses: settings.maxPluginProcesses > 0 ? settings.maxPluginProcesses : nil,
-                                   memoryMaxBytes: settings.pluginMemoryMaxMB.map { Int64($0) << 20 }) {
+        switch PluginCgroups.setUp(
+            maxProcesses: settings.maxPluginProcesses > 0 ? settings.maxPluginProcesses : nil,
+            memoryMaxBytes: settings.pluginMemoryMaxMB.map { Int64($0) << 20 })
+        {
         case .success(let c):
             ProcessTree.use(c)
-            logger.info("plugins and commands run in cgroups of their own", metadata: [
-                "pollerd.cgroup": "\(c.base)",
-                "pollerd.cgroup.controllers": "\(c.controllers.isEmpty ? "none (kill only)" : c.controllers.sorted().joined(separator: ","))",
-            ])
+            logger.info(
+                "plugins and commands run in cgroups of their own",
+                metadata: [
+                    "pollerd.cgroup": "\(c.base)",
+                    "pollerd.cgroup.controllers":
+                        "\(c.controllers.isEmpty ? "none (kill only)" : c.controllers.sorted().joined(separator: ","))",
+                ])
         case .failure(let why):
             logger.notice("plugins and commands run without cgroups: \(why); the process sweep alone contains them")
         }
@@ -52,19 +60,25 @@ public struct ProcessSweepService: Service {
         let cap = live.file.settings.maxPluginProcesses
         let result = ProcessTree.sweep(minAgeMs: minAgeMs, cap: cap > 0 ? cap : nil)
         for e in result.escapees {
-            logger.warning("killed a process that left its plugin's or command's process group",
-                           metadata: ["pollerd.pid": "\(e.pid)", "pollerd.process": "\(e.comm)"])
+            logger.warning(
+                "killed a process that left its plugin's or command's process group",
+                metadata: ["pollerd.pid": "\(e.pid)", "pollerd.process": "\(e.comm)"])
         }
         if !result.escapees.isEmpty {
-            Counter(label: "pollerd_processes_killed_total", dimensions: [("reason", "escaped")]).increment(by: result.escapees.count)
+            Counter(label: "pollerd_processes_killed_total", dimensions: [("reason", "escaped")]).increment(
+                by: result.escapees.count)
         }
         for o in result.overCap {
-            logger.error("killed a plugin or command with more processes than max_plugin_processes, and all below it",
-                         metadata: ["pollerd.pid": "\(o.pid)", "pollerd.process": "\(o.label)", "pollerd.processes": "\(o.processes)",
-                                    "pollerd.max_plugin_processes": "\(cap)"])
+            logger.error(
+                "killed a plugin or command with more processes than max_plugin_processes, and all below it",
+                metadata: [
+                    "pollerd.pid": "\(o.pid)", "pollerd.process": "\(o.label)", "pollerd.processes": "\(o.processes)",
+                    "pollerd.max_plugin_processes": "\(cap)",
+                ])
         }
         if !result.overCap.isEmpty {
-            Counter(label: "pollerd_processes_killed_total", dimensions: [("reason", "over_cap")]).increment(by: result.overCap.count)
+            Counter(label: "pollerd_processes_killed_total", dimensions: [("reason", "over_cap")]).increment(
+                by: result.overCap.count)
         }
     }
 }

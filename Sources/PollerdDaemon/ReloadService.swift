@@ -29,12 +29,21 @@ public struct ReloadService: Service {
     /// - Parameters:
     ///   - stateStore: where the running store is (a change only takes effect at restart).
     ///   - load: reads and validates the job file again.
-    public init(runner: Runner, deliverer: Deliverer, processes: PluginProcesses, path: String, stateStore: String, watch: Bool,
-                clock: any WallClock, load: @escaping @Sendable () -> JobFile,
-                applied: @escaping @Sendable (JobFile) -> Void = { _ in }, logger: Logger) {
-        self.runner = runner; self.deliverer = deliverer; self.processes = processes; self.path = path
-        self.stateStore = stateStore; self.watch = watch; self.clock = clock; self.load = load
-        self.applied = applied; self.logger = logger
+    public init(
+        runner: Runner, deliverer: Deliverer, processes: PluginProcesses, path: String, stateStore: String, watch: Bool,
+        clock: any WallClock, load: @escaping @Sendable () -> JobFile,
+        applied: @escaping @Sendable (JobFile) -> Void = { _ in }, logger: Logger
+    ) {
+        self.runner = runner
+        self.deliverer = deliverer
+        self.processes = processes
+        self.path = path
+        self.stateStore = stateStore
+        self.watch = watch
+        self.clock = clock
+        self.load = load
+        self.applied = applied
+        self.logger = logger
     }
 
     public func run() async throws {
@@ -91,13 +100,17 @@ public struct ReloadService: Service {
         // Read on a thread of its own: a shutdown that begins meanwhile does not wait for it
         // (the parse itself is bounded by the job file's size and alias limits).
         guard let file = await Self.unlessCancelled(load) else {
-            logger.notice("reload abandoned: shutdown began while the job file was read", metadata: ["pollerd.reason": "\(reason)"])
+            logger.notice(
+                "reload abandoned: shutdown began while the job file was read",
+                metadata: ["pollerd.reason": "\(reason)"])
             return nil
         }
         for w in file.warnings { logger.warning("job file warning", metadata: ["pollerd.problem": "\(w)"]) }
         guard file.errors.isEmpty else {
             for e in file.errors { logger.error("reload rejected", metadata: ["pollerd.problem": "\(e)"]) }
-            logger.error("reload rejected: the running jobs are unchanged", metadata: ["pollerd.reason": "\(reason)", "pollerd.errors": "\(file.errors.count)"])
+            logger.error(
+                "reload rejected: the running jobs are unchanged",
+                metadata: ["pollerd.reason": "\(reason)", "pollerd.errors": "\(file.errors.count)"])
             return nil
         }
         if file.stateDBPath != stateStore {
@@ -110,7 +123,12 @@ public struct ReloadService: Service {
             deliverer.update(jobs: file.jobs, tuning: file.settings.delivery)
             // Plugins whose manifest changed or went away stop; unchanged ones keep running.
             await processes.retain(usedBy: file.registry)
-            logger.info("reloaded", metadata: ["pollerd.reason": "\(reason)", "pollerd.add": "\(plan.add)", "pollerd.replace": "\(plan.replace)", "pollerd.remove": "\(plan.remove)"])
+            logger.info(
+                "reloaded",
+                metadata: [
+                    "pollerd.reason": "\(reason)", "pollerd.add": "\(plan.add)", "pollerd.replace": "\(plan.replace)",
+                    "pollerd.remove": "\(plan.remove)",
+                ])
             return plan
         } catch {
             logger.error("reload failed", metadata: ["pollerd.error": "\(error)"])
@@ -131,7 +149,10 @@ final class ResumeOnce<T: Sendable>: Sendable {
 
     func install(_ c: CheckedContinuation<T?, Never>) {
         let early: T?? = state.withLock { s in
-            if let e = s.early { s.done = true; return e }
+            if let e = s.early {
+                s.done = true
+                return e
+            }
             s.continuation = c
             return nil
         }

@@ -2,10 +2,10 @@ public import AsyncHTTPClient
 import Hummingbird
 public import Logging
 public import PollerdAdmin
-public import Prometheus
 public import PollerdCore
 public import PollerdHTTP
 public import PollerdPlugins
+public import Prometheus
 public import ServiceLifecycle
 
 // The services that own a resource's lifetime inside the daemon's group: each waits for the
@@ -77,28 +77,43 @@ public struct AdminService: Service {
     let metrics: PrometheusCollectorRegistry
     let logger: Logger
 
-    public init(listen: ListenAddress, explicit: Bool, auth: AdminAuth, api: AdminAPI, metrics: PrometheusCollectorRegistry, logger: Logger) {
-        self.listen = listen; self.explicit = explicit; self.auth = auth; self.api = api; self.metrics = metrics; self.logger = logger
+    public init(
+        listen: ListenAddress, explicit: Bool, auth: AdminAuth, api: AdminAPI, metrics: PrometheusCollectorRegistry,
+        logger: Logger
+    ) {
+        self.listen = listen
+        self.explicit = explicit
+        self.auth = auth
+        self.api = api
+        self.metrics = metrics
+        self.logger = logger
     }
 
     public func run() async throws {
         do {
             let dashboard = try Dashboard(api: api)
-            let app = try AdminServer.application(host: listen.host, port: listen.port, registry: metrics, auth: auth, logger: logger,
-                                                  sessions: AdminSessions(clock: api.clock),
-                                                  routes: { api.register(on: $0); dashboard.register(on: $0) })
+            let app = try AdminServer.application(
+                host: listen.host, port: listen.port, registry: metrics, auth: auth, logger: logger,
+                sessions: AdminSessions(clock: api.clock),
+                routes: {
+                    api.register(on: $0)
+                    dashboard.register(on: $0)
+                })
             if auth.isOpen {
-                logger.warning("the admin API has no token: anyone on this machine may use it (set admin.tokens or POLLERD_ADMIN_TOKEN)",
-                               metadata: ["pollerd.admin_listen": "\(listen)"])
+                logger.warning(
+                    "the admin API has no token: anyone on this machine may use it (set admin.tokens or POLLERD_ADMIN_TOKEN)",
+                    metadata: ["pollerd.admin_listen": "\(listen)"])
             } else if !AdminServer.isLoopback(listen.host) {
-                logger.warning("the admin API and the dashboard listen beyond this machine, in plain HTTP: tokens and session cookies cross the network unencrypted; put a TLS proxy in front, or listen on 127.0.0.1",
-                               metadata: ["pollerd.admin_listen": "\(listen)"])
+                logger.warning(
+                    "the admin API and the dashboard listen beyond this machine, in plain HTTP: tokens and session cookies cross the network unencrypted; put a TLS proxy in front, or listen on 127.0.0.1",
+                    metadata: ["pollerd.admin_listen": "\(listen)"])
             }
             try await app.run()
         } catch {
             if explicit || Task.isCancelled { throw error }
-            logger.error("the admin API did not start on the default address; the daemon runs without it (set admin.listen, or admin_listen: off)",
-                         metadata: ["pollerd.admin_listen": "\(listen)", "pollerd.error": "\(error)"])
+            logger.error(
+                "the admin API did not start on the default address; the daemon runs without it (set admin.listen, or admin_listen: off)",
+                metadata: ["pollerd.admin_listen": "\(listen)", "pollerd.error": "\(error)"])
             try? await gracefulShutdown()
         }
     }

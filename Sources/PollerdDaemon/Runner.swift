@@ -1,8 +1,8 @@
 import CPollerdSpawn
 import Logging
-import Synchronization
 public import PollerdCore
 public import ServiceLifecycle
+import Synchronization
 
 /// Something that happened in the runner; tests and benchmarks observe these instead of sleeping.
 public enum RunnerEvent: Sendable {
@@ -72,14 +72,22 @@ public final class Runner: Service, Sendable {
     ///   - controlPollMs: how often to look for operator controls in the store.
     ///   - onEvent: called for every event, from any task; keep it cheap.
     ///   - isAbandoned: tells, at boot, which lease holders are crashed daemons (their leases are freed).
-    public init(settings: GlobalSettings, jobs: [JobSpec], executor: TickExecutor, jobFile: String = "", controlPollMs: Int64 = 1000,
-                isAbandoned: @escaping @Sendable (String) -> Bool = { _ in false }, onEvent: @escaping @Sendable (RunnerEvent) -> Void = { _ in }) {
+    public init(
+        settings: GlobalSettings, jobs: [JobSpec], executor: TickExecutor, jobFile: String = "",
+        controlPollMs: Int64 = 1000,
+        isAbandoned: @escaping @Sendable (String) -> Bool = { _ in false },
+        onEvent: @escaping @Sendable (RunnerEvent) -> Void = { _ in }
+    ) {
         self.executor = executor
-        let store = executor.store, clock = executor.clock, holder = executor.holder
+        let store = executor.store
+        let clock = executor.clock
+        let holder = executor.holder
         let health = StoreHealthReporter(logger: executor.logger, isDamage: { [store] in store.isDamage($0) })
         self.health = health
         self.claims = StoreBatcher(maxBatch: Self.claimBatch) { requests in
-            try await health.observe(.claim) { try await store.acquireLeases(requests, holder: holder, nowMs: clock.nowMs) }
+            try await health.observe(.claim) {
+                try await store.acquireLeases(requests, holder: holder, nowMs: clock.nowMs)
+            }
         }
         self.commits = StoreBatcher(maxBatch: 1024) { ticks in
             try await health.observe(.commit) { try await store.commit(ticks, nowMs: clock.nowMs) }
@@ -149,7 +157,9 @@ public final class Runner: Service, Sendable {
         if let error = bootFailure.error { throw error }
         // Its jobs leave the active set unless another live daemon runs them too.
         do { try await store.retire(daemonID: daemonID, nowMs: clock.nowMs) } catch {
-            logger.warning("could not retire the daemon in the store; its heartbeat will lapse", metadata: ["pollerd.error": "\(error)"])
+            logger.warning(
+                "could not retire the daemon in the store; its heartbeat will lapse",
+                metadata: ["pollerd.error": "\(error)"])
         }
         let cancelled = state.withLock { $0.cancelledAtShutdown }
         logger.info("runner stopped", metadata: ["pollerd.cancelled_ticks": "\(cancelled)"])
@@ -180,7 +190,9 @@ public final class Runner: Service, Sendable {
         // Run here, inside the service lifecycle, so a store that is itself a service (a
         // PostgreSQL client) is already running.
         let reclaimed = try await store.reclaimLeases(isAbandoned: isAbandoned, nowMs: clock.nowMs)
-        if reclaimed > 0 { logger.notice("freed leases of a crashed daemon on this host", metadata: ["pollerd.leases": "\(reclaimed)"]) }
+        if reclaimed > 0 {
+            logger.notice("freed leases of a crashed daemon on this host", metadata: ["pollerd.leases": "\(reclaimed)"])
+        }
         let enabled = state.withLock { $0.core.settings.enabled }
         let jobs = enabled ? initialJobs : []
         if !enabled { logger.warning("pollers.enabled is false: no job runs") }
@@ -204,10 +216,11 @@ public final class Runner: Service, Sendable {
             // A boot longer than the daemon's TTL must not let it lapse.
             await heartbeatIfDue()
             let chunk = order[start..<min(start + Self.bootChunk, order.count)]
-            let rows = try await store.register(chunk.map { i in
-                let j = jobs[i]
-                return JobRegistration(jobID: j.id, kind: j.kind, agent: j.agent, pausedOnBoot: j.pausedOnBoot)
-            }, nowMs: clock.nowMs)
+            let rows = try await store.register(
+                chunk.map { i in
+                    let j = jobs[i]
+                    return JobRegistration(jobID: j.id, kind: j.kind, agent: j.agent, pausedOnBoot: j.pausedOnBoot)
+                }, nowMs: clock.nowMs)
             let planNow = clock.nowMs
             let records: [ScheduleRecord] = state.withLock { s in
                 chunk.map { i in s.core.load(jobs[i], row: rows[jobs[i].id], nowMs: planNow, held: true) }
@@ -229,7 +242,9 @@ public final class Runner: Service, Sendable {
     }
 
     struct BootUnfinished: Error, CustomStringConvertible {
-        var description: String { "the runner did not finish loading its jobs (it failed, or the daemon is stopping): nothing to reload" }
+        var description: String {
+            "the runner did not finish loading its jobs (it failed, or the daemon is stopping): nothing to reload"
+        }
     }
 
     /// Boot ended (done, failed or cut short): what waits for it goes on.
@@ -281,7 +296,10 @@ public final class Runner: Service, Sendable {
                 return
             }
             let now = clock.nowMs
-            enum Step { case start([DueTick]), stop, cancelAndStop }
+            enum Step {
+                case start([DueTick])
+                case stop, cancelAndStop
+            }
             let (step, wake): (Step, Int64?) = state.withLock { s in
                 if s.shuttingDown {
                     if s.core.inFlightCount == 0 { return (.stop, nil) }
@@ -336,8 +354,11 @@ public final class Runner: Service, Sendable {
             for d in batch {
                 // Cut off by shutdown: the slots stay due in the store.
                 if Task.isCancelled {
-                    finished(d, TickReport(jobID: d.jobID, kind: d.spec.kind, disposition: .cancelled, ack: nil, error: nil, plan: nil,
-                                           startedAtMs: start, durationMs: 0, latenessMs: start - d.dueMs, dueMs: d.dueMs))
+                    finished(
+                        d,
+                        TickReport(
+                            jobID: d.jobID, kind: d.spec.kind, disposition: .cancelled, ack: nil, error: nil, plan: nil,
+                            startedAtMs: start, durationMs: 0, latenessMs: start - d.dueMs, dueMs: d.dueMs))
                 } else {
                     finished(d, executor.leaseFailed(d, error: error, settings: settings, startedAtMs: start))
                 }
@@ -353,7 +374,8 @@ public final class Runner: Service, Sendable {
             // One task per tick (the watchdog cancels the one tick); this batch waits for them
             // all and passes its own cancellation (shutdown) on.
             let task = executor.startTick(d) { handle in
-                let ran = await self.executor.run(d, lease: lease, ttlMs: request.ttlMs, settings: settings, startedAtMs: start, handle: handle)
+                let ran = await self.executor.run(
+                    d, lease: lease, ttlMs: request.ttlMs, settings: settings, startedAtMs: start, handle: handle)
                 guard let commit = ran.commit else { return self.finished(d, ran.report) }
                 let result = await self.commits.submit([commit]).map { $0[$0.startIndex] }
                 self.finished(d, self.executor.committed(ran.report, commit, result))
@@ -380,7 +402,9 @@ public final class Runner: Service, Sendable {
                 _ = s.core.skipped(due.jobID, because: acq, nowMs: now)
             case .cancelled:
                 // Shutdown: the slot stays due in the store, so the next start runs it (catch-up rules).
-                let plan = TickPlan(status: "cancelled", error: nil, consecutiveErrors: s.core.jobs[due.jobID]?.consecutiveErrors ?? 0, nextRunAtMs: due.dueMs, pause: false, pausedReason: nil, done: false, breakerOpen: false)
+                let plan = TickPlan(
+                    status: "cancelled", error: nil, consecutiveErrors: s.core.jobs[due.jobID]?.consecutiveErrors ?? 0,
+                    nextRunAtMs: due.dueMs, pause: false, pausedReason: nil, done: false, breakerOpen: false)
                 _ = s.core.finish(due.jobID, plan: plan)
             }
             // Wake the loop only when this changes what it waits for: the job's next run, or a
@@ -443,7 +467,9 @@ public final class Runner: Service, Sendable {
     /// The same, for these jobs (id: definition fingerprint).
     private func announce(_ jobs: [String: String], nowMs: Int64) async throws {
         state.withLock { $0.lastHeartbeatMs = nowMs }
-        let gone = try await store.announce(DaemonAnnouncement(daemonID: daemonID, jobFile: jobFile, jobs: jobs, aliveUntilMs: nowMs + Self.daemonTTLMs), nowMs: nowMs)
+        let gone = try await store.announce(
+            DaemonAnnouncement(
+                daemonID: daemonID, jobFile: jobFile, jobs: jobs, aliveUntilMs: nowMs + Self.daemonTTLMs), nowMs: nowMs)
         if !gone.isEmpty {
             logger.info("jobs no live daemon runs left the active set", metadata: ["pollerd.jobs": "\(gone)"])
         }
@@ -489,7 +515,9 @@ public final class Runner: Service, Sendable {
             _ = state.withLock { s in
                 s.core.control(ch.action, jobID: ch.jobID, row: row, nowMs: now)
             }
-            logger.info("operator control applied", metadata: ["pollerd.job.id": "\(ch.jobID)", "pollerd.action": "\(ch.action.rawValue)"])
+            logger.info(
+                "operator control applied",
+                metadata: ["pollerd.job.id": "\(ch.jobID)", "pollerd.action": "\(ch.action.rawValue)"])
             onEvent(.control(ch))
         }
         bell.ring()
@@ -513,7 +541,9 @@ public final class Runner: Service, Sendable {
         let byID = Dictionary(next.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let added = plan.add.compactMap { byID[$0] }
         let now = clock.nowMs
-        let rows = try await store.register(added.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: $0.pausedOnBoot) }, nowMs: now)
+        let rows = try await store.register(
+            added.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: $0.pausedOnBoot) },
+            nowMs: now)
         let limits = kindLimits()
         let records: [ScheduleRecord] = state.withLock { s in
             var out: [ScheduleRecord] = []
@@ -526,7 +556,12 @@ public final class Runner: Service, Sendable {
         }
         try await store.recordSchedules(records, nowMs: now)
         try await announce(nowMs: now)
-        logger.info("reload applied", metadata: ["pollerd.add": "\(plan.add.count)", "pollerd.replace": "\(plan.replace.count)", "pollerd.remove": "\(plan.remove.count)", "pollerd.keep": "\(plan.keep.count)"])
+        logger.info(
+            "reload applied",
+            metadata: [
+                "pollerd.add": "\(plan.add.count)", "pollerd.replace": "\(plan.replace.count)",
+                "pollerd.remove": "\(plan.remove.count)", "pollerd.keep": "\(plan.keep.count)",
+            ])
         onEvent(.reloaded(plan))
         bell.ring()
         return plan

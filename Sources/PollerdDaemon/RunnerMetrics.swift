@@ -10,15 +10,23 @@ public enum RunnerMetrics {
             switch r.disposition {
             case .ran:
                 Counter(label: "pollerd_ticks_total", dimensions: [("kind", r.kind), ("status", r.status)]).increment()
-                Timer(label: "pollerd_tick_duration_seconds", dimensions: [("kind", r.kind)], preferredDisplayUnit: .seconds)
-                    .recordMilliseconds(r.durationMs)
-                Timer(label: "pollerd_tick_lateness_seconds", preferredDisplayUnit: .seconds).recordMilliseconds(max(0, r.latenessMs))
-                Counter(label: "pollerd_items_found_total", dimensions: [("kind", r.kind)]).increment(by: r.ack?.items.count ?? 0)
-                if let n = r.itemsNew { Counter(label: "pollerd_items_new_total", dimensions: [("kind", r.kind)]).increment(by: Int(n)) }
+                Timer(
+                    label: "pollerd_tick_duration_seconds", dimensions: [("kind", r.kind)],
+                    preferredDisplayUnit: .seconds
+                )
+                .recordMilliseconds(r.durationMs)
+                Timer(label: "pollerd_tick_lateness_seconds", preferredDisplayUnit: .seconds).recordMilliseconds(
+                    max(0, r.latenessMs))
+                Counter(label: "pollerd_items_found_total", dimensions: [("kind", r.kind)]).increment(
+                    by: r.ack?.items.count ?? 0)
+                if let n = r.itemsNew {
+                    Counter(label: "pollerd_items_new_total", dimensions: [("kind", r.kind)]).increment(by: Int(n))
+                }
             case .skipped(let why):
                 Counter(label: "pollerd_ticks_skipped_total", dimensions: [("reason", reason(why))]).increment()
             case .cancelled:
-                Counter(label: "pollerd_ticks_total", dimensions: [("kind", r.kind), ("status", "cancelled")]).increment()
+                Counter(label: "pollerd_ticks_total", dimensions: [("kind", r.kind), ("status", "cancelled")])
+                    .increment()
             }
         case .started(let jobs):
             Gauge(label: "pollerd_jobs").record(jobs)

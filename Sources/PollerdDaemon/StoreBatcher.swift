@@ -53,12 +53,16 @@ final class StoreBatcher<Request: Sendable, Answer: Sendable>: Sendable {
     private func flush() async {
         while true {
             let (batch, n): ([Pending], Int) = state.withLock { s in
-                if s.queue.isEmpty { s.flushing = false; return ([], 0) }
+                if s.queue.isEmpty {
+                    s.flushing = false
+                    return ([], 0)
+                }
                 if s.queued <= maxBatch {
                     // The usual case, all of the queue: handed over whole, not copied caller by
                     // caller and shifted (at 50k ticks/s, copying and destroying the waiting
                     // callers' entries took 2.3 % of the daemon's CPU samples).
-                    let all = s.queue, n = s.queued
+                    let all = s.queue
+                    let n = s.queued
                     s.queue = []
                     s.queue.reserveCapacity(all.count)
                     s.queued = 0
@@ -70,7 +74,10 @@ final class StoreBatcher<Request: Sendable, Answer: Sendable>: Sendable {
                     n += s.queue[take].requests.count
                     take += 1
                 }
-                defer { s.queue.removeFirst(take); s.queued -= n }
+                defer {
+                    s.queue.removeFirst(take)
+                    s.queued -= n
+                }
                 return (Array(s.queue.prefix(take)), n)
             }
             if batch.isEmpty { return }

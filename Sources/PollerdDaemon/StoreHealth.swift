@@ -25,14 +25,17 @@ struct StoreHealth: Sendable, Equatable {
     mutating func record(_ error: String?, call: Call = .commit) -> Change? {
         switch (failure, error) {
         case (nil, let e?):
-            failure = e; commitsFailing = call == .commit
+            failure = e
+            commitsFailing = call == .commit
             return .failing(e)
         case (.some, let e?):
-            failure = e; commitsFailing = commitsFailing || call == .commit
+            failure = e
+            commitsFailing = commitsFailing || call == .commit
             return nil
         case (.some, nil):
             guard call == .commit || !commitsFailing else { return nil }
-            failure = nil; commitsFailing = false
+            failure = nil
+            commitsFailing = false
             return .recovered
         case (nil, nil): return nil
         }
@@ -82,15 +85,18 @@ final class StoreHealthReporter: Sendable {
             return d.onDamage
         }
         guard let tell else { return }
-        logger.critical("the state database is damaged: the daemon stops rather than retry. Restore it from a backup, or run `pollerd state check` to see the damage and `pollerd state recover` to keep what is readable",
-                        metadata: ["pollerd.error": "\(why)"])
+        logger.critical(
+            "the state database is damaged: the daemon stops rather than retry. Restore it from a backup, or run `pollerd state check` to see the damage and `pollerd state recover` to keep what is readable",
+            metadata: ["pollerd.error": "\(why)"])
         tell(why)
     }
 
     private func report(_ change: StoreHealth.Change?) {
         switch change {
         case .failing(let why)?:
-            logger.error("the state store is failing: ticks cannot take leases or commit until it recovers", metadata: ["pollerd.error": "\(why)"])
+            logger.error(
+                "the state store is failing: ticks cannot take leases or commit until it recovers",
+                metadata: ["pollerd.error": "\(why)"])
             Gauge(label: "pollerd_store_up").record(0)
         case .recovered?:
             logger.notice("the state store answers again")

@@ -42,10 +42,14 @@ final class TickWatchdog: Sendable {
 
     /// Watches a tick; `onExpire` is called at most once, when it times out or loses its lease.
     /// `heldSinceMs` is when the lease was asked for.
-    func watch(deadlineMs: Int64, lease: LeaseGrant, ttlMs: Int64, heldSinceMs: Int64, onExpire: @escaping @Sendable (Expiry) -> Void) -> UInt64 {
+    func watch(
+        deadlineMs: Int64, lease: LeaseGrant, ttlMs: Int64, heldSinceMs: Int64,
+        onExpire: @escaping @Sendable (Expiry) -> Void
+    ) -> UInt64 {
         let (id, start) = state.withLock { s -> (UInt64, Bool) in
             s.nextID += 1
-            s.entries[s.nextID] = Entry(deadlineMs: deadlineMs, lease: lease, ttlMs: ttlMs, heldSinceMs: heldSinceMs, onExpire: onExpire)
+            s.entries[s.nextID] = Entry(
+                deadlineMs: deadlineMs, lease: lease, ttlMs: ttlMs, heldSinceMs: heldSinceMs, onExpire: onExpire)
             if s.running { return (s.nextID, false) }
             s.running = true
             return (s.nextID, true)
@@ -90,7 +94,9 @@ final class TickWatchdog: Sendable {
             }
         }
         guard !entries.isEmpty else { return out }
-        let soonest = entries.values.map { min($0.deadlineMs, $0.expiresAtMs, $0.renewing ? $0.expiresAtMs : $0.renewAtMs) }.min() ?? now
+        let soonest =
+            entries.values.map { min($0.deadlineMs, $0.expiresAtMs, $0.renewing ? $0.expiresAtMs : $0.renewAtMs) }.min()
+            ?? now
         out.wakeMs = max(now + 1, min(soonest, now + resolutionMs))
         return out
     }
@@ -101,7 +107,9 @@ final class TickWatchdog: Sendable {
         guard entries[id] != nil else { return nil }
         entries[id]!.renewing = false
         switch ok {
-        case true?: entries[id]!.heldSinceMs = askedAtMs; return nil
+        case true?:
+            entries[id]!.heldSinceMs = askedAtMs
+            return nil
         case false?: return entries.removeValue(forKey: id)
         case nil: return nil
         }

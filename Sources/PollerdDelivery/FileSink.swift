@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 public import PollerdCore
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -49,7 +50,10 @@ public final class FileSink: Sink {
             do {
                 // A file moved away (log rotation), deleted, or replaced (by a symlink, say) is
                 // opened again at its path, with the same checks as the first time.
-                if s.fd >= 0, !stillAtPath(s.fd) { close(s.fd); s.fd = -1 }
+                if s.fd >= 0, !stillAtPath(s.fd) {
+                    close(s.fd)
+                    s.fd = -1
+                }
                 if s.fd < 0 { s.fd = try open() }
                 var st = stat()
                 let before = fstat(s.fd, &st) == 0 ? st.st_size : -1
@@ -61,7 +65,10 @@ public final class FileSink: Sink {
                 }
                 guard fsync(s.fd) == 0 else { throw failure("fsync") }
             } catch {
-                if s.fd >= 0 { close(s.fd); s.fd = -1 }
+                if s.fd >= 0 {
+                    close(s.fd)
+                    s.fd = -1
+                }
                 throw error
             }
         }
@@ -70,7 +77,8 @@ public final class FileSink: Sink {
     /// True while `path` itself (not what a symlink there points to) is the file the descriptor
     /// is open on.
     private func stillAtPath(_ fd: Int32) -> Bool {
-        var open = stat(), named = stat()
+        var open = stat()
+        var named = stat()
         guard fstat(fd, &open) == 0, lstat(path, &named) == 0 else { return false }
         return open.st_dev == named.st_dev && open.st_ino == named.st_ino
     }
@@ -89,14 +97,19 @@ public final class FileSink: Sink {
         let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o644)
         guard fd >= 0 else {
             if errno == ELOOP {
-                throw SinkFailure(retryable: true, "file \(path): is a symbolic link; the file sink writes only to a regular file it opens itself")
+                throw SinkFailure(
+                    retryable: true,
+                    "file \(path): is a symbolic link; the file sink writes only to a regular file it opens itself")
             }
             throw failure("open")
         }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
             close(fd)
-            throw SinkFailure(retryable: true, "file \(path): is not a regular file (a directory, FIFO, socket or device); give the file sink a path to a regular file")
+            throw SinkFailure(
+                retryable: true,
+                "file \(path): is not a regular file (a directory, FIFO, socket or device); give the file sink a path to a regular file"
+            )
         }
         // Back to blocking writes for a regular file (O_NONBLOCK only guarded the open).
         _ = fcntl(fd, F_SETFL, O_APPEND)
@@ -104,13 +117,19 @@ public final class FileSink: Sink {
         if st.st_size > 0 {
             var last: UInt8 = 0
             if pread(fd, &last, 1, off_t(st.st_size - 1)) == 1, last != 0x0A {
-                do { try writeAll(fd, [0x0A]) } catch { close(fd); throw error }
+                do { try writeAll(fd, [0x0A]) } catch {
+                    close(fd)
+                    throw error
+                }
             }
         }
         if !existed {
             // Make the new directory entry durable too.
             let dfd = Glibc.open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+            if dfd >= 0 {
+                _ = fsync(dfd)
+                close(dfd)
+            }
         }
         return fd
     }
@@ -132,7 +151,8 @@ public final class FileSink: Sink {
         // A full disk, a quota or an I/O error is the file system's fault, not the item's: it
         // must never send items to the dead-letter table.
         let storage = [ENOSPC, EDQUOT, EIO, EROFS].contains(e)
-        return SinkFailure(retryable: true, receiverFault: storage, "file \(path): \(op) failed: \(String(cString: strerror(e)))")
+        return SinkFailure(
+            retryable: true, receiverFault: storage, "file \(path): \(op) failed: \(String(cString: strerror(e)))")
     }
 }
 
@@ -144,17 +164,27 @@ public final class StdoutSink: Sink {
 
     public func deliver(_ records: [OutboxRecord], jobID: String) async -> SinkResult {
         var text = ""
-        for r in records { text += r.envelope; text += "\n" }
+        for r in records {
+            text += r.envelope
+            text += "\n"
+        }
         let bytes = Array(text.utf8)
         let ok: Bool = lock.withLock { _ in
             var off = 0
             while off < bytes.count {
                 let n = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + off, bytes.count - off) }
-                if n < 0 { if errno == EINTR { continue }; return false }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
                 off += n
             }
             return true
         }
-        return ok ? SinkResult(acked: records.count) : SinkResult(acked: 0, failure: SinkFailure(retryable: true, "stdout: write failed: \(String(cString: strerror(errno)))"))
+        return ok
+            ? SinkResult(acked: records.count)
+            : SinkResult(
+                acked: 0,
+                failure: SinkFailure(retryable: true, "stdout: write failed: \(String(cString: strerror(errno)))"))
     }
 }

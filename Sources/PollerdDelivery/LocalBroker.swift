@@ -32,7 +32,10 @@ public final class LocalBroker: Sendable {
             return s.next
         }
         cont.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) } }
-        state.withLock { $0.subscribers[id] = Subscriber(pattern: pattern.split(separator: ".", omittingEmptySubsequences: false), continuation: cont) }
+        state.withLock {
+            $0.subscribers[id] = Subscriber(
+                pattern: pattern.split(separator: ".", omittingEmptySubsequences: false), continuation: cont)
+        }
         return stream
     }
 
@@ -40,7 +43,9 @@ public final class LocalBroker: Sendable {
     @discardableResult
     public func publish(_ subject: String, _ payload: Data) throws -> Int {
         let tokens = subject.split(separator: ".", omittingEmptySubsequences: false)
-        let matching = state.withLock { s in s.subscribers.values.filter { Self.matches($0.pattern, tokens) }.map(\.continuation) }
+        let matching = state.withLock { s in
+            s.subscribers.values.filter { Self.matches($0.pattern, tokens) }.map(\.continuation)
+        }
         for c in matching {
             switch c.yield(Message(subject: subject, payload: payload)) {
             case .enqueued, .terminated: continue
@@ -83,7 +88,11 @@ public final class BrokerSink: Sink {
         for (i, r) in records.enumerated() {
             do {
                 if try broker.publish(subject, Data(r.envelope.utf8)) == 0 {
-                    return SinkResult(acked: i, failure: SinkFailure(retryable: true, "broker: no subscriber on '\(subject)' (in-process broker; NATS is not configured)"))
+                    return SinkResult(
+                        acked: i,
+                        failure: SinkFailure(
+                            retryable: true,
+                            "broker: no subscriber on '\(subject)' (in-process broker; NATS is not configured)"))
                 }
             } catch {
                 return SinkResult(acked: i, failure: SinkFailure(retryable: true, "broker: \(error)"))

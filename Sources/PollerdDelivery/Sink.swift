@@ -13,7 +13,10 @@ public struct SinkFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public var receiverFault: Bool
 
     public init(retryable: Bool, retryAfterMs: Int64? = nil, receiverFault: Bool = false, _ message: String) {
-        self.retryable = retryable; self.retryAfterMs = retryAfterMs; self.receiverFault = receiverFault; self.message = message
+        self.retryable = retryable
+        self.retryAfterMs = retryAfterMs
+        self.receiverFault = receiverFault
+        self.message = message
     }
 
     public var description: String { message }
@@ -26,7 +29,8 @@ public struct SinkResult: Sendable, Equatable {
     public var failure: SinkFailure?
 
     public init(acked: Int, failure: SinkFailure? = nil) {
-        self.acked = acked; self.failure = failure
+        self.acked = acked
+        self.failure = failure
     }
 }
 

@@ -26,12 +26,13 @@ public final class SinkRegistry: Sendable {
         if let override, let s = override(spec) { return s }
         return cache.withLock { c in
             if let s = c[spec.target] { return s }
-            let s: any Sink = switch spec.target {
-            case .file(let path): FileSink(path: path)
-            case .stdout: StdoutSink()
-            case .nats(let subject): BrokerSink(subject: subject, broker: broker)
-            case .webhook(let w): WebhookSink(target: w, client: client)
-            }
+            let s: any Sink =
+                switch spec.target {
+                case .file(let path): FileSink(path: path)
+                case .stdout: StdoutSink()
+                case .nats(let subject): BrokerSink(subject: subject, broker: broker)
+                case .webhook(let w): WebhookSink(target: w, client: client)
+                }
             c[spec.target] = s
             return s
         }

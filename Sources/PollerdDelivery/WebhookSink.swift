@@ -3,8 +3,8 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
-import Synchronization
 public import PollerdCore
+import Synchronization
 
 /// POSTs each envelope as JSON, in order, and stops at the first item not acknowledged.
 /// 2xx acks; 408, 429, 5xx, timeouts and connection errors retry (honouring `Retry-After`);
@@ -68,7 +68,8 @@ public final class WebhookSink: Sink {
         let statusSeen = StatusSeen()
         // `timeout_secs` bounds the whole exchange, body included: the request runs in a child
         // task that the deadline cancels (AsyncHTTPClient's own deadline covers the head only).
-        let outcome: Result<SinkFailure?, any Error>? = await withTaskGroup(of: Result<SinkFailure?, any Error>?.self) { group in
+        let outcome: Result<SinkFailure?, any Error>? = await withTaskGroup(of: Result<SinkFailure?, any Error>?.self) {
+            group in
             group.addTask {
                 do {
                     let resp = try await client.execute(request, timeout: .seconds(timeout))
@@ -84,18 +85,30 @@ public final class WebhookSink: Sink {
                         if kept.count >= limit { break }
                     }
                     // The receiver's words go into logs and the CLI: one line, no control characters.
-                    let snippet = ok ? "" : String(String(decoding: kept, as: UTF8.self).unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
+                    let snippet =
+                        ok
+                        ? ""
+                        : String(
+                            String(decoding: kept, as: UTF8.self).unicodeScalars.map {
+                                $0.properties.generalCategory == .control ? " " : Character($0)
+                            }
+                        )
                         .trimmingCharacters(in: .whitespaces)
-                    return .success(Self.classify(status: status, retryAfter: resp.headers.first(name: "Retry-After"), host: host, body: snippet,
-                                                  nowMs: Int64(Date().timeIntervalSince1970 * 1000)))
+                    return .success(
+                        Self.classify(
+                            status: status, retryAfter: resp.headers.first(name: "Retry-After"), host: host,
+                            body: snippet,
+                            nowMs: Int64(Date().timeIntervalSince1970 * 1000)))
                 } catch {
-                    if let status = statusSeen.value.withLock({ $0 }), (200..<300).contains(status) { return .success(nil) }
+                    if let status = statusSeen.value.withLock({ $0 }), (200..<300).contains(status) {
+                        return .success(nil)
+                    }
                     return .failure(error)
                 }
             }
             group.addTask {
                 try? await Task.sleep(for: .seconds(timeout))
-                return nil   // the deadline: whatever is still running is cancelled below
+                return nil // the deadline: whatever is still running is cancelled below
             }
             let first = await group.next() ?? nil
             group.cancelAll()
@@ -108,7 +121,8 @@ public final class WebhookSink: Sink {
             // The deadline: an answered 2xx whose body never ended is still an ack.
             if let status = statusSeen.value.withLock({ $0 }), (200..<300).contains(status) { return nil }
             return SinkFailure(retryable: true, "webhook \(host): timed out after \(timeout)s")
-        case .failure(let e as HTTPClientError)? where e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout:
+        case .failure(let e as HTTPClientError)?
+        where e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout:
             return SinkFailure(retryable: true, "webhook \(host): timed out after \(timeout)s")
         case .failure(let error)?:
             return SinkFailure(retryable: true, "webhook \(host): \(error)")
@@ -124,7 +138,9 @@ public final class WebhookSink: Sink {
             return SinkFailure(retryable: true, retryAfterMs: after, "webhook \(host): HTTP \(status)\(detail)")
         }
         if (300..<400).contains(status) {
-            return SinkFailure(retryable: false, "webhook \(host): HTTP \(status) redirect not followed; point the url at the endpoint itself")
+            return SinkFailure(
+                retryable: false,
+                "webhook \(host): HTTP \(status) redirect not followed; point the url at the endpoint itself")
         }
         return SinkFailure(retryable: false, "webhook \(host): HTTP \(status)\(detail)")
     }

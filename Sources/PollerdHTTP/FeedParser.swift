@@ -34,9 +34,10 @@ public struct FeedEntry: Sendable, Equatable {
             "id": .string(id), "title": s(title), "link": s(link), "published": s(published), "updated": s(updated),
             "summary": s(summary), "content": s(content),
             "authors": .array(authors.map(JSONValue.string)), "categories": .array(categories.map(JSONValue.string)),
-            "enclosures": .array(enclosures.map { e in
-                .object(["url": .string(e.url), "type": s(e.type), "length": e.length.map(JSONValue.int) ?? .null])
-            }),
+            "enclosures": .array(
+                enclosures.map { e in
+                    .object(["url": .string(e.url), "type": s(e.type), "length": e.length.map(JSONValue.int) ?? .null])
+                }),
         ])
     }
 
@@ -78,7 +79,9 @@ public enum FeedParser {
     static let rssSpaces: Set<String> = ["", rss10, rss090]
 
     /// Parses a document fetched from `url` (the base for relative links).
-    public static func parse(_ body: [UInt8], url: String?, contentType: String? = nil) throws(FeedParseError) -> ParsedFeed {
+    public static func parse(
+        _ body: [UInt8], url: String?, contentType: String? = nil
+    ) throws(FeedParseError) -> ParsedFeed {
         let base = url.flatMap { URL(string: $0) }
         var start = 0
         if body.starts(with: [0xEF, 0xBB, 0xBF]) { start = 3 }
@@ -105,7 +108,9 @@ public enum FeedParser {
             // An Atom feed that forgot its namespace.
             return atomFeed(root, ns: "", format: "atom-1.0", encoding: encoding)
         default:
-            throw FeedParseError(message: "not a feed: the root element is <\(root.qualifiedName)>" + (root.ns.isEmpty ? "" : " in \(root.ns)"))
+            throw FeedParseError(
+                message: "not a feed: the root element is <\(root.qualifiedName)>"
+                    + (root.ns.isEmpty ? "" : " in \(root.ns)"))
         }
     }
 
@@ -114,24 +119,30 @@ public enum FeedParser {
     static func rss(_ root: XNode, version: String, encoding: String) -> ParsedFeed {
         let channel = root.child("channel", in: rssSpaces) ?? root
         var items = channel.children("item", in: rssSpaces)
-        if items.isEmpty { items = root.children("item", in: rssSpaces) }   // some 0.9x feeds put items beside the channel
+        if items.isEmpty { items = root.children("item", in: rssSpaces) } // some 0.9x feeds put items beside the channel
         let v = ["0.90", "0.91", "0.92", "0.93", "0.94", "2.0", "2.0.1"].contains(version) ? version : "2.0"
-        return ParsedFeed(format: "rss-" + (v.hasPrefix("2.0") ? "2.0" : v), title: trimmed(channel.child("title", in: rssSpaces)?.text),
-                          entries: uniqueIDs(items.map { rssEntry($0, channelAuthors: []) }),
-                          ttlSecs: ttl(channel), updatePeriodSecs: updatePeriod(channel), encoding: encoding)
+        return ParsedFeed(
+            format: "rss-" + (v.hasPrefix("2.0") ? "2.0" : v),
+            title: trimmed(channel.child("title", in: rssSpaces)?.text),
+            entries: uniqueIDs(items.map { rssEntry($0, channelAuthors: []) }),
+            ttlSecs: ttl(channel), updatePeriodSecs: updatePeriod(channel), encoding: encoding)
     }
 
     static func rdfFeed(_ root: XNode, encoding: String) -> ParsedFeed {
         let channel = root.child("channel", in: rssSpaces)
         let items = root.children("item", in: rssSpaces)
         let format = items.first?.ns == rss090 || channel?.ns == rss090 ? "rss-0.90" : "rss-1.0"
-        return ParsedFeed(format: format, title: trimmed(channel?.child("title", in: rssSpaces)?.text),
-                          entries: uniqueIDs(items.map { rssEntry($0, channelAuthors: []) }),
-                          ttlSecs: channel.flatMap(ttl), updatePeriodSecs: channel.flatMap(updatePeriod) ?? updatePeriod(root), encoding: encoding)
+        return ParsedFeed(
+            format: format, title: trimmed(channel?.child("title", in: rssSpaces)?.text),
+            entries: uniqueIDs(items.map { rssEntry($0, channelAuthors: []) }),
+            ttlSecs: channel.flatMap(ttl), updatePeriodSecs: channel.flatMap(updatePeriod) ?? updatePeriod(root),
+            encoding: encoding)
     }
 
     static func ttl(_ channel: XNode) -> Int64? {
-        guard let t = trimmed(channel.child("ttl", in: rssSpaces)?.text), let minutes = Int64(t), minutes > 0, minutes <= 525_600 else { return nil }
+        guard let t = trimmed(channel.child("ttl", in: rssSpaces)?.text), let minutes = Int64(t), minutes > 0,
+            minutes <= 525_600
+        else { return nil }
         return minutes * 60
     }
 
@@ -153,9 +164,13 @@ public enum FeedParser {
     static func rssEntry(_ item: XNode, channelAuthors: [String]) -> FeedEntry {
         let guidNode = item.child("guid", in: rssSpaces)
         let guid = trimmed(guidNode?.text)
-        var link = trimmed(item.child("link", in: rssSpaces)?.text).flatMap { resolve($0, against: item.child("link", in: rssSpaces)?.base) }
+        var link = trimmed(item.child("link", in: rssSpaces)?.text).flatMap {
+            resolve($0, against: item.child("link", in: rssSpaces)?.base)
+        }
         if link == nil, let alt = atomAlternate(item, ns: atom10) { link = alt }
-        if link == nil, let guid, guidNode?.attr("isPermaLink")?.lowercased() != "false", guid.hasPrefix("http://") || guid.hasPrefix("https://") {
+        if link == nil, let guid, guidNode?.attr("isPermaLink")?.lowercased() != "false",
+            guid.hasPrefix("http://") || guid.hasPrefix("https://")
+        {
             link = guid
         }
         let about = item.attributes["rdf:about"] ?? item.attr("about")
@@ -164,14 +179,18 @@ public enum FeedParser {
         e.link = link
         e.summary = nonEmpty(item.child("description", in: rssSpaces)?.text)
         e.content = nonEmpty(item.child("encoded", ns: contentNS)?.text)
-        e.published = date(item.child("pubDate", in: rssSpaces)) ?? date(item.child("date", ns: dc)) ?? date(item.child("published", ns: atom10))
+        e.published =
+            date(item.child("pubDate", in: rssSpaces)) ?? date(item.child("date", ns: dc)) ?? date(
+                item.child("published", ns: atom10))
             ?? date(item.child("issued", ns: dcterms))
         e.updated = date(item.child("updated", ns: atom10)) ?? date(item.child("modified", ns: dcterms))
         var authors: [String] = []
         for a in item.children("author", in: rssSpaces) { if let t = trimmed(a.text) { authors.append(rssAuthor(t)) } }
         for a in item.children("creator", ns: dc) { if let t = trimmed(a.text) { authors.append(t) } }
         for a in item.children("author", ns: itunes) { if let t = trimmed(a.text) { authors.append(t) } }
-        for a in item.children("author", ns: atom10) { if let t = trimmed(a.child("name", ns: atom10)?.text) { authors.append(t) } }
+        for a in item.children("author", ns: atom10) {
+            if let t = trimmed(a.child("name", ns: atom10)?.text) { authors.append(t) }
+        }
         e.authors = dedupe(authors.isEmpty ? channelAuthors : authors)
         var cats: [String] = []
         for c in item.children("category", in: rssSpaces) { if let t = trimmed(c.text) { cats.append(t) } }
@@ -179,12 +198,25 @@ public enum FeedParser {
         e.categories = dedupe(cats)
         var enc: [FeedEnclosure] = []
         for n in item.children("enclosure", in: rssSpaces) {
-            if let u = n.attr("url").flatMap({ resolve($0, against: n.base) }) { enc.append(FeedEnclosure(url: u, type: nonEmpty(n.attr("type")), length: length(n.attr("length")))) }
+            if let u = n.attr("url").flatMap({ resolve($0, against: n.base) }) {
+                enc.append(FeedEnclosure(url: u, type: nonEmpty(n.attr("type")), length: length(n.attr("length"))))
+            }
         }
         enc += mediaEnclosures(item)
         e.enclosures = mergeEnclosures(enc)
-        if let guid { e.id = guid; e.idSource = "guid" } else if let about = about.flatMap(trimmed) { e.id = about; e.idSource = "guid" }
-        else if let link { e.id = link; e.idSource = "link" } else { e.id = contentHash(e); e.idSource = "hash" }
+        if let guid {
+            e.id = guid
+            e.idSource = "guid"
+        } else if let about = about.flatMap(trimmed) {
+            e.id = about
+            e.idSource = "guid"
+        } else if let link {
+            e.id = link
+            e.idSource = "link"
+        } else {
+            e.id = contentHash(e)
+            e.idSource = "hash"
+        }
         return e
     }
 
@@ -226,10 +258,14 @@ public enum FeedParser {
 
     static func atomFeed(_ root: XNode, ns: String, format: String, encoding: String) -> ParsedFeed {
         var feedAuthors: [String] = []
-        for a in root.children("author", ns: ns) { if let n = trimmed(a.child("name", ns: ns)?.text) { feedAuthors.append(n) } }
+        for a in root.children("author", ns: ns) {
+            if let n = trimmed(a.child("name", ns: ns)?.text) { feedAuthors.append(n) }
+        }
         let entries = root.children("entry", ns: ns).map { atomEntry($0, ns: ns, feedAuthors: feedAuthors) }
-        return ParsedFeed(format: format, title: textConstruct(root.child("title", ns: ns)).flatMap(trimmed), entries: uniqueIDs(entries),
-                          ttlSecs: nil, updatePeriodSecs: updatePeriod(root), encoding: encoding)
+        return ParsedFeed(
+            format: format, title: textConstruct(root.child("title", ns: ns)).flatMap(trimmed),
+            entries: uniqueIDs(entries),
+            ttlSecs: nil, updatePeriodSecs: updatePeriod(root), encoding: encoding)
     }
 
     static func atomAlternate(_ node: XNode, ns: String) -> String? {
@@ -252,12 +288,19 @@ public enum FeedParser {
         }
         e.summary = textConstruct(entry.child("summary", ns: ns)).flatMap(nonEmpty)
         if let c = entry.child("content", ns: ns) {
-            if let src = c.attr("src"), c.items.isEmpty { e.content = resolve(src, against: c.base) } else { e.content = textConstruct(c).flatMap(nonEmpty) }
+            if let src = c.attr("src"), c.items.isEmpty {
+                e.content = resolve(src, against: c.base)
+            } else {
+                e.content = textConstruct(c).flatMap(nonEmpty)
+            }
         }
         var authors: [String] = []
-        for a in entry.children("author", ns: ns) { if let n = trimmed(a.child("name", ns: ns)?.text) { authors.append(n) } }
+        for a in entry.children("author", ns: ns) {
+            if let n = trimmed(a.child("name", ns: ns)?.text) { authors.append(n) }
+        }
         e.authors = dedupe(authors.isEmpty ? feedAuthors : authors)
-        e.categories = dedupe(entry.children("category", ns: ns).compactMap { trimmed($0.attr("term")) ?? trimmed($0.text) })
+        e.categories = dedupe(
+            entry.children("category", ns: ns).compactMap { trimmed($0.attr("term")) ?? trimmed($0.text) })
         var enc: [FeedEnclosure] = []
         for l in entry.children("link", ns: ns) where l.attr("rel") == "enclosure" {
             if let u = l.attr("href").flatMap({ resolve($0, against: l.base) }) {
@@ -266,8 +309,16 @@ public enum FeedParser {
         }
         enc += mediaEnclosures(entry)
         e.enclosures = mergeEnclosures(enc)
-        if let id = trimmed(entry.child("id", ns: ns)?.text) { e.id = id; e.idSource = "guid" }
-        else if let link = e.link { e.id = link; e.idSource = "link" } else { e.id = contentHash(e); e.idSource = "hash" }
+        if let id = trimmed(entry.child("id", ns: ns)?.text) {
+            e.id = id
+            e.idSource = "guid"
+        } else if let link = e.link {
+            e.id = link
+            e.idSource = "link"
+        } else {
+            e.id = contentHash(e)
+            e.idSource = "hash"
+        }
         return e
     }
 
@@ -305,7 +356,8 @@ public enum FeedParser {
     }
 
     static func contentHash(_ e: FeedEntry) -> String {
-        let text = [e.title, e.link, e.summary, e.content, e.published, e.updated].map { $0 ?? "" }.joined(separator: "\u{1F}")
+        let text =
+            [e.title, e.link, e.summary, e.content, e.published, e.updated].map { $0 ?? "" }.joined(separator: "\u{1F}")
             + e.enclosures.map(\.url).joined(separator: "\u{1F}")
         return "sha256:" + SHA256.hash(data: Data(text.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
     }
@@ -334,18 +386,31 @@ public enum FeedParser {
     static func trimmed(_ s: String?) -> String? {
         guard let s else { return nil }
         let u = s.utf8
-        var start = u.startIndex, end = u.endIndex
+        var start = u.startIndex
+        var end = u.endIndex
         while start < end {
             let b = u[start]
-            if b == 0x20 || (b >= 0x09 && b <= 0x0D) { start = u.index(after: start); continue }
-            if b == 0xC2, u.index(after: start) < end, u[u.index(after: start)] == 0xA0 { start = u.index(start, offsetBy: 2); continue }
+            if b == 0x20 || (b >= 0x09 && b <= 0x0D) {
+                start = u.index(after: start)
+                continue
+            }
+            if b == 0xC2, u.index(after: start) < end, u[u.index(after: start)] == 0xA0 {
+                start = u.index(start, offsetBy: 2)
+                continue
+            }
             break
         }
         while end > start {
             let i = u.index(before: end)
             let b = u[i]
-            if b == 0x20 || (b >= 0x09 && b <= 0x0D) { end = i; continue }
-            if b == 0xA0, i > start, u[u.index(before: i)] == 0xC2 { end = u.index(before: i); continue }
+            if b == 0x20 || (b >= 0x09 && b <= 0x0D) {
+                end = i
+                continue
+            }
+            if b == 0xA0, i > start, u[u.index(before: i)] == 0xC2 {
+                end = u.index(before: i)
+                continue
+            }
             break
         }
         if start == end { return nil }
@@ -372,11 +437,17 @@ enum JSONFeedParser {
             }
             throw FeedParseError(message: "malformed JSON: \(error)")
         }
-        guard case .object = doc else { throw FeedParseError(message: "not a feed: the JSON document is not an object") }
-        guard let version = doc["version"]?.stringValue, version.hasPrefix("https://jsonfeed.org/version/") || version.hasPrefix("http://jsonfeed.org/version/") else {
+        guard case .object = doc else {
+            throw FeedParseError(message: "not a feed: the JSON document is not an object")
+        }
+        guard let version = doc["version"]?.stringValue,
+            version.hasPrefix("https://jsonfeed.org/version/") || version.hasPrefix("http://jsonfeed.org/version/")
+        else {
             throw FeedParseError(message: "not a feed: the JSON object has no JSON Feed \"version\"")
         }
-        guard case .array(let items)? = doc["items"] else { throw FeedParseError(message: "JSON Feed without an \"items\" array") }
+        guard case .array(let items)? = doc["items"] else {
+            throw FeedParseError(message: "JSON Feed without an \"items\" array")
+        }
         let feedBase = base
         var feedAuthors = names(doc)
         if feedAuthors.isEmpty { feedAuthors = [] }
@@ -385,43 +456,69 @@ enum JSONFeedParser {
             guard case .object = item else { continue }
             var e = FeedEntry(id: "", idSource: "guid")
             e.title = FeedParser.trimmed(item["title"]?.stringValue)
-            e.link = item["url"]?.stringValue.flatMap { FeedParser.resolve($0, against: feedBase) }
+            e.link =
+                item["url"]?.stringValue.flatMap { FeedParser.resolve($0, against: feedBase) }
                 ?? item["external_url"]?.stringValue.flatMap { FeedParser.resolve($0, against: feedBase) }
             e.published = FeedDate.normalized(item["date_published"]?.stringValue)
             e.updated = FeedDate.normalized(item["date_modified"]?.stringValue)
             e.summary = FeedParser.nonEmpty(item["summary"]?.stringValue)
-            e.content = FeedParser.nonEmpty(item["content_html"]?.stringValue) ?? FeedParser.nonEmpty(item["content_text"]?.stringValue)
+            e.content =
+                FeedParser.nonEmpty(item["content_html"]?.stringValue)
+                ?? FeedParser.nonEmpty(item["content_text"]?.stringValue)
             let authors = names(item)
             e.authors = FeedParser.dedupe(authors.isEmpty ? feedAuthors : authors)
-            if case .array(let tags)? = item["tags"] { e.categories = FeedParser.dedupe(tags.compactMap { FeedParser.trimmed($0.stringValue) }) }
+            if case .array(let tags)? = item["tags"] {
+                e.categories = FeedParser.dedupe(tags.compactMap { FeedParser.trimmed($0.stringValue) })
+            }
             if case .array(let atts)? = item["attachments"] {
-                e.enclosures = FeedParser.mergeEnclosures(atts.compactMap { a in
-                    guard let u = a["url"]?.stringValue.flatMap({ FeedParser.resolve($0, against: feedBase) }) else { return nil }
-                    return FeedEnclosure(url: u, type: a["mime_type"]?.stringValue, length: a["size_in_bytes"]?.intValue)
-                })
+                e.enclosures = FeedParser.mergeEnclosures(
+                    atts.compactMap { a in
+                        guard let u = a["url"]?.stringValue.flatMap({ FeedParser.resolve($0, against: feedBase) })
+                        else { return nil }
+                        return FeedEnclosure(
+                            url: u, type: a["mime_type"]?.stringValue, length: a["size_in_bytes"]?.intValue)
+                    })
             }
             // `id` must be a string; 1.0 feeds sometimes wrote a number.
             let id: String? = item["id"]?.stringValue ?? item["id"]?.intValue.map { String($0) }
-            if let id = FeedParser.trimmed(id) { e.id = id; e.idSource = "guid" }
-            else if let link = e.link { e.id = link; e.idSource = "link" } else { e.id = FeedParser.contentHash(e); e.idSource = "hash" }
+            if let id = FeedParser.trimmed(id) {
+                e.id = id
+                e.idSource = "guid"
+            } else if let link = e.link {
+                e.id = link
+                e.idSource = "link"
+            } else {
+                e.id = FeedParser.contentHash(e)
+                e.idSource = "hash"
+            }
             entries.append(e)
         }
         let format = version.hasSuffix("/1") || version.hasSuffix("/1.0") ? "jsonfeed-1.0" : "jsonfeed-1.1"
-        return ParsedFeed(format: format, title: FeedParser.trimmed(doc["title"]?.stringValue), entries: FeedParser.uniqueIDs(entries),
-                          ttlSecs: nil, updatePeriodSecs: nil, encoding: "utf-8 (JSON)")
+        return ParsedFeed(
+            format: format, title: FeedParser.trimmed(doc["title"]?.stringValue),
+            entries: FeedParser.uniqueIDs(entries),
+            ttlSecs: nil, updatePeriodSecs: nil, encoding: "utf-8 (JSON)")
     }
 
     /// `authors` (1.1) or `author` (1.0) names.
     static func names(_ v: JSONValue) -> [String] {
-        if case .array(let list)? = v["authors"] { return list.compactMap { FeedParser.trimmed($0["name"]?.stringValue) } }
+        if case .array(let list)? = v["authors"] {
+            return list.compactMap { FeedParser.trimmed($0["name"]?.stringValue) }
+        }
         if let n = FeedParser.trimmed(v["author"]?["name"]?.stringValue) { return [n] }
         return []
     }
 
     static func position(of offset: Int, in bytes: [UInt8]) -> (Int, Int) {
-        var line = 1, col = 1
+        var line = 1
+        var col = 1
         for b in bytes.prefix(offset) {
-            if b == 0x0A { line += 1; col = 1 } else { col += 1 }
+            if b == 0x0A {
+                line += 1
+                col = 1
+            } else {
+                col += 1
+            }
         }
         return (line, col)
     }

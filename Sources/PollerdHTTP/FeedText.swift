@@ -87,7 +87,8 @@ enum FeedText {
         }
         if chosen == nil, let declared = declaredEncoding(bytes) {
             guard let enc = encoding(named: declared) else {
-                throw DecodeError(description: "the XML declaration names an encoding pollerd does not read: \(declared)")
+                throw DecodeError(
+                    description: "the XML declaration names an encoding pollerd does not read: \(declared)")
             }
             chosen = (enc, declared, "XML declaration")
         }
@@ -96,7 +97,11 @@ enum FeedText {
         if enc == .utf8 {
             if validUTF8(bytes) { return Decoded(utf8: Array(bytes), encoding: name, source: source) }
             text = String(bytes: bytes, encoding: .windowsCP1252)
-            if text != nil { return Decoded(utf8: stripDeclaredEncoding(Array(text!.utf8)), encoding: "windows-1252", source: "fallback: not valid UTF-8") }
+            if text != nil {
+                return Decoded(
+                    utf8: stripDeclaredEncoding(Array(text!.utf8)), encoding: "windows-1252",
+                    source: "fallback: not valid UTF-8")
+            }
         } else {
             text = String(bytes: bytes, encoding: enc)
         }
@@ -112,7 +117,8 @@ enum FeedText {
 
     /// Replaces an XML declaration's encoding with UTF-8 once the text is transcoded.
     static func stripDeclaredEncoding(_ utf8: [UInt8]) -> [UInt8] {
-        guard utf8.starts(with: Array("<?xml".utf8)), let end = utf8.prefix(256).firstIndex(of: UInt8(ascii: ">")) else { return utf8 }
+        guard utf8.starts(with: Array("<?xml".utf8)), let end = utf8.prefix(256).firstIndex(of: UInt8(ascii: ">"))
+        else { return utf8 }
         return Array("<?xml version=\"1.0\" encoding=\"UTF-8\"?>".utf8) + utf8[(end + 1)...]
     }
 
@@ -153,7 +159,11 @@ enum FeedText {
                 var k = i
                 while k < n {
                     let b = buf[k]
-                    if b == UInt8(ascii: "<") || b == UInt8(ascii: "&") || (b < 0x20 && b != 0x09 && b != 0x0A && b != 0x0D) { break }
+                    if b == UInt8(ascii: "<") || b == UInt8(ascii: "&")
+                        || (b < 0x20 && b != 0x09 && b != 0x0A && b != 0x0D)
+                    {
+                        break
+                    }
                     k += 1
                 }
                 if k > i { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[i..<k])) }
@@ -161,27 +171,41 @@ enum FeedText {
                 guard i < n else { break }
                 let b = buf[i]
                 if b == UInt8(ascii: "<") {
-                    if starts("<![CDATA[", at: i) { i = copyThrough("]]>", from: i); continue }
-                    if starts("<!--", at: i) { i = copyThrough("-->", from: i); continue }
+                    if starts("<![CDATA[", at: i) {
+                        i = copyThrough("]]>", from: i)
+                        continue
+                    }
+                    if starts("<!--", at: i) {
+                        i = copyThrough("-->", from: i)
+                        continue
+                    }
                     if starts("<!DOCTYPE", at: i) || starts("<!doctype", at: i) {
                         // Skip to the '>' that closes it, past any internal subset in brackets.
-                        var k = i + 9, depth = 0
+                        var k = i + 9
+                        var depth = 0
                         while k < n {
                             let c = buf[k]
-                            if c == UInt8(ascii: "[") { depth += 1 } else if c == UInt8(ascii: "]") { depth -= 1 } else if c == UInt8(ascii: ">") && depth <= 0 { break }
+                            if c == UInt8(ascii: "[") {
+                                depth += 1
+                            } else if c == UInt8(ascii: "]") {
+                                depth -= 1
+                            } else if c == UInt8(ascii: ">") && depth <= 0 {
+                                break
+                            }
                             k += 1
                         }
                         i = min(k + 1, n)
                         continue
                     }
-                    out.append(b); i += 1
+                    out.append(b)
+                    i += 1
                     continue
                 }
                 if b == UInt8(ascii: "&") {
                     i = entity(input, at: i, into: &out)
                     continue
                 }
-                out.append(contentsOf: [0xEF, 0xBF, 0xBD])   // a control character XML forbids
+                out.append(contentsOf: [0xEF, 0xBF, 0xBD]) // a control character XML forbids
                 i += 1
             }
         }
@@ -200,12 +224,13 @@ enum FeedText {
             let start = j
             while j < n, j - start < 8, hex ? isHex(input[j]) : isDigit(input[j]) { j += 1 }
             if j > start, j < n, input[j] == UInt8(ascii: ";"),
-               let v = UInt32(String(decoding: input[start..<j], as: UTF8.self), radix: hex ? 16 : 10), isXMLChar(v) {
+                let v = UInt32(String(decoding: input[start..<j], as: UTF8.self), radix: hex ? 16 : 10), isXMLChar(v)
+            {
                 out.append(contentsOf: input[i...j])
                 return j + 1
             }
             if j > start, j < n, input[j] == UInt8(ascii: ";") {
-                out.append(contentsOf: [0xEF, 0xBF, 0xBD])   // &#0; and friends: replacement character
+                out.append(contentsOf: [0xEF, 0xBF, 0xBD]) // &#0; and friends: replacement character
                 return j + 1
             }
             out.append(contentsOf: Array("&amp;".utf8))
@@ -234,8 +259,11 @@ enum FeedText {
 
     private static func isHex(_ b: UInt8) -> Bool { isDigit(b) || (b >= 0x61 && b <= 0x66) || (b >= 0x41 && b <= 0x46) }
     private static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
-    private static func isNameByte(_ b: UInt8) -> Bool { isDigit(b) || (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) }
+    private static func isNameByte(_ b: UInt8) -> Bool {
+        isDigit(b) || (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A)
+    }
     private static func isXMLChar(_ v: UInt32) -> Bool {
-        v == 0x9 || v == 0xA || v == 0xD || (0x20...0xD7FF).contains(v) || (0xE000...0xFFFD).contains(v) || (0x10000...0x10FFFF).contains(v)
+        v == 0x9 || v == 0xA || v == 0xD || (0x20...0xD7FF).contains(v) || (0xE000...0xFFFD).contains(v)
+            || (0x10000...0x10FFFF).contains(v)
     }
 }

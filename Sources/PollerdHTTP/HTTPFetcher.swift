@@ -23,12 +23,20 @@ public struct FetchRequest: Sendable {
     /// The whole exchange, every redirect hop and the body included.
     public var timeout: Duration
 
-    public init(url: String, method: String = "GET", headers: [(name: String, value: String)] = [], body: [UInt8]? = nil,
-                allowPrivateNetworks: Bool = false, maxBodyBytes: Int = 10 << 20, maxRedirects: Int = 5,
-                connectTimeout: Duration = .seconds(10), timeout: Duration = .seconds(30)) {
-        self.url = url; self.method = method; self.headers = headers; self.body = body
-        self.allowPrivateNetworks = allowPrivateNetworks; self.maxBodyBytes = maxBodyBytes; self.maxRedirects = maxRedirects
-        self.connectTimeout = connectTimeout; self.timeout = timeout
+    public init(
+        url: String, method: String = "GET", headers: [(name: String, value: String)] = [], body: [UInt8]? = nil,
+        allowPrivateNetworks: Bool = false, maxBodyBytes: Int = 10 << 20, maxRedirects: Int = 5,
+        connectTimeout: Duration = .seconds(10), timeout: Duration = .seconds(30)
+    ) {
+        self.url = url
+        self.method = method
+        self.headers = headers
+        self.body = body
+        self.allowPrivateNetworks = allowPrivateNetworks
+        self.maxBodyBytes = maxBodyBytes
+        self.maxRedirects = maxRedirects
+        self.connectTimeout = connectTimeout
+        self.timeout = timeout
     }
 }
 
@@ -97,10 +105,13 @@ public final class HTTPFetcher: Sendable {
     /// The User-Agent sent unless a job sets its own.
     public static let defaultUserAgent = "pollerd/\(PollerdVersion.string) (+https://github.com/pollerd/pollerd)"
 
-    public init(policy: AddressPolicy = AddressPolicy(), resolver: any HostResolver = SystemResolver(), perHostLimit: Int = 2,
-                userAgent: String = HTTPFetcher.defaultUserAgent, group: (any EventLoopGroup)? = nil) {
+    public init(
+        policy: AddressPolicy = AddressPolicy(), resolver: any HostResolver = SystemResolver(), perHostLimit: Int = 2,
+        userAgent: String = HTTPFetcher.defaultUserAgent, group: (any EventLoopGroup)? = nil
+    ) {
         settings = Mutex(Settings(policy: policy, userAgent: userAgent, perHostLimit: max(1, perHostLimit)))
-        self.resolver = resolver; self.group = group ?? MultiThreadedEventLoopGroup.singleton
+        self.resolver = resolver
+        self.group = group ?? MultiThreadedEventLoopGroup.singleton
     }
 
     /// Applies the job file's `pollers.http` (at start and on every reload). A new per-host
@@ -119,7 +130,10 @@ public final class HTTPFetcher: Sendable {
     deinit {
         // A fetcher dropped without `shutdown()` (a CLI command, a test) still closes its
         // clients: AsyncHTTPClient traps on a client that was never shut down.
-        let left = clients.withLock { c -> [HTTPClient] in defer { c.byKey = [:] }; return Array(c.byKey.values) }
+        let left = clients.withLock { c -> [HTTPClient] in
+            defer { c.byKey = [:] }
+            return Array(c.byKey.values)
+        }
         for client in left { Task { try? await client.shutdown() } }
     }
 
@@ -127,7 +141,10 @@ public final class HTTPFetcher: Sendable {
     public func shutdown() async {
         let all = clients.withLock { c -> [HTTPClient] in
             c.closed = true
-            defer { c.byKey = [:]; c.order = [] }
+            defer {
+                c.byKey = [:]
+                c.order = []
+            }
             return Array(c.byKey.values)
         }
         for client in all { try? await client.shutdown() }
@@ -139,9 +156,13 @@ public final class HTTPFetcher: Sendable {
     public func fetch(_ request: FetchRequest) async throws(FetchError) -> FetchResponse {
         // The whole exchange races a timer: a server that trickles its body, or stalls after
         // the head, is cut off at the deadline whatever the per-read timeout says.
-        let outcome: Result<FetchResponse, FetchError>? = await withTaskGroup(of: Result<FetchResponse, FetchError>?.self) { group in
+        let outcome: Result<FetchResponse, FetchError>? = await withTaskGroup(
+            of: Result<FetchResponse, FetchError>?.self
+        ) { group in
             group.addTask {
-                do throws(FetchError) { return .success(try await self.follow(request)) } catch { return .failure(error) }
+                do throws(FetchError) { return .success(try await self.follow(request)) } catch {
+                    return .failure(error)
+                }
             }
             group.addTask {
                 try? await Task.sleep(for: request.timeout)
@@ -152,7 +173,9 @@ public final class HTTPFetcher: Sendable {
             return first
         }
         guard let outcome else {
-            throw FetchError(kind: .timeout, url: request.url, message: "no complete answer within \(request.timeout.components.seconds) s (request_timeout_secs)")
+            throw FetchError(
+                kind: .timeout, url: request.url,
+                message: "no complete answer within \(request.timeout.components.seconds) s (request_timeout_secs)")
         }
         return try outcome.get()
     }
@@ -167,7 +190,9 @@ public final class HTTPFetcher: Sendable {
         var visited: Set<String> = [url]
         while true {
             let target = try Self.target(of: url)
-            let response = try await fetchOnce(url: url, target: target, method: method, headers: headers, body: body, request: request, deadline: deadline)
+            let response = try await fetchOnce(
+                url: url, target: target, method: method, headers: headers, body: body, request: request,
+                deadline: deadline)
             guard [301, 302, 303, 307, 308].contains(response.status), let location = response.header("location") else {
                 var r = response
                 r.redirects = hops
@@ -176,7 +201,9 @@ public final class HTTPFetcher: Sendable {
             guard hops.count < request.maxRedirects else {
                 throw FetchError(kind: .redirect, url: url, message: "more than \(request.maxRedirects) redirects")
             }
-            let hop = try Self.redirect(from: url, target: target, status: response.status, location: location, method: method, visited: visited)
+            let hop = try Self.redirect(
+                from: url, target: target, status: response.status, location: location, method: method, visited: visited
+            )
             visited.insert(hop.url)
             if hop.dropBody {
                 method = "GET"
@@ -203,20 +230,25 @@ public final class HTTPFetcher: Sendable {
 
     /// The rules for one redirect: a readable location, http(s) only, never from HTTPS down to
     /// plain HTTP, never back to a URL already visited.
-    static func redirect(from url: String, target: Target, status: Int, location: String, method: String,
-                         visited: Set<String>) throws(FetchError) -> Hop {
+    static func redirect(
+        from url: String, target: Target, status: Int, location: String, method: String,
+        visited: Set<String>
+    ) throws(FetchError) -> Hop {
         guard let next = URL(string: location, relativeTo: URL(string: url))?.absoluteURL.absoluteString else {
-            throw FetchError(kind: .redirect, url: url, message: "redirect to an unreadable location '\(location.prefix(200))'")
+            throw FetchError(
+                kind: .redirect, url: url, message: "redirect to an unreadable location '\(location.prefix(200))'")
         }
         let nextTarget = try Self.target(of: next)
         if target.scheme == "https" && nextTarget.scheme == "http" {
-            throw FetchError(kind: .redirect, url: url, message: "refused a redirect from HTTPS to plain HTTP (\(next))")
+            throw FetchError(
+                kind: .redirect, url: url, message: "refused a redirect from HTTPS to plain HTTP (\(next))")
         }
         guard !visited.contains(next) else {
             throw FetchError(kind: .redirect, url: url, message: "redirect loop back to \(next)")
         }
-        return Hop(url: next, dropBody: status == 303 || ((status == 301 || status == 302) && method == "POST"),
-                   crossOrigin: nextTarget.origin != target.origin)
+        return Hop(
+            url: next, dropBody: status == 303 || ((status == 301 || status == 302) && method == "POST"),
+            crossOrigin: nextTarget.origin != target.origin)
     }
 
     struct Target {
@@ -234,17 +266,25 @@ public final class HTTPFetcher: Sendable {
         guard scheme == "http" || scheme == "https" else {
             throw FetchError(kind: .badURL, url: url, message: "only http and https URLs are fetched, not \(scheme)")
         }
-        guard var host = u.host, !host.isEmpty else { throw FetchError(kind: .badURL, url: url, message: "the URL has no host") }
+        guard var host = u.host, !host.isEmpty else {
+            throw FetchError(kind: .badURL, url: url, message: "the URL has no host")
+        }
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         let port = u.port ?? (scheme == "https" ? 443 : 80)
-        guard (1...65535).contains(port) else { throw FetchError(kind: .badURL, url: url, message: "port \(port) is out of range") }
+        guard (1...65535).contains(port) else {
+            throw FetchError(kind: .badURL, url: url, message: "port \(port) is out of range")
+        }
         return Target(scheme: scheme, host: host, port: port)
     }
 
     /// The checked address to connect to for a hop.
     func checkedAddress(_ target: Target, url: String, allowPrivate: Bool) async throws(FetchError) -> IPAddress {
         if let weird = AddressPolicy.obfuscatedIPv4(target.host) {
-            throw FetchError(kind: .blocked, url: url, message: "host '\(target.host)' is an IPv4 address (\(weird)) written in a non-standard numeric form; write it as a dotted quad")
+            throw FetchError(
+                kind: .blocked, url: url,
+                message:
+                    "host '\(target.host)' is an IPv4 address (\(weird)) written in a non-standard numeric form; write it as a dotted quad"
+            )
         }
         let addresses: [IPAddress]
         if let literal = IPAddress(target.host) {
@@ -258,14 +298,18 @@ public final class HTTPFetcher: Sendable {
         for ip in addresses {
             if let why = policy.refusal(of: ip, port: target.port, allowPrivate: allowPrivate) {
                 let via = IPAddress(target.host) == nil ? "'\(target.host)' resolves to \(ip), which is" : "\(ip) is"
-                throw FetchError(kind: .blocked, url: url, message: "refused: \(via) \(why); set allow_private_networks: true to allow it")
+                throw FetchError(
+                    kind: .blocked, url: url,
+                    message: "refused: \(via) \(why); set allow_private_networks: true to allow it")
             }
         }
         return addresses[0]
     }
 
-    private func fetchOnce(url: String, target: Target, method: String, headers: [(name: String, value: String)], body: [UInt8]?,
-                           request: FetchRequest, deadline: NIODeadline) async throws(FetchError) -> FetchResponse {
+    private func fetchOnce(
+        url: String, target: Target, method: String, headers: [(name: String, value: String)], body: [UInt8]?,
+        request: FetchRequest, deadline: NIODeadline
+    ) async throws(FetchError) -> FetchResponse {
         let address = try await checkedAddress(target, url: url, allowPrivate: request.allowPrivateNetworks)
         let limit = perHostLimit
         let gate = gates.withLock { g in
@@ -274,10 +318,14 @@ public final class HTTPFetcher: Sendable {
             g[target.host.lowercased()] = s
             return s
         }
-        guard await gate.acquire() else { throw FetchError(kind: .timeout, url: url, message: "cancelled while waiting for the per-host limit") }
+        guard await gate.acquire() else {
+            throw FetchError(kind: .timeout, url: url, message: "cancelled while waiting for the per-host limit")
+        }
         defer { gate.release() }
         let client: HTTPClient
-        do { client = try self.client(host: target.host, address: address, connectTimeout: request.connectTimeout) } catch {
+        do {
+            client = try self.client(host: target.host, address: address, connectTimeout: request.connectTimeout)
+        } catch {
             throw FetchError(kind: .network, url: url, message: "the HTTP client is shut down")
         }
         var req = HTTPClientRequest(url: url)
@@ -285,32 +333,45 @@ public final class HTTPFetcher: Sendable {
         req.headers.add(name: "User-Agent", value: self.userAgent)
         req.headers.add(name: "Accept-Encoding", value: "gzip, deflate")
         for (name, value) in headers {
-            if name.lowercased() == "user-agent" { req.headers.replaceOrAdd(name: "User-Agent", value: value) } else { req.headers.add(name: name, value: value) }
+            if name.lowercased() == "user-agent" {
+                req.headers.replaceOrAdd(name: "User-Agent", value: value)
+            } else {
+                req.headers.add(name: name, value: value)
+            }
         }
         if let body { req.body = .bytes(ByteBuffer(bytes: body)) }
         do {
             let response = try await client.execute(req, deadline: deadline)
             let status = Int(response.status.code)
-            if let length = response.headers.first(name: "content-length").flatMap(Int.init), length > request.maxBodyBytes {
-                throw FetchError(kind: .tooLarge, url: url, message: "the body is \(length) bytes, over the \(request.maxBodyBytes)-byte cap (max_body_bytes)")
+            if let length = response.headers.first(name: "content-length").flatMap(Int.init),
+                length > request.maxBodyBytes
+            {
+                throw FetchError(
+                    kind: .tooLarge, url: url,
+                    message: "the body is \(length) bytes, over the \(request.maxBodyBytes)-byte cap (max_body_bytes)")
             }
             var bytes: [UInt8] = []
             if ![301, 302, 303, 307, 308, 304].contains(status) {
                 for try await chunk in response.body {
                     if bytes.count + chunk.readableBytes > request.maxBodyBytes {
-                        throw FetchError(kind: .tooLarge, url: url, message: "the body passed the \(request.maxBodyBytes)-byte cap (max_body_bytes)")
+                        throw FetchError(
+                            kind: .tooLarge, url: url,
+                            message: "the body passed the \(request.maxBodyBytes)-byte cap (max_body_bytes)")
                     }
                     bytes.append(contentsOf: chunk.readableBytesView)
                 }
             }
-            return FetchResponse(status: status, headers: response.headers, body: bytes, url: url, address: "\(address)", redirects: [])
+            return FetchResponse(
+                status: status, headers: response.headers, body: bytes, url: url, address: "\(address)", redirects: [])
         } catch let e as FetchError {
             throw e
         } catch {
             if let e = error as? HTTPClientError, e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout {
                 throw FetchError(kind: .timeout, url: url, message: Self.describe(e))
             }
-            if Task.isCancelled { throw FetchError(kind: .timeout, url: url, message: "cancelled (the tick ran out of time)") }
+            if Task.isCancelled {
+                throw FetchError(kind: .timeout, url: url, message: "cancelled (the tick ran out of time)")
+            }
             throw FetchError(kind: .network, url: url, message: Self.describe(error))
         }
     }
@@ -336,10 +397,11 @@ public final class HTTPFetcher: Sendable {
                 c.touch(key)
                 return existing
             }
-            var config = HTTPClient.Configuration(redirectConfiguration: .disallow,
-                                                  timeout: .init(connect: TimeAmount(connectTimeout), read: .seconds(30)),
-                                                  connectionPool: .init(idleTimeout: .seconds(60)),
-                                                  decompression: .enabled(limit: .ratio(200)))
+            var config = HTTPClient.Configuration(
+                redirectConfiguration: .disallow,
+                timeout: .init(connect: TimeAmount(connectTimeout), read: .seconds(30)),
+                connectionPool: .init(idleTimeout: .seconds(60)),
+                decompression: .enabled(limit: .ratio(200)))
             if IPAddress(host) == nil { config.dnsOverride = [host: "\(address)"] }
             let client = HTTPClient(eventLoopGroup: group, configuration: config)
             c.byKey[key] = client

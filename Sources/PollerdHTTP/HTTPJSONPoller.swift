@@ -15,7 +15,9 @@ public struct HTTPJSONPoller: Poller {
         self.fetcher = fetcher
     }
 
-    static let keys: Set<String> = HTTPSourceConfig.sharedKeys.union(["url", "method", "body", "items_path", "id_field", "next_path", "max_pages"])
+    static let keys: Set<String> = HTTPSourceConfig.sharedKeys.union([
+        "url", "method", "body", "items_path", "id_field", "next_path", "max_pages",
+    ])
     static let methods: Set<String> = ["GET", "POST", "PUT", "PATCH", "QUERY"]
 
     struct Config {
@@ -31,7 +33,9 @@ public struct HTTPJSONPoller: Poller {
         try c.allowOnly(keys)
         var source = try HTTPSourceConfig(c, urlKey: "url")
         if let m = try c.string("method") {
-            guard methods.contains(m.uppercased()) else { throw ConfigIssue(path: ["method"], "must be one of \(methods.sorted().joined(separator: ", "))") }
+            guard methods.contains(m.uppercased()) else {
+                throw ConfigIssue(path: ["method"], "must be one of \(methods.sorted().joined(separator: ", "))")
+            }
             source.method = m.uppercased()
         }
         switch c.object["body"] {
@@ -39,7 +43,9 @@ public struct HTTPJSONPoller: Poller {
         case .string(let s)?: source.body = Array(s.utf8)
         case let v?:
             source.body = Array(v.canonicalString.utf8)
-            if !source.headers.contains(where: { $0.name.lowercased() == "content-type" }) { source.headers.append(("Content-Type", "application/json")) }
+            if !source.headers.contains(where: { $0.name.lowercased() == "content-type" }) {
+                source.headers.append(("Content-Type", "application/json"))
+            }
         }
         func path(_ key: String) throws(ConfigIssue) -> JSONPath? {
             guard let s = try c.string(key), !s.isEmpty else { return nil }
@@ -65,9 +71,12 @@ public struct HTTPJSONPoller: Poller {
         var details: [String: JSONValue] = ["url": .string(cfg.source.url)]
         if let note { details["cursor_note"] = .string(note) }
         if cursor.pending.count >= SeenItemsStep.pendingBound(cfg.source.maxItemsPerTick) {
-            details["backlog"] = .string("\(cursor.pending.count) item(s) held back: delivering them before fetching again")
+            details["backlog"] = .string(
+                "\(cursor.pending.count) item(s) held back: delivering them before fetching again")
             let step = SeenItemsStep.drain(&cursor, maxItems: cfg.source.maxItemsPerTick)
-            return RSSPoller.ack(step: step, cursor: cursor, cfg: cfg.source, ctx: ctx, hints: Cadence.Hints(), entriesLastWeek: 0, details: details)
+            return RSSPoller.ack(
+                step: step, cursor: cursor, cfg: cfg.source, ctx: ctx, hints: Cadence.Hints(), entriesLastWeek: 0,
+                details: details)
         }
 
         var url = cfg.source.url
@@ -78,16 +87,21 @@ public struct HTTPJSONPoller: Poller {
         var first: FetchResponse?
         var step: SeenItemsStep?
         while pages < cfg.maxPages, visited.insert(url).inserted {
-            let request = cfg.source.request(url: url, cursor: pages == 0 ? cursor : nil, tickTimeoutSecs: ctx.timeoutSecs)
+            let request = cfg.source.request(
+                url: url, cursor: pages == 0 ? cursor : nil, tickTimeoutSecs: ctx.timeoutSecs)
             let response: FetchResponse
             do { response = try await fetcher.fetch(request) } catch { throw HTTPOutcome.failure(error) }
-            if let failure = HTTPOutcome.failure(status: response.status, response: response, nowMs: ctx.nowMs) { throw failure }
+            if let failure = HTTPOutcome.failure(status: response.status, response: response, nowMs: ctx.nowMs) {
+                throw failure
+            }
             pages += 1
             if pages == 1 {
                 first = response
                 details["status"] = .int(Int64(response.status))
                 details["address"] = .string(response.address)
-                if !response.redirects.isEmpty { details["redirects"] = .array(response.redirects.map(JSONValue.string)) }
+                if !response.redirects.isEmpty {
+                    details["redirects"] = .array(response.redirects.map(JSONValue.string))
+                }
                 if response.status == 304 {
                     details["not_modified"] = .bool(true)
                     step = SeenItemsStep.drain(&cursor, maxItems: cfg.source.maxItemsPerTick)
@@ -105,14 +119,17 @@ public struct HTTPJSONPoller: Poller {
             do { doc = try JSONValue.parse(bytes: response.body) } catch {
                 if let f = error as? JSONParser.Failure {
                     let (line, column) = JSONFeedParser.position(of: f.offset, in: response.body)
-                    throw .transient(.badResponse, "\(response.url): the body is not JSON: \(f.reason) at line \(line), column \(column)")
+                    throw .transient(
+                        .badResponse,
+                        "\(response.url): the body is not JSON: \(f.reason) at line \(line), column \(column)")
                 }
                 throw .transient(.badResponse, "\(response.url): the body is not JSON: \(error)")
             }
             let list: JSONValue? = cfg.itemsPath.map { $0.value(in: doc) } ?? doc
             guard case .array(let items)? = list else {
                 let where_ = cfg.itemsPath.map { "items_path '\($0)'" } ?? "the document's root (items_path is empty)"
-                throw .transient(.badResponse, "\(response.url): \(where_) is not an array" + (list == nil ? " (not found)" : ""))
+                throw .transient(
+                    .badResponse, "\(response.url): \(where_) is not an array" + (list == nil ? " (not found)" : ""))
             }
             for raw in items {
                 let item: JSONValue = if case .object = raw { raw } else { .object(["value": raw]) }
@@ -131,8 +148,9 @@ public struct HTTPJSONPoller: Poller {
             url = next
         }
         if step == nil {
-            step = SeenItemsStep.apply(Self.unique(found), to: &cursor, maxItems: cfg.source.maxItemsPerTick, ringSize: cfg.source.seenIDs,
-                                       deliverExisting: cfg.source.deliverExisting, newestFirst: false, nowMs: ctx.nowMs)
+            step = SeenItemsStep.apply(
+                Self.unique(found), to: &cursor, maxItems: cfg.source.maxItemsPerTick, ringSize: cfg.source.seenIDs,
+                deliverExisting: cfg.source.deliverExisting, newestFirst: false, nowMs: ctx.nowMs)
             details["items"] = .int(Int64(found.count))
             details["pages"] = .int(Int64(pages))
             if hashed > 0 { details["hashed_ids"] = .int(Int64(hashed)) }
@@ -141,10 +159,13 @@ public struct HTTPJSONPoller: Poller {
             cursor.etag = first.header("etag")
             cursor.lastModified = first.header("last-modified")
         }
-        let hints = Cadence.Hints(maxAgeSecs: Cadence.maxAge(first?.header("cache-control")),
-                                  expiresSecs: Cadence.expires(first?.header("expires"), nowMs: ctx.nowMs))
+        let hints = Cadence.Hints(
+            maxAgeSecs: Cadence.maxAge(first?.header("cache-control")),
+            expiresSecs: Cadence.expires(first?.header("expires"), nowMs: ctx.nowMs))
         let lastWeek = cursor.arrivals.filter { $0 >= ctx.nowMs - 604_800_000 }.count
-        return RSSPoller.ack(step: step!, cursor: cursor, cfg: cfg.source, ctx: ctx, hints: hints, entriesLastWeek: lastWeek, details: details)
+        return RSSPoller.ack(
+            step: step!, cursor: cursor, cfg: cfg.source, ctx: ctx, hints: hints, entriesLastWeek: lastWeek,
+            details: details)
     }
 
     /// The same id twice in one poll (an item that moved between pages) counts once.
@@ -170,7 +191,9 @@ public struct HTTPJSONPoller: Poller {
             for p in pieces.dropFirst() {
                 let kv = p.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
                 if kv.count == 2, kv[0].lowercased() == "rel",
-                   kv[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased().split(separator: " ").contains("next") {
+                    kv[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased().split(separator: " ")
+                        .contains("next")
+                {
                     return String(target.dropFirst().dropLast())
                 }
             }
@@ -183,6 +206,9 @@ public struct HTTPJSONPoller: Poller {
 public enum HTTPKinds {
     /// `rss`, `http_json` and `webhook_poll` on one fetcher.
     public static func pollers(fetcher: HTTPFetcher) -> [any Poller] {
-        [RSSPoller(fetcher: fetcher), HTTPJSONPoller(kind: "http_json", fetcher: fetcher), HTTPJSONPoller(kind: "webhook_poll", fetcher: fetcher)]
+        [
+            RSSPoller(fetcher: fetcher), HTTPJSONPoller(kind: "http_json", fetcher: fetcher),
+            HTTPJSONPoller(kind: "webhook_poll", fetcher: fetcher),
+        ]
     }
 }

@@ -26,7 +26,10 @@ struct HTTPCursor: Equatable {
     static func decode(_ data: Data?) -> (HTTPCursor, note: String?) {
         guard let data, !data.isEmpty else { return (HTTPCursor(), nil) }
         guard let v = try? JSONValue.parse(data), case .object(let o) = v else {
-            return (HTTPCursor(), "the stored cursor was not readable JSON; starting afresh (a baseline, unless deliver_existing)")
+            return (
+                HTTPCursor(),
+                "the stored cursor was not readable JSON; starting afresh (a baseline, unless deliver_existing)"
+            )
         }
         var c = HTTPCursor()
         func strings(_ key: String) -> [String] {
@@ -89,67 +92,95 @@ struct HTTPSourceConfig {
     var requestTimeoutSecs: Int64 = 30
 
     static let sharedKeys: Set<String> = [
-        "headers", "user_agent", "allow_private_networks", "max_items_per_tick", "max_per_tick", "seen_ids", "deliver_existing",
-        "min_interval_secs", "max_interval_secs", "entry_frequency", "max_body_bytes", "connect_timeout_secs", "request_timeout_secs",
+        "headers", "user_agent", "allow_private_networks", "max_items_per_tick", "max_per_tick", "seen_ids",
+        "deliver_existing",
+        "min_interval_secs", "max_interval_secs", "entry_frequency", "max_body_bytes", "connect_timeout_secs",
+        "request_timeout_secs",
         // nexo's keys: delivery there was the poller's own business; here it is the job's sinks.
         "message_template", "deliver",
     ]
 
     /// Reads and checks the shared keys; `urlKey` names the URL's key.
     init(_ c: ConfigReader, urlKey: String) throws(ConfigIssue) {
-        guard let u = try c.string(urlKey) else { throw ConfigIssue(path: [urlKey], "is required: the http(s) URL to poll") }
+        guard let u = try c.string(urlKey) else {
+            throw ConfigIssue(path: [urlKey], "is required: the http(s) URL to poll")
+        }
         do { _ = try HTTPFetcher.target(of: u) } catch { throw ConfigIssue(path: [urlKey], error.message) }
         if let weird = AddressPolicy.obfuscatedIPv4((try? HTTPFetcher.target(of: u))?.host ?? "") {
-            throw ConfigIssue(path: [urlKey], "the host is \(weird) written in a non-standard numeric form; write it as a dotted quad")
+            throw ConfigIssue(
+                path: [urlKey], "the host is \(weird) written in a non-standard numeric form; write it as a dotted quad"
+            )
         }
         url = u
         if let h = try c.stringMap("headers") {
             for (k, v) in h.sorted(by: { $0.key < $1.key }) {
-                guard Self.isToken(k) else { throw ConfigIssue(path: ["headers", k], "is not a valid HTTP header name") }
-                guard !v.contains("\r"), !v.contains("\n") else { throw ConfigIssue(path: ["headers", k], "must not contain a line break") }
+                guard Self.isToken(k) else {
+                    throw ConfigIssue(path: ["headers", k], "is not a valid HTTP header name")
+                }
+                guard !v.contains("\r"), !v.contains("\n") else {
+                    throw ConfigIssue(path: ["headers", k], "must not contain a line break")
+                }
                 headers.append((k, v))
             }
         }
         userAgent = try c.string("user_agent")
-        if let ua = userAgent, ua.contains("\r") || ua.contains("\n") { throw ConfigIssue(path: ["user_agent"], "must not contain a line break") }
+        if let ua = userAgent, ua.contains("\r") || ua.contains("\n") {
+            throw ConfigIssue(path: ["user_agent"], "must not contain a line break")
+        }
         allowPrivateNetworks = try c.bool("allow_private_networks") ?? false
         let perTick = try c.int("max_items_per_tick")
         let nexoPerTick = try c.int("max_per_tick")
         if let m = perTick ?? nexoPerTick {
-            guard (1...100_000).contains(m) else { throw ConfigIssue(path: ["max_items_per_tick"], "must be between 1 and 100000") }
+            guard (1...100_000).contains(m) else {
+                throw ConfigIssue(path: ["max_items_per_tick"], "must be between 1 and 100000")
+            }
             maxItemsPerTick = Int(m)
         }
         if let s = try c.int("seen_ids") {
-            guard (1...1_000_000).contains(s) else { throw ConfigIssue(path: ["seen_ids"], "must be between 1 and 1000000") }
+            guard (1...1_000_000).contains(s) else {
+                throw ConfigIssue(path: ["seen_ids"], "must be between 1 and 1000000")
+            }
             seenIDs = Int(s)
         }
         deliverExisting = try c.bool("deliver_existing") ?? false
         entryFrequency = try c.bool("entry_frequency") ?? false
         minIntervalSecs = try c.int("min_interval_secs")
         maxIntervalSecs = try c.int("max_interval_secs")
-        if let m = minIntervalSecs, !(1...31_536_000).contains(m) { throw ConfigIssue(path: ["min_interval_secs"], "must be between 1 and 31536000") }
-        if let m = maxIntervalSecs, !(1...31_536_000).contains(m) { throw ConfigIssue(path: ["max_interval_secs"], "must be between 1 and 31536000") }
+        if let m = minIntervalSecs, !(1...31_536_000).contains(m) {
+            throw ConfigIssue(path: ["min_interval_secs"], "must be between 1 and 31536000")
+        }
+        if let m = maxIntervalSecs, !(1...31_536_000).contains(m) {
+            throw ConfigIssue(path: ["max_interval_secs"], "must be between 1 and 31536000")
+        }
         if let lo = minIntervalSecs, let hi = maxIntervalSecs, lo > hi {
             throw ConfigIssue(path: ["min_interval_secs"], "(\(lo)) is above max_interval_secs (\(hi))")
         }
         if let b = try c.int("max_body_bytes") {
-            guard (1024...(256 << 20)).contains(b) else { throw ConfigIssue(path: ["max_body_bytes"], "must be between 1024 and 268435456") }
+            guard (1024...(256 << 20)).contains(b) else {
+                throw ConfigIssue(path: ["max_body_bytes"], "must be between 1024 and 268435456")
+            }
             maxBodyBytes = Int(b)
         }
         if let t = try c.int("connect_timeout_secs") {
-            guard (1...300).contains(t) else { throw ConfigIssue(path: ["connect_timeout_secs"], "must be between 1 and 300") }
+            guard (1...300).contains(t) else {
+                throw ConfigIssue(path: ["connect_timeout_secs"], "must be between 1 and 300")
+            }
             connectTimeoutSecs = t
         }
         if let t = try c.int("request_timeout_secs") {
-            guard (1...3600).contains(t) else { throw ConfigIssue(path: ["request_timeout_secs"], "must be between 1 and 3600") }
+            guard (1...3600).contains(t) else {
+                throw ConfigIssue(path: ["request_timeout_secs"], "must be between 1 and 3600")
+            }
             requestTimeoutSecs = t
         }
     }
 
     static func isToken(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || "!#$%&'*+-.^_`|~".utf8.contains(b)
-        }
+        !s.isEmpty
+            && s.utf8.allSatisfy { b in
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                    || "!#$%&'*+-.^_`|~".utf8.contains(b)
+            }
     }
 
     /// The request for one fetch, with the cursor's validators.
@@ -162,8 +193,11 @@ struct HTTPSourceConfig {
         }
         // Leave the tick a moment to commit: the request ends before the tick's own timeout.
         let timeout = max(1, min(requestTimeoutSecs, tickTimeoutSecs - 1))
-        return FetchRequest(url: url ?? self.url, method: method, headers: headers, body: body, allowPrivateNetworks: allowPrivateNetworks,
-                            maxBodyBytes: maxBodyBytes, connectTimeout: .seconds(min(connectTimeoutSecs, timeout)), timeout: .seconds(timeout))
+        return FetchRequest(
+            url: url ?? self.url, method: method, headers: headers, body: body,
+            allowPrivateNetworks: allowPrivateNetworks,
+            maxBodyBytes: maxBodyBytes, connectTimeout: .seconds(min(connectTimeoutSecs, timeout)),
+            timeout: .seconds(timeout))
     }
 }
 
@@ -178,9 +212,13 @@ enum HTTPOutcome {
         case 408, 429, 500...599:
             let retry = retryAfterSecs(response.header("retry-after"), nowMs: nowMs)
             let hint = retry.map { "; Retry-After \($0) s" } ?? ""
-            return PollerError.transient(status == 429 ? .rateLimited : .httpStatus, "\(url) answered \(status) \(reason)\(hint)").retrying(afterSecs: retry)
+            return PollerError.transient(
+                status == 429 ? .rateLimited : .httpStatus, "\(url) answered \(status) \(reason)\(hint)"
+            ).retrying(afterSecs: retry)
         case 401, 403:
-            return .permanent(.credentials, "\(url) answered \(status) \(reason): the credentials (headers) are missing, wrong or expired")
+            return .permanent(
+                .credentials,
+                "\(url) answered \(status) \(reason): the credentials (headers) are missing, wrong or expired")
         case 400..<500:
             return .permanent(.httpStatus, "\(url) answered \(status) \(reason)")
         default:
@@ -216,7 +254,10 @@ enum Hex {
     static func string(_ bytes: some Sequence<UInt8>) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
         return String(decoding: out, as: UTF8.self)
     }
 }
@@ -265,19 +306,24 @@ struct Cadence: Equatable {
         var expiresSecs: Int64?
     }
 
-    static func decide(scheduleSecs: Int64, minSecs: Int64?, maxSecs: Int64?, entryFrequency: Bool, entriesLastWeek: Int,
-                       hints: Hints, backlog: Int) -> Cadence {
+    static func decide(
+        scheduleSecs: Int64, minSecs: Int64?, maxSecs: Int64?, entryFrequency: Bool, entriesLastWeek: Int,
+        hints: Hints, backlog: Int
+    ) -> Cadence {
         let lo = minSecs ?? 1
         let hi = max(lo, maxSecs ?? 86_400)
         if backlog > 0 {
             let s = minSecs ?? min(scheduleSecs, hi)
-            return Cadence(seconds: max(1, s), reason: "\(backlog) item(s) held back by max_items_per_tick", overrides: minSecs != nil)
+            return Cadence(
+                seconds: max(1, s), reason: "\(backlog) item(s) held back by max_items_per_tick",
+                overrides: minSecs != nil)
         }
         var secs = scheduleSecs
         var reason = "schedule"
         if entryFrequency {
             if entriesLastWeek == 0 {
-                secs = hi; reason = "entry frequency: no entries in the last 7 days"
+                secs = hi
+                reason = "entry frequency: no entries in the last 7 days"
             } else {
                 secs = 604_800 / Int64(entriesLastWeek)
                 reason = "entry frequency: \(entriesLastWeek) entries in the last 7 days"
@@ -288,10 +334,19 @@ struct Cadence: Equatable {
             (hints.maxAgeSecs, "Cache-Control max-age"), (hints.expiresSecs, "Expires"),
         ]
         for (ask, what) in asks {
-            if let ask, ask > secs { secs = ask; reason = "\(what) (\(ask) s)" }
+            if let ask, ask > secs {
+                secs = ask
+                reason = "\(what) (\(ask) s)"
+            }
         }
-        if secs < lo { secs = lo; reason += ", raised to min_interval_secs" }
-        if secs > hi { secs = hi; reason += ", capped at max_interval_secs" }
+        if secs < lo {
+            secs = lo
+            reason += ", raised to min_interval_secs"
+        }
+        if secs > hi {
+            secs = hi
+            reason += ", capped at max_interval_secs"
+        }
         let overrides = !(reason == "schedule" && secs == scheduleSecs)
         return Cadence(seconds: secs, reason: reason, overrides: overrides)
     }
@@ -302,7 +357,11 @@ struct Cadence: Equatable {
         let parts = h.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         if parts.contains("no-cache") || parts.contains("no-store") { return nil }
         for p in parts where p.hasPrefix("max-age=") {
-            if let v = Int64(p.dropFirst("max-age=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\""))), v > 0 { return v }
+            if let v = Int64(p.dropFirst("max-age=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\""))),
+                v > 0
+            {
+                return v
+            }
         }
         return nil
     }
@@ -314,13 +373,18 @@ struct Cadence: Equatable {
     }
 
     var json: JSONValue {
-        .object(["next_interval_secs": .int(seconds), "reason": .string(reason), "overrides_schedule": .bool(overrides)])
+        .object([
+            "next_interval_secs": .int(seconds), "reason": .string(reason), "overrides_schedule": .bool(overrides),
+        ])
     }
 }
 
 /// Dotted paths with `[n]` indices into JSON: `data.items`, `results[0].entries`, `[2]`.
 struct JSONPath: Equatable, CustomStringConvertible {
-    enum Step: Equatable { case key(String), index(Int) }
+    enum Step: Equatable {
+        case key(String)
+        case index(Int)
+    }
     let steps: [Step]
     let description: String
 
@@ -329,7 +393,12 @@ struct JSONPath: Equatable, CustomStringConvertible {
         var steps: [Step] = []
         var key = ""
         var i = text.startIndex
-        func flushKey() { if !key.isEmpty { steps.append(.key(key)); key = "" } }
+        func flushKey() {
+            if !key.isEmpty {
+                steps.append(.key(key))
+                key = ""
+            }
+        }
         while i < text.endIndex {
             let c = text[i]
             switch c {
@@ -340,7 +409,9 @@ struct JSONPath: Equatable, CustomStringConvertible {
                 flushKey()
             case "[":
                 flushKey()
-                guard let close = text[i...].firstIndex(of: "]"), let n = Int(text[text.index(after: i)..<close]), n >= 0 else {
+                guard let close = text[i...].firstIndex(of: "]"), let n = Int(text[text.index(after: i)..<close]),
+                    n >= 0
+                else {
                     throw ConfigIssue("'\(text)': '[' must hold an index, as in items[0]")
                 }
                 steps.append(.index(n))

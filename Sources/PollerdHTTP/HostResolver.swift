@@ -1,5 +1,6 @@
 import NIOPosix
 public import PollerdCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -41,10 +42,14 @@ public struct SystemResolver: HostResolver {
                     switch Int32(sa.pointee.sa_family) {
                     case AF_INET:
                         let a = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
-                        if let ip = IPAddress(bytes: withUnsafeBytes(of: a) { Array($0) }), !out.contains(ip) { out.append(ip) }
+                        if let ip = IPAddress(bytes: withUnsafeBytes(of: a) { Array($0) }), !out.contains(ip) {
+                            out.append(ip)
+                        }
                     case AF_INET6:
                         let a = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
-                        if let ip = IPAddress(bytes: withUnsafeBytes(of: a) { Array($0) }), !out.contains(ip) { out.append(ip) }
+                        if let ip = IPAddress(bytes: withUnsafeBytes(of: a) { Array($0) }), !out.contains(ip) {
+                            out.append(ip)
+                        }
                     default: break
                     }
                 }

@@ -19,15 +19,18 @@ struct SeenItemsStep {
     /// queue oldest first, the first `maxItems` of the queue are delivered, the rest stay in the
     /// cursor for the next ticks. The first run only remembers, unless `deliverExisting`.
     /// `newestFirst`: the document lists newest first (feeds), used when dates are missing.
-    static func apply(_ found: [FoundItem], to cursor: inout HTTPCursor, maxItems: Int, ringSize: Int, deliverExisting: Bool,
-                      newestFirst: Bool, nowMs: Int64) -> SeenItemsStep {
+    static func apply(
+        _ found: [FoundItem], to cursor: inout HTTPCursor, maxItems: Int, ringSize: Int, deliverExisting: Bool,
+        newestFirst: Bool, nowMs: Int64
+    ) -> SeenItemsStep {
         var step = SeenItemsStep()
         let seen = Set(cursor.seen)
         var fresh = found.enumerated().filter { !seen.contains($0.element.id) }
         if fresh.allSatisfy({ $0.element.sortMs != nil }) {
             // Oldest first; equal dates keep the document's own age order.
             fresh.sort { a, b in
-                a.element.sortMs! != b.element.sortMs! ? a.element.sortMs! < b.element.sortMs! : (newestFirst ? a.offset > b.offset : a.offset < b.offset)
+                a.element.sortMs! != b.element.sortMs!
+                    ? a.element.sortMs! < b.element.sortMs! : (newestFirst ? a.offset > b.offset : a.offset < b.offset)
             }
         } else if newestFirst {
             fresh.reverse()
@@ -46,7 +49,8 @@ struct SeenItemsStep {
         cursor.remember(current: found.map(\.id), capacity: ringSize)
         if !fresh.isEmpty {
             let weekAgo = nowMs - 604_800_000
-            cursor.arrivals = (cursor.arrivals.filter { $0 >= weekAgo } + Array(repeating: nowMs, count: fresh.count)).suffix(1000)
+            cursor.arrivals = (cursor.arrivals.filter { $0 >= weekAgo } + Array(repeating: nowMs, count: fresh.count))
+                .suffix(1000)
         }
         return step
     }

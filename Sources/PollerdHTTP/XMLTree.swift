@@ -1,5 +1,6 @@
 import Foundation
 import PollerdCore
+
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
@@ -23,7 +24,11 @@ final class XNode {
     private(set) var elements: [XNode] = []
 
     init(name: String, ns: String, qualifiedName: String, attributes: [String: String], base: URL?) {
-        self.name = name; self.ns = ns; self.qualifiedName = qualifiedName; self.attributes = attributes; self.base = base
+        self.name = name
+        self.ns = ns
+        self.qualifiedName = qualifiedName
+        self.attributes = attributes
+        self.base = base
     }
 
     func append(_ child: XNode) {
@@ -33,13 +38,19 @@ final class XNode {
 
     func children(_ name: String, ns: String) -> [XNode] { elements.filter { $0.name == name && $0.ns == ns } }
     func child(_ name: String, ns: String) -> XNode? { elements.first { $0.name == name && $0.ns == ns } }
-    func children(_ name: String, in spaces: Set<String>) -> [XNode] { elements.filter { $0.name == name && spaces.contains($0.ns) } }
-    func child(_ name: String, in spaces: Set<String>) -> XNode? { elements.first { $0.name == name && spaces.contains($0.ns) } }
+    func children(_ name: String, in spaces: Set<String>) -> [XNode] {
+        elements.filter { $0.name == name && spaces.contains($0.ns) }
+    }
+    func child(_ name: String, in spaces: Set<String>) -> XNode? {
+        elements.first { $0.name == name && spaces.contains($0.ns) }
+    }
 
     /// An attribute by its local name (`href`, or `rdf:about` as `about` when asked with `prefixed`).
     func attr(_ name: String) -> String? {
         if let v = attributes[name] { return v }
-        for (k, v) in attributes where k.hasSuffix(":" + name) && !k.hasPrefix("xmlns") && !k.hasPrefix("xml:") { return v }
+        for (k, v) in attributes where k.hasSuffix(":" + name) && !k.hasPrefix("xmlns") && !k.hasPrefix("xml:") {
+            return v
+        }
         return nil
     }
 
@@ -77,7 +88,10 @@ final class XNode {
         for (k, v) in attributes.sorted(by: { $0.key < $1.key }) where !k.hasPrefix("xmlns") {
             out += " \(k)=\"\(Self.escape(v, attribute: true))\""
         }
-        if items.isEmpty { out += "/>"; return }
+        if items.isEmpty {
+            out += "/>"
+            return
+        }
         out += ">"
         out += innerXML
         out += "</\(tag)>"
@@ -123,7 +137,8 @@ final class XMLTreeBuilder: NSObject, XMLParserDelegate {
     init(base: URL?) { self.documentBase = base }
 
     static let wellKnownPrefixes: [String: String] = [
-        "dc": FeedParser.dc, "dcterms": FeedParser.dcterms, "content": FeedParser.contentNS, "media": "http://search.yahoo.com/mrss/",
+        "dc": FeedParser.dc, "dcterms": FeedParser.dcterms, "content": FeedParser.contentNS,
+        "media": "http://search.yahoo.com/mrss/",
         "itunes": FeedParser.itunes, "atom": FeedParser.atom10, "sy": FeedParser.sy, "rdf": FeedParser.rdf,
     ]
 
@@ -135,24 +150,34 @@ final class XMLTreeBuilder: NSObject, XMLParserDelegate {
         parser.delegate = builder
         let ok = parser.parse()
         if builder.tooDeep {
-            throw FeedParseError(message: "elements nest deeper than \(limitDepth) levels", line: parser.lineNumber, column: parser.columnNumber)
+            throw FeedParseError(
+                message: "elements nest deeper than \(limitDepth) levels", line: parser.lineNumber,
+                column: parser.columnNumber)
         }
         let finalCode = (parser.parserError as NSError?)?.code
         let finalMatters = finalCode.map { !(200..<300).contains($0) } ?? false
         if finalMatters || builder.firstError != nil || (!ok && finalCode == nil) {
-            let first = builder.firstError ?? ((parser.parserError as NSError?)?.code ?? -1, parser.lineNumber, parser.columnNumber)
+            let first =
+                builder.firstError ?? (
+                    (parser.parserError as NSError?)?.code ?? -1, parser.lineNumber, parser.columnNumber
+                )
             if builder.root != nil && !builder.rootClosed && (first.code == 5 || first.code == -1) {
                 let open = builder.stack.last.map { "<\($0.qualifiedName)>" } ?? "the root element"
-                throw FeedParseError(message: "the document is truncated: \(open) is never closed", line: first.line, column: first.column)
+                throw FeedParseError(
+                    message: "the document is truncated: \(open) is never closed", line: first.line,
+                    column: first.column)
             }
-            throw FeedParseError(message: "malformed XML: \(Self.describe(code: first.code))", line: first.line, column: first.column)
+            throw FeedParseError(
+                message: "malformed XML: \(Self.describe(code: first.code))", line: first.line, column: first.column)
         }
         guard let root = builder.root, builder.rootClosed else {
             // Foundation on Linux reports success for some truncated documents: check that the
             // root element was closed.
             let open = builder.stack.last.map { "<\($0.qualifiedName)>" } ?? "the root element"
-            throw FeedParseError(message: builder.root == nil ? "the document has no root element" : "the document is truncated: \(open) is never closed",
-                                 line: parser.lineNumber, column: parser.columnNumber)
+            throw FeedParseError(
+                message: builder.root == nil
+                    ? "the document has no root element" : "the document is truncated: \(open) is never closed",
+                line: parser.lineNumber, column: parser.columnNumber)
         }
         return root
     }
@@ -175,15 +200,24 @@ final class XMLTreeBuilder: NSObject, XMLParserDelegate {
         }
     }
 
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+    func parser(
+        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+        attributes: [String: String] = [:]
+    ) {
         flush()
-        if stack.count >= Self.limitDepth { tooDeep = true; parser.abortParsing(); return }
+        if stack.count >= Self.limitDepth {
+            tooDeep = true
+            parser.abortParsing()
+            return
+        }
         let parentBase = stack.last?.base ?? documentBase
         var base = parentBase
         if let b = attributes["xml:base"] { base = URL(string: b, relativeTo: parentBase)?.absoluteURL ?? parentBase }
         var ns = namespaceURI ?? ""
-        if ns.isEmpty, let q = qualifiedName, let colon = q.firstIndex(of: ":"), let known = Self.wellKnownPrefixes[String(q[..<colon])] {
-            ns = known   // an undeclared dc:, media:, itunes:… prefix means what it always means
+        if ns.isEmpty, let q = qualifiedName, let colon = q.firstIndex(of: ":"),
+            let known = Self.wellKnownPrefixes[String(q[..<colon])]
+        {
+            ns = known // an undeclared dc:, media:, itunes:… prefix means what it always means
         }
         let node = XNode(name: name, ns: ns, qualifiedName: qualifiedName ?? name, attributes: attributes, base: base)
         if let parent = stack.last { parent.append(node) } else if root == nil { root = node }

@@ -57,7 +57,10 @@ struct ChannelWriteState: Sendable {
         if writing || flushScheduled { return .queued }
         if !now {
             flushScheduled = true
-            if readerFlushes { flushByReader = true; return .queued }
+            if readerFlushes {
+                flushByReader = true
+                return .queued
+            }
             return .scheduleFlush
         }
         writing = true
@@ -129,7 +132,10 @@ struct ChannelWriteState: Sendable {
     var heldForReader: Int { flushScheduled && flushByReader ? queuedFrames : 0 }
 
     private mutating func take() -> [UInt8] {
-        defer { queued = []; queuedFrames = 0 }
+        defer {
+            queued = []
+            queuedFrames = 0
+        }
         return queued
     }
 

@@ -2,6 +2,7 @@ import CPollerdSpawn
 import Foundation
 import PollerdPollers
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,7 +34,10 @@ enum DirectSpawn {
 
     /// Lets the async side stop a running exchange: SIGTERM to the group now, SIGKILL after the grace.
     final class Control: Sendable {
-        private struct State { var pgid: pid_t = 0; var cancelledAt: ContinuousClock.Instant? }
+        private struct State {
+            var pgid: pid_t = 0
+            var cancelledAt: ContinuousClock.Instant?
+        }
         private let state = Mutex(State())
 
         func started(pgid: pid_t) { state.withLock { $0.pgid = pgid } }
@@ -50,19 +54,24 @@ enum DirectSpawn {
     }
 
     /// Runs one exchange on a worker thread; resumes when the child is reaped and its group is gone.
-    static func run(executable: String, args: [String], env: [String: String], workingDirectory: String, request: [UInt8],
-                    limit: Int, graceMs: Int64, onStderr: @escaping @Sendable ([UInt8]) -> Void) async -> Result<Outcome, Failure> {
+    static func run(
+        executable: String, args: [String], env: [String: String], workingDirectory: String, request: [UInt8],
+        limit: Int, graceMs: Int64, onStderr: @escaping @Sendable ([UInt8]) -> Void
+    ) async -> Result<Outcome, Failure> {
         let control = Control()
         return await withTaskCancellationHandler {
             // Already on a worker (the tick started on `BlockingWorkers.shared`): no hand-off.
             if BlockingWorkers.shared.isCurrent {
-                return exchange(executable: executable, args: args, env: env, workingDirectory: workingDirectory,
-                                request: request, limit: limit, graceMs: graceMs, control: control, onStderr: onStderr)
+                return exchange(
+                    executable: executable, args: args, env: env, workingDirectory: workingDirectory,
+                    request: request, limit: limit, graceMs: graceMs, control: control, onStderr: onStderr)
             }
             return await withCheckedContinuation { (c: CheckedContinuation<Result<Outcome, Failure>, Never>) in
                 BlockingWorkers.shared.run {
-                    c.resume(returning: exchange(executable: executable, args: args, env: env, workingDirectory: workingDirectory,
-                                                 request: request, limit: limit, graceMs: graceMs, control: control, onStderr: onStderr))
+                    c.resume(
+                        returning: exchange(
+                            executable: executable, args: args, env: env, workingDirectory: workingDirectory,
+                            request: request, limit: limit, graceMs: graceMs, control: control, onStderr: onStderr))
                 }
             }
         } onCancel: {
@@ -92,12 +101,24 @@ enum DirectSpawn {
     /// Spawns `executable` in a process group of its own with three pipes, the given environment
     /// and working directory, no inherited descriptor beyond 0–2, no blocked signals and default
     /// dispositions.
-    static func spawn(executable: String, args: [String], env: [String: String], workingDirectory: String) -> Result<Child, Failure> {
+    static func spawn(
+        executable: String, args: [String], env: [String: String], workingDirectory: String
+    ) -> Result<Child, Failure> {
         guard let exe = resolve(executable, path: env["PATH"]) else { return .failure(.notFound(executable)) }
-        var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
-        guard cpollerd_pipe_cloexec(&inPipe) == 0 else { return .failure(.spawn("pipe: \(String(cString: strerror(errno)))")) }
-        guard cpollerd_pipe_cloexec(&outPipe) == 0 else { closeAll(inPipe); return .failure(.spawn("pipe: \(String(cString: strerror(errno)))")) }
-        guard cpollerd_pipe_cloexec(&errPipe) == 0 else { closeAll(inPipe + outPipe); return .failure(.spawn("pipe: \(String(cString: strerror(errno)))")) }
+        var inPipe: [Int32] = [-1, -1]
+        var outPipe: [Int32] = [-1, -1]
+        var errPipe: [Int32] = [-1, -1]
+        guard cpollerd_pipe_cloexec(&inPipe) == 0 else {
+            return .failure(.spawn("pipe: \(String(cString: strerror(errno)))"))
+        }
+        guard cpollerd_pipe_cloexec(&outPipe) == 0 else {
+            closeAll(inPipe)
+            return .failure(.spawn("pipe: \(String(cString: strerror(errno)))"))
+        }
+        guard cpollerd_pipe_cloexec(&errPipe) == 0 else {
+            closeAll(inPipe + outPipe)
+            return .failure(.spawn("pipe: \(String(cString: strerror(errno)))"))
+        }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -114,9 +135,12 @@ enum DirectSpawn {
         // Own process group; no blocked signals; default dispositions for the signals the daemon
         // ignores (SIGPIPE, and those ServiceLifecycle watches through dispatch sources, which
         // need SIG_IGN): an ignored disposition survives exec, a handler does not.
-        var defaults = sigset_t(), empty = sigset_t()
+        var defaults = sigset_t()
+        var empty = sigset_t()
         sigemptyset(&defaults)
-        for sig in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD] { sigaddset(&defaults, sig) }
+        for sig in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD] {
+            sigaddset(&defaults, sig)
+        }
         sigemptyset(&empty)
         posix_spawnattr_setsigdefault(&attr, &defaults)
         posix_spawnattr_setsigmask(&attr, &empty)
@@ -125,7 +149,10 @@ enum DirectSpawn {
 
         let argv = ([exe] + args).map { strdup($0) } + [nil]
         let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for p in argv { free(p) }; for p in envp { free(p) } }
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
         var pid: pid_t = 0
         var rc = posix_spawn(&pid, exe, &actions, &attr, argv, envp)
         // ETXTBSY: the file was just written and some process forked meanwhile still holds a
@@ -136,7 +163,9 @@ enum DirectSpawn {
             retry *= 2
             rc = posix_spawn(&pid, exe, &actions, &attr, argv, envp)
         }
-        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
+        close(inPipe[0])
+        close(outPipe[1])
+        close(errPipe[1])
         guard rc == 0 else {
             closeAll([inPipe[1], outPipe[0], errPipe[0]])
             return .failure(rc == ENOENT ? .notFound(executable) : .spawn(String(cString: strerror(rc))))
@@ -155,7 +184,9 @@ enum DirectSpawn {
             var remaining = grace
             while waitpid(pid, &status, WNOHANG) == 0 {
                 if cut() || remaining <= .zero {
-                    ProcessTree.killTree(pid); _ = waitpid(pid, &status, 0); break
+                    ProcessTree.killTree(pid)
+                    _ = waitpid(pid, &status, 0)
+                    break
                 }
                 var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
                 let started = ContinuousClock.now
@@ -168,7 +199,9 @@ enum DirectSpawn {
             var pause: UInt32 = 20
             while waitpid(pid, &status, WNOHANG) == 0 {
                 if ContinuousClock.now > exitDeadline || cut() {
-                    ProcessTree.killTree(pid); _ = waitpid(pid, &status, 0); break
+                    ProcessTree.killTree(pid)
+                    _ = waitpid(pid, &status, 0)
+                    break
                 }
                 usleep(pause)
                 pause = min(pause * 2, 5000)
@@ -184,8 +217,10 @@ enum DirectSpawn {
         return sig == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(sig)"
     }
 
-    private static func exchange(executable: String, args: [String], env: [String: String], workingDirectory: String, request: [UInt8],
-                                 limit: Int, graceMs: Int64, control: Control, onStderr: ([UInt8]) -> Void) -> Result<Outcome, Failure> {
+    private static func exchange(
+        executable: String, args: [String], env: [String: String], workingDirectory: String, request: [UInt8],
+        limit: Int, graceMs: Int64, control: Control, onStderr: ([UInt8]) -> Void
+    ) -> Result<Outcome, Failure> {
         let child: Child
         switch spawn(executable: executable, args: args, env: env, workingDirectory: workingDirectory) {
         case .failure(let f): return .failure(f)
@@ -193,10 +228,12 @@ enum DirectSpawn {
         }
         let pid = child.pid
         control.started(pgid: pid)
-        if control.cancelledAt != nil { _ = kill(-pid, SIGTERM) }   // cancelled while spawning
+        if control.cancelledAt != nil { _ = kill(-pid, SIGTERM) } // cancelled while spawning
 
         var out = Outcome()
-        var stdinFD = child.stdin, stdoutFD = child.stdout, stderrFD = child.stderr
+        var stdinFD = child.stdin
+        var stdoutFD = child.stdout
+        var stderrFD = child.stderr
         var written = 0
         var replyAt: ContinuousClock.Instant?
         var hardKilled = false
@@ -210,9 +247,18 @@ enum DirectSpawn {
             // Ends the group: after a reply, once the plugin had the grace to exit by itself;
             // after a cancellation (timeout or shutdown), once SIGTERM had the grace.
             let now = ContinuousClock.now
-            if !hardKilled, let r = replyAt, now - r > grace { killGroup(SIGKILL); hardKilled = true }
-            if !hardKilled, let c = control.cancelledAt, now - c > grace { killGroup(SIGKILL); hardKilled = true }
-            if !hardKilled, out.overflow { killGroup(SIGKILL); hardKilled = true }
+            if !hardKilled, let r = replyAt, now - r > grace {
+                killGroup(SIGKILL)
+                hardKilled = true
+            }
+            if !hardKilled, let c = control.cancelledAt, now - c > grace {
+                killGroup(SIGKILL)
+                hardKilled = true
+            }
+            if !hardKilled, out.overflow {
+                killGroup(SIGKILL)
+                hardKilled = true
+            }
 
             var fds: [pollfd] = []
             if stdinFD >= 0 { fds.append(pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)) }
@@ -222,10 +268,15 @@ enum DirectSpawn {
             if n < 0 { if errno == EINTR { continue } else { break } }
             for p in fds where p.revents != 0 {
                 if p.fd == stdinFD {
-                    let k = request.withUnsafeBytes { write(stdinFD, $0.baseAddress! + written, request.count - written) }
+                    let k = request.withUnsafeBytes {
+                        write(stdinFD, $0.baseAddress! + written, request.count - written)
+                    }
                     if k > 0 { written += k }
-                    if (k < 0 && errno != EAGAIN && errno != EINTR) || written >= request.count || p.revents & Int16(POLLERR | POLLHUP) != 0 {
-                        close(stdinFD); stdinFD = -1
+                    if (k < 0 && errno != EAGAIN && errno != EINTR) || written >= request.count
+                        || p.revents & Int16(POLLERR | POLLHUP) != 0
+                    {
+                        close(stdinFD)
+                        stdinFD = -1
                     }
                 } else if p.fd == stdoutFD {
                     let k = read(stdoutFD, &buffer, buffer.count)
@@ -242,18 +293,23 @@ enum DirectSpawn {
                             if out.line.count > limit { out.overflow = true }
                         }
                     } else if k == 0 || (errno != EAGAIN && errno != EINTR) {
-                        close(stdoutFD); stdoutFD = -1
+                        close(stdoutFD)
+                        stdoutFD = -1
                     }
                 } else if p.fd == stderrFD {
                     let k = read(stderrFD, &buffer, buffer.count)
                     if k > 0 {
                         onStderr(Array(buffer[0..<k]))
                     } else if k == 0 || (errno != EAGAIN && errno != EINTR) {
-                        close(stderrFD); stderrFD = -1
+                        close(stderrFD)
+                        stderrFD = -1
                     }
                 }
             }
-            if stdinFD >= 0, written >= request.count { close(stdinFD); stdinFD = -1 }
+            if stdinFD >= 0, written >= request.count {
+                close(stdinFD)
+                stdinFD = -1
+            }
         }
         if stdinFD >= 0 { close(stdinFD) }
         if stdoutFD >= 0 { close(stdoutFD) }

@@ -2,6 +2,7 @@ import Foundation
 public import PollerdCore
 import PollerdPollers
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,9 +20,19 @@ public struct PluginProcessSpec: Sendable, Equatable {
     /// SIGTERM to the group, then this long before SIGKILL.
     public var killGraceMs: Int64
 
-    public init(pluginID: String, command: String, args: [String] = [], env: [String: String] = [:], inheritEnv: [String] = [], workingDirectory: String, tickTimeoutSecs: Int64 = 60, maxReplyBytes: Int = 4 << 20, killGraceMs: Int64 = 1000) {
-        self.pluginID = pluginID; self.command = command; self.args = args; self.env = env; self.inheritEnv = inheritEnv
-        self.workingDirectory = workingDirectory; self.tickTimeoutSecs = tickTimeoutSecs; self.maxReplyBytes = maxReplyBytes; self.killGraceMs = killGraceMs
+    public init(
+        pluginID: String, command: String, args: [String] = [], env: [String: String] = [:], inheritEnv: [String] = [],
+        workingDirectory: String, tickTimeoutSecs: Int64 = 60, maxReplyBytes: Int = 4 << 20, killGraceMs: Int64 = 1000
+    ) {
+        self.pluginID = pluginID
+        self.command = command
+        self.args = args
+        self.env = env
+        self.inheritEnv = inheritEnv
+        self.workingDirectory = workingDirectory
+        self.tickTimeoutSecs = tickTimeoutSecs
+        self.maxReplyBytes = maxReplyBytes
+        self.killGraceMs = killGraceMs
     }
 
 }
@@ -43,7 +54,9 @@ public struct EphemeralPluginPoller: Poller {
         self.spec = spec
         self.permits = permits
         self.status = status
-        self.childEnvironment = spec.childEnvironment(adding: ["NEXO_POLLER_EPHEMERAL": "1", "NEXO_POLLER_PLUGIN_ID": spec.pluginID])
+        self.childEnvironment = spec.childEnvironment(adding: [
+            "NEXO_POLLER_EPHEMERAL": "1", "NEXO_POLLER_PLUGIN_ID": spec.pluginID,
+        ])
         ProcessGroup.ignoreSIGPIPE()
     }
 
@@ -53,24 +66,31 @@ public struct EphemeralPluginPoller: Poller {
     /// place: no hand-off to a worker and back per tick.
     public var preferredExecutor: (any TaskExecutor)? { BlockingWorkers.shared }
     /// The plugin's `max_concurrent_ticks`, shared by its kinds.
-    public var concurrencyLimit: ConcurrencyLimit? { ConcurrencyLimit(group: "plugin:" + spec.pluginID, limit: permits.permits) }
+    public var concurrencyLimit: ConcurrencyLimit? {
+        ConcurrencyLimit(group: "plugin:" + spec.pluginID, limit: permits.permits)
+    }
 
     /// Plugins validate their own config; pollerd only requires JSON (which it has).
     public func validate(config: JSONValue) throws(ConfigIssue) {}
 
     public func tick(_ ctx: TickContext) async throws(PollerError) -> TickAck {
-        guard await permits.acquire() else { throw .transient(.cancelled, "tick cancelled while waiting for a plugin slot") }
+        guard await permits.acquire() else {
+            throw .transient(.cancelled, "tick cancelled while waiting for a plugin slot")
+        }
         defer { permits.release() }
         return try status.settle(await spawn(ctx))
     }
 
     private func spawn(_ ctx: TickContext) async -> Result<TickAck, PollerError> {
-        let request = PluginWire.tickRequestLine(kind: kind, jobID: ctx.jobID, agentID: ctx.agent, cursor: ctx.cursor, config: ctx.config,
-                                                 nowMs: ctx.nowMs, intervalHintSecs: ctx.intervalHintSecs)
+        let request = PluginWire.tickRequestLine(
+            kind: kind, jobID: ctx.jobID, agentID: ctx.agent, cursor: ctx.cursor, config: ctx.config,
+            nowMs: ctx.nowMs, intervalHintSecs: ctx.intervalHintSecs)
         let limit = spec.maxReplyBytes
         let lines = StderrLines(status: status)
-        let result = await DirectSpawn.run(executable: spec.command, args: spec.args, env: childEnvironment, workingDirectory: spec.workingDirectory,
-                                           request: request, limit: limit, graceMs: spec.killGraceMs) { lines.feed($0) }
+        let result = await DirectSpawn.run(
+            executable: spec.command, args: spec.args, env: childEnvironment, workingDirectory: spec.workingDirectory,
+            request: request, limit: limit, graceMs: spec.killGraceMs
+        ) { lines.feed($0) }
         lines.flush()
         let out: DirectSpawn.Outcome
         switch result {
@@ -88,7 +108,10 @@ public struct EphemeralPluginPoller: Poller {
         if out.line.isEmpty && !out.sawNewline {
             let how = out.how
             let tail = status.stderrTail.suffix(3).joined(separator: " | ")
-            return .failure(.transient(.noReply, "plugin '\(spec.pluginID)' \(how) without a reply\(tail.isEmpty ? "" : "; stderr: \(tail)")"))
+            return .failure(
+                .transient(
+                    .noReply,
+                    "plugin '\(spec.pluginID)' \(how) without a reply\(tail.isEmpty ? "" : "; stderr: \(tail)")"))
         }
         return PluginWire.decodeReply(out.line, allowBare: false).mapError { e in
             PollerError(e.errorClass, code: e.code, "plugin '\(spec.pluginID)': \(e.message)")

@@ -3,6 +3,7 @@ public import Logging
 public import PollerdCore
 import PollerdPollers
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,7 +19,9 @@ public struct SupervisorPolicy: Sendable, Equatable {
     public var shutdownGraceMs: Int64 = 2000
 
     public init(respawn: Bool, maxAttempts: Int, backoffMs: Int64) {
-        self.respawn = respawn; self.maxAttempts = maxAttempts; self.backoffMs = backoffMs
+        self.respawn = respawn
+        self.maxAttempts = maxAttempts
+        self.backoffMs = backoffMs
     }
 
     /// Backoff before restart attempt `n` (1-based): backoff_ms · 2^(n-1), at most 60 s.
@@ -34,7 +37,11 @@ public struct SupervisorPolicy: Sendable, Equatable {
 public final class LongLivedPlugin: Sendable {
     /// Where the plugin is in its life.
     public enum Phase: Sendable, Equatable {
-        case idle, starting, running(pid: Int32), backingOff(untilMs: Int64), failed(String), stopped
+        case idle, starting
+        case running(pid: Int32)
+        case backingOff(untilMs: Int64)
+        case failed(String)
+        case stopped
     }
 
     private struct State {
@@ -61,7 +68,10 @@ public final class LongLivedPlugin: Sendable {
     let clock: any WallClock
     let logger: Logger
 
-    public init(spec: PluginProcessSpec, policy: SupervisorPolicy, status: PluginStatus, permits: AsyncSemaphore, clock: any WallClock, logger: Logger) {
+    public init(
+        spec: PluginProcessSpec, policy: SupervisorPolicy, status: PluginStatus, permits: AsyncSemaphore,
+        clock: any WallClock, logger: Logger
+    ) {
         self.spec = spec
         self.policy = policy
         self.status = status
@@ -92,12 +102,15 @@ public final class LongLivedPlugin: Sendable {
 
     /// Sends one `poll_tick` and waits for the reply with the same id.
     public func tick(kind: String, _ ctx: TickContext) async throws(PollerError) -> TickAck {
-        guard await permits.acquire() else { throw .transient(.cancelled, "tick cancelled while waiting for a plugin slot") }
+        guard await permits.acquire() else {
+            throw .transient(.cancelled, "tick cancelled while waiting for a plugin slot")
+        }
         defer { permits.release() }
         try await ensureRunning()
         let reply = await call(method: "poll_tick") { out in
-            PluginWire.writeTickParams(kind: kind, jobID: ctx.jobID, agentID: ctx.agent, cursor: ctx.cursor, config: ctx.config,
-                                       nowMs: ctx.nowMs, intervalHintSecs: ctx.intervalHintSecs, into: &out)
+            PluginWire.writeTickParams(
+                kind: kind, jobID: ctx.jobID, agentID: ctx.agent, cursor: ctx.cursor, config: ctx.config,
+                nowMs: ctx.nowMs, intervalHintSecs: ctx.intervalHintSecs, into: &out)
         }
         // `jsonrpc` and `id` stay in: a bare TickReply ignores unknown fields, as serde does.
         let result = reply.flatMap { call in
@@ -109,8 +122,13 @@ public final class LongLivedPlugin: Sendable {
 
     /// Sends a request frame and waits for its reply line (or the plugin's death, or
     /// cancellation); the line is returned with the request's id, unparsed.
-    private func call(method: String, params: (inout [UInt8]) -> Void) async -> Result<(line: [UInt8], id: Int64), PollerError> {
-        let id = state.withLock { s -> Int64 in s.nextID += 1; return s.nextID }
+    private func call(
+        method: String, params: (inout [UInt8]) -> Void
+    ) async -> Result<(line: [UInt8], id: Int64), PollerError> {
+        let id = state.withLock { s -> Int64 in
+            s.nextID += 1
+            return s.nextID
+        }
         let frame = Self.frame(id: id, method: method, params: params)
         let reply = await withTaskCancellationHandler {
             await withUnsafeContinuation { (c: UnsafeContinuation<Result<[UInt8], PollerError>, Never>) in
@@ -122,13 +140,20 @@ public final class LongLivedPlugin: Sendable {
                 }
                 // Written outside the lock; a frame refused (the plugin just ended) fails when the
                 // reader fails what is pending.
-                if let target { target.channel.send(frame, now: target.now, readerFlushes: executor.isCurrent) } else {
-                    c.resume(returning: .failure(.transient(Task.isCancelled ? .cancelled : .pluginDown, "plugin '\(spec.pluginID)' is not running")))
+                if let target {
+                    target.channel.send(frame, now: target.now, readerFlushes: executor.isCurrent)
+                } else {
+                    c.resume(
+                        returning: .failure(
+                            .transient(
+                                Task.isCancelled ? .cancelled : .pluginDown, "plugin '\(spec.pluginID)' is not running")
+                        ))
                 }
             }
         } onCancel: {
             // A timed-out tick gives its id up; a late reply is then ignored.
-            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .failure(.transient(.cancelled, "tick cancelled")))
+            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(
+                returning: .failure(.transient(.cancelled, "tick cancelled")))
         }
         return reply.map { ($0, id) }
     }
@@ -187,7 +212,9 @@ public final class LongLivedPlugin: Sendable {
         case .ready: return
         case .fail(let why): throw .permanent(.pluginFailed, "plugin '\(spec.pluginID)' failed: \(why)")
         case .restarting(let until):
-            throw .transient(.pluginRestarting, "plugin '\(spec.pluginID)' is restarting (next attempt at \(RFC3339.format(ms: until)))")
+            throw .transient(
+                .pluginRestarting,
+                "plugin '\(spec.pluginID)' is restarting (next attempt at \(RFC3339.format(ms: until)))")
         case .start, .wait:
             if case .start = use {
                 // Unstructured on purpose: the process outlives the tick that started it; the
@@ -198,11 +225,14 @@ public final class LongLivedPlugin: Sendable {
                 let now: Result<Void, PollerError>? = state.withLock { s in
                     switch s.supervisor.phase {
                     case .running: return .success(())
-                    case .failed(let why): return .failure(.permanent(.pluginFailed, "plugin '\(spec.pluginID)' failed: \(why)"))
+                    case .failed(let why):
+                        return .failure(.permanent(.pluginFailed, "plugin '\(spec.pluginID)' failed: \(why)"))
                     case .backingOff(let until) where until > now:
                         return .failure(.transient(.pluginRestarting, "plugin '\(spec.pluginID)' is restarting"))
                     case .stopped: return .failure(.permanent(.pluginFailed, "plugin was shut down"))
-                    case .idle, .starting, .backingOff: s.starters.append(c); return nil
+                    case .idle, .starting, .backingOff:
+                        s.starters.append(c)
+                        return nil
                     }
                 }
                 if let now { c.resume(returning: now) }
@@ -212,7 +242,10 @@ public final class LongLivedPlugin: Sendable {
     }
 
     private func settleStarters(_ r: Result<Void, PollerError>) {
-        let waiting = state.withLock { s -> [CheckedContinuation<Result<Void, PollerError>, Never>] in defer { s.starters = [] }; return s.starters }
+        let waiting = state.withLock { s -> [CheckedContinuation<Result<Void, PollerError>, Never>] in
+            defer { s.starters = [] }
+            return s.starters
+        }
         for c in waiting { c.resume(returning: r) }
     }
 
@@ -230,16 +263,22 @@ public final class LongLivedPlugin: Sendable {
                 settleStarters(.failure(.permanent(.pluginFailed, "plugin was shut down")))
                 return
             case .giveUp(let why):
-                logger.error("plugin gave up: its kinds fail until the daemon restarts or reloads it", metadata: ["pollerd.plugin.reason": "\(why)"])
+                logger.error(
+                    "plugin gave up: its kinds fail until the daemon restarts or reloads it",
+                    metadata: ["pollerd.plugin.reason": "\(why)"])
                 settleStarters(.failure(.permanent(.pluginFailed, "plugin '\(spec.pluginID)' failed: \(why)")))
                 return
             case .restart(let at, let attempt):
-                logger.warning("plugin exited; restarting after a backoff", metadata: [
-                    "pollerd.plugin.exit": "\(outcome)", "pollerd.plugin.attempt": "\(attempt)", "pollerd.plugin.restart_in_ms": "\(at - now)",
-                ])
+                logger.warning(
+                    "plugin exited; restarting after a backoff",
+                    metadata: [
+                        "pollerd.plugin.exit": "\(outcome)", "pollerd.plugin.attempt": "\(attempt)",
+                        "pollerd.plugin.restart_in_ms": "\(at - now)",
+                    ])
                 // Ticks waiting for this start fail now (transient); later ones trigger nothing:
                 // the supervisor restarts after the backoff.
-                settleStarters(.failure(.transient(.pluginRestarting, "plugin '\(spec.pluginID)' \(outcome); restarting")))
+                settleStarters(
+                    .failure(.transient(.pluginRestarting, "plugin '\(spec.pluginID)' \(outcome); restarting")))
                 try? await clock.sleep(untilMs: at)
                 guard state.withLock({ $0.supervisor.backoffElapsed() }) else { return }
             }
@@ -257,7 +296,8 @@ public final class LongLivedPlugin: Sendable {
     /// One process lifetime: spawn, handshake, serve frames until it exits. Returns how it ended.
     private func runOnce() async -> String {
         let env = spec.childEnvironment(adding: ["NEXO_PLUGIN_ID": spec.pluginID])
-        let spawned = DirectSpawn.spawn(executable: spec.command, args: spec.args, env: env, workingDirectory: spec.workingDirectory)
+        let spawned = DirectSpawn.spawn(
+            executable: spec.command, args: spec.args, env: env, workingDirectory: spec.workingDirectory)
         let channel: PluginChannel
         switch spawned {
         case .failure(.notFound(let c)): return "cannot start '\(c)': command not found"
@@ -282,22 +322,32 @@ public final class LongLivedPlugin: Sendable {
                 await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
                     BlockingWorkers.shared.run {
                         let lines = StderrLines(status: status)
-                        let how = channel.serve(limit: limit, grace: grace, executor: self.executor,
-                                                holdFrames: { self.mayHoldFrames(held: $0) }, onLine: { self.route($0) },
-                                                onOversize: { self.dropOversize(id: $0, limit: limit) },
-                                                onStderr: { lines.feed($0) })
+                        let how = channel.serve(
+                            limit: limit, grace: grace, executor: self.executor,
+                            holdFrames: { self.mayHoldFrames(held: $0) }, onLine: { self.route($0) },
+                            onOversize: { self.dropOversize(id: $0, limit: limit) },
+                            onStderr: { lines.feed($0) })
                         lines.flush()
                         c.resume(returning: how)
                     }
                 }
             }
             var how = "ended"
-            for await r in group { if let r { how = r; break } }
-            if channel.killedAsHung {
-                how = "was killed: it stopped reading its stdin with \(channel.maxQueuedBytes >> 20) MiB of requests waiting"
-                logger.error("plugin killed as hung: it stopped reading its stdin", metadata: ["pollerd.plugin.pid": "\(channel.pid)"])
+            for await r in group {
+                if let r {
+                    how = r
+                    break
+                }
             }
-            logger.info("plugin exited", metadata: ["pollerd.plugin.pid": "\(channel.pid)", "pollerd.plugin.exit": "\(how)"])
+            if channel.killedAsHung {
+                how =
+                    "was killed: it stopped reading its stdin with \(channel.maxQueuedBytes >> 20) MiB of requests waiting"
+                logger.error(
+                    "plugin killed as hung: it stopped reading its stdin",
+                    metadata: ["pollerd.plugin.pid": "\(channel.pid)"])
+            }
+            logger.info(
+                "plugin exited", metadata: ["pollerd.plugin.pid": "\(channel.pid)", "pollerd.plugin.exit": "\(how)"])
             // The process is reaped: nothing more is sent to it, and whoever waits for a reply (a
             // tick, the handshake) hears now; so does a shutdown waiting for it to be gone.
             let gone = state.withLock { s in
@@ -321,8 +371,10 @@ public final class LongLivedPlugin: Sendable {
     private func handshake(_ channel: PluginChannel) async {
         // The channel is open but calls need `.running`; the handshake goes in directly.
         let id: Int64 = 1
-        let frame = JSONValue.object(["jsonrpc": .string("2.0"), "id": .int(id), "method": .string("initialize"),
-                                      "params": .object(["nexo_version": .string("0.2.0"), "pollerd": .bool(true)])]).canonicalString
+        let frame = JSONValue.object([
+            "jsonrpc": .string("2.0"), "id": .int(id), "method": .string("initialize"),
+            "params": .object(["nexo_version": .string("0.2.0"), "pollerd": .bool(true)]),
+        ]).canonicalString
         let reply: Result<JSONValue, PollerError> = await withTaskGroup(of: Result<JSONValue, PollerError>?.self) { g in
             g.addTask {
                 await withUnsafeContinuation { (c: UnsafeContinuation<Result<[UInt8], PollerError>, Never>) in
@@ -333,19 +385,30 @@ public final class LongLivedPlugin: Sendable {
                         s.pending[id] = c
                         return true
                     }
-                    if open { channel.send(Array(frame.utf8)) } else { c.resume(returning: .failure(.transient(.pluginExited, "plugin exited before the handshake"))) }
+                    if open {
+                        channel.send(Array(frame.utf8))
+                    } else {
+                        c.resume(returning: .failure(.transient(.pluginExited, "plugin exited before the handshake")))
+                    }
                 }.flatMap { Self.handshakeFrame($0, id: id) }
             }
             g.addTask {
                 try? await self.clock.sleep(untilMs: self.clock.nowMs + self.policy.handshakeTimeoutMs)
                 if Task.isCancelled { return nil }
-                return .failure(.transient(.handshakeTimeout, "no reply to initialize within \(self.policy.handshakeTimeoutMs) ms"))
+                return .failure(
+                    .transient(.handshakeTimeout, "no reply to initialize within \(self.policy.handshakeTimeoutMs) ms"))
             }
             var first: Result<JSONValue, PollerError> = .failure(.transient(.handshake, "no reply"))
-            for await r in g { if let r { first = r; break } }
+            for await r in g {
+                if let r {
+                    first = r
+                    break
+                }
+            }
             g.cancelAll()
             // Resume the waiter if the timeout won, so the group can finish.
-            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: .failure(.transient(.handshakeTimeout, "no reply to initialize")))
+            state.withLock { $0.pending.removeValue(forKey: id) }?.resume(
+                returning: .failure(.transient(.handshakeTimeout, "no reply to initialize")))
             return first
         }
         var problem: String?
@@ -353,8 +416,11 @@ public final class LongLivedPlugin: Sendable {
         case .failure(let e): problem = e.message
         case .success(let frame):
             let got = frame["result"]?["manifest"]?["plugin"]?["id"]?.stringValue
-            if frame["error"] != nil { problem = "initialize failed: \(frame["error"]!.canonicalString)" }
-            else if got != spec.pluginID { problem = "initialize reply names plugin '\(got ?? "nothing")', expected '\(spec.pluginID)'" }
+            if frame["error"] != nil {
+                problem = "initialize failed: \(frame["error"]!.canonicalString)"
+            } else if got != spec.pluginID {
+                problem = "initialize reply names plugin '\(got ?? "nothing")', expected '\(spec.pluginID)'"
+            }
         }
         if let problem {
             status.appendStderr("[pollerd] handshake failed: \(problem)")
@@ -376,7 +442,8 @@ public final class LongLivedPlugin: Sendable {
         if id == nil, let v = try? JSONValue.parse(bytes: line), case .object = v { id = v["id"]?.intValue }
         guard let id else {
             if !line.isEmpty {
-                status.appendStderr("[pollerd] ignored stdout line: \(String(decoding: line.prefix(200), as: UTF8.self))")
+                status.appendStderr(
+                    "[pollerd] ignored stdout line: \(String(decoding: line.prefix(200), as: UTF8.self))")
             }
             return
         }
@@ -389,7 +456,9 @@ public final class LongLivedPlugin: Sendable {
         status.appendStderr("[pollerd] stdout line over \(limit) bytes dropped")
         guard let id else { return }
         state.withLock { $0.pending.removeValue(forKey: id) }?
-            .resume(returning: .failure(.transient(.replyTooLarge, "plugin '\(spec.pluginID)' reply line exceeds \(limit) bytes")))
+            .resume(
+                returning: .failure(
+                    .transient(.replyTooLarge, "plugin '\(spec.pluginID)' reply line exceeds \(limit) bytes")))
     }
 
     /// Sends `shutdown`, waits the grace period for the process to exit, then kills its group.
@@ -398,9 +467,14 @@ public final class LongLivedPlugin: Sendable {
         settleStarters(.failure(.permanent(.pluginFailed, "plugin was shut down")))
         if let channel {
             if running {
-                let id = state.withLock { s -> Int64 in s.nextID += 1; return s.nextID }
-                let frame = JSONValue.object(["jsonrpc": .string("2.0"), "id": .int(id), "method": .string("shutdown"),
-                                              "params": .object(["reason": .string("daemon exit")])]).canonicalString
+                let id = state.withLock { s -> Int64 in
+                    s.nextID += 1
+                    return s.nextID
+                }
+                let frame = JSONValue.object([
+                    "jsonrpc": .string("2.0"), "id": .int(id), "method": .string("shutdown"),
+                    "params": .object(["reason": .string("daemon exit")]),
+                ]).canonicalString
                 channel.send(Array(frame.utf8))
                 // Then EOF, for a plugin that ends on that rather than on `shutdown`.
                 channel.closeInput()
@@ -430,7 +504,10 @@ public final class LongLivedPlugin: Sendable {
             g.cancelAll()
             // The waiter is resumed by the reader when the process goes; resume it now if the
             // grace ran out first, so the group can end.
-            let left = self.state.withLock { s in defer { s.goneWaiters = [] }; return s.goneWaiters }
+            let left = self.state.withLock { s in
+                defer { s.goneWaiters = [] }
+                return s.goneWaiters
+            }
             for w in left { w.resume() }
         }
     }
@@ -449,7 +526,9 @@ public struct LongLivedPluginPoller: Poller {
     public var timeoutCapSecs: Int64? { plugin.spec.tickTimeoutSecs }
     public var preferredExecutor: (any TaskExecutor)? { plugin.executor }
     /// The plugin's `max_concurrent_ticks`, shared by its kinds.
-    public var concurrencyLimit: ConcurrencyLimit? { ConcurrencyLimit(group: "plugin:" + plugin.spec.pluginID, limit: plugin.permits.permits) }
+    public var concurrencyLimit: ConcurrencyLimit? {
+        ConcurrencyLimit(group: "plugin:" + plugin.spec.pluginID, limit: plugin.permits.permits)
+    }
     public func validate(config: JSONValue) throws(ConfigIssue) {}
     public func tick(_ ctx: TickContext) async throws(PollerError) -> TickAck {
         try await plugin.tick(kind: kind, ctx)
@@ -461,7 +540,8 @@ extension LongLivedPlugin {
     /// fails as the plugin's bad reply.
     static func handshakeFrame(_ line: [UInt8], id: Int64) -> Result<JSONValue, PollerError> {
         guard let v = try? JSONValue.parse(bytes: line), case .object = v else {
-            return .failure(.transient(.badReply, "plugin reply is not JSON: \(String(decoding: line.prefix(200), as: UTF8.self))"))
+            return .failure(
+                .transient(.badReply, "plugin reply is not JSON: \(String(decoding: line.prefix(200), as: UTF8.self))"))
         }
         guard v["id"]?.intValue == id else { return .failure(.transient(.badReply, "reply frame names two ids")) }
         return .success(v)

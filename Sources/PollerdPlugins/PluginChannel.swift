@@ -1,6 +1,7 @@
 import Foundation
 import PollerdPollers
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -66,7 +67,9 @@ final class PluginChannel: Sendable {
         switch next {
         case .refused: return false
         case .queued: return true
-        case .write(let bytes): flush(bytes, waiting: false); return true
+        case .write(let bytes):
+            flush(bytes, waiting: false)
+            return true
         case .scheduleFlush:
             // Unstructured on purpose: it must run after the tasks already enqueued (see above),
             // and nobody waits for it; the ticks wait for their replies.
@@ -101,7 +104,10 @@ final class PluginChannel: Sendable {
             var failed = false
             while offset < bytes.count {
                 let k = bytes.withUnsafeBytes { write(stdinFD, $0.baseAddress! + offset, bytes.count - offset) }
-                if k > 0 { offset += k; continue }
+                if k > 0 {
+                    offset += k
+                    continue
+                }
                 if k < 0 && errno == EINTR { continue }
                 if k < 0 && errno == EAGAIN {
                     if !waiting {
@@ -134,7 +140,7 @@ final class PluginChannel: Sendable {
         while !output.withLock({ $0.abandoned }) {
             var p = pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)
             let n = poll(&p, 1, 100)
-            if n > 0 { return true }   // room, or an error the next write reports
+            if n > 0 { return true } // room, or an error the next write reports
         }
         return false
     }
@@ -165,8 +171,10 @@ final class PluginChannel: Sendable {
     /// asked with their number, says they may wait for the next round), and polls the
     /// executor's eventfd with the pipes.
     /// Blocks: run it on a thread of its own.
-    func serve(limit: Int, grace: Duration, executor: ReaderExecutor? = nil, holdFrames: ((Int) -> Bool)? = nil,
-               onLine: ([UInt8]) -> Void, onOversize: (Int64?) -> Void, onStderr: ([UInt8]) -> Void) -> String {
+    func serve(
+        limit: Int, grace: Duration, executor: ReaderExecutor? = nil, holdFrames: ((Int) -> Bool)? = nil,
+        onLine: ([UInt8]) -> Void, onOversize: (Int64?) -> Void, onStderr: ([UInt8]) -> Void
+    ) -> String {
         var line: [UInt8] = []
         /// Set while a line over the limit is being dropped, to its end.
         var dropping: PluginWire.FrameIDScanner?
@@ -175,13 +183,19 @@ final class PluginChannel: Sendable {
         func drop(_ bytes: ArraySlice<UInt8>, ends: Bool) {
             if !droppingReported {
                 dropping!.feed(bytes)
-                if let id = dropping!.id { onOversize(id); droppingReported = true }
-                else if ends { onOversize(nil); droppingReported = true }
+                if let id = dropping!.id {
+                    onOversize(id)
+                    droppingReported = true
+                } else if ends {
+                    onOversize(nil)
+                    droppingReported = true
+                }
             }
             if ends { dropping = nil }
         }
         var buffer = [UInt8](repeating: 0, count: 65536)
-        var outFD = stdoutFD, errFD = stderrFD
+        var outFD = stdoutFD
+        var errFD = stderrFD
         var stdoutEndedAt: ContinuousClock.Instant?
         var lastExitCheck = ContinuousClock.now
         executor?.attach()
@@ -211,7 +225,9 @@ final class PluginChannel: Sendable {
             if let executor { executor.awoke(signalled: fds.removeLast().revents != 0) }
             if n < 0 { if errno == EINTR { continue } else { break } }
             // Checked when a poll times out, and at least once a second when jobs keep waking it.
-            if stdoutEndedAt == nil && ((n == 0 && timeout == idleTimeout) || ContinuousClock.now - lastExitCheck > .seconds(1)) {
+            if stdoutEndedAt == nil
+                && ((n == 0 && timeout == idleTimeout) || ContinuousClock.now - lastExitCheck > .seconds(1))
+            {
                 lastExitCheck = .now
                 if exited() {
                     // The child is gone but something it started (outside its group) holds stdout
@@ -225,17 +241,22 @@ final class PluginChannel: Sendable {
                 if k < 0 && (errno == EAGAIN || errno == EINTR) { continue }
                 if k <= 0 {
                     if p.fd == outFD {
-                        close(outFD); outFD = -1
+                        close(outFD)
+                        outFD = -1
                         // The plugin closed its stdout: it is ending, or broken. Either way it
                         // serves no more ticks; its group goes now.
                         killGroup()
                         stdoutEndedAt = .now
                     } else {
-                        close(errFD); errFD = -1
+                        close(errFD)
+                        errFD = -1
                     }
                     continue
                 }
-                if p.fd == errFD { onStderr(Array(buffer[0..<k])); continue }
+                if p.fd == errFD {
+                    onStderr(Array(buffer[0..<k]))
+                    continue
+                }
                 var from = 0
                 while let nl = buffer[from..<k].firstIndex(of: 10) {
                     if dropping != nil {
@@ -245,7 +266,8 @@ final class PluginChannel: Sendable {
                     } else {
                         line.append(contentsOf: buffer[from..<nl])
                         if line.count > limit {
-                            dropping = PluginWire.FrameIDScanner(); droppingReported = false
+                            dropping = PluginWire.FrameIDScanner()
+                            droppingReported = false
                             drop(line[...], ends: true)
                         } else {
                             onLine(line)
@@ -259,7 +281,8 @@ final class PluginChannel: Sendable {
                 } else if from < k {
                     line.append(contentsOf: buffer[from..<k])
                     if line.count > limit {
-                        dropping = PluginWire.FrameIDScanner(); droppingReported = false
+                        dropping = PluginWire.FrameIDScanner()
+                        droppingReported = false
                         drop(line[...], ends: false)
                         line = []
                     }

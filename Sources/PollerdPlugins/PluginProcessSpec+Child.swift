@@ -33,7 +33,10 @@ final class StderrLines: Sendable {
     }
 
     func flush() {
-        let rest = pending.withLock { p in defer { p = [] }; return p }
+        let rest = pending.withLock { p in
+            defer { p = [] }
+            return p
+        }
         if !rest.isEmpty { status.appendStderr(String(decoding: rest, as: UTF8.self)) }
     }
 }

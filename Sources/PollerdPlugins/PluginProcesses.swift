@@ -18,14 +18,19 @@ public final class PluginProcesses: Sendable {
     }
 
     /// The plugin for this spec: the running one if nothing changed, else a new one.
-    func plugin(spec: PluginProcessSpec, policy: SupervisorPolicy, stderrTailLines: Int, maxConcurrentTicks: Int) -> LongLivedPlugin {
+    func plugin(
+        spec: PluginProcessSpec, policy: SupervisorPolicy, stderrTailLines: Int, maxConcurrentTicks: Int
+    ) -> LongLivedPlugin {
         plugins.withLock { all in
             if let p = all[spec.pluginID], p.spec == spec, p.policy == policy, p.status.tailLines == stderrTailLines,
-               p.permits.permits == maxConcurrentTicks {
+                p.permits.permits == maxConcurrentTicks
+            {
                 return p
             }
-            let p = LongLivedPlugin(spec: spec, policy: policy, status: PluginStatus.logging(tailLines: stderrTailLines, pluginID: spec.pluginID, logger: logger),
-                                    permits: AsyncSemaphore(permits: maxConcurrentTicks), clock: clock, logger: logger)
+            let p = LongLivedPlugin(
+                spec: spec, policy: policy,
+                status: PluginStatus.logging(tailLines: stderrTailLines, pluginID: spec.pluginID, logger: logger),
+                permits: AsyncSemaphore(permits: maxConcurrentTicks), clock: clock, logger: logger)
             // The old instance (if any) is stopped by `retain(only:)` once the new set is in use.
             all[spec.pluginID + "#" + String(UInt(bitPattern: ObjectIdentifier(p).hashValue))] = all[spec.pluginID]
             all[spec.pluginID] = p
@@ -57,22 +62,27 @@ public final class PluginProcesses: Sendable {
             switch registry.poller(for: kind) {
             case let p as LongLivedPluginPoller:
                 let pl = p.plugin
-                var phase = "idle", pid: Int32?
+                var phase = "idle"
+                var pid: Int32?
                 switch pl.phase {
                 case .idle: phase = "idle"
                 case .starting: phase = "starting"
-                case .running(let x): phase = "running"; pid = x
+                case .running(let x):
+                    phase = "running"
+                    pid = x
                 case .backingOff: phase = "backing_off"
                 case .failed(let why): phase = "failed: \(why)"
                 case .stopped: phase = "stopped"
                 }
-                out[pl.spec.pluginID] = PluginStatusRecord(pluginID: pl.spec.pluginID, lifecycle: "long_lived", phase: phase, pid: pid,
-                                                           restarts: pl.restarts, ticks: pl.status.ticks, failures: pl.status.failures,
-                                                           lastError: pl.status.lastError, stderrTail: pl.status.stderrTail, updatedAtMs: nowMs)
+                out[pl.spec.pluginID] = PluginStatusRecord(
+                    pluginID: pl.spec.pluginID, lifecycle: "long_lived", phase: phase, pid: pid,
+                    restarts: pl.restarts, ticks: pl.status.ticks, failures: pl.status.failures,
+                    lastError: pl.status.lastError, stderrTail: pl.status.stderrTail, updatedAtMs: nowMs)
             case let p as EphemeralPluginPoller:
-                out[p.spec.pluginID] = PluginStatusRecord(pluginID: p.spec.pluginID, lifecycle: "ephemeral", phase: "ready", pid: nil, restarts: 0,
-                                                          ticks: p.status.ticks, failures: p.status.failures, lastError: p.status.lastError,
-                                                          stderrTail: p.status.stderrTail, updatedAtMs: nowMs)
+                out[p.spec.pluginID] = PluginStatusRecord(
+                    pluginID: p.spec.pluginID, lifecycle: "ephemeral", phase: "ready", pid: nil, restarts: 0,
+                    ticks: p.status.ticks, failures: p.status.failures, lastError: p.status.lastError,
+                    stderrTail: p.status.stderrTail, updatedAtMs: nowMs)
             default: break
             }
         }

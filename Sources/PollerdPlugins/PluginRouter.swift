@@ -16,9 +16,17 @@ public struct PluginHandle: Sendable, Equatable {
     public var tickTimeoutSecs: Int64
     public var entrypointCommand: String?
 
-    public init(pluginID: String, kinds: [String], brokerTopicPrefix: String, lifecycle: PluginLifecycle = .longLived, maxConcurrentTicks: Int = 1, tickTimeoutSecs: Int64 = 60, entrypointCommand: String? = nil) {
-        self.pluginID = pluginID; self.kinds = kinds; self.brokerTopicPrefix = brokerTopicPrefix; self.lifecycle = lifecycle
-        self.maxConcurrentTicks = maxConcurrentTicks; self.tickTimeoutSecs = tickTimeoutSecs; self.entrypointCommand = entrypointCommand
+    public init(
+        pluginID: String, kinds: [String], brokerTopicPrefix: String, lifecycle: PluginLifecycle = .longLived,
+        maxConcurrentTicks: Int = 1, tickTimeoutSecs: Int64 = 60, entrypointCommand: String? = nil
+    ) {
+        self.pluginID = pluginID
+        self.kinds = kinds
+        self.brokerTopicPrefix = brokerTopicPrefix
+        self.lifecycle = lifecycle
+        self.maxConcurrentTicks = maxConcurrentTicks
+        self.tickTimeoutSecs = tickTimeoutSecs
+        self.entrypointCommand = entrypointCommand
     }
 }
 
@@ -31,7 +39,8 @@ public enum PluginRouteError: Error, Equatable, Sendable, CustomStringConvertibl
 
     public var description: String {
         switch self {
-        case .duplicateKind(let k, let a, let b): return "kind '\(k)' is declared by both plugin '\(a)' and plugin '\(b)'"
+        case .duplicateKind(let k, let a, let b):
+            return "kind '\(k)' is declared by both plugin '\(a)' and plugin '\(b)'"
         case .builtinKind(let k, let p): return "plugin '\(p)' declares kind '\(k)', which is built into pollerd"
         }
     }

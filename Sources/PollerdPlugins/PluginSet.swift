@@ -17,34 +17,46 @@ public struct PluginSet: Sendable {
 
     /// Discovers the plugins under `directories` and builds their pollers on top of `builtins`.
     /// Long-lived plugins come from `processes`, which keeps an unchanged plugin running.
-    public static func load(directories: [String], relativeTo base: String, builtins: PollerRegistry, processes: PluginProcesses) -> PluginSet {
+    public static func load(
+        directories: [String], relativeTo base: String, builtins: PollerRegistry, processes: PluginProcesses
+    ) -> PluginSet {
         let d = PluginManifestLoader.discover(directories: directories, relativeTo: base)
         var set = PluginSet(router: PluginRouter(builtinKinds: Set(builtins.kinds)))
         set.errors = d.errors
         set.warnings = d.warnings
         for m in d.manifests {
-            let handle = PluginHandle(pluginID: m.id, kinds: m.kinds, brokerTopicPrefix: m.brokerTopicPrefix,
-                                      lifecycle: PluginLifecycle(rawValue: m.lifecycle) ?? .longLived,
-                                      maxConcurrentTicks: m.maxConcurrentTicks, tickTimeoutSecs: m.tickTimeoutSecs, entrypointCommand: m.command)
+            let handle = PluginHandle(
+                pluginID: m.id, kinds: m.kinds, brokerTopicPrefix: m.brokerTopicPrefix,
+                lifecycle: PluginLifecycle(rawValue: m.lifecycle) ?? .longLived,
+                maxConcurrentTicks: m.maxConcurrentTicks, tickTimeoutSecs: m.tickTimeoutSecs,
+                entrypointCommand: m.command)
             do {
                 try set.router.register(handle)
             } catch {
-                set.errors.append(ConfigError(file: m.path, line: 0, column: 0, message: "plugin '\(m.id)' left out: \(error)"))
+                set.errors.append(
+                    ConfigError(file: m.path, line: 0, column: 0, message: "plugin '\(m.id)' left out: \(error)"))
                 set.leftOut[m.id] = error.description
                 continue
             }
             set.manifests.append(m)
             guard let command = m.command else {
-                let why = "no [plugin.entrypoint] command: pollerd runs plugins as processes (NATS-only plugins come with the scale-out work)"
-                set.errors.append(ConfigError(file: m.path, line: 0, column: 0, message: "plugin '\(m.id)': \(why); its kinds are unavailable"))
+                let why =
+                    "no [plugin.entrypoint] command: pollerd runs plugins as processes (NATS-only plugins come with the scale-out work)"
+                set.errors.append(
+                    ConfigError(
+                        file: m.path, line: 0, column: 0, message: "plugin '\(m.id)': \(why); its kinds are unavailable"
+                    ))
                 set.leftOut[m.id] = why
                 continue
             }
-            let spec = PluginProcessSpec(pluginID: m.id, command: command, args: m.args, env: m.env, inheritEnv: m.inheritEnv,
-                                         workingDirectory: m.directory, tickTimeoutSecs: m.tickTimeoutSecs, maxReplyBytes: m.maxReplyBytes)
+            let spec = PluginProcessSpec(
+                pluginID: m.id, command: command, args: m.args, env: m.env, inheritEnv: m.inheritEnv,
+                workingDirectory: m.directory, tickTimeoutSecs: m.tickTimeoutSecs, maxReplyBytes: m.maxReplyBytes)
             if handle.lifecycle == .longLived {
                 let policy = SupervisorPolicy(respawn: m.respawn, maxAttempts: m.maxAttempts, backoffMs: m.backoffMs)
-                let plugin = processes.plugin(spec: spec, policy: policy, stderrTailLines: m.stderrTailLines, maxConcurrentTicks: m.maxConcurrentTicks)
+                let plugin = processes.plugin(
+                    spec: spec, policy: policy, stderrTailLines: m.stderrTailLines,
+                    maxConcurrentTicks: m.maxConcurrentTicks)
                 set.longLived.append(plugin)
                 set.statuses[m.id] = plugin.status
                 for k in m.kinds { set.pollers.append(LongLivedPluginPoller(kind: k, plugin: plugin)) }
@@ -70,7 +82,8 @@ public struct PluginSet: Sendable {
     /// A `JobFile.KindProvider` that loads plugins from the settings' `plugin_dirs` into `processes`.
     public static func kindProvider(builtins: PollerRegistry, processes: PluginProcesses) -> JobFile.KindProvider {
         { settings, dir in
-            let set = PluginSet.load(directories: settings.pluginDirs, relativeTo: dir, builtins: builtins, processes: processes)
+            let set = PluginSet.load(
+                directories: settings.pluginDirs, relativeTo: dir, builtins: builtins, processes: processes)
             return (set.registry(builtins: builtins), set.errors, set.warnings)
         }
     }

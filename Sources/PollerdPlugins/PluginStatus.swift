@@ -24,7 +24,8 @@ public final class PluginStatus: Sendable {
     public static func logging(tailLines: Int, pluginID: String, logger: Logger) -> PluginStatus {
         guard logger.logLevel <= .debug else { return PluginStatus(tailLines: tailLines) }
         let forward: @Sendable (String) -> Void = { line in
-            logger.debug("plugin stderr", metadata: ["pollerd.plugin.id": .string(pluginID), "pollerd.line": .string(line)])
+            logger.debug(
+                "plugin stderr", metadata: ["pollerd.plugin.id": .string(pluginID), "pollerd.line": .string(line)])
         }
         return PluginStatus(tailLines: tailLines, forward: forward)
     }
@@ -43,7 +44,10 @@ public final class PluginStatus: Sendable {
     func recordTick(error: String?) {
         state.withLock { s in
             s.ticks += 1
-            if let error { s.failures += 1; s.lastError = error }
+            if let error {
+                s.failures += 1
+                s.lastError = error
+            }
         }
     }
 

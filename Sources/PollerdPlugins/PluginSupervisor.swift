@@ -4,7 +4,11 @@
 struct PluginSupervisor: Sendable, Equatable {
     /// Where a long-lived plugin is in its life.
     enum Phase: Sendable, Equatable {
-        case idle, starting, running(pid: Int32), backingOff(untilMs: Int64), failed(String), stopped
+        case idle, starting
+        case running(pid: Int32)
+        case backingOff(untilMs: Int64)
+        case failed(String)
+        case stopped
     }
 
     let policy: SupervisorPolicy
@@ -70,7 +74,9 @@ struct PluginSupervisor: Sendable, Equatable {
         if livedMs > policy.backoffMs * Int64(policy.maxAttempts) * 2 { failedStarts = 0 }
         failedStarts += 1
         if !policy.respawn || failedStarts > policy.maxAttempts {
-            let why = policy.respawn ? "gave up after \(policy.maxAttempts) restarts; last: \(how)" : "exited (respawn = false): \(how)"
+            let why =
+                policy.respawn
+                ? "gave up after \(policy.maxAttempts) restarts; last: \(how)" : "exited (respawn = false): \(how)"
             phase = .failed(why)
             return .giveUp(why)
         }

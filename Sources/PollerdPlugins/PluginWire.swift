@@ -13,8 +13,10 @@ public enum PluginWire {
     /// `agent_id`, `config`, `cursor`, `interval_hint_secs`, `job_id`, `kind`, `now`, with `now`
     /// written as nexo's chrono `to_rfc3339`: `+00:00`, fractional seconds only if any), straight
     /// into bytes: this runs for every tick. Tests check it byte for byte against a `JSONValue` oracle.
-    public static func writeTickParams(kind: String, jobID: String, agentID: String, cursor: Data?, config: JSONValue, nowMs: Int64,
-                                       intervalHintSecs: Int64, into out: inout [UInt8]) {
+    public static func writeTickParams(
+        kind: String, jobID: String, agentID: String, cursor: Data?, config: JSONValue, nowMs: Int64,
+        intervalHintSecs: Int64, into out: inout [UInt8]
+    ) {
         out.append(literal: #"{"agent_id":"#)
         JSONValue.writeString(agentID, into: &out)
         out.append(literal: #","config":"#)
@@ -41,13 +43,16 @@ public enum PluginWire {
 
     /// The ephemeral request line with its newline: `{"method":"poll_tick","params":{…}}`, keys
     /// sorted and no whitespace, exactly as serde_json writes nexo's request.
-    public static func tickRequestLine(kind: String, jobID: String, agentID: String, cursor: Data?, config: JSONValue, nowMs: Int64,
-                                       intervalHintSecs: Int64) -> [UInt8] {
+    public static func tickRequestLine(
+        kind: String, jobID: String, agentID: String, cursor: Data?, config: JSONValue, nowMs: Int64,
+        intervalHintSecs: Int64
+    ) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256)
         out.append(literal: #"{"method":"poll_tick","params":"#)
-        writeTickParams(kind: kind, jobID: jobID, agentID: agentID, cursor: cursor, config: config, nowMs: nowMs,
-                        intervalHintSecs: intervalHintSecs, into: &out)
+        writeTickParams(
+            kind: kind, jobID: jobID, agentID: agentID, cursor: cursor, config: config, nowMs: nowMs,
+            intervalHintSecs: intervalHintSecs, into: &out)
         out.append(literal: "}\n")
         return out
     }
@@ -95,11 +100,19 @@ public enum PluginWire {
         private mutating func step(_ c: UInt8) {
             let space = c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09
             if inString {
-                if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
+                if escaped {
+                    escaped = false
+                } else if c == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if c == UInt8(ascii: "\"") {
+                    inString = false
+                }
                 if at == .key {
                     if inString {
                         // As written: an escape makes it another key.
-                        keyIsID = (keyLength == 0 && c == UInt8(ascii: "i")) || (keyLength == 1 && keyIsID && c == UInt8(ascii: "d"))
+                        keyIsID =
+                            (keyLength == 0 && c == UInt8(ascii: "i"))
+                            || (keyLength == 1 && keyIsID && c == UInt8(ascii: "d"))
                         keyLength += 1
                     } else {
                         keyIsID = keyIsID && keyLength == 2
@@ -109,17 +122,23 @@ public enum PluginWire {
                 return
             }
             if let d = digits {
-                if d == 0 && space { return }   // `"id": 7`
+                if d == 0 && space { return } // `"id": 7`
                 if c >= 48 && c <= 57 && d < 19 {
                     magnitude = magnitude * 10 + UInt64(c - 48)
                     digits = d + 1
                     return
                 }
-                if c == UInt8(ascii: "-") && d == 0 && !negative { negative = true; return }
+                if c == UInt8(ascii: "-") && d == 0 && !negative {
+                    negative = true
+                    return
+                }
                 digits = nil
                 // A whole integer ends at a delimiter; `1.5`, `1e3`, `"7"` are not ids.
                 if d > 0 && (space || c == UInt8(ascii: ",") || c == UInt8(ascii: "}")) {
-                    let value = negative ? (magnitude <= UInt64(Int64.max) + 1 ? Int64(truncatingIfNeeded: 0 &- magnitude) : nil) : Int64(exactly: magnitude)
+                    let value =
+                        negative
+                        ? (magnitude <= UInt64(Int64.max) + 1 ? Int64(truncatingIfNeeded: 0 &- magnitude) : nil)
+                        : Int64(exactly: magnitude)
                     if let value {
                         id = value
                         at = .done
@@ -130,9 +149,15 @@ public enum PluginWire {
             switch c {
             case UInt8(ascii: "\""):
                 inString = true
-                if depth == 1 && at == .key { keyLength = 0; keyIsID = false }
+                if depth == 1 && at == .key {
+                    keyLength = 0
+                    keyIsID = false
+                }
             case UInt8(ascii: "{"), UInt8(ascii: "["):
-                if depth == 0 && (c != UInt8(ascii: "{") || at != .start) { at = .done; return }   // not an object frame
+                if depth == 0 && (c != UInt8(ascii: "{") || at != .start) {
+                    at = .done
+                    return
+                } // not an object frame
                 depth += 1
                 if depth == 1 { at = .key }
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
@@ -141,7 +166,11 @@ public enum PluginWire {
             case UInt8(ascii: ":"):
                 if depth == 1 && at == .afterKey {
                     at = .value
-                    if keyIsID { digits = 0; magnitude = 0; negative = false }
+                    if keyIsID {
+                        digits = 0
+                        magnitude = 0
+                        negative = false
+                    }
                 }
             case UInt8(ascii: ","):
                 if depth == 1 { at = .key }
@@ -161,17 +190,29 @@ public enum PluginWire {
         }
         let decoded = JSONView.withRoot(line) { root -> Result<TickAck, PollerError> in
             guard root.isObject else {
-                return .failure(.transient(.badReply, id == nil ? "plugin reply is not a JSON object" : "plugin reply is not JSON: \(preview(line))"))
+                return .failure(
+                    .transient(
+                        .badReply,
+                        id == nil ? "plugin reply is not a JSON object" : "plugin reply is not JSON: \(preview(line))"))
             }
             // The line was routed by its first top-level id; a repeated "id" key may say
             // otherwise (the last one counts, as in `JSONValue.parse`).
-            var frameID: JSONView?, error: JSONView?, result: JSONView?
-            root.forEachMember { k, v in if k == "id" { frameID = v } else if k == "error" { error = v } else if k == "result" { result = v } }
+            var frameID: JSONView?
+            var error: JSONView?
+            var result: JSONView?
+            root.forEachMember { k, v in
+                if k == "id" { frameID = v } else if k == "error" { error = v } else if k == "result" { result = v }
+            }
             if let id, frameID?.intValue != id { return .failure(.transient(.badReply, "reply frame names two ids")) }
             if let error, !error.isNull {
-                var code: Int64 = -32603, message = "subprocess error"
+                var code: Int64 = -32603
+                var message = "subprocess error"
                 error.forEachMember { k, v in
-                    if k == "code" { code = v.intValue ?? -32603 } else if k == "message" { message = v.value.stringValue ?? "subprocess error" }
+                    if k == "code" {
+                        code = v.intValue ?? -32603
+                    } else if k == "message" {
+                        message = v.value.stringValue ?? "subprocess error"
+                    }
                 }
                 switch code {
                 case permanentCode: return .failure(.permanent(.pluginError, message))
@@ -196,10 +237,20 @@ public enum PluginWire {
         guard o.isObject else {
             return .failure(.transient(.badReply, "'result' is not a TickReply object"))
         }
-        var nextCursor: JSONView?, nextInterval: JSONView?, metrics: JSONView?, itemList: JSONView?
+        var nextCursor: JSONView?
+        var nextInterval: JSONView?
+        var metrics: JSONView?
+        var itemList: JSONView?
         o.forEachMember { k, v in
-            if k == "next_cursor" { nextCursor = v } else if k == "next_interval_secs" { nextInterval = v }
-            else if k == "metrics" { metrics = v } else if k == "items" { itemList = v }
+            if k == "next_cursor" {
+                nextCursor = v
+            } else if k == "next_interval_secs" {
+                nextInterval = v
+            } else if k == "metrics" {
+                metrics = v
+            } else if k == "items" {
+                itemList = v
+            }
         }
         var cursor: Data?
         if let nextCursor, !nextCursor.isNull {
@@ -207,36 +258,50 @@ public enum PluginWire {
                 return .failure(.transient(.badReply, "next_cursor must be a string or null"))
             }
             guard let d = decoded else {
-                return .failure(.transient(.badCursor, "next_cursor is not URL-safe base64: \((nextCursor.value.stringValue ?? "").prefix(64))"))
+                return .failure(
+                    .transient(
+                        .badCursor,
+                        "next_cursor is not URL-safe base64: \((nextCursor.value.stringValue ?? "").prefix(64))"))
             }
             cursor = d
         }
         var interval: Int64?
         if let nextInterval, !nextInterval.isNull {
-            guard let i = nextInterval.intValue, i >= 0 else { return .failure(.transient(.badReply, "next_interval_secs must be a non-negative integer")) }
+            guard let i = nextInterval.intValue, i >= 0 else {
+                return .failure(.transient(.badReply, "next_interval_secs must be a non-negative integer"))
+            }
             interval = i
         }
         var seen: Int64?
         var dispatched: Int64 = 0
         if let metrics, !metrics.isNull {
             guard metrics.isObject else { return .failure(.transient(.badReply, "metrics must be an object")) }
-            var seenValue: JSONView?, dispatchedValue: JSONView?
-            metrics.forEachMember { k, v in if k == "items_seen" { seenValue = v } else if k == "items_dispatched" { dispatchedValue = v } }
+            var seenValue: JSONView?
+            var dispatchedValue: JSONView?
+            metrics.forEachMember { k, v in
+                if k == "items_seen" { seenValue = v } else if k == "items_dispatched" { dispatchedValue = v }
+            }
             guard let s = seenValue?.intValue, let d = dispatchedValue?.intValue, s >= 0, d >= 0 else {
                 return .failure(.transient(.badReply, "metrics needs non-negative items_seen and items_dispatched"))
             }
-            seen = s; dispatched = d
+            seen = s
+            dispatched = d
         }
         var items: [JSONValue] = []
         switch itemList?.value {
         case nil, .null?: break
         case .array(let a)?:
             for (i, item) in a.enumerated() {
-                guard case .object = item else { return .failure(.transient(.badReply, "items[\(i)] is not a JSON object")) }
+                guard case .object = item else {
+                    return .failure(.transient(.badReply, "items[\(i)] is not a JSON object"))
+                }
             }
             items = a
         default: return .failure(.transient(.badReply, "items must be an array"))
         }
-        return .success(TickAck(nextCursor: cursor, nextIntervalSecs: interval, itemsSeen: seen ?? Int64(items.count), itemsDispatched: dispatched, items: items))
+        return .success(
+            TickAck(
+                nextCursor: cursor, nextIntervalSecs: interval, itemsSeen: seen ?? Int64(items.count),
+                itemsDispatched: dispatched, items: items))
     }
 }

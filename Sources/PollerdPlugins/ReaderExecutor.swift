@@ -1,5 +1,6 @@
 import CPollerdSpawn
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -48,7 +49,10 @@ public final class ReaderExecutor: TaskExecutor, Sendable {
         let next: Next = state.withLock { s in
             guard s.attached else { return .global }
             s.jobs.append(unowned)
-            if s.sleeping { s.sleeping = false; return .wake }
+            if s.sleeping {
+                s.sleeping = false
+                return .wake
+            }
             return .queued
         }
         switch next {
@@ -70,7 +74,10 @@ public final class ReaderExecutor: TaskExecutor, Sendable {
 
     /// The calling thread (a plugin's reader) runs the jobs from now on.
     func attach() {
-        state.withLock { s in s.attached = true; s.thread = pthread_self() }
+        state.withLock { s in
+            s.attached = true
+            s.thread = pthread_self()
+        }
     }
 
     /// The reader stops; jobs it did not run, and jobs from now on, go to the global executor.
@@ -88,7 +95,10 @@ public final class ReaderExecutor: TaskExecutor, Sendable {
     /// Runs the jobs queued now, on the calling thread (the attached reader); jobs they enqueue
     /// wait for the next round.
     func runQueued() {
-        let jobs = state.withLock { s -> [UnownedJob] in defer { s.jobs = [] }; return s.jobs }
+        let jobs = state.withLock { s -> [UnownedJob] in
+            defer { s.jobs = [] }
+            return s.jobs
+        }
         let me = asUnownedTaskExecutor()
         for job in jobs { job.runSynchronously(on: me) }
     }

@@ -1,8 +1,9 @@
-public import PollerdCore
 import Foundation
+public import PollerdCore
 import Subprocess
-import SystemPackage
 import Synchronization
+import SystemPackage
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,7 +33,9 @@ public struct CommandPoller: Poller {
     public func validate(config: JSONValue) throws(ConfigIssue) {
         let c = try ConfigReader(config)
         try c.allowOnly(["argv", "cwd", "env", "inherit_env", "max_output_bytes", "kill_grace_ms"])
-        guard let argv = try c.stringList("argv") else { throw ConfigIssue(path: ["argv"], "is required: the program and its arguments") }
+        guard let argv = try c.stringList("argv") else {
+            throw ConfigIssue(path: ["argv"], "is required: the program and its arguments")
+        }
         guard let first = argv.first, !first.isEmpty else { throw ConfigIssue(path: ["argv"], "must name a program") }
         _ = try c.string("cwd")
         if let env = try c.stringMap("env") {
@@ -52,7 +55,9 @@ public struct CommandPoller: Poller {
     }
 
     /// The environment a command gets: a minimal base, allowlisted names, the job's own variables.
-    static func environment(for ctx: TickContext, extra: [String: String], inherit: [String], from parent: [String: String]) -> [String: String] {
+    static func environment(
+        for ctx: TickContext, extra: [String: String], inherit: [String], from parent: [String: String]
+    ) -> [String: String] {
         var env = ProcessGroup.baseEnvironment(inherit: inherit, from: parent)
         for (k, v) in extra { env[k] = v }
         env["POLLERD_JOB_ID"] = ctx.jobID
@@ -84,24 +89,29 @@ public struct CommandPoller: Poller {
         guard let program = argv.first else { throw .config(.badConfig, "argv is empty") }
         let limit = Int((try? c.int("max_output_bytes")) ?? nil ?? 4 << 20)
         let grace = (try? c.int("kill_grace_ms")) ?? nil ?? 2000
-        let env = Self.environment(for: ctx, extra: ((try? c.stringMap("env")) ?? nil) ?? [:],
-                                   inherit: ((try? c.stringList("inherit_env")) ?? nil) ?? [],
-                                   from: ProcessInfo.processInfo.environment)
+        let env = Self.environment(
+            for: ctx, extra: ((try? c.stringMap("env")) ?? nil) ?? [:],
+            inherit: ((try? c.stringList("inherit_env")) ?? nil) ?? [],
+            from: ProcessInfo.processInfo.environment)
         var envKeys: [Environment.Key: String] = [:]
         for (k, v) in env { if let key = Environment.Key(rawValue: k) { envKeys[key] = v } }
 
         var options = PlatformOptions()
         options.processGroupID = 0
-        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .milliseconds(grace))]
+        options.teardownSequence = [
+            .gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .milliseconds(grace))
+        ]
         let pgid = Mutex<pid_t?>(nil)
         let executable: Executable = program.contains("/") ? .path(.init(program)) : .name(program)
         let cwd = (try? c.string("cwd")) ?? nil
 
         let result: ExecutionResult<Collected, SequenceOutput, SequenceOutput>
         do {
-            result = try await run(executable, arguments: Arguments(Array(argv.dropFirst())), environment: .custom(envKeys),
-                                   workingDirectory: cwd.map { .init($0) }, platformOptions: options,
-                                   input: .none, output: .sequence, error: .sequence) { execution in
+            result = try await run(
+                executable, arguments: Arguments(Array(argv.dropFirst())), environment: .custom(envKeys),
+                workingDirectory: cwd.map { .init($0) }, platformOptions: options,
+                input: .none, output: .sequence, error: .sequence
+            ) { execution in
                 let pid = execution.processIdentifier.value
                 pgid.withLock { $0 = pid }
                 ProcessTree.started(pid, label: "job \(ctx.jobID)")
@@ -131,15 +141,23 @@ public struct CommandPoller: Poller {
                     }
                     var merged = Collected()
                     for try await part in group {
-                        if !part.stdout.isEmpty || part.overflow { merged.stdout = part.stdout; merged.overflow = part.overflow }
-                        if !part.stderrTail.isEmpty { merged.stderrTail = Array(part.stderrTail.suffix(Self.stderrTailBytes)) }
+                        if !part.stdout.isEmpty || part.overflow {
+                            merged.stdout = part.stdout
+                            merged.overflow = part.overflow
+                        }
+                        if !part.stderrTail.isEmpty {
+                            merged.stderrTail = Array(part.stderrTail.suffix(Self.stderrTailBytes))
+                        }
                     }
                     return merged
                 }
             }
         } catch {
             // Cut short (timeout, shutdown): everything below the command goes, wherever it went.
-            if let pid = pgid.withLock({ $0 }) { ProcessTree.killTree(pid); ProcessTree.reaped(pid) }
+            if let pid = pgid.withLock({ $0 }) {
+                ProcessTree.killTree(pid)
+                ProcessTree.reaped(pid)
+            }
             if Task.isCancelled { throw .transient(.cancelled, "command cancelled") }
             if let se = error as? SubprocessError, se.code == .executableNotFound {
                 throw .config(.spawnFailed, "cannot start '\(program)': \(se)")
@@ -152,7 +170,9 @@ public struct CommandPoller: Poller {
         if let pid = pgid.withLock({ $0 }) { ProcessTree.reaped(pid) }
         let out = result.closureResult
         let stderrText = String(decoding: out.stderrTail, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let stderrHint = stderrText.isEmpty ? "" : "; stderr: \(stderrText.split(separator: "\n").suffix(3).joined(separator: " | "))"
+        let stderrHint =
+            stderrText.isEmpty
+            ? "" : "; stderr: \(stderrText.split(separator: "\n").suffix(3).joined(separator: " | "))"
         if out.overflow {
             throw .transient(.outputTooLarge, "stdout exceeded max_output_bytes (\(limit))")
         }
@@ -190,7 +210,8 @@ public struct CommandPoller: Poller {
                 continue
             }
             guard let v = try? JSONValue.parse(Data(line)), case .object = v else {
-                throw .transient(.badOutput, "stdout line \(lineNo) is not a JSON object (nor a '#pollerd ' control line)")
+                throw .transient(
+                    .badOutput, "stdout line \(lineNo) is not a JSON object (nor a '#pollerd ' control line)")
             }
             out.items.append(v)
         }
@@ -205,7 +226,9 @@ public struct CommandPoller: Poller {
         switch verb {
         case "cursor":
             guard let bytes = Base64URL.decode(String(arg)) else {
-                throw .transient(.badOutput, "stdout line \(lineNo): '#pollerd cursor' takes base64url (use cursor-text for plain text)")
+                throw .transient(
+                    .badOutput,
+                    "stdout line \(lineNo): '#pollerd cursor' takes base64url (use cursor-text for plain text)")
             }
             out.cursor = bytes
         case "cursor-text":
@@ -219,15 +242,22 @@ public struct CommandPoller: Poller {
             case "permanent": out.failure = .permanent(.sourceFailed, said)
             case "config": out.failure = .config(.badConfig, said)
             default:
-                throw .transient(.badOutput, "stdout line \(lineNo): '#pollerd fail' takes transient, permanent or config, not '\(cls)'")
+                throw .transient(
+                    .badOutput,
+                    "stdout line \(lineNo): '#pollerd fail' takes transient, permanent or config, not '\(cls)'")
             }
         case "next-interval":
             guard let secs = Int64(arg), (1...31_536_000).contains(secs) else {
-                throw .transient(.badOutput, "stdout line \(lineNo): '#pollerd next-interval' takes a number of seconds (1 to 31536000)")
+                throw .transient(
+                    .badOutput,
+                    "stdout line \(lineNo): '#pollerd next-interval' takes a number of seconds (1 to 31536000)")
             }
             out.nextIntervalSecs = secs
         default:
-            throw .transient(.badOutput, "stdout line \(lineNo): unknown control line '#pollerd \(verb)' (known: cursor, cursor-text, fail, next-interval)")
+            throw .transient(
+                .badOutput,
+                "stdout line \(lineNo): unknown control line '#pollerd \(verb)' (known: cursor, cursor-text, fail, next-interval)"
+            )
         }
     }
 

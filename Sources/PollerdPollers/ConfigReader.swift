@@ -17,7 +17,8 @@ public struct ConfigReader: Sendable {
     public func allowOnly(_ allowed: Set<String>) throws(ConfigIssue) {
         for key in object.keys.sorted() where !allowed.contains(key) {
             let hint = Suggest.closest(to: key, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""
-            throw ConfigIssue(path: [key], "unknown key\(hint); known keys: \(allowed.sorted().joined(separator: ", "))")
+            throw ConfigIssue(
+                path: [key], "unknown key\(hint); known keys: \(allowed.sorted().joined(separator: ", "))")
         }
     }
 

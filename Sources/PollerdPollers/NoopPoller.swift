@@ -1,5 +1,5 @@
-public import PollerdCore
 import Foundation
+public import PollerdCore
 
 /// `noop`: returns an empty ack. For benchmarks and smoke tests it can also count ticks in its
 /// cursor (`advance_cursor: true`), report `items: N` synthetic items, or fail on purpose
@@ -39,7 +39,10 @@ public struct NoopPoller: Poller {
         var items: [JSONValue] = []
         items.reserveCapacity(n)
         for i in 0..<n {
-            items.append(.object(["id": .string("\(ctx.jobID)-\(counter)-\(i)"), "seq": .int(Int64(i)), "tick": .int(Int64(counter))]))
+            items.append(
+                .object([
+                    "id": .string("\(ctx.jobID)-\(counter)-\(i)"), "seq": .int(Int64(i)), "tick": .int(Int64(counter)),
+                ]))
         }
         return TickAck(nextCursor: cursor, items: items)
     }

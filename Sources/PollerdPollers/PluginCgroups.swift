@@ -1,4 +1,5 @@
 public import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,8 +25,9 @@ public struct PluginCgroups: Sendable {
     /// Where this process's cgroup v2 is, from `/proc/self/mountinfo` and `/proc/self/cgroup`.
     public static func ownCgroup() -> String? {
         guard let cg = readFile("/proc/self/cgroup"),
-              let line = cg.split(separator: "\n").first(where: { $0.hasPrefix("0::") }),
-              let info = readFile("/proc/self/mountinfo") else { return nil }
+            let line = cg.split(separator: "\n").first(where: { $0.hasPrefix("0::") }),
+            let info = readFile("/proc/self/mountinfo")
+        else { return nil }
         let path = String(line.dropFirst(3))
         // mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS … - FSTYPE SOURCE SUPER"
         for l in info.split(separator: "\n") {
@@ -48,7 +50,10 @@ public struct PluginCgroups: Sendable {
         let wanted = available.intersection(["pids", "memory"])
         let base = own + "/pollerd.plugins"
         guard mkdir(base, 0o755) == 0 || errno == EEXIST else {
-            return .failure(SetupFailure("cannot make cgroups under \(own) (\(String(cString: strerror(errno)))); run under systemd with Delegate=yes"))
+            return .failure(
+                SetupFailure(
+                    "cannot make cgroups under \(own) (\(String(cString: strerror(errno)))); run under systemd with Delegate=yes"
+                ))
         }
         var controllers: Set<String> = []
         if !wanted.isEmpty {
@@ -64,7 +69,9 @@ public struct PluginCgroups: Sendable {
                 controllers = wanted
             }
         }
-        return .success(PluginCgroups(base: base, controllers: controllers, maxProcesses: maxProcesses, memoryMaxBytes: memoryMaxBytes))
+        return .success(
+            PluginCgroups(
+                base: base, controllers: controllers, maxProcesses: maxProcesses, memoryMaxBytes: memoryMaxBytes))
     }
 
     public struct SetupFailure: Error, CustomStringConvertible {
@@ -75,7 +82,9 @@ public struct PluginCgroups: Sendable {
     /// Moves a just-started child into a cgroup of its own with the bounds; the cgroup's path,
     /// or nil when it could not be made (the child then runs in the daemon's cgroup).
     public func place(_ pid: pid_t, label: String) -> String? {
-        let name = label.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_" ? Character($0) : "_" }
+        let name = label.unicodeScalars.map {
+            CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_" ? Character($0) : "_"
+        }
         let path = base + "/" + String(String(name).prefix(40)) + "-\(pid)"
         guard mkdir(path, 0o755) == 0 || errno == EEXIST else { return nil }
         if controllers.contains("pids"), let n = maxProcesses { _ = Self.writeFile(path + "/pids.max", "\(n + 1)") }

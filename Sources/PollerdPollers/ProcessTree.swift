@@ -1,5 +1,6 @@
 public import Foundation
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -99,12 +100,17 @@ public enum ProcessTree {
     /// `pid (comm) S ppid pgrp session … starttime …`; the name may hold spaces and parens, so
     /// the fields are counted after the last ')'.
     static func parse(_ bytes: [UInt8]) -> Proc? {
-        guard let open = bytes.firstIndex(of: UInt8(ascii: "(")), let close = bytes.lastIndex(of: UInt8(ascii: ")")), close > open,
-              let pid = pid_t(String(decoding: bytes[..<open], as: UTF8.self).trimmingCharacters(in: .whitespaces)) else { return nil }
+        guard let open = bytes.firstIndex(of: UInt8(ascii: "(")), let close = bytes.lastIndex(of: UInt8(ascii: ")")),
+            close > open,
+            let pid = pid_t(String(decoding: bytes[..<open], as: UTF8.self).trimmingCharacters(in: .whitespaces))
+        else { return nil }
         let comm = String(decoding: bytes[(open + 1)..<close], as: UTF8.self)
-        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
+        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " ")).map {
+            String(decoding: $0, as: UTF8.self)
+        }
         guard fields.count > 19, let state = fields[0].first, let ppid = pid_t(fields[1]), let pgid = pid_t(fields[2]),
-              let sid = pid_t(fields[3]), let start = UInt64(fields[19]) else { return nil }
+            let sid = pid_t(fields[3]), let start = UInt64(fields[19])
+        else { return nil }
         return Proc(pid: pid, ppid: ppid, pgid: pgid, sid: sid, state: state, startTicks: start, comm: comm)
     }
 
@@ -148,7 +154,8 @@ public enum ProcessTree {
         public var reaped = 0
 
         public static func == (a: Sweep, b: Sweep) -> Bool {
-            a.escapees.map(\.pid) == b.escapees.map(\.pid) && a.overCap.map(\.pid) == b.overCap.map(\.pid) && a.reaped == b.reaped
+            a.escapees.map(\.pid) == b.escapees.map(\.pid) && a.overCap.map(\.pid) == b.overCap.map(\.pid)
+                && a.reaped == b.reaped
         }
     }
 
@@ -156,7 +163,9 @@ public enum ProcessTree {
     /// subreaper flag), once they are `minAgeMs` old (a child is registered just after its spawn
     /// returns, so a younger one may be the daemon's own); and kills the tree of every started
     /// child that has more than `cap` processes below it (a fork bomb).
-    public static func sweep(ownPid: pid_t = getpid(), minAgeMs: Int64 = 1000, cap: Int?, killEscapees: Bool = true) -> Sweep {
+    public static func sweep(
+        ownPid: pid_t = getpid(), minAgeMs: Int64 = 1000, cap: Int?, killEscapees: Bool = true
+    ) -> Sweep {
         var result = Sweep()
         let procs = snapshot()
         let started = startedChildren
@@ -193,7 +202,8 @@ public enum ProcessTree {
 
     static func uptimeTicks(hz: UInt64) -> UInt64 {
         guard let text = PluginCgroups.readFile("/proc/uptime"),
-              let secs = Double(text.split(separator: " ").first ?? "") else { return 0 }
+            let secs = Double(text.split(separator: " ").first ?? "")
+        else { return 0 }
         return UInt64(secs * Double(hz))
     }
 }

@@ -75,7 +75,10 @@ final class GroupCommitter: Sendable {
                 try? await Task.sleep(for: Self.linger)
             }
             let batch: [Pending] = state.withLock { s in
-                if s.queue.isEmpty { s.draining = false; return [] }
+                if s.queue.isEmpty {
+                    s.draining = false
+                    return []
+                }
                 let n = min(s.queue.count, Self.maxBatch)
                 let b = Array(s.queue.prefix(n))
                 s.queue.removeFirst(n)
@@ -102,14 +105,22 @@ final class GroupCommitter: Sendable {
     static func apply(_ op: Op, storeNowMs: Int64?, _ db: Database) throws -> Reply {
         switch op {
         case .acquire(let jobID, let holder, let ttlMs, let nowMs, let slotMs, let maxBacklog):
-            return .acquired(try acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: storeNowMs ?? nowMs, slotMs: slotMs, maxBacklog: maxBacklog, db))
+            return .acquired(
+                try acquire(
+                    jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: storeNowMs ?? nowMs, slotMs: slotMs,
+                    maxBacklog: maxBacklog, db))
         case .renew(let lease, let ttlMs, let nowMs):
-            try db.cachedStatement(sql: "UPDATE poll_state SET lease_until = ? WHERE job_id = ? AND lease_holder = ? AND lease_token = ? AND lease_until > 0")
-                .execute(arguments: [(storeNowMs ?? nowMs) + ttlMs, lease.jobID, lease.holder, lease.token])
+            try db.cachedStatement(
+                sql:
+                    "UPDATE poll_state SET lease_until = ? WHERE job_id = ? AND lease_holder = ? AND lease_token = ? AND lease_until > 0"
+            )
+            .execute(arguments: [(storeNowMs ?? nowMs) + ttlMs, lease.jobID, lease.holder, lease.token])
             return .done(db.changesCount == 1)
         case .release(let lease):
-            try db.cachedStatement(sql: "UPDATE poll_state SET lease_until = 0 WHERE job_id = ? AND lease_holder = ? AND lease_token = ?")
-                .execute(arguments: [lease.jobID, lease.holder, lease.token])
+            try db.cachedStatement(
+                sql: "UPDATE poll_state SET lease_until = 0 WHERE job_id = ? AND lease_holder = ? AND lease_token = ?"
+            )
+            .execute(arguments: [lease.jobID, lease.holder, lease.token])
             return .done(db.changesCount == 1)
         case .commit(let c, let nowMs):
             return .done(try commit(c, nowMs: nowMs, db))
@@ -122,8 +133,11 @@ final class GroupCommitter: Sendable {
     }
 
     static func applySchedule(_ r: ScheduleRecord, nowMs: Int64, _ db: Database) throws {
-        try db.cachedStatement(sql: "UPDATE poll_state SET next_run_at = ?, schedule_fp = ?, definition_fp = ?, updated_at = ? WHERE job_id = ?")
-            .execute(arguments: [r.nextRunAtMs, r.scheduleFingerprint, r.definitionFingerprint, nowMs, r.jobID])
+        try db.cachedStatement(
+            sql:
+                "UPDATE poll_state SET next_run_at = ?, schedule_fp = ?, definition_fp = ?, updated_at = ? WHERE job_id = ?"
+        )
+        .execute(arguments: [r.nextRunAtMs, r.scheduleFingerprint, r.definitionFingerprint, nowMs, r.jobID])
     }
 
     /// The claim: the usual case in two statements on the job's row. The job is runnable, the
@@ -150,32 +164,57 @@ final class GroupCommitter: Sendable {
         WHERE job_id = ? AND (lease_until <= ? OR lease_holder = ?) AND paused = 0 AND done = 0
           AND (? IS NULL OR next_run_at IS NULL OR next_run_at <= ?) AND outbox_backlog < ?
         """
-    static let claimWriteSQL = "UPDATE poll_state SET lease_holder = ?, lease_token = ?, lease_until = ? WHERE rowid = ?"
+    static let claimWriteSQL =
+        "UPDATE poll_state SET lease_holder = ?, lease_token = ?, lease_until = ? WHERE rowid = ?"
 
-    static func acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?, _ db: Database) throws -> LeaseAcquisition {
-        try acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog, claim: Claim(db), db)
+    static func acquire(
+        jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?, _ db: Database
+    ) throws -> LeaseAcquisition {
+        try acquire(
+            jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog,
+            claim: Claim(db), db)
     }
 
     /// The same, with the claim's statements already fetched (a batch fetches them once).
-    static func acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?, claim: Claim, _ db: Database) throws -> LeaseAcquisition {
+    static func acquire(
+        jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?, claim: Claim,
+        _ db: Database
+    ) throws -> LeaseAcquisition {
         let until = nowMs + ttlMs
         let backlogLimit = maxBacklog ?? Int64.max
         var st = HotStatement(claim.read, db)
-        st.bind(jobID); st.bind(nowMs); st.bind(holder)
-        st.bind(slotMs); st.bind(slotMs); st.bind(backlogLimit)
+        st.bind(jobID)
+        st.bind(nowMs)
+        st.bind(holder)
+        st.bind(slotMs)
+        st.bind(slotMs)
+        st.bind(backlogLimit)
         if try st.step() {
-            let row = st.int64(0), token = st.int64(1) + 1
-            let grant = LeaseGrant(jobID: jobID, holder: holder, token: token, untilMs: until, cursor: st.data(2),
-                                   consecutiveErrors: Int(st.int64(3)), lastAlertAtMs: st.optionalInt64(4), storeRow: row)
+            let row = st.int64(0)
+            let token = st.int64(1) + 1
+            let grant = LeaseGrant(
+                jobID: jobID, holder: holder, token: token, untilMs: until, cursor: st.data(2),
+                consecutiveErrors: Int(st.int64(3)), lastAlertAtMs: st.optionalInt64(4), storeRow: row)
             st.finish()
             var w = HotStatement(claim.write, db)
-            w.bind(holder); w.bind(token); w.bind(until); w.bind(row)
-            guard try w.run() == 1 else { throw DatabaseError(message: "claim of \(jobID): its state row \(row) went away mid-transaction") }
+            w.bind(holder)
+            w.bind(token)
+            w.bind(until)
+            w.bind(row)
+            guard try w.run() == 1 else {
+                throw DatabaseError(message: "claim of \(jobID): its state row \(row) went away mid-transaction")
+            }
             return .granted(grant)
         }
         st.finish()
         // Otherwise say why (columns by position: name lookups cost more than the query).
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT paused, paused_reason, done, next_run_at, lease_holder, lease_until, outbox_backlog FROM poll_state WHERE job_id = ?"), arguments: [jobID]) else {
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql:
+                        "SELECT paused, paused_reason, done, next_run_at, lease_holder, lease_until, outbox_backlog FROM poll_state WHERE job_id = ?"
+                ), arguments: [jobID])
+        else {
             return .paused(reason: "job has no state row (not registered)")
         }
         if row[0] as Bool { return .paused(reason: row[1]) }
@@ -183,8 +222,13 @@ final class GroupCommitter: Sendable {
         if let slotMs, let planned = row[3] as Int64?, planned > slotMs { return .notDue(untilMs: planned) }
         if (row[6] as Int64) >= backlogLimit {
             // Say why the job does not tick, where `jobs list` and `jobs show` look.
-            try db.cachedStatement(sql: "UPDATE poll_state SET last_status = 'backpressure', last_error = ? WHERE job_id = ?")
-                .execute(arguments: ["\(row[6] as Int64) undelivered items (limit \(backlogLimit)); ticks wait until the outbox drains", jobID])
+            try db.cachedStatement(
+                sql: "UPDATE poll_state SET last_status = 'backpressure', last_error = ? WHERE job_id = ?"
+            )
+            .execute(arguments: [
+                "\(row[6] as Int64) undelivered items (limit \(backlogLimit)); ticks wait until the outbox drains",
+                jobID,
+            ])
             return .backlogged(pending: row[6], limit: backlogLimit)
         }
         return .held(by: (row[4] as String?) ?? "?", untilMs: row[5])
@@ -195,9 +239,12 @@ final class GroupCommitter: Sendable {
     static func record(_ c: TickCommit, queued: Int) -> TickRecord {
         let new = c.outbox.sinks.isEmpty ? c.itemsFound : Int64(queued)
         let changed = c.newCursor != nil && c.newCursor != c.lease.cursor
-        return TickRecord(seq: c.lease.token, jobID: c.lease.jobID, slotMs: c.slotMs, startedAtMs: c.startedAtMs, durationMs: c.durationMs,
-                          status: c.status, error: c.error, itemsFound: c.itemsFound, itemsNew: new, duplicates: max(0, c.itemsFound - new),
-                          cursor: changed ? c.newCursor : nil, cursorChanged: changed, holder: c.lease.holder)
+        return TickRecord(
+            seq: c.lease.token, jobID: c.lease.jobID, slotMs: c.slotMs, startedAtMs: c.startedAtMs,
+            durationMs: c.durationMs,
+            status: c.status, error: c.error, itemsFound: c.itemsFound, itemsNew: new,
+            duplicates: max(0, c.itemsFound - new),
+            cursor: changed ? c.newCursor : nil, cursorChanged: changed, holder: c.lease.holder)
     }
 
     static func commit(_ c: TickCommit, nowMs: Int64, _ db: Database) throws -> Bool {
@@ -239,18 +286,41 @@ final class GroupCommitter: Sendable {
     /// `historyAt`, the job's history head moves to that position of the log, in the same
     /// statement; the caller writes the row there. (Without RETURNING: SQLite gathers a
     /// RETURNING statement's rows in a table of their own, 0.2 of a core at 50k ticks/s.)
-    static func commitCounting(_ c: TickCommit, nowMs: Int64, statement: StateRowStatement, historyAt: Int64?, _ db: Database) throws -> Int? {
-        let changed = try statement.run(row: c.lease.storeRow, db, values: { st in
-            st.bind(c.newCursor); st.bind(c.startedAtMs); st.bind(c.nextRunAtMs); st.bind(c.status); st.bind(c.error)
-            st.bind(c.durationMs); st.bind(c.consecutiveErrors); st.bind(c.itemsSeen); st.bind(c.itemsDispatched)
-            st.bind(c.pause); st.bind(c.pause); st.bind(c.pausedReason); st.bind(c.pause); st.bind(nowMs); st.bind(c.done)
-            st.bind(c.alert.entries.isEmpty ? nil : c.alert.foundAtMs)
-            st.bind(c.status); st.bind(c.startedAtMs)
-            st.bind(c.scheduleFingerprint); st.bind(nowMs)
-            st.bind(historyAt); st.bind(historyAt); st.bind(historyAt)
-        }, key: { st in
-            st.bind(c.lease.jobID); st.bind(c.lease.holder); st.bind(c.lease.token)
-        })
+    static func commitCounting(
+        _ c: TickCommit, nowMs: Int64, statement: StateRowStatement, historyAt: Int64?, _ db: Database
+    ) throws -> Int? {
+        let changed = try statement.run(
+            row: c.lease.storeRow, db,
+            values: { st in
+                st.bind(c.newCursor)
+                st.bind(c.startedAtMs)
+                st.bind(c.nextRunAtMs)
+                st.bind(c.status)
+                st.bind(c.error)
+                st.bind(c.durationMs)
+                st.bind(c.consecutiveErrors)
+                st.bind(c.itemsSeen)
+                st.bind(c.itemsDispatched)
+                st.bind(c.pause)
+                st.bind(c.pause)
+                st.bind(c.pausedReason)
+                st.bind(c.pause)
+                st.bind(nowMs)
+                st.bind(c.done)
+                st.bind(c.alert.entries.isEmpty ? nil : c.alert.foundAtMs)
+                st.bind(c.status)
+                st.bind(c.startedAtMs)
+                st.bind(c.scheduleFingerprint)
+                st.bind(nowMs)
+                st.bind(historyAt)
+                st.bind(historyAt)
+                st.bind(historyAt)
+            },
+            key: { st in
+                st.bind(c.lease.jobID)
+                st.bind(c.lease.holder)
+                st.bind(c.lease.token)
+            })
         guard changed == 1 else { return nil }
         let queued = try OutboxSQL.enqueue(c.outbox, jobID: c.lease.jobID, nowMs: nowMs, db)
         if !c.alert.entries.isEmpty { try OutboxSQL.enqueue(c.alert, jobID: c.lease.jobID, nowMs: nowMs, db) }

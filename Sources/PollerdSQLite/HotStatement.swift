@@ -44,7 +44,9 @@ struct HotStatement: ~Copyable {
         var s = v
         s.withUTF8 { b in
             if let base = b.baseAddress, !b.isEmpty {
-                _ = sqlite3_bind_text(stmt, index, UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self), Int32(b.count), Self.transient)
+                _ = sqlite3_bind_text(
+                    stmt, index, UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self), Int32(b.count),
+                    Self.transient)
             } else {
                 // A null pointer would bind NULL, not the empty text.
                 _ = sqlite3_bind_text(stmt, index, "", 0, Self.transient)
@@ -62,7 +64,10 @@ struct HotStatement: ~Copyable {
         index += 1
         v.withUnsafeBytes { b in
             // A zero-length blob is a blob, not NULL.
-            _ = b.isEmpty ? sqlite3_bind_zeroblob(stmt, index, 0) : sqlite3_bind_blob(stmt, index, b.baseAddress, Int32(b.count), Self.transient)
+            _ =
+                b.isEmpty
+                ? sqlite3_bind_zeroblob(stmt, index, 0)
+                : sqlite3_bind_blob(stmt, index, b.baseAddress, Int32(b.count), Self.transient)
         }
     }
 
@@ -134,15 +139,20 @@ struct StateRowStatement {
     /// Binds `values`, then the rowid (when there is one) and `key` (the job's id and what
     /// follows it), and runs the statement; by the id alone if by the rowid it changed nothing.
     /// Returns the rows changed.
-    func run(row: Int64?, _ db: Database, values: (inout HotStatement) -> Void, key: (inout HotStatement) -> Void) throws -> Int {
+    func run(
+        row: Int64?, _ db: Database, values: (inout HotStatement) -> Void, key: (inout HotStatement) -> Void
+    ) throws -> Int {
         if let row {
             var st = HotStatement(byRow, db)
-            values(&st); st.bind(row); key(&st)
+            values(&st)
+            st.bind(row)
+            key(&st)
             let changed = try st.run()
             if changed > 0 { return changed }
         }
         var st = HotStatement(byKey, db)
-        values(&st); key(&st)
+        values(&st)
+        key(&st)
         return try st.run()
     }
 }

@@ -68,8 +68,10 @@ enum OutboxSQL {
         guard !batch.sinks.isEmpty, !batch.entries.isEmpty else { return 0 }
         let seen = try db.cachedStatement(sql: "SELECT 1 FROM dedup_key WHERE job_id = ? AND item_key = ?")
         let remember = try db.cachedStatement(sql: "INSERT INTO dedup_key (job_id, item_key, seq) VALUES (?, ?, ?)")
-        let insertItem = try db.cachedStatement(sql: "INSERT INTO outbox_item (job_id, item_key, envelope, found_at, remaining) VALUES (?, ?, ?, ?, ?)")
-        let insertPending = try db.cachedStatement(sql: "INSERT INTO outbox_pending (job_id, sink, seq) VALUES (?, ?, ?)")
+        let insertItem = try db.cachedStatement(
+            sql: "INSERT INTO outbox_item (job_id, item_key, envelope, found_at, remaining) VALUES (?, ?, ?, ?, ?)")
+        let insertPending = try db.cachedStatement(
+            sql: "INSERT INTO outbox_pending (job_id, sink, seq) VALUES (?, ?, ?)")
         let dedup = batch.dedupWindow > 0
         var queued = 0
         for e in batch.entries {
@@ -81,31 +83,38 @@ enum OutboxSQL {
             queued += 1
         }
         guard queued > 0 else { return 0 }
-        let lane = try db.cachedStatement(sql: """
-            INSERT INTO outbox_lane (job_id, sink, pending, next_attempt_at) VALUES (?, ?, ?, ?)
-            ON CONFLICT (job_id, sink) DO UPDATE SET pending = pending + excluded.pending
-            """)
+        let lane = try db.cachedStatement(
+            sql: """
+                INSERT INTO outbox_lane (job_id, sink, pending, next_attempt_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (job_id, sink) DO UPDATE SET pending = pending + excluded.pending
+                """)
         for sink in batch.sinks { try lane.execute(arguments: [jobID, sink, queued, nowMs]) }
-        try db.cachedStatement(sql: "UPDATE poll_state SET outbox_backlog = outbox_backlog + ? WHERE job_id = ?").execute(arguments: [queued, jobID])
+        try db.cachedStatement(sql: "UPDATE poll_state SET outbox_backlog = outbox_backlog + ? WHERE job_id = ?")
+            .execute(arguments: [queued, jobID])
         if dedup {
             // Keep the newest `dedupWindow` keys of the job.
-            try db.cachedStatement(sql: """
-                DELETE FROM dedup_key WHERE job_id = ? AND seq < (
-                  SELECT seq FROM dedup_key WHERE job_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)
-                """).execute(arguments: [jobID, jobID, batch.dedupWindow - 1])
+            try db.cachedStatement(
+                sql: """
+                    DELETE FROM dedup_key WHERE job_id = ? AND seq < (
+                      SELECT seq FROM dedup_key WHERE job_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)
+                    """
+            ).execute(arguments: [jobID, jobID, batch.dedupWindow - 1])
         }
         return queued
     }
 
     static func claim(holder: String, nowMs: Int64, claimMs: Int64, limit: Int, _ db: Database) throws -> [OutboxLane] {
-        try Row.fetchAll(db.cachedStatement(sql: """
-            UPDATE outbox_lane SET claimed_by = ?, claim_token = claim_token + 1, claim_until = ?
-            WHERE rowid IN (
-              SELECT rowid FROM outbox_lane
-              WHERE pending > 0 AND next_attempt_at <= ? AND claim_until <= ?
-              ORDER BY next_attempt_at LIMIT ?)
-            RETURNING job_id, sink, claim_token, attempts
-            """), arguments: [holder, nowMs + claimMs, nowMs, nowMs, limit]).map {
+        try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    UPDATE outbox_lane SET claimed_by = ?, claim_token = claim_token + 1, claim_until = ?
+                    WHERE rowid IN (
+                      SELECT rowid FROM outbox_lane
+                      WHERE pending > 0 AND next_attempt_at <= ? AND claim_until <= ?
+                      ORDER BY next_attempt_at LIMIT ?)
+                    RETURNING job_id, sink, claim_token, attempts
+                    """), arguments: [holder, nowMs + claimMs, nowMs, nowMs, limit]
+        ).map {
             OutboxLane(jobID: $0[0], sink: $0[1], token: $0[2], attempts: $0[3])
         }
     }
@@ -115,14 +124,17 @@ enum OutboxSQL {
     static let maxBatchBytes = 8 << 20
 
     static func items(_ lane: OutboxLane, limit: Int, _ db: Database) throws -> [OutboxRecord] {
-        try Row.fetchAll(db.cachedStatement(sql: """
-            SELECT seq, item_key, envelope, found_at FROM (
-              SELECT p.seq, i.item_key, i.envelope, i.found_at,
-                     SUM(length(i.envelope)) OVER (ORDER BY p.seq) - length(i.envelope) AS before
-              FROM outbox_pending p JOIN outbox_item i ON i.seq = p.seq
-              WHERE p.job_id = ? AND p.sink = ? ORDER BY p.seq LIMIT ?)
-            WHERE before < ? ORDER BY seq
-            """), arguments: [lane.jobID, lane.sink, limit, maxBatchBytes]).map {
+        try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT seq, item_key, envelope, found_at FROM (
+                      SELECT p.seq, i.item_key, i.envelope, i.found_at,
+                             SUM(length(i.envelope)) OVER (ORDER BY p.seq) - length(i.envelope) AS before
+                      FROM outbox_pending p JOIN outbox_item i ON i.seq = p.seq
+                      WHERE p.job_id = ? AND p.sink = ? ORDER BY p.seq LIMIT ?)
+                    WHERE before < ? ORDER BY seq
+                    """), arguments: [lane.jobID, lane.sink, limit, maxBatchBytes]
+        ).map {
             OutboxRecord(seq: $0[0], key: $0[1], envelope: $0[2], foundAtMs: $0[3])
         }
     }
@@ -133,25 +145,42 @@ enum OutboxSQL {
     static func release(jobID: String, sink: String, seqs: [Int64], _ db: Database) throws -> Int64 {
         guard !seqs.isEmpty else { return 0 }
         let list = "[" + seqs.map(String.init).joined(separator: ",") + "]"
-        let released = try Int64.fetchAll(db.cachedStatement(sql: """
-            DELETE FROM outbox_pending WHERE job_id = ? AND sink = ? AND seq IN (SELECT value FROM json_each(?)) RETURNING seq
-            """), arguments: [jobID, sink, list])
+        let released = try Int64.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    DELETE FROM outbox_pending WHERE job_id = ? AND sink = ? AND seq IN (SELECT value FROM json_each(?)) RETURNING seq
+                    """), arguments: [jobID, sink, list])
         guard !released.isEmpty else { return 0 }
-        let releasedList = released.count == seqs.count ? list : "[" + released.map(String.init).joined(separator: ",") + "]"
-        try db.cachedStatement(sql: "UPDATE outbox_item SET remaining = remaining - 1 WHERE seq IN (SELECT value FROM json_each(?))")
-            .execute(arguments: [releasedList])
-        try db.cachedStatement(sql: "DELETE FROM outbox_item WHERE seq IN (SELECT value FROM json_each(?)) AND remaining <= 0")
-            .execute(arguments: [releasedList])
+        let releasedList =
+            released.count == seqs.count ? list : "[" + released.map(String.init).joined(separator: ",") + "]"
+        try db.cachedStatement(
+            sql: "UPDATE outbox_item SET remaining = remaining - 1 WHERE seq IN (SELECT value FROM json_each(?))"
+        )
+        .execute(arguments: [releasedList])
+        try db.cachedStatement(
+            sql: "DELETE FROM outbox_item WHERE seq IN (SELECT value FROM json_each(?)) AND remaining <= 0"
+        )
+        .execute(arguments: [releasedList])
         let gone = db.changesCount
         if gone > 0 {
-            try db.cachedStatement(sql: "UPDATE poll_state SET outbox_backlog = MAX(outbox_backlog - ?, 0) WHERE job_id = ?").execute(arguments: [gone, jobID])
+            try db.cachedStatement(
+                sql: "UPDATE poll_state SET outbox_backlog = MAX(outbox_backlog - ?, 0) WHERE job_id = ?"
+            ).execute(arguments: [gone, jobID])
         }
         return Int64(released.count)
     }
 
-    static func settle(_ lane: OutboxLane, holder: String, _ s: LaneSettlement, nowMs: Int64, _ db: Database) throws -> Bool {
-        guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM outbox_lane WHERE job_id = ? AND sink = ? AND claimed_by = ? AND claim_token = ?"),
-                                arguments: [lane.jobID, lane.sink, holder, lane.token]) != nil else { return false }
+    static func settle(
+        _ lane: OutboxLane, holder: String, _ s: LaneSettlement, nowMs: Int64, _ db: Database
+    ) throws -> Bool {
+        guard
+            try Bool.fetchOne(
+                db.cachedStatement(
+                    sql:
+                        "SELECT 1 FROM outbox_lane WHERE job_id = ? AND sink = ? AND claimed_by = ? AND claim_token = ?"
+                ),
+                arguments: [lane.jobID, lane.sink, holder, lane.token]) != nil
+        else { return false }
         var released = try release(jobID: lane.jobID, sink: lane.sink, seqs: s.acked, db)
         var attempts = s.acked.isEmpty ? lane.attempts : 0
         var next = nowMs
@@ -162,32 +191,55 @@ enum OutboxSQL {
         case nil:
             attempts = 0
         case .retry(let at, let error)?:
-            attempts += 1; next = at; lastError = error; retried = 1
+            attempts += 1
+            next = at
+            lastError = error
+            retried = 1
         case .park(let until, let reason)?:
-            next = until; lastError = reason
+            next = until
+            lastError = reason
         case .deadLetter(let error)?:
             // The head: the first pending item after the acked ones.
-            if let head = try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT p.seq, i.item_key, i.envelope, i.found_at FROM outbox_pending p JOIN outbox_item i ON i.seq = p.seq
-                WHERE p.job_id = ? AND p.sink = ? ORDER BY p.seq LIMIT 1
-                """), arguments: [lane.jobID, lane.sink]) {
-                try db.cachedStatement(sql: """
-                    INSERT INTO dead_letter (job_id, sink, item_key, envelope, attempts, last_error, found_at, failed_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """).execute(arguments: [lane.jobID, lane.sink, head[1] as String, head[2] as String, attempts + 1, error, head[3] as Int64, nowMs])
-                if try release(jobID: lane.jobID, sink: lane.sink, seqs: [head[0]], db) == 1 { released += 1; dead = 1 }
+            if let head = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT p.seq, i.item_key, i.envelope, i.found_at FROM outbox_pending p JOIN outbox_item i ON i.seq = p.seq
+                        WHERE p.job_id = ? AND p.sink = ? ORDER BY p.seq LIMIT 1
+                        """), arguments: [lane.jobID, lane.sink])
+            {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO dead_letter (job_id, sink, item_key, envelope, attempts, last_error, found_at, failed_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        """
+                ).execute(arguments: [
+                    lane.jobID, lane.sink, head[1] as String, head[2] as String, attempts + 1, error, head[3] as Int64,
+                    nowMs,
+                ])
+                if try release(jobID: lane.jobID, sink: lane.sink, seqs: [head[0]], db) == 1 {
+                    released += 1
+                    dead = 1
+                }
             }
-            attempts = 0; lastError = error
+            attempts = 0
+            lastError = error
         }
-        try db.cachedStatement(sql: """
-            UPDATE outbox_lane SET pending = MAX(pending - ?, 0), attempts = ?, next_attempt_at = ?, last_error = ?,
-              claim_until = 0, delivered_total = delivered_total + ?, retried_total = retried_total + ?, dead_total = dead_total + ?
-            WHERE job_id = ? AND sink = ?
-            """).execute(arguments: [released, attempts, next, lastError, Int64(s.acked.count), retried, dead, lane.jobID, lane.sink])
+        try db.cachedStatement(
+            sql: """
+                UPDATE outbox_lane SET pending = MAX(pending - ?, 0), attempts = ?, next_attempt_at = ?, last_error = ?,
+                  claim_until = 0, delivered_total = delivered_total + ?, retried_total = retried_total + ?, dead_total = dead_total + ?
+                WHERE job_id = ? AND sink = ?
+                """
+        ).execute(arguments: [
+            released, attempts, next, lastError, Int64(s.acked.count), retried, dead, lane.jobID, lane.sink,
+        ])
         if s.acked.isEmpty, s.failure == nil {
             // Nothing was handed over although the lane counted items: trust the rows.
-            try db.cachedStatement(sql: "UPDATE outbox_lane SET pending = (SELECT COUNT(*) FROM outbox_pending WHERE job_id = ? AND sink = ?) WHERE job_id = ? AND sink = ?")
-                .execute(arguments: [lane.jobID, lane.sink, lane.jobID, lane.sink])
+            try db.cachedStatement(
+                sql:
+                    "UPDATE outbox_lane SET pending = (SELECT COUNT(*) FROM outbox_pending WHERE job_id = ? AND sink = ?) WHERE job_id = ? AND sink = ?"
+            )
+            .execute(arguments: [lane.jobID, lane.sink, lane.jobID, lane.sink])
         }
         return true
     }
@@ -202,25 +254,34 @@ enum OutboxSQL {
 
     static func replay(_ sel: DeadLetterSelection, nowMs: Int64, _ db: Database) throws -> Int {
         let (w, args) = where_(sel)
-        let rows = try Row.fetchAll(db, sql: "SELECT id, job_id, sink, item_key, envelope, found_at FROM dead_letter WHERE \(w) ORDER BY id", arguments: args)
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT id, job_id, sink, item_key, envelope, found_at FROM dead_letter WHERE \(w) ORDER BY id",
+            arguments: args)
         for r in rows {
-            let jobID: String = r[1], sink: String = r[2]
-            try db.execute(sql: "INSERT INTO outbox_item (job_id, item_key, envelope, found_at, remaining) VALUES (?, ?, ?, ?, 1)",
-                           arguments: [jobID, r[3] as String, r[4] as String, r[5] as Int64])
+            let jobID: String = r[1]
+            let sink: String = r[2]
+            try db.execute(
+                sql: "INSERT INTO outbox_item (job_id, item_key, envelope, found_at, remaining) VALUES (?, ?, ?, ?, 1)",
+                arguments: [jobID, r[3] as String, r[4] as String, r[5] as Int64])
             let seq = db.lastInsertedRowID
-            try db.execute(sql: "INSERT INTO outbox_pending (job_id, sink, seq) VALUES (?, ?, ?)", arguments: [jobID, sink, seq])
-            try db.execute(sql: """
-                INSERT INTO outbox_lane (job_id, sink, pending, next_attempt_at) VALUES (?, ?, 1, ?)
-                ON CONFLICT (job_id, sink) DO UPDATE SET pending = pending + 1
-                """, arguments: [jobID, sink, nowMs])
-            try db.execute(sql: "UPDATE poll_state SET outbox_backlog = outbox_backlog + 1 WHERE job_id = ?", arguments: [jobID])
+            try db.execute(
+                sql: "INSERT INTO outbox_pending (job_id, sink, seq) VALUES (?, ?, ?)", arguments: [jobID, sink, seq])
+            try db.execute(
+                sql: """
+                    INSERT INTO outbox_lane (job_id, sink, pending, next_attempt_at) VALUES (?, ?, 1, ?)
+                    ON CONFLICT (job_id, sink) DO UPDATE SET pending = pending + 1
+                    """, arguments: [jobID, sink, nowMs])
+            try db.execute(
+                sql: "UPDATE poll_state SET outbox_backlog = outbox_backlog + 1 WHERE job_id = ?", arguments: [jobID])
             try db.execute(sql: "DELETE FROM dead_letter WHERE id = ?", arguments: [r[0] as Int64])
         }
         return rows.count
     }
 
     static func deadLetter(_ r: Row) -> DeadLetter {
-        DeadLetter(id: r[0], jobID: r[1], sink: r[2], key: r[3], envelope: r[4], attempts: r[5], lastError: r[6], foundAtMs: r[7], failedAtMs: r[8])
+        DeadLetter(
+            id: r[0], jobID: r[1], sink: r[2], key: r[3], envelope: r[4], attempts: r[5], lastError: r[6],
+            foundAtMs: r[7], failedAtMs: r[8])
     }
     static let deadLetterColumns = "id, job_id, sink, item_key, envelope, attempts, last_error, found_at, failed_at"
 }

@@ -7,7 +7,9 @@ public enum SQLiteBackend {
     /// - Parameters:
     ///   - synchronousFull: `false` uses `synchronous=NORMAL` (safe against crashes, not power loss).
     ///   - storeClock: when set, lease expiry follows this clock instead of the callers' (`StoreTime.store`).
-    public static func open(path: String, synchronousFull: Bool = true, storeClock: (any WallClock)? = nil) throws -> any PollerdStore {
+    public static func open(
+        path: String, synchronousFull: Bool = true, storeClock: (any WallClock)? = nil
+    ) throws -> any PollerdStore {
         try SQLiteStateStore(path: path, synchronousFull: synchronousFull, storeClock: storeClock)
     }
 }
@@ -23,7 +25,8 @@ extension SQLiteBackend {
 
     /// Copies what can be read of a damaged file into a new one at `to`; returns, per table,
     /// the rows kept and lost (-1: the table could not be read at all).
-    public static func recover(from damaged: String, to fresh: String) throws -> [(table: String, kept: Int, lost: Int)] {
+    public static func recover(from damaged: String, to fresh: String) throws -> [(table: String, kept: Int, lost: Int)]
+    {
         try SQLiteStateStore.recover(from: damaged, to: fresh)
     }
 }

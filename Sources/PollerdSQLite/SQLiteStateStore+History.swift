@@ -20,7 +20,8 @@ import PollerdCore
 /// Only those rows are written to a page of their job's own. Rows from before the log stay in
 /// `tick_log_006` until their job has `tick_history` new ones (`trimLegacyHistory`).
 extension SQLiteStateStore {
-    static let historyFields = "seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder"
+    static let historyFields =
+        "seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder"
 
     /// A row at the log's end, numbered and chained from its job's state row, whose head
     /// already points at it (`StateRowStatement`: the state row found by the rowid the tick's
@@ -59,12 +60,24 @@ extension SQLiteStateStore {
         mutating func insert(_ t: TickRecord, keep: Int, row: Int64? = nil) throws {
             let at = try next()
             if insert == nil { insert = try StateRowStatement(db, sql: SQLiteStateStore.insertHistorySQL) }
-            _ = try insert!.run(row: row, db, values: { st in
-                st.bind(at); st.bind(keep)
-                st.bind(t.seq); st.bind(t.slotMs); st.bind(t.startedAtMs); st.bind(t.durationMs); st.bind(t.status)
-                st.bind(t.error); st.bind(t.itemsFound); st.bind(t.itemsNew); st.bind(t.duplicates); st.bind(t.cursor)
-                st.bind(t.cursorChanged); st.bind(t.holder)
-            }, key: { st in st.bind(t.jobID) })
+            _ = try insert!.run(
+                row: row, db,
+                values: { st in
+                    st.bind(at)
+                    st.bind(keep)
+                    st.bind(t.seq)
+                    st.bind(t.slotMs)
+                    st.bind(t.startedAtMs)
+                    st.bind(t.durationMs)
+                    st.bind(t.status)
+                    st.bind(t.error)
+                    st.bind(t.itemsFound)
+                    st.bind(t.itemsNew)
+                    st.bind(t.duplicates)
+                    st.bind(t.cursor)
+                    st.bind(t.cursorChanged)
+                    st.bind(t.holder)
+                }, key: { st in st.bind(t.jobID) })
             pos = at + 1
         }
 
@@ -74,7 +87,8 @@ extension SQLiteStateStore {
         mutating func append(_ t: TickRecord, keep: Int) throws {
             let at = try next()
             var head = HotStatement(try db.cachedStatement(sql: SQLiteStateStore.historyHeadSQL), db)
-            head.bind(at); head.bind(t.jobID)
+            head.bind(at)
+            head.bind(t.jobID)
             guard try head.run() == 1 else { return }
             try insert(t, keep: keep)
         }
@@ -83,16 +97,21 @@ extension SQLiteStateStore {
     /// A job's newest `limit` rows (at most its `keep`), newest first: along the chain in the
     /// log, then from the rows kept by job.
     static func readHistory(jobID: String, limit: Int, _ db: Database) throws -> [TickRecord] {
-        guard limit > 0, let head = try Row.fetchOne(db, sql: "SELECT hist_head, hist_n FROM poll_state WHERE job_id = ?", arguments: [jobID]) else { return [] }
+        guard limit > 0,
+            let head = try Row.fetchOne(
+                db, sql: "SELECT hist_head, hist_n FROM poll_state WHERE job_id = ?", arguments: [jobID])
+        else { return [] }
         let headN: Int64 = head[1]
         var out: [TickRecord] = []
         var next: Int64? = head[0]
         var below = headN + 1
         var keep: Int64?
-        let step = try db.cachedStatement(sql: "SELECT job_id, n, prev, keep, \(historyFields) FROM tick_log WHERE pos = ?")
+        let step = try db.cachedStatement(
+            sql: "SELECT job_id, n, prev, keep, \(historyFields) FROM tick_log WHERE pos = ?")
         while let pos = next, out.count < limit {
             // A row swept away, or a position written again since, ends the chain.
-            guard let r = try Row.fetchOne(step, arguments: [pos]), (r[0] as String) == jobID, (r[1] as Int64) < below else { break }
+            guard let r = try Row.fetchOne(step, arguments: [pos]), (r[0] as String) == jobID, (r[1] as Int64) < below
+            else { break }
             let n: Int64 = r[1]
             keep = keep ?? r[3]
             if let keep, n <= headN - keep { return out }
@@ -101,9 +120,11 @@ extension SQLiteStateStore {
             next = r[2]
         }
         guard out.count < limit else { return out }
-        let kept = try Row.fetchAll(db, sql: """
-            SELECT n, keep, \(historyFields) FROM tick_log_kept WHERE job_id = ? AND n < ? ORDER BY n DESC LIMIT ?
-            """, arguments: [jobID, below, limit - out.count])
+        let kept = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT n, keep, \(historyFields) FROM tick_log_kept WHERE job_id = ? AND n < ? ORDER BY n DESC LIMIT ?
+                """, arguments: [jobID, below, limit - out.count])
         for r in kept {
             keep = keep ?? r[1]
             if let keep, (r[0] as Int64) <= headN - keep { return out }
@@ -113,15 +134,20 @@ extension SQLiteStateStore {
         // numbers 0, -1, -2 and so on. A job whose numbered rows have all gone reads none.
         let legacy = keep.map { max(0, Int($0 - headN)) } ?? (headN > 0 ? 0 : limit)
         guard out.count < limit, legacy > 0 else { return out }
-        let old = try Row.fetchAll(db, sql: """
-            SELECT \(historyFields) FROM tick_log_006 WHERE job_id = ? ORDER BY started_at DESC, seq DESC LIMIT ?
-            """, arguments: [jobID, min(limit - out.count, legacy)])
+        let old = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT \(historyFields) FROM tick_log_006 WHERE job_id = ? ORDER BY started_at DESC, seq DESC LIMIT ?
+                """, arguments: [jobID, min(limit - out.count, legacy)])
         return out + old.map { record(jobID: jobID, $0, from: 0) }
     }
 
     private static func record(jobID: String, _ r: Row, from i: Int) -> TickRecord {
-        TickRecord(seq: r[i], jobID: jobID, slotMs: r[i + 1], startedAtMs: r[i + 2], durationMs: r[i + 3], status: r[i + 4], error: r[i + 5],
-                   itemsFound: r[i + 6], itemsNew: r[i + 7], duplicates: r[i + 8], cursor: r[i + 9], cursorChanged: r[i + 10], holder: r[i + 11])
+        TickRecord(
+            seq: r[i], jobID: jobID, slotMs: r[i + 1], startedAtMs: r[i + 2], durationMs: r[i + 3], status: r[i + 4],
+            error: r[i + 5],
+            itemsFound: r[i + 6], itemsNew: r[i + 7], duplicates: r[i + 8], cursor: r[i + 9], cursorChanged: r[i + 10],
+            holder: r[i + 11])
     }
 
     /// Takes up to `maxRows` of the log's oldest rows away while it holds more than `keep` rows
@@ -140,27 +166,33 @@ extension SQLiteStateStore {
         let plan: (jobs: Int, cutoff: Int64?, movers: [Int64])? = try await read { db in
             // Two subqueries: SQLite finds a lone MIN or MAX at the tree's edge, but scans the
             // whole table for both in one query.
-            guard let bounds = try Row.fetchOne(db, sql: "SELECT (SELECT MIN(pos) FROM tick_log), (SELECT MAX(pos) FROM tick_log)"),
-                  let lo = bounds[0] as Int64?, let hi = bounds[1] as Int64? else { return nil }
+            guard
+                let bounds = try Row.fetchOne(
+                    db, sql: "SELECT (SELECT MIN(pos) FROM tick_log), (SELECT MAX(pos) FROM tick_log)"),
+                let lo = bounds[0] as Int64?, let hi = bounds[1] as Int64?
+            else { return nil }
             let rows = hi - lo + 1
             guard rows > Int64(keep) * Int64(known) else { return nil }
             let jobs = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM poll_state") ?? 0
             let over = rows - Int64(keep) * Int64(jobs)
             guard over > 0 else { return (jobs, nil, []) }
             let cutoff = lo + min(over, Int64(maxRows))
-            let movers = try Int64.fetchAll(db, sql: """
-                SELECT t.pos FROM tick_log t JOIN poll_state p ON p.job_id = t.job_id WHERE t.pos < ? AND p.hist_n - t.n < ?
-                """, arguments: [cutoff, keep])
+            let movers = try Int64.fetchAll(
+                db,
+                sql: """
+                    SELECT t.pos FROM tick_log t JOIN poll_state p ON p.job_id = t.job_id WHERE t.pos < ? AND p.hist_n - t.n < ?
+                    """, arguments: [cutoff, keep])
             return (jobs, cutoff, movers)
         }
         guard let plan else { return 0 }
         jobs = plan.jobs
         guard let cutoff = plan.cutoff else { return 0 }
         return try await write { db in
-            let move = try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO tick_log_kept (job_id, n, keep, \(Self.historyFields))
-                SELECT job_id, n, keep, \(Self.historyFields) FROM tick_log WHERE pos = ?
-                """)
+            let move = try db.cachedStatement(
+                sql: """
+                    INSERT OR REPLACE INTO tick_log_kept (job_id, n, keep, \(Self.historyFields))
+                    SELECT job_id, n, keep, \(Self.historyFields) FROM tick_log WHERE pos = ?
+                    """)
             for pos in plan.movers { try move.execute(arguments: [pos]) }
             try db.execute(sql: "DELETE FROM tick_log WHERE pos < ?", arguments: [cutoff])
             return db.changesCount
@@ -182,13 +214,17 @@ extension SQLiteStateStore {
     /// One step of a pass over `table`'s jobs in id order: the rows numbered (`number`) at or
     /// below the job's `hist_n - keep` go, all of them for a job with no state row any more.
     /// Which jobs have such rows is read on a snapshot; only those are written.
-    private func trimByJob(_ table: String, number: String, keep: Int, after: String, maxJobs: Int) async throws -> String? {
+    private func trimByJob(
+        _ table: String, number: String, keep: Int, after: String, maxJobs: Int
+    ) async throws -> String? {
         let (trim, last): ([(String, Int64)], String?) = try await read { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT k.job_id, k.lo, p.hist_n FROM
-                  (SELECT job_id, MIN(\(number)) AS lo FROM \(table) WHERE job_id > ? GROUP BY job_id ORDER BY job_id LIMIT ?) k
-                LEFT JOIN poll_state p ON p.job_id = k.job_id
-                """, arguments: [after, maxJobs])
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT k.job_id, k.lo, p.hist_n FROM
+                      (SELECT job_id, MIN(\(number)) AS lo FROM \(table) WHERE job_id > ? GROUP BY job_id ORDER BY job_id LIMIT ?) k
+                    LEFT JOIN poll_state p ON p.job_id = k.job_id
+                    """, arguments: [after, maxJobs])
             var trim: [(String, Int64)] = []
             for r in rows {
                 let upTo: Int64 = if let headN = r[2] as Int64? { headN - Int64(keep) } else { .max }
@@ -229,7 +265,8 @@ extension SQLiteStateStore {
             if trimmedAtMs.map({ nowMs - $0 >= Self.trimEveryMs }) ?? true {
                 trimmedAtMs = nowMs
                 trimAfter = try await store.trimKeptHistory(keep: keep, after: trimAfter, maxJobs: Self.trimJobs) ?? ""
-                legacyAfter = try await store.trimLegacyHistory(keep: keep, after: legacyAfter, maxJobs: Self.legacyJobs) ?? ""
+                legacyAfter =
+                    try await store.trimLegacyHistory(keep: keep, after: legacyAfter, maxJobs: Self.legacyJobs) ?? ""
             }
         }
     }
@@ -246,26 +283,27 @@ extension SQLiteStateStore {
             status TEXT NOT NULL, error TEXT, items_found INTEGER NOT NULL, items_new INTEGER NOT NULL,
             duplicates INTEGER NOT NULL, cursor BLOB, cursor_changed INTEGER NOT NULL, holder TEXT NOT NULL
             """
-        try db.execute(sql: """
-            ALTER TABLE tick_log RENAME TO tick_log_006;
-            CREATE TABLE tick_log (
-              pos INTEGER PRIMARY KEY,
-              job_id TEXT NOT NULL,
-              n INTEGER NOT NULL,
-              prev INTEGER,
-              keep INTEGER NOT NULL,
-              \(tick)
-            );
-            CREATE TABLE tick_log_kept (
-              job_id TEXT NOT NULL,
-              n INTEGER NOT NULL,
-              keep INTEGER NOT NULL,
-              \(tick),
-              PRIMARY KEY (job_id, n)
-            ) WITHOUT ROWID;
-            ALTER TABLE poll_state ADD COLUMN hist_head INTEGER;
-            ALTER TABLE poll_state ADD COLUMN hist_prev INTEGER;
-            ALTER TABLE poll_state ADD COLUMN hist_n INTEGER NOT NULL DEFAULT 0;
-            """)
+        try db.execute(
+            sql: """
+                ALTER TABLE tick_log RENAME TO tick_log_006;
+                CREATE TABLE tick_log (
+                  pos INTEGER PRIMARY KEY,
+                  job_id TEXT NOT NULL,
+                  n INTEGER NOT NULL,
+                  prev INTEGER,
+                  keep INTEGER NOT NULL,
+                  \(tick)
+                );
+                CREATE TABLE tick_log_kept (
+                  job_id TEXT NOT NULL,
+                  n INTEGER NOT NULL,
+                  keep INTEGER NOT NULL,
+                  \(tick),
+                  PRIMARY KEY (job_id, n)
+                ) WITHOUT ROWID;
+                ALTER TABLE poll_state ADD COLUMN hist_head INTEGER;
+                ALTER TABLE poll_state ADD COLUMN hist_prev INTEGER;
+                ALTER TABLE poll_state ADD COLUMN hist_n INTEGER NOT NULL DEFAULT 0;
+                """)
     }
 }

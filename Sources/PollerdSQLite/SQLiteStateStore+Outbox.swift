@@ -10,27 +10,35 @@ extension SQLiteStateStore: OutboxStore {
         try await read { db in try OutboxSQL.items(lane, limit: limit, db) }
     }
 
-    public func settle(_ lane: OutboxLane, holder: String, _ settlement: LaneSettlement, nowMs: Int64) async throws -> Bool {
+    public func settle(
+        _ lane: OutboxLane, holder: String, _ settlement: LaneSettlement, nowMs: Int64
+    ) async throws -> Bool {
         try await groupCommitter.submit(.settle(lane, holder: holder, settlement, nowMs: nowMs)).flag
     }
 
     public func nextLaneDueMs() async throws -> Int64? {
         try await read { db in
-            try Int64.fetchOne(db, sql: "SELECT MIN(MAX(next_attempt_at, claim_until)) FROM outbox_lane WHERE pending > 0")
+            try Int64.fetchOne(
+                db, sql: "SELECT MIN(MAX(next_attempt_at, claim_until)) FROM outbox_lane WHERE pending > 0")
         }
     }
 
     public func outboxStats() async throws -> [OutboxLaneStats] {
         try await read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT l.job_id, l.sink, l.pending, l.attempts, l.next_attempt_at, l.last_error,
-                  (SELECT i.found_at FROM outbox_pending p JOIN outbox_item i ON i.seq = p.seq
-                   WHERE p.job_id = l.job_id AND p.sink = l.sink ORDER BY p.seq LIMIT 1),
-                  l.delivered_total, l.retried_total, l.dead_total
-                FROM outbox_lane l ORDER BY l.job_id, l.sink
-                """).map {
-                OutboxLaneStats(jobID: $0[0], sink: $0[1], pending: $0[2], attempts: $0[3], nextAttemptAtMs: $0[4], lastError: $0[5],
-                                oldestFoundAtMs: $0[6], delivered: $0[7], retried: $0[8], deadLettered: $0[9])
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT l.job_id, l.sink, l.pending, l.attempts, l.next_attempt_at, l.last_error,
+                      (SELECT i.found_at FROM outbox_pending p JOIN outbox_item i ON i.seq = p.seq
+                       WHERE p.job_id = l.job_id AND p.sink = l.sink ORDER BY p.seq LIMIT 1),
+                      l.delivered_total, l.retried_total, l.dead_total
+                    FROM outbox_lane l ORDER BY l.job_id, l.sink
+                    """
+            ).map {
+                OutboxLaneStats(
+                    jobID: $0[0], sink: $0[1], pending: $0[2], attempts: $0[3], nextAttemptAtMs: $0[4],
+                    lastError: $0[5],
+                    oldestFoundAtMs: $0[6], delivered: $0[7], retried: $0[8], deadLettered: $0[9])
             }
         }
     }
@@ -45,16 +53,25 @@ extension SQLiteStateStore: OutboxStore {
     public func deadLetters(jobID: String?, limit: Int) async throws -> [DeadLetter] {
         try await read { db in
             if let jobID {
-                return try Row.fetchAll(db, sql: "SELECT \(OutboxSQL.deadLetterColumns) FROM dead_letter WHERE job_id = ? ORDER BY id DESC LIMIT ?",
-                                        arguments: [jobID, limit]).map(OutboxSQL.deadLetter)
+                return try Row.fetchAll(
+                    db,
+                    sql:
+                        "SELECT \(OutboxSQL.deadLetterColumns) FROM dead_letter WHERE job_id = ? ORDER BY id DESC LIMIT ?",
+                    arguments: [jobID, limit]
+                ).map(OutboxSQL.deadLetter)
             }
-            return try Row.fetchAll(db, sql: "SELECT \(OutboxSQL.deadLetterColumns) FROM dead_letter ORDER BY id DESC LIMIT ?", arguments: [limit]).map(OutboxSQL.deadLetter)
+            return try Row.fetchAll(
+                db, sql: "SELECT \(OutboxSQL.deadLetterColumns) FROM dead_letter ORDER BY id DESC LIMIT ?",
+                arguments: [limit]
+            ).map(OutboxSQL.deadLetter)
         }
     }
 
     public func deadLetter(id: Int64) async throws -> DeadLetter? {
         try await read { db in
-            try Row.fetchOne(db, sql: "SELECT \(OutboxSQL.deadLetterColumns) FROM dead_letter WHERE id = ?", arguments: [id]).map(OutboxSQL.deadLetter)
+            try Row.fetchOne(
+                db, sql: "SELECT \(OutboxSQL.deadLetterColumns) FROM dead_letter WHERE id = ?", arguments: [id]
+            ).map(OutboxSQL.deadLetter)
         }
     }
 
@@ -72,14 +89,18 @@ extension SQLiteStateStore: OutboxStore {
 
     public func reclaimLaneClaims(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int {
         let holders = try await read { db in
-            try String.fetchAll(db, sql: "SELECT DISTINCT claimed_by FROM outbox_lane WHERE claim_until > ? AND claimed_by IS NOT NULL", arguments: [nowMs])
+            try String.fetchAll(
+                db, sql: "SELECT DISTINCT claimed_by FROM outbox_lane WHERE claim_until > ? AND claimed_by IS NOT NULL",
+                arguments: [nowMs])
         }
         let dead = holders.filter(isAbandoned)
         guard !dead.isEmpty else { return 0 }
         return try await write { db in
             var n = 0
             for h in dead {
-                try db.execute(sql: "UPDATE outbox_lane SET claim_until = 0 WHERE claimed_by = ? AND claim_until > ?", arguments: [h, nowMs])
+                try db.execute(
+                    sql: "UPDATE outbox_lane SET claim_until = 0 WHERE claimed_by = ? AND claim_until > ?",
+                    arguments: [h, nowMs])
                 n += db.changesCount
             }
             return n

@@ -1,7 +1,7 @@
 public import Foundation
-public import PollerdCore
 import GRDB
 import GRDBSQLite
+public import PollerdCore
 import Synchronization
 
 /// The embedded default store: SQLite in WAL mode through GRDB, `synchronous=FULL` by default.
@@ -63,10 +63,13 @@ public final class SQLiteStateStore: StateStore {
     public struct Corrupt: Error, CustomStringConvertible {
         public var path: String
         public var problems: [String]
-        public init(path: String, problems: [String]) { self.path = path; self.problems = problems }
+        public init(path: String, problems: [String]) {
+            self.path = path
+            self.problems = problems
+        }
         public var description: String {
-            "the state database \(path) is damaged (\(problems.prefix(3).joined(separator: "; "))). Nothing was changed. " +
-                "Restore it from a backup, or run `pollerd state check` to see the damage and `pollerd state recover` to copy what is readable into a new file."
+            "the state database \(path) is damaged (\(problems.prefix(3).joined(separator: "; "))). Nothing was changed. "
+                + "Restore it from a backup, or run `pollerd state check` to see the damage and `pollerd state recover` to copy what is readable into a new file."
         }
     }
 
@@ -92,7 +95,7 @@ public final class SQLiteStateStore: StateStore {
         do {
             result = try pool.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check(10)") }
         } catch let e as DatabaseError where e.resultCode == .SQLITE_INTERRUPT {
-            return   // cut short on a large file: not a verdict
+            return // cut short on a large file: not a verdict
         } catch let e as DatabaseError where e.resultCode == .SQLITE_CORRUPT || e.resultCode == .SQLITE_NOTADB {
             throw Corrupt(path: path, problems: [e.message ?? "\(e)"])
         }
@@ -113,15 +116,21 @@ public final class SQLiteStateStore: StateStore {
     /// Copies every row that can still be read from a damaged database into a new one, table by
     /// table, and returns how many rows each table kept and lost. The damaged file is left as it
     /// is; the caller puts the new one in its place.
-    public static func recover(from damaged: String, to fresh: String) throws -> [(table: String, kept: Int, lost: Int)] {
-        _ = try SQLiteStateStore(path: fresh, synchronousFull: true)   // the current schema
+    public static func recover(from damaged: String, to fresh: String) throws -> [(table: String, kept: Int, lost: Int)]
+    {
+        _ = try SQLiteStateStore(path: fresh, synchronousFull: true) // the current schema
         let source = try DatabaseQueue(path: damaged)
         let target = try DatabaseQueue(path: fresh)
         var report: [(String, Int, Int)] = []
-        let tables = ["poll_state", "control_log", "daemons", "daemon_jobs", "plugin_status", "outbox_item", "outbox_pending", "outbox_lane", "dedup_key", "dead_letter", "tick_log", "tick_log_kept", "tick_log_006", "audit_log"]
+        let tables = [
+            "poll_state", "control_log", "daemons", "daemon_jobs", "plugin_status", "outbox_item", "outbox_pending",
+            "outbox_lane", "dedup_key", "dead_letter", "tick_log", "tick_log_kept", "tick_log_006", "audit_log",
+        ]
         for table in tables {
-            var kept = 0, lost = 0
-            let rowids: [Int64] = (try? source.read { db in try Int64.fetchAll(db, sql: "SELECT rowid FROM \(table)") }) ?? []
+            var kept = 0
+            var lost = 0
+            let rowids: [Int64] =
+                (try? source.read { db in try Int64.fetchAll(db, sql: "SELECT rowid FROM \(table)") }) ?? []
             let columns: [String] = (try? target.read { db in try db.columns(in: table).map(\.name) }) ?? []
             guard !columns.isEmpty else { continue }
             let list = columns.map { "\"\($0)\"" }.joined(separator: ", ")
@@ -131,16 +140,29 @@ public final class SQLiteStateStore: StateStore {
                 do {
                     let rows = try source.read { db in try Row.fetchAll(db, sql: "SELECT \(list) FROM \(table)") }
                     try target.write { db in
-                        for r in rows { try db.execute(sql: "INSERT OR IGNORE INTO \(table) (\(list)) VALUES (\(marks))", arguments: StatementArguments(r.databaseValues)) }
+                        for r in rows {
+                            try db.execute(
+                                sql: "INSERT OR IGNORE INTO \(table) (\(list)) VALUES (\(marks))",
+                                arguments: StatementArguments(r.databaseValues))
+                        }
                     }
                     kept = rows.count
                 } catch { lost = -1 }
             } else {
                 for id in rowids {
                     do {
-                        let row = try source.read { db in try Row.fetchOne(db, sql: "SELECT \(list) FROM \(table) WHERE rowid = ?", arguments: [id]) }
-                        guard let row else { lost += 1; continue }
-                        try target.write { db in try db.execute(sql: "INSERT OR IGNORE INTO \(table) (\(list)) VALUES (\(marks))", arguments: StatementArguments(row.databaseValues)) }
+                        let row = try source.read { db in
+                            try Row.fetchOne(db, sql: "SELECT \(list) FROM \(table) WHERE rowid = ?", arguments: [id])
+                        }
+                        guard let row else {
+                            lost += 1
+                            continue
+                        }
+                        try target.write { db in
+                            try db.execute(
+                                sql: "INSERT OR IGNORE INTO \(table) (\(list)) VALUES (\(marks))",
+                                arguments: StatementArguments(row.databaseValues))
+                        }
                         kept += 1
                     } catch { lost += 1 }
                 }
@@ -181,8 +203,11 @@ public final class SQLiteStateStore: StateStore {
             try? await flushHistory()
             if let keep = historyKeep.withLock({ $0 }) { try? await upkeep.tend(self, keep: keep, nowMs: clock.nowMs) }
             // PASSIVE: copies what it can without blocking the writer or readers.
-            guard let (frames, _) = try? await checkpointer.writeWithoutTransaction({ db in try db.checkpoint(.passive) }),
-                  frames >= Self.restartAfterFrames else { continue }
+            guard
+                let (frames, _) = try? await checkpointer.writeWithoutTransaction({ db in try db.checkpoint(.passive) }
+                ),
+                frames >= Self.restartAfterFrames
+            else { continue }
             _ = try? await restartWAL()
         }
     }
@@ -225,126 +250,130 @@ public final class SQLiteStateStore: StateStore {
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("001_state") { db in
-            try db.execute(sql: """
-                CREATE TABLE poll_state (
-                  job_id TEXT PRIMARY KEY NOT NULL,
-                  kind TEXT NOT NULL,
-                  agent TEXT NOT NULL,
-                  cursor BLOB,
-                  last_run_at INTEGER,
-                  next_run_at INTEGER,
-                  last_status TEXT,
-                  last_error TEXT,
-                  last_duration_ms INTEGER,
-                  consecutive_errors INTEGER NOT NULL DEFAULT 0,
-                  ticks_total INTEGER NOT NULL DEFAULT 0,
-                  items_seen_total INTEGER NOT NULL DEFAULT 0,
-                  items_dispatched_total INTEGER NOT NULL DEFAULT 0,
-                  paused INTEGER NOT NULL DEFAULT 0,
-                  paused_reason TEXT,
-                  done INTEGER NOT NULL DEFAULT 0,
-                  schedule_fp TEXT,
-                  definition_fp TEXT,
-                  last_failure_alert_at INTEGER,
-                  created_at INTEGER NOT NULL,
-                  updated_at INTEGER NOT NULL,
-                  -- The lease lives on the job's row: taking it and committing under it are one
-                  -- statement each. lease_token is the fencing token; it only ever increases.
-                  lease_holder TEXT,
-                  lease_token INTEGER NOT NULL DEFAULT 0,
-                  lease_until INTEGER NOT NULL DEFAULT 0
-                );
-                CREATE TABLE control_log (
-                  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                  job_id TEXT NOT NULL,
-                  action TEXT NOT NULL,
-                  at INTEGER NOT NULL
-                );
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE poll_state (
+                      job_id TEXT PRIMARY KEY NOT NULL,
+                      kind TEXT NOT NULL,
+                      agent TEXT NOT NULL,
+                      cursor BLOB,
+                      last_run_at INTEGER,
+                      next_run_at INTEGER,
+                      last_status TEXT,
+                      last_error TEXT,
+                      last_duration_ms INTEGER,
+                      consecutive_errors INTEGER NOT NULL DEFAULT 0,
+                      ticks_total INTEGER NOT NULL DEFAULT 0,
+                      items_seen_total INTEGER NOT NULL DEFAULT 0,
+                      items_dispatched_total INTEGER NOT NULL DEFAULT 0,
+                      paused INTEGER NOT NULL DEFAULT 0,
+                      paused_reason TEXT,
+                      done INTEGER NOT NULL DEFAULT 0,
+                      schedule_fp TEXT,
+                      definition_fp TEXT,
+                      last_failure_alert_at INTEGER,
+                      created_at INTEGER NOT NULL,
+                      updated_at INTEGER NOT NULL,
+                      -- The lease lives on the job's row: taking it and committing under it are one
+                      -- statement each. lease_token is the fencing token; it only ever increases.
+                      lease_holder TEXT,
+                      lease_token INTEGER NOT NULL DEFAULT 0,
+                      lease_until INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE TABLE control_log (
+                      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                      job_id TEXT NOT NULL,
+                      action TEXT NOT NULL,
+                      at INTEGER NOT NULL
+                    );
+                    """)
         }
         m.registerMigration("002_plugin_status") { db in
-            try db.execute(sql: """
-                CREATE TABLE plugin_status (
-                  plugin_id TEXT PRIMARY KEY NOT NULL,
-                  lifecycle TEXT NOT NULL,
-                  phase TEXT NOT NULL,
-                  pid INTEGER,
-                  restarts INTEGER NOT NULL,
-                  ticks INTEGER NOT NULL,
-                  failures INTEGER NOT NULL,
-                  last_error TEXT,
-                  stderr_tail TEXT NOT NULL,
-                  updated_at INTEGER NOT NULL
-                );
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE plugin_status (
+                      plugin_id TEXT PRIMARY KEY NOT NULL,
+                      lifecycle TEXT NOT NULL,
+                      phase TEXT NOT NULL,
+                      pid INTEGER,
+                      restarts INTEGER NOT NULL,
+                      ticks INTEGER NOT NULL,
+                      failures INTEGER NOT NULL,
+                      last_error TEXT,
+                      stderr_tail TEXT NOT NULL,
+                      updated_at INTEGER NOT NULL
+                    );
+                    """)
         }
         m.registerMigration("003_outbox") { db in
             try db.execute(sql: OutboxSQL.migration)
         }
         m.registerMigration("004_fleet") { db in
-            try db.execute(sql: """
-                CREATE TABLE daemons (
-                  daemon_id TEXT PRIMARY KEY NOT NULL,
-                  job_file TEXT NOT NULL,
-                  started_at INTEGER NOT NULL,
-                  alive_until INTEGER NOT NULL
-                );
-                CREATE TABLE daemon_jobs (
-                  daemon_id TEXT NOT NULL,
-                  job_id TEXT NOT NULL,
-                  PRIMARY KEY (daemon_id, job_id)
-                ) WITHOUT ROWID;
-                CREATE INDEX daemon_jobs_by_job ON daemon_jobs (job_id);
-                ALTER TABLE poll_state ADD COLUMN paused_at INTEGER;
-                UPDATE poll_state SET paused_at = updated_at WHERE paused = 1;
-                DROP TABLE plugin_status;
-                CREATE TABLE plugin_status (
-                  daemon_id TEXT NOT NULL,
-                  plugin_id TEXT NOT NULL,
-                  lifecycle TEXT NOT NULL,
-                  phase TEXT NOT NULL,
-                  pid INTEGER,
-                  restarts INTEGER NOT NULL,
-                  ticks INTEGER NOT NULL,
-                  failures INTEGER NOT NULL,
-                  last_error TEXT,
-                  stderr_tail TEXT NOT NULL,
-                  updated_at INTEGER NOT NULL,
-                  PRIMARY KEY (daemon_id, plugin_id)
-                );
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE daemons (
+                      daemon_id TEXT PRIMARY KEY NOT NULL,
+                      job_file TEXT NOT NULL,
+                      started_at INTEGER NOT NULL,
+                      alive_until INTEGER NOT NULL
+                    );
+                    CREATE TABLE daemon_jobs (
+                      daemon_id TEXT NOT NULL,
+                      job_id TEXT NOT NULL,
+                      PRIMARY KEY (daemon_id, job_id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX daemon_jobs_by_job ON daemon_jobs (job_id);
+                    ALTER TABLE poll_state ADD COLUMN paused_at INTEGER;
+                    UPDATE poll_state SET paused_at = updated_at WHERE paused = 1;
+                    DROP TABLE plugin_status;
+                    CREATE TABLE plugin_status (
+                      daemon_id TEXT NOT NULL,
+                      plugin_id TEXT NOT NULL,
+                      lifecycle TEXT NOT NULL,
+                      phase TEXT NOT NULL,
+                      pid INTEGER,
+                      restarts INTEGER NOT NULL,
+                      ticks INTEGER NOT NULL,
+                      failures INTEGER NOT NULL,
+                      last_error TEXT,
+                      stderr_tail TEXT NOT NULL,
+                      updated_at INTEGER NOT NULL,
+                      PRIMARY KEY (daemon_id, plugin_id)
+                    );
+                    """)
         }
         m.registerMigration("005_alerts") { db in
             try db.execute(sql: "ALTER TABLE poll_state ADD COLUMN last_alert_at INTEGER")
         }
         m.registerMigration("006_history") { db in
-            try db.execute(sql: """
-                CREATE TABLE tick_log (
-                  job_id TEXT NOT NULL,
-                  seq INTEGER NOT NULL,
-                  slot_at INTEGER,
-                  started_at INTEGER NOT NULL,
-                  duration_ms INTEGER NOT NULL,
-                  status TEXT NOT NULL,
-                  error TEXT,
-                  items_found INTEGER NOT NULL,
-                  items_new INTEGER NOT NULL,
-                  duplicates INTEGER NOT NULL,
-                  cursor BLOB,
-                  cursor_changed INTEGER NOT NULL,
-                  holder TEXT NOT NULL
-                );
-                CREATE UNIQUE INDEX tick_log_job ON tick_log (job_id, seq);
-                CREATE TABLE audit_log (
-                  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                  at INTEGER NOT NULL,
-                  actor TEXT NOT NULL,
-                  action TEXT NOT NULL,
-                  job_id TEXT,
-                  detail TEXT
-                );
-                CREATE INDEX audit_log_job ON audit_log (job_id, seq);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE tick_log (
+                      job_id TEXT NOT NULL,
+                      seq INTEGER NOT NULL,
+                      slot_at INTEGER,
+                      started_at INTEGER NOT NULL,
+                      duration_ms INTEGER NOT NULL,
+                      status TEXT NOT NULL,
+                      error TEXT,
+                      items_found INTEGER NOT NULL,
+                      items_new INTEGER NOT NULL,
+                      duplicates INTEGER NOT NULL,
+                      cursor BLOB,
+                      cursor_changed INTEGER NOT NULL,
+                      holder TEXT NOT NULL
+                    );
+                    CREATE UNIQUE INDEX tick_log_job ON tick_log (job_id, seq);
+                    CREATE TABLE audit_log (
+                      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                      at INTEGER NOT NULL,
+                      actor TEXT NOT NULL,
+                      action TEXT NOT NULL,
+                      job_id TEXT,
+                      detail TEXT
+                    );
+                    CREATE INDEX audit_log_job ON audit_log (job_id, seq);
+                    """)
         }
         m.registerMigration("007_last_ok") { db in
             try db.execute(sql: "ALTER TABLE poll_state ADD COLUMN last_ok_at INTEGER")
@@ -359,24 +388,34 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(sql: "DELETE FROM plugin_status WHERE daemon_id = ?", arguments: [daemonID])
             for r in records {
                 let tail = String(decoding: (try? JSONEncoder().encode(r.stderrTail)) ?? Data("[]".utf8), as: UTF8.self)
-                try db.execute(sql: """
-                    INSERT INTO plugin_status (daemon_id, plugin_id, lifecycle, phase, pid, restarts, ticks, failures, last_error, stderr_tail, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [daemonID, r.pluginID, r.lifecycle, r.phase, r.pid, r.restarts, r.ticks, r.failures, r.lastError, tail, r.updatedAtMs])
+                try db.execute(
+                    sql: """
+                        INSERT INTO plugin_status (daemon_id, plugin_id, lifecycle, phase, pid, restarts, ticks, failures, last_error, stderr_tail, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        daemonID, r.pluginID, r.lifecycle, r.phase, r.pid, r.restarts, r.ticks, r.failures, r.lastError,
+                        tail, r.updatedAtMs,
+                    ])
             }
         }
     }
 
     public func pluginStatuses() async throws -> [PluginStatusRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT daemon_id, plugin_id, lifecycle, phase, pid, restarts, ticks, failures, last_error, stderr_tail, updated_at
-                FROM plugin_status ORDER BY plugin_id, daemon_id
-                """).map { r in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT daemon_id, plugin_id, lifecycle, phase, pid, restarts, ticks, failures, last_error, stderr_tail, updated_at
+                    FROM plugin_status ORDER BY plugin_id, daemon_id
+                    """
+            ).map { r in
                 let tailText: String = r[9]
                 let tail = (try? JSONDecoder().decode([String].self, from: Data(tailText.utf8))) ?? []
-                return PluginStatusRecord(daemonID: r[0], pluginID: r[1], lifecycle: r[2], phase: r[3], pid: r[4], restarts: r[5], ticks: r[6],
-                                          failures: r[7], lastError: r[8], stderrTail: tail, updatedAtMs: r[10])
+                return PluginStatusRecord(
+                    daemonID: r[0], pluginID: r[1], lifecycle: r[2], phase: r[3], pid: r[4], restarts: r[5],
+                    ticks: r[6],
+                    failures: r[7], lastError: r[8], stderrTail: tail, updatedAtMs: r[10])
             }
         }
     }
@@ -390,18 +429,23 @@ public final class SQLiteStateStore: StateStore {
         // than the tick).
         let ids = JSONValue.array(jobs.map { .string($0.jobID) }).canonicalString
         return try await pool.write { db in
-            let insert = try db.cachedStatement(sql: """
-                INSERT INTO poll_state (job_id, kind, agent, paused, paused_reason, paused_at, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(job_id) DO UPDATE SET kind = excluded.kind, agent = excluded.agent
-                """)
+            let insert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO poll_state (job_id, kind, agent, paused, paused_reason, paused_at, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(job_id) DO UPDATE SET kind = excluded.kind, agent = excluded.agent
+                    """)
             for j in jobs {
-                try insert.execute(arguments: [j.jobID, j.kind, j.agent, j.pausedOnBoot, j.pausedOnBoot ? "paused_on_boot" : nil, j.pausedOnBoot ? nowMs : nil, nowMs, nowMs])
+                try insert.execute(arguments: [
+                    j.jobID, j.kind, j.agent, j.pausedOnBoot, j.pausedOnBoot ? "paused_on_boot" : nil,
+                    j.pausedOnBoot ? nowMs : nil, nowMs, nowMs,
+                ])
             }
             var out: [String: JobStateRow] = [:]
             out.reserveCapacity(jobs.count)
-            let rows = try Row.fetchCursor(db, sql: "SELECT \(Self.columns) FROM poll_state WHERE job_id IN (SELECT value FROM json_each(?))",
-                                           arguments: [ids])
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT \(Self.columns) FROM poll_state WHERE job_id IN (SELECT value FROM json_each(?))",
+                arguments: [ids])
             while let r = try rows.next() {
                 let row = Self.row(r)
                 out[row.jobID] = row
@@ -410,14 +454,22 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
-    public func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?) async throws -> LeaseAcquisition {
-        guard case .acquired(let a) = try await committer.submit(.acquire(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog)) else {
+    public func acquireLease(
+        jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?
+    ) async throws -> LeaseAcquisition {
+        guard
+            case .acquired(let a) = try await committer.submit(
+                .acquire(
+                    jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog))
+        else {
             fatalError("group committer answered an acquire with another reply")
         }
         return a
     }
 
-    public func acquireLeases(_ requests: [LeaseRequest], holder: String, nowMs: Int64) async throws -> [LeaseAcquisition] {
+    public func acquireLeases(
+        _ requests: [LeaseRequest], holder: String, nowMs: Int64
+    ) async throws -> [LeaseAcquisition] {
         guard !requests.isEmpty else { return [] }
         let clock = storeClock
         return try await pool.write { db in
@@ -432,11 +484,15 @@ public final class SQLiteStateStore: StateStore {
         return try await pool.write { db in try Self.commit(ticks, nowMs: nowMs, db) }
     }
 
-    private static func claim(_ requests: [LeaseRequest], holder: String, nowMs: Int64, _ db: Database) throws -> [LeaseAcquisition] {
+    private static func claim(
+        _ requests: [LeaseRequest], holder: String, nowMs: Int64, _ db: Database
+    ) throws -> [LeaseAcquisition] {
         guard !requests.isEmpty else { return [] }
         let claim = try GroupCommitter.Claim(db)
         return try requests.map { r in
-            try GroupCommitter.acquire(jobID: r.jobID, holder: holder, ttlMs: r.ttlMs, nowMs: nowMs, slotMs: r.slotMs, maxBacklog: r.maxBacklog, claim: claim, db)
+            try GroupCommitter.acquire(
+                jobID: r.jobID, holder: holder, ttlMs: r.ttlMs, nowMs: nowMs, slotMs: r.slotMs,
+                maxBacklog: r.maxBacklog, claim: claim, db)
         }
     }
 
@@ -448,7 +504,10 @@ public final class SQLiteStateStore: StateStore {
         return try ticks.map { c -> Int64? in
             // The commit itself makes the history row its job's newest.
             let pos = c.historyLimit > 0 ? try history.next() : nil
-            guard let queued = try GroupCommitter.commitCounting(c, nowMs: nowMs, statement: statement, historyAt: pos, db) else { return nil }
+            guard
+                let queued = try GroupCommitter.commitCounting(
+                    c, nowMs: nowMs, statement: statement, historyAt: pos, db)
+            else { return nil }
             let record = GroupCommitter.record(c, queued: queued)
             if pos != nil { try history.insert(record, keep: c.historyLimit, row: c.lease.storeRow) }
             return record.itemsNew
@@ -477,7 +536,10 @@ public final class SQLiteStateStore: StateStore {
     }
 
     private func takeSkipped() -> [(TickRecord, Int)] {
-        skipped.withLock { b -> [(TickRecord, Int)] in defer { b.removeAll(keepingCapacity: true) }; return b }
+        skipped.withLock { b -> [(TickRecord, Int)] in
+            defer { b.removeAll(keepingCapacity: true) }
+            return b
+        }
     }
 
     static func writeHistory(_ rows: [(TickRecord, Int)], _ db: Database) throws {
@@ -518,7 +580,9 @@ public final class SQLiteStateStore: StateStore {
         let after = Int64(cursor.token) ?? 0
         return try await pool.read { db in
             var last = after
-            let changes: [ControlChange] = try Row.fetchAll(db, sql: "SELECT seq, job_id, action FROM control_log WHERE seq > ? ORDER BY seq", arguments: [after]).compactMap { r in
+            let changes: [ControlChange] = try Row.fetchAll(
+                db, sql: "SELECT seq, job_id, action FROM control_log WHERE seq > ? ORDER BY seq", arguments: [after]
+            ).compactMap { r in
                 last = max(last, r[0])
                 guard let a = ControlChange.Action(rawValue: r[2]) else { return nil }
                 return ControlChange(jobID: r[1], action: a)
@@ -528,7 +592,10 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func controlCursor() async throws -> ControlCursor {
-        try await pool.read { db in ControlCursor(token: String(try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM control_log") ?? 0)) }
+        try await pool.read { db in
+            ControlCursor(
+                token: String(try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM control_log") ?? 0))
+        }
     }
 
     static let columns = """
@@ -538,36 +605,52 @@ public final class SQLiteStateStore: StateStore {
         """
 
     public func allStates() async throws -> [JobStateRow] {
-        try await pool.read { db in try Row.fetchAll(db, sql: "SELECT \(Self.columns) FROM poll_state ORDER BY job_id").map(Self.row) }
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT \(Self.columns) FROM poll_state ORDER BY job_id").map(Self.row)
+        }
     }
 
     public func state(jobID: String) async throws -> JobStateRow? {
-        try await pool.read { db in try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM poll_state WHERE job_id = ?", arguments: [jobID]).map(Self.row) }
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM poll_state WHERE job_id = ?", arguments: [jobID])
+                .map(Self.row)
+        }
     }
 
     public func setPaused(jobID: String, paused: Bool, reason: String?, nowMs: Int64) async throws -> Bool {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE poll_state SET paused = ?, paused_reason = ?, paused_at = ?, updated_at = ? WHERE job_id = ?",
-                           arguments: [paused, paused ? reason : nil, paused ? nowMs : nil, nowMs, jobID])
+            try db.execute(
+                sql:
+                    "UPDATE poll_state SET paused = ?, paused_reason = ?, paused_at = ?, updated_at = ? WHERE job_id = ?",
+                arguments: [paused, paused ? reason : nil, paused ? nowMs : nil, nowMs, jobID])
             guard db.changesCount > 0 else { return false }
             if !paused {
-                try db.execute(sql: "UPDATE poll_state SET consecutive_errors = 0 WHERE job_id = ? AND last_status IN ('permanent', 'config')", arguments: [jobID])
+                try db.execute(
+                    sql:
+                        "UPDATE poll_state SET consecutive_errors = 0 WHERE job_id = ? AND last_status IN ('permanent', 'config')",
+                    arguments: [jobID])
             }
-            try db.execute(sql: "INSERT INTO control_log (job_id, action, at) VALUES (?, ?, ?)", arguments: [jobID, paused ? "pause" : "resume", nowMs])
+            try db.execute(
+                sql: "INSERT INTO control_log (job_id, action, at) VALUES (?, ?, ?)",
+                arguments: [jobID, paused ? "pause" : "resume", nowMs])
             return true
         }
     }
 
     public func reset(jobID: String, nowMs: Int64) async throws -> Bool {
         try await pool.write { db in
-            try db.execute(sql: """
-                UPDATE poll_state SET cursor = NULL, consecutive_errors = 0, last_error = NULL, done = 0, updated_at = ?
-                WHERE job_id = ?
-                """, arguments: [nowMs, jobID])
+            try db.execute(
+                sql: """
+                    UPDATE poll_state SET cursor = NULL, consecutive_errors = 0, last_error = NULL, done = 0, updated_at = ?
+                    WHERE job_id = ?
+                    """, arguments: [nowMs, jobID])
             guard db.changesCount > 0 else { return false }
             // Fence off a tick in flight: its commit would write the old cursor back.
-            try db.execute(sql: "UPDATE poll_state SET lease_token = lease_token + 1, lease_until = 0 WHERE job_id = ?", arguments: [jobID])
-            try db.execute(sql: "INSERT INTO control_log (job_id, action, at) VALUES (?, 'reset', ?)", arguments: [jobID, nowMs])
+            try db.execute(
+                sql: "UPDATE poll_state SET lease_token = lease_token + 1, lease_until = 0 WHERE job_id = ?",
+                arguments: [jobID])
+            try db.execute(
+                sql: "INSERT INTO control_log (job_id, action, at) VALUES (?, 'reset', ?)", arguments: [jobID, nowMs])
             return true
         }
     }
@@ -585,10 +668,14 @@ public final class SQLiteStateStore: StateStore {
 
     public func setCursor(jobID: String, cursor: Data?, audit: AuditEntry) async throws -> Bool {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE poll_state SET cursor = ?, updated_at = ? WHERE job_id = ?", arguments: [cursor, audit.atMs, jobID])
+            try db.execute(
+                sql: "UPDATE poll_state SET cursor = ?, updated_at = ? WHERE job_id = ?",
+                arguments: [cursor, audit.atMs, jobID])
             guard db.changesCount > 0 else { return false }
             // Fence off a tick in flight: its commit would write its own cursor over this one.
-            try db.execute(sql: "UPDATE poll_state SET lease_token = lease_token + 1, lease_until = 0 WHERE job_id = ?", arguments: [jobID])
+            try db.execute(
+                sql: "UPDATE poll_state SET lease_token = lease_token + 1, lease_until = 0 WHERE job_id = ?",
+                arguments: [jobID])
             try Self.insertAudit(audit, db)
             return true
         }
@@ -599,15 +686,19 @@ public final class SQLiteStateStore: StateStore {
     }
 
     static func insertAudit(_ e: AuditEntry, _ db: Database) throws {
-        try db.execute(sql: "INSERT INTO audit_log (at, actor, action, job_id, detail) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [e.atMs, e.actor, e.action, e.jobID, e.detail])
+        try db.execute(
+            sql: "INSERT INTO audit_log (at, actor, action, job_id, detail) VALUES (?, ?, ?, ?, ?)",
+            arguments: [e.atMs, e.actor, e.action, e.jobID, e.detail])
     }
 
     public func auditLog(jobID: String?, limit: Int) async throws -> [AuditEntry] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT at, actor, action, job_id, detail FROM audit_log WHERE (? IS NULL OR job_id = ?) ORDER BY seq DESC LIMIT ?
-                """, arguments: [jobID, jobID, limit]).map { r in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT at, actor, action, job_id, detail FROM audit_log WHERE (? IS NULL OR job_id = ?) ORDER BY seq DESC LIMIT ?
+                    """, arguments: [jobID, jobID, limit]
+            ).map { r in
                 AuditEntry(atMs: r[0], actor: r[1], action: r[2], jobID: r[3], detail: r[4])
             }
         }
@@ -615,21 +706,26 @@ public final class SQLiteStateStore: StateStore {
 
     public func announce(_ d: DaemonAnnouncement, nowMs: Int64) async throws -> [String] {
         try await pool.write { db in
-            try db.execute(sql: """
-                INSERT INTO daemons (daemon_id, job_file, started_at, alive_until) VALUES (?, ?, ?, ?)
-                ON CONFLICT(daemon_id) DO UPDATE SET job_file = excluded.job_file, alive_until = excluded.alive_until
-                """, arguments: [d.daemonID, d.jobFile, nowMs, d.aliveUntilMs])
+            try db.execute(
+                sql: """
+                    INSERT INTO daemons (daemon_id, job_file, started_at, alive_until) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(daemon_id) DO UPDATE SET job_file = excluded.job_file, alive_until = excluded.alive_until
+                    """, arguments: [d.daemonID, d.jobFile, nowMs, d.aliveUntilMs])
             try db.execute(sql: "DELETE FROM daemon_jobs WHERE daemon_id = ?", arguments: [d.daemonID])
             let add = try db.cachedStatement(sql: "INSERT INTO daemon_jobs (daemon_id, job_id) VALUES (?, ?)")
-            let activate = try db.cachedStatement(sql: "UPDATE poll_state SET definition_fp = ? WHERE job_id = ? AND definition_fp IS NOT ?")
+            let activate = try db.cachedStatement(
+                sql: "UPDATE poll_state SET definition_fp = ? WHERE job_id = ? AND definition_fp IS NOT ?")
             // In id order, so the daemon's rows go in side by side (in a dictionary's order
             // each landed on a page of its own), bound through the C API.
             for (id, fp) in d.jobs.sorted(by: { $0.key < $1.key }) {
                 var a = HotStatement(add, db)
-                a.bind(d.daemonID); a.bind(id)
+                a.bind(d.daemonID)
+                a.bind(id)
                 _ = try a.run()
                 var u = HotStatement(activate, db)
-                u.bind(fp); u.bind(id); u.bind(fp)
+                u.bind(fp)
+                u.bind(id)
+                u.bind(fp)
                 _ = try u.run()
             }
             return try Self.deactivateOrphans(nowMs: nowMs, db)
@@ -638,7 +734,8 @@ public final class SQLiteStateStore: StateStore {
 
     public func heartbeat(daemonID: String, aliveUntilMs: Int64, nowMs: Int64) async throws -> Bool {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE daemons SET alive_until = ? WHERE daemon_id = ?", arguments: [aliveUntilMs, daemonID])
+            try db.execute(
+                sql: "UPDATE daemons SET alive_until = ? WHERE daemon_id = ?", arguments: [aliveUntilMs, daemonID])
             return db.changesCount == 1
         }
     }
@@ -652,48 +749,68 @@ public final class SQLiteStateStore: StateStore {
 
     public func liveDaemons(nowMs: Int64) async throws -> [DaemonRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT d.daemon_id, d.job_file, d.started_at, d.alive_until, (SELECT COUNT(*) FROM daemon_jobs j WHERE j.daemon_id = d.daemon_id)
-                FROM daemons d WHERE d.alive_until > ? ORDER BY d.started_at, d.daemon_id
-                """, arguments: [nowMs]).map { DaemonRecord(daemonID: $0[0], jobFile: $0[1], startedAtMs: $0[2], aliveUntilMs: $0[3], jobs: $0[4]) }
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT d.daemon_id, d.job_file, d.started_at, d.alive_until, (SELECT COUNT(*) FROM daemon_jobs j WHERE j.daemon_id = d.daemon_id)
+                    FROM daemons d WHERE d.alive_until > ? ORDER BY d.started_at, d.daemon_id
+                    """, arguments: [nowMs]
+            ).map {
+                DaemonRecord(daemonID: $0[0], jobFile: $0[1], startedAtMs: $0[2], aliveUntilMs: $0[3], jobs: $0[4])
+            }
         }
     }
 
     public func jobOwners(jobID: String, nowMs: Int64) async throws -> [String] {
         try await pool.read { db in
-            try String.fetchAll(db, sql: """
-                SELECT j.daemon_id FROM daemon_jobs j JOIN daemons d ON d.daemon_id = j.daemon_id
-                WHERE j.job_id = ? AND d.alive_until > ? ORDER BY j.daemon_id
-                """, arguments: [jobID, nowMs])
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT j.daemon_id FROM daemon_jobs j JOIN daemons d ON d.daemon_id = j.daemon_id
+                    WHERE j.job_id = ? AND d.alive_until > ? ORDER BY j.daemon_id
+                    """, arguments: [jobID, nowMs])
         }
     }
 
     /// Forgets daemons whose heartbeat lapsed, then takes out of the active set every job that
     /// no live daemon has; returns their ids.
     static func deactivateOrphans(nowMs: Int64, _ db: Database) throws -> [String] {
-        try db.execute(sql: "DELETE FROM daemon_jobs WHERE daemon_id NOT IN (SELECT daemon_id FROM daemons WHERE alive_until > ?)", arguments: [nowMs])
+        try db.execute(
+            sql: "DELETE FROM daemon_jobs WHERE daemon_id NOT IN (SELECT daemon_id FROM daemons WHERE alive_until > ?)",
+            arguments: [nowMs])
         try db.execute(sql: "DELETE FROM daemons WHERE alive_until <= ?", arguments: [nowMs])
-        let gone = try String.fetchAll(db, sql: """
-            SELECT job_id FROM poll_state p WHERE definition_fp IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM daemon_jobs j WHERE j.job_id = p.job_id)
-            ORDER BY job_id
-            """)
-        let off = try db.cachedStatement(sql: "UPDATE poll_state SET definition_fp = NULL, next_run_at = NULL, updated_at = ? WHERE job_id = ?")
+        let gone = try String.fetchAll(
+            db,
+            sql: """
+                SELECT job_id FROM poll_state p WHERE definition_fp IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM daemon_jobs j WHERE j.job_id = p.job_id)
+                ORDER BY job_id
+                """)
+        let off = try db.cachedStatement(
+            sql: "UPDATE poll_state SET definition_fp = NULL, next_run_at = NULL, updated_at = ? WHERE job_id = ?")
         for id in gone { try off.execute(arguments: [nowMs, id]) }
         return gone
     }
 
     public func reclaimLeases(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int {
         let held = try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT job_id, lease_holder, lease_token FROM poll_state WHERE lease_until > ? AND lease_holder IS NOT NULL", arguments: [nowMs])
-                .map { (jobID: $0[0] as String, holder: $0[1] as String, token: $0[2] as Int64) }
+            try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT job_id, lease_holder, lease_token FROM poll_state WHERE lease_until > ? AND lease_holder IS NOT NULL",
+                arguments: [nowMs]
+            )
+            .map { (jobID: $0[0] as String, holder: $0[1] as String, token: $0[2] as Int64) }
         }
         let dead = held.filter { isAbandoned($0.holder) }
         guard !dead.isEmpty else { return 0 }
         return try await pool.write { db in
             var n = 0
             for d in dead {
-                try db.execute(sql: "UPDATE poll_state SET lease_until = 0 WHERE job_id = ? AND lease_holder = ? AND lease_token = ?", arguments: [d.jobID, d.holder, d.token])
+                try db.execute(
+                    sql:
+                        "UPDATE poll_state SET lease_until = 0 WHERE job_id = ? AND lease_holder = ? AND lease_token = ?",
+                    arguments: [d.jobID, d.holder, d.token])
                 n += db.changesCount
             }
             return n
@@ -702,17 +819,24 @@ public final class SQLiteStateStore: StateStore {
 
     public func lease(jobID: String) async throws -> LeaseRecord? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT lease_holder, lease_token, lease_until FROM poll_state WHERE job_id = ? AND lease_holder IS NOT NULL", arguments: [jobID])
-                .map { LeaseRecord(holder: $0[0], token: $0[1], untilMs: $0[2]) }
+            try Row.fetchOne(
+                db,
+                sql:
+                    "SELECT lease_holder, lease_token, lease_until FROM poll_state WHERE job_id = ? AND lease_holder IS NOT NULL",
+                arguments: [jobID]
+            )
+            .map { LeaseRecord(holder: $0[0], token: $0[1], untilMs: $0[2]) }
         }
     }
 
     /// Decodes a row selected with `columns`, by position (100k rows at boot).
     static func row(_ r: Row) -> JobStateRow {
-        JobStateRow(jobID: r[0], kind: r[1], agent: r[2], cursor: r[3], lastRunAtMs: r[4], nextRunAtMs: r[5], lastStatus: r[6],
-                    lastError: r[7], lastDurationMs: r[8], consecutiveErrors: r[9], ticksTotal: r[10], itemsSeenTotal: r[11],
-                    itemsDispatchedTotal: r[12], paused: r[13], pausedReason: r[14], done: r[15], scheduleFingerprint: r[16],
-                    definitionFingerprint: r[17], updatedAtMs: r[18], outboxBacklog: r[19], pausedAtMs: r[20], lastAlertAtMs: r[21], lastOkAtMs: r[22])
+        JobStateRow(
+            jobID: r[0], kind: r[1], agent: r[2], cursor: r[3], lastRunAtMs: r[4], nextRunAtMs: r[5], lastStatus: r[6],
+            lastError: r[7], lastDurationMs: r[8], consecutiveErrors: r[9], ticksTotal: r[10], itemsSeenTotal: r[11],
+            itemsDispatchedTotal: r[12], paused: r[13], pausedReason: r[14], done: r[15], scheduleFingerprint: r[16],
+            definitionFingerprint: r[17], updatedAtMs: r[18], outboxBacklog: r[19], pausedAtMs: r[20],
+            lastAlertAtMs: r[21], lastOkAtMs: r[22])
     }
 }
 

@@ -23,7 +23,11 @@ public final class Gate: Sendable {
     }
 
     public func open() {
-        let waiters = state.withLock { s in s.open = true; defer { s.waiters = [] }; return s.waiters }
+        let waiters = state.withLock { s in
+            s.open = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
         for c in waiters { c.resume() }
     }
 }

@@ -31,7 +31,10 @@ public final class ManualClock: WallClock {
     public var nextWakeMs: Int64? { state.withLock { $0.sleepers.map(\.until).min() } }
 
     public func sleep(untilMs: Int64) async throws {
-        let id = state.withLock { s in s.nextID += 1; return s.nextID }
+        let id = state.withLock { s in
+            s.nextID += 1
+            return s.nextID
+        }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
                 // Checked under the lock: a cancellation that ran before this registration
@@ -48,7 +51,10 @@ public final class ManualClock: WallClock {
                 case .cancel: c.resume(throwing: CancellationError())
                 case .wait:
                     let waiter: CheckedContinuation<Int64, Never>? = state.withLock { s in
-                        if s.armWaiters.isEmpty { s.armed.append(untilMs); return nil }
+                        if s.armWaiters.isEmpty {
+                            s.armed.append(untilMs)
+                            return nil
+                        }
                         return s.armWaiters.removeFirst()
                     }
                     waiter?.resume(returning: untilMs)
@@ -69,7 +75,10 @@ public final class ManualClock: WallClock {
     public func nextSleepScheduled() async -> Int64 {
         await withCheckedContinuation { (c: CheckedContinuation<Int64, Never>) in
             let ready: Int64? = state.withLock { s in
-                if s.armed.isEmpty { s.armWaiters.append(c); return nil }
+                if s.armed.isEmpty {
+                    s.armWaiters.append(c)
+                    return nil
+                }
                 return s.armed.removeFirst()
             }
             if let ready { c.resume(returning: ready) }

@@ -3,8 +3,10 @@ public import Foundation
 /// Plugin directories for tests: a manifest (`nexo-plugin.toml`) in `dir`.
 public enum PluginFixture {
     /// Writes a manifest for plugin `id` with these kinds; `poller` lines go into `[plugin.poller]`.
-    public static func writeManifest(in dir: URL, id: String, kinds: [String], lifecycle: String = "ephemeral",
-                                     command: String = "/bin/true", poller: [String] = []) throws {
+    public static func writeManifest(
+        in dir: URL, id: String, kinds: [String], lifecycle: String = "ephemeral",
+        command: String = "/bin/true", poller: [String] = []
+    ) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let toml = """
             [plugin]

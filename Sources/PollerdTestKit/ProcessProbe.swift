@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 public import Glibc
 #endif
@@ -9,7 +10,11 @@ public enum ProcessProbe {
     public static func waitForPid(_ path: String) async throws -> pid_t {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            if let s = try? String(contentsOfFile: path, encoding: .utf8), let pid = pid_t(s.trimmingCharacters(in: .whitespacesAndNewlines)) { return pid }
+            if let s = try? String(contentsOfFile: path, encoding: .utf8),
+                let pid = pid_t(s.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
+                return pid
+            }
             await Task.yield()
         }
         throw CancellationError()
@@ -17,7 +22,9 @@ public enum ProcessProbe {
 
     /// True if the process exists and is not a zombie.
     public static func isLive(_ pid: pid_t) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
         let state = stat[stat.index(close, offsetBy: 2)]
         return state != "Z" && state != "X"
     }

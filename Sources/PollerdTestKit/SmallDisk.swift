@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,8 +20,12 @@ public enum SmallDisk {
 
     /// True when this process can mount a tmpfs; prints why not, once, when it cannot.
     public static let available: Bool = {
-        let probe = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-tmpfs-probe-\(getpid())").path
-        defer { unmount(probe); try? FileManager.default.removeItem(atPath: probe) }
+        let probe = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-tmpfs-probe-\(getpid())")
+            .path
+        defer {
+            unmount(probe)
+            try? FileManager.default.removeItem(atPath: probe)
+        }
         let ok = mount(probe, bytes: 65536)
         if !ok { print("full-disk tests skipped: mounting a tmpfs needs root (.ci/run runs as root)") }
         return ok

@@ -2,14 +2,17 @@ public import PollerdCore
 
 extension ItemEnvelope {
     /// The outbox entry of one item (the daemon builds a tick's entries with a `Builder`).
-    public static func make(jobID: String, kind: String, agent: String, foundAtMs: Int64, item: JSONValue) -> OutboxEntry {
+    public static func make(
+        jobID: String, kind: String, agent: String, foundAtMs: Int64, item: JSONValue
+    ) -> OutboxEntry {
         Builder(jobID: jobID, kind: kind, agent: agent, foundAtMs: foundAtMs).entry(for: item)
     }
 }
 
 /// Breaker state as a test reads it off the scheduler.
 public enum BreakerState: String, Sendable {
-    case closed, open, halfOpen = "half_open"
+    case closed, open
+    case halfOpen = "half_open"
 }
 
 extension SchedulerCore {

@@ -12,14 +12,17 @@ struct DaemonClient {
     let token: String?
 
     /// nil when the job file turns the admin API off.
-    static func from(_ file: JobFile, environment: [String: String] = ProcessInfo.processInfo.environment) -> DaemonClient? {
+    static func from(
+        _ file: JobFile, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> DaemonClient? {
         guard let listen = file.settings.adminListen else { return nil }
         // A daemon listening on every address is reached on loopback.
         var host = listen.host
         if host == "0.0.0.0" { host = "127.0.0.1" } else if host == "::" || host == "[::]" { host = "::1" }
         let hostPart = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
         // An admin token when there is one (actions need it); else a read token (reads pass).
-        let token = environment["POLLERD_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        let token =
+            environment["POLLERD_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             ?? file.settings.admin.tokens.first { $0.role == "admin" }?.token
             ?? environment["POLLERD_READ_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             ?? file.settings.admin.tokens.first { $0.role == "read" }?.token
@@ -37,7 +40,9 @@ struct DaemonClient {
         (try? await request("GET", "/readyz", timeoutSecs: 1))?.status == 200
     }
 
-    func request(_ method: String, _ path: String, body: JSONValue? = nil, timeoutSecs: Int64 = 60) async throws -> Answer {
+    func request(
+        _ method: String, _ path: String, body: JSONValue? = nil, timeoutSecs: Int64 = 60
+    ) async throws -> Answer {
         var req = HTTPClientRequest(url: base + path)
         req.method = .init(rawValue: method)
         if let token { req.headers.add(name: "Authorization", value: "Bearer \(token)") }

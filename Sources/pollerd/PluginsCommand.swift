@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
+import Logging
 import PollerdConfig
 import PollerdCore
+import PollerdDaemon
 import PollerdPlugins
 import PollerdPollers
-import Logging
-import PollerdDaemon
 
 struct PluginsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,7 +24,11 @@ struct PluginsCommand: AsyncParsableCommand {
 
         func run() async throws {
             _ = Support.bootstrapLogging(level: .error)
-            guard let name = PluginManifestLoader.fileNames.first(where: { FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent($0)) }) else {
+            guard
+                let name = PluginManifestLoader.fileNames.first(where: {
+                    FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent($0))
+                })
+            else {
                 Support.printErr("error: \(dir) holds no \(PluginManifestLoader.fileNames.joined(separator: " or "))")
                 throw Exit.config
             }
@@ -38,14 +42,17 @@ struct PluginsCommand: AsyncParsableCommand {
             guard let config = try? JSONValue.parse(Data(configJSON.utf8)) else {
                 throw ValidationError("--config-json is not JSON")
             }
-            let findings = await PluginCheck.run(manifest: m, config: config, builtins: Daemon.builtins(fetcher: Support.fetcher), clock: SystemWallClock(), logger: Logger(label: "pollerd"))
+            let findings = await PluginCheck.run(
+                manifest: m, config: config, builtins: Daemon.builtins(fetcher: Support.fetcher),
+                clock: SystemWallClock(), logger: Logger(label: "pollerd"))
             for f in findings { print("\(f.ok ? "✓" : "✗") \(f.step): \(f.detail)") }
             if findings.contains(where: { !$0.ok }) { throw Exit.transient }
         }
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Each plugin: its kinds, lifecycle and state (loaded, or why it was left out).")
+        static let configuration = CommandConfiguration(
+            abstract: "Each plugin: its kinds, lifecycle and state (loaded, or why it was left out).")
         @OptionGroup var options: ConfigOptions
         @Flag(name: .long, help: "Print JSON.") var json = false
 
@@ -58,7 +65,9 @@ struct PluginsCommand: AsyncParsableCommand {
             }
             let dir = (options.path as NSString).deletingLastPathComponent
             // Loading starts no process: long-lived plugins start on their first tick.
-            let set = PluginSet.load(directories: file.settings.pluginDirs, relativeTo: dir.isEmpty ? "." : dir, builtins: Daemon.builtins(fetcher: Support.fetcher), processes: Support.processes())
+            let set = PluginSet.load(
+                directories: file.settings.pluginDirs, relativeTo: dir.isEmpty ? "." : dir,
+                builtins: Daemon.builtins(fetcher: Support.fetcher), processes: Support.processes())
             // What the running daemons last reported (pid, restarts, stderr tail), from the daemon
             // when it answers, else from the state database; the newest report per plugin.
             var reports: [JSONValue] = []
@@ -66,41 +75,60 @@ struct PluginsCommand: AsyncParsableCommand {
                 let answer = try await client.request("GET", "/admin/plugins")
                 try JobsCommand.StateOptions.check(answer, client)
                 if case .array(let a)? = answer.body["plugins"] { reports = a }
-            } else if FileManager.default.fileExists(atPath: file.stateDBPath), let store = try? Support.openStore(file) {
-                reports = ((try? await Operator(store: store, clock: SystemWallClock()).pluginStatuses()) ?? []).map(OperatorJSON.plugin)
+            } else if FileManager.default.fileExists(atPath: file.stateDBPath), let store = try? Support.openStore(file)
+            {
+                reports = ((try? await Operator(store: store, clock: SystemWallClock()).pluginStatuses()) ?? []).map(
+                    OperatorJSON.plugin)
             }
             var live: [String: JSONValue] = [:]
             for r in reports {
                 guard let id = r["plugin_id"]?.stringValue else { continue }
-                if (r["reported_at"]?.stringValue ?? "") >= (live[id]?["reported_at"]?.stringValue ?? "") { live[id] = r }
+                if (r["reported_at"]?.stringValue ?? "") >= (live[id]?["reported_at"]?.stringValue ?? "") {
+                    live[id] = r
+                }
             }
             var rows: [JSONValue] = []
             for m in set.manifests {
                 let state = set.leftOut[m.id].map { "unavailable: \($0)" } ?? "loaded"
                 let d = live[m.id]
-                rows.append(.object([
-                    "daemon": d ?? .null,
-                    "id": .string(m.id), "version": .string(m.version), "name": .string(m.name),
-                    "kinds": .array(m.kinds.map { .string($0) }), "lifecycle": .string(m.lifecycle),
-                    "state": .string(state), "manifest": .string(m.path), "command": m.command.map { .string($0) } ?? .null,
-                    "max_concurrent_ticks": .int(Int64(m.maxConcurrentTicks)), "tick_timeout_secs": .int(m.tickTimeoutSecs),
-                ]))
+                rows.append(
+                    .object([
+                        "daemon": d ?? .null,
+                        "id": .string(m.id), "version": .string(m.version), "name": .string(m.name),
+                        "kinds": .array(m.kinds.map { .string($0) }), "lifecycle": .string(m.lifecycle),
+                        "state": .string(state), "manifest": .string(m.path),
+                        "command": m.command.map { .string($0) } ?? .null,
+                        "max_concurrent_ticks": .int(Int64(m.maxConcurrentTicks)),
+                        "tick_timeout_secs": .int(m.tickTimeoutSecs),
+                    ]))
             }
-            let problems = set.errors.filter { e in !set.manifests.contains { $0.path == e.file && set.leftOut[$0.id] != nil } }
+            let problems = set.errors.filter { e in
+                !set.manifests.contains { $0.path == e.file && set.leftOut[$0.id] != nil }
+            }
             if json {
-                print(Support.json(.object(["plugins": .array(rows), "errors": .array(set.errors.map { .string($0.description) }),
-                                            "warnings": .array(set.warnings.map { .string($0.description) })])))
+                print(
+                    Support.json(
+                        .object([
+                            "plugins": .array(rows), "errors": .array(set.errors.map { .string($0.description) }),
+                            "warnings": .array(set.warnings.map { .string($0.description) }),
+                        ])))
             } else {
                 if rows.isEmpty { print("no plugins in plugin_dirs \(file.settings.pluginDirs)") }
                 for m in set.manifests {
                     let state = set.leftOut[m.id].map { "unavailable: \($0)" } ?? "loaded"
-                    print("\(m.id) \(m.version)  kinds: \(m.kinds.joined(separator: ", "))  lifecycle: \(m.lifecycle)  max_concurrent_ticks: \(m.maxConcurrentTicks)  tick_timeout_secs: \(m.tickTimeoutSecs)")
+                    print(
+                        "\(m.id) \(m.version)  kinds: \(m.kinds.joined(separator: ", "))  lifecycle: \(m.lifecycle)  max_concurrent_ticks: \(m.maxConcurrentTicks)  tick_timeout_secs: \(m.tickTimeoutSecs)"
+                    )
                     print("    \(state); \(m.path)")
                     if let r = live[m.id] {
                         let pid = r["pid"]?.intValue.map { ", pid \($0)" } ?? ""
-                        print("    daemon (as of \(r["reported_at"]?.stringValue ?? "?")): \(r["phase"]?.stringValue ?? "?")\(pid), restarts \(r["restarts"]?.intValue ?? 0), ticks \(r["ticks"]?.intValue ?? 0), failures \(r["failures"]?.intValue ?? 0)")
+                        print(
+                            "    daemon (as of \(r["reported_at"]?.stringValue ?? "?")): \(r["phase"]?.stringValue ?? "?")\(pid), restarts \(r["restarts"]?.intValue ?? 0), ticks \(r["ticks"]?.intValue ?? 0), failures \(r["failures"]?.intValue ?? 0)"
+                        )
                         if let e = r["last_error"]?.stringValue { print("    last error: \(e)") }
-                        if case .array(let tail)? = r["stderr_tail"] { for l in tail.suffix(5) { print("    stderr| \(l.stringValue ?? "")") } }
+                        if case .array(let tail)? = r["stderr_tail"] {
+                            for l in tail.suffix(5) { print("    stderr| \(l.stringValue ?? "")") }
+                        }
                     }
                 }
                 for e in problems { print("error: \(e)") }

@@ -1,5 +1,7 @@
 public import ArgumentParser
+import Foundation
 public import Logging
+import PollerdCore
 
 @main
 struct Pollerd: AsyncParsableCommand {
@@ -11,35 +13,41 @@ struct Pollerd: AsyncParsableCommand {
             (or the job is paused); 3 configuration error; 64 usage error.
             """,
         version: PollerdVersion.string,
-        subcommands: [RunCommand.self, ValidateCommand.self, TickCommand.self, ScheduleCommand.self, JobsCommand.self, PluginsCommand.self, OutboxCommand.self, DLQCommand.self, StateCommand.self, ReloadCommand.self]
+        subcommands: [
+            RunCommand.self, ValidateCommand.self, TickCommand.self, ScheduleCommand.self, JobsCommand.self,
+            PluginsCommand.self, OutboxCommand.self, DLQCommand.self, StateCommand.self, ReloadCommand.self,
+        ]
     )
 }
 
 /// Options every command that reads the job file shares.
 struct ConfigOptions: ParsableArguments {
-    @Option(name: .long, help: "The job file (default: $POLLERD_CONFIG, then ./pollers.yaml, then /etc/pollerd/pollers.yaml).")
+    @Option(
+        name: .long,
+        help: "The job file (default: $POLLERD_CONFIG, then ./pollers.yaml, then /etc/pollerd/pollers.yaml).")
     var config: String?
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
-    @Option(name: .long, help: "Log format: text, or json (one object per line). Default: $POLLERD_LOG_FORMAT, else text.")
+    @Option(
+        name: .long, help: "Log format: text, or json (one object per line). Default: $POLLERD_LOG_FORMAT, else text.")
     var logFormat: LogFormat?
 
     var path: String { Self.search(config: config, environment: ProcessInfo.processInfo.environment) }
 
     /// `--config`, then `$POLLERD_CONFIG`, then `./pollers.yaml`, then `/etc/pollerd/pollers.yaml`
     /// (the first that exists of the last two; `./pollers.yaml` when neither does, for the error).
-    static func search(config: String?, environment: [String: String], exists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }) -> String {
+    static func search(
+        config: String?, environment: [String: String],
+        exists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }
+    ) -> String {
         if let config { return config }
         if let env = environment["POLLERD_CONFIG"], !env.isEmpty { return env }
         for candidate in ["pollers.yaml", "/etc/pollerd/pollers.yaml"] where exists(candidate) { return candidate }
         return "pollers.yaml"
     }
 }
-
-import Foundation
-import PollerdCore
 
 /// `--log-level` takes swift-log's level names; any other word is a usage error (exit 64).
 extension Logger.Level: @retroactive ExpressibleByArgument {}

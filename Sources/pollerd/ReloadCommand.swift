@@ -6,8 +6,10 @@ import PollerdDaemon
 struct ReloadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reload",
-        abstract: "Ask the running daemon to reload its job file (through its admin API); --dry-run prints the plan only.",
-        discussion: "The daemon validates the whole file first: a file with any error is rejected and the running jobs stay. Exit 1 when no daemon answers."
+        abstract:
+            "Ask the running daemon to reload its job file (through its admin API); --dry-run prints the plan only.",
+        discussion:
+            "The daemon validates the whole file first: a file with any error is rejected and the running jobs stay. Exit 1 when no daemon answers."
     )
 
     @OptionGroup var options: ConfigOptions
@@ -18,7 +20,8 @@ struct ReloadCommand: AsyncParsableCommand {
         _ = Support.bootstrapLogging(level: options.logLevel, format: options.logFormat)
         let file = Support.load(options.path, printProblems: false)
         guard let client = DaemonClient.from(file) else {
-            Support.printErr("error: the job file turns the admin API off (admin_listen: off); send the daemon SIGHUP instead")
+            Support.printErr(
+                "error: the job file turns the admin API off (admin_listen: off); send the daemon SIGHUP instead")
             throw Exit.config
         }
         guard await client.isUp() else {
@@ -27,10 +30,14 @@ struct ReloadCommand: AsyncParsableCommand {
         }
         let answer = try await client.request("POST", "/admin/reload" + (dryRun ? "?dry_run=1" : ""))
         guard (200..<300).contains(answer.status) else {
-            Support.printErr("error: the daemon refused the reload (\(answer.status)): \(answer.errorMessage ?? "\(answer.body)")")
+            Support.printErr(
+                "error: the daemon refused the reload (\(answer.status)): \(answer.errorMessage ?? "\(answer.body)")")
             throw answer.status == 400 ? Exit.config : Exit.transient
         }
-        if json { print(Support.json(answer.body)); return }
+        if json {
+            print(Support.json(answer.body))
+            return
+        }
         func ids(_ k: String) -> String {
             guard case .array(let a)? = answer.body[k], !a.isEmpty else { return "-" }
             return a.compactMap(\.stringValue).joined(separator: ", ")

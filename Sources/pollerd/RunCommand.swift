@@ -32,8 +32,9 @@ struct RunCommand: AsyncParsableCommand {
         }
         let daemon: Daemon
         do {
-            daemon = Daemon(configPath: options.path, store: try Support.openStore(file), storeLocation: file.stateDBPath,
-                            processes: processes, fetcher: Support.fetcher, watch: watch, logger: logger)
+            daemon = Daemon(
+                configPath: options.path, store: try Support.openStore(file), storeLocation: file.stateDBPath,
+                processes: processes, fetcher: Support.fetcher, watch: watch, logger: logger)
         } catch let e as SQLiteBackend.Corrupt {
             Support.printErr("error: \(e)")
             throw Exit.config
@@ -48,7 +49,8 @@ struct RunCommand: AsyncParsableCommand {
             throw Exit.config
         } catch {
             // A service failed (the admin server could not bind, say): the others were stopped.
-            let hint = "\(error)".contains("bind") ? file.settings.adminListen.map { " (admin_listen: \($0))" } ?? "" : ""
+            let hint =
+                "\(error)".contains("bind") ? file.settings.adminListen.map { " (admin_listen: \($0))" } ?? "" : ""
             Support.printErr("error: pollerd stopped: \(error)\(hint)")
             throw Exit.transient
         }

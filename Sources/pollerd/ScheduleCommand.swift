@@ -13,7 +13,8 @@ struct ScheduleCommand: AsyncParsableCommand {
     struct Next: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "next",
-            abstract: "Print the next firing instants strictly after --from, without jitter, one per line (RFC 3339 UTC)."
+            abstract:
+                "Print the next firing instants strictly after --from, without jitter, one per line (RFC 3339 UTC)."
         )
 
         @Option(help: "A cron expression (5 or 6 fields, or a macro).") var cron: String?
@@ -34,13 +35,17 @@ struct ScheduleCommand: AsyncParsableCommand {
         func run() async throws {
             var start = SystemWallClock().nowMs
             if let from {
-                guard let t = RFC3339.parse(from) else { throw ValidationError("--from is not an RFC 3339 timestamp: \(from)") }
+                guard let t = RFC3339.parse(from) else {
+                    throw ValidationError("--from is not an RFC 3339 timestamp: \(from)")
+                }
                 start = t
             }
             let schedule: Schedule
             if let cron {
                 let expr: CronExpression
-                do { expr = try CronExpression(cron) } catch { throw ValidationError("invalid cron expression: \(error)") }
+                do { expr = try CronExpression(cron) } catch {
+                    throw ValidationError("invalid cron expression: \(error)")
+                }
                 var zone = ZoneRules.utc
                 if let tz {
                     guard let z = ZoneRules(identifier: tz) else { throw ValidationError("unknown time zone '\(tz)'") }
@@ -50,7 +55,9 @@ struct ScheduleCommand: AsyncParsableCommand {
             } else if let everySecs {
                 schedule = Schedule(.every(seconds: everySecs))
             } else {
-                guard let t = RFC3339.parse(at!) else { throw ValidationError("--at is not an RFC 3339 timestamp: \(at!)") }
+                guard let t = RFC3339.parse(at!) else {
+                    throw ValidationError("--at is not an RFC 3339 timestamp: \(at!)")
+                }
                 schedule = Schedule(.at(t))
             }
             var t = start

@@ -20,13 +20,17 @@ struct StateCommand: AsyncParsableCommand {
     }
 
     struct Check: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run SQLite's full integrity check; exit 1 if the file is damaged.")
+        static let configuration = CommandConfiguration(
+            abstract: "Run SQLite's full integrity check; exit 1 if the file is damaged.")
         @OptionGroup var location: Location
 
         func run() async throws {
             let path = location.path
             let problems = try SQLiteBackend.check(path: path)
-            if problems == ["ok"] { print("\(path): ok"); return }
+            if problems == ["ok"] {
+                print("\(path): ok")
+                return
+            }
             for p in problems { print("\(path): \(p)") }
             throw Exit.transient
         }
@@ -45,7 +49,9 @@ struct StateCommand: AsyncParsableCommand {
             let fresh = path + ".recovered-\(stamp)"
             let report = try SQLiteBackend.recover(from: path, to: fresh)
             for r in report {
-                print("\(r.table): \(r.kept) row(s) kept" + (r.lost < 0 ? ", unreadable" : r.lost > 0 ? ", \(r.lost) lost" : ""))
+                print(
+                    "\(r.table): \(r.kept) row(s) kept"
+                        + (r.lost < 0 ? ", unreadable" : r.lost > 0 ? ", \(r.lost) lost" : ""))
             }
             let fm = FileManager.default
             let kept = path + ".damaged-\(stamp)"

@@ -34,8 +34,13 @@ enum Support {
 
     /// Text (the default) or JSON lines (`--log-format json`, or `POLLERD_LOG_FORMAT=json`).
     static func bootstrapLogging(level: Logger.Level, format: LogFormat? = nil) -> Logger {
-        let first = bootstrapped.withLock { b in defer { b = true }; return !b }
-        let json = (format ?? LogFormat(rawValue: ProcessInfo.processInfo.environment["POLLERD_LOG_FORMAT"] ?? "") ?? .text) == .json
+        let first = bootstrapped.withLock { b in
+            defer { b = true }
+            return !b
+        }
+        let json =
+            (format ?? LogFormat(rawValue: ProcessInfo.processInfo.environment["POLLERD_LOG_FORMAT"] ?? "") ?? .text)
+            == .json
         if first {
             LoggingSystem.bootstrap { label in
                 if json { return JSONLogHandler(label: label, level: level) }
@@ -59,7 +64,9 @@ enum Support {
 
     /// Loads the job file, with the plugins its `plugin_dirs` hold, and prints its problems.
     /// Loading starts no plugin process: long-lived plugins start on their first tick.
-    static func load(_ path: String, processes: PluginProcesses = Support.processes(), printProblems: Bool = true) -> JobFile {
+    static func load(
+        _ path: String, processes: PluginProcesses = Support.processes(), printProblems: Bool = true
+    ) -> JobFile {
         let file = Daemon.loadJobFile(path, processes: processes, fetcher: fetcher, nowMs: nowMs)
         fetcher.configure(file.settings.http)
         if printProblems {

@@ -52,14 +52,16 @@ struct TickCommand: AsyncParsableCommand {
             throw Exit.config
         }
         let facade = Operator(store: try Support.openStore(file), clock: SystemWallClock(), settings: file.settings)
-        let result = try await facade.tick(job, registry: file.registry, holder: "cli-" + HolderIdentity.make(), dryRun: dryRun, logger: logger)
+        let result = try await facade.tick(
+            job, registry: file.registry, holder: "cli-" + HolderIdentity.make(), dryRun: dryRun, logger: logger)
         await processes.shutdownAll()
         await Support.fetcher.shutdown()
         let report = result.report
         if json {
             let ack = report.ack
             let v: JSONValue = .object([
-                "job_id": .string(job.id), "kind": .string(job.kind), "status": .string(result.status), "error": result.error.json,
+                "job_id": .string(job.id), "kind": .string(job.kind), "status": .string(result.status),
+                "error": result.error.json,
                 "items_seen": .int(ack?.itemsSeen ?? 0), "items_dispatched": .int(ack?.itemsDispatched ?? 0),
                 "next_cursor": (ack?.nextCursor).map { .string(Base64URL.encode($0)) } ?? .null,
                 "next_interval_secs": (ack?.nextIntervalSecs).json,
@@ -73,7 +75,9 @@ struct TickCommand: AsyncParsableCommand {
             print(Support.json(v))
         } else {
             for w in report.warnings { Support.printErr("warning: \(w)") }
-            print("\(job.id): \(result.status)\(result.error.map { ": \($0)" } ?? "") (\(report.durationMs) ms, \(report.ack?.items.count ?? 0) item(s)\(dryRun ? ", dry run" : ""))")
+            print(
+                "\(job.id): \(result.status)\(result.error.map { ": \($0)" } ?? "") (\(report.durationMs) ms, \(report.ack?.items.count ?? 0) item(s)\(dryRun ? ", dry run" : ""))"
+            )
             for item in report.ack?.items ?? [] { print(Support.json(item)) }
         }
         let exit = Exit.code(result.outcome)

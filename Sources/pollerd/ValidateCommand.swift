@@ -2,14 +2,15 @@ import ArgumentParser
 import Foundation
 import PollerdConfig
 import PollerdCore
-import PollerdPollers
 import PollerdDaemon
+import PollerdPollers
 
 struct ValidateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
         abstract: "Check the job file; exit 3 if anything in it is invalid.",
-        discussion: "With --diff, print the reload plan {add, replace, remove, keep} against the jobs recorded in the state database, without applying it."
+        discussion:
+            "With --diff, print the reload plan {add, replace, remove, keep} against the jobs recorded in the state database, without applying it."
     )
 
     @OptionGroup var options: ConfigOptions
@@ -26,7 +27,8 @@ struct ValidateCommand: AsyncParsableCommand {
         if diff && !file.isFatal {
             var current: [String: String] = [:]
             if FileManager.default.fileExists(atPath: file.stateDBPath) {
-                let facade = Operator(store: try Support.openStore(file), clock: SystemWallClock(), settings: file.settings)
+                let facade = Operator(
+                    store: try Support.openStore(file), clock: SystemWallClock(), settings: file.settings)
                 for row in try await facade.jobs(includeInactive: true) {
                     if let fp = row.definitionFingerprint { current[row.jobID] = fp }
                 }
@@ -34,9 +36,11 @@ struct ValidateCommand: AsyncParsableCommand {
             let jobs = file.settings.enabled ? file.jobs : []
             let plan = ReloadPlan.between(current: current, next: jobs.map { ($0.id, $0.fingerprint) })
             if json {
-                let v: JSONValue = .object(["add": .array(plan.add.map { .string($0) }), "replace": .array(plan.replace.map { .string($0) }),
-                                            "remove": .array(plan.remove.map { .string($0) }), "keep": .array(plan.keep.map { .string($0) }),
-                                            "errors": .array(file.errors.map { .string($0.description) })])
+                let v: JSONValue = .object([
+                    "add": .array(plan.add.map { .string($0) }), "replace": .array(plan.replace.map { .string($0) }),
+                    "remove": .array(plan.remove.map { .string($0) }), "keep": .array(plan.keep.map { .string($0) }),
+                    "errors": .array(file.errors.map { .string($0.description) }),
+                ])
                 print(Support.json(v))
             } else {
                 print("add:     \(plan.add.joined(separator: " "))")
@@ -45,9 +49,13 @@ struct ValidateCommand: AsyncParsableCommand {
                 print("keep:    \(plan.keep.joined(separator: " "))")
             }
         } else if json {
-            print(Support.json(.object(["valid": .bool(file.errors.isEmpty), "jobs": .int(Int64(file.jobs.count)),
-                                        "errors": .array(file.errors.map { .string($0.description) }),
-                                        "warnings": .array(file.warnings.map { .string($0.description) })])))
+            print(
+                Support.json(
+                    .object([
+                        "valid": .bool(file.errors.isEmpty), "jobs": .int(Int64(file.jobs.count)),
+                        "errors": .array(file.errors.map { .string($0.description) }),
+                        "warnings": .array(file.warnings.map { .string($0.description) }),
+                    ])))
         }
         if !file.errors.isEmpty {
             throw Exit.config

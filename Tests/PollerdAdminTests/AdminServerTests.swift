@@ -5,6 +5,7 @@ import NIOCore
 import PollerdAdmin
 import Prometheus
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,14 +13,21 @@ import Glibc
 /// The admin listener against real sockets on loopback.
 @Suite struct AdminServerTests {
     /// Runs the admin server on an ephemeral loopback port for the duration of `body`.
-    func withServer(idleTimeoutMs: Int64, maxConnections: Int = 256, headerDeadlineMs: Int64 = 10_000, _ body: @Sendable (Int) async throws -> Void) async throws {
+    func withServer(
+        idleTimeoutMs: Int64, maxConnections: Int = 256, headerDeadlineMs: Int64 = 10_000,
+        _ body: @Sendable (Int) async throws -> Void
+    ) async throws {
         var logger = Logger(label: "test-admin")
         logger.logLevel = .critical
         let (ports, cont) = AsyncStream<Int>.makeStream()
-        let app = try AdminServer.application(host: "127.0.0.1", port: 0, registry: PrometheusCollectorRegistry(),
-                                              auth: AdminAuth(tokens: [], openProbes: true), logger: logger,
-                                          idleTimeoutMs: idleTimeoutMs, maxConnections: maxConnections, headerDeadlineMs: headerDeadlineMs,
-                                          onServerRunning: { ch in cont.yield(ch.localAddress?.port ?? 0); cont.finish() })
+        let app = try AdminServer.application(
+            host: "127.0.0.1", port: 0, registry: PrometheusCollectorRegistry(),
+            auth: AdminAuth(tokens: [], openProbes: true), logger: logger,
+            idleTimeoutMs: idleTimeoutMs, maxConnections: maxConnections, headerDeadlineMs: headerDeadlineMs,
+            onServerRunning: { ch in
+                cont.yield(ch.localAddress?.port ?? 0)
+                cont.finish()
+            })
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.run() }
             var port = 0
@@ -36,7 +44,11 @@ import Glibc
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let r = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         #expect(r == 0)
         return fd
     }
@@ -45,7 +57,8 @@ import Glibc
     func readToClose(_ fd: Int32) async -> [UInt8] {
         await withCheckedContinuation { c in
             Thread {
-                var out: [UInt8] = [], buf = [UInt8](repeating: 0, count: 4096)
+                var out: [UInt8] = []
+                var buf = [UInt8](repeating: 0, count: 4096)
                 while true {
                     let n = read(fd, &buf, buf.count)
                     if n <= 0 { break }
@@ -64,7 +77,7 @@ import Glibc
             defer { close(fd) }
             let partial = Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\n".utf8)
             #expect(write(fd, partial, partial.count) == partial.count)
-            #expect(await readToClose(fd).isEmpty)   // closed by the server, nothing answered
+            #expect(await readToClose(fd).isEmpty) // closed by the server, nothing answered
         }
     }
 
@@ -77,7 +90,7 @@ import Glibc
             defer { close(fd) }
             let partial = Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1\r\n".utf8)
             #expect(write(fd, partial, partial.count) == partial.count)
-            #expect(await readToClose(fd).isEmpty)   // closed by the deadline, nothing answered
+            #expect(await readToClose(fd).isEmpty) // closed by the deadline, nothing answered
         }
     }
 
@@ -93,8 +106,10 @@ import Glibc
     }
 
     @Test func onlyLoopbackAddressesCountAsLocal() {
-        #expect(AdminServer.isLoopback("127.0.0.1") && AdminServer.isLoopback("127.1.2.3") && AdminServer.isLoopback("localhost") && AdminServer.isLoopback("::1"))
-        #expect(!AdminServer.isLoopback("0.0.0.0") && !AdminServer.isLoopback("10.0.0.1") && !AdminServer.isLoopback("::"))
+        #expect(
+            AdminServer.isLoopback("127.0.0.1") && AdminServer.isLoopback("127.1.2.3")
+                && AdminServer.isLoopback("localhost") && AdminServer.isLoopback("::1"))
+        #expect(
+            !AdminServer.isLoopback("0.0.0.0") && !AdminServer.isLoopback("10.0.0.1") && !AdminServer.isLoopback("::"))
     }
 }
-

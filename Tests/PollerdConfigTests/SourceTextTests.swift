@@ -1,7 +1,8 @@
 import Foundation
-@testable import PollerdConfig
 import PollerdCore
 import Testing
+
+@testable import PollerdConfig
 
 /// Bad bytes in a job file or manifest are reported where they are, with the reason.
 @Suite struct SourceTextTests {
@@ -34,12 +35,14 @@ import Testing
     }
 
     @Test(arguments: [
-        ([0xC0, 0x80] as [UInt8], "overlong"), ([0xED, 0xA0, 0x80], "surrogate"), ([0xF4, 0x90, 0x80, 0x80], "past U+10FFFF"),
+        ([0xC0, 0x80] as [UInt8], "overlong"), ([0xED, 0xA0, 0x80], "surrogate"),
+        ([0xF4, 0x90, 0x80, 0x80], "past U+10FFFF"),
         ([0xE2, 0x82], "truncated"), ([0x80], "a lone continuation byte"),
     ])
     func everyInvalidFormIsCaught(bytes: [UInt8], form: String) {
         guard case .failure(let e) = SourceText.decode(Data(Array("ab\n".utf8) + bytes), path: "f", what: "x") else {
-            Issue.record("\(form) accepted"); return
+            Issue.record("\(form) accepted")
+            return
         }
         #expect(e.line == 2 && e.column == 1)
     }

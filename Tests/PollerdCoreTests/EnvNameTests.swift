@@ -3,7 +3,10 @@ import Testing
 
 /// The one rule for environment variable names: a letter or `_`, then letters, digits or `_`.
 @Suite struct EnvNameTests {
-    @Test(arguments: ["API_KEY", "AWS_REGION", "API_URL", "API_TOKEN", "B", "C2", "DB_HOST", "EDITOR", "F_", "_", "_X1", "path", "Home", "a1_b2", "Z9"])
+    @Test(arguments: [
+        "API_KEY", "AWS_REGION", "API_URL", "API_TOKEN", "B", "C2", "DB_HOST", "EDITOR", "F_", "_", "_X1", "path",
+        "Home", "a1_b2", "Z9",
+    ])
     func validNames(_ name: String) {
         #expect(EnvName.isValid(name))
     }

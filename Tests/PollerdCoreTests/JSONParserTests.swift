@@ -1,6 +1,7 @@
 import Foundation
-@testable import PollerdCore
 import Testing
+
+@testable import PollerdCore
 
 @Suite struct JSONParserTests {
     func decoder(_ s: String) -> JSONValue? { try? JSONDecoder().decode(JSONValue.self, from: Data(s.utf8)) }
@@ -9,7 +10,8 @@ import Testing
     /// Inputs on which the parser must agree with Foundation's JSONDecoder (value, or both refuse).
     static let agreed: [String] = [
         "{}", "[]", "null", "true", "false", "0", "-0", "42", "-9223372036854775808", "9223372036854775807",
-        "1.5", "-2.25e-3", "1E-2", "\"\"", "\"plain\"", "\"esc \\\" \\\\ \\/ \\b \\f \\n \\r \\t\"", "\"\\u00e9\\u4e2d\"",
+        "1.5", "-2.25e-3", "1E-2", "\"\"", "\"plain\"", "\"esc \\\" \\\\ \\/ \\b \\f \\n \\r \\t\"",
+        "\"\\u00e9\\u4e2d\"",
         "\"\\ud83d\\ude00\"", "\"é中😀\"", " { \"a\" : [ 1 , 2 , { \"b\" : null } ] } ",
         "{\"result\":{\"next_cursor\":\"AAE\",\"items\":[{\"id\":\"x\"}]},\"id\":7,\"jsonrpc\":\"2.0\"}",
         // refused by both
@@ -37,7 +39,7 @@ import Testing
     }
 
     @Test func numbersBeyondInt64AreDoubles() {
-        #expect(parser("9223372036854775808") == .double(9223372036854775808))
+        #expect(parser("9223372036854775808") == .double(9_223_372_036_854_775_808))
         #expect(parser("1.0") == .double(1.0))
         #expect(parser("-7") == .int(-7))
     }
@@ -46,7 +48,7 @@ import Testing
         #expect((try? JSONValue.parse(Data([0x22, 0xFF, 0xFE, 0x22]))) == nil)
         #expect(parser(String(repeating: "[", count: 600) + String(repeating: "]", count: 600)) == nil)
         #expect(parser(String(repeating: "[", count: 500) + String(repeating: "]", count: 500)) != nil)
-        #expect(parser(String(repeating: "{\"a\":", count: 100_000)) == nil)       // no stack overflow
+        #expect(parser(String(repeating: "{\"a\":", count: 100_000)) == nil) // no stack overflow
     }
 
     @Test func canonicalTextRoundTrips() {
@@ -59,7 +61,8 @@ import Testing
             case 3: return .double(Double.random(in: -1e9...1e9, using: &rng).rounded() + 0.5)
             case 4:
                 let pool: [Character] = ["a", "é", "\"", "\\", "\n", "\u{01}", "😀", "中", " ", "/"]
-                return .string(String((0..<Int.random(in: 0...8, using: &rng)).map { _ in pool.randomElement(using: &rng)! }))
+                return .string(
+                    String((0..<Int.random(in: 0...8, using: &rng)).map { _ in pool.randomElement(using: &rng)! }))
             case 5: return .array((0..<Int.random(in: 0...4, using: &rng)).map { _ in random(depth + 1) })
             default:
                 var o: [String: JSONValue] = [:]
@@ -85,7 +88,10 @@ import Testing
     }
 
     @Test func viewRefusesWhatTheParserRefuses() {
-        for bad in ["[1,]", "{\"a\":1,}", "{\"a\" 1}", "{1:2}", "[\"\u{7}\"]", "{\"k\":\"\\q\"}", "[1e999]", "[-]", "[00]", "{\"a\":tru}"] {
+        for bad in [
+            "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{1:2}", "[\"\u{7}\"]", "{\"k\":\"\\q\"}", "[1e999]", "[-]", "[00]",
+            "{\"a\":tru}",
+        ] {
             #expect(!viewValid(bad) && parser(bad) == nil, "input: \(bad)")
         }
         #expect(JSONView.withRoot([0x22, 0xFF, 0xFE, 0x22]) { _ in true } == nil)
@@ -98,12 +104,17 @@ import Testing
     /// `member` finds what the parsed dictionary holds: the last of repeated keys, keys written
     /// with escapes, values of every kind, and nothing inside nested values.
     @Test func viewMembersMatchTheParsedObject() {
-        let text = #"{ "a" : 1 , "b":{"a":2,"x":[1,{"a":3}]}, "s":"q\"}", "a":[4, "}"], "\u0069d": 7, "n": null, "e": "\u00e9", "long_key_over_16_bytes": true }"#
+        let text =
+            #"{ "a" : 1 , "b":{"a":2,"x":[1,{"a":3}]}, "s":"q\"}", "a":[4, "}"], "\u0069d": 7, "n": null, "e": "\u00e9", "long_key_over_16_bytes": true }"#
         let parsed = parser(text)
         let got: [String: JSONValue?]? = JSONView.withRoot(Array(text.utf8)) { root in
-            ["a": root.member("a")?.value, "b": root.member("b")?.value, "s": root.member("s")?.value, "id": root.member("id")?.value,
-             "n": root.member("n")?.value, "e": root.member("e")?.value, "long_key_over_16_bytes": root.member("long_key_over_16_bytes")?.value,
-             "x": root.member("x")?.value, "nested": root.member("b")?.member("a")?.value]
+            [
+                "a": root.member("a")?.value, "b": root.member("b")?.value, "s": root.member("s")?.value,
+                "id": root.member("id")?.value,
+                "n": root.member("n")?.value, "e": root.member("e")?.value,
+                "long_key_over_16_bytes": root.member("long_key_over_16_bytes")?.value,
+                "x": root.member("x")?.value, "nested": root.member("b")?.member("a")?.value,
+            ]
         }
         #expect(got?["a"] == parsed?["a"] && got?["a"] == .array([.int(4), .string("}")]))
         #expect(got?["b"] == parsed?["b"] && got?["s"] == parsed?["s"] && got?["id"] == .int(7))
@@ -121,16 +132,26 @@ import Testing
             var parts: [String] = []
             for _ in 0..<Int.random(in: 0...6, using: &rng) {
                 let k = keys.randomElement(using: &rng)!
-                let v: JSONValue = [.int(Int64.random(in: -5...5, using: &rng)), .string(k), .array([.null, .bool(true)]), .object(["a": .double(1.5)])]
-                    .randomElement(using: &rng)!
+                let v: JSONValue = [
+                    .int(Int64.random(in: -5...5, using: &rng)), .string(k), .array([.null, .bool(true)]),
+                    .object(["a": .double(1.5)]),
+                ]
+                .randomElement(using: &rng)!
                 parts.append("\(JSONValue.string(k).canonicalString) : \(v.canonicalString)")
             }
             let text = "{" + parts.joined(separator: " , ") + "}"
             let parsed = parser(text)
-            let viewed = JSONView.withRoot(Array(text.utf8)) { root in keys.map { k -> JSONValue? in
-                switch k { case "a": root.member("a")?.value; case "id": root.member("id")?.value; case "é": root.member("é")?.value
-                case "k\"q": root.member("k\"q")?.value; default: root.member("result")?.value }
-            } }
+            let viewed = JSONView.withRoot(Array(text.utf8)) { root in
+                keys.map { k -> JSONValue? in
+                    switch k {
+                    case "a": root.member("a")?.value
+                    case "id": root.member("id")?.value
+                    case "é": root.member("é")?.value
+                    case "k\"q": root.member("k\"q")?.value
+                    default: root.member("result")?.value
+                    }
+                }
+            }
             #expect(viewed == keys.map { parsed?[$0] }, "\(text)")
         }
     }
@@ -149,12 +170,15 @@ import Testing
             case 1: return .int(Int64.random(in: -1000...1000, using: &rng))
             case 2:
                 let pool: [Character] = ["a", "é", "\"", "\\", "\n", "}", "]", "{", ",", ":"]
-                return .string(String((0..<Int.random(in: 0...6, using: &rng)).map { _ in pool.randomElement(using: &rng)! }))
+                return .string(
+                    String((0..<Int.random(in: 0...6, using: &rng)).map { _ in pool.randomElement(using: &rng)! }))
             case 3: return .double(1.5)
             case 4: return .array((0..<Int.random(in: 0...3, using: &rng)).map { _ in random(depth + 1) })
             default:
                 var o: [String: JSONValue] = [:]
-                for k in 0..<Int.random(in: 0...4, using: &rng) { o[["k\(k)", "a\"b", "é"].randomElement(using: &rng)!] = random(depth + 1) }
+                for k in 0..<Int.random(in: 0...4, using: &rng) {
+                    o[["k\(k)", "a\"b", "é"].randomElement(using: &rng)!] = random(depth + 1)
+                }
                 return .object(o)
             }
         }
@@ -166,10 +190,21 @@ import Testing
         }
         func spaced(_ text: String) -> String {
             // Whitespace after every structural character outside strings.
-            var out = "", inString = false, escaped = false
+            var out = ""
+            var inString = false
+            var escaped = false
             for c in text {
                 out.append(c)
-                if inString { if escaped { escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { inString = false }; continue }
+                if inString {
+                    if escaped {
+                        escaped = false
+                    } else if c == "\\" {
+                        escaped = true
+                    } else if c == "\"" {
+                        inString = false
+                    }
+                    continue
+                }
                 if c == "\"" { inString = true } else if "{}[],:".contains(c) { out += " \n" }
             }
             return " " + out + "\t"
@@ -186,8 +221,10 @@ import Testing
         }
         // Over 2 KiB, and over the limit (scanned): members after a long string and a long array.
         for size in [3000, JSONView.recordedEndsLimit + 10] {
-            let long = JSONValue.object(["pad": .string(String(repeating: "x", count: size)), "list": .array((0..<50).map { .int($0) }),
-                                         "z": .object(["a": .object(["b": .string("}{")])])])
+            let long = JSONValue.object([
+                "pad": .string(String(repeating: "x", count: size)), "list": .array((0..<50).map { .int($0) }),
+                "z": .object(["a": .object(["b": .string("}{")])]),
+            ])
             check(long.canonicalString)
             check(spaced(long.canonicalString))
         }
@@ -210,7 +247,10 @@ import Testing
     /// Integers are written digit by digit: the edges of Int64 and the powers of ten.
     @Test func integersAreWrittenAsSwiftPrintsThem() {
         var values: [Int64] = [.min, .max, .min + 1, -1, 0, 9, 10, 11, 99, 100, -10, 1_000_000_000_000_000_000]
-        for e in 0..<19 { let p = Int64(pow(10.0, Double(e))); values += [p, p - 1, -p, -p + 1] }
+        for e in 0..<19 {
+            let p = Int64(pow(10.0, Double(e)))
+            values += [p, p - 1, -p, -p + 1]
+        }
         for v in values {
             var out: [UInt8] = []
             JSONValue.writeInt(v, into: &out)
@@ -223,27 +263,37 @@ import Testing
     /// kinds; strings with and without escapes.
     @Test func viewScalarsAgreeWithTheBuiltValue() {
         var rng = SystemRandomNumberGenerator()
-        var numbers = ["0", "-0", "7", "-7", "123456789012345678", "-123456789012345678", "1234567890123456789", "9223372036854775807",
-                       "-9223372036854775808", "9223372036854775808", "99999999999999999999", "7.0", "7.5", "-2e3", "1E2", "0.0", "1e400"]
+        var numbers = [
+            "0", "-0", "7", "-7", "123456789012345678", "-123456789012345678", "1234567890123456789",
+            "9223372036854775807",
+            "-9223372036854775808", "9223372036854775808", "99999999999999999999", "7.0", "7.5", "-2e3", "1E2", "0.0",
+            "1e400",
+        ]
         for _ in 0..<500 {
             let digits = Int.random(in: 1...20, using: &rng)
-            var n = String(Int.random(in: 1...9, using: &rng)) + String((1..<digits).map { _ in Character(String(Int.random(in: 0...9, using: &rng))) })
+            var n =
+                String(Int.random(in: 1...9, using: &rng))
+                + String((1..<digits).map { _ in Character(String(Int.random(in: 0...9, using: &rng))) })
             if Bool.random(using: &rng) { n = "-" + n }
             if Int.random(in: 0..<5, using: &rng) == 0 { n += [".0", ".25", "e2", "E-1"].randomElement(using: &rng)! }
             numbers.append(n)
         }
         for n in numbers + ["\"7\"", "true", "null", "[7]", "{\"a\":7}"] {
             let text = "{\"n\":\(n) }"
-            guard let want = parser(text) else { continue }   // 1e400: refused by both
+            guard let want = parser(text) else { continue } // 1e400: refused by both
             let got = JSONView.withRoot(Array(text.utf8)) { root in root.member("n")?.intValue }
             #expect(got == .some(want["n"]?.intValue), "\(n)")
         }
         for str in ["", "plain", "d29ybGQ", #"a\"b"#, #"\u00e9t\u00e9"#, #"tab\there"#, "\u{e9}t\u{e9}"] {
             let text = "{\"s\":\"\(str)\",\"n\":1}"
             let want = parser(text)?["s"]?.stringValue
-            let got = JSONView.withRoot(Array(text.utf8)) { root in root.member("s")?.withStringBytes { String(decoding: $0, as: UTF8.self) } }
+            let got = JSONView.withRoot(Array(text.utf8)) { root in
+                root.member("s")?.withStringBytes { String(decoding: $0, as: UTF8.self) }
+            }
             #expect(got == .some(want), "\(str)")
-            #expect(JSONView.withRoot(Array(text.utf8)) { root in root.member("n")?.withStringBytes { _ in true } } == .some(nil))
+            #expect(
+                JSONView.withRoot(Array(text.utf8)) { root in root.member("n")?.withStringBytes { _ in true } }
+                    == .some(nil))
         }
     }
 
@@ -255,23 +305,32 @@ import Testing
         func foundation(_ s: String) -> Data? {
             var b = Array(s.utf8)
             while b.last == UInt8(ascii: "=") { b.removeLast() }
-            guard b.allSatisfy({ ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 }),
-                  b.count % 4 != 1 else { return nil }
+            guard
+                b.allSatisfy({
+                    ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95
+                }),
+                b.count % 4 != 1
+            else { return nil }
             b = b.map { $0 == 45 ? 43 : $0 == 95 ? 47 : $0 }
             while b.count % 4 != 0 { b.append(UInt8(ascii: "=")) }
             return Data(base64Encoded: Data(b))
         }
         for _ in 0..<2000 {
-            let s = String(decoding: (0..<Int.random(in: 0...12, using: &rng)).map { _ in pool.randomElement(using: &rng)! }, as: UTF8.self)
+            let s = String(
+                decoding: (0..<Int.random(in: 0...12, using: &rng)).map { _ in pool.randomElement(using: &rng)! },
+                as: UTF8.self)
             #expect(Base64URL.decode(s) == foundation(s), "\(s)")
             let d = Data((0..<Int.random(in: 0...10, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
             let e = Base64URL.encode(d)
-            #expect(Base64URL.decode(e) == d && !e.contains("=") && e == d.base64EncodedString().replacingOccurrences(of: "=", with: "")
-                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_"))
+            #expect(
+                Base64URL.decode(e) == d && !e.contains("=")
+                    && e
+                        == d.base64EncodedString().replacingOccurrences(of: "=", with: "")
+                        .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            )
         }
     }
 }
-
 
 extension JSONView {
     /// The value of the member named `key` (the last one, if the key repeats), through the

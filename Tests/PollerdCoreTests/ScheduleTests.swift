@@ -1,3 +1,4 @@
+import Foundation
 import PollerdCore
 import Testing
 
@@ -45,7 +46,8 @@ import Testing
         for i in 0..<100 {
             #expect(s.jitterOffsetMs(jobID: "j\(i)", defaultJitterMs: 5000, nowMs: 0) < 2000)
         }
-        #expect(Schedule(.every(seconds: 60), jitterMs: 0).jitterOffsetMs(jobID: "a", defaultJitterMs: 5000, nowMs: 0) == 0)
+        #expect(
+            Schedule(.every(seconds: 60), jitterMs: 0).jitterOffsetMs(jobID: "a", defaultJitterMs: 5000, nowMs: 0) == 0)
     }
 
     @Test func nominalIntervals() throws {
@@ -88,15 +90,13 @@ import Testing
         #expect(Base64URL.decode("!!not_b64!!") == nil)
         #expect(Base64URL.encode(Data([0xfb, 0xff])) == "-_8")
         #expect(Base64URL.decode("-_8") == Data([0xfb, 0xff]))
-        #expect(Base64URL.decode("a") == nil)                       // a length that no byte string has
+        #expect(Base64URL.decode("a") == nil) // a length that no byte string has
         for n in 0..<40 {
             let d = Data((0..<n).map { _ in UInt8.random(in: 0...255) })
             #expect(Base64URL.decode(Base64URL.encode(d)) == d)
         }
     }
 }
-
-import Foundation
 
 @Suite struct CanonicalJSONTests {
     @Test func sortedKeysCompactAndSerdeEscapes() {

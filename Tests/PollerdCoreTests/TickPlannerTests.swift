@@ -21,7 +21,9 @@ import Testing
         var errors = 0
         var now = t0
         for n in 1...5 {
-            let p = TickPlanner.plan(job: job(), outcome: .failed(.transient(.pluginError, "boom")), previousErrors: errors, breakerThreshold: 3, offsetMs: 0, nowMs: now)
+            let p = TickPlanner.plan(
+                job: job(), outcome: .failed(.transient(.pluginError, "boom")), previousErrors: errors,
+                breakerThreshold: 3, offsetMs: 0, nowMs: now)
             #expect(p.status == "transient")
             #expect(p.consecutiveErrors == n)
             #expect(!p.pause)
@@ -36,18 +38,23 @@ import Testing
             errors = p.consecutiveErrors
             now = p.nextRunAtMs!
         }
-        let ok = TickPlanner.plan(job: job(), outcome: .ok(TickAck()), previousErrors: errors, breakerThreshold: 3, offsetMs: 0, nowMs: now)
+        let ok = TickPlanner.plan(
+            job: job(), outcome: .ok(TickAck()), previousErrors: errors, breakerThreshold: 3, offsetMs: 0, nowMs: now)
         #expect(ok.consecutiveErrors == 0 && !ok.breakerOpen && ok.status == "ok")
     }
 
     @Test func backoffNeverRunsSoonerThanTheJobsOwnInterval() {
-        let p = TickPlanner.plan(job: job(every: 3600), outcome: .failed(.transient(.pluginError, "boom")), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 1000)
+        let p = TickPlanner.plan(
+            job: job(every: 3600), outcome: .failed(.transient(.pluginError, "boom")), previousErrors: 0,
+            breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 1000)
         #expect(p.nextRunAtMs == t0 + 3_600_000)
     }
 
     @Test func permanentAndConfigPauseWithTheReason() {
         for cls in [ErrorClass.permanent, .config] {
-            let p = TickPlanner.plan(job: job(), outcome: .failed(PollerError(cls, code: .pluginError, "token revoked")), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0)
+            let p = TickPlanner.plan(
+                job: job(), outcome: .failed(PollerError(cls, code: .pluginError, "token revoked")), previousErrors: 0,
+                breakerThreshold: 5, offsetMs: 0, nowMs: t0)
             #expect(p.pause)
             #expect(p.status == cls.rawValue)
             #expect(p.pausedReason?.contains("token revoked") == true)
@@ -56,24 +63,33 @@ import Testing
     }
 
     @Test func nextIntervalHintReplacesTheNextDelayOnce() {
-        let p = TickPlanner.plan(job: job(every: 60), outcome: .ok(TickAck(nextIntervalSecs: 7)), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 500)
+        let p = TickPlanner.plan(
+            job: job(every: 60), outcome: .ok(TickAck(nextIntervalSecs: 7)), previousErrors: 0, breakerThreshold: 5,
+            offsetMs: 0, nowMs: t0 + 500)
         #expect(p.nextRunAtMs == t0 + 7500)
-        let q = TickPlanner.plan(job: job(every: 60), outcome: .ok(TickAck()), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 7500)
+        let q = TickPlanner.plan(
+            job: job(every: 60), outcome: .ok(TickAck()), previousErrors: 0, breakerThreshold: 5, offsetMs: 0,
+            nowMs: t0 + 7500)
         #expect(q.nextRunAtMs == t0 + 60_000)
     }
 
     @Test func atJobIsDoneAfterSuccess() {
         let j = JobSpec(id: "once", kind: "noop", schedule: Schedule(.at(t0)))
-        let p = TickPlanner.plan(job: j, outcome: .ok(TickAck()), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 5)
+        let p = TickPlanner.plan(
+            job: j, outcome: .ok(TickAck()), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 5)
         #expect(p.done && p.nextRunAtMs == nil)
-        let f = TickPlanner.plan(job: j, outcome: .failed(.transient(.pluginError, "y")), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: t0 + 5)
-        #expect(!f.done && f.nextRunAtMs != nil)   // retried with backoff
+        let f = TickPlanner.plan(
+            job: j, outcome: .failed(.transient(.pluginError, "y")), previousErrors: 0, breakerThreshold: 5,
+            offsetMs: 0, nowMs: t0 + 5)
+        #expect(!f.done && f.nextRunAtMs != nil) // retried with backoff
     }
 
     // MARK: catch-up
 
     func row(next: Int64?, fp: String? = nil, paused: Bool = false, done: Bool = false) -> JobStateRow {
-        JobStateRow(jobID: "j1", kind: "noop", agent: "default", nextRunAtMs: next, paused: paused, done: done, scheduleFingerprint: fp ?? job().schedule.fingerprint)
+        JobStateRow(
+            jobID: "j1", kind: "noop", agent: "default", nextRunAtMs: next, paused: paused, done: done,
+            scheduleFingerprint: fp ?? job().schedule.fingerprint)
     }
 
     @Test func newJobWaitsForItsFirstSlot() {
@@ -96,13 +112,18 @@ import Testing
         let r = TickPlanner.initialDue(job: job(catchUp: .skip), row: row(next: t0), offsetMs: 0, nowMs: t0 + 3_605_000)
         #expect(r.due == t0 + 3_610_000)
         let at = JobSpec(id: "j1", kind: "noop", schedule: Schedule(.at(t0)), catchUp: .skip)
-        let ra = TickPlanner.initialDue(job: at, row: JobStateRow(jobID: "j1", kind: "noop", agent: "d", nextRunAtMs: t0, scheduleFingerprint: at.schedule.fingerprint), offsetMs: 0, nowMs: t0 + 5000)
+        let ra = TickPlanner.initialDue(
+            job: at,
+            row: JobStateRow(
+                jobID: "j1", kind: "noop", agent: "d", nextRunAtMs: t0, scheduleFingerprint: at.schedule.fingerprint),
+            offsetMs: 0, nowMs: t0 + 5000)
         #expect(ra.due == nil && ra.markDone)
     }
 
     @Test func editedScheduleNeverFiresBySurprise() {
         // The stored plan belongs to another schedule: even though it passed, no catch-up run.
-        let r = TickPlanner.initialDue(job: job(every: 60), row: row(next: t0, fp: "every=10"), offsetMs: 0, nowMs: t0 + 30_000)
+        let r = TickPlanner.initialDue(
+            job: job(every: 60), row: row(next: t0, fp: "every=10"), offsetMs: 0, nowMs: t0 + 30_000)
         #expect(r.due == t0 + 60_000)
     }
 

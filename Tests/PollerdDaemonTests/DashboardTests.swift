@@ -1,16 +1,17 @@
 import Foundation
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
 import Logging
 import PollerdAdmin
 import PollerdConfig
 import PollerdCore
-@testable import PollerdDaemon
 import PollerdPollers
 import PollerdSQLite
 import PollerdTestKit
 import Testing
+
+@testable import PollerdDaemon
 
 /// The dashboard through Hummingbird's router test framework (no socket): login and sessions,
 /// CSRF, origins, roles, the pages, filters, the actions and what they change in the store.
@@ -31,18 +32,25 @@ import Testing
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let clock = ManualClock(nowMs: t0)
-        let api = AdminAPI(store: store, clock: clock, live: LiveJobFile(file), runner: nil, reloader: nil, holder: "test", logger: logger)
+        let api = AdminAPI(
+            store: store, clock: clock, live: LiveJobFile(file), runner: nil, reloader: nil, holder: "test",
+            logger: logger)
         let dashboard = try Dashboard(api: api)
         let auth = AdminAuth(tokens: tokens ?? [(adminToken, .admin), (readToken, .read)], openProbes: true)
         let sessions = AdminSessions(clock: clock)
-        let router = AdminServer.router(registry: nil, auth: auth, sessions: sessions) { api.register(on: $0); dashboard.register(on: $0) }
+        let router = AdminServer.router(registry: nil, auth: auth, sessions: sessions) {
+            api.register(on: $0)
+            dashboard.register(on: $0)
+        }
         return Fixture(store: store, clock: clock, sessions: sessions, app: Application(router: router))
     }
 
     static func text(_ r: TestResponse) -> String { String(buffer: r.body) }
 
     static func form(_ fields: [(String, String)]) -> ByteBuffer {
-        ByteBuffer(string: fields.map { "\(PercentEncoding.component($0.0))=\(PercentEncoding.component($0.1))" }.joined(separator: "&"))
+        ByteBuffer(
+            string: fields.map { "\(PercentEncoding.component($0.0))=\(PercentEncoding.component($0.1))" }.joined(
+                separator: "&"))
     }
 
     static func headers(cookie: String? = nil, form: Bool = false, extra: [(String, String)] = []) -> HTTPFields {
@@ -55,8 +63,10 @@ import Testing
 
     /// Logs in through the form; returns the session cookie and its CSRF token.
     static func login(_ client: some TestClientProtocol, token: String) async throws -> (cookie: String, csrf: String) {
-        let cookie = try await client.execute(uri: "/login", method: .post, headers: headers(form: true),
-                                              body: form([("token", token), ("next", "/")])) { r -> String in
+        let cookie = try await client.execute(
+            uri: "/login", method: .post, headers: headers(form: true),
+            body: form([("token", token), ("next", "/")])
+        ) { r -> String in
             #expect(r.status == .seeOther)
             #expect(r.headers[.location] == "/")
             let set = r.headers[.setCookie] ?? ""
@@ -85,7 +95,9 @@ import Testing
                 #expect(Self.text(r).contains("name=\"token\"") && Self.text(r).contains("value=\"/jobs/alpha\""))
                 #expect(r.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("script-src 'self'") == true)
             }
-            try await client.execute(uri: "/login", method: .post, headers: Self.headers(form: true), body: Self.form([("token", "wrong")])) { r in
+            try await client.execute(
+                uri: "/login", method: .post, headers: Self.headers(form: true), body: Self.form([("token", "wrong")])
+            ) { r in
                 #expect(r.status == .unauthorized)
                 #expect(Self.text(r).contains("not one of this daemon&#39;s"))
                 #expect(r.headers[.setCookie] == nil)
@@ -94,8 +106,10 @@ import Testing
             try await client.execute(uri: "/admin/jobs", method: .get) { r in #expect(r.status == .unauthorized) }
             // No open redirect after login.
             for next in ["//evil.example/x", "https://evil.example", "/\\evil.example"] {
-                try await client.execute(uri: "/login", method: .post, headers: Self.headers(form: true),
-                                         body: Self.form([("token", Self.adminToken), ("next", next)])) { r in
+                try await client.execute(
+                    uri: "/login", method: .post, headers: Self.headers(form: true),
+                    body: Self.form([("token", Self.adminToken), ("next", next)])
+                ) { r in
                     #expect(r.status == .seeOther && r.headers[.location] == "/")
                 }
             }
@@ -104,7 +118,8 @@ import Testing
 
     @Test func theJobTableShowsEveryJobEscapedAndFilters() async throws {
         let f = try await Self.fixture()
-        _ = try await f.store.setPaused(jobID: "beta", paused: true, reason: "<script>alert(1)</script> & co", nowMs: t0)
+        _ = try await f.store.setPaused(
+            jobID: "beta", paused: true, reason: "<script>alert(1)</script> & co", nowMs: t0)
         try await f.app.test(.router) { client in
             let (cookie, _) = try await Self.login(client, token: Self.readToken)
             try await client.execute(uri: "/", method: .get, headers: Self.headers(cookie: cookie)) { r in
@@ -112,9 +127,11 @@ import Testing
                 for id in ["job-alpha", "job-beta", "job-broken", "job-gone"] { #expect(page.contains("id=\"\(id)\"")) }
                 #expect(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"))
                 #expect(!page.contains("<script>alert(1)"))
-                #expect(page.contains("badge invalid") && page.contains("badge removed") && page.contains("badge paused"))
+                #expect(
+                    page.contains("badge invalid") && page.contains("badge removed") && page.contains("badge paused"))
                 #expect(page.contains("every_secs"), "the invalid job's located error is shown")
-                #expect(r.headers[.cacheControl] == "no-store" && r.headers[HTTPField.Name("X-Frame-Options")!] == "DENY")
+                #expect(
+                    r.headers[.cacheControl] == "no-store" && r.headers[HTTPField.Name("X-Frame-Options")!] == "DENY")
                 // A read session sees the actions disabled.
                 #expect(page.contains("disabled title=\"needs an admin token\""))
             }
@@ -131,18 +148,29 @@ import Testing
                 #expect(r.headers[.contentType]?.hasPrefix("text/html") == true)
                 #expect(Self.text(r).contains("unknown status filter"))
             }
-            try await client.execute(uri: "/?page=0", method: .get, headers: Self.headers(cookie: cookie)) { r in #expect(r.status == .badRequest) }
+            try await client.execute(uri: "/?page=0", method: .get, headers: Self.headers(cookie: cookie)) { r in
+                #expect(r.status == .badRequest)
+            }
             // A crafted flash cannot say anything but its fixed sentence.
-            try await client.execute(uri: "/?done=paused&done_job=%3Cb%3Ex", method: .get, headers: Self.headers(cookie: cookie)) { r in
+            try await client.execute(
+                uri: "/?done=paused&done_job=%3Cb%3Ex", method: .get, headers: Self.headers(cookie: cookie)
+            ) { r in
                 #expect(Self.text(r).contains("Paused the job."))
             }
-            for page in ["/plugins", "/outbox", "/dlq", "/audit", "/jobs/alpha", "/jobs/broken", "/jobs/gone", "/static/app.css", "/static/app.js"] {
-                try await client.execute(uri: page, method: .get, headers: Self.headers(cookie: cookie)) { r in #expect(r.status == .ok, "\(page)") }
+            for page in [
+                "/plugins", "/outbox", "/dlq", "/audit", "/jobs/alpha", "/jobs/broken", "/jobs/gone", "/static/app.css",
+                "/static/app.js",
+            ] {
+                try await client.execute(uri: page, method: .get, headers: Self.headers(cookie: cookie)) { r in
+                    #expect(r.status == .ok, "\(page)")
+                }
             }
             try await client.execute(uri: "/jobs/nope", method: .get, headers: Self.headers(cookie: cookie)) { r in
                 #expect(r.status == .notFound && Self.text(r).contains("no job &#39;nope&#39;"))
             }
-            try await client.execute(uri: "/jobs/..%2Fx", method: .get, headers: Self.headers(cookie: cookie)) { r in #expect(r.status == .badRequest) }
+            try await client.execute(uri: "/jobs/..%2Fx", method: .get, headers: Self.headers(cookie: cookie)) { r in
+                #expect(r.status == .badRequest)
+            }
         }
     }
 
@@ -155,48 +183,67 @@ import Testing
             for csrf in [nil, "wrong", admin.csrf + "x"] as [String?] {
                 var fields = [("note", "x"), ("back", "/")]
                 if let csrf { fields.append(("csrf", csrf)) }
-                try await client.execute(uri: pause, method: .post, headers: Self.headers(cookie: admin.cookie, form: true), body: Self.form(fields)) { r in
+                try await client.execute(
+                    uri: pause, method: .post, headers: Self.headers(cookie: admin.cookie, form: true),
+                    body: Self.form(fields)
+                ) { r in
                     #expect(r.status == .forbidden)
                     #expect(Self.text(r).contains("CSRF"))
                 }
             }
             #expect(try await f.store.state(jobID: "alpha")?.paused == false)
             // The right token: paused with the note, audited as the dashboard.
-            try await client.execute(uri: pause, method: .post, headers: Self.headers(cookie: admin.cookie, form: true),
-                                     body: Self.form([("csrf", admin.csrf), ("note", "vendor outage"), ("back", "/?kind=noop")])) { r in
+            try await client.execute(
+                uri: pause, method: .post, headers: Self.headers(cookie: admin.cookie, form: true),
+                body: Self.form([("csrf", admin.csrf), ("note", "vendor outage"), ("back", "/?kind=noop")])
+            ) { r in
                 #expect(r.status == .seeOther)
                 #expect(r.headers[.location] == "/?kind=noop&done=paused&done_job=alpha")
             }
             let row = try await f.store.state(jobID: "alpha")
             #expect(row?.paused == true && row?.pausedReason == "vendor outage")
             let audit = try await f.store.auditLog(jobID: "alpha", limit: 5)
-            #expect(audit.first?.action == "pause" && audit.first?.actor == "dashboard (admin)" && audit.first?.detail == "vendor outage")
+            #expect(
+                audit.first?.action == "pause" && audit.first?.actor == "dashboard (admin)"
+                    && audit.first?.detail == "vendor outage")
             // The JSON API with the session cookie takes the token as a header.
-            try await client.execute(uri: "/admin/jobs/alpha/resume", method: .post, headers: Self.headers(cookie: admin.cookie)) { r in
+            try await client.execute(
+                uri: "/admin/jobs/alpha/resume", method: .post, headers: Self.headers(cookie: admin.cookie)
+            ) { r in
                 #expect(r.status == .forbidden)
             }
-            try await client.execute(uri: "/admin/jobs/alpha/resume", method: .post,
-                                     headers: Self.headers(cookie: admin.cookie, extra: [("X-CSRF-Token", admin.csrf)])) { r in
+            try await client.execute(
+                uri: "/admin/jobs/alpha/resume", method: .post,
+                headers: Self.headers(cookie: admin.cookie, extra: [("X-CSRF-Token", admin.csrf)])
+            ) { r in
                 #expect(r.status == .ok)
             }
             // A page of another site posting here is refused, token or not.
-            for extra in [[("Origin", "http://evil.example")], [("Sec-Fetch-Site", "cross-site")], [("Origin", "null")]] {
-                try await client.execute(uri: pause, method: .post, headers: Self.headers(cookie: admin.cookie, form: true, extra: extra),
-                                         body: Self.form([("csrf", admin.csrf)])) { r in
+            for extra in [
+                [("Origin", "http://evil.example")], [("Sec-Fetch-Site", "cross-site")], [("Origin", "null")],
+            ] {
+                try await client.execute(
+                    uri: pause, method: .post, headers: Self.headers(cookie: admin.cookie, form: true, extra: extra),
+                    body: Self.form([("csrf", admin.csrf)])
+                ) { r in
                     #expect(r.status == .forbidden && Self.text(r).contains("may not change anything"))
                 }
             }
             // A read session with its own valid CSRF token is refused at the action.
             let reader = try await Self.login(client, token: Self.readToken)
-            try await client.execute(uri: "/ui/jobs/beta/pause", method: .post, headers: Self.headers(cookie: reader.cookie, form: true),
-                                     body: Self.form([("csrf", reader.csrf), ("note", "no")])) { r in
+            try await client.execute(
+                uri: "/ui/jobs/beta/pause", method: .post, headers: Self.headers(cookie: reader.cookie, form: true),
+                body: Self.form([("csrf", reader.csrf), ("note", "no")])
+            ) { r in
                 #expect(r.status == .forbidden)
                 #expect(Self.text(r).contains("a read token may not POST"))
             }
             #expect(try await f.store.state(jobID: "beta")?.paused == false)
             // Another session's CSRF token does not do.
-            try await client.execute(uri: "/ui/jobs/beta/pause", method: .post, headers: Self.headers(cookie: admin.cookie, form: true),
-                                     body: Self.form([("csrf", reader.csrf)])) { r in #expect(r.status == .forbidden) }
+            try await client.execute(
+                uri: "/ui/jobs/beta/pause", method: .post, headers: Self.headers(cookie: admin.cookie, form: true),
+                body: Self.form([("csrf", reader.csrf)])
+            ) { r in #expect(r.status == .forbidden) }
         }
     }
 
@@ -205,8 +252,10 @@ import Testing
         try await f.app.test(.router) { client in
             let (cookie, csrf) = try await Self.login(client, token: Self.adminToken)
             func post(_ uri: String, _ fields: [(String, String)]) async throws -> (HTTPResponse.Status, String) {
-                try await client.execute(uri: uri, method: .post, headers: Self.headers(cookie: cookie, form: true),
-                                         body: Self.form([("csrf", csrf)] + fields)) { r in (r.status, r.headers[.location] ?? Self.text(r)) }
+                try await client.execute(
+                    uri: uri, method: .post, headers: Self.headers(cookie: cookie, form: true),
+                    body: Self.form([("csrf", csrf)] + fields)
+                ) { r in (r.status, r.headers[.location] ?? Self.text(r)) }
             }
             // Two manual ticks of alpha (a noop that advances its cursor).
             var (status, location) = try await post("/ui/jobs/alpha/run", [("back", "/jobs/alpha")])
@@ -242,9 +291,12 @@ import Testing
             (status, _) = try await post("/ui/jobs/broken/run", [])
             #expect(status == .conflict)
             // Bulk: pause everything of kind noop that has a row (alpha, beta, gone); then resume.
-            (status, location) = try await post("/ui/bulk", [("action", "pause"), ("kind", "noop"), ("note", "freeze")])
+            (status, location) = try await post(
+                "/ui/bulk", [("action", "pause"), ("kind", "noop"), ("note", "freeze")])
             #expect(status == .seeOther && location == "/?kind=noop&done=bulk_paused&done_n=3")
-            for id in ["alpha", "beta", "gone"] { #expect(try await f.store.state(jobID: id)?.pausedReason == "freeze") }
+            for id in ["alpha", "beta", "gone"] {
+                #expect(try await f.store.state(jobID: id)?.pausedReason == "freeze")
+            }
             (status, location) = try await post("/ui/bulk", [("action", "resume"), ("q", "alp")])
             #expect(location.hasSuffix("done=bulk_resumed&done_n=1"))
             let alphaPaused = try await f.store.state(jobID: "alpha")?.paused
@@ -257,12 +309,16 @@ import Testing
             #expect(status == .badRequest)
             (status, _) = try await post("/ui/dlq", [("action", "drop"), ("ids", "x")])
             #expect(status == .badRequest)
-            (status, location) = try await post("/ui/dlq", [("action", "replay_all"), ("scope_job", "alpha"), ("back", "/jobs/alpha")])
+            (status, location) = try await post(
+                "/ui/dlq", [("action", "replay_all"), ("scope_job", "alpha"), ("back", "/jobs/alpha")])
             #expect(status == .seeOther && location == "/jobs/alpha?done=replayed&done_n=0")
             // A body that is not a form.
-            try await client.execute(uri: "/ui/bulk", method: .post,
-                                     headers: Self.headers(cookie: cookie, extra: [("X-CSRF-Token", csrf), ("Content-Type", "application/json")]),
-                                     body: ByteBuffer(string: "{}")) { r in #expect(r.status == .badRequest) }
+            try await client.execute(
+                uri: "/ui/bulk", method: .post,
+                headers: Self.headers(
+                    cookie: cookie, extra: [("X-CSRF-Token", csrf), ("Content-Type", "application/json")]),
+                body: ByteBuffer(string: "{}")
+            ) { r in #expect(r.status == .badRequest) }
         }
     }
 
@@ -270,21 +326,31 @@ import Testing
         let f = try await Self.fixture()
         try await f.app.test(.router) { client in
             let a = try await Self.login(client, token: Self.adminToken)
-            try await client.execute(uri: "/logout", method: .post, headers: Self.headers(cookie: a.cookie, form: true),
-                                     body: Self.form([("csrf", a.csrf)])) { r in
+            try await client.execute(
+                uri: "/logout", method: .post, headers: Self.headers(cookie: a.cookie, form: true),
+                body: Self.form([("csrf", a.csrf)])
+            ) { r in
                 #expect(r.status == .seeOther && r.headers[.location] == "/login")
                 #expect(r.headers[.setCookie]?.contains("Max-Age=0") == true)
             }
-            try await client.execute(uri: "/", method: .get, headers: Self.headers(cookie: a.cookie)) { r in #expect(r.status == .seeOther) }
+            try await client.execute(uri: "/", method: .get, headers: Self.headers(cookie: a.cookie)) { r in
+                #expect(r.status == .seeOther)
+            }
             // A read session may log out too (its only state change).
             let b = try await Self.login(client, token: Self.readToken)
-            try await client.execute(uri: "/logout", method: .post, headers: Self.headers(cookie: b.cookie, form: true),
-                                     body: Self.form([("csrf", b.csrf)])) { r in #expect(r.status == .seeOther) }
+            try await client.execute(
+                uri: "/logout", method: .post, headers: Self.headers(cookie: b.cookie, form: true),
+                body: Self.form([("csrf", b.csrf)])
+            ) { r in #expect(r.status == .seeOther) }
             let c = try await Self.login(client, token: Self.readToken)
             f.clock.advance(byMs: AdminSessions.defaultTTLMs + 1)
-            try await client.execute(uri: "/", method: .get, headers: Self.headers(cookie: c.cookie)) { r in #expect(r.status == .seeOther) }
-            try await client.execute(uri: "/ui/jobs/alpha/pause", method: .post, headers: Self.headers(cookie: c.cookie, form: true),
-                                     body: Self.form([("csrf", c.csrf)])) { r in
+            try await client.execute(uri: "/", method: .get, headers: Self.headers(cookie: c.cookie)) { r in
+                #expect(r.status == .seeOther)
+            }
+            try await client.execute(
+                uri: "/ui/jobs/alpha/pause", method: .post, headers: Self.headers(cookie: c.cookie, form: true),
+                body: Self.form([("csrf", c.csrf)])
+            ) { r in
                 #expect(r.status == .unauthorized && Self.text(r).contains("Log in"))
             }
         }
@@ -293,34 +359,50 @@ import Testing
     @Test func withNoTokenTheDashboardIsOpenOnLoopbackNamesOnly() async throws {
         let f = try await Self.fixture(tokens: [])
         try await f.app.test(.router) { client in
-            try await client.execute(uri: "/", method: .get, headers: Self.headers(extra: [("Host", "localhost:9091")])) { r in
+            try await client.execute(uri: "/", method: .get, headers: Self.headers(extra: [("Host", "localhost:9091")]))
+            { r in
                 #expect(r.status == .ok && Self.text(r).contains("open access"))
             }
-            try await client.execute(uri: "/login", method: .get) { r in #expect(r.status == .seeOther && r.headers[.location] == "/") }
+            try await client.execute(uri: "/login", method: .get) { r in
+                #expect(r.status == .seeOther && r.headers[.location] == "/")
+            }
             // A DNS-rebinding page reaches the loopback port under its own name: refused.
-            try await client.execute(uri: "/admin/jobs", method: .get, headers: Self.headers(extra: [("Host", "evil.example:9091")])) { r in
+            try await client.execute(
+                uri: "/admin/jobs", method: .get, headers: Self.headers(extra: [("Host", "evil.example:9091")])
+            ) { r in
                 #expect(r.status == .forbidden)
             }
             // A cross-site form post to the open API is refused; the same-origin one passes.
-            try await client.execute(uri: "/ui/jobs/alpha/pause", method: .post,
-                                     headers: Self.headers(form: true, extra: [("Host", "127.0.0.1:9091"), ("Origin", "http://evil.example")]),
-                                     body: Self.form([("note", "x")])) { r in #expect(r.status == .forbidden) }
+            try await client.execute(
+                uri: "/ui/jobs/alpha/pause", method: .post,
+                headers: Self.headers(
+                    form: true, extra: [("Host", "127.0.0.1:9091"), ("Origin", "http://evil.example")]),
+                body: Self.form([("note", "x")])
+            ) { r in #expect(r.status == .forbidden) }
             #expect(try await f.store.state(jobID: "alpha")?.paused == false)
-            try await client.execute(uri: "/ui/jobs/alpha/pause", method: .post,
-                                     headers: Self.headers(form: true, extra: [("Host", "127.0.0.1:9091"), ("Origin", "http://127.0.0.1:9091")]),
-                                     body: Self.form([("note", "x")])) { r in #expect(r.status == .seeOther) }
+            try await client.execute(
+                uri: "/ui/jobs/alpha/pause", method: .post,
+                headers: Self.headers(
+                    form: true, extra: [("Host", "127.0.0.1:9091"), ("Origin", "http://127.0.0.1:9091")]),
+                body: Self.form([("note", "x")])
+            ) { r in #expect(r.status == .seeOther) }
             #expect(try await f.store.state(jobID: "alpha")?.paused == true)
         }
     }
 
     @Test func sparklineMarksSkippedSlotsAndErrors() {
         let ticks = [
-            TickRecord(seq: 3, jobID: "j", slotMs: 3, startedAtMs: t0 + 3000, durationMs: 0, status: "skipped", error: "backpressure: 9 undelivered",
-                       itemsFound: 0, itemsNew: 0, duplicates: 0, cursor: nil, cursorChanged: false, holder: "h"),
-            TickRecord(seq: 2, jobID: "j", slotMs: 2, startedAtMs: t0 + 2000, durationMs: 400, status: "transient", error: "HTTP 502 <bad>",
-                       itemsFound: 0, itemsNew: 0, duplicates: 0, cursor: nil, cursorChanged: false, holder: "h"),
-            TickRecord(seq: 1, jobID: "j", slotMs: 1, startedAtMs: t0 + 1000, durationMs: 100, status: "ok", error: nil,
-                       itemsFound: 3, itemsNew: 2, duplicates: 1, cursor: nil, cursorChanged: true, holder: "h"),
+            TickRecord(
+                seq: 3, jobID: "j", slotMs: 3, startedAtMs: t0 + 3000, durationMs: 0, status: "skipped",
+                error: "backpressure: 9 undelivered",
+                itemsFound: 0, itemsNew: 0, duplicates: 0, cursor: nil, cursorChanged: false, holder: "h"),
+            TickRecord(
+                seq: 2, jobID: "j", slotMs: 2, startedAtMs: t0 + 2000, durationMs: 400, status: "transient",
+                error: "HTTP 502 <bad>",
+                itemsFound: 0, itemsNew: 0, duplicates: 0, cursor: nil, cursorChanged: false, holder: "h"),
+            TickRecord(
+                seq: 1, jobID: "j", slotMs: 1, startedAtMs: t0 + 1000, durationMs: 100, status: "ok", error: nil,
+                itemsFound: 3, itemsNew: 2, duplicates: 1, cursor: nil, cursorChanged: true, holder: "h"),
         ]
         let svg = Dashboard.sparkline(ticks)
         // Oldest left: ok, then the error, then the skipped slot.
@@ -337,15 +419,24 @@ import Testing
         #expect(f["b"] == "x y!" && f["bad"] == nil && f["flag"] == "" && f["c"] == "€" && f[""] == "empty")
         let clock = ManualClock(nowMs: t0)
         let sessions = AdminSessions(clock: clock, ttlMs: 1000, capacity: 3)
-        let ids = (0..<5).map { i -> String in clock.advance(byMs: 1); return sessions.open(role: i.isMultiple(of: 2) ? .admin : .read).id }
+        let ids = (0..<5).map { i -> String in
+            clock.advance(byMs: 1)
+            return sessions.open(role: i.isMultiple(of: 2) ? .admin : .read).id
+        }
         #expect(sessions.count == 3)
-        #expect(sessions.session(ids[0]) == nil && sessions.session(ids[1]) == nil && sessions.session(ids[4])?.role == .admin)
+        #expect(
+            sessions.session(ids[0]) == nil && sessions.session(ids[1]) == nil
+                && sessions.session(ids[4])?.role == .admin)
         #expect(Set(ids).count == 5 && ids.allSatisfy { $0.count == 43 })
         #expect(sessions.session(String(repeating: "a", count: 10_000)) == nil)
         clock.advance(byMs: 1000)
         #expect(sessions.session(ids[4]) == nil)
-        #expect(AdminSessions.constantTimeEqual("abc", "abc") && !AdminSessions.constantTimeEqual("abc", "abd") && !AdminSessions.constantTimeEqual("abc", "ab"))
-        #expect(HTML.localPath("/jobs/a?b=1") == "/jobs/a?b=1" && HTML.localPath("//x") == "/" && HTML.localPath("http://x") == "/"
-            && HTML.localPath("/a\r\nSet-Cookie: x") == "/" && HTML.localPath(nil) == "/")
+        #expect(
+            AdminSessions.constantTimeEqual("abc", "abc") && !AdminSessions.constantTimeEqual("abc", "abd")
+                && !AdminSessions.constantTimeEqual("abc", "ab"))
+        #expect(
+            HTML.localPath("/jobs/a?b=1") == "/jobs/a?b=1" && HTML.localPath("//x") == "/"
+                && HTML.localPath("http://x") == "/"
+                && HTML.localPath("/a\r\nSet-Cookie: x") == "/" && HTML.localPath(nil) == "/")
     }
 }

@@ -1,5 +1,6 @@
-@testable import PollerdDaemon
 import Testing
+
+@testable import PollerdDaemon
 
 /// The deliverer loop's decisions with no task, no store and no clock.
 @Suite struct DeliveryLoopTests {
@@ -7,12 +8,14 @@ import Testing
         var l = DeliveryLoop()
         #expect(l.claimLimit(concurrency: 4) == 4)
         #expect(l.armWait(nowMs: 0) == .untilNextDueLane(atMost: 1000))
-        #expect(l.armWait(nowMs: 1) == nil)          // one wait at a time
+        #expect(l.armWait(nowMs: 1) == nil) // one wait at a time
         l.claimed(3)
         #expect(l.claimLimit(concurrency: 4) == 1)
         l.woke()
-        #expect(l.armWait(nowMs: 10) == .until(1010))   // lanes in flight: they end the wait, not a due lane
-        l.laneDone(); l.laneDone(); l.laneDone()
+        #expect(l.armWait(nowMs: 10) == .until(1010)) // lanes in flight: they end the wait, not a due lane
+        l.laneDone()
+        l.laneDone()
+        l.laneDone()
         #expect(l.inFlight == 0 && l.claimLimit(concurrency: 4) == 4)
         #expect(!l.shouldStop(nowMs: 10_000))
     }
@@ -22,7 +25,7 @@ import Testing
         l.claimed(2)
         _ = l.armWait(nowMs: 0)
         l.shutdown(nowMs: 100, graceMs: 5000)
-        l.shutdown(nowMs: 200, graceMs: 5000)        // a second signal does not extend the grace
+        l.shutdown(nowMs: 200, graceMs: 5000) // a second signal does not extend the grace
         #expect(l.stopDeadlineMs == 5100)
         #expect(l.claimLimit(concurrency: 8) == 0)
         l.woke()

@@ -35,13 +35,19 @@ final class FaultyStore: StateStore {
     func holdRegister(call: Int, until gate: Gate) { registerGate.withLock { $0 = (call, gate) } }
 
     func register(_ jobs: [JobRegistration], nowMs: Int64) async throws -> [String: JobStateRow] {
-        let n = registers.withLock { $0 += 1; return $0 }
+        let n = registers.withLock {
+            $0 += 1
+            return $0
+        }
         if let (call, gate) = registerGate.withLock({ $0 }), call == n { _ = await gate.pass() }
         return try await inner.register(jobs, nowMs: nowMs)
     }
-    func acquireLease(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?) async throws -> LeaseAcquisition {
+    func acquireLease(
+        jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?
+    ) async throws -> LeaseAcquisition {
         try check()
-        return try await inner.acquireLease(jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog)
+        return try await inner.acquireLease(
+            jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog)
     }
     func acquireLeases(_ requests: [LeaseRequest], holder: String, nowMs: Int64) async throws -> [LeaseAcquisition] {
         try check()
@@ -51,14 +57,20 @@ final class FaultyStore: StateStore {
         try check(commit: true)
         return try await inner.commit(ticks, nowMs: nowMs)
     }
-    func renewLease(_ lease: LeaseGrant, ttlMs: Int64, nowMs: Int64) async throws -> Bool { try await inner.renewLease(lease, ttlMs: ttlMs, nowMs: nowMs) }
+    func renewLease(_ lease: LeaseGrant, ttlMs: Int64, nowMs: Int64) async throws -> Bool {
+        try await inner.renewLease(lease, ttlMs: ttlMs, nowMs: nowMs)
+    }
     func releaseLease(_ lease: LeaseGrant) async throws { try await inner.releaseLease(lease) }
     func commit(_ tick: TickCommit, nowMs: Int64) async throws -> Bool {
         try check(commit: true)
         return try await inner.commit(tick, nowMs: nowMs)
     }
-    func recordSchedules(_ records: [ScheduleRecord], nowMs: Int64) async throws { try await inner.recordSchedules(records, nowMs: nowMs) }
-    func controlChanges(after cursor: ControlCursor) async throws -> ControlBatch { try await inner.controlChanges(after: cursor) }
+    func recordSchedules(_ records: [ScheduleRecord], nowMs: Int64) async throws {
+        try await inner.recordSchedules(records, nowMs: nowMs)
+    }
+    func controlChanges(after cursor: ControlCursor) async throws -> ControlBatch {
+        try await inner.controlChanges(after: cursor)
+    }
     func controlCursor() async throws -> ControlCursor { try await inner.controlCursor() }
     func allStates() async throws -> [JobStateRow] { try await inner.allStates() }
     func state(jobID: String) async throws -> JobStateRow? { try await inner.state(jobID: jobID) }
@@ -67,18 +79,30 @@ final class FaultyStore: StateStore {
         try await inner.setPaused(jobID: jobID, paused: paused, reason: reason, nowMs: nowMs)
     }
     func reset(jobID: String, nowMs: Int64) async throws -> Bool { try await inner.reset(jobID: jobID, nowMs: nowMs) }
-    func tickHistory(jobID: String, limit: Int) async throws -> [TickRecord] { try await inner.tickHistory(jobID: jobID, limit: limit) }
+    func tickHistory(jobID: String, limit: Int) async throws -> [TickRecord] {
+        try await inner.tickHistory(jobID: jobID, limit: limit)
+    }
     func recordSkip(_ record: TickRecord, historyLimit: Int) { inner.recordSkip(record, historyLimit: historyLimit) }
-    func setCursor(jobID: String, cursor: Data?, audit: AuditEntry) async throws -> Bool { try await inner.setCursor(jobID: jobID, cursor: cursor, audit: audit) }
+    func setCursor(jobID: String, cursor: Data?, audit: AuditEntry) async throws -> Bool {
+        try await inner.setCursor(jobID: jobID, cursor: cursor, audit: audit)
+    }
     func recordAudit(_ entry: AuditEntry) async throws { try await inner.recordAudit(entry) }
-    func auditLog(jobID: String?, limit: Int) async throws -> [AuditEntry] { try await inner.auditLog(jobID: jobID, limit: limit) }
-    func announce(_ daemon: DaemonAnnouncement, nowMs: Int64) async throws -> [String] { try await inner.announce(daemon, nowMs: nowMs) }
+    func auditLog(jobID: String?, limit: Int) async throws -> [AuditEntry] {
+        try await inner.auditLog(jobID: jobID, limit: limit)
+    }
+    func announce(_ daemon: DaemonAnnouncement, nowMs: Int64) async throws -> [String] {
+        try await inner.announce(daemon, nowMs: nowMs)
+    }
     func heartbeat(daemonID: String, aliveUntilMs: Int64, nowMs: Int64) async throws -> Bool {
         try await inner.heartbeat(daemonID: daemonID, aliveUntilMs: aliveUntilMs, nowMs: nowMs)
     }
-    func retire(daemonID: String, nowMs: Int64) async throws { try await inner.retire(daemonID: daemonID, nowMs: nowMs) }
+    func retire(daemonID: String, nowMs: Int64) async throws {
+        try await inner.retire(daemonID: daemonID, nowMs: nowMs)
+    }
     func liveDaemons(nowMs: Int64) async throws -> [DaemonRecord] { try await inner.liveDaemons(nowMs: nowMs) }
-    func jobOwners(jobID: String, nowMs: Int64) async throws -> [String] { try await inner.jobOwners(jobID: jobID, nowMs: nowMs) }
+    func jobOwners(jobID: String, nowMs: Int64) async throws -> [String] {
+        try await inner.jobOwners(jobID: jobID, nowMs: nowMs)
+    }
     func reclaimLeases(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int {
         try await inner.reclaimLeases(isAbandoned: isAbandoned, nowMs: nowMs)
     }

@@ -1,11 +1,12 @@
 import Foundation
 import Logging
 import PollerdCore
-@testable import PollerdDaemon
 import PollerdPollers
 import PollerdSQLite
 import PollerdTestKit
 import Synchronization
+
+@testable import PollerdDaemon
 
 let t0 = RFC3339.parse("2026-01-01T00:00:00Z")!
 
@@ -18,7 +19,10 @@ struct ScriptedPoller: Poller {
     let kind: String
     let concurrencyLimit: ConcurrencyLimit?
     let body: @Sendable (TickContext) async throws(PollerError) -> TickAck
-    init(kind: String = "scripted", limit: ConcurrencyLimit? = nil, body: @escaping @Sendable (TickContext) async throws(PollerError) -> TickAck) {
+    init(
+        kind: String = "scripted", limit: ConcurrencyLimit? = nil,
+        body: @escaping @Sendable (TickContext) async throws(PollerError) -> TickAck
+    ) {
         self.kind = kind
         self.concurrencyLimit = limit
         self.body = body
@@ -42,7 +46,12 @@ final class Gate: Sendable {
 
     /// Waits until opened (or cancelled). Returns false when cancelled.
     func pass() async -> Bool {
-        let id = state.withLock { s -> UInt64 in s.next += 1; s.concurrent += 1; s.maxConcurrent = max(s.maxConcurrent, s.concurrent); return s.next }
+        let id = state.withLock { s -> UInt64 in
+            s.next += 1
+            s.concurrent += 1
+            s.maxConcurrent = max(s.maxConcurrent, s.concurrent)
+            return s.next
+        }
         entered.record(.started(jobs: 0))
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
@@ -61,7 +70,11 @@ final class Gate: Sendable {
     }
 
     func open() {
-        let all = state.withLock { s -> [CheckedContinuation<Void, Never>] in s.open = true; defer { s.waiting = [:] }; return Array(s.waiting.values) }
+        let all = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.open = true
+            defer { s.waiting = [:] }
+            return Array(s.waiting.values)
+        }
         for c in all { c.resume() }
     }
 
@@ -80,8 +93,11 @@ struct Harness {
     let runner: Runner
 
     /// - wrap: what the runner sees of the store (a `FaultyStore`, say); the test's `store` stays the real one.
-    init(jobs: [JobSpec], settings: GlobalSettings = GlobalSettings(), pollers: [any Poller], path: String = tempDBPath(), clock: ManualClock? = nil, holder: String = "test-holder",
-         logger custom: Logger? = nil, wrap: (any StateStore) -> any StateStore = { $0 }) throws {
+    init(
+        jobs: [JobSpec], settings: GlobalSettings = GlobalSettings(), pollers: [any Poller],
+        path: String = tempDBPath(), clock: ManualClock? = nil, holder: String = "test-holder",
+        logger custom: Logger? = nil, wrap: (any StateStore) -> any StateStore = { $0 }
+    ) throws {
         let clock = clock ?? ManualClock(nowMs: t0)
         self.clock = clock
         store = try SQLiteBackend.open(path: path, synchronousFull: false)
@@ -89,9 +105,11 @@ struct Harness {
         for p in pollers { registry.register(p) }
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let executor = TickExecutor(store: wrap(store), registry: registry, clock: clock, holder: holder, logger: custom ?? logger)
+        let executor = TickExecutor(
+            store: wrap(store), registry: registry, clock: clock, holder: holder, logger: custom ?? logger)
         let log = self.log
-        runner = Runner(settings: settings, jobs: jobs, executor: executor, controlPollMs: 3_600_000, onEvent: { log.record($0) })
+        runner = Runner(
+            settings: settings, jobs: jobs, executor: executor, controlPollMs: 3_600_000, onEvent: { log.record($0) })
     }
 
     /// Starts the runner and waits until it has loaded every job.
@@ -105,6 +123,11 @@ struct Harness {
     func row(_ id: String) async throws -> JobStateRow? { try await store.state(jobID: id) }
 }
 
-func every(_ id: String, _ secs: Int64, kind: String = "noop", config: JSONValue = .object([:]), timeout: Int64 = 60, pausedOnBoot: Bool = false, catchUp: CatchUp = .once) -> JobSpec {
-    JobSpec(id: id, kind: kind, schedule: Schedule(.every(seconds: secs), jitterMs: 0), config: config, pausedOnBoot: pausedOnBoot, timeoutSecs: timeout, catchUp: catchUp)
+func every(
+    _ id: String, _ secs: Int64, kind: String = "noop", config: JSONValue = .object([:]), timeout: Int64 = 60,
+    pausedOnBoot: Bool = false, catchUp: CatchUp = .once
+) -> JobSpec {
+    JobSpec(
+        id: id, kind: kind, schedule: Schedule(.every(seconds: secs), jitterMs: 0), config: config,
+        pausedOnBoot: pausedOnBoot, timeoutSecs: timeout, catchUp: catchUp)
 }

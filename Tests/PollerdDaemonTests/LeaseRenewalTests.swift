@@ -1,9 +1,10 @@
 import Foundation
 import PollerdCore
-@testable import PollerdDaemon
 import PollerdSQLite
 import PollerdTestKit
 import Testing
+
+@testable import PollerdDaemon
 
 @Suite struct LeaseRenewalTests {
     @Test(.timeLimit(.minutes(1))) func aLongTickRenewsItsLeasePastHalfTheTTL() async throws {
@@ -13,10 +14,14 @@ import Testing
         // always comes first and renewal is never needed.)
         var s = GlobalSettings()
         s.leaseTTLFactor = 1.0
-        let h = try Harness(jobs: [every("long", 10, kind: "scripted", timeout: 3600)], settings: s, pollers: [ScriptedPoller { _ throws(PollerError) in
-            _ = await gate.pass()
-            return TickAck()
-        }])
+        let h = try Harness(
+            jobs: [every("long", 10, kind: "scripted", timeout: 3600)], settings: s,
+            pollers: [
+                ScriptedPoller { _ throws(PollerError) in
+                    _ = await gate.pass()
+                    return TickAck()
+                }
+            ])
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)
         await gate.waitEntered(1)
@@ -41,11 +46,15 @@ import Testing
         let gate = Gate()
         var s = GlobalSettings()
         s.leaseTTLFactor = 1.0
-        let h = try Harness(jobs: [every("lost", 10, kind: "scripted", timeout: 3600)], settings: s, pollers: [ScriptedPoller { _ throws(PollerError) in
-            _ = await gate.pass()
-            if Task.isCancelled { throw .transient(.cancelled, "cancelled") }
-            return TickAck(nextCursor: Data("stale".utf8))
-        }])
+        let h = try Harness(
+            jobs: [every("lost", 10, kind: "scripted", timeout: 3600)], settings: s,
+            pollers: [
+                ScriptedPoller { _ throws(PollerError) in
+                    _ = await gate.pass()
+                    if Task.isCancelled { throw .transient(.cancelled, "cancelled") }
+                    return TickAck(nextCursor: Data("stale".utf8))
+                }
+            ])
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)
         await gate.waitEntered(1)

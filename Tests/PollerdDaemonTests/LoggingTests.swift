@@ -1,10 +1,11 @@
 import Foundation
 import Logging
 import PollerdCore
-@testable import PollerdDaemon
 import PollerdTestKit
 import Synchronization
 import Testing
+
+@testable import PollerdDaemon
 
 /// Lines a test's log handler wrote.
 final class LogLines: Sendable {
@@ -42,7 +43,9 @@ final class LogLines: Sendable {
         let ticks = out.all.filter { $0["message"] == .string("tick") }
         #expect(ticks.count == 1)
         let t = try #require(ticks.first)
-        #expect(t["pollerd.job.id"] == .string("hb") && t["pollerd.status"] == .string("ok") && t["level"] == .string("info"))
+        #expect(
+            t["pollerd.job.id"] == .string("hb") && t["pollerd.status"] == .string("ok")
+                && t["level"] == .string("info"))
         #expect(t["pollerd.items.found"] == .string("2") && t["pollerd.items.new"] == .string("2"))
         #expect(t["pollerd.next_run"] == .string(RFC3339.format(ms: t0 + 20_000)))
         #expect(t["pollerd.duration_ms"] != nil)

@@ -1,10 +1,11 @@
 import Foundation
 import Logging
 import PollerdCore
-@testable import PollerdDaemon
 import PollerdSQLite
 import PollerdTestKit
 import Testing
+
+@testable import PollerdDaemon
 
 /// The operator facade against a real store and runner.
 @Suite struct OperatorTests {
@@ -14,10 +15,14 @@ import Testing
 
     @Test(.timeLimit(.minutes(1))) func explainFollowsAJobThroughItsStates() async throws {
         let gate = Gate()
-        let h = try Harness(jobs: [every("j", 10, kind: "scripted")], pollers: [ScriptedPoller { _ throws(PollerError) in
-            _ = await gate.pass()
-            return TickAck()
-        }], holder: "host:1:a")
+        let h = try Harness(
+            jobs: [every("j", 10, kind: "scripted")],
+            pollers: [
+                ScriptedPoller { _ throws(PollerError) in
+                    _ = await gate.pass()
+                    return TickAck()
+                }
+            ], holder: "host:1:a")
         let op = facade(h)
         let task = await h.start()
         #expect(try await op.explain("j").next == .nextRun(atMs: t0 + 10_000))
@@ -26,7 +31,8 @@ import Testing
         h.clock.advance(toMs: t0 + 10_000)
         await gate.waitEntered(1)
         guard case .leaseHeld(let holder, _) = try await op.explain("j").next else {
-            Issue.record("a tick in flight did not show as a held lease"); return
+            Issue.record("a tick in flight did not show as a held lease")
+            return
         }
         #expect(holder == "host:1:a")
         gate.open()
@@ -59,11 +65,15 @@ import Testing
     }
 
     @Test func aManualTickThatIsCancelledCountsAsTransientNotConfig() async throws {
-        let gate = Gate()   // never opened: the tick waits until it is cancelled
-        let h = try Harness(jobs: [], pollers: [ScriptedPoller { _ throws(PollerError) in
-            _ = await gate.pass()
-            return TickAck()
-        }])
+        let gate = Gate() // never opened: the tick waits until it is cancelled
+        let h = try Harness(
+            jobs: [],
+            pollers: [
+                ScriptedPoller { _ throws(PollerError) in
+                    _ = await gate.pass()
+                    return TickAck()
+                }
+            ])
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let job = every("m", 10, kind: "scripted")
@@ -82,7 +92,8 @@ import Testing
         #expect(ManualTick.skipReason(.paused(reason: "x"), jobID: "j").1 == .permanent)
         #expect(ManualTick.skipReason(.done, jobID: "j").1 == .permanent)
         #expect(ManualTick.skipReason(.held(by: "h", untilMs: 0), jobID: "j").1 == .transient)
-        #expect(ManualTick.skipReason(.backlogged(pending: 3, limit: 3), jobID: "j").2?.contains("backpressure") == true)
+        #expect(
+            ManualTick.skipReason(.backlogged(pending: 3, limit: 3), jobID: "j").2?.contains("backpressure") == true)
     }
 
     /// Two daemons with different job files on one store: the one that boots last does not
@@ -90,8 +101,10 @@ import Testing
     @Test func twoDaemonsWithDifferentJobFilesDoNotDeactivateEachOther() async throws {
         let path = tempDBPath()
         let clock = ManualClock(nowMs: t0)
-        let h1 = try Harness(jobs: [every("a", 10), every("shared", 10)], pollers: [], path: path, clock: clock, holder: "host:1:one")
-        let h2 = try Harness(jobs: [every("b", 10), every("shared", 10)], pollers: [], path: path, clock: clock, holder: "host:2:two")
+        let h1 = try Harness(
+            jobs: [every("a", 10), every("shared", 10)], pollers: [], path: path, clock: clock, holder: "host:1:one")
+        let h2 = try Harness(
+            jobs: [every("b", 10), every("shared", 10)], pollers: [], path: path, clock: clock, holder: "host:2:two")
         let t1 = await h1.start()
         let t2 = await h2.start()
         let op = facade(h1)

@@ -1,7 +1,8 @@
 import Dispatch
 import Foundation
-@testable import PollerdDaemon
 import Testing
+
+@testable import PollerdDaemon
 
 /// A reload reads the job file on a thread of its own, so a shutdown that begins meanwhile does
 /// not wait for the read.
@@ -12,7 +13,7 @@ import Testing
         let task = Task {
             await ReloadService.unlessCancelled { () -> Int in
                 started.signal()
-                release.wait()   // a read that would not end on its own
+                release.wait() // a read that would not end on its own
                 return 1
             }
         }

@@ -1,10 +1,11 @@
 import Foundation
 import PollerdCore
-@testable import PollerdDaemon
 import PollerdSQLite
 import PollerdTestKit
 import Synchronization
 import Testing
+
+@testable import PollerdDaemon
 
 @Suite struct RunnerTests {
     @Test func ticksAtDueTimesAndCommitsCursorAndState() async throws {
@@ -35,11 +36,17 @@ import Testing
         let jobs = (0..<Runner.bootChunk).map { i in every("p\(i)", 10, pausedOnBoot: i != 0) } + [late]
         let gate = Gate()
         let faulty = Mutex<FaultyStore?>(nil)
-        let h = try Harness(jobs: jobs, pollers: [], wrap: { inner in let f = FaultyStore(inner); faulty.withLock { $0 = f }; return f })
+        let h = try Harness(
+            jobs: jobs, pollers: [],
+            wrap: { inner in
+                let f = FaultyStore(inner)
+                faulty.withLock { $0 = f }
+                return f
+            })
         faulty.withLock { $0 }!.holdRegister(call: 2, until: gate)
         let r = h.runner
         let task = Task { try await r.run() }
-        await gate.waitEntered(1)                                    // the second chunk waits
+        await gate.waitEntered(1) // the second chunk waits
         h.clock.advance(toMs: t0 + 10_000)
         await h.log.waitForTicks(1)
         #expect(h.log.ticks.map(\.jobID) == ["p0"])
@@ -65,8 +72,9 @@ import Testing
     @Test func transientFailuresBackOffAndOpenTheBreaker() async throws {
         var s = GlobalSettings()
         s.breakerThreshold = 2
-        let h = try Harness(jobs: [every("f", 10, kind: "scripted")], settings: s,
-                            pollers: [ScriptedPoller { _ throws(PollerError) in throw .transient(.pluginError, "503 from upstream") }])
+        let h = try Harness(
+            jobs: [every("f", 10, kind: "scripted")], settings: s,
+            pollers: [ScriptedPoller { _ throws(PollerError) in throw .transient(.pluginError, "503 from upstream") }])
         let task = await h.start()
         var due = t0 + 10_000
         for n in 1...3 {
@@ -87,15 +95,20 @@ import Testing
 
     @Test func permanentErrorPausesUntilResumed() async throws {
         let failing = Mutex(true)
-        let h = try Harness(jobs: [every("p", 10, kind: "scripted")], pollers: [ScriptedPoller { _ throws(PollerError) in
-            if failing.withLock({ $0 }) { throw .permanent(.pluginError, "401: token revoked") }
-            return TickAck()
-        }])
+        let h = try Harness(
+            jobs: [every("p", 10, kind: "scripted")],
+            pollers: [
+                ScriptedPoller { _ throws(PollerError) in
+                    if failing.withLock({ $0 }) { throw .permanent(.pluginError, "401: token revoked") }
+                    return TickAck()
+                }
+            ])
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)
         await h.log.waitForTicks(1)
         var row = try #require(try await h.row("p"))
-        #expect(row.paused && row.lastStatus == "permanent" && row.pausedReason == "permanent error: 401: token revoked")
+        #expect(
+            row.paused && row.lastStatus == "permanent" && row.pausedReason == "permanent error: 401: token revoked")
         #expect(h.runner.core.jobs["p"]?.nextDueMs == nil)
         // The operator fixes it and resumes; the daemon picks the control up.
         failing.withLock { $0 = false }
@@ -113,11 +126,15 @@ import Testing
 
     @Test func timeoutCancelsTheTickAndCountsAsTransient() async throws {
         let gate = Gate()
-        let h = try Harness(jobs: [every("slow", 60, kind: "scripted", timeout: 5)], pollers: [ScriptedPoller { _ throws(PollerError) in
-            _ = await gate.pass()
-            if Task.isCancelled { throw .transient(.cancelled, "cancelled") }
-            return TickAck()
-        }])
+        let h = try Harness(
+            jobs: [every("slow", 60, kind: "scripted", timeout: 5)],
+            pollers: [
+                ScriptedPoller { _ throws(PollerError) in
+                    _ = await gate.pass()
+                    if Task.isCancelled { throw .transient(.cancelled, "cancelled") }
+                    return TickAck()
+                }
+            ])
         let task = await h.start()
         h.clock.advance(toMs: t0 + 60_000)
         await gate.waitEntered(1)
@@ -131,9 +148,13 @@ import Testing
     }
 
     @Test func nextIntervalHintIsHonouredOnce() async throws {
-        let h = try Harness(jobs: [every("hint", 60, kind: "scripted")], pollers: [ScriptedPoller { ctx throws(PollerError) in
-            TickAck(nextIntervalSecs: ctx.nowMs == t0 + 60_000 ? 7 : nil)
-        }])
+        let h = try Harness(
+            jobs: [every("hint", 60, kind: "scripted")],
+            pollers: [
+                ScriptedPoller { ctx throws(PollerError) in
+                    TickAck(nextIntervalSecs: ctx.nowMs == t0 + 60_000 ? 7 : nil)
+                }
+            ])
         let task = await h.start()
         h.clock.advance(toMs: t0 + 60_000)
         await h.log.waitForTicks(1)
@@ -147,10 +168,14 @@ import Testing
 
     @Test func gracefulShutdownLetsTicksInFlightFinish() async throws {
         let gate = Gate()
-        let h = try Harness(jobs: [every("g", 10, kind: "scripted")], pollers: [ScriptedPoller { _ throws(PollerError) in
-            _ = await gate.pass()
-            return TickAck(nextCursor: Data("done".utf8))
-        }])
+        let h = try Harness(
+            jobs: [every("g", 10, kind: "scripted")],
+            pollers: [
+                ScriptedPoller { _ throws(PollerError) in
+                    _ = await gate.pass()
+                    return TickAck(nextCursor: Data("done".utf8))
+                }
+            ])
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)
         await gate.waitEntered(1)
@@ -167,11 +192,14 @@ import Testing
     /// the loop must end (it once spun, since every wait returns at once once cancelled).
     @Test func aCancelledRunnerStopsAndCancelsItsTicks() async throws {
         let gate = Gate()
-        let h = try Harness(jobs: [every("c", 10, kind: "scripted", timeout: 3600), every("idle", 3600)],
-                            pollers: [ScriptedPoller { _ throws(PollerError) in
-            _ = await gate.pass()
-            throw .transient(.cancelled, "cancelled")
-        }])
+        let h = try Harness(
+            jobs: [every("c", 10, kind: "scripted", timeout: 3600), every("idle", 3600)],
+            pollers: [
+                ScriptedPoller { _ throws(PollerError) in
+                    _ = await gate.pass()
+                    throw .transient(.cancelled, "cancelled")
+                }
+            ])
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)
         await gate.waitEntered(1)
@@ -185,10 +213,14 @@ import Testing
         let gate = Gate()
         var s = GlobalSettings()
         s.shutdownGraceSecs = 5
-        let h = try Harness(jobs: [every("stuck", 10, kind: "scripted", timeout: 3600)], settings: s, pollers: [ScriptedPoller { _ throws(PollerError) in
-            _ = await gate.pass()
-            throw .transient(.cancelled, "cancelled")
-        }])
+        let h = try Harness(
+            jobs: [every("stuck", 10, kind: "scripted", timeout: 3600)], settings: s,
+            pollers: [
+                ScriptedPoller { _ throws(PollerError) in
+                    _ = await gate.pass()
+                    throw .transient(.cancelled, "cancelled")
+                }
+            ])
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)
         await gate.waitEntered(1)
@@ -197,8 +229,8 @@ import Testing
         try await task.value
         #expect(h.log.events.contains { if case .stopped(cancelled: 1) = $0 { return true } else { return false } })
         let row = try #require(try await h.row("stuck"))
-        #expect(row.ticksTotal == 0 && row.consecutiveErrors == 0)    // nothing committed for a cut-off tick
-        #expect(try await h.store.lease(jobID: "stuck")?.untilMs == 0)  // lease handed back
+        #expect(row.ticksTotal == 0 && row.consecutiveErrors == 0) // nothing committed for a cut-off tick
+        #expect(try await h.store.lease(jobID: "stuck")?.untilMs == 0) // lease handed back
     }
 
     @Test func concurrencyCapIsEnforced() async throws {
@@ -206,10 +238,14 @@ import Testing
         var s = GlobalSettings()
         s.maxConcurrentTicks = 3
         let jobs = (0..<10).map { every("c\($0)", 10, kind: "scripted") }
-        let h = try Harness(jobs: jobs, settings: s, pollers: [ScriptedPoller { _ throws(PollerError) in
-            _ = await gate.pass()
-            return TickAck()
-        }])
+        let h = try Harness(
+            jobs: jobs, settings: s,
+            pollers: [
+                ScriptedPoller { _ throws(PollerError) in
+                    _ = await gate.pass()
+                    return TickAck()
+                }
+            ])
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)
         await gate.waitEntered(3)
@@ -227,13 +263,14 @@ import Testing
         h.clock.advance(toMs: t0 + 30_000)
         var changed = every("change", 60)
         changed.config = .object(["items": .int(1)])
-        let plan = try await h.runner.reload(jobs: [every("keep", 60), changed, every("new", 3600)], settings: GlobalSettings())
+        let plan = try await h.runner.reload(
+            jobs: [every("keep", 60), changed, every("new", 3600)], settings: GlobalSettings())
         #expect(plan == ReloadPlan(add: ["new"], replace: ["change"], remove: ["drop"], keep: ["keep"]))
         #expect(h.runner.core.jobs["keep"]?.nextDueMs == t0 + 60_000)
-        #expect(h.runner.core.jobs["change"]?.nextDueMs == t0 + 60_000)   // config change: same clock
+        #expect(h.runner.core.jobs["change"]?.nextDueMs == t0 + 60_000) // config change: same clock
         #expect(h.runner.core.jobs["new"]?.nextDueMs == t0 + 3_600_000)
         #expect(h.runner.core.jobs["drop"] == nil)
-        #expect(try await h.row("drop")?.definitionFingerprint == nil)     // inactive, state kept
+        #expect(try await h.row("drop")?.definitionFingerprint == nil) // inactive, state kept
         h.clock.advance(toMs: t0 + 60_000)
         await h.log.waitForTicks(2)
         #expect(Set(h.log.ticks.map(\.jobID)) == ["keep", "change"])
@@ -306,8 +343,9 @@ import Testing
         #expect(committed.count == 20)
         let row = try #require(try await a.row("shared"))
         #expect(row.ticksTotal == 20)
-        #expect(row.cursor == Data([0, 0, 0, 0, 0, 0, 0, 20]))   // never double-counted, never backwards
-        a.runner.beginShutdown(); b.runner.beginShutdown()
+        #expect(row.cursor == Data([0, 0, 0, 0, 0, 0, 0, 20])) // never double-counted, never backwards
+        a.runner.beginShutdown()
+        b.runner.beginShutdown()
         try await ta.value
         try await tb.value
     }
@@ -321,21 +359,28 @@ import Testing
         settings.maxConcurrentTicks = 8
         settings.defaultJitterMs = 0
         let slow = (0..<50).map { every("slow\($0)", 10, kind: "slow") }
-        let h = try Harness(jobs: slow + [every("canary", 10)], settings: settings, pollers: [
-            ScriptedPoller(kind: "slow", limit: ConcurrencyLimit(group: "plugin:slow", limit: 2)) { _ throws(PollerError) in
-                _ = await gate.pass()
-                return TickAck()
-            },
-        ])
+        let h = try Harness(
+            jobs: slow + [every("canary", 10)], settings: settings,
+            pollers: [
+                ScriptedPoller(kind: "slow", limit: ConcurrencyLimit(group: "plugin:slow", limit: 2)) {
+                    _ throws(PollerError) in
+                    _ = await gate.pass()
+                    return TickAck()
+                }
+            ])
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)
         await gate.waitEntered(2)
-        await h.log.wait { $0.contains { if case .tick(let r) = $0 { return r.jobID == "canary" } else { return false } } }
+        await h.log.wait {
+            $0.contains { if case .tick(let r) = $0 { return r.jobID == "canary" } else { return false } }
+        }
         // Two slow ticks run, the rest wait parked; the canary's next slot comes and it ticks again.
         #expect(gate.maxConcurrent == 2)
         #expect(h.runner.core.parkedCount == 48)
         h.clock.advance(toMs: t0 + 20_000)
-        await h.log.wait { $0.filter { if case .tick(let r) = $0 { return r.jobID == "canary" } else { return false } }.count >= 2 }
+        await h.log.wait {
+            $0.filter { if case .tick(let r) = $0 { return r.jobID == "canary" } else { return false } }.count >= 2
+        }
         gate.open()
         await h.log.waitForTicks(52)
         #expect(gate.maxConcurrent == 2)

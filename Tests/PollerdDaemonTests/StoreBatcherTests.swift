@@ -1,7 +1,8 @@
-@testable import PollerdDaemon
 import PollerdTestKit
 import Synchronization
 import Testing
+
+@testable import PollerdDaemon
 
 /// Requests from concurrent callers are gathered into batches, each caller gets its own answers.
 @Suite struct StoreBatcherTests {
@@ -12,7 +13,7 @@ import Testing
         let gate = Gate()
         let b = StoreBatcher<Int, Int>(maxBatch: 5) { reqs in
             calls.withLock { $0.append(reqs) }
-            _ = await gate.pass()           // the first call waits: the others queue up meanwhile
+            _ = await gate.pass() // the first call waits: the others queue up meanwhile
             return reqs.map { $0 * 10 }
         }
         async let first = b.submit([1])
@@ -31,19 +32,25 @@ import Testing
         #expect(batches.first == [1])
         #expect(batches.allSatisfy { $0.count <= 5 })
         #expect(batches.flatMap { $0 }.sorted() == [1, 2, 3, 4, 5, 6, 7])
-        #expect(batches.count <= 3)          // the later groups were batched, not sent one by one
+        #expect(batches.count <= 3) // the later groups were batched, not sent one by one
     }
 
     @Test func aStoreErrorReachesEveryCallerOfTheBatch() async {
         let b = StoreBatcher<Int, Int>(maxBatch: 10) { _ in throw Boom() }
-        guard case .failure(let e) = await b.submit([1, 2]) else { Issue.record("expected failure"); return }
+        guard case .failure(let e) = await b.submit([1, 2]) else {
+            Issue.record("expected failure")
+            return
+        }
         #expect(e is Boom)
         #expect((try? await b.submit([]).get()) == [])
     }
 
     @Test func aShortAnswerFailsTheCallersItDoesNotCover() async {
         let b = StoreBatcher<Int, Int>(maxBatch: 10) { reqs in Array(reqs.dropLast()) }
-        guard case .failure(let e) = await b.submit([1, 2]) else { Issue.record("expected failure"); return }
+        guard case .failure(let e) = await b.submit([1, 2]) else {
+            Issue.record("expected failure")
+            return
+        }
         #expect(e is StoreBatcher<Int, Int>.ShortAnswer)
     }
 }

@@ -5,12 +5,14 @@ import Logging
 import PollerdAdmin
 import PollerdConfig
 import PollerdCore
-@testable import PollerdDaemon
 import PollerdPollers
 import PollerdSQLite
 import PollerdTestKit
 import Synchronization
 import Testing
+
+@testable import PollerdDaemon
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,7 +23,7 @@ import Glibc
         var h = StoreHealth()
         #expect(h.record(nil) == nil)
         #expect(h.record("disk full") == .failing("disk full"))
-        #expect(h.record("disk full") == nil)          // still failing: nothing new to say
+        #expect(h.record("disk full") == nil) // still failing: nothing new to say
         #expect(h.record("I/O error") == nil)
         #expect(h.failure == "I/O error")
         #expect(h.record(nil) == .recovered)
@@ -41,11 +43,13 @@ import Glibc
     /// returns, the next ticks commit and it says the store answers again.
     @Test(.enabled(if: SmallDisk.available, "needs root to mount a small tmpfs"), .timeLimit(.minutes(1)))
     func aRunnerOnAFullDiskReportsTheStoreFailingAndRecovers() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-full-\(UUID().uuidString)").path
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-full-\(UUID().uuidString)")
+            .path
         #expect(SmallDisk.mount(root, bytes: 1 << 20))
         defer { SmallDisk.unmount(root) }
-        let h = try Harness(jobs: (0..<20).map { every("j\($0)", 10, config: .object(["advance_cursor": .bool(true)])) }, pollers: [],
-                            path: (root as NSString).appendingPathComponent("state.db"))
+        let h = try Harness(
+            jobs: (0..<20).map { every("j\($0)", 10, config: .object(["advance_cursor": .bool(true)])) }, pollers: [],
+            path: (root as NSString).appendingPathComponent("state.db"))
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)
         await h.log.waitForTicks(20)
@@ -62,7 +66,15 @@ import Glibc
         // Space returns: the failed ticks are retried within about a second and commit.
         try FileManager.default.removeItem(atPath: filler)
         h.clock.advance(toMs: t0 + 20_000 + TickPlanner.storeRetryMs)
-        await h.log.wait { evs in evs.contains { if case .tick(let r) = $0 { return r.disposition == .ran(committed: true) && r.dueMs > t0 + 20_000 } else { return false } } }
+        await h.log.wait { evs in
+            evs.contains {
+                if case .tick(let r) = $0 {
+                    return r.disposition == .ran(committed: true) && r.dueMs > t0 + 20_000
+                } else {
+                    return false
+                }
+            }
+        }
         #expect(h.runner.storeFailure == nil)
         h.runner.beginShutdown()
         try await task.value
@@ -71,7 +83,9 @@ import Glibc
     struct DiskFull: Error, CustomStringConvertible { var description: String { "database or disk is full" } }
 
     static func ticks(_ evs: [RunnerEvent], status: String, after: Int64 = .min) -> Int {
-        evs.filter { if case .tick(let r) = $0 { return r.status == status && r.startedAtMs >= after } else { return false } }.count
+        evs.filter {
+            if case .tick(let r) = $0 { return r.status == status && r.startedAtMs >= after } else { return false }
+        }.count
     }
 
     /// A store that fails every lease and commit: the jobs are tried again about every second,
@@ -80,9 +94,18 @@ import Glibc
     @Test(.timeLimit(.minutes(1)))
     func aFailingStoreIsRetriedEverySecondAndWorkResumesWithinASecond() async throws {
         let faulty = Mutex<FaultyStore?>(nil)
-        let h = try Harness(jobs: (0..<5).map { every("j\($0)", 10, config: .object(["advance_cursor": .bool(true)])) },
-                            settings: { var s = GlobalSettings(); s.breakerThreshold = 2; return s }(), pollers: [],
-                            wrap: { inner in let f = FaultyStore(inner); faulty.withLock { $0 = f }; return f })
+        let h = try Harness(
+            jobs: (0..<5).map { every("j\($0)", 10, config: .object(["advance_cursor": .bool(true)])) },
+            settings: {
+                var s = GlobalSettings()
+                s.breakerThreshold = 2
+                return s
+            }(), pollers: [],
+            wrap: { inner in
+                let f = FaultyStore(inner)
+                faulty.withLock { $0 = f }
+                return f
+            })
         let store = try #require(faulty.withLock { $0 })
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)
@@ -99,14 +122,24 @@ import Glibc
         }
         for i in 0..<5 { #expect(h.runner.core.jobs["j\(i)"]?.consecutiveErrors == 0) }
         // Reads still pass (the rows say "ok"), so the job listing says the store is failing.
-        let yaml = "pollers:\n  jobs:\n" + (0..<5).map { "    - { id: j\($0), kind: noop, schedule: { every_secs: 10 } }\n" }.joined()
-        let file = JobFile.parse(yaml, path: "/etc/pollerd/pollers.yaml", registry: Builtins.registry(), environment: [:], nowMs: t0)
-        let api = AdminAPI(store: h.store, clock: h.clock, live: LiveJobFile(file), runner: h.runner, reloader: nil, holder: "t", logger: Logger(label: "t"))
-        let app = Application(router: AdminServer.router(registry: nil, auth: AdminAuth(tokens: [], openProbes: true)) { api.register(on: $0) })
+        let yaml =
+            "pollers:\n  jobs:\n"
+            + (0..<5).map { "    - { id: j\($0), kind: noop, schedule: { every_secs: 10 } }\n" }.joined()
+        let file = JobFile.parse(
+            yaml, path: "/etc/pollerd/pollers.yaml", registry: Builtins.registry(), environment: [:], nowMs: t0)
+        let api = AdminAPI(
+            store: h.store, clock: h.clock, live: LiveJobFile(file), runner: h.runner, reloader: nil, holder: "t",
+            logger: Logger(label: "t"))
+        let app = Application(
+            router: AdminServer.router(registry: nil, auth: AdminAuth(tokens: [], openProbes: true)) {
+                api.register(on: $0)
+            })
         try await app.test(.router) { client in
             try await client.execute(uri: "/admin/jobs", method: .get) { r in
                 let v = try JSONValue.parse(bytes: r.body.readableBytesView)
-                #expect(v["store"]?["ok"] == .bool(false) && v["store"]?["error"]?.stringValue?.contains("disk is full") == true)
+                #expect(
+                    v["store"]?["ok"] == .bool(false)
+                        && v["store"]?["error"]?.stringValue?.contains("disk is full") == true)
             }
             try await client.execute(uri: "/readyz", method: .get) { r in #expect(r.status == .serviceUnavailable) }
         }
@@ -115,7 +148,13 @@ import Glibc
         let back = h.clock.nowMs
         h.clock.advance(byMs: TickPlanner.storeRetryMs)
         await h.log.wait { evs in
-            evs.filter { if case .tick(let r) = $0 { return r.disposition == .ran(committed: true) && r.startedAtMs >= back } else { return false } }.count >= 5
+            evs.filter {
+                if case .tick(let r) = $0 {
+                    return r.disposition == .ran(committed: true) && r.startedAtMs >= back
+                } else {
+                    return false
+                }
+            }.count >= 5
         }
         #expect(h.runner.storeFailure == nil)
         for i in 0..<5 { #expect(try await h.row("j\(i)")?.lastStatus == "ok") }
@@ -129,19 +168,32 @@ import Glibc
     @Test(.timeLimit(.minutes(1)))
     func failedCommitsDoNotLeaveTheJobsLeasedToThemselves() async throws {
         let faulty = Mutex<FaultyStore?>(nil)
-        let h = try Harness(jobs: (0..<5).map { every("j\($0)", 10, config: .object(["advance_cursor": .bool(true)])) }, pollers: [],
-                            wrap: { inner in let f = FaultyStore(inner); faulty.withLock { $0 = f }; return f })
+        let h = try Harness(
+            jobs: (0..<5).map { every("j\($0)", 10, config: .object(["advance_cursor": .bool(true)])) }, pollers: [],
+            wrap: { inner in
+                let f = FaultyStore(inner)
+                faulty.withLock { $0 = f }
+                return f
+            })
         let store = try #require(faulty.withLock { $0 })
         let task = await h.start()
         store.set(DiskFull(), commitsOnly: true)
         h.clock.advance(toMs: t0 + 10_000)
         await h.log.wait { Self.ticks($0, status: "store_error") >= 5 }
-        #expect(try await h.store.lease(jobID: "j0").map { $0.untilMs > h.clock.nowMs } == true, "the failed commit left the lease held")
+        #expect(
+            try await h.store.lease(jobID: "j0").map { $0.untilMs > h.clock.nowMs } == true,
+            "the failed commit left the lease held")
         store.set(nil)
         let back = h.clock.nowMs
         h.clock.advance(byMs: TickPlanner.storeRetryMs)
         await h.log.wait { evs in
-            evs.filter { if case .tick(let r) = $0 { return r.disposition == .ran(committed: true) && r.startedAtMs >= back } else { return false } }.count >= 5
+            evs.filter {
+                if case .tick(let r) = $0 {
+                    return r.disposition == .ran(committed: true) && r.startedAtMs >= back
+                } else {
+                    return false
+                }
+            }.count >= 5
         }
         h.runner.beginShutdown()
         try await task.value
@@ -151,8 +203,13 @@ import Glibc
     @Test(.timeLimit(.minutes(1)))
     func aDamagedStoreStopsTheRunnerWithTheWayOut() async throws {
         let faulty = Mutex<FaultyStore?>(nil)
-        let h = try Harness(jobs: (0..<5).map { every("j\($0)", 10) }, pollers: [],
-                            wrap: { inner in let f = FaultyStore(inner); faulty.withLock { $0 = f }; return f })
+        let h = try Harness(
+            jobs: (0..<5).map { every("j\($0)", 10) }, pollers: [],
+            wrap: { inner in
+                let f = FaultyStore(inner)
+                faulty.withLock { $0 = f }
+                return f
+            })
         let store = try #require(faulty.withLock { $0 })
         let task = await h.start()
         store.set(SQLiteStateStore.Corrupt(path: "state.db", problems: ["database disk image is malformed"]))

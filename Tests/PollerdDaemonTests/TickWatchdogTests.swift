@@ -1,13 +1,18 @@
 import PollerdCore
-@testable import PollerdDaemon
 import Testing
+
+@testable import PollerdDaemon
 
 /// The watchdog's decisions, with no task and no clock: each look is at an instant the test picks.
 @Suite struct TickWatchdogTests {
     let lease = LeaseGrant(jobID: "j", holder: "A", token: 1, untilMs: 0, cursor: nil, consecutiveErrors: 0)
 
-    func entries(deadline: Int64 = 1_000_000, ttl: Int64 = 60_000, heldSince: Int64 = 0) -> [UInt64: TickWatchdog.Entry] {
-        [1: TickWatchdog.Entry(deadlineMs: deadline, lease: lease, ttlMs: ttl, heldSinceMs: heldSince, onExpire: { _ in })]
+    func entries(deadline: Int64 = 1_000_000, ttl: Int64 = 60_000, heldSince: Int64 = 0) -> [UInt64: TickWatchdog.Entry]
+    {
+        [
+            1: TickWatchdog.Entry(
+                deadlineMs: deadline, lease: lease, ttlMs: ttl, heldSinceMs: heldSince, onExpire: { _ in })
+        ]
     }
 
     @Test func nothingIsDueBeforeHalfTheTTLAndTheNextLookIsBounded() {
@@ -42,7 +47,7 @@ import Testing
     @Test func aLeaseNotRenewedWithinItsTTLIsGivenUp() {
         var e = entries()
         _ = TickWatchdog.look(&e, nowMs: 30_000)
-        #expect(TickWatchdog.renewed(&e, id: 1, askedAtMs: 30_000, ok: nil) == nil)   // unreachable: try again
+        #expect(TickWatchdog.renewed(&e, id: 1, askedAtMs: 30_000, ok: nil) == nil) // unreachable: try again
         #expect(TickWatchdog.look(&e, nowMs: 30_100).renew.map(\.0) == [1])
         _ = TickWatchdog.renewed(&e, id: 1, askedAtMs: 30_100, ok: nil)
         let l = TickWatchdog.look(&e, nowMs: 60_000)

@@ -1,12 +1,13 @@
 import Foundation
 import Logging
 import PollerdCore
-@testable import PollerdDaemon
 import PollerdDelivery
 import PollerdPollers
 import PollerdSQLite
 import PollerdTestKit
 import Testing
+
+@testable import PollerdDaemon
 
 /// `failure_to`: a job that pauses, or whose breaker opens, sends one alert through the sink
 /// `failure_to.channel` names, at most once per `failure_alert_cooldown_secs`.
@@ -19,24 +20,37 @@ import Testing
         var settings = GlobalSettings()
 
         init(server: TestHTTPServer) throws {
-            store = try SQLiteBackend.open(path: FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-alert-\(UUID().uuidString)/s.db").path)
+            store = try SQLiteBackend.open(
+                path: FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "pollerd-alert-\(UUID().uuidString)/s.db"
+                ).path)
             var log = Logger(label: "test")
             log.logLevel = .critical
-            executor = TickExecutor(store: store, registry: Builtins.registry(), clock: clock, holder: "test:1:a", logger: log)
-            deliverer = Deliverer(store: store, clock: clock, holder: "test:1:a", sinks: SinkRegistry(broker: LocalBroker(), client: testHTTPClient),
-                                  bell: executor.outboxBell, logger: log)
+            executor = TickExecutor(
+                store: store, registry: Builtins.registry(), clock: clock, holder: "test:1:a", logger: log)
+            deliverer = Deliverer(
+                store: store, clock: clock, holder: "test:1:a",
+                sinks: SinkRegistry(broker: LocalBroker(), client: testHTTPClient),
+                bell: executor.outboxBell, logger: log)
         }
 
         func job(_ fail: String, server: TestHTTPServer) -> JobSpec {
-            var j = JobSpec(id: "feed", kind: "noop", schedule: Schedule(.every(seconds: 60)), config: .object(["fail": .string(fail)]),
-                            failureTo: FailureTarget(channel: "ops", to: "#alerts"))
-            j.alertSinks = [SinkSpec(name: "ops", target: .webhook(WebhookTarget(url: server.url, headers: [:], secret: nil, timeoutSecs: 5)))]
+            var j = JobSpec(
+                id: "feed", kind: "noop", schedule: Schedule(.every(seconds: 60)),
+                config: .object(["fail": .string(fail)]),
+                failureTo: FailureTarget(channel: "ops", to: "#alerts"))
+            j.alertSinks = [
+                SinkSpec(
+                    name: "ops",
+                    target: .webhook(WebhookTarget(url: server.url, headers: [:], secret: nil, timeoutSecs: 5)))
+            ]
             return j
         }
 
         @discardableResult
         func tick(_ job: JobSpec) async -> TickReport {
-            await executor.execute(DueTick(jobID: job.id, dueMs: clock.nowMs, spec: job, offsetMs: 0), settings: settings, manual: true)
+            await executor.execute(
+                DueTick(jobID: job.id, dueMs: clock.nowMs, spec: job, offsetMs: 0), settings: settings, manual: true)
         }
     }
 
@@ -48,7 +62,9 @@ import Testing
         try await TestHTTPServer.with { server in
             let rig = try Rig(server: server)
             let job = rig.job("permanent", server: server)
-            _ = try await rig.store.register([JobRegistration(jobID: job.id, kind: job.kind, agent: job.agent, pausedOnBoot: false)], nowMs: rig.clock.nowMs)
+            _ = try await rig.store.register(
+                [JobRegistration(jobID: job.id, kind: job.kind, agent: job.agent, pausedOnBoot: false)],
+                nowMs: rig.clock.nowMs)
             rig.deliverer.update(jobs: [job], tuning: rig.settings.delivery)
 
             let first = await rig.tick(job)
@@ -82,7 +98,9 @@ import Testing
             var rig = try Rig(server: server)
             rig.settings.breakerThreshold = 2
             let job = rig.job("transient", server: server)
-            _ = try await rig.store.register([JobRegistration(jobID: job.id, kind: job.kind, agent: job.agent, pausedOnBoot: false)], nowMs: rig.clock.nowMs)
+            _ = try await rig.store.register(
+                [JobRegistration(jobID: job.id, kind: job.kind, agent: job.agent, pausedOnBoot: false)],
+                nowMs: rig.clock.nowMs)
             rig.deliverer.update(jobs: [job], tuning: rig.settings.delivery)
             await rig.tick(job)
             _ = try await rig.deliverer.pass()

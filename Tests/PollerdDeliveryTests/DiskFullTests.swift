@@ -1,9 +1,11 @@
 import Foundation
 import PollerdCore
-@testable import PollerdDaemon
-@testable import PollerdDelivery
 import PollerdTestKit
 import Testing
+
+@testable import PollerdDaemon
+@testable import PollerdDelivery
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -39,7 +41,9 @@ import Glibc
         }
         #expect(try await f.store.deadLetters(jobID: "j", limit: 10).isEmpty)
         let lane = try #require(try await f.lane("j", "file:\(path)"))
-        #expect(lane.pending == 1 && lane.lastError?.contains("No space left on device") == true, "\(String(describing: lane.lastError))")
+        #expect(
+            lane.pending == 1 && lane.lastError?.contains("No space left on device") == true,
+            "\(String(describing: lane.lastError))")
         // No torn line: the file holds exactly the first item.
         #expect(try jsonLines(path).compactMap { $0["id"]?.stringValue } == ["j:n0"])
         // Space returns: the item goes out.

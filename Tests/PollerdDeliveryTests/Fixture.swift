@@ -1,11 +1,12 @@
 import Foundation
 import Logging
 import PollerdCore
-@testable import PollerdDaemon
 import PollerdDelivery
 import PollerdSQLite
 import PollerdTestKit
 import Synchronization
+
+@testable import PollerdDaemon
 
 let t0 = RFC3339.parse("2026-01-01T00:00:00Z")!
 
@@ -30,13 +31,18 @@ struct Fixture {
     let deliverer: Deliverer
     var settings = GlobalSettings()
 
-    init(tuning: DeliveryTuning = DeliveryTuning(), sinks: SinkRegistry = SinkRegistry(broker: LocalBroker(), client: testHTTPClient)) throws {
+    init(
+        tuning: DeliveryTuning = DeliveryTuning(),
+        sinks: SinkRegistry = SinkRegistry(broker: LocalBroker(), client: testHTTPClient)
+    ) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-dl-\(UUID().uuidString)")
         store = try SQLiteBackend.open(path: dir.appendingPathComponent("state.db").path)
         var log = Logger(label: "test")
         log.logLevel = .critical
-        executor = TickExecutor(store: store, registry: PollerRegistry([source]), clock: clock, holder: "test:1:a", logger: log)
-        deliverer = Deliverer(store: store, clock: clock, holder: "test:1:a", sinks: sinks, bell: executor.outboxBell, logger: log)
+        executor = TickExecutor(
+            store: store, registry: PollerRegistry([source]), clock: clock, holder: "test:1:a", logger: log)
+        deliverer = Deliverer(
+            store: store, clock: clock, holder: "test:1:a", sinks: sinks, bell: executor.outboxBell, logger: log)
         settings.delivery = tuning
     }
 
@@ -46,7 +52,9 @@ struct Fixture {
 
     /// Registers the jobs and tells the deliverer their sinks.
     func register(_ jobs: [JobSpec]) async throws {
-        _ = try await store.register(jobs.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: false) }, nowMs: clock.nowMs)
+        _ = try await store.register(
+            jobs.map { JobRegistration(jobID: $0.id, kind: $0.kind, agent: $0.agent, pausedOnBoot: false) },
+            nowMs: clock.nowMs)
         deliverer.update(jobs: jobs, tuning: settings.delivery)
     }
 
@@ -54,7 +62,8 @@ struct Fixture {
     @discardableResult
     func tick(_ job: JobSpec, items: [JSONValue]) async -> TickReport {
         source.set(items)
-        return await executor.execute(DueTick(jobID: job.id, dueMs: clock.nowMs, spec: job, offsetMs: 0), settings: settings, manual: true)
+        return await executor.execute(
+            DueTick(jobID: job.id, dueMs: clock.nowMs, spec: job, offsetMs: 0), settings: settings, manual: true)
     }
 
     func lane(_ job: String = "j", _ sink: String) async throws -> OutboxLaneStats? {

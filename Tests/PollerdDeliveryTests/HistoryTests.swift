@@ -1,10 +1,11 @@
 import Foundation
 import PollerdCore
-@testable import PollerdDaemon
 import PollerdDelivery
 import PollerdSQLite
 import PollerdTestKit
 import Testing
+
+@testable import PollerdDaemon
 
 /// The tick history counts what a tick found, what was new and what the dedup window dropped,
 /// and keeps the cursors a rewind can put back.
@@ -28,7 +29,7 @@ import Testing
         f.settings.delivery.maxBacklog = 1
         let job = f.job([SinkSpec(.stdout)])
         try await f.register([job])
-        await f.tick(job, items: numbered(0..<2))   // nothing delivers: the backlog is now 2
+        await f.tick(job, items: numbered(0..<2)) // nothing delivers: the backlog is now 2
         f.clock.advance(byMs: 10_000)
         let skipped = await f.tick(job, items: [])
         #expect(skipped.status == "skipped")
@@ -52,7 +53,7 @@ import Testing
         let job = f.job([])
         try await f.register([job])
         let facade = Operator(store: f.store, clock: f.clock)
-        await f.tick(job, items: [])   // ItemSource commits cursor "c"
+        await f.tick(job, items: []) // ItemSource commits cursor "c"
         let first = try #require(try await facade.cursorHistory("j").first)
         #expect(first.cursor == Data("c".utf8) && first.cursorChanged)
         try await facade.setCursor("j", to: Data("manual".utf8), actor: "test")
@@ -63,7 +64,9 @@ import Testing
         let audit = try await facade.audit(jobID: "j")
         #expect(audit.map(\.action) == ["cursor.rewind", "cursor.set"])
         #expect(audit.allSatisfy { $0.actor == "test" })
-        await #expect(throws: Operator.NoSuchCursor.self) { _ = try await facade.rewindCursor("j", toTick: 999_999, actor: "test") }
+        await #expect(throws: Operator.NoSuchCursor.self) {
+            _ = try await facade.rewindCursor("j", toTick: 999_999, actor: "test")
+        }
         await #expect(throws: Operator.UnknownJob.self) { try await facade.setCursor("nope", to: nil) }
     }
 
@@ -72,14 +75,20 @@ import Testing
         let f = try Fixture()
         let job = f.job([])
         try await f.register([job])
-        guard case .granted(let lease) = try await f.store.acquireLease(jobID: "j", holder: "h", ttlMs: 60_000, nowMs: f.clock.nowMs, slotMs: nil) else {
-            Issue.record("no lease"); return
+        guard
+            case .granted(let lease) = try await f.store.acquireLease(
+                jobID: "j", holder: "h", ttlMs: 60_000, nowMs: f.clock.nowMs, slotMs: nil)
+        else {
+            Issue.record("no lease")
+            return
         }
         try await Operator(store: f.store, clock: f.clock).setCursor("j", to: Data("operator".utf8))
-        let committed = try await f.store.commit(TickCommit(lease: lease, startedAtMs: f.clock.nowMs, durationMs: 1, status: "ok", error: nil,
-                                                             newCursor: Data("stale".utf8), itemsSeen: 0, itemsDispatched: 0, consecutiveErrors: 0,
-                                                             nextRunAtMs: nil, pause: false, pausedReason: nil, done: false, scheduleFingerprint: ""),
-                                                  nowMs: f.clock.nowMs)
+        let committed = try await f.store.commit(
+            TickCommit(
+                lease: lease, startedAtMs: f.clock.nowMs, durationMs: 1, status: "ok", error: nil,
+                newCursor: Data("stale".utf8), itemsSeen: 0, itemsDispatched: 0, consecutiveErrors: 0,
+                nextRunAtMs: nil, pause: false, pausedReason: nil, done: false, scheduleFingerprint: ""),
+            nowMs: f.clock.nowMs)
         #expect(committed == false)
         #expect(try await f.store.state(jobID: "j")?.cursor == Data("operator".utf8))
     }

@@ -1,10 +1,12 @@
 import Foundation
 import PollerdCore
-@testable import PollerdDaemon
-@testable import PollerdDelivery
 import PollerdSQLite
 import PollerdTestKit
 import Testing
+
+@testable import PollerdDaemon
+@testable import PollerdDelivery
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,7 +27,9 @@ import Glibc
         #expect(reports.map(\.delivered) == [3])
         let lines = try jsonLines(path)
         #expect(lines.map { $0["id"]?.stringValue } == ["j:n0", "j:n1", "j:n2"])
-        #expect(lines[0]["job_id"]?.stringValue == "j" && lines[0]["kind"]?.stringValue == "source" && lines[0]["agent"]?.stringValue == "default")
+        #expect(
+            lines[0]["job_id"]?.stringValue == "j" && lines[0]["kind"]?.stringValue == "source"
+                && lines[0]["agent"]?.stringValue == "default")
         #expect(lines[0]["found_at"]?.stringValue == RFC3339.format(ms: t0))
         #expect(lines[1]["item"] == .object(["id": .string("n1"), "n": .int(1)]))
         #expect(try await f.backlog() == 0)
@@ -37,15 +41,23 @@ import Glibc
         let f = try Fixture()
         let job = f.job([SinkSpec(.stdout)])
         try await f.register([job])
-        guard case .granted(let lease) = try await f.store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: t0, slotMs: nil) else {
-            Issue.record("no lease"); return
+        guard
+            case .granted(let lease) = try await f.store.acquireLease(
+                jobID: "j", holder: "A", ttlMs: 60_000, nowMs: t0, slotMs: nil)
+        else {
+            Issue.record("no lease")
+            return
         }
-        _ = try await f.store.reset(jobID: "j", nowMs: t0)   // fences the lease off
-        let entries = numbered(0..<2).map { ItemEnvelope.make(jobID: "j", kind: "source", agent: "default", foundAtMs: t0, item: $0) }
-        let ok = try await f.store.commit(TickCommit(lease: lease, startedAtMs: t0, durationMs: 1, status: "ok", error: nil, newCursor: Data("x".utf8),
-                                                     itemsSeen: 2, itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false,
-                                                     pausedReason: nil, done: false, scheduleFingerprint: "s",
-                                                     outbox: OutboxBatch(sinks: ["stdout"], entries: entries, dedupWindow: 100, foundAtMs: t0)), nowMs: t0)
+        _ = try await f.store.reset(jobID: "j", nowMs: t0) // fences the lease off
+        let entries = numbered(0..<2).map {
+            ItemEnvelope.make(jobID: "j", kind: "source", agent: "default", foundAtMs: t0, item: $0)
+        }
+        let ok = try await f.store.commit(
+            TickCommit(
+                lease: lease, startedAtMs: t0, durationMs: 1, status: "ok", error: nil, newCursor: Data("x".utf8),
+                itemsSeen: 2, itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false,
+                pausedReason: nil, done: false, scheduleFingerprint: "s",
+                outbox: OutboxBatch(sinks: ["stdout"], entries: entries, dedupWindow: 100, foundAtMs: t0)), nowMs: t0)
         #expect(!ok)
         #expect(try await f.backlog() == 0)
         #expect(try await f.store.outboxStats().isEmpty)
@@ -60,15 +72,18 @@ import Glibc
         let job = f.job([SinkSpec(.file(path: path))])
         try await f.register([job])
         await f.tick(job, items: numbered(0..<2))
-        await f.tick(job, items: numbered(0..<3))           // n0, n1 again: only n2 is new
+        await f.tick(job, items: numbered(0..<3)) // n0, n1 again: only n2 is new
         #expect(try await f.backlog() == 3)
         _ = try await f.deliverer.pass()
-        await f.tick(job, items: numbered(1..<3))           // still in the window, even though delivered
+        await f.tick(job, items: numbered(1..<3)) // still in the window, even though delivered
         #expect(try await f.backlog() == 0)
-        await f.tick(job, items: numbered(3..<5))           // n3, n4 push n0 and n1 out of the 3-key window
-        await f.tick(job, items: numbered(0..<1))           // n0 was forgotten: delivered again
+        await f.tick(job, items: numbered(3..<5)) // n3, n4 push n0 and n1 out of the 3-key window
+        await f.tick(job, items: numbered(0..<1)) // n0 was forgotten: delivered again
         _ = try await f.deliverer.pass()
-        #expect(try jsonLines(path).compactMap { $0["id"]?.stringValue } == ["j:n0", "j:n1", "j:n2", "j:n3", "j:n4", "j:n0"])
+        #expect(
+            try jsonLines(path).compactMap { $0["id"]?.stringValue } == [
+                "j:n0", "j:n1", "j:n2", "j:n3", "j:n4", "j:n0",
+            ])
     }
 
     @Test func itemsWithoutAnIDAreKeyedByTheirContent() async throws {
@@ -86,10 +101,14 @@ import Glibc
     }
 
     @Test func theEnvelopeIsTheCanonicalJSONOfItsObject() throws {
-        let item: JSONValue = .object(["z": .string("a\"b\n"), "id": .string("é/1"), "list": .array([.int(1), .null, .bool(true)])])
+        let item: JSONValue = .object([
+            "z": .string("a\"b\n"), "id": .string("é/1"), "list": .array([.int(1), .null, .bool(true)]),
+        ])
         let e = ItemEnvelope.make(jobID: "j.x", kind: "rss", agent: "ana \"q\"", foundAtMs: t0 + 5, item: item)
-        let expected: JSONValue = .object(["id": .string("j.x:é/1"), "job_id": .string("j.x"), "kind": .string("rss"), "agent": .string("ana \"q\""),
-                                           "found_at": .string("2026-01-01T00:00:00.005Z"), "item": item])
+        let expected: JSONValue = .object([
+            "id": .string("j.x:é/1"), "job_id": .string("j.x"), "kind": .string("rss"), "agent": .string("ana \"q\""),
+            "found_at": .string("2026-01-01T00:00:00.005Z"), "item": item,
+        ])
         #expect(e.envelope == expected.canonicalString)
         #expect(try JSONValue.parse(Data(e.envelope.utf8)) == expected)
         #expect(e.key == "j.x:é/1")
@@ -120,7 +139,8 @@ import Glibc
 
     @Test func eachSinkGetsEveryItemAndTheBacklogCountsItemsNotDeliveries() async throws {
         let f = try Fixture()
-        let a = f.dir.appendingPathComponent("a.jsonl").path, b = f.dir.appendingPathComponent("b.jsonl").path
+        let a = f.dir.appendingPathComponent("a.jsonl").path
+        let b = f.dir.appendingPathComponent("b.jsonl").path
         let job = f.job([SinkSpec(.file(path: a)), SinkSpec(.file(path: b))])
         try await f.register([job])
         await f.tick(job, items: numbered(0..<2))
@@ -145,7 +165,7 @@ import Glibc
         #expect(lane?.pending == 2 && lane?.attempts == 1)
         #expect(lane?.lastError == "file \(path): open failed: Not a directory")
         #expect(lane!.nextAttemptAtMs >= t0 + 900 && lane!.nextAttemptAtMs <= t0 + 1100)
-        #expect(try await f.deliverer.pass().isEmpty)      // not due yet
+        #expect(try await f.deliverer.pass().isEmpty) // not due yet
         try FileManager.default.removeItem(at: blocker)
         f.clock.advance(byMs: 1100)
         #expect(try await f.deliverer.pass().map(\.delivered) == [2])
@@ -160,7 +180,7 @@ import Glibc
         try await f.register([job])
         await f.tick(job, items: numbered(0..<1))
         _ = try await f.deliverer.pass()
-        try FileManager.default.moveItem(atPath: path, toPath: path + ".1")     // what logrotate does
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".1") // what logrotate does
         await f.tick(job, items: numbered(1..<2))
         _ = try await f.deliverer.pass()
         #expect(try jsonLines(path + ".1").compactMap { $0["id"]?.stringValue } == ["j:n0"])
@@ -172,7 +192,7 @@ import Glibc
         tuning.maxAttempts = 2
         let f = try Fixture(tuning: tuning)
         try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
-        let path = f.dir.path                                      // a directory: open(2) fails every time
+        let path = f.dir.path // a directory: open(2) fails every time
         let job = f.job([SinkSpec(.file(path: path))])
         try await f.register([job])
         await f.tick(job, items: numbered(0..<2))
@@ -182,7 +202,7 @@ import Glibc
         let dead = try await f.store.deadLetters(jobID: "j", limit: 5)
         #expect(dead.map(\.key) == ["j:n0"] && dead[0].attempts == 2)
         #expect(dead[0].lastError == "file \(path): open failed: Is a directory (gave up after 2 attempts)")
-        #expect(try await f.backlog() == 1)                        // n1 is next in line
+        #expect(try await f.backlog() == 1) // n1 is next in line
     }
 
     @Test func aBatchIsBoundedInBytesNotOnlyInItems() async throws {
@@ -218,7 +238,9 @@ import Glibc
         #expect(r.map(\.retried) == [true])
         #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n")
         let lane = try #require(try await f.lane("j", "file:\(path)"))
-        #expect(lane.pending == 1 && lane.lastError?.contains("is a symbolic link") == true, "\(String(describing: lane.lastError))")
+        #expect(
+            lane.pending == 1 && lane.lastError?.contains("is a symbolic link") == true,
+            "\(String(describing: lane.lastError))")
         // The operator puts a regular file back: the waiting item is delivered there.
         try FileManager.default.removeItem(atPath: path)
         f.clock.advance(byMs: 60_000)
@@ -231,7 +253,11 @@ import Glibc
         let f = try Fixture()
         try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
         let path = f.dir.appendingPathComponent("odd").path
-        if what == "directory" { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } else { #expect(mkfifo(path, 0o600) == 0) }
+        if what == "directory" {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } else {
+            #expect(mkfifo(path, 0o600) == 0)
+        }
         let job = f.job([SinkSpec(.file(path: path))])
         try await f.register([job])
         await f.tick(job, items: numbered(0..<1))
@@ -263,12 +289,12 @@ import Glibc
         let job = f.job([SinkSpec(.file(path: path))])
         try await f.register([job])
         await f.tick(job, items: numbered(0..<2))
-        f.deliverer.update(jobs: [f.job([SinkSpec(.stdout)])], tuning: f.settings.delivery)   // reload dropped the file sink
+        f.deliverer.update(jobs: [f.job([SinkSpec(.stdout)])], tuning: f.settings.delivery) // reload dropped the file sink
         let r = try await f.deliverer.pass()
         #expect(r.map(\.parked) == [true])
         let lane = try await f.lane("j", "file:\(path)")
         #expect(lane?.pending == 2 && lane?.lastError?.contains("not configured") == true)
-        f.deliverer.update(jobs: [job], tuning: f.settings.delivery)                        // it came back
+        f.deliverer.update(jobs: [job], tuning: f.settings.delivery) // it came back
         f.clock.advance(byMs: Deliverer.parkMs)
         #expect(try await f.deliverer.pass().map(\.delivered) == [2])
     }
@@ -278,14 +304,18 @@ import Glibc
         let job = f.job([SinkSpec(.stdout)])
         try await f.register([job])
         await f.tick(job, items: numbered(0..<1))
-        let claimed = try await f.store.claimLanes(holder: "host:999:dead", nowMs: f.clock.nowMs, claimMs: Deliverer.claimMs, limit: 10)
+        let claimed = try await f.store.claimLanes(
+            holder: "host:999:dead", nowMs: f.clock.nowMs, claimMs: Deliverer.claimMs, limit: 10)
         #expect(claimed.count == 1)
-        #expect(try await f.deliverer.pass().isEmpty)                     // held by the dead daemon
+        #expect(try await f.deliverer.pass().isEmpty) // held by the dead daemon
         #expect(try await f.store.reclaimLaneClaims(isAbandoned: { $0.hasSuffix(":dead") }, nowMs: f.clock.nowMs) == 1)
         let r = try await f.deliverer.pass()
         #expect(r.map(\.delivered) == [1])
         // The dead holder's late settle is fenced off: it cannot ack or fail anything now.
-        #expect(try await f.store.settle(claimed[0], holder: "host:999:dead", LaneSettlement(acked: [], failure: .deadLetter(error: "x")), nowMs: f.clock.nowMs) == false)
+        #expect(
+            try await f.store.settle(
+                claimed[0], holder: "host:999:dead", LaneSettlement(acked: [], failure: .deadLetter(error: "x")),
+                nowMs: f.clock.nowMs) == false)
         #expect(try await f.store.deadLetters(jobID: nil, limit: 5).isEmpty)
     }
 
@@ -330,7 +360,9 @@ import Glibc
         await f.tick(job, items: numbered(0..<1))
         let r = try await f.deliverer.pass()
         #expect(r.map(\.retried) == [true])
-        #expect(try await f.lane("j", "nats:items.j")?.lastError == "broker: no subscriber on 'items.j' (in-process broker; NATS is not configured)")
+        #expect(
+            try await f.lane("j", "nats:items.j")?.lastError
+                == "broker: no subscriber on 'items.j' (in-process broker; NATS is not configured)")
         #expect(try await f.backlog() == 1)
     }
 
@@ -345,7 +377,9 @@ import Glibc
         f.clock.advance(byMs: 5000)
         #expect(try await f.deliverer.pass().map(\.deadLettered) == [true])
         let dead = try await f.store.deadLetters(jobID: "j", limit: 5)
-        #expect(dead.map(\.attempts) == [2] && dead.first?.lastError.hasPrefix("broker: no subscriber on 'items.j'") == true)
+        #expect(
+            dead.map(\.attempts) == [2] && dead.first?.lastError.hasPrefix("broker: no subscriber on 'items.j'") == true
+        )
         #expect(try await f.backlog() == 0)
     }
 
@@ -370,7 +404,9 @@ import Glibc
 
     @Test func subjectWildcardsMatchLikeNATS() {
         func m(_ p: String, _ s: String) -> Bool {
-            LocalBroker.matches(p.split(separator: ".", omittingEmptySubsequences: false), s.split(separator: ".", omittingEmptySubsequences: false))
+            LocalBroker.matches(
+                p.split(separator: ".", omittingEmptySubsequences: false),
+                s.split(separator: ".", omittingEmptySubsequences: false))
         }
         #expect(m("a.b", "a.b") && !m("a.b", "a.c") && !m("a.b", "a.b.c"))
         #expect(m("a.*", "a.b") && !m("a.*", "a.b.c") && !m("a.*", "a"))

@@ -54,7 +54,11 @@ final class TestHTTPServer: Sendable {
     fileprivate func wroteEndlessChunk() { state.withLock { $0.endlessChunks += 1 } }
 
     fileprivate func endlessEnded(completed: Bool) {
-        let waiters = state.withLock { s in s.endlessCompleted = completed; defer { s.endlessWaiters = [] }; return s.endlessWaiters }
+        let waiters = state.withLock { s in
+            s.endlessCompleted = completed
+            defer { s.endlessWaiters = [] }
+            return s.endlessWaiters
+        }
         for w in waiters { w.resume(returning: completed) }
     }
 
@@ -99,36 +103,48 @@ final class TestHTTPServer: Sendable {
             var fields = HTTPFields()
             if let after = r.retryAfter { fields[.retryAfter] = after }
             if r.stallBody {
-                return Response(status: .init(code: r.status), headers: fields, body: ResponseBody { writer in
-                    try await writer.write(ByteBuffer(string: "{\"ok\":"))
-                    await server.waitForRelease()
-                    try await writer.finish(nil)
-                })
+                return Response(
+                    status: .init(code: r.status), headers: fields,
+                    body: ResponseBody { writer in
+                        try await writer.write(ByteBuffer(string: "{\"ok\":"))
+                        await server.waitForRelease()
+                        try await writer.finish(nil)
+                    })
             }
             if r.endlessBody {
-                return Response(status: .init(code: r.status), headers: fields, body: ResponseBody { writer in
-                    let chunk = ByteBuffer(repeating: UInt8(ascii: "a"), count: 64 << 10)
-                    do {
-                        for _ in 0..<16_384 {   // 1 GiB, unless the client leaves first
-                            try await writer.write(chunk)
-                            server.wroteEndlessChunk()
+                return Response(
+                    status: .init(code: r.status), headers: fields,
+                    body: ResponseBody { writer in
+                        let chunk = ByteBuffer(repeating: UInt8(ascii: "a"), count: 64 << 10)
+                        do {
+                            for _ in 0..<16_384 { // 1 GiB, unless the client leaves first
+                                try await writer.write(chunk)
+                                server.wroteEndlessChunk()
+                            }
+                            try await writer.finish(nil)
+                            server.endlessEnded(completed: true)
+                        } catch {
+                            server.endlessEnded(completed: false)
+                            throw error
                         }
-                        try await writer.finish(nil)
-                        server.endlessEnded(completed: true)
-                    } catch {
-                        server.endlessEnded(completed: false)
-                        throw error
-                    }
-                })
+                    })
             }
-            return Response(status: .init(code: r.status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: r.body)))
+            return Response(
+                status: .init(code: r.status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: r.body)))
         }
         var logger = Logger(label: "test-http")
         logger.logLevel = .critical
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { ch in portCont.yield(ch.localAddress?.port ?? 0); portCont.finish() }, logger: logger)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { ch in
+                portCont.yield(ch.localAddress?.port ?? 0)
+                portCont.finish()
+            }, logger: logger)
         return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await app.run(); return nil }
+            group.addTask {
+                try await app.run()
+                return nil
+            }
             var port = 0
             for await p in portStream { port = p }
             let server = TestHTTPServer(port: port)
@@ -136,7 +152,7 @@ final class TestHTTPServer: Sendable {
             let result = try await body(server)
             server.releaseHeld()
             group.cancelAll()
-            while let _ = try? await group.next() {}
+            while (try? await group.next()) != nil {}
             return result
         }
     }

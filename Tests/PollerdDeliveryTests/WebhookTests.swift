@@ -1,15 +1,19 @@
 import Crypto
 import Foundation
 import PollerdCore
-@testable import PollerdDaemon
-@testable import PollerdDelivery
 import PollerdSQLite
 import PollerdTestKit
 import Testing
 
+@testable import PollerdDaemon
+@testable import PollerdDelivery
+
 @Suite(.serialized) struct WebhookTests {
     func hook(_ server: TestHTTPServer, secret: String? = "s3cret", timeout: Int64 = 5) -> SinkSpec {
-        SinkSpec(.webhook(WebhookTarget(url: server.url, headers: ["Authorization": "Bearer t"], secret: secret, timeoutSecs: timeout)))
+        SinkSpec(
+            .webhook(
+                WebhookTarget(
+                    url: server.url, headers: ["Authorization": "Bearer t"], secret: secret, timeoutSecs: timeout)))
     }
 
     @Test func a2xxAcksAndTheBodyIsTheSignedEnvelope() async throws {
@@ -29,11 +33,13 @@ import Testing
                 #expect(r.headers["content-type"] == "application/json")
                 #expect(r.headers["authorization"] == "Bearer t")
                 // The receiver's check: HMAC-SHA256 of the raw body, keyed by the shared secret.
-                let expected = HMAC<SHA256>.authenticationCode(for: r.body, using: SymmetricKey(data: Data("s3cret".utf8)))
+                let expected = HMAC<SHA256>.authenticationCode(
+                    for: r.body, using: SymmetricKey(data: Data("s3cret".utf8)))
                 let hex = expected.map { String(format: "%02x", $0) }.joined()
                 #expect(r.headers["x-pollerd-signature"] == "sha256=\(hex)")
                 let wrong = HMAC<SHA256>.authenticationCode(for: r.body, using: SymmetricKey(data: Data("other".utf8)))
-                #expect(r.headers["x-pollerd-signature"] != "sha256=" + wrong.map { String(format: "%02x", $0) }.joined())
+                #expect(
+                    r.headers["x-pollerd-signature"] != "sha256=" + wrong.map { String(format: "%02x", $0) }.joined())
             }
             #expect(try await f.backlog() == 0)
         }
@@ -66,12 +72,13 @@ import Testing
             let lane = try await f.lane("j", sink.name)
             #expect(lane?.nextAttemptAtMs == t0 + 7000)
             #expect(lane?.attempts == 1 && lane?.lastError == "webhook 127.0.0.1: HTTP \(status): busy")
-            #expect(server.received.count == 1)                      // n1 waits behind n0
+            #expect(server.received.count == 1) // n1 waits behind n0
             f.clock.advance(byMs: 6999)
             #expect(try await f.deliverer.pass().isEmpty)
             f.clock.advance(byMs: 1)
             #expect(try await f.deliverer.pass().map(\.delivered) == [2])
-            #expect(server.received.map { try! JSONValue.parse($0.body)["id"]!.stringValue! } == ["j:n0", "j:n0", "j:n1"])
+            #expect(
+                server.received.map { try! JSONValue.parse($0.body)["id"]!.stringValue! } == ["j:n0", "j:n0", "j:n1"])
         }
     }
 
@@ -90,7 +97,7 @@ import Testing
             #expect(dead.count == 1 && dead[0].key == "j:n0" && dead[0].attempts == 1 && dead[0].sink == sink.name)
             #expect(dead[0].lastError == "webhook 127.0.0.1: HTTP \(status): no such thing")
             #expect(try JSONValue.parse(Data(dead[0].envelope.utf8))["item"]?["n"]?.intValue == 0)
-            #expect(try await f.deliverer.pass().map(\.delivered) == [1])     // n1 goes without waiting
+            #expect(try await f.deliverer.pass().map(\.delivered) == [1]) // n1 goes without waiting
             #expect(try await f.backlog() == 0)
         }
     }
@@ -167,7 +174,7 @@ import Testing
             try await f.register([job])
             server.script([.init(status: 200, hold: true)])
             await f.tick(job, items: numbered(0..<1))
-            let r = try await f.deliverer.pass()      // returns when the client's 1 s timeout fires
+            let r = try await f.deliverer.pass() // returns when the client's 1 s timeout fires
             server.releaseHeld()
             #expect(r.map(\.retried) == [true])
             #expect(try await f.lane("j", sink.name)?.lastError == "webhook 127.0.0.1: timed out after 1s")
@@ -214,7 +221,9 @@ import Testing
         #expect(WebhookSink.parseRetryAfter("Wed, 21 Oct 2015 07:28:30 GMT", nowMs: now) == 30_000)
         #expect(WebhookSink.parseRetryAfter("120", nowMs: now) == 120_000)
         #expect(WebhookSink.parseRetryAfter("soon", nowMs: now) == nil)
-        #expect(WebhookSink.classify(status: 503, retryAfter: "999999", host: "h", body: "", nowMs: now)?.retryAfterMs == WebhookSink.maxRetryAfterMs)
+        #expect(
+            WebhookSink.classify(status: 503, retryAfter: "999999", host: "h", body: "", nowMs: now)?.retryAfterMs
+                == WebhookSink.maxRetryAfterMs)
         #expect(WebhookSink.classify(status: 302, retryAfter: nil, host: "h", body: "", nowMs: now)?.retryable == false)
         #expect(WebhookSink.classify(status: 204, retryAfter: nil, host: "h", body: "", nowMs: now) == nil)
     }

@@ -1,6 +1,7 @@
 import PollerdCore
-@testable import PollerdHTTP
 import Testing
+
+@testable import PollerdHTTP
 
 @Suite struct FeedDateTests {
     @Test(arguments: [
@@ -29,9 +30,12 @@ import Testing
         #expect(FeedDate.normalized(text) == iso, "\(text)")
     }
 
-    @Test(arguments: ["", "bogus", "31 Jun 2020", "29 Feb 2023 10:00 GMT", "Sun, 19 May 2002 25:00:00 GMT", "2002-13-01", "2002-02-30",
-                      "Sun, 19 Foo 2002 15:21:36 GMT", "Sun, 19 May 2002 15:21:36 XYZ", "19 May", "tomorrow at noon",
-                      String(repeating: "9", count: 200)])
+    @Test(arguments: [
+        "", "bogus", "31 Jun 2020", "29 Feb 2023 10:00 GMT", "Sun, 19 May 2002 25:00:00 GMT", "2002-13-01",
+        "2002-02-30",
+        "Sun, 19 Foo 2002 15:21:36 GMT", "Sun, 19 May 2002 15:21:36 XYZ", "19 May", "tomorrow at noon",
+        String(repeating: "9", count: 200),
+    ])
     func anUnreadableDateIsNil(_ text: String) {
         #expect(FeedDate.parse(text) == nil, "\(text)")
     }

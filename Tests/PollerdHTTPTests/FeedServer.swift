@@ -3,10 +3,11 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-@testable import PollerdHTTP
 import PollerdCore
 import PollerdTestKit
 import Synchronization
+
+@testable import PollerdHTTP
 
 /// A real HTTP server on loopback for the HTTP kinds: each path answers from a handler the
 /// test sets, and every request is recorded (so a test can check that a refused address got
@@ -49,12 +50,17 @@ final class FeedServer: Sendable {
     let port: Int
     let host: String
 
-    private init(port: Int, host: String) { self.port = port; self.host = host }
+    private init(port: Int, host: String) {
+        self.port = port
+        self.host = host
+    }
 
     /// The base URL (`http://127.0.0.1:PORT`, `http://[::1]:PORT`).
     var base: String { host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)" }
 
-    func on(_ path: String, _ handler: @escaping @Sendable (Request) -> Reply) { state.withLock { $0.handlers[path] = handler } }
+    func on(_ path: String, _ handler: @escaping @Sendable (Request) -> Reply) {
+        state.withLock { $0.handlers[path] = handler }
+    }
     func serve(_ path: String, _ reply: Reply) { on(path) { _ in reply } }
 
     var requests: [Request] { state.withLock { $0.requests } }
@@ -93,7 +99,9 @@ final class FeedServer: Sendable {
     fileprivate func waitForRelease() async { await gate.wait() }
 
     /// Runs servers on each of `hosts` (one port each) for the duration of `body`.
-    static func with<T: Sendable>(hosts: [String] = ["127.0.0.1"], _ body: @Sendable ([FeedServer]) async throws -> T) async throws -> T {
+    static func with<T: Sendable>(
+        hosts: [String] = ["127.0.0.1"], _ body: @Sendable ([FeedServer]) async throws -> T
+    ) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             var servers: [FeedServer] = []
             for host in hosts {
@@ -104,9 +112,16 @@ final class FeedServer: Sendable {
                 router.post("/**") { request, _ -> Response in try await handle(request, holder: holder) }
                 var logger = Logger(label: "feed-server")
                 logger.logLevel = .critical
-                let app = Application(router: router, configuration: .init(address: .hostname(host, port: 0)),
-                                      onServerRunning: { ch in portCont.yield(ch.localAddress?.port ?? 0); portCont.finish() }, logger: logger)
-                group.addTask { try await app.run(); return nil }
+                let app = Application(
+                    router: router, configuration: .init(address: .hostname(host, port: 0)),
+                    onServerRunning: { ch in
+                        portCont.yield(ch.localAddress?.port ?? 0)
+                        portCont.finish()
+                    }, logger: logger)
+                group.addTask {
+                    try await app.run()
+                    return nil
+                }
                 var port = 0
                 for await p in portStream { port = p }
                 let server = FeedServer(port: port, host: host)
@@ -116,7 +131,7 @@ final class FeedServer: Sendable {
             let result = try await body(servers)
             for s in servers { s.release() }
             group.cancelAll()
-            while let _ = try? await group.next() {}
+            while (try? await group.next()) != nil {}
             return result
         }
     }
@@ -129,26 +144,29 @@ final class FeedServer: Sendable {
         guard let server = holder.server.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
         var headers: [String: String] = [:]
         for f in request.headers { headers[f.name.canonicalName.lowercased()] = f.value }
-        if let authority = request.head.authority { headers["host"] = authority }   // HTTP/1's Host, as HTTPTypes keeps it
+        if let authority = request.head.authority { headers["host"] = authority } // HTTP/1's Host, as HTTPTypes keeps it
         let r = server.begin(Request(path: request.uri.path, query: request.uri.query ?? "", headers: headers))
         if r.hold { await server.waitForRelease() }
         var fields = HTTPFields()
         for (k, v) in r.headers { if let name = HTTPField.Name(k) { fields.append(HTTPField(name: name, value: v)) } }
         if r.streamed {
-            return Response(status: .init(code: r.status), headers: fields, body: ResponseBody { writer in
-                defer { server.end() }
-                var at = 0
-                while at < r.body.count {
-                    let end = min(at + r.chunkSize, r.body.count)
-                    try await writer.write(ByteBuffer(bytes: r.body[at..<end]))
-                    at = end
-                    if let stall = r.stallAfterBytes, at >= stall { await server.waitForRelease() }
-                }
-                try await writer.finish(nil)
-            })
+            return Response(
+                status: .init(code: r.status), headers: fields,
+                body: ResponseBody { writer in
+                    defer { server.end() }
+                    var at = 0
+                    while at < r.body.count {
+                        let end = min(at + r.chunkSize, r.body.count)
+                        try await writer.write(ByteBuffer(bytes: r.body[at..<end]))
+                        at = end
+                        if let stall = r.stallAfterBytes, at >= stall { await server.waitForRelease() }
+                    }
+                    try await writer.finish(nil)
+                })
         }
         server.end()
-        return Response(status: .init(code: r.status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: r.body)))
+        return Response(
+            status: .init(code: r.status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: r.body)))
     }
 }
 
@@ -156,7 +174,9 @@ final class FeedServer: Sendable {
 struct TableResolver: HostResolver {
     var table: [String: [String]]
     func addresses(of host: String) async throws -> [IPAddress] {
-        guard let list = table[host.lowercased()] else { throw SystemResolver.Failure(host: host, message: "no such name (test table)") }
+        guard let list = table[host.lowercased()] else {
+            throw SystemResolver.Failure(host: host, message: "no such name (test table)")
+        }
         return list.compactMap(IPAddress.init)
     }
 }
@@ -176,8 +196,9 @@ struct Ticker {
     var intervalSecs: Int64 = 60
 
     mutating func tick() async -> Result<TickAck, PollerError> {
-        let ctx = TickContext(jobID: "job", kind: poller.kind, agent: "default", config: config, cursor: cursor, nowMs: nowMs,
-                              intervalHintSecs: intervalSecs, timeoutSecs: 30)
+        let ctx = TickContext(
+            jobID: "job", kind: poller.kind, agent: "default", config: config, cursor: cursor, nowMs: nowMs,
+            intervalHintSecs: intervalSecs, timeoutSecs: 30)
         do {
             let ack = try await poller.tick(ctx)
             if let c = ack.nextCursor { cursor = c }
@@ -197,8 +218,10 @@ extension Result {
 func rssFeed(_ ids: [Int], extraChannel: String = "") -> String {
     var s = "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>t</title>\(extraChannel)"
     for i in ids {
-        let minute = i % 60, hour = (i / 60) % 24
-        s += "<item><title>Entry \(i)</title><guid>e\(i)</guid><pubDate>Mon, 02 Jan 2026 \(String(format: "%02d:%02d", hour, minute)):00 GMT</pubDate></item>"
+        let minute = i % 60
+        let hour = (i / 60) % 24
+        s +=
+            "<item><title>Entry \(i)</title><guid>e\(i)</guid><pubDate>Mon, 02 Jan 2026 \(String(format: "%02d:%02d", hour, minute)):00 GMT</pubDate></item>"
     }
     return s + "</channel></rss>"
 }

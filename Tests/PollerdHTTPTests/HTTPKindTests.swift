@@ -1,7 +1,8 @@
 import Foundation
 import PollerdCore
-@testable import PollerdHTTP
 import Testing
+
+@testable import PollerdHTTP
 
 /// `rss` and `http_json` against a real HTTP server on loopback.
 @Suite struct HTTPKindTests {
@@ -19,7 +20,8 @@ import Testing
             let s = servers[0]
             s.on("/feed") { r in
                 if r.headers["if-none-match"] == "\"v1\"" { return .init(status: 304) }
-                return .feed(rssFeed([2, 1]), [("ETag", "\"v1\""), ("Last-Modified", "Mon, 02 Jan 2026 10:00:00 GMT")])
+                return .feed(
+                    rssFeed([2, 1]), [("ETag", "\"v1\""), ("Last-Modified", "Mon, 02 Jan 2026 10:00:00 GMT")])
             }
             var t = Self.rss(s.base + "/feed", ["deliver_existing": .bool(true)])
             let first = await t.tick()
@@ -48,10 +50,14 @@ import Testing
     }
 
     @Test func gzipBodiesAreDecoded() async throws {
-        let gz = try Data(contentsOf: FeedCorpusTests.root.deletingLastPathComponent().appendingPathComponent("http/blog.xml.gz"))
+        let gz = try Data(
+            contentsOf: FeedCorpusTests.root.deletingLastPathComponent().appendingPathComponent("http/blog.xml.gz"))
         try await FeedServer.with { servers in
             let s = servers[0]
-            s.serve("/feed.gz", .init(headers: [("Content-Encoding", "gzip"), ("Content-Type", "application/rss+xml")], body: Array(gz)))
+            s.serve(
+                "/feed.gz",
+                .init(
+                    headers: [("Content-Encoding", "gzip"), ("Content-Type", "application/rss+xml")], body: Array(gz)))
             var t = Self.rss(s.base + "/feed.gz", ["deliver_existing": .bool(true)])
             let ack = try #require(await t.tick().ack)
             #expect(ack.items.count == 3)
@@ -102,10 +108,13 @@ import Testing
             let httpDate = Self.httpDate(ms: dated.nowMs + 300_000)
             s.serve("/date", .text("", [("Retry-After", httpDate)], status: 429))
             let e2 = try #require(await dated.tick().error)
-            #expect(e2.errorClass == .transient && e2.retryAfterSecs == 300, "\(httpDate) → \(String(describing: e2.retryAfterSecs))")
+            #expect(
+                e2.errorClass == .transient && e2.retryAfterSecs == 300,
+                "\(httpDate) → \(String(describing: e2.retryAfterSecs))")
             // The planner uses it as the next delay.
             let job = JobSpec(id: "j", kind: "rss", schedule: Schedule(.every(seconds: 60)))
-            let plan = TickPlanner.plan(job: job, outcome: .failed(e2), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: 0)
+            let plan = TickPlanner.plan(
+                job: job, outcome: .failed(e2), previousErrors: 0, breakerThreshold: 5, offsetMs: 0, nowMs: 0)
             #expect(plan.nextRunAtMs == 300_000)
         }
     }
@@ -122,8 +131,10 @@ import Testing
         try await FeedServer.with { servers in
             let s = servers[0]
             let cases: [(Int, ErrorClass, PollerError.Code)] = [
-                (401, .permanent, .credentials), (403, .permanent, .credentials), (404, .permanent, .httpStatus), (410, .permanent, .httpStatus),
-                (400, .permanent, .httpStatus), (408, .transient, .httpStatus), (500, .transient, .httpStatus), (502, .transient, .httpStatus),
+                (401, .permanent, .credentials), (403, .permanent, .credentials), (404, .permanent, .httpStatus),
+                (410, .permanent, .httpStatus),
+                (400, .permanent, .httpStatus), (408, .transient, .httpStatus), (500, .transient, .httpStatus),
+                (502, .transient, .httpStatus),
             ]
             for (status, cls, code) in cases {
                 s.serve("/s\(status)", .text("x", status: status))
@@ -150,12 +161,16 @@ import Testing
         try await FeedServer.with { servers in
             let s = servers[0]
             let big = rssFeed(Array(1...400))
-            s.serve("/big", .feed(big))   // with Content-Length: refused before reading
+            s.serve("/big", .feed(big)) // with Content-Length: refused before reading
             // Without a length (chunked): refused once the bytes read pass the cap.
-            s.serve("/chunked", .init(headers: [("Content-Type", "application/rss+xml")], body: Array(big.utf8), streamed: true))
+            s.serve(
+                "/chunked",
+                .init(headers: [("Content-Type", "application/rss+xml")], body: Array(big.utf8), streamed: true))
             var t = Self.rss(s.base + "/big", ["max_body_bytes": .int(4096)])
             let e = try #require(await t.tick().error)
-            #expect(e.code == .outputTooLarge && e.message.contains("4096") && e.message.contains("is \(big.utf8.count) bytes"), "\(e)")
+            #expect(
+                e.code == .outputTooLarge && e.message.contains("4096")
+                    && e.message.contains("is \(big.utf8.count) bytes"), "\(e)")
             var c = Self.rss(s.base + "/chunked", ["max_body_bytes": .int(4096)])
             let e2 = try #require(await c.tick().error)
             #expect(e2.code == .outputTooLarge && e2.message.contains("passed the 4096-byte cap"), "\(e2)")
@@ -165,8 +180,11 @@ import Testing
     @Test func aSlowBodyRunsIntoTheTimeout() async throws {
         try await FeedServer.with { servers in
             let s = servers[0]
-            s.serve("/slow", .init(headers: [("Content-Type", "application/rss+xml")], body: Array(rssFeed([1]).utf8), streamed: true,
-                                   chunkSize: 16, stallAfterBytes: 32))
+            s.serve(
+                "/slow",
+                .init(
+                    headers: [("Content-Type", "application/rss+xml")], body: Array(rssFeed([1]).utf8), streamed: true,
+                    chunkSize: 16, stallAfterBytes: 32))
             var t = Self.rss(s.base + "/slow", ["request_timeout_secs": .int(1)])
             let e = try #require(await t.tick().error)
             #expect(e.errorClass == .transient && e.code == .timeout, "\(e)")
@@ -210,7 +228,7 @@ import Testing
             var t = Self.rss(s.base + "/feed", ["deliver_existing": .bool(true)])
             let first = try #require(await t.tick().ack)
             #expect(first.items.compactMap { $0["title"]?.stringValue } == ["B", "A"])
-            s.serve("/feed", .feed(feed + " "))   // a new body, same entries
+            s.serve("/feed", .feed(feed + " ")) // a new body, same entries
             #expect(try #require(await t.tick().ack).items.isEmpty)
         }
     }
@@ -220,9 +238,12 @@ import Testing
             let s = servers[0]
             s.serve("/api", .text(#"{"data":{"items":[{"id":1,"v":"a"},{"id":2,"v":"b"}]},"next":"/api/2"}"#))
             s.serve("/api/2", .text(#"{"data":{"items":[{"v":"no id"},{"id":3}]},"next":null}"#))
-            var t = Ticker(poller: HTTPJSONPoller(fetcher: HTTPFetcher()),
-                           config: .object(["url": .string(s.base + "/api"), "items_path": .string("data.items"), "next_path": .string("next"),
-                                            "allow_private_networks": .bool(true), "deliver_existing": .bool(true)]))
+            var t = Ticker(
+                poller: HTTPJSONPoller(fetcher: HTTPFetcher()),
+                config: .object([
+                    "url": .string(s.base + "/api"), "items_path": .string("data.items"), "next_path": .string("next"),
+                    "allow_private_networks": .bool(true), "deliver_existing": .bool(true),
+                ]))
             let ack = try #require(await t.tick().ack)
             #expect(ack.items.count == 4)
             #expect(ack.details?["pages"] == .int(2))
@@ -236,12 +257,19 @@ import Testing
     @Test func httpJSONFollowsLinkHeaders() async throws {
         try await FeedServer.with { servers in
             let s = servers[0]
-            s.serve("/r", .text(#"[{"id":"a"}]"#, [("Link", "<\(s.base)/r?page=2>; rel=\"next\", <\(s.base)/r>; rel=\"first\"")]))
+            s.serve(
+                "/r",
+                .text(#"[{"id":"a"}]"#, [("Link", "<\(s.base)/r?page=2>; rel=\"next\", <\(s.base)/r>; rel=\"first\"")]))
             s.on("/r") { r in
-                r.query == "page=2" ? .text(#"[{"id":"b"}]"#) : .text(#"[{"id":"a"}]"#, [("Link", "</r?page=2>; rel=\"next\"")])
+                r.query == "page=2"
+                    ? .text(#"[{"id":"b"}]"#) : .text(#"[{"id":"a"}]"#, [("Link", "</r?page=2>; rel=\"next\"")])
             }
-            var t = Ticker(poller: HTTPJSONPoller(kind: "webhook_poll", fetcher: HTTPFetcher()),
-                           config: .object(["url": .string(s.base + "/r"), "allow_private_networks": .bool(true), "deliver_existing": .bool(true), "max_per_tick": .int(10)]))
+            var t = Ticker(
+                poller: HTTPJSONPoller(kind: "webhook_poll", fetcher: HTTPFetcher()),
+                config: .object([
+                    "url": .string(s.base + "/r"), "allow_private_networks": .bool(true),
+                    "deliver_existing": .bool(true), "max_per_tick": .int(10),
+                ]))
             let ack = try #require(await t.tick().ack)
             #expect(ack.items.compactMap { $0["id"]?.stringValue } == ["a", "b"])
             #expect(s.requests.map(\.query) == ["", "page=2"])
@@ -252,8 +280,12 @@ import Testing
         try await FeedServer.with { servers in
             let s = servers[0]
             s.serve("/x", .text(#"{"data":{"items":{"not":"a list"}}}"#))
-            var t = Ticker(poller: HTTPJSONPoller(fetcher: HTTPFetcher()),
-                           config: .object(["url": .string(s.base + "/x"), "items_path": .string("data.items"), "allow_private_networks": .bool(true)]))
+            var t = Ticker(
+                poller: HTTPJSONPoller(fetcher: HTTPFetcher()),
+                config: .object([
+                    "url": .string(s.base + "/x"), "items_path": .string("data.items"),
+                    "allow_private_networks": .bool(true),
+                ]))
             let e = try #require(await t.tick().error)
             #expect(e.errorClass == .transient && e.message.contains("items_path 'data.items' is not an array"))
         }
@@ -319,25 +351,37 @@ import Testing
 @Suite struct CadenceTests {
     @Test func theRuleInOrder() {
         let none = Cadence.Hints()
-        #expect(Cadence.decide(scheduleSecs: 60, minSecs: nil, maxSecs: nil, entryFrequency: false, entriesLastWeek: 0, hints: none, backlog: 0)
-            == Cadence(seconds: 60, reason: "schedule", overrides: false))
+        #expect(
+            Cadence.decide(
+                scheduleSecs: 60, minSecs: nil, maxSecs: nil, entryFrequency: false, entriesLastWeek: 0, hints: none,
+                backlog: 0)
+                == Cadence(seconds: 60, reason: "schedule", overrides: false))
         // Entry frequency: a week over the entries of the week, clamped.
-        let busy = Cadence.decide(scheduleSecs: 3600, minSecs: 300, maxSecs: 86_400, entryFrequency: true, entriesLastWeek: 1008, hints: none, backlog: 0)
+        let busy = Cadence.decide(
+            scheduleSecs: 3600, minSecs: 300, maxSecs: 86_400, entryFrequency: true, entriesLastWeek: 1008, hints: none,
+            backlog: 0)
         #expect(busy.seconds == 600 && busy.overrides)
-        let quiet = Cadence.decide(scheduleSecs: 3600, minSecs: 300, maxSecs: 7200, entryFrequency: true, entriesLastWeek: 0, hints: none, backlog: 0)
+        let quiet = Cadence.decide(
+            scheduleSecs: 3600, minSecs: 300, maxSecs: 7200, entryFrequency: true, entriesLastWeek: 0, hints: none,
+            backlog: 0)
         #expect(quiet.seconds == 7200)
-        let fast = Cadence.decide(scheduleSecs: 3600, minSecs: 300, maxSecs: nil, entryFrequency: true, entriesLastWeek: 100_000, hints: none, backlog: 0)
+        let fast = Cadence.decide(
+            scheduleSecs: 3600, minSecs: 300, maxSecs: nil, entryFrequency: true, entriesLastWeek: 100_000, hints: none,
+            backlog: 0)
         #expect(fast.seconds == 300 && fast.reason.contains("min_interval_secs"))
         // Hints raise, never lower.
-        let ttl = Cadence.decide(scheduleSecs: 60, minSecs: nil, maxSecs: nil, entryFrequency: false, entriesLastWeek: 0,
-                                 hints: .init(ttlSecs: 3600, maxAgeSecs: 30), backlog: 0)
+        let ttl = Cadence.decide(
+            scheduleSecs: 60, minSecs: nil, maxSecs: nil, entryFrequency: false, entriesLastWeek: 0,
+            hints: .init(ttlSecs: 3600, maxAgeSecs: 30), backlog: 0)
         #expect(ttl.seconds == 3600 && ttl.reason.contains("ttl"))
-        let expires = Cadence.decide(scheduleSecs: 60, minSecs: nil, maxSecs: 1800, entryFrequency: false, entriesLastWeek: 0,
-                                     hints: .init(expiresSecs: 7200), backlog: 0)
+        let expires = Cadence.decide(
+            scheduleSecs: 60, minSecs: nil, maxSecs: 1800, entryFrequency: false, entriesLastWeek: 0,
+            hints: .init(expiresSecs: 7200), backlog: 0)
         #expect(expires.seconds == 1800 && expires.reason.contains("max_interval_secs"))
         // A backlog comes back soon.
-        let backlog = Cadence.decide(scheduleSecs: 600, minSecs: 30, maxSecs: nil, entryFrequency: false, entriesLastWeek: 0,
-                                     hints: .init(ttlSecs: 3600), backlog: 5)
+        let backlog = Cadence.decide(
+            scheduleSecs: 600, minSecs: 30, maxSecs: nil, entryFrequency: false, entriesLastWeek: 0,
+            hints: .init(ttlSecs: 3600), backlog: 5)
         #expect(backlog.seconds == 30)
         #expect(Cadence.maxAge("no-cache, max-age=60") == nil)
         #expect(Cadence.maxAge("max-age=\"90\"") == 90)
@@ -349,27 +393,34 @@ import Testing
 
     @Test func httpsNeverGoesDownToPlainHTTP() {
         #expect(throws: FetchError.self) {
-            try HTTPFetcher.redirect(from: "https://feeds.example.com/a", target: https, status: 301, location: "http://feeds.example.com/a",
-                                     method: "GET", visited: [])
+            try HTTPFetcher.redirect(
+                from: "https://feeds.example.com/a", target: https, status: 301, location: "http://feeds.example.com/a",
+                method: "GET", visited: [])
         }
     }
 
     @Test func relativeLocationsResolveAndCredentialsStayWithTheirOrigin() throws {
-        let same = try HTTPFetcher.redirect(from: "https://feeds.example.com/a/b", target: https, status: 302, location: "../c",
-                                            method: "GET", visited: [])
+        let same = try HTTPFetcher.redirect(
+            from: "https://feeds.example.com/a/b", target: https, status: 302, location: "../c",
+            method: "GET", visited: [])
         #expect(same == .init(url: "https://feeds.example.com/c", dropBody: false, crossOrigin: false))
-        let other = try HTTPFetcher.redirect(from: "https://feeds.example.com/a", target: https, status: 307, location: "https://cdn.example.net/a",
-                                             method: "POST", visited: [])
+        let other = try HTTPFetcher.redirect(
+            from: "https://feeds.example.com/a", target: https, status: 307, location: "https://cdn.example.net/a",
+            method: "POST", visited: [])
         #expect(other.crossOrigin && !other.dropBody)
-        let seeOther = try HTTPFetcher.redirect(from: "https://feeds.example.com/a", target: https, status: 303, location: "/done",
-                                                method: "POST", visited: [])
+        let seeOther = try HTTPFetcher.redirect(
+            from: "https://feeds.example.com/a", target: https, status: 303, location: "/done",
+            method: "POST", visited: [])
         #expect(seeOther.dropBody)
         #expect(throws: FetchError.self) {
-            try HTTPFetcher.redirect(from: "https://feeds.example.com/a", target: https, status: 302, location: "file:///etc/passwd", method: "GET", visited: [])
+            try HTTPFetcher.redirect(
+                from: "https://feeds.example.com/a", target: https, status: 302, location: "file:///etc/passwd",
+                method: "GET", visited: [])
         }
         #expect(throws: FetchError.self) {
-            try HTTPFetcher.redirect(from: "https://feeds.example.com/a", target: https, status: 302, location: "/a", method: "GET",
-                                     visited: ["https://feeds.example.com/a"])
+            try HTTPFetcher.redirect(
+                from: "https://feeds.example.com/a", target: https, status: 302, location: "/a", method: "GET",
+                visited: ["https://feeds.example.com/a"])
         }
     }
 

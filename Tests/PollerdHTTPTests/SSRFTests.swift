@@ -1,17 +1,21 @@
 import Foundation
 import PollerdCore
-@testable import PollerdHTTP
 import Testing
+
+@testable import PollerdHTTP
 
 /// The SSRF guard against real loopback servers: every refused form reaches nothing.
 @Suite struct SSRFTests {
     /// Every way of writing a loopback address at the test servers (IPv4 at `v4`, IPv6 at `v6`).
     static func loopbackForms(v4: Int, v6: Int) -> [String] {
         [
-            "http://127.0.0.1:\(v4)/", "http://127.0.0.2:\(v4)/", "http://127.255.255.254:\(v4)/", "http://localhost:\(v4)/",
-            "http://2130706433:\(v4)/", "http://0x7f000001:\(v4)/", "http://0177.0.0.1:\(v4)/", "http://0x7f.0.0.1:\(v4)/",
+            "http://127.0.0.1:\(v4)/", "http://127.0.0.2:\(v4)/", "http://127.255.255.254:\(v4)/",
+            "http://localhost:\(v4)/",
+            "http://2130706433:\(v4)/", "http://0x7f000001:\(v4)/", "http://0177.0.0.1:\(v4)/",
+            "http://0x7f.0.0.1:\(v4)/",
             "http://127.1:\(v4)/", "http://017700000001:\(v4)/",
-            "http://[::1]:\(v6)/", "http://[0:0:0:0:0:0:0:1]:\(v6)/", "http://[::ffff:127.0.0.1]:\(v4)/", "http://[::ffff:7f00:1]:\(v4)/",
+            "http://[::1]:\(v6)/", "http://[0:0:0:0:0:0:0:1]:\(v6)/", "http://[::ffff:127.0.0.1]:\(v4)/",
+            "http://[::ffff:7f00:1]:\(v4)/",
             "http://[::127.0.0.1]:\(v4)/",
         ]
     }
@@ -26,7 +30,9 @@ import Testing
                     Issue.record("\(url) was fetched")
                 } catch {
                     #expect(error.kind == .blocked, "\(url): \(error)")
-                    #expect(error.message.contains("loopback") || error.message.contains("non-standard numeric form"), "\(url): \(error)")
+                    #expect(
+                        error.message.contains("loopback") || error.message.contains("non-standard numeric form"),
+                        "\(url): \(error)")
                 }
             }
             #expect(v4.requests.isEmpty && v6.requests.isEmpty)
@@ -39,11 +45,16 @@ import Testing
 
     /// Names whose DNS answers fall in each refused class (the answers come from a table).
     @Test(arguments: [
-        ("ten.test", "10.0.0.5", "private"), ("172.test", "172.20.1.1", "private"), ("192.test", "192.168.0.10", "private"),
-        ("meta.test", "169.254.169.254", "metadata"), ("ll.test", "169.254.10.10", "link-local"), ("cgnat.test", "100.64.1.1", "carrier-grade NAT"),
-        ("mcast.test", "224.0.0.251", "multicast"), ("zero.test", "0.0.0.0", "unspecified"), ("bcast.test", "255.255.255.255", "broadcast"),
-        ("ula.test", "fd00::1", "unique local"), ("ll6.test", "fe80::1", "link-local"), ("mcast6.test", "ff05::2", "multicast"),
-        ("mapped.test", "::ffff:10.0.0.1", "IPv4-mapped"), ("nat64.test", "64:ff9b::a9fe:a9fe", "NAT64"), ("unspec6.test", "::", "unspecified"),
+        ("ten.test", "10.0.0.5", "private"), ("172.test", "172.20.1.1", "private"),
+        ("192.test", "192.168.0.10", "private"),
+        ("meta.test", "169.254.169.254", "metadata"), ("ll.test", "169.254.10.10", "link-local"),
+        ("cgnat.test", "100.64.1.1", "carrier-grade NAT"),
+        ("mcast.test", "224.0.0.251", "multicast"), ("zero.test", "0.0.0.0", "unspecified"),
+        ("bcast.test", "255.255.255.255", "broadcast"),
+        ("ula.test", "fd00::1", "unique local"), ("ll6.test", "fe80::1", "link-local"),
+        ("mcast6.test", "ff05::2", "multicast"),
+        ("mapped.test", "::ffff:10.0.0.1", "IPv4-mapped"), ("nat64.test", "64:ff9b::a9fe:a9fe", "NAT64"),
+        ("unspec6.test", "::", "unspecified"),
         ("lo.test", "127.0.0.53", "loopback"), ("lo6.test", "::1", "loopback"),
     ])
     func aNameResolvingToARefusedClassIsRefused(_ name: String, _ address: String, _ word: String) async throws {
@@ -64,7 +75,9 @@ import Testing
         try await FeedServer.with { servers in
             let s = servers[0]
             let fetcher = HTTPFetcher(resolver: TableResolver(table: ["mixed.test": ["93.184.215.14", "127.0.0.1"]]))
-            await #expect(throws: FetchError.self) { _ = try await fetcher.fetch(FetchRequest(url: "http://mixed.test:\(s.port)/")) }
+            await #expect(throws: FetchError.self) {
+                _ = try await fetcher.fetch(FetchRequest(url: "http://mixed.test:\(s.port)/"))
+            }
             #expect(s.requests.isEmpty)
         }
     }
@@ -76,12 +89,15 @@ import Testing
             let (front, target, target6) = (servers[0], servers[1], servers[2])
             let policy = AddressPolicy(allow: [AddressRange("127.0.0.1/32:\(front.port)")!])
             let fetcher = HTTPFetcher(policy: policy)
-            let targets = ["http://127.0.0.1:\(target.port)/secret", "http://localhost:\(target.port)/secret",
-                           "http://2130706433:\(target.port)/secret", "http://[::1]:\(target6.port)/secret",
-                           "http://[::ffff:127.0.0.1]:\(target.port)/secret"]
+            let targets = [
+                "http://127.0.0.1:\(target.port)/secret", "http://localhost:\(target.port)/secret",
+                "http://2130706433:\(target.port)/secret", "http://[::1]:\(target6.port)/secret",
+                "http://[::ffff:127.0.0.1]:\(target.port)/secret",
+            ]
             for (i, t) in targets.enumerated() {
                 front.serve("/r\(i)", .text("", [("Location", t)], status: 302))
-                var ticker = Ticker(poller: RSSPoller(fetcher: fetcher), config: .object(["feed_url": .string(front.base + "/r\(i)")]))
+                var ticker = Ticker(
+                    poller: RSSPoller(fetcher: fetcher), config: .object(["feed_url": .string(front.base + "/r\(i)")]))
                 let e = try #require(await ticker.tick().error, "\(t)")
                 #expect(e.errorClass == .config && e.code == .blockedAddress, "\(t): \(e)")
                 #expect(e.message.contains(t), "\(e.message)")
@@ -93,7 +109,10 @@ import Testing
 
     @Test func onlyHTTPAndHTTPSAreFetched() async throws {
         let fetcher = HTTPFetcher()
-        for url in ["file:///etc/passwd", "gopher://example.com/", "ftp://example.com/feed", "javascript:alert(1)", "http:///nohost"] {
+        for url in [
+            "file:///etc/passwd", "gopher://example.com/", "ftp://example.com/feed", "javascript:alert(1)",
+            "http:///nohost",
+        ] {
             do throws(FetchError) {
                 _ = try await fetcher.fetch(FetchRequest(url: url))
                 Issue.record("\(url) was fetched")
@@ -101,8 +120,12 @@ import Testing
                 #expect(error.kind == .badURL, "\(url): \(error)")
             }
         }
-        #expect(throws: ConfigIssue.self) { try RSSPoller(fetcher: fetcher).validate(config: .object(["feed_url": .string("file:///etc/passwd")])) }
-        #expect(throws: ConfigIssue.self) { try RSSPoller(fetcher: fetcher).validate(config: .object(["feed_url": .string("http://0x7f000001/")])) }
+        #expect(throws: ConfigIssue.self) {
+            try RSSPoller(fetcher: fetcher).validate(config: .object(["feed_url": .string("file:///etc/passwd")]))
+        }
+        #expect(throws: ConfigIssue.self) {
+            try RSSPoller(fetcher: fetcher).validate(config: .object(["feed_url": .string("http://0x7f000001/")]))
+        }
     }
 }
 
@@ -120,7 +143,9 @@ import Testing
             fetcher.configure(http)
             let r = try await fetcher.fetch(FetchRequest(url: open.base + "/x"))
             #expect(r.status == 200 && open.requests.first?.headers["user-agent"] == "ExampleBot/1.0")
-            await #expect(throws: FetchError.self) { _ = try await fetcher.fetch(FetchRequest(url: closed.base + "/x")) }
+            await #expect(throws: FetchError.self) {
+                _ = try await fetcher.fetch(FetchRequest(url: closed.base + "/x"))
+            }
             #expect(closed.requests.isEmpty)
             fetcher.configure(HTTPSettings())
             await #expect(throws: FetchError.self) { _ = try await fetcher.fetch(FetchRequest(url: open.base + "/x")) }

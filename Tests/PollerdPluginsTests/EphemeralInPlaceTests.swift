@@ -1,15 +1,17 @@
 import Foundation
 import PollerdCore
-@testable import PollerdPlugins
 import PollerdTestKit
 import Testing
+
+@testable import PollerdPlugins
 
 /// Ticks started where the runner starts them (`Task(executorPreference: poller.preferredExecutor)`)
 /// run on a `BlockingWorkers` thread and do their exchange there, in place. The hang, the
 /// cancellation and the concurrency cap must hold on that path as on the hand-off path.
 @Suite struct EphemeralInPlaceTests {
     @Test func ticksOnThePollersExecutorRunOnAWorkerAndRoundTripTheCursor() async throws {
-        let fx = try Fixture(#"""
+        let fx = try Fixture(
+            #"""
             read -r req
             c=$(printf '%s' "$req" | sed -n 's/.*"cursor":"\([^"]*\)".*/\1/p')
             raw=$(printf '%s' "$c" | tr '_-' '/+' | base64 -d 2>/dev/null || true)
@@ -20,13 +22,16 @@ import Testing
         #expect(p.preferredExecutor is BlockingWorkers)
         let c = fx.ctx()
         // (Not a typed-throws closure: Swift 6.3.1's SILGen crashes on one returning a tuple here.)
-        let task = Task(executorPreference: p.preferredExecutor) { () -> (onWorker: [Bool], cursor: Data?, error: PollerError?) in
-            var onWorker = [BlockingWorkers.shared.isCurrent]   // the in-place branch's condition
+        let task = Task(executorPreference: p.preferredExecutor) {
+            () -> (onWorker: [Bool], cursor: Data?, error: PollerError?) in
+            var onWorker = [BlockingWorkers.shared.isCurrent] // the in-place branch's condition
             var cursor: Data?
             for _ in 0..<3 {
                 var ctx = c
                 ctx.cursor = cursor
-                do throws(PollerError) { cursor = try await p.tick(ctx).nextCursor } catch { return (onWorker, cursor, error) }
+                do throws(PollerError) { cursor = try await p.tick(ctx).nextCursor } catch {
+                    return (onWorker, cursor, error)
+                }
                 onWorker.append(BlockingWorkers.shared.isCurrent)
             }
             return (onWorker, cursor, nil)
@@ -50,14 +55,18 @@ import Testing
     @Test func aHangRunInPlaceIsKilledWithItsGroupWhenCancelled() async throws {
         let fx = try Fixture("read -r req; sh -c 'trap \"\" TERM; sleep 300' & echo $! > grandchild.pid; wait")
         let pidFile = fx.dir.appendingPathComponent("grandchild.pid").path
-        let p = fx.poller, c = fx.ctx()
+        let p = fx.poller
+        let c = fx.ctx()
         let task = Task(executorPreference: p.preferredExecutor) { () -> (Bool, PollerError?) in
             let inPlace = BlockingWorkers.shared.isCurrent
-            do throws(PollerError) { _ = try await p.tick(c); return (inPlace, nil) } catch { return (inPlace, error) }
+            do throws(PollerError) {
+                _ = try await p.tick(c)
+                return (inPlace, nil)
+            } catch { return (inPlace, error) }
         }
         let pid = try await ProcessProbe.waitForPid(pidFile)
         #expect(ProcessProbe.isLive(pid))
-        task.cancel()   // the runner's watchdog at the tick's timeout
+        task.cancel() // the runner's watchdog at the tick's timeout
         let (inPlace, error) = await task.value
         #expect(inPlace)
         #expect(error?.errorClass == .transient)
@@ -66,7 +75,8 @@ import Testing
 
     @Test func theCapHoldsForTicksWaitingOnTheWorkers() async throws {
         // 8 ticks, at most 2 at once; each records how many ran at its start (the files present).
-        let fx = try Fixture(#"""
+        let fx = try Fixture(
+            #"""
             read -r req
             touch "run.$$"
             n=$(ls | grep -c '^run\.')
@@ -86,7 +96,10 @@ import Testing
         #expect(results.count == 8 && results.allSatisfy { $0 })
         let seen = try FileManager.default.contentsOfDirectory(atPath: fx.dir.path).filter { $0.hasPrefix("seen.") }
         #expect(seen.count == 8)
-        let counts = try seen.map { try String(contentsOf: fx.dir.appendingPathComponent($0), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let counts = try seen.map {
+            try String(contentsOf: fx.dir.appendingPathComponent($0), encoding: .utf8).trimmingCharacters(
+                in: .whitespacesAndNewlines)
+        }
         #expect(counts.allSatisfy { Int($0).map { (1...2).contains($0) } ?? false }, "concurrent runs seen: \(counts)")
         #expect(fx.permits.inUse == 0)
     }

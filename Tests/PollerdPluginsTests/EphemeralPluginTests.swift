@@ -1,8 +1,10 @@
 import Foundation
 import PollerdCore
-@testable import PollerdPlugins
 import PollerdTestKit
 import Testing
+
+@testable import PollerdPlugins
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,25 +16,32 @@ struct Fixture {
     let permits: AsyncSemaphore
     let status = PluginStatus(tailLines: 8)
 
-    init(_ script: String, maxConcurrent: Int = 1, maxReply: Int = 4 << 20, env: [String: String] = [:], inherit: [String] = []) throws {
+    init(
+        _ script: String, maxConcurrent: Int = 1, maxReply: Int = 4 << 20, env: [String: String] = [:],
+        inherit: [String] = []
+    ) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-plugin-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent("plugin.sh")
         try ("#!/bin/sh\n" + script + "\n").write(to: path, atomically: true, encoding: .utf8)
         chmod(path.path, 0o755)
         permits = AsyncSemaphore(permits: maxConcurrent)
-        let spec = PluginProcessSpec(pluginID: "fx", command: path.path, env: env, inheritEnv: inherit, workingDirectory: dir.path,
-                                     tickTimeoutSecs: 30, maxReplyBytes: maxReply, killGraceMs: 200)
+        let spec = PluginProcessSpec(
+            pluginID: "fx", command: path.path, env: env, inheritEnv: inherit, workingDirectory: dir.path,
+            tickTimeoutSecs: 30, maxReplyBytes: maxReply, killGraceMs: 200)
         poller = EphemeralPluginPoller(kind: "fixture", spec: spec, permits: permits, status: status)
     }
 
     func ctx(cursor: Data? = nil, job: String = "job-1") -> TickContext {
-        TickContext(jobID: job, kind: "fixture", agent: "ana", config: .object(["feed": .string("x")]), cursor: cursor,
-                    nowMs: RFC3339.parse("2026-05-17T10:00:00Z")!, intervalHintSecs: 300, timeoutSecs: 30)
+        TickContext(
+            jobID: job, kind: "fixture", agent: "ana", config: .object(["feed": .string("x")]), cursor: cursor,
+            nowMs: RFC3339.parse("2026-05-17T10:00:00Z")!, intervalHintSecs: 300, timeoutSecs: 30)
     }
 
     func tick(cursor: Data? = nil, job: String = "job-1") async -> Result<TickAck, PollerError> {
-        do throws(PollerError) { return .success(try await poller.tick(ctx(cursor: cursor, job: job))) } catch { return .failure(error) }
+        do throws(PollerError) { return .success(try await poller.tick(ctx(cursor: cursor, job: job))) } catch {
+            return .failure(error)
+        }
     }
 }
 
@@ -44,7 +53,8 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
 @Suite struct EphemeralPluginTests {
     @Test func cursorRoundTripsOverTwoTicks() async throws {
         // Replies with the request's cursor + "x", and echoes the request line to stderr.
-        let fx = try Fixture(#"""
+        let fx = try Fixture(
+            #"""
             read -r req
             echo "$req" >&2
             c=$(printf '%s' "$req" | sed -n 's/.*"cursor":"\([^"]*\)".*/\1/p')
@@ -57,7 +67,10 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
         let second = try await fx.tick(cursor: first.nextCursor).get()
         #expect(second.nextCursor == Data("xx".utf8))
         // The request the plugin saw, byte for byte.
-        #expect(fx.status.stderrTail.last == #"{"method":"poll_tick","params":{"agent_id":"ana","config":{"feed":"x"},"cursor":"eA","interval_hint_secs":300,"job_id":"job-1","kind":"fixture","now":"2026-05-17T10:00:00+00:00"}}"#)
+        #expect(
+            fx.status.stderrTail.last
+                == #"{"method":"poll_tick","params":{"agent_id":"ana","config":{"feed":"x"},"cursor":"eA","interval_hint_secs":300,"job_id":"job-1","kind":"fixture","now":"2026-05-17T10:00:00+00:00"}}"#
+        )
     }
 
     @Test func paddedCursorIsAccepted() async throws {
@@ -99,7 +112,9 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
     }
 
     @Test func stderrFloodBeforeTheReplyStillWorks() async throws {
-        let fx = try Fixture("read -r req; i=0; while [ $i -lt 20 ]; do head -c 250000 /dev/zero | tr '\\0' e >&2; echo >&2; i=$((i+1)); done; echo 'last words' >&2; echo '{\"result\":{}}'")
+        let fx = try Fixture(
+            "read -r req; i=0; while [ $i -lt 20 ]; do head -c 250000 /dev/zero | tr '\\0' e >&2; echo >&2; i=$((i+1)); done; echo 'last words' >&2; echo '{\"result\":{}}'"
+        )
         _ = try await fx.tick().get()
         #expect(fx.status.stderrTail.last == "last words")
         #expect(fx.status.stderrTail.count <= 8)
@@ -108,25 +123,39 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
     @Test func thePluginGetsAMinimalEnvironment() async throws {
         setenv("POLLERD_TEST_DB_PASSWORD", "hunter2", 1)
         setenv("POLLERD_TEST_SHARED", "ok", 1)
-        let fx = try Fixture(#"""
+        let fx = try Fixture(
+            #"""
             read -r req
             printf '{"result":{"items":[{"env":"%s"}]}}\n' "$(env | cut -d= -f1 | sort | tr '\n' ' ')"
             """#, env: ["FEED_TOKEN_FILE": "/run/secrets/feed"], inherit: ["POLLERD_TEST_SHARED"])
-        let names = Set(try await fx.tick().get().items.first?["env"]?.stringValue?.split(separator: " ").map(String.init) ?? [])
+        let names = Set(
+            try await fx.tick().get().items.first?["env"]?.stringValue?.split(separator: " ").map(String.init) ?? [])
         #expect(!names.contains("POLLERD_TEST_DB_PASSWORD"))
-        #expect(names.isSuperset(of: ["PATH", "NEXO_POLLER_EPHEMERAL", "NEXO_POLLER_PLUGIN_ID", "FEED_TOKEN_FILE", "POLLERD_TEST_SHARED"]))
-        let allowed: Set<String> = ["PATH", "HOME", "LANG", "TZ", "NEXO_POLLER_EPHEMERAL", "NEXO_POLLER_PLUGIN_ID", "FEED_TOKEN_FILE", "POLLERD_TEST_SHARED", "PWD", "SHLVL", "_"]
+        #expect(
+            names.isSuperset(of: [
+                "PATH", "NEXO_POLLER_EPHEMERAL", "NEXO_POLLER_PLUGIN_ID", "FEED_TOKEN_FILE", "POLLERD_TEST_SHARED",
+            ]))
+        let allowed: Set<String> = [
+            "PATH", "HOME", "LANG", "TZ", "NEXO_POLLER_EPHEMERAL", "NEXO_POLLER_PLUGIN_ID", "FEED_TOKEN_FILE",
+            "POLLERD_TEST_SHARED", "PWD", "SHLVL", "_",
+        ]
         #expect(names.subtracting(allowed).isEmpty, "leaked: \(names.subtracting(allowed))")
     }
 
     @Test func thePluginInheritsNoDescriptorOfTheDaemonAndDefaultSignals() async throws {
         // A descriptor opened without close-on-exec, as a careless library would, on a file
         // whose name the plugin can look for among its own descriptors' targets.
-        let canary = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-leak-canary-\(UUID().uuidString)").path
+        let canary = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "pollerd-leak-canary-\(UUID().uuidString)"
+        ).path
         let leaky = open(canary, O_RDWR | O_CREAT, 0o600)
         #expect(leaky > 2)
-        defer { close(leaky); unlink(canary) }
-        let fx = try Fixture(#"""
+        defer {
+            close(leaky)
+            unlink(canary)
+        }
+        let fx = try Fixture(
+            #"""
             read -r req
             targets=$(for f in /proc/$$/fd/*; do readlink "$f"; done | tr '\n' ' ')
             sigign=$(grep SigIgn /proc/$$/status | cut -f2)
@@ -145,13 +174,17 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
     @Test func aHangIsKilledWithItsWholeGroupIncludingAGrandchild() async throws {
         let fx = try Fixture("read -r req; sh -c 'trap \"\" TERM; sleep 300' & echo $! > grandchild.pid; wait")
         let pidFile = fx.dir.appendingPathComponent("grandchild.pid").path
-        let p = fx.poller, c = fx.ctx()
+        let p = fx.poller
+        let c = fx.ctx()
         let task = Task { () -> PollerError? in
-            do throws(PollerError) { _ = try await p.tick(c); return nil } catch { return error }
+            do throws(PollerError) {
+                _ = try await p.tick(c)
+                return nil
+            } catch { return error }
         }
         let pid = try await ProcessProbe.waitForPid(pidFile)
         #expect(ProcessProbe.isLive(pid))
-        task.cancel()   // what the runner's watchdog does at the tick's timeout
+        task.cancel() // what the runner's watchdog does at the tick's timeout
         #expect(await task.value?.errorClass == .transient)
         #expect(await ProcessProbe.waitGone(pid), "grandchild \(pid) survived")
     }
@@ -160,7 +193,9 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
         // Each tick says it started on a FIFO the test reads, then waits until the test creates
         // `go`; with a cap of 2, only 2 run at once. The wait is bounded (30 s) so that a killed
         // test run leaves no process looping forever.
-        let fx = try Fixture("read -r req; echo started > started.fifo; touch started.$$; i=0; while [ ! -f go ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; echo '{\"result\":{}}'", maxConcurrent: 2)
+        let fx = try Fixture(
+            "read -r req; echo started > started.fifo; touch started.$$; i=0; while [ ! -f go ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; echo '{\"result\":{}}'",
+            maxConcurrent: 2)
         let fifo = fx.dir.appendingPathComponent("started.fifo").path
         #expect(mkfifo(fifo, 0o600) == 0)
         // Opened for reading and writing, so neither side's open blocks.
@@ -173,7 +208,11 @@ func failure(_ r: Result<TickAck, PollerError>) -> PollerError? {
             for i in 0..<6 { g.addTask { (try? await p.tick(fx.ctx(job: "j\(i)"))) != nil } }
             return await g.reduce(into: []) { $0.append($1) }
         }
-        func startedCount() -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: started.path)) ?? []).filter { $0.hasPrefix("started.") && $0 != "started.fifo" }.count }
+        func startedCount() -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: started.path)) ?? []).filter {
+                $0.hasPrefix("started.") && $0 != "started.fifo"
+            }.count
+        }
         // Two "started" lines arrive: two plugins run (each writes its line before its marker file).
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             BlockingWorkers.shared.run {

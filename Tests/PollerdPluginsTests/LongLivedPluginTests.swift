@@ -1,8 +1,10 @@
 import Foundation
 import PollerdCore
-@testable import PollerdPlugins
 import PollerdTestKit
 import Testing
+
+@testable import PollerdPlugins
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,22 +15,31 @@ import Glibc
         .deletingLastPathComponent().appendingPathComponent("examples/plugins/counter-py").path
 
     /// The plugin's supervisor runs on a manual clock: a test moves it past a backoff.
-    func plugin(id: String = "counter_py", respawn: Bool = true, attempts: Int = 3, maxConcurrent: Int = 4, clock: ManualClock = ManualClock(nowMs: 0)) -> LongLivedPlugin {
-        let spec = PluginProcessSpec(pluginID: id, command: "python3", args: ["-I", "counter.py"], workingDirectory: Self.pluginDir,
-                                     tickTimeoutSecs: 10, killGraceMs: 200)
+    func plugin(
+        id: String = "counter_py", respawn: Bool = true, attempts: Int = 3, maxConcurrent: Int = 4,
+        clock: ManualClock = ManualClock(nowMs: 0)
+    ) -> LongLivedPlugin {
+        let spec = PluginProcessSpec(
+            pluginID: id, command: "python3", args: ["-I", "counter.py"], workingDirectory: Self.pluginDir,
+            tickTimeoutSecs: 10, killGraceMs: 200)
         var policy = SupervisorPolicy(respawn: respawn, maxAttempts: attempts, backoffMs: 100)
         policy.shutdownGraceMs = 2000
-        return LongLivedPlugin(spec: spec, policy: policy, status: PluginStatus(tailLines: 16), permits: AsyncSemaphore(permits: maxConcurrent),
-                               clock: clock, logger: quietLogger)
+        return LongLivedPlugin(
+            spec: spec, policy: policy, status: PluginStatus(tailLines: 16),
+            permits: AsyncSemaphore(permits: maxConcurrent),
+            clock: clock, logger: quietLogger)
     }
 
     func ctx(_ mode: String = "ok", cursor: Data? = nil, job: String = "j") -> TickContext {
-        TickContext(jobID: job, kind: "py_counter", agent: "ana", config: .object(["mode": .string(mode)]), cursor: cursor,
-                    nowMs: RFC3339.parse("2026-05-17T10:00:00Z")!, intervalHintSecs: 60, timeoutSecs: 10)
+        TickContext(
+            jobID: job, kind: "py_counter", agent: "ana", config: .object(["mode": .string(mode)]), cursor: cursor,
+            nowMs: RFC3339.parse("2026-05-17T10:00:00Z")!, intervalHintSecs: 60, timeoutSecs: 10)
     }
 
     func run(_ p: LongLivedPlugin, _ c: TickContext) async -> Result<TickAck, PollerError> {
-        do throws(PollerError) { return .success(try await p.tick(kind: "py_counter", c)) } catch { return .failure(error) }
+        do throws(PollerError) { return .success(try await p.tick(kind: "py_counter", c)) } catch {
+            return .failure(error)
+        }
     }
 
     func pid(_ p: LongLivedPlugin) -> Int32? {
@@ -43,7 +54,7 @@ import Glibc
         let first = try #require(pid(p))
         let b = try await run(p, ctx(cursor: a.nextCursor)).get()
         #expect(b.nextCursor == Data("2".utf8))
-        #expect(pid(p) == first)     // the same process served both
+        #expect(pid(p) == first) // the same process served both
         #expect(p.status.stderrTail.contains("tick 2 for j"))
         await p.shutdown()
         #expect(kill(first, 0) != 0)
@@ -52,7 +63,10 @@ import Glibc
     @Test(arguments: [("transient", ErrorClass.transient), ("permanent", .permanent), ("config", .config)])
     func errorsClassify(mode: String, expected: ErrorClass) async throws {
         let p = plugin()
-        guard case .failure(let e) = await run(p, ctx(mode)) else { Issue.record("expected failure"); return }
+        guard case .failure(let e) = await run(p, ctx(mode)) else {
+            Issue.record("expected failure")
+            return
+        }
         #expect(e.errorClass == expected)
         await p.shutdown()
     }
@@ -66,7 +80,9 @@ import Glibc
 
     @Test func concurrentTicksAreCorrelatedById() async throws {
         let p = plugin(maxConcurrent: 4)
-        let results = await withTaskGroup(of: (String, Result<TickAck, PollerError>).self, returning: [String: Result<TickAck, PollerError>].self) { g in
+        let results = await withTaskGroup(
+            of: (String, Result<TickAck, PollerError>).self, returning: [String: Result<TickAck, PollerError>].self
+        ) { g in
             for i in 0..<12 {
                 let job = "job\(i)"
                 g.addTask { (job, await self.run(p, self.ctx(job: job))) }
@@ -122,7 +138,10 @@ import Glibc
         _ = try await run(p, ctx()).get()
         clock.forgetArmedSleeps()
         let crashed = await Task(executorPreference: p.executor) { await self.run(p, self.ctx("crash")) }.value
-        guard case .failure(let e) = crashed else { Issue.record("expected failure"); return }
+        guard case .failure(let e) = crashed else {
+            Issue.record("expected failure")
+            return
+        }
         #expect(e.code == .pluginCrashed, "\(e)")
         await passTheBackoff(clock, ms: 100)
         // The tick waits for the restart's handshake, then runs on the new reader.
@@ -141,7 +160,10 @@ import Glibc
         _ = try await run(p, ctx()).get()
         let before = try #require(pid(p))
         clock.forgetArmedSleeps()
-        guard case .failure(let e) = await run(p, ctx("crash")) else { Issue.record("expected failure"); return }
+        guard case .failure(let e) = await run(p, ctx("crash")) else {
+            Issue.record("expected failure")
+            return
+        }
         #expect(e.errorClass == .transient && e.code == .pluginCrashed)
         await passTheBackoff(clock, ms: 100)
         let after = try await run(p, ctx()).get()
@@ -153,27 +175,45 @@ import Glibc
 
     @Test func aHandshakeForAnotherPluginIsRefused() async throws {
         let p = plugin(id: "someone_else", respawn: false)
-        guard case .failure(let e) = await run(p, ctx()) else { Issue.record("expected failure"); return }
+        guard case .failure(let e) = await run(p, ctx()) else {
+            Issue.record("expected failure")
+            return
+        }
         #expect(e.errorClass == .permanent)
         #expect(e.message.contains("failed"))
-        #expect(p.status.stderrTail.contains { $0.contains("initialize reply names plugin 'counter_py', expected 'someone_else'") })
-        guard case .failed = p.phase else { Issue.record("phase \(p.phase)"); return }
+        #expect(
+            p.status.stderrTail.contains {
+                $0.contains("initialize reply names plugin 'counter_py', expected 'someone_else'")
+            })
+        guard case .failed = p.phase else {
+            Issue.record("phase \(p.phase)")
+            return
+        }
     }
 
     @Test(.timeLimit(.minutes(1))) func givesUpAfterMaxAttempts() async throws {
-        let spec = PluginProcessSpec(pluginID: "dies", command: "/bin/sh", args: ["-c", "echo starting >&2; exit 7"], workingDirectory: "/", tickTimeoutSecs: 10)
+        let spec = PluginProcessSpec(
+            pluginID: "dies", command: "/bin/sh", args: ["-c", "echo starting >&2; exit 7"], workingDirectory: "/",
+            tickTimeoutSecs: 10)
         var policy = SupervisorPolicy(respawn: true, maxAttempts: 2, backoffMs: 100)
         policy.handshakeTimeoutMs = 1000
         let clock = ManualClock(nowMs: 0)
-        let p = LongLivedPlugin(spec: spec, policy: policy, status: PluginStatus(tailLines: 4), permits: AsyncSemaphore(permits: 1),
-                                clock: clock, logger: quietLogger)
-        guard case .failure(let first) = await run(p, ctx()) else { Issue.record("expected failure"); return }
+        let p = LongLivedPlugin(
+            spec: spec, policy: policy, status: PluginStatus(tailLines: 4), permits: AsyncSemaphore(permits: 1),
+            clock: clock, logger: quietLogger)
+        guard case .failure(let first) = await run(p, ctx()) else {
+            Issue.record("expected failure")
+            return
+        }
         #expect(first.errorClass == .transient)
         // Two restarts, after 100 ms and 200 ms of backoff; the second start's failure gives up.
         await passTheBackoff(clock, ms: 100)
         _ = await run(p, ctx())
         await passTheBackoff(clock, ms: 200)
-        guard case .failure(let last) = await run(p, ctx()) else { Issue.record("expected failure"); return }
+        guard case .failure(let last) = await run(p, ctx()) else {
+            Issue.record("expected failure")
+            return
+        }
         #expect(last.errorClass == .permanent)
         #expect(last.message.contains("gave up after 2 restarts"), "\(last)")
         #expect(p.restarts == 2)
@@ -193,17 +233,26 @@ import Glibc
               else printf '{"jsonrpc":"2.0","id":%s,"result":{}}\\n' "$id"; fi
             done
             """
-        let spec = PluginProcessSpec(pluginID: id, command: "/bin/sh", args: ["-c", script], workingDirectory: "/",
-                                     tickTimeoutSecs: 10, maxReplyBytes: maxReplyBytes, killGraceMs: 200)
-        return LongLivedPlugin(spec: spec, policy: SupervisorPolicy(respawn: false, maxAttempts: 1, backoffMs: 100),
-                               status: PluginStatus(tailLines: 8), permits: AsyncSemaphore(permits: 1), clock: ManualClock(nowMs: 0), logger: quietLogger)
+        let spec = PluginProcessSpec(
+            pluginID: id, command: "/bin/sh", args: ["-c", script], workingDirectory: "/",
+            tickTimeoutSecs: 10, maxReplyBytes: maxReplyBytes, killGraceMs: 200)
+        return LongLivedPlugin(
+            spec: spec, policy: SupervisorPolicy(respawn: false, maxAttempts: 1, backoffMs: 100),
+            status: PluginStatus(tailLines: 8), permits: AsyncSemaphore(permits: 1), clock: ManualClock(nowMs: 0),
+            logger: quietLogger)
     }
 
     @Test func anOversizeReplyFailsItsTickAtOnceAndThePluginServesOn() async throws {
         // The first reply is a 5000-byte line, over the 1000-byte bound.
-        let p = shellPlugin(id: "big", firstReply: #"printf '{"jsonrpc":"2.0","id":%s,"result":{"items":[{"x":"%s"}]}}\n' "$id" "$(head -c 5000 /dev/zero | tr '\0' a)""#,
-                            maxReplyBytes: 1000)
-        guard case .failure(let e) = await run(p, ctx()) else { Issue.record("expected failure"); return }
+        let p = shellPlugin(
+            id: "big",
+            firstReply:
+                #"printf '{"jsonrpc":"2.0","id":%s,"result":{"items":[{"x":"%s"}]}}\n' "$id" "$(head -c 5000 /dev/zero | tr '\0' a)""#,
+            maxReplyBytes: 1000)
+        guard case .failure(let e) = await run(p, ctx()) else {
+            Issue.record("expected failure")
+            return
+        }
         #expect(e.code == .replyTooLarge && e.errorClass == .transient, "\(e)")
         #expect(p.status.stderrTail.contains("[pollerd] stdout line over 1000 bytes dropped"))
         let second = await run(p, ctx())
@@ -216,9 +265,15 @@ import Glibc
     /// else ends this tick (the plugin has no timeout of its own): the time limit makes a
     /// regression a failure rather than a hang.
     @Test(.timeLimit(.minutes(1))) func anOversizeReplyWithItsIdAfterTheResultFailsItsTickAtOnce() async throws {
-        let p = shellPlugin(id: "biglast", firstReply: #"printf '{"result":{"items":[{"x":"%s"}]},"id":%s,"jsonrpc":"2.0"}\n' "$(head -c 200000 /dev/zero | tr '\0' a)" "$id""#,
-                            maxReplyBytes: 1000)
-        guard case .failure(let e) = await run(p, ctx()) else { Issue.record("expected failure"); return }
+        let p = shellPlugin(
+            id: "biglast",
+            firstReply:
+                #"printf '{"result":{"items":[{"x":"%s"}]},"id":%s,"jsonrpc":"2.0"}\n' "$(head -c 200000 /dev/zero | tr '\0' a)" "$id""#,
+            maxReplyBytes: 1000)
+        guard case .failure(let e) = await run(p, ctx()) else {
+            Issue.record("expected failure")
+            return
+        }
         #expect(e.code == .replyTooLarge, "\(e)")
         #expect((try? await run(p, ctx()).get()) != nil)
         await p.shutdown()
@@ -227,7 +282,10 @@ import Glibc
     @Test func aBrokenReplyThatNamesItsIdFailsThatTickAtOnce() async throws {
         // The first reply names the tick's id, then is not JSON.
         let p = shellPlugin(id: "broken", firstReply: #"printf '{"jsonrpc":"2.0","id":%s,"result":{oops\n' "$id""#)
-        guard case .failure(let e) = await run(p, ctx()) else { Issue.record("expected failure"); return }
+        guard case .failure(let e) = await run(p, ctx()) else {
+            Issue.record("expected failure")
+            return
+        }
         #expect(e.code == .badReply && e.message.contains("plugin reply is not JSON"), "\(e)")
         let second = await run(p, ctx())
         #expect((try? second.get()) != nil, "\(second)")

@@ -1,8 +1,10 @@
 import Foundation
-@testable import PollerdPlugins
 import PollerdTestKit
 import Synchronization
 import Testing
+
+@testable import PollerdPlugins
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,7 +12,9 @@ import Glibc
 /// The long-lived plugins' pipes, against real children.
 @Suite struct PluginChannelTests {
     func spawn(_ script: String, maxQueuedBytes: Int = 256 * 1024) throws -> PluginChannel {
-        let child = try DirectSpawn.spawn(executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"], workingDirectory: "/").get()
+        let child = try DirectSpawn.spawn(
+            executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"], workingDirectory: "/"
+        ).get()
         return PluginChannel(child, maxQueuedBytes: maxQueuedBytes)
     }
 
@@ -28,10 +32,14 @@ import Glibc
     func serve(_ ch: PluginChannel, limit: Int = 1 << 20, into got: Collected) async -> String {
         await withCheckedContinuation { c in
             BlockingWorkers.shared.run {
-                let how = ch.serve(limit: limit, grace: .milliseconds(500),
-                                   onLine: { l in got.lines.withLock { $0.append(String(decoding: l, as: UTF8.self)) } },
-                                   onOversize: { id in got.oversize.withLock { $0 += 1 }; got.oversizeIDs.withLock { $0.append(id) } },
-                                   onStderr: { b in got.stderr.withLock { $0 += b } })
+                let how = ch.serve(
+                    limit: limit, grace: .milliseconds(500),
+                    onLine: { l in got.lines.withLock { $0.append(String(decoding: l, as: UTF8.self)) } },
+                    onOversize: { id in
+                        got.oversize.withLock { $0 += 1 }
+                        got.oversizeIDs.withLock { $0.append(id) }
+                    },
+                    onStderr: { b in got.stderr.withLock { $0 += b } })
                 c.resume(returning: how)
             }
         }
@@ -44,12 +52,14 @@ import Glibc
     @Test(.timeLimit(.minutes(1))) func aReaderExecutorRunsItsTasksOnTheServingThread() async throws {
         let ch = try spawn("cat >/dev/null")
         let ex = ReaderExecutor()
-        #expect(await Task(executorPreference: ex) { ex.isCurrent }.value == false)   // not attached yet
+        #expect(await Task(executorPreference: ex) { ex.isCurrent }.value == false) // not attached yet
         let served = Task {
             await withCheckedContinuation { (c: CheckedContinuation<String, Never>) in
                 BlockingWorkers.shared.run {
-                    c.resume(returning: ch.serve(limit: 1 << 20, grace: .milliseconds(500), executor: ex,
-                                                 onLine: { _ in }, onOversize: { _ in }, onStderr: { _ in }))
+                    c.resume(
+                        returning: ch.serve(
+                            limit: 1 << 20, grace: .milliseconds(500), executor: ex,
+                            onLine: { _ in }, onOversize: { _ in }, onStderr: { _ in }))
                 }
             }
         }
@@ -60,7 +70,9 @@ import Glibc
                     var seen = [ex.isCurrent]
                     await Task.yield()
                     seen.append(ex.isCurrent)
-                    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in BlockingWorkers.shared.run { c.resume() } }
+                    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                        BlockingWorkers.shared.run { c.resume() }
+                    }
                     seen.append(ex.isCurrent)
                     return seen
                 }
@@ -98,8 +110,10 @@ import Glibc
         #expect(LongLivedPlugin.writeAtOnce(waiting: 1, slots: 1))
         #expect(LongLivedPlugin.writeAtOnce(waiting: 1, slots: 64))
         #expect(!LongLivedPlugin.writeAtOnce(waiting: 2, slots: 2))
-        #expect(LongLivedPlugin.writeAtOnce(waiting: 12, slots: 16) && !LongLivedPlugin.writeAtOnce(waiting: 13, slots: 16))
-        #expect(LongLivedPlugin.writeAtOnce(waiting: 48, slots: 64) && !LongLivedPlugin.writeAtOnce(waiting: 49, slots: 64))
+        #expect(
+            LongLivedPlugin.writeAtOnce(waiting: 12, slots: 16) && !LongLivedPlugin.writeAtOnce(waiting: 13, slots: 16))
+        #expect(
+            LongLivedPlugin.writeAtOnce(waiting: 48, slots: 64) && !LongLivedPlugin.writeAtOnce(waiting: 49, slots: 64))
     }
 
     @Test func framesLeftToAFlushTaskStillGoOutBeforeStdinCloses() async throws {
@@ -127,7 +141,8 @@ import Glibc
     /// A dropped line is reported once, with its top-level id wherever it stands: at the start,
     /// in the middle, at the end of lines that arrive in one read or in many.
     @Test func aDroppedLineIsReportedOnceWithItsID() async throws {
-        let big = "$(head -c 300000 /dev/zero | tr '\\0' a)", small = "$(head -c 1500 /dev/zero | tr '\\0' b)"
+        let big = "$(head -c 300000 /dev/zero | tr '\\0' a)"
+        let small = "$(head -c 1500 /dev/zero | tr '\\0' b)"
         let script = """
             printf '%s\\n' '{"id":5,"result":"'"\(big)"'"}'
             printf '%s\\n' '{"result":"'"\(big)"'","id":6,"jsonrpc":"2.0"}'
@@ -172,6 +187,8 @@ import Glibc
         let got = Collected()
         let how = await serve(ch, into: got)
         #expect(how == "exited with status 3")
-        if let escaped = Int32(got.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(escaped, SIGKILL) }
+        if let escaped = Int32(got.stderrText.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            kill(escaped, SIGKILL)
+        }
     }
 }

@@ -24,10 +24,15 @@ import Testing
     @Test func registerRejectsDuplicateKindAcrossPlugins() throws {
         let r = PluginRouter()
         try r.register(handle("gcal_a", ["google_calendar"], "plugin.a"))
-        #expect(throws: PluginRouteError.duplicateKind(kind: "google_calendar", existingPlugin: "gcal_a", newPlugin: "gcal_b")) {
+        #expect(
+            throws: PluginRouteError.duplicateKind(
+                kind: "google_calendar", existingPlugin: "gcal_a", newPlugin: "gcal_b")
+        ) {
             try r.register(handle("gcal_b", ["google_calendar"], "plugin.b"))
         }
-        #expect(PluginRouteError.duplicateKind(kind: "k", existingPlugin: "a", newPlugin: "b").description == "kind 'k' is declared by both plugin 'a' and plugin 'b'")
+        #expect(
+            PluginRouteError.duplicateKind(kind: "k", existingPlugin: "a", newPlugin: "b").description
+                == "kind 'k' is declared by both plugin 'a' and plugin 'b'")
     }
 
     @Test func registerSamePluginIDReplacesPrevious() throws {

@@ -1,10 +1,11 @@
 import Foundation
 import PollerdConfig
 import PollerdCore
-@testable import PollerdPlugins
 import PollerdPollers
 import PollerdTestKit
 import Testing
+
+@testable import PollerdPlugins
 
 @Suite struct PluginSetTests {
     /// A plugin_dirs tree with one plugin per (id, kinds).
@@ -18,14 +19,19 @@ import Testing
 
     @Test func duplicateKindLeavesTheSecondPluginOutNamingBoth() throws {
         let root = try tree([("alpha", ["feed"]), ("beta", ["feed", "other"])])
-        let set = PluginSet.load(directories: [root], relativeTo: "/", builtins: Builtins.registry(), processes: systemProcesses())
+        let set = PluginSet.load(
+            directories: [root], relativeTo: "/", builtins: Builtins.registry(), processes: systemProcesses())
         #expect(set.pollers.map(\.kind) == ["feed"])
-        #expect(set.errors.map(\.description).contains { $0.contains("plugin 'beta' left out: kind 'feed' is declared by both plugin 'alpha' and plugin 'beta'") })
+        #expect(
+            set.errors.map(\.description).contains {
+                $0.contains("plugin 'beta' left out: kind 'feed' is declared by both plugin 'alpha' and plugin 'beta'")
+            })
     }
 
     @Test func builtinKindCollisionIsAnError() throws {
         let root = try tree([("sneaky", ["noop"])])
-        let set = PluginSet.load(directories: [root], relativeTo: "/", builtins: Builtins.registry(), processes: systemProcesses())
+        let set = PluginSet.load(
+            directories: [root], relativeTo: "/", builtins: Builtins.registry(), processes: systemProcesses())
         #expect(set.pollers.isEmpty)
         #expect(set.errors.first?.description.contains("declares kind 'noop', which is built into pollerd") == true)
     }
@@ -39,10 +45,15 @@ import Testing
                 - { id: a, kind: feed, schedule: { every_secs: 5 } }
                 - { id: b, kind: fead, schedule: { every_secs: 5 } }
             """
-        let f = JobFile.parse(yaml, path: "/etc/p.yaml", registry: PollerRegistry(), kinds: PluginSet.kindProvider(builtins: Builtins.registry(), processes: systemProcesses()),
-                              environment: [:], nowMs: 0)
+        let f = JobFile.parse(
+            yaml, path: "/etc/p.yaml", registry: PollerRegistry(),
+            kinds: PluginSet.kindProvider(builtins: Builtins.registry(), processes: systemProcesses()),
+            environment: [:], nowMs: 0)
         #expect(f.jobs.map(\.id) == ["a"])
-        #expect(f.errors.map(\.description) == ["/etc/p.yaml:5:22: job 'b': unknown kind 'fead' (did you mean 'feed'?); known kinds: command, feed, noop"])
+        #expect(
+            f.errors.map(\.description) == [
+                "/etc/p.yaml:5:22: job 'b': unknown kind 'fead' (did you mean 'feed'?); known kinds: command, feed, noop"
+            ])
         #expect(f.registry.poller(for: "feed") is EphemeralPluginPoller)
     }
 

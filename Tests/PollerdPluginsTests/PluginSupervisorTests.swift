@@ -1,5 +1,6 @@
-@testable import PollerdPlugins
 import Testing
+
+@testable import PollerdPlugins
 
 /// The supervision rules with no process and no clock.
 @Suite struct PluginSupervisorTests {
@@ -22,12 +23,15 @@ import Testing
         s.handshook(pid: 1)
         #expect(s.exited("crashed", livedMs: 10, nowMs: 1000) == .restart(atMs: 1100, attempt: 1))
         #expect(s.use(nowMs: 1099) == .restarting(untilMs: 1100))
-        #expect(s.use(nowMs: 1100) == .wait)      // the restart is due: wait for it
+        #expect(s.use(nowMs: 1100) == .wait) // the restart is due: wait for it
         let elapsed = s.backoffElapsed()
         #expect(elapsed && s.phase == .starting && s.restarts == 1)
         #expect(s.exited("crashed", livedMs: 10, nowMs: 2000) == .restart(atMs: 2200, attempt: 2))
         #expect(s.backoffElapsed() == true)
-        guard case .giveUp(let why) = s.exited("exit 7", livedMs: 10, nowMs: 3000) else { Issue.record("did not give up"); return }
+        guard case .giveUp(let why) = s.exited("exit 7", livedMs: 10, nowMs: 3000) else {
+            Issue.record("did not give up")
+            return
+        }
         #expect(why == "gave up after 2 restarts; last: exit 7")
         #expect(s.use(nowMs: 0) == .fail(why))
         #expect(s.lastExit == "exit 7")
@@ -54,7 +58,7 @@ import Testing
         var s = supervisor()
         _ = s.use(nowMs: 0)
         s.handshook(pid: 9)
-        let wasServing = s.shutdown()   // it was serving: send `shutdown`
+        let wasServing = s.shutdown() // it was serving: send `shutdown`
         #expect(wasServing)
         #expect(s.exited("ended", livedMs: 5, nowMs: 0) == .stopped)
         #expect(s.use(nowMs: 0) == .fail("plugin was shut down"))
@@ -62,12 +66,14 @@ import Testing
         _ = t.use(nowMs: 0)
         _ = t.exited("crash", livedMs: 1, nowMs: 0)
         let served = t.shutdown()
-        let restarted = t.backoffElapsed()   // the backoff ends after the shutdown: no restart
+        let restarted = t.backoffElapsed() // the backoff ends after the shutdown: no restart
         #expect(!served && !restarted)
     }
 
     @Test func theBackoffIsCappedAtAMinute() {
         let p = SupervisorPolicy(respawn: true, maxAttempts: 30, backoffMs: 1000)
-        #expect(p.backoff(attempt: 1) == 1000 && p.backoff(attempt: 2) == 2000 && p.backoff(attempt: 7) == 60_000 && p.backoff(attempt: 30) == 60_000)
+        #expect(
+            p.backoff(attempt: 1) == 1000 && p.backoff(attempt: 2) == 2000 && p.backoff(attempt: 7) == 60_000
+                && p.backoff(attempt: 30) == 60_000)
     }
 }

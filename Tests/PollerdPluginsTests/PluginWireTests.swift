@@ -1,21 +1,27 @@
 import Foundation
 import PollerdCore
-@testable import PollerdPlugins
 import Testing
+
+@testable import PollerdPlugins
 
 @Suite struct PluginWireTests {
     let now = RFC3339.parse("2026-05-17T10:00:00Z")!
 
     @Test func tickRequestIsByteCompatibleWithNexo() {
         // serde_json writes nexo's request with sorted keys and no whitespace; chrono's "+00:00".
-        let line = PluginWire.tickRequestLine(kind: "rss", jobID: "job-1", agentID: "ana", cursor: Data("hello".utf8),
-                                              config: .object(["k": .string("v")]), nowMs: now, intervalHintSecs: 300)
-        #expect(String(decoding: line, as: UTF8.self)
-                == #"{"method":"poll_tick","params":{"agent_id":"ana","config":{"k":"v"},"cursor":"aGVsbG8","interval_hint_secs":300,"job_id":"job-1","kind":"rss","now":"2026-05-17T10:00:00+00:00"}}"# + "\n")
+        let line = PluginWire.tickRequestLine(
+            kind: "rss", jobID: "job-1", agentID: "ana", cursor: Data("hello".utf8),
+            config: .object(["k": .string("v")]), nowMs: now, intervalHintSecs: 300)
+        #expect(
+            String(decoding: line, as: UTF8.self)
+                == #"{"method":"poll_tick","params":{"agent_id":"ana","config":{"k":"v"},"cursor":"aGVsbG8","interval_hint_secs":300,"job_id":"job-1","kind":"rss","now":"2026-05-17T10:00:00+00:00"}}"#
+                + "\n")
     }
 
     @Test func tickRequestWithoutCursorSendsNull() {
-        let p = WireOracle.tickParams(kind: "rss", jobID: "job-1", agentID: "ana", cursor: nil, config: .null, nowMs: now + 250, intervalHintSecs: 60)
+        let p = WireOracle.tickParams(
+            kind: "rss", jobID: "job-1", agentID: "ana", cursor: nil, config: .null, nowMs: now + 250,
+            intervalHintSecs: 60)
         #expect(p["cursor"] == .null)
         #expect(p["now"] == .string("2026-05-17T10:00:00.250+00:00"))
     }
@@ -24,15 +30,24 @@ import Testing
     /// strings that need escapes, non-ASCII text, nested configs, cursors and odd intervals.
     @Test(arguments: [
         ("rss", "job-1", "ana", Data?.none, JSONValue.null, Int64(60)),
-        ("k\"q", "j\\b\n", "ägent ✓", Data("x".utf8), .object(["z": .array([.int(-3), .double(1.5), .bool(true)]), "a": .string("\u{01}\t")]), 0),
+        (
+            "k\"q", "j\\b\n", "ägent ✓", Data("x".utf8),
+            .object(["z": .array([.int(-3), .double(1.5), .bool(true)]), "a": .string("\u{01}\t")]), 0
+        ),
         ("k", "j", "a", Data([0xFF, 0x00, 0x10]), .object([:]), -5),
         ("k", "j", "a", Data(), .array([.object(["b": .null, "a": .object(["c": .string("é/\r")])])]), Int64.max),
     ])
-    func tickParamsBytesAreTheCanonicalJSON(kind: String, job: String, agent: String, cursor: Data?, config: JSONValue, hint: Int64) throws {
+    func tickParamsBytesAreTheCanonicalJSON(
+        kind: String, job: String, agent: String, cursor: Data?, config: JSONValue, hint: Int64
+    ) throws {
         for ms in [now, now + 1, now + 999, -1] {
             var bytes: [UInt8] = []
-            PluginWire.writeTickParams(kind: kind, jobID: job, agentID: agent, cursor: cursor, config: config, nowMs: ms, intervalHintSecs: hint, into: &bytes)
-            let expected = WireOracle.tickParams(kind: kind, jobID: job, agentID: agent, cursor: cursor, config: config, nowMs: ms, intervalHintSecs: hint)
+            PluginWire.writeTickParams(
+                kind: kind, jobID: job, agentID: agent, cursor: cursor, config: config, nowMs: ms,
+                intervalHintSecs: hint, into: &bytes)
+            let expected = WireOracle.tickParams(
+                kind: kind, jobID: job, agentID: agent, cursor: cursor, config: config, nowMs: ms,
+                intervalHintSecs: hint)
             #expect(String(decoding: bytes, as: UTF8.self) == expected.canonicalString)
             #expect(try JSONValue.parse(Data(bytes)) == expected)
         }
@@ -43,9 +58,13 @@ import Testing
     }
 
     @Test func replyDecodesCursorRoundTrip() throws {
-        let a = try ack(#"{"result":{"next_cursor":"d29ybGQ","next_interval_secs":120,"metrics":{"items_seen":5,"items_dispatched":2}}}"#).get()
-        #expect(a.nextCursor == Data("world".utf8) && a.nextIntervalSecs == 120 && a.itemsSeen == 5 && a.itemsDispatched == 2)
-        #expect(try ack(#"{"result":{"next_cursor":"d29ybGQ="}}"#).get().nextCursor == Data("world".utf8))   // padded accepted
+        let a = try ack(
+            #"{"result":{"next_cursor":"d29ybGQ","next_interval_secs":120,"metrics":{"items_seen":5,"items_dispatched":2}}}"#
+        ).get()
+        #expect(
+            a.nextCursor == Data("world".utf8) && a.nextIntervalSecs == 120 && a.itemsSeen == 5
+                && a.itemsDispatched == 2)
+        #expect(try ack(#"{"result":{"next_cursor":"d29ybGQ="}}"#).get().nextCursor == Data("world".utf8)) // padded accepted
     }
 
     @Test func emptyReplyIsAnEmptyAck() throws {
@@ -56,7 +75,10 @@ import Testing
     @Test func itemsArePollerdsAddition() throws {
         let a = try ack(#"{"result":{"items":[{"id":"a","n":1},{"x":true}],"unknown_field":1}}"#).get()
         #expect(a.items.count == 2 && a.itemsSeen == 2)
-        guard case .failure(let e) = ack(#"{"result":{"items":[1]}}"#) else { Issue.record("expected failure"); return }
+        guard case .failure(let e) = ack(#"{"result":{"items":[1]}}"#) else {
+            Issue.record("expected failure")
+            return
+        }
         #expect(e.errorClass == .transient)
     }
 
@@ -74,7 +96,10 @@ import Testing
         (#"{"next_cursor":"d29ybGQ"}"#, .transient),
     ])
     func errorsClassifyAsTheSeedDoes(line: String, expected: ErrorClass) {
-        guard case .failure(let e) = ack(line) else { Issue.record("expected a failure for \(line)"); return }
+        guard case .failure(let e) = ack(line) else {
+            Issue.record("expected a failure for \(line)")
+            return
+        }
         #expect(e.errorClass == expected, "\(line): \(e)")
     }
 
@@ -94,9 +119,15 @@ import Testing
 
 @Suite struct LongLivedFrameTests {
     @Test func aRequestFrameIsTheCanonicalJSONOfTheRequest() {
-        let params: JSONValue = .object(["kind": .string("k"), "cursor": .null, "config": .object(["b": .int(1), "a": .string("x\"y")])])
-        let expected: JSONValue = .object(["jsonrpc": .string("2.0"), "id": .int(101), "method": .string("poll_tick"), "params": params])
-        #expect(String(decoding: LongLivedPlugin.frame(id: 101, method: "poll_tick", params: params), as: UTF8.self) == expected.canonicalString)
+        let params: JSONValue = .object([
+            "kind": .string("k"), "cursor": .null, "config": .object(["b": .int(1), "a": .string("x\"y")]),
+        ])
+        let expected: JSONValue = .object([
+            "jsonrpc": .string("2.0"), "id": .int(101), "method": .string("poll_tick"), "params": params,
+        ])
+        #expect(
+            String(decoding: LongLivedPlugin.frame(id: 101, method: "poll_tick", params: params), as: UTF8.self)
+                == expected.canonicalString)
     }
 }
 
@@ -113,7 +144,7 @@ import Testing
 
     @Test func aPrefixThatEndsTooSoonOrIsNotAFrameGivesNothing() {
         #expect(id(#"{"result":{"items":["#) == nil)
-        #expect(id(#"{"id":12"#) == nil)            // the number may go on
+        #expect(id(#"{"id":12"#) == nil) // the number may go on
         #expect(id(#"{"id":1.5,"#) == nil)
         #expect(id(#"{"id":"7","#) == nil)
         #expect(id(#"[{"id":1}]"#) == nil)
@@ -156,12 +187,17 @@ import Testing
     /// some holding nested ids and tricky strings), the scanner finds what the parser finds.
     @Test func theScannerAgreesWithTheParserOnRandomFrames() throws {
         var rng = SystemRandomNumberGenerator()
-        let others: [JSONValue] = [.string("}\"{,:"), .object(["id": .int(1), "a": .array([.object(["id": .int(2)])])]), .array([.string("\"id\":3")]), .double(2.5), .null]
+        let others: [JSONValue] = [
+            .string("}\"{,:"), .object(["id": .int(1), "a": .array([.object(["id": .int(2)])])]),
+            .array([.string("\"id\":3")]), .double(2.5), .null,
+        ]
         for _ in 0..<300 {
             let id = Int64.random(in: -1_000_000...1_000_000, using: &rng)
             var members = ["\"id\":\(id)"]
             for k in 0..<Int.random(in: 0...4, using: &rng) {
-                members.insert("\"k\(k)\":\(others.randomElement(using: &rng)!.canonicalString)", at: Int.random(in: 0...members.count, using: &rng))
+                members.insert(
+                    "\"k\(k)\":\(others.randomElement(using: &rng)!.canonicalString)",
+                    at: Int.random(in: 0...members.count, using: &rng))
             }
             let text = "{" + members.joined(separator: ",") + "}"
             #expect(try JSONValue.parse(bytes: Array(text.utf8))["id"]?.intValue == id)
@@ -180,11 +216,15 @@ enum WireOracle {
     }
 
     /// The tick request's `params` object.
-    static func tickParams(kind: String, jobID: String, agentID: String, cursor: Data?, config: JSONValue, nowMs: Int64, intervalHintSecs: Int64) -> JSONValue {
+    static func tickParams(
+        kind: String, jobID: String, agentID: String, cursor: Data?, config: JSONValue, nowMs: Int64,
+        intervalHintSecs: Int64
+    ) -> JSONValue {
         .object([
             "kind": .string(kind), "job_id": .string(jobID), "agent_id": .string(agentID),
             "cursor": cursor.map { .string(Base64URL.encode($0)) } ?? .null,
-            "config": config, "now": .string(formatNow(ms: nowMs)), "interval_hint_secs": .int(max(0, intervalHintSecs)),
+            "config": config, "now": .string(formatNow(ms: nowMs)),
+            "interval_hint_secs": .int(max(0, intervalHintSecs)),
         ])
     }
 }

@@ -1,9 +1,10 @@
-import Foundation
 import CPollerdSpawn
+import Foundation
 import Glibc
+import Testing
+
 @testable import PollerdPlugins
 @testable import PollerdPollers
-import Testing
 
 /// What a plugin starts goes with it: the tree below a plugin is killed wherever it went (another
 /// process group, another session), and a tree past the process cap is killed whole. The daemon
@@ -37,9 +38,15 @@ import Testing
         var buf = [UInt8](repeating: 0, count: 4096)
         while !text.hasSuffix("ready\n") {
             var p = pollfd(fd: child.stdout, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, 10_000) == 1 else { Issue.record("the child never said ready: \(text)"); return nil }
+            guard poll(&p, 1, 10_000) == 1 else {
+                Issue.record("the child never said ready: \(text)")
+                return nil
+            }
             let n = buf.withUnsafeMutableBytes { read(child.stdout, $0.baseAddress, $0.count) }
-            if n <= 0 { Issue.record("the child closed its output: \(text)"); return nil }
+            if n <= 0 {
+                Issue.record("the child closed its output: \(text)")
+                return nil
+            }
             text += String(decoding: buf.prefix(n), as: UTF8.self)
         }
         return text.split(separator: "\n").map(String.init).dropLast()
@@ -58,9 +65,14 @@ import Testing
     static func exists(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 }
 
     @Test func statLinesWithStrangeNamesParse() {
-        let line = Array("4242 (a) (b c) S 1 4242 4200 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615".utf8)
+        let line = Array(
+            "4242 (a) (b c) S 1 4242 4200 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615"
+                .utf8)
         let p = ProcessTree.parse(line)
-        #expect(p == ProcessTree.Proc(pid: 4242, ppid: 1, pgid: 4242, sid: 4200, state: "S", startTicks: 987654, comm: "a) (b c"))
+        #expect(
+            p
+                == ProcessTree.Proc(
+                    pid: 4242, ppid: 1, pgid: 4242, sid: 4200, state: "S", startTicks: 987654, comm: "a) (b c"))
         #expect(ProcessTree.parse(Array("garbage".utf8)) == nil)
         #expect(ProcessTree.parse(Array("12 (x) S 1 2".utf8)) == nil)
         #expect(ProcessTree.read(getpid())?.pid == getpid())
@@ -73,14 +85,26 @@ import Testing
         // the child's group alone would leave it running. (A double fork hands the grandchild to
         // the daemon as subreaper: that case is scripts/escape_test.py's.)
         let script = "setsid sleep \(marker)1 & echo $!; echo ready; exec sleep \(marker)2"
-        guard case .success(let child) = DirectSpawn.spawn(executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"],
-                                                            workingDirectory: "/") else { Issue.record("spawn failed"); return }
-        defer { close(child.stdin); close(child.stdout); close(child.stderr) }
+        guard
+            case .success(let child) = DirectSpawn.spawn(
+                executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"],
+                workingDirectory: "/")
+        else {
+            Issue.record("spawn failed")
+            return
+        }
+        defer {
+            close(child.stdin)
+            close(child.stdout)
+            close(child.stderr)
+        }
         #expect(ProcessTree.startedChildren[child.pid] != nil)
         guard let lines = Self.readyLines(child), let grandchild = lines.first.flatMap({ pid_t($0) }) else { return }
         #expect(Self.exists(child.pid) && Self.exists(grandchild), "two processes")
         let below = ProcessTree.descendants(of: child.pid, in: ProcessTree.snapshot())
-        #expect(below.contains { $0.sid != child.pid && $0.sid == $0.pid }, "the setsid grandchild is found below the child")
+        #expect(
+            below.contains { $0.sid != child.pid && $0.sid == $0.pid }, "the setsid grandchild is found below the child"
+        )
         ProcessTree.killTree(child.pid)
         var status: Int32 = 0
         _ = waitpid(child.pid, &status, 0)
@@ -92,10 +116,21 @@ import Testing
 
     @Test func aTreePastTheCapIsKilledWhole() throws {
         let marker = "3000.\(UInt32.random(in: 10_000_000...99_999_999))"
-        let script = "i=0; while [ $i -lt 40 ]; do sleep \(marker)1 & echo $!; i=$((i+1)); done; echo ready; exec sleep \(marker)2"
-        guard case .success(let child) = DirectSpawn.spawn(executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"],
-                                                            workingDirectory: "/") else { Issue.record("spawn failed"); return }
-        defer { close(child.stdin); close(child.stdout); close(child.stderr) }
+        let script =
+            "i=0; while [ $i -lt 40 ]; do sleep \(marker)1 & echo $!; i=$((i+1)); done; echo ready; exec sleep \(marker)2"
+        guard
+            case .success(let child) = DirectSpawn.spawn(
+                executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"],
+                workingDirectory: "/")
+        else {
+            Issue.record("spawn failed")
+            return
+        }
+        defer {
+            close(child.stdin)
+            close(child.stdout)
+            close(child.stderr)
+        }
         guard let lines = Self.readyLines(child) else { return }
         let children = lines.compactMap { pid_t($0) }
         #expect(children.count == 40 && children.allSatisfy(Self.exists), "41 processes")
@@ -123,10 +158,20 @@ import Testing
         let marker = "3000.\(UInt32.random(in: 10_000_000...99_999_999))"
         // It waits for a line on stdin, so it is in its cgroup before it forks: a session of its
         // own, a double fork (its parent exits at once), then itself; it prints the two pids.
-        let script = "read x; setsid sleep \(marker)1 & echo $!; (sleep \(marker)2 & echo $!) ; echo ready; exec sleep \(marker)3"
-        guard case .success(let child) = DirectSpawn.spawn(executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"],
-                                                            workingDirectory: "/") else { Issue.record("spawn failed"); return }
-        defer { close(child.stdout); close(child.stderr) }
+        let script =
+            "read x; setsid sleep \(marker)1 & echo $!; (sleep \(marker)2 & echo $!) ; echo ready; exec sleep \(marker)3"
+        guard
+            case .success(let child) = DirectSpawn.spawn(
+                executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"],
+                workingDirectory: "/")
+        else {
+            Issue.record("spawn failed")
+            return
+        }
+        defer {
+            close(child.stdout)
+            close(child.stderr)
+        }
         let path = try #require(cgroups.place(child.pid, label: "test plugin"))
         #expect(path.hasPrefix(cgroups.base + "/test_plugin-"))
         _ = write(child.stdin, "go\n", 3)

@@ -1,7 +1,8 @@
 import Foundation
 import PollerdCore
-@testable import PollerdPlugins
 import Testing
+
+@testable import PollerdPlugins
 
 /// `PluginWire.decodeReply` reads replies in place (`JSONView`). These tests hold it to the
 /// meaning of the straightforward decoder it replaced, kept here as the oracle: parse the whole
@@ -12,7 +13,9 @@ import Testing
         guard line.contains(where: { !($0 == 32 || $0 == 9 || $0 == 13 || $0 == 10) }) else {
             return .failure(.transient(.emptyReply, "empty"))
         }
-        guard let value = try? JSONValue.parse(bytes: line), case .object(let env) = value else { return bad("not JSON / not an object") }
+        guard let value = try? JSONValue.parse(bytes: line), case .object(let env) = value else {
+            return bad("not JSON / not an object")
+        }
         if let id, value["id"]?.intValue != id { return bad("two ids") }
         if let err = env["error"], err != .null {
             let code = err["code"]?.intValue ?? -32603
@@ -46,8 +49,11 @@ import Testing
         switch o["metrics"] {
         case nil, .null?: break
         case .object(let m)?:
-            guard let s = m["items_seen"]?.intValue, let d = m["items_dispatched"]?.intValue, s >= 0, d >= 0 else { return bad("metrics") }
-            seen = s; dispatched = d
+            guard let s = m["items_seen"]?.intValue, let d = m["items_dispatched"]?.intValue, s >= 0, d >= 0 else {
+                return bad("metrics")
+            }
+            seen = s
+            dispatched = d
         default: return bad("metrics")
         }
         var items: [JSONValue] = []
@@ -58,7 +64,10 @@ import Testing
             items = a
         default: return bad("items")
         }
-        return .success(TickAck(nextCursor: cursor, nextIntervalSecs: interval, itemsSeen: seen ?? Int64(items.count), itemsDispatched: dispatched, items: items))
+        return .success(
+            TickAck(
+                nextCursor: cursor, nextIntervalSecs: interval, itemsSeen: seen ?? Int64(items.count),
+                itemsDispatched: dispatched, items: items))
     }
 
     /// Same outcome: the same ack, or a failure of the same class and code (and message, where
@@ -67,7 +76,8 @@ import Testing
         switch (a, b) {
         case (.success(let x), .success(let y)): return x == y
         case (.failure(let x), .failure(let y)):
-            return x.errorClass == y.errorClass && x.code == y.code && (x.code != .pluginError || x.message == y.message)
+            return x.errorClass == y.errorClass && x.code == y.code
+                && (x.code != .pluginError || x.message == y.message)
         default: return false
         }
     }
@@ -108,7 +118,8 @@ import Testing
                 for id in [nil, Int64(7)] {
                     let got = PluginWire.decodeReply(line, allowBare: bare, id: id)
                     let want = Self.oracle(line, allowBare: bare, id: id)
-                    #expect(Self.agree(got, want), "\(text) bare=\(bare) id=\(String(describing: id)): \(got) vs \(want)")
+                    #expect(
+                        Self.agree(got, want), "\(text) bare=\(bare) id=\(String(describing: id)): \(got) vs \(want)")
                 }
             }
         }
@@ -137,7 +148,11 @@ import Testing
                 let want = Self.oracle(line, allowBare: bare, id: id)
                 if !Self.agree(got, want) {
                     disagreements += 1
-                    if disagreements <= 5 { Issue.record("\(String(decoding: line, as: UTF8.self)) bare=\(bare) id=\(String(describing: id)): \(got) vs \(want)") }
+                    if disagreements <= 5 {
+                        Issue.record(
+                            "\(String(decoding: line, as: UTF8.self)) bare=\(bare) id=\(String(describing: id)): \(got) vs \(want)"
+                        )
+                    }
                 }
             }
         }

@@ -3,6 +3,7 @@ import GRDB
 import PollerdCore
 import PollerdSQLite
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,7 +15,11 @@ import Glibc
         let path = StoreFactory.sqlite.newLocation()
         do {
             let store = try SQLiteBackend.open(path: path, synchronousFull: false)
-            let regs = (0..<3000).map { JobRegistration(jobID: "job-\($0)-" + String(repeating: "x", count: 40), kind: "noop", agent: "d", pausedOnBoot: false) }
+            let regs = (0..<3000).map {
+                JobRegistration(
+                    jobID: "job-\($0)-" + String(repeating: "x", count: 40), kind: "noop", agent: "d",
+                    pausedOnBoot: false)
+            }
             _ = try await store.register(regs, nowMs: 0)
         }
         // Fold the WAL into the file, then overwrite a page in its middle with garbage.
@@ -49,7 +54,10 @@ import Glibc
     @Test func damageFoundAtRunTimeIsToldApartFromAFullDisk() async throws {
         let path = StoreFactory.sqlite.newLocation()
         let store = try SQLiteStateStore(path: path, synchronousFull: false)
-        let regs = (0..<3000).map { JobRegistration(jobID: "job-\($0)-" + String(repeating: "x", count: 40), kind: "noop", agent: "d", pausedOnBoot: false) }
+        let regs = (0..<3000).map {
+            JobRegistration(
+                jobID: "job-\($0)-" + String(repeating: "x", count: 40), kind: "noop", agent: "d", pausedOnBoot: false)
+        }
         _ = try await store.register(regs, nowMs: 0)
         let q = try DatabaseQueue(path: path)
         try await q.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }

@@ -1,8 +1,9 @@
 import Foundation
 import GRDB
 import PollerdCore
-@testable import PollerdSQLite
 import Testing
+
+@testable import PollerdSQLite
 
 /// The SQLite store's tick history: a log in write order with each job's rows chained, kept at
 /// `tick_history` rows a job in all, the rows of slower jobs moved aside (`tick_log_kept`) when
@@ -15,16 +16,24 @@ import Testing
     func open() throws -> SQLiteStateStore { try SQLiteStateStore(path: path, synchronousFull: false) }
 
     func register(_ store: SQLiteStateStore, _ ids: [String]) async throws {
-        _ = try await store.register(ids.map { JobRegistration(jobID: $0, kind: "noop", agent: "a", pausedOnBoot: false) }, nowMs: 0)
+        _ = try await store.register(
+            ids.map { JobRegistration(jobID: $0, kind: "noop", agent: "a", pausedOnBoot: false) }, nowMs: 0)
     }
 
     /// One tick of `job`, committed with its history row; its start time numbers it.
     func tick(_ store: SQLiteStateStore, _ job: String, at ms: Int64, keep: Int) async throws {
-        guard case .granted(let lease) = try await store.acquireLease(jobID: job, holder: "h", ttlMs: 60_000, nowMs: ms, slotMs: nil, maxBacklog: nil) else {
-            Issue.record("no lease for \(job)"); return
+        guard
+            case .granted(let lease) = try await store.acquireLease(
+                jobID: job, holder: "h", ttlMs: 60_000, nowMs: ms, slotMs: nil, maxBacklog: nil)
+        else {
+            Issue.record("no lease for \(job)")
+            return
         }
-        var c = TickCommit(lease: lease, startedAtMs: ms, durationMs: 1, status: "ok", error: nil, newCursor: Data("\(ms)".utf8), itemsSeen: 0,
-                           itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false, pausedReason: nil, done: false, scheduleFingerprint: "")
+        var c = TickCommit(
+            lease: lease, startedAtMs: ms, durationMs: 1, status: "ok", error: nil, newCursor: Data("\(ms)".utf8),
+            itemsSeen: 0,
+            itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false, pausedReason: nil, done: false,
+            scheduleFingerprint: "")
         c.historyLimit = keep
         #expect(try await store.commit([c], nowMs: ms) == [0])
     }
@@ -50,8 +59,11 @@ import Testing
         #expect(try await started(store, "a", limit: 2) == [5, 4])
         #expect(try await started(store, "nobody") == [])
         // A skipped slot joins its job's chain in order.
-        store.recordSkip(TickRecord(seq: 0, jobID: "a", slotMs: 6, startedAtMs: 6, durationMs: 0, status: "skipped", error: "held",
-                                    itemsFound: 0, itemsNew: 0, duplicates: 0, cursor: nil, cursorChanged: false, holder: "h"), historyLimit: 3)
+        store.recordSkip(
+            TickRecord(
+                seq: 0, jobID: "a", slotMs: 6, startedAtMs: 6, durationMs: 0, status: "skipped", error: "held",
+                itemsFound: 0, itemsNew: 0, duplicates: 0, cursor: nil, cursorChanged: false, holder: "h"),
+            historyLimit: 3)
         #expect(try await store.tickHistory(jobID: "a", limit: 10).map(\.status) == ["skipped", "ok", "ok"])
     }
 
@@ -60,12 +72,19 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = try open()
         try await register(store, ["a"])
-        guard case .granted(let stale) = try await store.acquireLease(jobID: "a", holder: "h", ttlMs: 1, nowMs: 0, slotMs: nil, maxBacklog: nil) else {
-            Issue.record("no lease"); return
+        guard
+            case .granted(let stale) = try await store.acquireLease(
+                jobID: "a", holder: "h", ttlMs: 1, nowMs: 0, slotMs: nil, maxBacklog: nil)
+        else {
+            Issue.record("no lease")
+            return
         }
-        try await tick(store, "a", at: 10, keep: 5)   // takes the expired lease over
-        var c = TickCommit(lease: stale, startedAtMs: 20, durationMs: 1, status: "ok", error: nil, newCursor: nil, itemsSeen: 0, itemsDispatched: 0,
-                           consecutiveErrors: 0, nextRunAtMs: nil, pause: false, pausedReason: nil, done: false, scheduleFingerprint: "")
+        try await tick(store, "a", at: 10, keep: 5) // takes the expired lease over
+        var c = TickCommit(
+            lease: stale, startedAtMs: 20, durationMs: 1, status: "ok", error: nil, newCursor: nil, itemsSeen: 0,
+            itemsDispatched: 0,
+            consecutiveErrors: 0, nextRunAtMs: nil, pause: false, pausedReason: nil, done: false,
+            scheduleFingerprint: "")
         c.historyLimit = 5
         #expect(try await store.commit([c], nowMs: 20) == [nil])
         #expect(try await started(store, "a") == [10])
@@ -79,16 +98,26 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = try open()
         try await register(store, ["a", "b"])
-        guard case .granted(var lease) = try await store.acquireLease(jobID: "a", holder: "h", ttlMs: 60_000, nowMs: 0, slotMs: nil, maxBacklog: nil) else {
-            Issue.record("no lease"); return
+        guard
+            case .granted(var lease) = try await store.acquireLease(
+                jobID: "a", holder: "h", ttlMs: 60_000, nowMs: 0, slotMs: nil, maxBacklog: nil)
+        else {
+            Issue.record("no lease")
+            return
         }
         let rowids = try await store.read { db in
-            try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT job_id, rowid FROM poll_state").map { ($0[0] as String, $0[1] as Int64) })
+            try Dictionary(
+                uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT job_id, rowid FROM poll_state").map {
+                    ($0[0] as String, $0[1] as Int64)
+                })
         }
         #expect(lease.storeRow == rowids["a"])
         lease.storeRow = rowids["b"]
-        var c = TickCommit(lease: lease, startedAtMs: 7, durationMs: 1, status: "ok", error: nil, newCursor: Data("7".utf8), itemsSeen: 0,
-                           itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false, pausedReason: nil, done: false, scheduleFingerprint: "")
+        var c = TickCommit(
+            lease: lease, startedAtMs: 7, durationMs: 1, status: "ok", error: nil, newCursor: Data("7".utf8),
+            itemsSeen: 0,
+            itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false, pausedReason: nil, done: false,
+            scheduleFingerprint: "")
         c.historyLimit = 5
         #expect(try await store.commit([c], nowMs: 7) == [0])
         #expect(try await store.state(jobID: "a")?.cursor == Data("7".utf8))
@@ -97,8 +126,12 @@ import Testing
         #expect(try await started(store, "b") == [])
         // A handle that names no row at all: the same.
         try await tick(store, "a", at: 8, keep: 5)
-        guard case .granted(var again) = try await store.acquireLease(jobID: "a", holder: "h", ttlMs: 60_000, nowMs: 9, slotMs: nil, maxBacklog: nil) else {
-            Issue.record("no lease"); return
+        guard
+            case .granted(var again) = try await store.acquireLease(
+                jobID: "a", holder: "h", ttlMs: 60_000, nowMs: 9, slotMs: nil, maxBacklog: nil)
+        else {
+            Issue.record("no lease")
+            return
         }
         again.storeRow = 1_000_000
         c.lease = again
@@ -164,12 +197,16 @@ import Testing
         let old = try DatabaseQueue(path: path)
         try SQLiteStateStore.migrator.migrate(old, upTo: "007_last_ok")
         try await old.write { db in
-            try db.execute(sql: "INSERT INTO poll_state (job_id, kind, agent, created_at, updated_at, lease_token) VALUES ('a', 'noop', 'a', 0, 0, 7)")
+            try db.execute(
+                sql:
+                    "INSERT INTO poll_state (job_id, kind, agent, created_at, updated_at, lease_token) VALUES ('a', 'noop', 'a', 0, 0, 7)"
+            )
             for (seq, at) in [(5, 50), (3, 30), (4, 40)] {
-                try db.execute(sql: """
-                    INSERT INTO tick_log (job_id, seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder)
-                    VALUES ('a', ?, NULL, ?, 1, 'ok', NULL, 0, 0, 0, NULL, 0, 'h')
-                    """, arguments: [seq, at])
+                try db.execute(
+                    sql: """
+                        INSERT INTO tick_log (job_id, seq, slot_at, started_at, duration_ms, status, error, items_found, items_new, duplicates, cursor, cursor_changed, holder)
+                        VALUES ('a', ?, NULL, ?, 1, 'ok', NULL, 0, 0, 0, NULL, 0, 'h')
+                        """, arguments: [seq, at])
             }
         }
         try old.close()

@@ -8,7 +8,9 @@ import Testing
 @Suite struct SQLiteSyncTests {
     @Test(arguments: [(true, 2), (false, 1)])
     func theWriterRunsWithTheConfiguredSync(full: Bool, pragma: Int) throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-sync-\(UUID().uuidString)/state.db").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "pollerd-sync-\(UUID().uuidString)/state.db"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
         let store = try SQLiteStateStore(path: path, synchronousFull: full)
         #expect(try store.writerSynchronous() == pragma)

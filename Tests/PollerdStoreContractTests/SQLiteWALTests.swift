@@ -1,8 +1,9 @@
 import Foundation
 import GRDB
 import PollerdCore
-@testable import PollerdSQLite
 import Testing
+
+@testable import PollerdSQLite
 
 /// The writer's rewind of the WAL (`restartWAL`, which `run()` does once the WAL is large). A
 /// PASSIVE checkpoint alone leaves the frames committed while it copies, and SQLite rewinds the
@@ -18,7 +19,8 @@ import Testing
 
     func write(_ store: SQLiteStateStore, _ n: Int, from: Int) async throws {
         for i in from..<(from + n) {
-            _ = try await store.register([JobRegistration(jobID: "job-\(i)", kind: "noop", agent: "a", pausedOnBoot: false)], nowMs: Int64(i))
+            _ = try await store.register(
+                [JobRegistration(jobID: "job-\(i)", kind: "noop", agent: "a", pausedOnBoot: false)], nowMs: Int64(i))
         }
     }
 

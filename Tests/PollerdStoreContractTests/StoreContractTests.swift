@@ -17,7 +17,11 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
 
     static let sqlite = StoreFactory(
         name: "sqlite",
-        newLocation: { FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-contract-\(UUID().uuidString)/state.db").path },
+        newLocation: {
+            FileManager.default.temporaryDirectory.appendingPathComponent(
+                "pollerd-contract-\(UUID().uuidString)/state.db"
+            ).path
+        },
         open: { path, clock in try SQLiteBackend.open(path: path, synchronousFull: false, storeClock: clock) }
     )
 
@@ -29,10 +33,15 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
 @Suite struct StoreContractTests {
     let reg = JobRegistration(jobID: "j", kind: "noop", agent: "default", pausedOnBoot: false)
 
-    func commit(_ lease: LeaseGrant, cursor: String?, status: String = "ok", next: Int64 = 100_000, outbox: OutboxBatch = .empty) -> TickCommit {
-        TickCommit(lease: lease, startedAtMs: 1000, durationMs: 5, status: status, error: status == "ok" ? nil : "boom",
-                   newCursor: cursor.map { Data($0.utf8) }, itemsSeen: 3, itemsDispatched: 1, consecutiveErrors: status == "ok" ? 0 : 1,
-                   nextRunAtMs: next, pause: false, pausedReason: nil, done: false, scheduleFingerprint: "every=10", outbox: outbox)
+    func commit(
+        _ lease: LeaseGrant, cursor: String?, status: String = "ok", next: Int64 = 100_000, outbox: OutboxBatch = .empty
+    ) -> TickCommit {
+        TickCommit(
+            lease: lease, startedAtMs: 1000, durationMs: 5, status: status, error: status == "ok" ? nil : "boom",
+            newCursor: cursor.map { Data($0.utf8) }, itemsSeen: 3, itemsDispatched: 1,
+            consecutiveErrors: status == "ok" ? 0 : 1,
+            nextRunAtMs: next, pause: false, pausedReason: nil, done: false, scheduleFingerprint: "every=10",
+            outbox: outbox)
     }
 
     func grant(_ a: LeaseAcquisition) throws -> LeaseGrant {
@@ -40,9 +49,14 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         return g
     }
 
-    func announce(_ store: any PollerdStore, _ daemon: String, _ jobs: [String], file: String = "pollers.yaml", aliveUntil: Int64 = 60_000, nowMs: Int64 = 0) async throws -> [String] {
-        try await store.announce(DaemonAnnouncement(daemonID: daemon, jobFile: file, jobs: Dictionary(uniqueKeysWithValues: jobs.map { ($0, "fp-\($0)") }),
-                                                    aliveUntilMs: aliveUntil), nowMs: nowMs)
+    func announce(
+        _ store: any PollerdStore, _ daemon: String, _ jobs: [String], file: String = "pollers.yaml",
+        aliveUntil: Int64 = 60_000, nowMs: Int64 = 0
+    ) async throws -> [String] {
+        try await store.announce(
+            DaemonAnnouncement(
+                daemonID: daemon, jobFile: file, jobs: Dictionary(uniqueKeysWithValues: jobs.map { ($0, "fp-\($0)") }),
+                aliveUntilMs: aliveUntil), nowMs: nowMs)
     }
 
     func regs(_ ids: [String]) -> [JobRegistration] {
@@ -58,9 +72,13 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     func claimsAndCommitsCarryEveryValueExactly(_ f: StoreFactory) async throws {
         let store = try f.make()
         let id = "jöb/ünïcode \u{1F600}"
-        _ = try await store.register([JobRegistration(jobID: id, kind: "noop", agent: "", pausedOnBoot: false)], nowMs: 0)
+        _ = try await store.register(
+            [JobRegistration(jobID: id, kind: "noop", agent: "", pausedOnBoot: false)], nowMs: 0)
         let binary = Data([0x00, 0xFF, 0xFE, 0x00, 0x41, 0xC3])
-        var c = commit(try grant(try await store.acquireLease(jobID: id, holder: "höst-A", ttlMs: 60_000, nowMs: 1000, slotMs: nil)), cursor: nil, status: "transient")
+        var c = commit(
+            try grant(
+                try await store.acquireLease(jobID: id, holder: "höst-A", ttlMs: 60_000, nowMs: 1000, slotMs: nil)),
+            cursor: nil, status: "transient")
         c.newCursor = binary
         c.error = "kaputt: \"ü\" \u{7F}"
         c.pause = true
@@ -71,7 +89,8 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         #expect(row.paused && row.pausedReason == "" && row.pausedAtMs == 1001 && row.consecutiveErrors == 1)
         _ = try await store.setPaused(jobID: id, paused: false, reason: nil, nowMs: 1002)
 
-        let claimed = try await store.acquireLeases([LeaseRequest(jobID: id, ttlMs: 60_000, slotMs: nil, maxBacklog: nil)], holder: "höst-A", nowMs: 2000)
+        let claimed = try await store.acquireLeases(
+            [LeaseRequest(jobID: id, ttlMs: 60_000, slotMs: nil, maxBacklog: nil)], holder: "höst-A", nowMs: 2000)
         let lease = try grant(try #require(claimed.first))
         #expect(lease.cursor == binary && lease.consecutiveErrors == 1 && lease.lastAlertAtMs == nil)
         var empty = commit(lease, cursor: "")
@@ -79,7 +98,8 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         #expect(try await store.commit(empty, nowMs: 2001))
         row = try #require(try await store.state(jobID: id))
         #expect(row.cursor == Data() && row.lastError == nil && row.nextRunAtMs == nil && row.lastOkAtMs == 1000)
-        let again = try grant(try await store.acquireLease(jobID: id, holder: "höst-A", ttlMs: 60_000, nowMs: 3000, slotMs: nil))
+        let again = try grant(
+            try await store.acquireLease(jobID: id, holder: "höst-A", ttlMs: 60_000, nowMs: 3000, slotMs: nil))
         #expect(again.cursor == Data())
     }
 
@@ -87,16 +107,19 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     func cursorRoundTripAndAbsentCursorKeepsTheOld(_ f: StoreFactory) async throws {
         let store = try f.make()
         _ = try await store.register([reg], nowMs: 0)
-        let l1 = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 1000, slotMs: nil))
+        let l1 = try grant(
+            try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 1000, slotMs: nil))
         #expect(l1.cursor == nil)
         #expect(try await store.commit(commit(l1, cursor: "c1"), nowMs: 1005))
-        let l2 = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 2000, slotMs: nil))
+        let l2 = try grant(
+            try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 2000, slotMs: nil))
         #expect(l2.cursor == Data("c1".utf8))
         #expect(l2.token == l1.token + 1)
         #expect(try await store.commit(commit(l2, cursor: nil), nowMs: 2005))
         let row = try #require(try await store.state(jobID: "j"))
         #expect(row.cursor == Data("c1".utf8))
-        #expect(row.ticksTotal == 2 && row.itemsSeenTotal == 6 && row.itemsDispatchedTotal == 2 && row.lastStatus == "ok")
+        #expect(
+            row.ticksTotal == 2 && row.itemsSeenTotal == 6 && row.itemsDispatchedTotal == 2 && row.lastStatus == "ok")
         #expect(row.nextRunAtMs == 100_000)
         #expect(try await store.lease(jobID: "j") == LeaseRecord(holder: "A", token: l2.token, untilMs: 0))
     }
@@ -106,8 +129,11 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         let store = try f.make()
         _ = try await store.register([reg], nowMs: 0)
         let a = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 10_000, nowMs: 0, slotMs: nil))
-        #expect(try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 10_000, nowMs: 5000, slotMs: nil) == .held(by: "A", untilMs: 10_000))
-        let b = try grant(try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 10_000, nowMs: 10_000, slotMs: nil))
+        #expect(
+            try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 10_000, nowMs: 5000, slotMs: nil)
+                == .held(by: "A", untilMs: 10_000))
+        let b = try grant(
+            try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 10_000, nowMs: 10_000, slotMs: nil))
         #expect(b.token > a.token)
         // A's tick ran past its lease and lost it: fenced off.
         #expect(try await store.commit(commit(a, cursor: "stale"), nowMs: 11_000) == false)
@@ -124,11 +150,16 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     func aHoldersOwnLeftoverLeaseDoesNotBlockItsNextClaim(_ f: StoreFactory) async throws {
         let store = try f.make()
         _ = try await store.register([reg], nowMs: 0)
-        let first = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: nil))
+        let first = try grant(
+            try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: nil))
         // Its commit never landed; a second later A claims the job again.
-        #expect(try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 60_000, nowMs: 1000, slotMs: nil) == .held(by: "A", untilMs: 60_000))
-        let again = try grant(try await store.acquireLeases([LeaseRequest(jobID: "j", ttlMs: 60_000, slotMs: nil, maxBacklog: nil)],
-                                                            holder: "A", nowMs: 1000)[0])
+        #expect(
+            try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 60_000, nowMs: 1000, slotMs: nil)
+                == .held(by: "A", untilMs: 60_000))
+        let again = try grant(
+            try await store.acquireLeases(
+                [LeaseRequest(jobID: "j", ttlMs: 60_000, slotMs: nil, maxBacklog: nil)],
+                holder: "A", nowMs: 1000)[0])
         #expect(again.token > first.token)
         #expect(try await store.commit(commit(first, cursor: "stale"), nowMs: 1500) == false)
         #expect(try await store.commit(commit(again, cursor: "fresh"), nowMs: 1500))
@@ -144,22 +175,34 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         _ = try await store.register(regs(["free", "held", "later", "full", "fenced"]) + [pausedJob], nowMs: 0)
         // Set the stage: "held" is leased by B, "later" is planned at 50 s, "full" has a backlog.
         _ = try grant(try await store.acquireLease(jobID: "held", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
-        let l = try grant(try await store.acquireLease(jobID: "later", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
+        let l = try grant(
+            try await store.acquireLease(jobID: "later", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
         #expect(try await store.commit(commit(l, cursor: "c", next: 50_000), nowMs: 1))
-        let full = try grant(try await store.acquireLease(jobID: "full", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
-        #expect(try await store.commit(TickCommit(lease: full, startedAtMs: 1, durationMs: 1, status: "ok", error: nil, newCursor: Data("f".utf8),
-                                                  itemsSeen: 1, itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false,
-                                                  pausedReason: nil, done: false, scheduleFingerprint: "s",
-                                                  outbox: OutboxBatch(sinks: ["s"], entries: [ItemEnvelope.make(jobID: "full", kind: "noop", agent: "d", foundAtMs: 1, item: .object(["id": .string("x")]))],
-                                                                      dedupWindow: 10, foundAtMs: 1)), nowMs: 1))
-        let answers = try await store.acquireLeases([
-            LeaseRequest(jobID: "free", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
-            LeaseRequest(jobID: "held", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
-            LeaseRequest(jobID: "later", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
-            LeaseRequest(jobID: "paused", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
-            LeaseRequest(jobID: "full", ttlMs: 30_000, slotMs: 10_000, maxBacklog: 1),
-            LeaseRequest(jobID: "fenced", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
-        ], holder: "A", nowMs: 10_000)
+        let full = try grant(
+            try await store.acquireLease(jobID: "full", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
+        #expect(
+            try await store.commit(
+                TickCommit(
+                    lease: full, startedAtMs: 1, durationMs: 1, status: "ok", error: nil, newCursor: Data("f".utf8),
+                    itemsSeen: 1, itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false,
+                    pausedReason: nil, done: false, scheduleFingerprint: "s",
+                    outbox: OutboxBatch(
+                        sinks: ["s"],
+                        entries: [
+                            ItemEnvelope.make(
+                                jobID: "full", kind: "noop", agent: "d", foundAtMs: 1,
+                                item: .object(["id": .string("x")]))
+                        ],
+                        dedupWindow: 10, foundAtMs: 1)), nowMs: 1))
+        let answers = try await store.acquireLeases(
+            [
+                LeaseRequest(jobID: "free", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+                LeaseRequest(jobID: "held", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+                LeaseRequest(jobID: "later", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+                LeaseRequest(jobID: "paused", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+                LeaseRequest(jobID: "full", ttlMs: 30_000, slotMs: 10_000, maxBacklog: 1),
+                LeaseRequest(jobID: "fenced", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+            ], holder: "A", nowMs: 10_000)
         #expect(answers.count == 6)
         let free = try grant(answers[0])
         #expect(free.untilMs == 40_000 && free.holder == "A")
@@ -169,7 +212,8 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         #expect(answers[4] == .backlogged(pending: 1, limit: 1))
         let fenced = try grant(answers[5])
         #expect(try await store.reset(jobID: "fenced", nowMs: 10_001))
-        let results = try await store.commit([commit(free, cursor: "one"), commit(fenced, cursor: "two")], nowMs: 10_002)
+        let results = try await store.commit(
+            [commit(free, cursor: "one"), commit(fenced, cursor: "two")], nowMs: 10_002)
         #expect(results == [0, nil])
         #expect(try await store.state(jobID: "free")?.cursor == Data("one".utf8))
         #expect(try await store.state(jobID: "fenced")?.cursor == nil)
@@ -185,10 +229,12 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         let stopped = try f.open(location, nil)
         let live = try f.open(location, nil)
         _ = try await stopped.register([reg], nowMs: 0)
-        let old = try grant(try await stopped.acquireLease(jobID: "j", holder: "stopped", ttlMs: 30_000, nowMs: 0, slotMs: 0))
+        let old = try grant(
+            try await stopped.acquireLease(jobID: "j", holder: "stopped", ttlMs: 30_000, nowMs: 0, slotMs: 0))
         // 90 s later: the live daemon takes the expired lease, runs two slots and commits them.
         for (i, now) in [Int64(90_000), 100_000].enumerated() {
-            let g = try grant(try await live.acquireLease(jobID: "j", holder: "live", ttlMs: 30_000, nowMs: now, slotMs: now))
+            let g = try grant(
+                try await live.acquireLease(jobID: "j", holder: "live", ttlMs: 30_000, nowMs: now, slotMs: now))
             #expect(try await live.commit(commit(g, cursor: "live-\(i)", next: now + 10_000), nowMs: now + 1))
         }
         let before = try #require(try await live.state(jobID: "j"))
@@ -217,8 +263,13 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
             let results = await withTaskGroup(of: Bool.self, returning: [Bool].self) { group in
                 for (store, holder) in [(s1, "A"), (s2, "B")] {
                     group.addTask {
-                        guard case .granted(let g)? = try? await store.acquireLease(jobID: "j", holder: holder, ttlMs: 60_000, nowMs: now, slotMs: thisSlot) else { return false }
-                        return (try? await store.commit(self.commit(g, cursor: "\(round)", next: thisSlot + 10_000), nowMs: now)) == true
+                        guard
+                            case .granted(let g)? = try? await store.acquireLease(
+                                jobID: "j", holder: holder, ttlMs: 60_000, nowMs: now, slotMs: thisSlot)
+                        else { return false }
+                        return
+                            (try? await store.commit(
+                                self.commit(g, cursor: "\(round)", next: thisSlot + 10_000), nowMs: now)) == true
                     }
                 }
                 return await group.reduce(into: []) { $0.append($1) }
@@ -241,7 +292,9 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         let r = JobRegistration(jobID: "p", kind: "noop", agent: "default", pausedOnBoot: true)
         let first = try #require(try await store.register([r], nowMs: 7)["p"])
         #expect(first.paused && first.pausedAtMs == 7)
-        #expect(try await store.acquireLease(jobID: "p", holder: "A", ttlMs: 1000, nowMs: 0, slotMs: nil) == .paused(reason: "paused_on_boot"))
+        #expect(
+            try await store.acquireLease(jobID: "p", holder: "A", ttlMs: 1000, nowMs: 0, slotMs: nil)
+                == .paused(reason: "paused_on_boot"))
         #expect(try await store.setPaused(jobID: "p", paused: false, reason: nil, nowMs: 8))
         // A restart registers it again: the operator's resume stands.
         let reopened = try f.open(location, nil)
@@ -256,7 +309,8 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         let cursor0 = try await store.controlCursor()
         let l = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: nil))
         #expect(try await store.commit(commit(l, cursor: "c1"), nowMs: 1))
-        let inFlight = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 2, slotMs: nil))
+        let inFlight = try grant(
+            try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 2, slotMs: nil))
         #expect(try await store.reset(jobID: "j", nowMs: 3))
         #expect(try await store.commit(commit(inFlight, cursor: "old-cursor-based"), nowMs: 4) == false)
         #expect(try await store.state(jobID: "j")?.cursor == nil)
@@ -264,7 +318,8 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         let row = try #require(try await store.state(jobID: "j"))
         #expect(row.paused && row.pausedReason == "maintenance" && row.pausedAtMs == 5)
         let batch = try await store.controlChanges(after: cursor0)
-        #expect(batch.changes == [ControlChange(jobID: "j", action: .reset), ControlChange(jobID: "j", action: .pause)])
+        #expect(
+            batch.changes == [ControlChange(jobID: "j", action: .reset), ControlChange(jobID: "j", action: .pause)])
         #expect(try await store.controlChanges(after: batch.next).changes.isEmpty)
         #expect(try await store.setPaused(jobID: "nope", paused: true, reason: nil, nowMs: 6) == false)
         #expect(try await store.reset(jobID: "nope", nowMs: 6) == false)
@@ -298,7 +353,9 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
             try await group.waitForAll()
         }
         seen += try await reader.controlChanges(after: cursor).changes
-        for i in 0..<30 { written.append(ControlChange(jobID: i % 2 == 0 ? "a" : "b", action: i % 4 < 2 ? .pause : .resume)) }
+        for i in 0..<30 {
+            written.append(ControlChange(jobID: i % 2 == 0 ? "a" : "b", action: i % 4 < 2 ? .pause : .resume))
+        }
         #expect(seen == written)
     }
 
@@ -310,8 +367,11 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         _ = try await store.acquireLease(jobID: "b", holder: "host:222:alive", ttlMs: 60_000, nowMs: 0, slotMs: nil)
         let n = try await store.reclaimLeases(isAbandoned: { $0.hasSuffix("dead") }, nowMs: 1)
         #expect(n == 1)
-        #expect(try await store.acquireLease(jobID: "b", holder: "X", ttlMs: 1, nowMs: 2, slotMs: nil) == .held(by: "host:222:alive", untilMs: 60_000))
-        guard case .granted = try await store.acquireLease(jobID: "a", holder: "X", ttlMs: 1, nowMs: 2, slotMs: nil) else {
+        #expect(
+            try await store.acquireLease(jobID: "b", holder: "X", ttlMs: 1, nowMs: 2, slotMs: nil)
+                == .held(by: "host:222:alive", untilMs: 60_000))
+        guard case .granted = try await store.acquireLease(jobID: "a", holder: "X", ttlMs: 1, nowMs: 2, slotMs: nil)
+        else {
             Issue.record("abandoned lease was not freed")
             return
         }
@@ -325,7 +385,10 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         let ok = try await withThrowingTaskGroup(of: Bool.self, returning: Int.self) { group in
             for r in many {
                 group.addTask {
-                    guard case .granted(let g) = try await store.acquireLease(jobID: r.jobID, holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: 0) else { return false }
+                    guard
+                        case .granted(let g) = try await store.acquireLease(
+                            jobID: r.jobID, holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: 0)
+                    else { return false }
                     return try await store.commit(self.commit(g, cursor: r.jobID), nowMs: 1)
                 }
             }
@@ -349,16 +412,23 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         let ahead = try f.open(location, storeClock)
         _ = try await a.register([reg], nowMs: 0)
         let skew: Int64 = 600_000
-        let g = try grant(try await a.acquireLease(jobID: "j", holder: "A", ttlMs: 30_000, nowMs: storeClock.nowMs, slotMs: nil))
+        let g = try grant(
+            try await a.acquireLease(jobID: "j", holder: "A", ttlMs: 30_000, nowMs: storeClock.nowMs, slotMs: nil))
         #expect(g.untilMs == 1_030_000)
         // B's clock says the lease ended long ago; the store says it has 30 s to go.
-        #expect(try await ahead.acquireLease(jobID: "j", holder: "B", ttlMs: 30_000, nowMs: storeClock.nowMs + skew, slotMs: nil) == .held(by: "A", untilMs: 1_030_000))
+        #expect(
+            try await ahead.acquireLease(
+                jobID: "j", holder: "B", ttlMs: 30_000, nowMs: storeClock.nowMs + skew, slotMs: nil)
+                == .held(by: "A", untilMs: 1_030_000))
         storeClock.advance(byMs: 20_000)
         // A renews with a clock that lags: the lease still runs 30 s from the store's now.
         #expect(try await a.renewLease(g, ttlMs: 30_000, nowMs: 0))
         #expect(try await a.lease(jobID: "j")?.untilMs == 1_050_000)
         storeClock.advance(byMs: 30_000)
-        guard case .granted(let b) = try await ahead.acquireLease(jobID: "j", holder: "B", ttlMs: 30_000, nowMs: 0, slotMs: nil) else {
+        guard
+            case .granted(let b) = try await ahead.acquireLease(
+                jobID: "j", holder: "B", ttlMs: 30_000, nowMs: 0, slotMs: nil)
+        else {
             Issue.record("the lease did not expire on the store's clock")
             return
         }
@@ -377,7 +447,10 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         #expect(try await announce(one, "d1", ["a", "shared"], file: "one.yaml").isEmpty)
         // The second daemon boots last: it must not deactivate the first one's jobs.
         #expect(try await announce(two, "d2", ["b", "shared"], file: "two.yaml").isEmpty)
-        #expect(Set(try await one.allStates().filter { $0.definitionFingerprint != nil }.map(\.jobID)) == ["a", "b", "shared"])
+        #expect(
+            Set(try await one.allStates().filter { $0.definitionFingerprint != nil }.map(\.jobID)) == [
+                "a", "b", "shared",
+            ])
         #expect(try await one.jobOwners(jobID: "shared", nowMs: 1) == ["d1", "d2"])
         #expect(try await one.liveDaemons(nowMs: 1).map(\.daemonID) == ["d1", "d2"])
         #expect(try await one.liveDaemons(nowMs: 1).map(\.jobs) == [2, 2])
@@ -414,8 +487,10 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     func pluginStatusRowsAreKeptPerDaemon(_ f: StoreFactory) async throws {
         let store = try f.make()
         func rec(_ d: String, _ phase: String) -> PluginStatusRecord {
-            PluginStatusRecord(daemonID: d, pluginID: "p", lifecycle: "long_lived", phase: phase, pid: 42, restarts: 1, ticks: 5, failures: 0,
-                               lastError: nil, stderrTail: ["a line"], updatedAtMs: 10)
+            PluginStatusRecord(
+                daemonID: d, pluginID: "p", lifecycle: "long_lived", phase: phase, pid: 42, restarts: 1, ticks: 5,
+                failures: 0,
+                lastError: nil, stderrTail: ["a line"], updatedAtMs: 10)
         }
         try await store.recordPluginStatuses([rec("d1", "running")], daemonID: "d1")
         try await store.recordPluginStatuses([rec("d2", "backing_off")], daemonID: "d2")
@@ -428,8 +503,13 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     // MARK: Outbox
 
     func batch(_ ids: [String], sinks: [String] = ["s"], window: Int = 100) -> OutboxBatch {
-        OutboxBatch(sinks: sinks, entries: ids.map { ItemEnvelope.make(jobID: "j", kind: "noop", agent: "default", foundAtMs: 1, item: .object(["id": .string($0)])) },
-                    dedupWindow: window, foundAtMs: 1)
+        OutboxBatch(
+            sinks: sinks,
+            entries: ids.map {
+                ItemEnvelope.make(
+                    jobID: "j", kind: "noop", agent: "default", foundAtMs: 1, item: .object(["id": .string($0)]))
+            },
+            dedupWindow: window, foundAtMs: 1)
     }
 
     func tickWith(_ store: any PollerdStore, _ ids: [String], at now: Int64, window: Int = 100) async throws -> Bool {
@@ -444,28 +524,37 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         #expect(try await tickWith(store, ["x", "y", "z"], at: 10))
         #expect(try await store.state(jobID: "j")?.outboxBacklog == 3)
         let lane = try #require(try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).first)
-        #expect(try await store.claimLanes(holder: "E", nowMs: 21, claimMs: 60_000, limit: 10).isEmpty)   // claimed
+        #expect(try await store.claimLanes(holder: "E", nowMs: 21, claimMs: 60_000, limit: 10).isEmpty) // claimed
         let items = try await store.laneItems(lane, limit: 10)
         #expect(items.map(\.key) == ["j:x", "j:y", "j:z"])
         // x acked, y failed: retry later; the claim is released.
-        #expect(try await store.settle(lane, holder: "D", LaneSettlement(acked: [items[0].seq], failure: .retry(atMs: 1000, error: "503")), nowMs: 30))
-        #expect(try await store.claimLanes(holder: "D", nowMs: 999, claimMs: 60_000, limit: 10).isEmpty)   // not due yet
+        #expect(
+            try await store.settle(
+                lane, holder: "D", LaneSettlement(acked: [items[0].seq], failure: .retry(atMs: 1000, error: "503")),
+                nowMs: 30))
+        #expect(try await store.claimLanes(holder: "D", nowMs: 999, claimMs: 60_000, limit: 10).isEmpty) // not due yet
         let again = try #require(try await store.claimLanes(holder: "D", nowMs: 1000, claimMs: 60_000, limit: 10).first)
         #expect(again.attempts == 1)
         #expect(try await store.laneItems(again, limit: 10).map(\.key) == ["j:y", "j:z"])
         // A settle under a lost claim changes nothing.
-        #expect(try await store.settle(lane, holder: "D", LaneSettlement(acked: [items[1].seq], failure: nil), nowMs: 1001) == false)
+        #expect(
+            try await store.settle(lane, holder: "D", LaneSettlement(acked: [items[1].seq], failure: nil), nowMs: 1001)
+                == false)
         // y dead-letters; z is delivered.
-        #expect(try await store.settle(again, holder: "D", LaneSettlement(acked: [], failure: .deadLetter(error: "410 gone")), nowMs: 1002))
+        #expect(
+            try await store.settle(
+                again, holder: "D", LaneSettlement(acked: [], failure: .deadLetter(error: "410 gone")), nowMs: 1002))
         let last = try #require(try await store.claimLanes(holder: "D", nowMs: 1003, claimMs: 60_000, limit: 10).first)
         #expect(try await store.laneItems(last, limit: 10).map(\.key) == ["j:z"])
-        #expect(try await store.settle(last, holder: "D", LaneSettlement(acked: [items[2].seq], failure: nil), nowMs: 1004))
+        #expect(
+            try await store.settle(last, holder: "D", LaneSettlement(acked: [items[2].seq], failure: nil), nowMs: 1004))
         #expect(try await store.state(jobID: "j")?.outboxBacklog == 0)
         let dead = try await store.deadLetters(jobID: "j", limit: 10)
         #expect(dead.map(\.key) == ["j:y"] && dead.first?.lastError == "410 gone")
         // Replay puts it back at the end of its lane.
         #expect(try await store.replayDeadLetters(.job("j"), nowMs: 1005) == 1)
-        let replayed = try #require(try await store.claimLanes(holder: "D", nowMs: 1006, claimMs: 60_000, limit: 10).first)
+        let replayed = try #require(
+            try await store.claimLanes(holder: "D", nowMs: 1006, claimMs: 60_000, limit: 10).first)
         #expect(try await store.laneItems(replayed, limit: 10).map(\.key) == ["j:y"])
     }
 
@@ -474,9 +563,9 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         let store = try f.make()
         _ = try await store.register([reg], nowMs: 0)
         #expect(try await tickWith(store, ["a", "b"], at: 10, window: 3))
-        #expect(try await tickWith(store, ["a", "b", "c"], at: 20, window: 3))   // only c is new
+        #expect(try await tickWith(store, ["a", "b", "c"], at: 20, window: 3)) // only c is new
         #expect(try await store.state(jobID: "j")?.outboxBacklog == 3)
-        #expect(try await tickWith(store, ["d", "e"], at: 30, window: 3))         // a and b fall out of the window
+        #expect(try await tickWith(store, ["d", "e"], at: 30, window: 3)) // a and b fall out of the window
         #expect(try await tickWith(store, ["a"], at: 40, window: 3))
         #expect(try await store.state(jobID: "j")?.outboxBacklog == 6)
     }
@@ -486,9 +575,15 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         let store = try f.make()
         _ = try await store.register([reg], nowMs: 0)
         #expect(try await tickWith(store, ["a", "b", "c"], at: 10))
-        #expect(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 1000, nowMs: 20, slotMs: nil, maxBacklog: 3) == .backlogged(pending: 3, limit: 3))
-        guard case .granted = try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 1000, nowMs: 20, slotMs: nil, maxBacklog: 4) else {
-            Issue.record("a backlog under the bound refused the lease"); return
+        #expect(
+            try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 1000, nowMs: 20, slotMs: nil, maxBacklog: 3)
+                == .backlogged(pending: 3, limit: 3))
+        guard
+            case .granted = try await store.acquireLease(
+                jobID: "j", holder: "A", ttlMs: 1000, nowMs: 20, slotMs: nil, maxBacklog: 4)
+        else {
+            Issue.record("a backlog under the bound refused the lease")
+            return
         }
     }
 }
