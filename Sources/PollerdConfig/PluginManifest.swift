@@ -180,15 +180,15 @@ struct ManifestValidator {
     }
 
     mutating func fail(_ table: String, _ key: String?, _ message: String) {
-        let where_ = key.map { "[\(table)] \($0)" } ?? "[\(table)]"
+        let place = key.map { "[\(table)] \($0)" } ?? "[\(table)]"
         errors.append(
-            ConfigError(file: path, line: line(of: key, in: table), column: 1, message: "\(where_): \(message)"))
+            ConfigError(file: path, line: line(of: key, in: table), column: 1, message: "\(place): \(message)"))
     }
 
     mutating func warn(_ table: String, _ key: String?, _ message: String) {
-        let where_ = key.map { "[\(table)] \($0)" } ?? "[\(table)]"
+        let place = key.map { "[\(table)] \($0)" } ?? "[\(table)]"
         warnings.append(
-            ConfigError(file: path, line: line(of: key, in: table), column: 1, message: "\(where_): \(message)"))
+            ConfigError(file: path, line: line(of: key, in: table), column: 1, message: "\(place): \(message)"))
     }
 
     static func matches(_ s: String, first: (Character) -> Bool, rest: (Character) -> Bool, min: Int, max: Int) -> Bool

@@ -119,7 +119,8 @@ public enum FeedParser {
     static func rss(_ root: XNode, version: String, encoding: String) -> ParsedFeed {
         let channel = root.child("channel", in: rssSpaces) ?? root
         var items = channel.children("item", in: rssSpaces)
-        if items.isEmpty { items = root.children("item", in: rssSpaces) } // some 0.9x feeds put items beside the channel
+        // some 0.9x feeds put items beside the channel
+        if items.isEmpty { items = root.children("item", in: rssSpaces) }
         let v = ["0.90", "0.91", "0.92", "0.93", "0.94", "2.0", "2.0.1"].contains(version) ? version : "2.0"
         return ParsedFeed(
             format: "rss-" + (v.hasPrefix("2.0") ? "2.0" : v),

@@ -127,9 +127,9 @@ public struct HTTPJSONPoller: Poller {
             }
             let list: JSONValue? = cfg.itemsPath.map { $0.value(in: doc) } ?? doc
             guard case .array(let items)? = list else {
-                let where_ = cfg.itemsPath.map { "items_path '\($0)'" } ?? "the document's root (items_path is empty)"
+                let place = cfg.itemsPath.map { "items_path '\($0)'" } ?? "the document's root (items_path is empty)"
                 throw .transient(
-                    .badResponse, "\(response.url): \(where_) is not an array" + (list == nil ? " (not found)" : ""))
+                    .badResponse, "\(response.url): \(place) is not an array" + (list == nil ? " (not found)" : ""))
             }
             for raw in items {
                 let item: JSONValue = if case .object = raw { raw } else { .object(["value": raw]) }

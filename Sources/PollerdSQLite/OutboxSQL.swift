@@ -244,7 +244,7 @@ enum OutboxSQL {
         return true
     }
 
-    static func where_(_ sel: DeadLetterSelection) -> (String, StatementArguments) {
+    static func condition(_ sel: DeadLetterSelection) -> (String, StatementArguments) {
         switch sel {
         case .all: return ("1", [])
         case .job(let j): return ("job_id = ?", [j])
@@ -253,7 +253,7 @@ enum OutboxSQL {
     }
 
     static func replay(_ sel: DeadLetterSelection, nowMs: Int64, _ db: Database) throws -> Int {
-        let (w, args) = where_(sel)
+        let (w, args) = condition(sel)
         let rows = try Row.fetchAll(
             db, sql: "SELECT id, job_id, sink, item_key, envelope, found_at FROM dead_letter WHERE \(w) ORDER BY id",
             arguments: args)

@@ -81,7 +81,7 @@ extension SQLiteStateStore: OutboxStore {
 
     public func dropDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
         try await write { db in
-            let (w, args) = OutboxSQL.where_(selection)
+            let (w, args) = OutboxSQL.condition(selection)
             try db.execute(sql: "DELETE FROM dead_letter WHERE \(w)", arguments: args)
             return db.changesCount
         }

@@ -50,6 +50,8 @@ struct ConfigOptions: ParsableArguments {
 }
 
 /// `--log-level` takes swift-log's level names; any other word is a usage error (exit 64).
+// swift-format-ignore: AvoidRetroactiveConformances
+// Neither swift-log nor ArgumentParser can declare this, and only the executable parses levels.
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// How logs are written.

@@ -289,7 +289,8 @@ import Glibc
         let job = f.job([SinkSpec(.file(path: path))])
         try await f.register([job])
         await f.tick(job, items: numbered(0..<2))
-        f.deliverer.update(jobs: [f.job([SinkSpec(.stdout)])], tuning: f.settings.delivery) // reload dropped the file sink
+        // reload dropped the file sink
+        f.deliverer.update(jobs: [f.job([SinkSpec(.stdout)])], tuning: f.settings.delivery)
         let r = try await f.deliverer.pass()
         #expect(r.map(\.parked) == [true])
         let lane = try await f.lane("j", "file:\(path)")

@@ -144,7 +144,8 @@ final class FeedServer: Sendable {
         guard let server = holder.server.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
         var headers: [String: String] = [:]
         for f in request.headers { headers[f.name.canonicalName.lowercased()] = f.value }
-        if let authority = request.head.authority { headers["host"] = authority } // HTTP/1's Host, as HTTPTypes keeps it
+        // HTTP/1's Host, as HTTPTypes keeps it
+        if let authority = request.head.authority { headers["host"] = authority }
         let r = server.begin(Request(path: request.uri.path, query: request.uri.query ?? "", headers: headers))
         if r.hold { await server.waitForRelease() }
         var fields = HTTPFields()

@@ -64,7 +64,8 @@ import Testing
         #expect(
             a.nextCursor == Data("world".utf8) && a.nextIntervalSecs == 120 && a.itemsSeen == 5
                 && a.itemsDispatched == 2)
-        #expect(try ack(#"{"result":{"next_cursor":"d29ybGQ="}}"#).get().nextCursor == Data("world".utf8)) // padded accepted
+        // padded accepted
+        #expect(try ack(#"{"result":{"next_cursor":"d29ybGQ="}}"#).get().nextCursor == Data("world".utf8))
     }
 
     @Test func emptyReplyIsAnEmptyAck() throws {
