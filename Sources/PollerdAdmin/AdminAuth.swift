@@ -95,8 +95,10 @@ public struct AdminError: HTTPResponseError, Sendable {
 }
 
 /// Decides who a request is, in one place, for the API and the dashboard alike:
+/// - a request with no `Host`, or with several that disagree, is refused (400);
 /// - with no token configured (loopback only), everyone is admin, but a `Host` that is not a
-///   loopback name is refused (a DNS-rebinding page cannot reach the API);
+///   loopback IP literal or an exact loopback name (`LoopbackHosts`) is refused: a DNS-rebinding
+///   page, whatever its name looks like, cannot reach the API;
 /// - a state change from another origin (`Origin`, or `Sec-Fetch-Site: cross-site`) is refused;
 /// - probes pass when left open; `/login` and `/static/` pass to their routes;
 /// - a bearer token gives its role; a missing or unknown one is 401;
@@ -108,11 +110,13 @@ public struct AdminAuthMiddleware: RouterMiddleware {
     public typealias Context = AdminRequestContext
     let auth: AdminAuth
     let sessions: AdminSessions?
+    let loopbackHosts: LoopbackHosts
     static let probes: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
-    public init(auth: AdminAuth, sessions: AdminSessions? = nil) {
+    public init(auth: AdminAuth, sessions: AdminSessions? = nil, loopbackHosts: LoopbackHosts = LoopbackHosts()) {
         self.auth = auth
         self.sessions = sessions
+        self.loopbackHosts = loopbackHosts
     }
 
     /// A path of the dashboard (HTML), not of the JSON API or a probe.
@@ -129,7 +133,8 @@ public struct AdminAuthMiddleware: RouterMiddleware {
         var request = request
         let path = request.uri.path
         let changes = request.method != .get && request.method != .head
-        if auth.isOpen, let host = Self.authority(request), !AdminServer.isLoopback(Self.hostName(host)) {
+        let host = try Self.authority(request)
+        if auth.isOpen, !loopbackHosts.containsAuthority(host) {
             throw AdminError(
                 .forbidden, "host_refused",
                 "this daemon's admin API has no token and answers on loopback names only, not '\(host)'")
@@ -174,16 +179,19 @@ public struct AdminAuthMiddleware: RouterMiddleware {
         return try await Self.secure(next(request, context), path: path)
     }
 
-    /// The request's `Host`. An HTTP/1 server moves the header into the authority; a test
-    /// client sets the authority and may send the header too, which then wins.
-    static func authority(_ request: Request) -> String? {
-        request.headers[HTTPField.Name("Host")!] ?? request.head.authority
-    }
-
-    /// The host part of a `Host` header (`[::1]:9091` → `::1`, `localhost:9091` → `localhost`).
-    static func hostName(_ host: String) -> String {
-        if host.hasPrefix("[") { return String(host.dropFirst().prefix { $0 != "]" }) }
-        return String(host.prefix { $0 != ":" })
+    /// The request's one `Host`. An HTTP/1 server moves the first `Host` header into the
+    /// authority and leaves any later one among the fields; HTTP/1.1 requires exactly one (RFC 9112
+    /// §3.2), so a request without one, or with several that differ, is refused with 400.
+    static func authority(_ request: Request) throws -> String {
+        var values = request.headers[values: HTTPField.Name("Host")!]
+        if let authority = request.head.authority { values.append(authority) }
+        guard let host = values.first else {
+            throw AdminError(.badRequest, "host_missing", "the request has no Host header")
+        }
+        guard values.allSatisfy({ $0.lowercased() == host.lowercased() }) else {
+            throw AdminError(.badRequest, "host_conflict", "the request has several Host headers that differ")
+        }
+        return host
     }
 
     /// A browser's cross-origin POST (a page elsewhere submitting a form here) is refused.
@@ -192,7 +200,7 @@ public struct AdminAuthMiddleware: RouterMiddleware {
             throw AdminError(.forbidden, "cross_origin", "a request from another site may not change anything here")
         }
         if let origin = request.headers[HTTPField.Name("Origin")!] {
-            let host = Self.authority(request) ?? ""
+            let host = try Self.authority(request)
             guard origin == "http://" + host || origin == "https://" + host else {
                 throw AdminError(
                     .forbidden, "cross_origin", "a request from origin '\(origin)' may not change anything here")

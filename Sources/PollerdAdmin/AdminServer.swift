@@ -5,6 +5,7 @@ import HummingbirdCore
 public import Logging
 import Metrics
 public import NIOCore
+public import PollerdCore
 public import Prometheus
 
 /// The admin HTTP server: `/metrics` (Prometheus text format) and `/healthz`.
@@ -24,10 +25,9 @@ public enum AdminServer {
     /// How long a request head may take to arrive in full (a trickling slowloris is closed here).
     public static let headerDeadlineSecs: Int64 = 10
 
-    /// True for an address only this machine can reach.
-    public static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
-    }
+    /// True for a listen address only this machine can reach: a loopback IP literal or
+    /// `localhost` (`LoopbackHosts`); a name that merely starts with `127.` is a DNS name.
+    public static func isLoopback(_ host: String) -> Bool { LoopbackHosts().contains(host) }
 
     /// The admin listener refused to start: it would be reachable from the network without a token.
     public struct OpenOnNetwork: Error, CustomStringConvertible {
@@ -46,12 +46,13 @@ public enum AdminServer {
         host: String, port: Int, registry: PrometheusCollectorRegistry?, auth: AdminAuth, logger: Logger,
         idleTimeoutMs: Int64 = idleTimeoutSecs * 1000, maxConnections: Int = maxConnections,
         headerDeadlineMs: Int64 = headerDeadlineSecs * 1000,
-        sessions: AdminSessions? = nil,
+        sessions: AdminSessions? = nil, loopbackHosts: LoopbackHosts = .system(),
         routes: (Router<AdminRequestContext>) -> Void = { _ in },
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         if !isLoopback(host) && auth.isOpen { throw OpenOnNetwork(address: "\(host):\(port)") }
-        let router = self.router(registry: registry, auth: auth, sessions: sessions, routes: routes)
+        let router = self.router(
+            registry: registry, auth: auth, sessions: sessions, loopbackHosts: loopbackHosts, routes: routes)
         let deadline = TimeAmount.milliseconds(headerDeadlineMs)
         return Application(
             router: router,
@@ -68,10 +69,10 @@ public enum AdminServer {
     /// The router alone (tests drive it without a socket).
     public static func router(
         registry: PrometheusCollectorRegistry?, auth: AdminAuth, sessions: AdminSessions? = nil,
-        routes: (Router<AdminRequestContext>) -> Void
+        loopbackHosts: LoopbackHosts = LoopbackHosts(), routes: (Router<AdminRequestContext>) -> Void
     ) -> Router<AdminRequestContext> {
         let router = Router(context: AdminRequestContext.self)
-        router.add(middleware: AdminAuthMiddleware(auth: auth, sessions: sessions))
+        router.add(middleware: AdminAuthMiddleware(auth: auth, sessions: sessions, loopbackHosts: loopbackHosts))
         if let sessions { login(router, auth: auth, sessions: sessions) }
         if let registry {
             router.get("/metrics") { _, _ -> Response in

@@ -105,11 +105,50 @@ import Glibc
         }
     }
 
+    /// Sends `head` (a request head without its blank line) and returns the status code.
+    func status(port: Int, head: String) async throws -> Int {
+        let fd = try connect(port)
+        defer { close(fd) }
+        let req = Array((head + "Connection: close\r\n\r\n").utf8)
+        #expect(write(fd, req, req.count) == req.count)
+        let reply = String(decoding: await readToClose(fd), as: UTF8.self)
+        return Int(reply.dropFirst("HTTP/1.1 ".count).prefix(3)) ?? -1
+    }
+
+    /// Over a real socket, with no token: the loopback names and literals are answered, a DNS name
+    /// that only starts like one (a rebinding page's own name) is refused, and so is a request
+    /// without a Host or with two that differ. The guard holds for every route, probes included.
+    @Test(.timeLimit(.minutes(1))) func theTokenlessGuardReadsTheHostOverTheWire() async throws {
+        try await withServer(idleTimeoutMs: 10_000) { port in
+            for host in ["localhost:\(port)", "127.0.0.1:\(port)", "[::1]:\(port)", "127.1", "[::ffff:127.0.0.1]"] {
+                #expect(
+                    try await status(port: port, head: "GET /healthz HTTP/1.1\r\nHost: \(host)\r\n") == 200, "\(host)")
+            }
+            for host in [
+                "127.0.0.1.evil.example", "127.evil.example:\(port)", "localhost.evil.example", "10.0.0.1",
+                "[::127.0.0.1]", "2002:7f00:1::", "evil.example",
+            ] {
+                for path in ["/healthz", "/metrics"] {
+                    let code = try await status(port: port, head: "GET \(path) HTTP/1.1\r\nHost: \(host)\r\n")
+                    #expect(code == 403, "\(host) \(path)")
+                }
+            }
+            #expect(try await status(port: port, head: "GET /healthz HTTP/1.1\r\n") == 400)
+            #expect(try await status(port: port, head: "GET /healthz HTTP/1.0\r\n") == 400)
+            let twoHosts = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n"
+            #expect(try await status(port: port, head: twoHosts) == 400)
+            let sameTwice = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nHost: LOCALHOST\r\n"
+            #expect(try await status(port: port, head: sameTwice) == 200)
+        }
+    }
+
     @Test func onlyLoopbackAddressesCountAsLocal() {
         #expect(
             AdminServer.isLoopback("127.0.0.1") && AdminServer.isLoopback("127.1.2.3")
                 && AdminServer.isLoopback("localhost") && AdminServer.isLoopback("::1"))
         #expect(
             !AdminServer.isLoopback("0.0.0.0") && !AdminServer.isLoopback("10.0.0.1") && !AdminServer.isLoopback("::"))
+        // A listen address that is a DNS name beginning with 127. binds wherever that name points.
+        #expect(!AdminServer.isLoopback("127.0.0.1.evil.example") && !AdminServer.isLoopback("127.evil.example"))
     }
 }

@@ -37,23 +37,27 @@ import Testing
         #expect(AddressPolicy().refusal(of: ip, port: 80, allowPrivate: true) == nil)
     }
 
-    @Test(arguments: [
+    static let publicAddresses = [
         "8.8.8.8", "1.1.1.1", "93.184.215.14", "172.32.0.1", "172.15.255.255", "100.128.0.1", "169.253.0.1",
         "2606:4700:4700::1111", "2a00:1450:4001:82b::200e", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1",
-    ])
+    ]
+
+    @Test(arguments: publicAddresses)
     func allowsPublicAddresses(_ text: String) throws {
         let ip = try #require(IPAddress(text))
         #expect(AddressPolicy.restriction(of: ip) == nil, "\(text) refused: \(AddressPolicy.restriction(of: ip) ?? "")")
     }
 
-    /// Hosts written as numbers in other forms are refused whatever they stand for.
-    @Test(arguments: [
+    static let obfuscated = [
         ("2130706433", "127.0.0.1"), ("0x7f000001", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"),
         ("0x7f.0.0.1", "127.0.0.1"),
         ("127.1", "127.0.0.1"), ("017700000001", "127.0.0.1"), ("0xA9FEA9FE", "169.254.169.254"),
         ("3232235777", "192.168.1.1"),
         ("0x08.0x08.0x08.0x08", "8.8.8.8"), ("010.0.0.1", "8.0.0.1"),
-    ])
+    ]
+
+    /// Hosts written as numbers in other forms are refused whatever they stand for.
+    @Test(arguments: obfuscated)
     func refusesObfuscatedNumericHosts(_ host: String, _ meaning: String) {
         #expect(AddressPolicy.obfuscatedIPv4(host)?.description == meaning)
     }
