@@ -128,7 +128,13 @@ enum FeedText {
     /// - HTML named references (`&nbsp;`, `&eacute;`, …) become numeric references;
     /// - a `&` that starts no reference becomes `&amp;` (`AT&T` in an RSS title);
     /// - a control character XML forbids becomes U+FFFD.
-    /// CDATA sections and comments pass through untouched.
+    ///
+    /// It reads the markup as XML does, so that what it removes is exactly what the parser would
+    /// take for a DOCTYPE: comments, CDATA sections and processing instructions pass through
+    /// untouched to their first terminator (`-->`, `]]>`, `?>`), and a quoted attribute value
+    /// runs to its closing quote. Every other `<` that begins no tag (a stray `<` in text, in an
+    /// attribute value, or another `<!` declaration) becomes `&lt;`, and so does the tail of a
+    /// construct that never ends: the parser never sees a `<!` it could read as a declaration.
     static func sanitize(_ input: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(input.count + input.count / 32)
@@ -139,77 +145,172 @@ enum FeedText {
                 guard j + len <= n else { return false }
                 return memcmp(buf.baseAddress! + j, lit.utf8Start, len) == 0
             }
-            func copyThrough(_ terminator: StaticString, from j: Int) -> Int {
-                // Copies input[j...] up to and including the terminator (or to the end).
+            /// The index just past the first `terminator` at or after `j`, or nil.
+            func end(of terminator: StaticString, from j: Int) -> Int? {
                 var k = j
+                let first = terminator.utf8Start.pointee
                 while k < n {
-                    if buf[k] == terminator.utf8Start.pointee, starts(terminator, at: k) {
-                        let end = k + terminator.utf8CodeUnitCount
-                        out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[j..<end]))
-                        return end
-                    }
+                    if buf[k] == first, starts(terminator, at: k) { return k + terminator.utf8CodeUnitCount }
                     k += 1
                 }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[j..<n]))
-                return n
+                return nil
+            }
+            /// Copies a comment, CDATA section or PI whole; an unterminated one is escaped text.
+            func copyConstruct(from j: Int, through terminator: StaticString, skipping opener: Int) -> Int {
+                guard let e = end(of: terminator, from: j + opener) else {
+                    out.append(contentsOf: Self.lessThan)
+                    return j + 1
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[j..<e]))
+                return e
             }
             var i = 0
             while i < n {
-                // Copy the run of bytes that need nothing in one go.
-                var k = i
-                while k < n {
-                    let b = buf[k]
-                    if b == UInt8(ascii: "<") || b == UInt8(ascii: "&")
-                        || (b < 0x20 && b != 0x09 && b != 0x0A && b != 0x0D)
-                    {
-                        break
-                    }
-                    k += 1
-                }
-                if k > i { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[i..<k])) }
-                i = k
+                i = copyPlain(buf, from: i, into: &out)
                 guard i < n else { break }
                 let b = buf[i]
-                if b == UInt8(ascii: "<") {
-                    if starts("<![CDATA[", at: i) {
-                        i = copyThrough("]]>", from: i)
-                        continue
-                    }
-                    if starts("<!--", at: i) {
-                        i = copyThrough("-->", from: i)
-                        continue
-                    }
-                    if starts("<!DOCTYPE", at: i) || starts("<!doctype", at: i) {
-                        // Skip to the '>' that closes it, past any internal subset in brackets.
-                        var k = i + 9
-                        var depth = 0
-                        while k < n {
-                            let c = buf[k]
-                            if c == UInt8(ascii: "[") {
-                                depth += 1
-                            } else if c == UInt8(ascii: "]") {
-                                depth -= 1
-                            } else if c == UInt8(ascii: ">") && depth <= 0 {
-                                break
-                            }
-                            k += 1
-                        }
-                        i = min(k + 1, n)
-                        continue
-                    }
-                    out.append(b)
-                    i += 1
-                    continue
-                }
                 if b == UInt8(ascii: "&") {
                     i = entity(input, at: i, into: &out)
-                    continue
+                } else if b != UInt8(ascii: "<") {
+                    out.append(contentsOf: Self.replacement) // a control character XML forbids
+                    i += 1
+                } else if starts("<![CDATA[", at: i) {
+                    i = copyConstruct(from: i, through: "]]>", skipping: 9)
+                } else if starts("<!--", at: i) {
+                    i = copyConstruct(from: i, through: "-->", skipping: 4)
+                } else if starts("<?", at: i) {
+                    i = copyConstruct(from: i, through: "?>", skipping: 2)
+                } else if isDoctype(buf, at: i) {
+                    i = skipDoctype(buf, from: i + 9)
+                } else if i + 1 < n, buf[i + 1] == UInt8(ascii: "/") || isNameStart(buf[i + 1]) {
+                    i = copyTag(input, buf, from: i, into: &out)
+                } else {
+                    out.append(contentsOf: Self.lessThan) // `<!ENTITY …` outside a DTD, `a < b`, …
+                    i += 1
                 }
-                out.append(contentsOf: [0xEF, 0xBF, 0xBD]) // a control character XML forbids
-                i += 1
             }
         }
         return out
+    }
+
+    private static let lessThan = Array("&lt;".utf8)
+    private static let replacement: [UInt8] = [0xEF, 0xBF, 0xBD]
+
+    /// Copies the run from `i` of bytes that need nothing; returns where it stopped.
+    private static func copyPlain(_ buf: UnsafeBufferPointer<UInt8>, from i: Int, into out: inout [UInt8]) -> Int {
+        var k = i
+        while k < buf.count {
+            let b = buf[k]
+            if b == UInt8(ascii: "<") || b == UInt8(ascii: "&") || (b < 0x20 && b != 0x09 && b != 0x0A && b != 0x0D) {
+                break
+            }
+            k += 1
+        }
+        if k > i { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[i..<k])) }
+        return k
+    }
+
+    /// `<!DOCTYPE` in any letter case (XML takes only upper case; a lower-case one goes too).
+    private static func isDoctype(_ buf: UnsafeBufferPointer<UInt8>, at i: Int) -> Bool {
+        let word = Array("<!DOCTYPE".utf8)
+        guard i + word.count <= buf.count else { return false }
+        for (k, c) in word.enumerated() where buf[i + k] != c && buf[i + k] != (c | 0x20) { return false }
+        return true
+    }
+
+    /// Skips a DOCTYPE from just past `<!DOCTYPE` to just past its closing `>`: quoted literals,
+    /// and in the internal subset comments and PIs too, may hold `>`, `[` and `]`. An unclosed one
+    /// runs to the end of the document.
+    private static func skipDoctype(_ buf: UnsafeBufferPointer<UInt8>, from j: Int) -> Int {
+        let n = buf.count
+        var k = j
+        var inSubset = false
+        func past(_ terminator: [UInt8], from start: Int) -> Int {
+            var m = start
+            while m + terminator.count <= n {
+                if buf[m] == terminator[0], (0..<terminator.count).allSatisfy({ buf[m + $0] == terminator[$0] }) {
+                    return m + terminator.count
+                }
+                m += 1
+            }
+            return n
+        }
+        while k < n {
+            let c = buf[k]
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") {
+                k = past([c], from: k + 1)
+            } else if inSubset, c == UInt8(ascii: "<"), k + 3 < n, buf[k + 1] == UInt8(ascii: "!"),
+                buf[k + 2] == UInt8(ascii: "-"), buf[k + 3] == UInt8(ascii: "-")
+            {
+                k = past(Array("-->".utf8), from: k + 4)
+            } else if inSubset, c == UInt8(ascii: "<"), k + 1 < n, buf[k + 1] == UInt8(ascii: "?") {
+                k = past(Array("?>".utf8), from: k + 2)
+            } else if c == UInt8(ascii: "[") {
+                inSubset = true
+                k += 1
+            } else if c == UInt8(ascii: "]") {
+                inSubset = false
+                k += 1
+            } else if c == UInt8(ascii: ">") && !inSubset {
+                return k + 1
+            } else {
+                k += 1
+            }
+        }
+        return n
+    }
+
+    /// Copies a start or end tag from its `<` to its `>`. In a quoted attribute value, a `<`
+    /// becomes `&lt;` and references are handled as in text; outside the quotes a stray `<` is
+    /// escaped too, so a malformed tag cannot hide markup from this scan. Returns where to go on.
+    private static func copyTag(
+        _ input: [UInt8], _ buf: UnsafeBufferPointer<UInt8>, from i: Int, into out: inout [UInt8]
+    ) -> Int {
+        out.append(UInt8(ascii: "<"))
+        var k = i + 1
+        var quote: UInt8? = nil
+        while k < buf.count {
+            // Copy the run of bytes that mean nothing here in one go.
+            var m = k
+            while m < buf.count {
+                let c = buf[m]
+                if c == UInt8(ascii: "&") || c == UInt8(ascii: "<") || c == UInt8(ascii: ">") || c == UInt8(ascii: "\"")
+                    || c == UInt8(ascii: "'") || (c < 0x20 && c != 0x09 && c != 0x0A && c != 0x0D)
+                {
+                    break
+                }
+                m += 1
+            }
+            if m > k { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[k..<m])) }
+            k = m
+            guard k < buf.count else { break }
+            let c = buf[k]
+            if c == UInt8(ascii: "&") {
+                k = entity(input, at: k, into: &out)
+                continue
+            }
+            if c == UInt8(ascii: "<") {
+                out.append(contentsOf: lessThan)
+            } else if c < 0x20 {
+                out.append(contentsOf: replacement)
+            } else {
+                out.append(c)
+                if let q = quote {
+                    if c == q { quote = nil }
+                } else if c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") {
+                    quote = c
+                } else if c == UInt8(ascii: ">") {
+                    return k + 1
+                }
+            }
+            k += 1
+        }
+        return k
+    }
+
+    private static func isNameStart(_ b: UInt8) -> Bool {
+        (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || b == UInt8(ascii: "_") || b == UInt8(ascii: ":")
+            || b >= 0x80
     }
 
     /// Handles the `&` at `i`; returns where to go on.
