@@ -34,6 +34,11 @@ public final class Deliverer: Service, Sendable {
     private let routing = Mutex(Routing())
     private let isAbandoned: @Sendable (String) -> Bool
     private let stopping = Mutex(false)
+    /// Settlements the store could not write (a full disk, say). Each is written again at every
+    /// turn of the loop, at least once a second, until the store takes it: the lane's claim is
+    /// released as soon as writes work again, not when the claim runs out, and the items its sink
+    /// acked are not delivered again.
+    private let unsettled = Mutex<[(lane: OutboxLane, settlement: LaneSettlement)]>([])
 
     /// - Parameter isAbandoned: tells, at start, which claim holders are crashed daemons (their lanes are freed).
     public init(
@@ -73,6 +78,7 @@ public final class Deliverer: Service, Sendable {
     /// Claims every due lane (up to the concurrency) and delivers one batch of each, concurrently.
     /// For tests and benchmarks; the daemon runs `run()`.
     public func pass() async throws -> [LaneReport] {
+        await settleAgain()
         let tuning = routing.withLock { $0.tuning }
         let lanes = try await store.claimLanes(
             holder: holder, nowMs: clock.nowMs, claimMs: Self.claimMs, limit: tuning.concurrency)
@@ -115,6 +121,7 @@ public final class Deliverer: Service, Sendable {
                 let now = clock.nowMs
                 if stopping.withLock({ $0 }) { loop.shutdown(nowMs: now, graceMs: Self.shutdownGraceMs) }
                 if loop.shouldStop(nowMs: now) { break }
+                await settleAgain()
                 if now - lastGauge >= 5000 {
                     lastGauge = now
                     await refreshGauges(nowMs: now)
@@ -152,6 +159,44 @@ public final class Deliverer: Service, Sendable {
             }
             group.cancelAll()
         }
+        await settleAgain()
+    }
+
+    /// Writes the settlements the store refused earlier; those it refuses again wait for the next turn.
+    private func settleAgain() async {
+        let pending = unsettled.withLock { list in
+            defer { list = [] }
+            return list
+        }
+        guard !pending.isEmpty else { return }
+        var failed: [(lane: OutboxLane, settlement: LaneSettlement)] = []
+        for entry in pending {
+            do {
+                _ = try await store.settle(entry.lane, holder: holder, entry.settlement, nowMs: clock.nowMs)
+            } catch {
+                failed.append(entry)
+            }
+        }
+        if failed.count < pending.count {
+            logger.notice(
+                "outbox settlements written after the store refused them; their lanes are released",
+                metadata: ["pollerd.lanes": "\(pending.count - failed.count)"])
+        }
+        if !failed.isEmpty { unsettled.withLock { $0 = failed + $0 } }
+    }
+
+    /// Settles a lane; a settlement the store refuses is kept and written again later
+    /// (`settleAgain`). Nil when it was refused, else whether the claim still held.
+    private func settle(_ lane: OutboxLane, _ settlement: LaneSettlement, log: Logger) async -> Bool? {
+        do {
+            return try await store.settle(lane, holder: holder, settlement, nowMs: clock.nowMs)
+        } catch {
+            log.error(
+                "outbox settle failed; it is written again once the store takes writes",
+                metadata: ["pollerd.error": "\(error)"])
+            unsettled.withLock { $0.append((lane, settlement)) }
+            return nil
+        }
     }
 
     /// Stops claiming lanes; those in flight get a short grace to finish.
@@ -170,11 +215,9 @@ public final class Deliverer: Service, Sendable {
         let items: [OutboxRecord]
         do { items = try await store.laneItems(lane, limit: tuning.batchSize) } catch {
             log.error("outbox read failed", metadata: ["pollerd.error": "\(error)"])
-            _ = try? await store.settle(
-                lane, holder: holder,
-                LaneSettlement(
-                    acked: [], failure: .park(untilMs: clock.nowMs + 1000, reason: "outbox read failed: \(error)")),
-                nowMs: clock.nowMs)
+            let park = LaneSettlement(
+                acked: [], failure: .park(untilMs: clock.nowMs + 1000, reason: "outbox read failed: \(error)"))
+            _ = await settle(lane, park, log: log)
             return report
         }
         guard let spec else {
@@ -182,10 +225,9 @@ public final class Deliverer: Service, Sendable {
             log.warning(
                 "outbox lane parked: sink not configured", metadata: ["pollerd.outbox.pending": "\(items.count)"])
             report.parked = true
-            _ = try? await store.settle(
-                lane, holder: holder,
-                LaneSettlement(acked: [], failure: .park(untilMs: clock.nowMs + Self.parkMs, reason: reason)),
-                nowMs: clock.nowMs)
+            _ = await settle(
+                lane, LaneSettlement(acked: [], failure: .park(untilMs: clock.nowMs + Self.parkMs, reason: reason)),
+                log: log)
             return report
         }
         let type = spec.target.type
@@ -221,16 +263,12 @@ public final class Deliverer: Service, Sendable {
                 }
             }
         }
-        do {
-            let ok = try await store.settle(lane, holder: holder, settlement, nowMs: clock.nowMs)
-            if !ok {
-                log.warning("outbox lane claim lost before settling; its items will be delivered again")
-                return report
-            }
-        } catch {
-            log.error(
-                "outbox settle failed; its items will be delivered again", metadata: ["pollerd.error": "\(error)"])
+        switch await settle(lane, settlement, log: log) {
+        case false?:
+            log.warning("outbox lane claim lost before settling; its items will be delivered again")
             return report
+        case nil: return report
+        case true?: break
         }
         if report.delivered > 0 {
             Counter(label: "pollerd_delivery_items_total", dimensions: [("sink_type", type), ("outcome", "delivered")])
