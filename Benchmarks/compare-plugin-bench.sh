@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# A/B of pollerd-bench binaries on the long-lived C plugin, interleaved with the bare C client:
+# A/B of pollerd-bench binaries on the C plugin, interleaved with the bare C client:
 #   Benchmarks/compare-plugin-bench.sh ROUNDS IN_FLIGHT COUNT BINARY...
+#   LIFECYCLE=ephemeral Benchmarks/compare-plugin-bench.sh ROUNDS 1 COUNT BINARY...
+# LIFECYCLE is long-lived (the default: the baseline is the bare pipe client) or ephemeral (the
+# baseline is the bare C loop spawning the plugin through pipes, one at a time); CALLERS is passed
+# to --callers (default: the poller's own executor).
 # Each round runs every binary, then the baseline, in turn; prints per binary the median rate,
 # the median CPU per tick (the daemon's own) and the median of its per-round ratios to the
 # baseline. Build the binaries first (e.g. `swift build -c release --product pollerd-bench` at
@@ -10,6 +14,8 @@ cd "$(dirname "$0")/.."
 [ $# -ge 4 ] || { echo "usage: $0 ROUNDS IN_FLIGHT COUNT BINARY..." >&2; exit 64; }
 R=$1 K=$2 N=$3
 shift 3
+LIFECYCLE=${LIFECYCLE:-long-lived}
+CALLERS=${CALLERS:-poller}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 gcc -O2 -Wall -o "$T/plugin" Benchmarks/plugin-bench/plugin.c
@@ -17,11 +23,12 @@ gcc -O2 -Wall -o "$T/baseline" Benchmarks/plugin-bench/baseline.c
 for _ in $(seq "$R"); do
   for b in "$@"; do
     printf '%s ' "$b"
-    "$b" plugin --lifecycle long-lived --command "$T/plugin" --count "$N" --in-flight "$K" |
+    "$b" plugin --lifecycle "$LIFECYCLE" --command "$T/plugin" --count "$N" --in-flight "$K" --callers "$CALLERS" |
       python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["per_sec"], d["cpu_us_per_tick"])'
   done
   printf 'baseline '
-  "$T/baseline" pipe "$N" "$K" "$T/plugin" | python3 -c 'import json,sys; print(json.load(sys.stdin)["per_sec"], 0)'
+  if [ "$LIFECYCLE" = ephemeral ]; then base=(spawn "$N"); else base=(pipe "$N" "$K"); fi
+  "$T/baseline" "${base[@]}" "$T/plugin" | python3 -c 'import json,sys; print(json.load(sys.stdin)["per_sec"], 0)'
 done | python3 -c '
 import collections, statistics, sys
 rate, cpu, ratio, row = collections.defaultdict(list), collections.defaultdict(list), collections.defaultdict(list), []

@@ -3,6 +3,8 @@
 #include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <string.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -43,3 +45,10 @@ int cpollerd_release_free_memory(void) { return malloc_trim(0); }
 #else
 int cpollerd_release_free_memory(void) { return 0; }
 #endif
+
+int cpollerd_has_exited(int pid) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return -1;
+    return info.si_pid == pid ? 1 : 0;
+}

@@ -176,37 +176,33 @@ enum DirectSpawn {
     }
 
     /// Waits up to `grace` for `pid` to exit by itself (on a pidfd where the kernel has them),
-    /// then SIGKILLs its group and reaps it; `cut` says to stop waiting early. Returns the wait status.
+    /// else SIGKILLs its tree; `cut` says to stop waiting early. Then SIGKILLs what is left of its
+    /// process group and reaps it. The group is killed before the reap, while the exited child
+    /// still holds its pid: after the reap the id could name a new process's group. Returns the
+    /// wait status.
     static func reap(_ pid: pid_t, grace: Duration, cut: () -> Bool = { false }) -> Int32 {
         var status: Int32 = 0
         let pidfd = cpollerd_pidfd_open(pid)
-        if pidfd >= 0 {
-            var remaining = grace
-            while waitpid(pid, &status, WNOHANG) == 0 {
-                if cut() || remaining <= .zero {
-                    ProcessTree.killTree(pid)
-                    _ = waitpid(pid, &status, 0)
-                    break
-                }
-                var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-                let started = ContinuousClock.now
-                _ = poll(&p, 1, Int32(min(50, max(1, remaining / .milliseconds(1)))))
-                remaining -= ContinuousClock.now - started
+        var remaining = grace
+        var pause: UInt32 = 20
+        while cpollerd_has_exited(pid) == 0 {
+            if cut() || remaining <= .zero {
+                ProcessTree.killTree(pid)
+                break
             }
-            close(pidfd)
-        } else {
-            let exitDeadline = ContinuousClock.now + grace
-            var pause: UInt32 = 20
-            while waitpid(pid, &status, WNOHANG) == 0 {
-                if ContinuousClock.now > exitDeadline || cut() {
-                    ProcessTree.killTree(pid)
-                    _ = waitpid(pid, &status, 0)
-                    break
-                }
+            let started = ContinuousClock.now
+            if pidfd >= 0 {
+                var p = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+                _ = poll(&p, 1, Int32(min(50, max(1, remaining / .milliseconds(1)))))
+            } else {
                 usleep(pause)
                 pause = min(pause * 2, 5000)
             }
+            remaining -= ContinuousClock.now - started
         }
+        if pidfd >= 0 { close(pidfd) }
+        _ = kill(-pid, SIGKILL)
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         ProcessTree.reaped(pid)
         return status
     }
@@ -316,9 +312,10 @@ enum DirectSpawn {
         if stderrFD >= 0 { close(stderrFD) }
 
         // The child closed its output; it gets the grace to exit, then the group is killed.
+        // Grandchildren go with the tick: `reap` kills the group and the cgroup. Once the plugin
+        // has exited, what left its group was handed to the daemon (a subreaper), whose sweep
+        // kills it; a scan of `/proc` here cost more than the spawn itself (issue 29, point 8).
         let status = reap(pid, grace: grace) { control.cancelledAt != nil && hardKilled }
-        // Grandchildren go with the tick.
-        killGroup(SIGKILL)
         out.how = describe(status: status)
         return .success(out)
     }

@@ -29,4 +29,8 @@ int cpollerd_set_child_subreaper(void);
 /// malloc_trim(0): returns the allocator's free pages to the kernel (glibc); 0 elsewhere.
 int cpollerd_release_free_memory(void);
 
+/// 1 when child `pid` has exited and waits to be reaped (it is not reaped: its pid, and so its
+/// process group id, stay taken), 0 while it runs, -1 with errno set when it is no child.
+int cpollerd_has_exited(int pid);
+
 #endif
