@@ -31,7 +31,7 @@ struct JobFileValidator {
         "enabled", "state_db", "default_jitter_ms", "lease_ttl_factor", "failure_alert_cooldown_secs",
         "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync",
         "deliver", "delivery", "admin_listen", "http", "admin", "alert_sinks", "tick_history", "tick_log_level",
-        "max_plugin_processes", "plugin_memory_max_mb",
+        "max_plugin_processes", "plugin_memory_max_mb", "plugin_nice",
     ]
     static let jobKeys: Set<String> = [
         "id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up",
@@ -191,6 +191,10 @@ struct JobFileValidator {
         }
         if let n = value(m, "max_plugin_processes") {
             s.maxPluginProcesses = Int(try int(n, job: nil, key: "max_plugin_processes", range: 0...100_000))
+        }
+        if let n = value(m, "plugin_nice") {
+            // 0 is the daemon's own priority; a negative value would raise plugins above it.
+            s.pluginNice = Int(try int(n, job: nil, key: "plugin_nice", range: 0...19))
         }
         if let n = value(m, "plugin_memory_max_mb") {
             s.pluginMemoryMaxMB = Int(try int(n, job: nil, key: "plugin_memory_max_mb", range: 1...1_048_576))

@@ -130,6 +130,9 @@ public struct GlobalSettings: Sendable, Hashable {
     /// `memory.max` of each plugin's and command's cgroup, in MiB (`plugin_memory_max_mb`),
     /// where the daemon runs them in cgroups with the memory controller; nil: no bound.
     public var pluginMemoryMaxMB: Int?
+    /// How many nice steps below the daemon's CPU priority plugins and commands run
+    /// (`plugin_nice`, 0–19; 0: at the daemon's), so that busy plugins do not starve the scheduler.
+    public var pluginNice = 10
     /// The level of the line each tick logs (`tick_log_level`: `info`, or `debug` for large fleets).
     public var tickLogLevel = "info"
 

@@ -29,11 +29,24 @@ public struct ProcessSweepService: Service {
             logger.warning("cannot become a child subreaper: processes that leave a plugin's process group outlive it")
         }
         let settings = live.file.settings
+        ProcessTree.useNice(settings.pluginNice)
         switch PluginCgroups.setUp(
             maxProcesses: settings.maxPluginProcesses > 0 ? settings.maxPluginProcesses : nil,
             memoryMaxBytes: settings.pluginMemoryMaxMB.map { Int64($0) << 20 })
         {
         case .success(let c):
+            let stale = PluginCgroups.sweepStale(base: c.base) { pid, start in
+                guard let p = ProcessTree.read(pid), p.state != "Z" else { return false }
+                return start == nil || p.startTicks == start
+            }
+            if !stale.killed.isEmpty || stale.removed > 0 {
+                logger.notice(
+                    "killed what daemons that are gone left running in their plugin cgroups, and removed the cgroups",
+                    metadata: [
+                        "pollerd.cgroups.killed": "\(stale.killed.joined(separator: ","))",
+                        "pollerd.cgroups.removed": "\(stale.killed.count + stale.removed)",
+                    ])
+            }
             ProcessTree.use(c)
             logger.info(
                 "plugins and commands run in cgroups of their own",

@@ -100,7 +100,9 @@ enum DirectSpawn {
 
     /// Spawns `executable` in a process group of its own with three pipes, the given environment
     /// and working directory, no inherited descriptor beyond 0–2, no blocked signals and default
-    /// dispositions.
+    /// dispositions; and, set before it execs, a death signal (SIGKILL when the daemon dies, a
+    /// SIGKILL of the daemon included), the children's nice value, and a cgroup of its own where
+    /// the daemon has them (`cpollerd_spawn`, on the `SpawnThread`).
     static func spawn(
         executable: String, args: [String], env: [String: String], workingDirectory: String
     ) -> Result<Child, Failure> {
@@ -120,59 +122,75 @@ enum DirectSpawn {
             return .failure(.spawn("pipe: \(String(cString: strerror(errno)))"))
         }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        cpollerd_spawn_addchdir(&actions, workingDirectory)
-        cpollerd_spawn_addclosefrom(&actions, 3)
-
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        // Own process group; no blocked signals; default dispositions for the signals the daemon
-        // ignores (SIGPIPE, and those ServiceLifecycle watches through dispatch sources, which
-        // need SIG_IGN): an ignored disposition survives exec, a handler does not.
-        var defaults = sigset_t()
-        var empty = sigset_t()
-        sigemptyset(&defaults)
-        for sig in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD] {
-            sigaddset(&defaults, sig)
-        }
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        posix_spawnattr_setpgroup(&attr, 0)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
         let argv = ([exe] + args).map { strdup($0) } + [nil]
         let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let exePath = strdup(exe)
+        let cwd = strdup(workingDirectory)
         defer {
             for p in argv { free(p) }
             for p in envp { free(p) }
+            free(exePath)
+            free(cwd)
         }
-        var pid: pid_t = 0
-        var rc = posix_spawn(&pid, exe, &actions, &attr, argv, envp)
-        // ETXTBSY: the file was just written and some process forked meanwhile still holds a
-        // write descriptor to it (a plugin being updated, or any fork racing a write). It passes.
-        var retry: UInt32 = 1000
-        while rc == ETXTBSY, retry <= 128_000 {
-            usleep(retry)
-            retry *= 2
-            rc = posix_spawn(&pid, exe, &actions, &attr, argv, envp)
+        let label = (executable as NSString).lastPathComponent
+        let slot = ProcessTree.prepareCgroup(label: label)
+        let nice = ProcessTree.niceForChildren
+        let daemon = getpid()
+        let result = argv.withUnsafeBufferPointer { argvBuf in
+            envp.withUnsafeBufferPointer { envpBuf in
+                let request = SpawnRequest(
+                    raw: cpollerd_spawn_request(
+                        path: exePath, argv: argvBuf.baseAddress, envp: envpBuf.baseAddress, working_directory: cwd,
+                        stdin_fd: inPipe[0], stdout_fd: outPipe[1], stderr_fd: errPipe[1],
+                        cgroup_procs_fd: slot?.procs ?? -1, set_nice: nice == nil ? 0 : 1, nice: Int32(nice ?? 0),
+                        death_signal: SIGKILL, parent_pid: daemon))
+                return Self.start(request)
+            }
         }
+        if let slot { close(slot.procs) }
         close(inPipe[0])
         close(outPipe[1])
         close(errPipe[1])
-        guard rc == 0 else {
+        let pid: pid_t
+        switch result {
+        case .success(let p): pid = p
+        case .failure(let e):
+            if let slot { _ = rmdir(slot.path) }
             closeAll([inPipe[1], outPipe[0], errPipe[0]])
-            return .failure(rc == ENOENT ? .notFound(executable) : .spawn(String(cString: strerror(rc))))
+            return .failure(e.code == ENOENT ? .notFound(executable) : .spawn(String(cString: strerror(e.code))))
         }
         for fd in [inPipe[1], outPipe[0], errPipe[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        ProcessTree.started(pid, label: (executable as NSString).lastPathComponent)
+        ProcessTree.started(pid, label: label, inCgroup: slot?.path, placed: true)
         return .success(Child(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0]))
+    }
+
+    /// The errno a spawn failed with.
+    struct SpawnErrno: Error {
+        let code: Int32
+    }
+
+    /// A spawn request's pointers, handed to the spawn thread while the caller waits on it.
+    private struct SpawnRequest: @unchecked Sendable {
+        var raw: cpollerd_spawn_request
+    }
+
+    /// Starts the child on the spawn thread (its death signal is bound to that thread, which
+    /// lives as long as the daemon); retries while the executable is busy being written.
+    private static func start(_ request: SpawnRequest) -> Result<pid_t, SpawnErrno> {
+        SpawnThread.shared.perform {
+            var raw = request.raw
+            var pid: Int32 = 0
+            var rc = cpollerd_spawn(&raw, &pid)
+            // ETXTBSY: the file was just written and some process forked meanwhile still holds a
+            // write descriptor to it (a plugin being updated, or any fork racing a write). It passes.
+            var retry: UInt32 = 1000
+            while rc == ETXTBSY, retry <= 128_000 {
+                usleep(retry)
+                retry *= 2
+                rc = cpollerd_spawn(&raw, &pid)
+            }
+            return rc == 0 ? .success(pid) : .failure(SpawnErrno(code: rc))
+        }
     }
 
     /// Waits up to `grace` for `pid` to exit by itself (on a pidfd where the kernel has them),

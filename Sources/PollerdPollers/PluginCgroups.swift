@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,9 @@ import Glibc
 ///
 /// Layout under the daemon's own cgroup `C`: `C/pollerd.daemon` (the daemon moves there, since
 /// a cgroup that hands controllers to its children may hold no process itself) and
-/// `C/pollerd.plugins/NAME-PID` per child.
+/// `C/pollerd.plugins/NAME@DAEMONPID.DAEMONSTART.N` per child: the name says which daemon made
+/// it, so a daemon that starts finds the cgroups of daemons that died (a SIGKILL leaves them
+/// with their processes) and kills and removes them (`sweepStale`).
 public struct PluginCgroups: Sendable {
     /// `C/pollerd.plugins`.
     public let base: String
@@ -21,6 +24,17 @@ public struct PluginCgroups: Sendable {
     public let controllers: Set<String>
     public let maxProcesses: Int?
     public let memoryMaxBytes: Int64?
+    /// This daemon, as its cgroups' names carry it: `PID.STARTTICKS`.
+    public let owner: String
+    private static let sequence = Atomic<UInt64>(0)
+
+    init(base: String, controllers: Set<String>, maxProcesses: Int?, memoryMaxBytes: Int64?) {
+        self.base = base
+        self.controllers = controllers
+        self.maxProcesses = maxProcesses
+        self.memoryMaxBytes = memoryMaxBytes
+        owner = "\(getpid()).\(ProcessTree.read(getpid())?.startTicks ?? 0)"
+    }
 
     /// Where this process's cgroup v2 is, from `/proc/self/mountinfo` and `/proc/self/cgroup`.
     public static func ownCgroup() -> String? {
@@ -79,21 +93,86 @@ public struct PluginCgroups: Sendable {
         init(_ d: String) { description = d }
     }
 
-    /// Moves a just-started child into a cgroup of its own with the bounds; the cgroup's path,
-    /// or nil when it could not be made (the child then runs in the daemon's cgroup).
-    public func place(_ pid: pid_t, label: String) -> String? {
+    /// A cgroup made for a child about to start, and its `cgroup.procs` open for writing (the
+    /// child writes itself in before it execs: `cpollerd_spawn`).
+    public struct Slot: Sendable {
+        public let path: String
+        public let procs: Int32
+    }
+
+    /// Makes a cgroup of its own with the bounds for a child about to start; nil when it could
+    /// not be made (the child then runs in the daemon's cgroup). The caller closes `procs`.
+    public func prepare(label: String) -> Slot? {
         let name = label.unicodeScalars.map {
             CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_" ? Character($0) : "_"
         }
-        let path = base + "/" + String(String(name).prefix(40)) + "-\(pid)"
+        let n = Self.sequence.add(1, ordering: .relaxed).newValue
+        let path = base + "/" + String(String(name).prefix(40)) + "@\(owner).\(n)"
         guard mkdir(path, 0o755) == 0 || errno == EEXIST else { return nil }
         if controllers.contains("pids"), let n = maxProcesses { _ = Self.writeFile(path + "/pids.max", "\(n + 1)") }
         if controllers.contains("memory"), let m = memoryMaxBytes { _ = Self.writeFile(path + "/memory.max", "\(m)") }
-        guard Self.writeFile(path + "/cgroup.procs", "\(pid)") else {
+        let fd = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else {
             _ = rmdir(path)
             return nil
         }
-        return path
+        return Slot(path: path, procs: fd)
+    }
+
+    /// Moves a just-started child into a cgroup of its own with the bounds; the cgroup's path,
+    /// or nil when it could not be made (the child then runs in the daemon's cgroup). For
+    /// children started by other means than `cpollerd_spawn` (a `command`'s, through
+    /// swift-subprocess), which run a moment outside their cgroup.
+    public func place(_ pid: pid_t, label: String) -> String? {
+        guard let slot = prepare(label: label) else { return nil }
+        defer { close(slot.procs) }
+        let bytes = Array("\(pid)".utf8)
+        guard bytes.withUnsafeBytes({ Glibc.write(slot.procs, $0.baseAddress, $0.count) }) == bytes.count else {
+            _ = rmdir(slot.path)
+            return nil
+        }
+        return slot.path
+    }
+
+    /// What `sweepStale` found.
+    public struct StaleSweep: Sendable, Equatable {
+        /// Cgroups of dead daemons that still held processes, killed and removed.
+        public var killed: [String] = []
+        /// Empty cgroups of dead daemons, removed.
+        public var removed = 0
+    }
+
+    /// Kills and removes the cgroups under `base` that daemons which are no longer running left
+    /// behind (a SIGKILLed daemon's children live on in them). A cgroup's daemon is read from its
+    /// name and judged by pid and start time (`isAlive`), never by a process name; a cgroup of the
+    /// older `NAME-PID` layout is stale once its child `PID` is gone.
+    public static func sweepStale(base: String, isAlive: (pid_t, UInt64?) -> Bool) -> StaleSweep {
+        var out = StaleSweep()
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return out }
+        for name in names {
+            let path = base + "/" + name
+            guard FileManager.default.fileExists(atPath: path + "/cgroup.procs") else { continue }
+            let stale: Bool
+            if let at = name.lastIndex(of: "@") {
+                let parts = name[name.index(after: at)...].split(separator: ".")
+                guard parts.count == 3, let pid = pid_t(parts[0]), let start = UInt64(parts[1]) else { continue }
+                stale = !isAlive(pid, start)
+            } else if let dash = name.lastIndex(of: "-"), let pid = pid_t(name[name.index(after: dash)...]) {
+                stale = !isAlive(pid, nil)
+            } else {
+                continue
+            }
+            guard stale else { continue }
+            if processes(path) > 0 {
+                kill(path)
+                out.killed.append(name)
+            } else {
+                out.removed += 1
+            }
+            // Killed processes leave their cgroup a moment later: a few tries, then leave it.
+            for _ in 0..<50 where !remove(path) { usleep(2000) }
+        }
+        return out
     }
 
     /// Kills every process in the cgroup (`cgroup.kill`, Linux 5.14+; else each pid in it).

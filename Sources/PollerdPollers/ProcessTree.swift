@@ -44,11 +44,34 @@ public enum ProcessTree {
     /// From now on, every child started gets a cgroup of its own (the daemon calls this once).
     public static func use(_ c: PluginCgroups?) { cgroups.withLock { $0 = c } }
 
+    /// How many nice steps below the daemon's CPU priority its children run; nil: at the daemon's.
+    static let childNice = Mutex<Int?>(nil)
+
+    /// From now on, every child started runs `steps` nice steps below the daemon (the daemon
+    /// calls this once; nil or 0: at the daemon's own priority).
+    public static func useNice(_ steps: Int?) { childNice.withLock { $0 = steps == 0 ? nil : steps } }
+
+    /// How many nice steps below the daemon children run, if any.
+    public static var niceForChildren: Int? { childNice.withLock { $0 } }
+
+    /// A cgroup for a child about to start, where the daemon has them (nil: none).
+    public static func prepareCgroup(label: String) -> PluginCgroups.Slot? {
+        cgroups.withLock { $0 }?.prepare(label: label)
+    }
+
     /// Records a child the daemon started (right after the spawn returns), and moves it into a
-    /// cgroup of its own where the daemon has them.
-    public static func started(_ pid: pid_t, label: String) {
+    /// cgroup of its own where the daemon has them, and to the children's nice value. A child
+    /// started by `cpollerd_spawn` is already in its cgroup and at its nice value: pass its cgroup.
+    public static func started(_ pid: pid_t, label: String, inCgroup cgroup: String? = nil, placed: Bool = false) {
         guard pid > 0 else { return }
-        let path = cgroups.withLock { $0 }?.place(pid, label: label)
+        var path = cgroup
+        if !placed {
+            path = cgroups.withLock { $0 }?.place(pid, label: label)
+            if let steps = niceForChildren {
+                let which = __priority_which_t(PRIO_PROCESS.rawValue)
+                _ = setpriority(which, id_t(pid), min(19, getpriority(which, 0) + Int32(steps)))
+            }
+        }
         registered.withLock { $0[pid] = Entry(label: label, cgroup: path) }
     }
 

@@ -173,7 +173,7 @@ import Testing
             close(child.stderr)
         }
         let path = try #require(cgroups.place(child.pid, label: "test plugin"))
-        #expect(path.hasPrefix(cgroups.base + "/test_plugin-"))
+        #expect(path.hasPrefix(cgroups.base + "/test_plugin@\(cgroups.owner)."))
         _ = write(child.stdin, "go\n", 3)
         close(child.stdin)
         guard let lines = Self.readyLines(child) else { return }
@@ -188,5 +188,52 @@ import Testing
         #expect(Self.alive(marker).isEmpty, "every process gone")
         // A process leaves its cgroup before its exit is reported: the cgroup is empty now.
         #expect(PluginCgroups.remove(path), "the cgroup removed")
+    }
+
+    /// The nice value of a process, from `/proc/PID/stat` (the 19th field).
+    static func nice(_ pid: pid_t) -> Int32? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        return fields.count > 16 ? Int32(fields[16]) : nil
+    }
+
+    /// Plugins and commands run `plugin_nice` steps below the daemon's CPU priority: a plugin
+    /// started by `cpollerd_spawn` (and what it forks) from before it runs, a command's child once
+    /// it is registered.
+    @Test func childrenRunBelowTheDaemonsPriority() throws {
+        let own = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        ProcessTree.useNice(7)
+        defer { ProcessTree.useNice(nil) }
+        guard
+            case .success(let child) = DirectSpawn.spawn(
+                executable: "/bin/sh", args: ["-c", "sleep 30 & echo $!; echo ready; read x"],
+                env: ["PATH": "/usr/bin:/bin"], workingDirectory: "/")
+        else {
+            Issue.record("spawn failed")
+            return
+        }
+        defer {
+            close(child.stdin)
+            close(child.stdout)
+            close(child.stderr)
+            ProcessTree.killTree(child.pid)
+            var status: Int32 = 0
+            _ = waitpid(child.pid, &status, 0)
+            ProcessTree.reaped(child.pid)
+        }
+        guard let lines = Self.readyLines(child), let grandchild = lines.first.flatMap({ pid_t($0) }) else { return }
+        #expect(Self.nice(child.pid) == min(19, own + 7))
+        #expect(Self.nice(grandchild) == min(19, own + 7), "what the plugin forks inherits it")
+
+        let command = Process()
+        command.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        command.arguments = ["30"]
+        try command.run()
+        defer { command.terminate() }
+        ProcessTree.started(command.processIdentifier, label: "job j")
+        defer { ProcessTree.reaped(command.processIdentifier) }
+        #expect(Self.nice(command.processIdentifier) == min(19, own + 7))
     }
 }

@@ -33,4 +33,31 @@ int cpollerd_release_free_memory(void);
 /// process group id, stay taken), 0 while it runs, -1 with errno set when it is no child.
 int cpollerd_has_exited(int pid);
 
+/// What `cpollerd_spawn` starts, and how.
+struct cpollerd_spawn_request {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    /// The child starts here (NULL: where the daemon is).
+    const char *working_directory;
+    /// The child's ends of its three pipes.
+    int stdin_fd, stdout_fd, stderr_fd;
+    /// `cgroup.procs` of the cgroup the child runs in, open for writing; -1 for none.
+    int cgroup_procs_fd;
+    /// Lower the child's CPU priority by `nice` steps below the daemon's when `set_nice` is non-zero.
+    int set_nice, nice;
+    /// Sent to the child when the thread that spawned it exits (PR_SET_PDEATHSIG); 0 for none.
+    int death_signal;
+    /// The daemon's pid: a child whose parent is already another process exits at once.
+    int parent_pid;
+};
+
+/// Starts `req->path` as posix_spawn does (a CLONE_VM | CLONE_VFORK child that execs), and also
+/// does what posix_spawn cannot: the child's death signal, its nice value and its cgroup, set in
+/// the child before it execs, so nothing the plugin runs is ever outside them. The child gets a
+/// process group of its own, the three pipes as 0–2 and no other descriptor, default signal
+/// dispositions and an empty mask. Returns 0 and the pid, or an errno value (from the child's
+/// exec or set-up when it failed there).
+int cpollerd_spawn(const struct cpollerd_spawn_request *req, int *pid_out);
+
 #endif
