@@ -4,6 +4,7 @@ import Logging
 import PollerdCore
 import PollerdDaemon
 import PollerdPlugins
+import PollerdPollers
 import Synchronization
 
 /// Ticks through pollerd's real plugin transports, as fast as they go.
@@ -33,6 +34,11 @@ struct PluginBench: AsyncParsableCommand {
             preference (the runner before it had one). pool: looping on the global pool, no preference.
             """) var callers: Callers = .poller
 
+    @Flag(
+        help: """
+            Contain each plugin as the daemon does: a cgroup of its own (where this process may make             them: as root, or under a delegated subtree), the child subreaper, and plugin_nice 10.
+            """) var containment = false
+
     enum Callers: String, ExpressibleByArgument {
         case poller
         case tickTask = "tick-task"
@@ -41,6 +47,20 @@ struct PluginBench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        var contained = "none"
+        if containment {
+            ProcessTree.becomeSubreaper()
+            ProcessTree.useNice(10)
+            switch PluginCgroups.setUp(maxProcesses: 256, memoryMaxBytes: nil) {
+            case .success(let c):
+                ProcessTree.use(c)
+                contained =
+                    "cgroups (\(c.controllers.isEmpty ? "kill only" : c.controllers.sorted().joined(separator: ",")))"
+            case .failure(let why):
+                contained = "no cgroups (\(why))"
+            }
+        }
+        defer { ProcessTree.use(nil) }
         let spec = PluginProcessSpec(
             pluginID: pluginID, command: command, args: args, workingDirectory: dir, tickTimeoutSecs: 60)
         let permits = AsyncSemaphore(permits: inFlight)
@@ -102,7 +122,7 @@ struct PluginBench: AsyncParsableCommand {
         await longLived?.shutdown()
         let line: [String: Any] = [
             "system": "pollerd", "label": label, "lifecycle": lifecycle, "in_flight": inFlight, "count": count,
-            "callers": callers.rawValue,
+            "callers": callers.rawValue, "containment": contained,
             "per_sec": (Double(count) / secs * 10).rounded() / 10, "failures": failures.value,
             // The daemon's own CPU (all its threads, not the plugin's) per tick: steadier than the
             // rate on a noisy host.

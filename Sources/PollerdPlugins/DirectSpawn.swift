@@ -103,8 +103,13 @@ enum DirectSpawn {
     /// dispositions; and, set before it execs, a death signal (SIGKILL when the daemon dies, a
     /// SIGKILL of the daemon included), the children's nice value, and a cgroup of its own where
     /// the daemon has them (`cpollerd_spawn`, on the `SpawnThread`).
+    ///
+    /// The death signal fires when the spawning thread exits. A child that may outlive the call
+    /// (a long-lived plugin) is spawned on the `SpawnThread`, which lives as long as the daemon;
+    /// `inPlace` spawns from the calling thread instead, for a child that is reaped before that
+    /// thread can end (an ephemeral exchange, run whole on its worker): no hop between threads.
     static func spawn(
-        executable: String, args: [String], env: [String: String], workingDirectory: String
+        executable: String, args: [String], env: [String: String], workingDirectory: String, inPlace: Bool = false
     ) -> Result<Child, Failure> {
         guard let exe = resolve(executable, path: env["PATH"]) else { return .failure(.notFound(executable)) }
         var inPipe: [Int32] = [-1, -1]
@@ -144,7 +149,7 @@ enum DirectSpawn {
                         stdin_fd: inPipe[0], stdout_fd: outPipe[1], stderr_fd: errPipe[1],
                         cgroup_procs_fd: slot?.procs ?? -1, set_nice: nice == nil ? 0 : 1, nice: Int32(nice ?? 0),
                         death_signal: SIGKILL, parent_pid: daemon))
-                return Self.start(request)
+                return inPlace ? Self.start(request) : SpawnThread.shared.perform { Self.start(request) }
             }
         }
         if let slot { close(slot.procs) }
@@ -174,23 +179,20 @@ enum DirectSpawn {
         var raw: cpollerd_spawn_request
     }
 
-    /// Starts the child on the spawn thread (its death signal is bound to that thread, which
-    /// lives as long as the daemon); retries while the executable is busy being written.
+    /// Starts the child from the calling thread; retries while the executable is busy being written.
     private static func start(_ request: SpawnRequest) -> Result<pid_t, SpawnErrno> {
-        SpawnThread.shared.perform {
-            var raw = request.raw
-            var pid: Int32 = 0
-            var rc = cpollerd_spawn(&raw, &pid)
-            // ETXTBSY: the file was just written and some process forked meanwhile still holds a
-            // write descriptor to it (a plugin being updated, or any fork racing a write). It passes.
-            var retry: UInt32 = 1000
-            while rc == ETXTBSY, retry <= 128_000 {
-                usleep(retry)
-                retry *= 2
-                rc = cpollerd_spawn(&raw, &pid)
-            }
-            return rc == 0 ? .success(pid) : .failure(SpawnErrno(code: rc))
+        var raw = request.raw
+        var pid: Int32 = 0
+        var rc = cpollerd_spawn(&raw, &pid)
+        // ETXTBSY: the file was just written and some process forked meanwhile still holds a
+        // write descriptor to it (a plugin being updated, or any fork racing a write). It passes.
+        var retry: UInt32 = 1000
+        while rc == ETXTBSY, retry <= 128_000 {
+            usleep(retry)
+            retry *= 2
+            rc = cpollerd_spawn(&raw, &pid)
         }
+        return rc == 0 ? .success(pid) : .failure(SpawnErrno(code: rc))
     }
 
     /// Waits up to `grace` for `pid` to exit by itself (on a pidfd where the kernel has them),
@@ -236,7 +238,8 @@ enum DirectSpawn {
         limit: Int, graceMs: Int64, control: Control, onStderr: ([UInt8]) -> Void
     ) -> Result<Outcome, Failure> {
         let child: Child
-        switch spawn(executable: executable, args: args, env: env, workingDirectory: workingDirectory) {
+        // In place: this worker runs the whole exchange and reaps the child before it can end.
+        switch spawn(executable: executable, args: args, env: env, workingDirectory: workingDirectory, inPlace: true) {
         case .failure(let f): return .failure(f)
         case .success(let c): child = c
         }
