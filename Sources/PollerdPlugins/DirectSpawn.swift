@@ -152,7 +152,6 @@ enum DirectSpawn {
                 return inPlace ? Self.start(request) : SpawnThread.shared.perform { Self.start(request) }
             }
         }
-        if let slot { close(slot.procs) }
         close(inPipe[0])
         close(outPipe[1])
         close(errPipe[1])
@@ -160,12 +159,15 @@ enum DirectSpawn {
         switch result {
         case .success(let p): pid = p
         case .failure(let e):
-            if let slot { _ = rmdir(slot.path) }
+            if let slot {
+                close(slot.procs)
+                _ = rmdir(slot.path)
+            }
             closeAll([inPipe[1], outPipe[0], errPipe[0]])
             return .failure(e.code == ENOENT ? .notFound(executable) : .spawn(String(cString: strerror(e.code))))
         }
         for fd in [inPipe[1], outPipe[0], errPipe[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        ProcessTree.started(pid, label: label, inCgroup: slot?.path, placed: true)
+        ProcessTree.started(pid, label: label, in: slot)
         return .success(Child(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0]))
     }
 

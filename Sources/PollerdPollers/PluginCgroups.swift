@@ -27,6 +27,35 @@ public struct PluginCgroups: Sendable {
     /// This daemon, as its cgroups' names carry it: `PID.STARTTICKS`.
     public let owner: String
     private static let sequence = Atomic<UInt64>(0)
+    /// Emptied cgroups kept for the next child of the same label: making and removing a cgroup
+    /// for every spawn cost ~90 µs of CPU (an ephemeral plugin at 71 % of the bare spawn loop
+    /// instead of 90 %).
+    private let spares = Spares()
+
+    final class Spares: Sendable {
+        /// At most this many kept per label, and in all.
+        static let perLabel = 8
+        static let total = 256
+        let byLabel = Mutex<[String: [Slot]]>([:])
+
+        func take(_ label: String) -> Slot? { byLabel.withLock { $0[label]?.popLast() } }
+
+        func keep(_ slot: Slot, label: String) -> Bool {
+            byLabel.withLock { all in
+                guard (all[label]?.count ?? 0) < Self.perLabel, all.values.reduce(0, { $0 + $1.count }) < Self.total
+                else { return false }
+                all[label, default: []].append(slot)
+                return true
+            }
+        }
+
+        func drain() -> [Slot] {
+            byLabel.withLock { all in
+                defer { all = [:] }
+                return all.values.flatMap { $0 }
+            }
+        }
+    }
 
     init(base: String, controllers: Set<String>, maxProcesses: Int?, memoryMaxBytes: Int64?) {
         self.base = base
@@ -94,15 +123,18 @@ public struct PluginCgroups: Sendable {
     }
 
     /// A cgroup made for a child about to start, and its `cgroup.procs` open for writing (the
-    /// child writes itself in before it execs: `cpollerd_spawn`).
+    /// child writes itself in before it execs: `cpollerd_spawn`). The descriptor stays open while
+    /// the cgroup is in use or kept for reuse; `release` and `removeSpares` close it.
     public struct Slot: Sendable {
         public let path: String
         public let procs: Int32
     }
 
-    /// Makes a cgroup of its own with the bounds for a child about to start; nil when it could
-    /// not be made (the child then runs in the daemon's cgroup). The caller closes `procs`.
+    /// A cgroup of its own with the bounds for a child about to start (a kept one of the same
+    /// label, or a new one); nil when none could be made (the child then runs in the daemon's
+    /// cgroup). Hand it back with `release` once the child is reaped.
     public func prepare(label: String) -> Slot? {
+        if let slot = spares.take(label) { return slot }
         let name = label.unicodeScalars.map {
             CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_" ? Character($0) : "_"
         }
@@ -132,6 +164,24 @@ public struct PluginCgroups: Sendable {
             return nil
         }
         return slot.path
+    }
+
+    /// Ends a reaped child's cgroup: an empty one is kept for the next child of the same label
+    /// (`true`); one that still holds processes (what the child left running) is killed, and the
+    /// caller removes it once it is empty (`false`).
+    public func release(_ slot: Slot, label: String) -> Bool {
+        if Self.processes(slot.path) == 0, spares.keep(slot, label: label) { return true }
+        close(slot.procs)
+        Self.kill(slot.path)
+        return false
+    }
+
+    /// Removes the kept cgroups (at shutdown).
+    public func removeSpares() {
+        for slot in spares.drain() {
+            close(slot.procs)
+            _ = Self.remove(slot.path)
+        }
     }
 
     /// What `sweepStale` found.

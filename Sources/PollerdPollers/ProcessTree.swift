@@ -28,10 +28,12 @@ public enum ProcessTree {
         public var comm: String
     }
 
-    /// A child the daemon started: what it is (`plugin ID`, `job ID`) and its cgroup, if any.
+    /// A child the daemon started: what it is (`plugin ID`, `job ID`) and its cgroup, if any
+    /// (with its `cgroup.procs` descriptor when the cgroup can be reused).
     struct Entry: Sendable {
         var label: String
         var cgroup: String?
+        var slot: PluginCgroups.Slot?
     }
 
     /// What the daemon started and has not reaped yet.
@@ -41,8 +43,15 @@ public enum ProcessTree {
     /// Cgroups of reaped children that still held killed processes when last tried.
     static let emptying = Mutex<Set<String>>([])
 
-    /// From now on, every child started gets a cgroup of its own (the daemon calls this once).
-    public static func use(_ c: PluginCgroups?) { cgroups.withLock { $0 = c } }
+    /// From now on, every child started gets a cgroup of its own (the daemon calls this once);
+    /// `nil` stops that and removes the cgroups kept for reuse.
+    public static func use(_ c: PluginCgroups?) {
+        let previous = cgroups.withLock { old in
+            defer { old = c }
+            return old
+        }
+        if c == nil { previous?.removeSpares() }
+    }
 
     /// How many nice steps below the daemon's CPU priority its children run; nil: at the daemon's.
     static let childNice = Mutex<Int?>(nil)
@@ -60,26 +69,35 @@ public enum ProcessTree {
     }
 
     /// Records a child the daemon started (right after the spawn returns), and moves it into a
-    /// cgroup of its own where the daemon has them, and to the children's nice value. A child
-    /// started by `cpollerd_spawn` is already in its cgroup and at its nice value: pass its cgroup.
-    public static func started(_ pid: pid_t, label: String, inCgroup cgroup: String? = nil, placed: Bool = false) {
+    /// cgroup of its own where the daemon has them, and to the children's nice value.
+    public static func started(_ pid: pid_t, label: String) {
         guard pid > 0 else { return }
-        var path = cgroup
-        if !placed {
-            path = cgroups.withLock { $0 }?.place(pid, label: label)
-            if let steps = niceForChildren {
-                let which = __priority_which_t(PRIO_PROCESS.rawValue)
-                _ = setpriority(which, id_t(pid), min(19, getpriority(which, 0) + Int32(steps)))
-            }
+        let path = cgroups.withLock { $0 }?.place(pid, label: label)
+        if let steps = niceForChildren {
+            let which = __priority_which_t(PRIO_PROCESS.rawValue)
+            _ = setpriority(which, id_t(pid), min(19, getpriority(which, 0) + Int32(steps)))
         }
         registered.withLock { $0[pid] = Entry(label: label, cgroup: path) }
     }
 
+    /// Records a child that `cpollerd_spawn` started already in its cgroup (`slot`, from
+    /// `prepareCgroup`) and at the children's nice value.
+    public static func started(_ pid: pid_t, label: String, in slot: PluginCgroups.Slot?) {
+        guard pid > 0 else { return }
+        registered.withLock { $0[pid] = Entry(label: label, cgroup: slot?.path, slot: slot) }
+    }
+
     /// Forgets a child once its owner reaped it; whatever is left in its cgroup (what it
-    /// started and left running) is killed, and the cgroup removed.
+    /// started and left running) is killed, and the cgroup removed; an empty one is kept for the
+    /// next child of the same label.
     public static func reaped(_ pid: pid_t) {
         guard let entry = registered.withLock({ $0.removeValue(forKey: pid) }), let path = entry.cgroup else { return }
-        PluginCgroups.kill(path)
+        if let slot = entry.slot, let c = cgroups.withLock({ $0 }) {
+            if c.release(slot, label: entry.label) { return }
+        } else {
+            if let slot = entry.slot { close(slot.procs) }
+            PluginCgroups.kill(path)
+        }
         if !PluginCgroups.remove(path) { _ = emptying.withLock { $0.insert(path) } }
     }
 
