@@ -96,11 +96,15 @@ def main():
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    probe_port = s.getsockname()[1]
+    s.close()
     cfg = os.path.join(work, "pollers.yaml")
     with open(cfg, "w") as f:
         f.write(f"""pollers:
   state_db: {work}/state.db
-  admin: {{ listen: "127.0.0.1:{port}" }}
+  admin: {{ listen: "127.0.0.1:{port}", probe_listen: "127.0.0.1:{probe_port}" }}
   jobs:
     - {{ id: hb, kind: noop, schedule: {{ every_secs: 3600 }}, deliver: [{{ stdout: {{}} }}] }}
 """)
@@ -144,11 +148,16 @@ def main():
         assert request(port, "GET", "/admin/jobs", None)[0] == 400
         two = "Host: evil.example\r\n"
         assert request(port, "GET", "/admin/jobs", f"localhost:{port}", extra=two)[0] == 400
+        # The probe listener serves the probes alone, behind the same guard.
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert request(probe_port, "GET", path, "localhost")[0] == 200, path
+        assert request(probe_port, "GET", "/admin/jobs", "localhost")[0] == 404
+        assert request(probe_port, "GET", "/healthz", "127.0.0.1.evil.example")[0] == 403
         # The loopback forms do reach the actions.
         status, body = request(port, "POST", "/admin/jobs/hb/pause", "127.1", b'{"note":"x"}')
         assert status == 200, (status, body)
         print(f"admin host test OK: {answered} loopback Host forms answered, {refused} others refused on a read "
-              f"and on {len(ACTIONS)} actions each, a missing or doubled Host refused")
+              f"and on {len(ACTIONS)} actions each, a missing or doubled Host refused; the probe listener serves the probes alone")
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)

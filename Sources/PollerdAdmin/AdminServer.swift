@@ -22,6 +22,10 @@ public enum AdminServer {
     public static let idleTimeoutSecs: Int64 = 30
     /// The most connections served at once; past it new ones wait in the listen backlog.
     public static let maxConnections = 256
+    /// The most connections one client (an IP address) may hold at once; past it its new ones
+    /// are closed at once, so that one client cannot take the listener from the others (a liveness
+    /// probe among them).
+    public static let maxConnectionsPerClient = 32
     /// How long a request head may take to arrive in full (a trickling slowloris is closed here).
     public static let headerDeadlineSecs: Int64 = 10
 
@@ -41,11 +45,12 @@ public enum AdminServer {
     /// The server as a service for the daemon's service group: `/metrics` and `/healthz`, the
     /// routes `routes` adds, and one auth middleware in front of them all. It refuses to listen
     /// beyond this machine without a token; idle connections are closed after `idleTimeoutSecs`
-    /// and at most `maxConnections` are served at once.
+    /// and at most `maxConnections` are served at once, `maxConnectionsPerClient` of them to one
+    /// client address.
     public static func application(
         host: String, port: Int, registry: PrometheusCollectorRegistry?, auth: AdminAuth, logger: Logger,
         idleTimeoutMs: Int64 = idleTimeoutSecs * 1000, maxConnections: Int = maxConnections,
-        headerDeadlineMs: Int64 = headerDeadlineSecs * 1000,
+        maxConnectionsPerClient: Int = maxConnectionsPerClient, headerDeadlineMs: Int64 = headerDeadlineSecs * 1000,
         sessions: AdminSessions? = nil, loopbackHosts: LoopbackHosts = .system(),
         routes: (Router<AdminRequestContext>) -> Void = { _ in },
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
@@ -54,11 +59,14 @@ public enum AdminServer {
         let router = self.router(
             registry: registry, auth: auth, sessions: sessions, loopbackHosts: loopbackHosts, routes: routes)
         let deadline = TimeAmount.milliseconds(headerDeadlineMs)
+        let perClient = ClientConnectionCap(perClient: maxConnectionsPerClient)
         return Application(
             router: router,
             server: .http1(
                 configuration: .init(
-                    additionalChannelHandlers: [HeaderDeadlineHandler(deadline: deadline)],
+                    additionalChannelHandlers: [
+                        ClientConnectionCapHandler(cap: perClient), HeaderDeadlineHandler(deadline: deadline),
+                    ],
                     idleTimeout: .milliseconds(idleTimeoutMs))),
             configuration: .init(
                 address: .hostname(host, port: port), serverName: "pollerd",

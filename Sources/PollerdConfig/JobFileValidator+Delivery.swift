@@ -39,7 +39,7 @@ extension JobFileValidator {
         return d
     }
 
-    static let adminKeys: Set<String> = ["listen", "tokens", "open_probes"]
+    static let adminKeys: Set<String> = ["listen", "tokens", "open_probes", "probe_listen"]
 
     /// `HOST:PORT`, or `off`.
     mutating func listen(_ n: Node, key: String) throws -> ListenAddress? {
@@ -60,6 +60,7 @@ extension JobFileValidator {
             s.admin.listenExplicit = true
         }
         if let n = value(m, "open_probes") { s.admin.openProbes = try bool(n, job: nil, key: "open_probes") }
+        if let n = value(m, "probe_listen") { s.admin.probeListen = try listen(n, key: "admin.probe_listen") }
         if let n = value(m, "tokens") {
             guard case .sequence(let seq) = n else { throw fail(n, "admin.tokens must be a list of { token, role }") }
             for entry in seq {

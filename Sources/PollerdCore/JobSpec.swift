@@ -149,6 +149,9 @@ public struct AdminSettings: Sendable, Hashable {
     public var tokens: [AdminTokenSpec] = []
     /// `/healthz`, `/readyz` and `/metrics` answer without a token.
     public var openProbes = true
+    /// A second listener that serves the probes alone (`admin.probe_listen`), with a connection
+    /// backlog of its own: a flood of connections to the API's port cannot delay them.
+    public var probeListen: ListenAddress?
 
     public init() {}
 }

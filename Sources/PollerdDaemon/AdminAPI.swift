@@ -44,8 +44,14 @@ public struct AdminAPI: Sendable {
 
     var facade: Operator { Operator(store: store, clock: clock, settings: live.file.settings) }
 
-    public func register(on router: Router<AdminRequestContext>) {
+    /// The probe `/readyz` (`/healthz` and `/metrics` are the server's own): all that the probe
+    /// listener serves.
+    public func registerProbes(on router: Router<AdminRequestContext>) {
         router.get("/readyz") { _, _ in try await readiness() }
+    }
+
+    public func register(on router: Router<AdminRequestContext>) {
+        registerProbes(on: router)
         for prefix in ["/admin/jobs", "/admin/pollers"] {
             router.get(RouterPath(prefix)) { _, _ in try await jobs() }
             router.get(RouterPath(prefix + "/:id")) { request, c in

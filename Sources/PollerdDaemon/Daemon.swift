@@ -114,6 +114,7 @@ public struct Daemon: Sendable {
                 .init(
                     service: AdminService(
                         listen: listen, explicit: file.settings.admin.listenExplicit,
+                        probeListen: file.settings.admin.probeListen,
                         auth: AdminAuth.from(file.settings.admin, environment: ProcessInfo.processInfo.environment),
                         api: api, metrics: AdminServer.bootstrapMetrics(), logger: logger),
                     successTerminationBehavior: .ignore))

@@ -72,17 +72,19 @@ public struct StoreService: Service {
 public struct AdminService: Service {
     let listen: ListenAddress
     let explicit: Bool
+    let probeListen: ListenAddress?
     let auth: AdminAuth
     let api: AdminAPI
     let metrics: PrometheusCollectorRegistry
     let logger: Logger
 
     public init(
-        listen: ListenAddress, explicit: Bool, auth: AdminAuth, api: AdminAPI, metrics: PrometheusCollectorRegistry,
-        logger: Logger
+        listen: ListenAddress, explicit: Bool, probeListen: ListenAddress? = nil, auth: AdminAuth, api: AdminAPI,
+        metrics: PrometheusCollectorRegistry, logger: Logger
     ) {
         self.listen = listen
         self.explicit = explicit
+        self.probeListen = probeListen
         self.auth = auth
         self.api = api
         self.metrics = metrics
@@ -108,7 +110,19 @@ public struct AdminService: Service {
                     "the admin API and the dashboard listen beyond this machine, in plain HTTP: tokens and session cookies cross the network unencrypted; put a TLS proxy in front, or listen on 127.0.0.1",
                     metadata: ["pollerd.admin_listen": "\(listen)"])
             }
-            try await app.run()
+            if let probeListen {
+                // The probes alone, on a listener with a backlog of its own.
+                let probes = try AdminServer.application(
+                    host: probeListen.host, port: probeListen.port, registry: metrics, auth: auth, logger: logger,
+                    routes: { api.registerProbes(on: $0) })
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await app.run() }
+                    group.addTask { try await probes.run() }
+                    try await group.waitForAll()
+                }
+            } else {
+                try await app.run()
+            }
         } catch {
             if explicit || Task.isCancelled { throw error }
             logger.error(

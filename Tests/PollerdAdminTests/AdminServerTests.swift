@@ -14,7 +14,8 @@ import Glibc
 @Suite struct AdminServerTests {
     /// Runs the admin server on an ephemeral loopback port for the duration of `body`.
     func withServer(
-        idleTimeoutMs: Int64, maxConnections: Int = 256, headerDeadlineMs: Int64 = 10_000,
+        idleTimeoutMs: Int64, maxConnections: Int = 256, maxConnectionsPerClient: Int = 32,
+        headerDeadlineMs: Int64 = 10_000,
         _ body: @Sendable (Int) async throws -> Void
     ) async throws {
         var logger = Logger(label: "test-admin")
@@ -23,7 +24,8 @@ import Glibc
         let app = try AdminServer.application(
             host: "127.0.0.1", port: 0, registry: PrometheusCollectorRegistry(),
             auth: AdminAuth(tokens: [], openProbes: true), logger: logger,
-            idleTimeoutMs: idleTimeoutMs, maxConnections: maxConnections, headerDeadlineMs: headerDeadlineMs,
+            idleTimeoutMs: idleTimeoutMs, maxConnections: maxConnections,
+            maxConnectionsPerClient: maxConnectionsPerClient, headerDeadlineMs: headerDeadlineMs,
             onServerRunning: { ch in
                 cont.yield(ch.localAddress?.port ?? 0)
                 cont.finish()
@@ -37,9 +39,21 @@ import Glibc
         }
     }
 
-    /// A connected TCP socket to 127.0.0.1:port.
-    func connect(_ port: Int) throws -> Int32 {
+    /// A connected TCP socket to 127.0.0.1:port, from `source` (another loopback address stands
+    /// for another client).
+    func connect(_ port: Int, from source: String? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let b = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            #expect(b == 0)
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -139,6 +153,29 @@ import Glibc
             #expect(try await status(port: port, head: twoHosts) == 400)
             let sameTwice = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nHost: LOCALHOST\r\n"
             #expect(try await status(port: port, head: sameTwice) == 200)
+        }
+    }
+
+    /// One client holding its whole cap of connections (trickling request heads, as a slowloris
+    /// does) gets its next connection closed at once; a probe from another client is answered.
+    @Test(.timeLimit(.minutes(1))) func aClientAtItsConnectionCapCannotStarveAProbe() async throws {
+        try await withServer(idleTimeoutMs: 30_000, maxConnections: 64, maxConnectionsPerClient: 8) { port in
+            var held: [Int32] = []
+            defer { for fd in held { close(fd) } }
+            for _ in 0..<8 {
+                let fd = try connect(port, from: "127.0.0.2")
+                let partial = Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\n".utf8)
+                #expect(write(fd, partial, partial.count) == partial.count)
+                held.append(fd)
+            }
+            // The ninth from the same client is closed without an answer.
+            let ninth = try connect(port, from: "127.0.0.2")
+            defer { close(ninth) }
+            let req = Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8)
+            _ = write(ninth, req, req.count)
+            #expect(await readToClose(ninth).isEmpty, "over its cap: closed unanswered")
+            // Another client is answered while the first holds its cap.
+            #expect(try await status(port: port, head: "GET /healthz HTTP/1.1\r\nHost: localhost\r\n") == 200)
         }
     }
 
