@@ -376,7 +376,15 @@ public final class HTTPFetcher: Sendable {
         }
     }
 
+    /// A compressed body may inflate to this many times its compressed size, at most (a zip bomb
+    /// is cut off while it inflates, before `max_body_bytes` is reached).
+    static let maxDecompressionRatio = 200
+
     static func describe(_ error: any Error) -> String {
+        if let e = error as? NIOHTTPDecompression.DecompressionError, e == .limit {
+            return "the compressed body inflates to more than \(maxDecompressionRatio) times its size "
+                + "(the decompression ratio limit; a zip bomb?)"
+        }
         if let e = error as? HTTPClientError {
             switch e {
             case .deadlineExceeded: return "timed out"
@@ -401,7 +409,7 @@ public final class HTTPFetcher: Sendable {
                 redirectConfiguration: .disallow,
                 timeout: .init(connect: TimeAmount(connectTimeout), read: .seconds(30)),
                 connectionPool: .init(idleTimeout: .seconds(60)),
-                decompression: .enabled(limit: .ratio(200)))
+                decompression: .enabled(limit: .ratio(Self.maxDecompressionRatio)))
             if IPAddress(host) == nil { config.dnsOverride = [host: "\(address)"] }
             let client = HTTPClient(eventLoopGroup: group, configuration: config)
             c.byKey[key] = client

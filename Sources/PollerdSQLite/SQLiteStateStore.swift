@@ -113,13 +113,44 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
+    /// A damaged file from which `recover` can take nothing: its schema cannot be read.
+    public struct Unrecoverable: Error, CustomStringConvertible {
+        public let path: String
+        public let cause: String
+        public var description: String {
+            "\(path): its schema (the table list on its first pages) is damaged (\(cause)): SQLite cannot tell its "
+                + "tables apart, so no row can be read by table and `state recover` can keep nothing. Restore the "
+                + "file from a backup, or move it aside (with its -wal and -shm) so that the daemon starts a new one: "
+                + "every job then starts again from its first tick, and its cursor, history and undelivered items "
+                + "are lost"
+        }
+    }
+
     /// Copies every row that can still be read from a damaged database into a new one, table by
     /// table, and returns how many rows each table kept and lost. The damaged file is left as it
-    /// is; the caller puts the new one in its place.
+    /// is; the caller puts the new one in its place. A file whose schema cannot be read throws
+    /// `Unrecoverable` before anything is written; a try that fails later removes what it wrote.
     public static func recover(from damaged: String, to fresh: String) throws -> [(table: String, kept: Int, lost: Int)]
     {
+        let source: DatabaseQueue
+        do {
+            source = try DatabaseQueue(path: damaged) // GRDB reads the schema as it opens
+            _ = try source.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
+        } catch let e as DatabaseError where e.resultCode == .SQLITE_CORRUPT || e.resultCode == .SQLITE_NOTADB {
+            throw Unrecoverable(path: damaged, cause: e.message ?? "\(e.resultCode)")
+        }
+        do {
+            return try copyReadableRows(from: source, to: fresh)
+        } catch {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: fresh + suffix) }
+            throw error
+        }
+    }
+
+    private static func copyReadableRows(
+        from source: DatabaseQueue, to fresh: String
+    ) throws -> [(table: String, kept: Int, lost: Int)] {
         _ = try SQLiteStateStore(path: fresh, synchronousFull: true) // the current schema
-        let source = try DatabaseQueue(path: damaged)
         let target = try DatabaseQueue(path: fresh)
         var report: [(String, Int, Int)] = []
         let tables = [

@@ -65,6 +65,23 @@ import Testing
         }
     }
 
+    /// A gzip body that inflates past the ratio limit fails the tick with the limit named, and
+    /// its value (the message was `…: limit`).
+    @Test func aGzipBombNamesTheLimitItTripped() async throws {
+        let gz = try Data(
+            contentsOf: FeedCorpusTests.root.deletingLastPathComponent().appendingPathComponent("http/bomb.xml.gz"))
+        try await FeedServer.with { servers in
+            let s = servers[0]
+            s.serve(
+                "/bomb.gz",
+                .init(
+                    headers: [("Content-Encoding", "gzip"), ("Content-Type", "application/rss+xml")], body: Array(gz)))
+            var t = Self.rss(s.base + "/bomb.gz", ["deliver_existing": .bool(true)])
+            let e = try #require(await t.tick().error)
+            #expect(e.message.contains("decompression ratio limit") && e.message.contains("200 times"), "\(e.message)")
+        }
+    }
+
     @Test func redirectsAreFollowedWithoutReplacingTheURL() async throws {
         try await FeedServer.with { servers in
             let s = servers[0]

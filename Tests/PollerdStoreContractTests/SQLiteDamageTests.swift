@@ -49,6 +49,36 @@ import Glibc
         #expect(try SQLiteBackend.check(path: fresh) == ["ok"])
     }
 
+    /// A file whose schema page is damaged cannot be recovered table by table: `recover` says so,
+    /// and what to do instead, and leaves no half-made file behind (each failed try left a
+    /// `.recovered-*` trio before).
+    @Test func aDamagedSchemaIsUnrecoverableAndLeavesNothingBehind() async throws {
+        let path = StoreFactory.sqlite.newLocation()
+        do {
+            let store = try SQLiteBackend.open(path: path, synchronousFull: false)
+            _ = try await store.register(
+                [JobRegistration(jobID: "a", kind: "noop", agent: "d", pausedOnBoot: false)], nowMs: 0)
+        }
+        let q = try DatabaseQueue(path: path)
+        try await q.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        try q.close()
+        // Page 1 past the 100-byte file header: the root of the schema table.
+        let fd = open(path, O_WRONLY)
+        let garbage = [UInt8](repeating: 0xA5, count: 900)
+        #expect(pwrite(fd, garbage, garbage.count, 100) == 900)
+        close(fd)
+        let fresh = path + ".recovered-1"
+        do {
+            _ = try SQLiteBackend.recover(from: path, to: fresh)
+            Issue.record("a file with a damaged schema was recovered")
+        } catch let e as SQLiteStateStore.Unrecoverable {
+            #expect(e.description.contains("schema") && e.description.contains("backup"), "\(e)")
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            #expect(!FileManager.default.fileExists(atPath: fresh + suffix), "\(fresh + suffix) left behind")
+        }
+    }
+
     /// Damage that appears while the store is open is told apart from trouble that passes
     /// (a full disk, a busy lock): the daemon stops on the first and retries the second.
     @Test func damageFoundAtRunTimeIsToldApartFromAFullDisk() async throws {
