@@ -2,19 +2,47 @@
 public struct OutboxBatch: Sendable, Equatable {
     /// The job's sink names: each entry is queued once per sink.
     public var sinks: [String]
+    /// The fingerprint of each sink's definition (`SinkSpec.fingerprint`), in the order of
+    /// `sinks`: a lane is delivered only by a deliverer whose job file defines its sink the same
+    /// way. Empty: not known (the lane goes to any deliverer with a sink of that name).
+    public var sinkFingerprints: [String]
     public var entries: [OutboxEntry]
     /// Keys the job remembers for dedup (0: no dedup).
     public var dedupWindow: Int
     public var foundAtMs: Int64
 
-    public init(sinks: [String], entries: [OutboxEntry], dedupWindow: Int, foundAtMs: Int64) {
+    public init(
+        sinks: [String], sinkFingerprints: [String] = [], entries: [OutboxEntry], dedupWindow: Int, foundAtMs: Int64
+    ) {
         self.sinks = sinks
+        self.sinkFingerprints = sinkFingerprints
         self.entries = entries
         self.dedupWindow = dedupWindow
         self.foundAtMs = foundAtMs
     }
 
-    public static let empty = OutboxBatch(sinks: [], entries: [], dedupWindow: 0, foundAtMs: 0)
+    /// The batch for `sinks`, with their names and fingerprints.
+    public init(sinks: [SinkSpec], entries: [OutboxEntry], dedupWindow: Int, foundAtMs: Int64) {
+        self.init(
+            sinks: sinks.map(\.name), sinkFingerprints: sinks.map(\.fingerprint), entries: entries,
+            dedupWindow: dedupWindow, foundAtMs: foundAtMs)
+    }
+
+    public static let empty = OutboxBatch(sinks: [String](), entries: [], dedupWindow: 0, foundAtMs: 0)
+}
+
+/// A (job, sink) lane a deliverer can deliver: its job file defines the sink, as the fingerprint
+/// says (`SinkSpec.fingerprint`).
+public struct ServedSink: Sendable, Hashable {
+    public var jobID: String
+    public var sink: String
+    public var fingerprint: String
+
+    public init(jobID: String, sink: String, fingerprint: String) {
+        self.jobID = jobID
+        self.sink = sink
+        self.fingerprint = fingerprint
+    }
 }
 
 /// One sink queue of one job, claimed by a deliverer.
@@ -138,8 +166,15 @@ public enum DeadLetterSelection: Sendable, Equatable {
 /// The outbox side of the store: lanes that deliverers claim, settle and report on, and the
 /// dead-letter table. Items enter it through `StateStore.commit`.
 public protocol OutboxStore: Sendable {
-    /// Claims up to `limit` lanes whose head is due and that no live claim holds.
+    /// Claims up to `limit` lanes whose head is due, that no live claim holds, and that `holder`
+    /// serves (`serveSinks`): its sink by name, and by the fingerprint of the definition the
+    /// lane's items were queued under where the lane records one. Two daemons with different job
+    /// files on one store each deliver their own jobs' lanes, and never park the other's.
     func claimLanes(holder: String, nowMs: Int64, claimMs: Int64, limit: Int) async throws -> [OutboxLane]
+    /// Sets the lanes `holder` serves (at boot and on reload), replacing what it served before.
+    /// A holder that never called it claims nothing. What a store keeps of it lasts no longer
+    /// than the holder's connection to it (SQLite: a temporary table of the writer's).
+    func serveSinks(holder: String, _ sinks: [ServedSink]) async throws
     /// The first `limit` undelivered items of a lane, oldest first.
     func laneItems(_ lane: OutboxLane, limit: Int) async throws -> [OutboxRecord]
     /// Records acks and the failure, releases the claim; false (nothing changed) when the claim was lost.

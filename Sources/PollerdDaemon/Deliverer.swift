@@ -30,7 +30,11 @@ public final class Deliverer: Service, Sendable {
     private struct Routing {
         var sinks: [String: [String: SinkSpec]] = [:]
         var tuning = DeliveryTuning()
+        /// Bumped by every `update`; the store is told the lanes served when it moves.
+        var version = 0
     }
+    /// The routing version the store was last told of (`serveSinks`).
+    private let served = Mutex(-1)
     private let routing = Mutex(Routing())
     private let isAbandoned: @Sendable (String) -> Bool
     private let stopping = Mutex(false)
@@ -58,6 +62,7 @@ public final class Deliverer: Service, Sendable {
     public func update(jobs: [JobSpec], tuning: DeliveryTuning) {
         var r = Routing()
         r.tuning = tuning
+        r.version = routing.withLock { $0.version } + 1
         for j in jobs where !j.deliver.isEmpty || !j.alertSinks.isEmpty {
             r.sinks[j.id] = Dictionary(
                 (j.deliver + j.alertSinks).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -79,6 +84,7 @@ public final class Deliverer: Service, Sendable {
     /// For tests and benchmarks; the daemon runs `run()`.
     public func pass() async throws -> [LaneReport] {
         await settleAgain()
+        try await tellServedSinks()
         let tuning = routing.withLock { $0.tuning }
         let lanes = try await store.claimLanes(
             holder: holder, nowMs: clock.nowMs, claimMs: Self.claimMs, limit: tuning.concurrency)
@@ -129,6 +135,7 @@ public final class Deliverer: Service, Sendable {
                 let limit = loop.claimLimit(concurrency: routing.withLock { $0.tuning.concurrency })
                 if limit > 0 {
                     do {
+                        try await tellServedSinks()
                         let lanes = try await store.claimLanes(
                             holder: holder, nowMs: now, claimMs: Self.claimMs, limit: limit)
                         loop.claimed(lanes.count)
@@ -160,6 +167,22 @@ public final class Deliverer: Service, Sendable {
             group.cancelAll()
         }
         await settleAgain()
+    }
+
+    /// Tells the store which lanes this deliverer serves, when its job file changed since: it
+    /// claims only those (a lane of another daemon's job file is left to that daemon).
+    private func tellServedSinks() async throws {
+        let (version, sinks) = routing.withLock { r in
+            (
+                r.version,
+                r.sinks.flatMap { job, byName in
+                    byName.values.map { ServedSink(jobID: job, sink: $0.name, fingerprint: $0.fingerprint) }
+                }
+            )
+        }
+        guard served.withLock({ $0 }) != version else { return }
+        try await store.serveSinks(holder: holder, sinks)
+        served.withLock { $0 = version }
     }
 
     /// Writes the settlements the store refused earlier; those it refuses again wait for the next turn.

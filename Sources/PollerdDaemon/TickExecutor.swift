@@ -319,8 +319,7 @@ public struct TickExecutor: Sendable {
             "channel": .string(target.channel), "to": .string(target.to), "text": .string(text),
         ])
         let builder = ItemEnvelope.Builder(jobID: job.id, kind: job.kind, agent: job.agent, foundAtMs: nowMs)
-        return OutboxBatch(
-            sinks: job.alertSinks.map(\.name), entries: [builder.entry(for: item)], dedupWindow: 0, foundAtMs: nowMs)
+        return OutboxBatch(sinks: job.alertSinks, entries: [builder.entry(for: item)], dedupWindow: 0, foundAtMs: nowMs)
     }
 
     /// A tick with more items than the job's dedup window cannot be deduplicated against the
@@ -339,7 +338,7 @@ public struct TickExecutor: Sendable {
         let builder = ItemEnvelope.Builder(jobID: job.id, kind: job.kind, agent: job.agent, foundAtMs: foundAtMs)
         let entries = items.map(builder.entry(for:))
         return OutboxBatch(
-            sinks: job.deliver.map(\.name), entries: entries,
+            sinks: job.deliver, entries: entries,
             dedupWindow: job.dedupWindow ?? settings.delivery.dedupWindow, foundAtMs: foundAtMs)
     }
 

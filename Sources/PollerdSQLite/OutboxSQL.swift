@@ -83,12 +83,18 @@ enum OutboxSQL {
             queued += 1
         }
         guard queued > 0 else { return 0 }
+        // The lane records the definition its newest items were queued under: a deliverer whose
+        // job file defines the sink otherwise does not claim it.
         let lane = try db.cachedStatement(
             sql: """
-                INSERT INTO outbox_lane (job_id, sink, pending, next_attempt_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT (job_id, sink) DO UPDATE SET pending = pending + excluded.pending
+                INSERT INTO outbox_lane (job_id, sink, pending, next_attempt_at, sink_fp) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (job_id, sink) DO UPDATE SET pending = pending + excluded.pending,
+                  sink_fp = COALESCE(excluded.sink_fp, sink_fp)
                 """)
-        for sink in batch.sinks { try lane.execute(arguments: [jobID, sink, queued, nowMs]) }
+        for (i, sink) in batch.sinks.enumerated() {
+            let fp: String? = i < batch.sinkFingerprints.count ? batch.sinkFingerprints[i] : nil
+            try lane.execute(arguments: [jobID, sink, queued, nowMs, fp])
+        }
         try db.cachedStatement(sql: "UPDATE poll_state SET outbox_backlog = outbox_backlog + ? WHERE job_id = ?")
             .execute(arguments: [queued, jobID])
         if dedup {
@@ -103,17 +109,39 @@ enum OutboxSQL {
         return queued
     }
 
+    /// The lanes each holder on this connection serves: a temporary table of the writer's own,
+    /// which no other daemon sees and which goes with the connection.
+    static let servedSinksTable = """
+        CREATE TEMP TABLE IF NOT EXISTS served_sink (
+          holder TEXT NOT NULL, job_id TEXT NOT NULL, sink TEXT NOT NULL, fingerprint TEXT NOT NULL,
+          PRIMARY KEY (holder, job_id, sink)
+        ) WITHOUT ROWID
+        """
+
+    static func serve(holder: String, _ sinks: [ServedSink], _ db: Database) throws {
+        try db.execute(sql: servedSinksTable)
+        try db.execute(sql: "DELETE FROM temp.served_sink WHERE holder = ?", arguments: [holder])
+        let add = try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO temp.served_sink (holder, job_id, sink, fingerprint) VALUES (?, ?, ?, ?)")
+        for s in sinks { try add.execute(arguments: [holder, s.jobID, s.sink, s.fingerprint]) }
+    }
+
     static func claim(holder: String, nowMs: Int64, claimMs: Int64, limit: Int, _ db: Database) throws -> [OutboxLane] {
-        try Row.fetchAll(
+        try db.execute(sql: servedSinksTable)
+        return try Row.fetchAll(
             db.cachedStatement(
                 sql: """
                     UPDATE outbox_lane SET claimed_by = ?, claim_token = claim_token + 1, claim_until = ?
                     WHERE rowid IN (
-                      SELECT rowid FROM outbox_lane
-                      WHERE pending > 0 AND next_attempt_at <= ? AND claim_until <= ?
-                      ORDER BY next_attempt_at LIMIT ?)
+                      SELECT l.rowid FROM outbox_lane l
+                      WHERE l.pending > 0 AND l.next_attempt_at <= ? AND l.claim_until <= ?
+                        AND EXISTS (
+                          SELECT 1 FROM temp.served_sink s
+                          WHERE s.holder = ? AND s.job_id = l.job_id AND s.sink = l.sink
+                            AND (l.sink_fp IS NULL OR s.fingerprint = l.sink_fp))
+                      ORDER BY l.next_attempt_at LIMIT ?)
                     RETURNING job_id, sink, claim_token, attempts
-                    """), arguments: [holder, nowMs + claimMs, nowMs, nowMs, limit]
+                    """), arguments: [holder, nowMs + claimMs, nowMs, nowMs, holder, limit]
         ).map {
             OutboxLane(jobID: $0[0], sink: $0[1], token: $0[2], attempts: $0[3])
         }

@@ -6,6 +6,10 @@ extension SQLiteStateStore: OutboxStore {
         try await write { db in try OutboxSQL.claim(holder: holder, nowMs: nowMs, claimMs: claimMs, limit: limit, db) }
     }
 
+    public func serveSinks(holder: String, _ sinks: [ServedSink]) async throws {
+        try await write { db in try OutboxSQL.serve(holder: holder, sinks, db) }
+    }
+
     public func laneItems(_ lane: OutboxLane, limit: Int) async throws -> [OutboxRecord] {
         try await read { db in try OutboxSQL.items(lane, limit: limit, db) }
     }

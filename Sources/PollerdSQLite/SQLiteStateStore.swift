@@ -411,6 +411,15 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(sql: "UPDATE poll_state SET last_ok_at = last_run_at WHERE last_status = 'ok'")
         }
         m.registerMigration("008_history_log") { db in try migrateToHistoryLog(db) }
+        m.registerMigration("009_served_sinks") { db in
+            // The sink definition a lane's items were queued under (NULL: before this), and each
+            // daemon's definition of its jobs (to warn about a job two daemons define differently).
+            try db.execute(
+                sql: """
+                    ALTER TABLE outbox_lane ADD COLUMN sink_fp TEXT;
+                    ALTER TABLE daemon_jobs ADD COLUMN definition_fp TEXT;
+                    """)
+        }
         return m
     }
 

@@ -26,6 +26,9 @@ final class SettleFaultStore: OutboxStore {
     func claimLanes(holder: String, nowMs: Int64, claimMs: Int64, limit: Int) async throws -> [OutboxLane] {
         try await inner.claimLanes(holder: holder, nowMs: nowMs, claimMs: claimMs, limit: limit)
     }
+    func serveSinks(holder: String, _ sinks: [ServedSink]) async throws {
+        try await inner.serveSinks(holder: holder, sinks)
+    }
     func laneItems(_ lane: OutboxLane, limit: Int) async throws -> [OutboxRecord] {
         try await inner.laneItems(lane, limit: limit)
     }

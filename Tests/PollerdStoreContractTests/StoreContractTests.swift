@@ -517,12 +517,49 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         return try await store.commit(commit(g, cursor: "c\(now)", outbox: batch(ids, window: window)), nowMs: now)
     }
 
+    /// A deliverer claims only the lanes it serves: the sink by name, and by the fingerprint of
+    /// the definition the lane's items were queued under (a lane queued without one, by name).
+    @Test(arguments: StoreFactory.all)
+    func aDelivererClaimsOnlyTheLanesItServes(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        _ = try await store.register([reg], nowMs: 0)
+        let g = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 10, slotMs: nil))
+        var b = batch(["x"], sinks: ["hook", "file"])
+        b.sinkFingerprints = ["hook=webhook(one)", "file=file(a)"]
+        #expect(try await store.commit(commit(g, cursor: "c", outbox: b), nowMs: 10))
+        // Nothing is served before serveSinks.
+        #expect(try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).isEmpty)
+        // Another job file: the same sink name, another definition; and a sink the lane lacks.
+        try await store.serveSinks(
+            holder: "D",
+            [
+                ServedSink(jobID: "j", sink: "hook", fingerprint: "hook=webhook(two)"),
+                ServedSink(jobID: "j", sink: "stdout", fingerprint: "stdout=stdout()"),
+            ])
+        #expect(try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).isEmpty)
+        // The daemon that defines both sinks as the items were queued claims both lanes.
+        try await store.serveSinks(
+            holder: "E",
+            [
+                ServedSink(jobID: "j", sink: "hook", fingerprint: "hook=webhook(one)"),
+                ServedSink(jobID: "j", sink: "file", fingerprint: "file=file(a)"),
+            ])
+        let lanes = try await store.claimLanes(holder: "E", nowMs: 20, claimMs: 60_000, limit: 10)
+        #expect(Set(lanes.map(\.sink)) == ["hook", "file"])
+        // serveSinks replaces: D now serves the file sink as queued, but E holds it.
+        try await store.serveSinks(holder: "D", [ServedSink(jobID: "j", sink: "file", fingerprint: "file=file(a)")])
+        #expect(try await store.claimLanes(holder: "D", nowMs: 21, claimMs: 60_000, limit: 10).isEmpty)
+    }
+
     @Test(arguments: StoreFactory.all)
     func outboxAcksRetriesAndDeadLettersInOrder(_ f: StoreFactory) async throws {
         let store = try f.make()
         _ = try await store.register([reg], nowMs: 0)
         #expect(try await tickWith(store, ["x", "y", "z"], at: 10))
         #expect(try await store.state(jobID: "j")?.outboxBacklog == 3)
+        for holder in ["D", "E"] {
+            try await store.serveSinks(holder: holder, [ServedSink(jobID: "j", sink: "s", fingerprint: "any")])
+        }
         let lane = try #require(try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).first)
         #expect(try await store.claimLanes(holder: "E", nowMs: 21, claimMs: 60_000, limit: 10).isEmpty) // claimed
         let items = try await store.laneItems(lane, limit: 10)
