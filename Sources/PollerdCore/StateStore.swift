@@ -425,6 +425,12 @@ public protocol StateStore: Sendable {
     func liveDaemons(nowMs: Int64) async throws -> [DaemonRecord]
     /// The live daemons whose job file has the job.
     func jobOwners(jobID: String, nowMs: Int64) async throws -> [String]
+    /// How the live daemons define each of `jobIDs` (job id → daemon id → the definition's
+    /// fingerprint, as announced), for the jobs that at least one live daemon has: a job two
+    /// daemons define differently runs under either definition and delivers to either's sinks.
+    func liveDefinitions(jobIDs: [String], nowMs: Int64) async throws -> [String: [String: String]]
+    /// The jobs that live daemons define differently, as `liveDefinitions` gives them.
+    func divergentDefinitions(nowMs: Int64) async throws -> [String: [String: String]]
     /// Frees unexpired leases whose holder is known to be gone (a crashed daemon on this host).
     /// Returns the number freed.
     func reclaimLeases(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int

@@ -126,7 +126,9 @@ public struct Daemon: Sendable {
             .init(
                 service: PluginStatusService(runner: runner, store: store, clock: clock),
                 successTerminationBehavior: .ignore),
-            .init(service: HealthService(store: store, live: live, clock: clock), successTerminationBehavior: .ignore),
+            .init(
+                service: HealthService(store: store, live: live, clock: clock, logger: logger),
+                successTerminationBehavior: .ignore),
             // Last in the group, so the first to hear of a shutdown: tells systemd it began.
             .init(service: NotifyStoppingService(notifier: notifier), successTerminationBehavior: .ignore),
         ]

@@ -240,6 +240,13 @@ public struct Dashboard: Sendable {
         }
         let breaker = all.filter { $0.status == "breaker_open" }.count
         if breaker > 0 { out.append("\(breaker) job(s) have their breaker open (filter: breaker open).") }
+        let divergent = try await api.guarded { try await api.store.divergentDefinitions(nowMs: api.clock.nowMs) }
+        if !divergent.isEmpty {
+            let some = divergent.keys.sorted().prefix(5).joined(separator: ", ")
+            out.append(
+                "\(divergent.count) job(s) are defined differently by live daemons (\(some)\(divergent.count > 5 ? ", …" : "")): "
+                    + "each tick runs under the definition of the daemon that claims it, and delivers to its sinks.")
+        }
         let letters = try await api.guarded { try await api.facade.deadLetters(jobID: nil, limit: 1000) }.count
         if letters > 0 {
             out.append(

@@ -45,6 +45,8 @@ public struct Explanation: Sendable, Equatable {
     public var next: Next
     /// The live daemons whose job file has the job.
     public var owners: [String]
+    /// When live daemons define the job differently: each one's definition fingerprint (else empty).
+    public var divergentDefinitions: [String: String] = [:]
 
     public init(jobID: String, last: Last, next: Next, owners: [String]) {
         self.jobID = jobID
@@ -152,6 +154,13 @@ public struct Explanation: Sendable, Equatable {
         case .unplanned:
             nextText = "No next run is planned."
         }
-        return lastText + " " + nextText
+        var text = lastText + " " + nextText
+        if divergentDefinitions.count > 1 {
+            let daemons = divergentDefinitions.keys.sorted().joined(separator: ", ")
+            text +=
+                " Warning: live daemons define it differently (\(daemons)): each tick runs under the definition of "
+                + "the daemon that claims it, and its items go to that daemon's sinks. Give it one definition."
+        }
+        return text
     }
 }

@@ -1,3 +1,4 @@
+public import Logging
 import Metrics
 import PollerdConfig
 public import PollerdCore
@@ -11,14 +12,19 @@ public struct HealthService: Service {
     let live: LiveJobFile
     let clock: any WallClock
     let everyMs: Int64
+    let logger: Logger
     /// Jobs that never ticked ok count their staleness from here (the daemon's start).
     let startedAtMs: Int64
 
-    public init(store: any PollerdStore, live: LiveJobFile, clock: any WallClock, everyMs: Int64 = 15_000) {
+    public init(
+        store: any PollerdStore, live: LiveJobFile, clock: any WallClock, everyMs: Int64 = 15_000,
+        logger: Logger = Logger(label: "pollerd.health")
+    ) {
         self.store = store
         self.live = live
         self.clock = clock
         self.everyMs = everyMs
+        self.logger = logger
         self.startedAtMs = clock.nowMs
     }
 
@@ -50,7 +56,20 @@ public struct HealthService: Service {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            var warned: [String: [String: String]] = [:]
             while !Task.isCancelled {
+                if let divergent = try? await store.divergentDefinitions(nowMs: clock.nowMs) {
+                    Gauge(label: "pollerd_jobs_defined_differently").record(divergent.count)
+                    for (job, defs) in divergent.sorted(by: { $0.key < $1.key }) where warned[job] != defs {
+                        logger.warning(
+                            "live daemons define this job differently: each tick runs under the definition of the daemon that claims it, and delivers to its sinks",
+                            metadata: [
+                                "pollerd.job.id": "\(job)",
+                                "pollerd.daemons": "\(defs.keys.sorted().joined(separator: ","))",
+                            ])
+                    }
+                    warned = divergent
+                }
                 if let rows = try? await store.allStates() {
                     let file = live.file
                     let s = Self.snapshot(

@@ -10,11 +10,18 @@ public struct Operator: Sendable {
     public let clock: any WallClock
     /// The job file's settings: the breaker threshold and backlog bound that explain reads.
     public let settings: GlobalSettings
+    /// True for a daemon id whose process is known to be gone (one on this host that no longer
+    /// runs): explain does not name it as the job's owner while its heartbeat has yet to lapse.
+    let isGone: @Sendable (String) -> Bool
 
-    public init(store: any PollerdStore, clock: any WallClock, settings: GlobalSettings = GlobalSettings()) {
+    public init(
+        store: any PollerdStore, clock: any WallClock, settings: GlobalSettings = GlobalSettings(),
+        isGone: @escaping @Sendable (String) -> Bool = HolderIdentity.isAbandoned
+    ) {
         self.store = store
         self.clock = clock
         self.settings = settings
+        self.isGone = isGone
     }
 
     /// A control or query named a job the store does not know.
@@ -45,6 +52,20 @@ public struct Operator: Sendable {
         return JobDetail(row: row, lease: lease, explanation: explanation)
     }
 
+    /// For each of `jobs` that a live daemon defines otherwise than `jobs` does, a warning naming
+    /// the daemons: once this file runs beside them, the job's ticks and items would split
+    /// between the two definitions.
+    public func definitionWarnings(_ jobs: [JobSpec]) async throws -> [String] {
+        let live = try await store.liveDefinitions(jobIDs: jobs.map(\.id), nowMs: clock.nowMs)
+        return jobs.compactMap { job in
+            let others = (live[job.id] ?? [:]).filter { !isGone($0.key) && $0.value != job.fingerprint }
+            guard !others.isEmpty else { return nil }
+            return "job '\(job.id)': the live daemon(s) \(others.keys.sorted().joined(separator: ", ")) define it "
+                + "differently; its ticks and items would split between the two definitions (if one of them runs this "
+                + "file, reload it)"
+        }
+    }
+
     /// Why the job did or did not run at its last slot, and when it will run next or why not.
     public func explain(_ jobID: String) async throws -> Explanation {
         try await job(jobID).explanation
@@ -52,10 +73,14 @@ public struct Operator: Sendable {
 
     private func explain(row: JobStateRow, lease: LeaseRecord?) async throws -> Explanation {
         let now = clock.nowMs
-        let owners = try await store.jobOwners(jobID: row.jobID, nowMs: now)
-        return Explanation.decide(
+        let owners = try await store.jobOwners(jobID: row.jobID, nowMs: now).filter { !isGone($0) }
+        var e = Explanation.decide(
             row: row, lease: lease, owners: owners, breakerThreshold: settings.breakerThreshold,
             maxBacklog: settings.delivery.maxBacklog, nowMs: now)
+        let definitions = (try await store.liveDefinitions(jobIDs: [row.jobID], nowMs: now)[row.jobID] ?? [:])
+            .filter { !isGone($0.key) }
+        if Set(definitions.values).count > 1 { e.divergentDefinitions = definitions }
+        return e
     }
 
     /// Pauses a job; it stays paused across restarts. `note` is shown wherever the job is.

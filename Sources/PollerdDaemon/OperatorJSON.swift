@@ -59,6 +59,7 @@ public enum OperatorJSON {
         return .object([
             "job_id": .string(e.jobID), "last": last, "next": .object(next),
             "owners": .array(e.owners.map { .string($0) }), "text": .string(e.text),
+            "divergent_definitions": .object(e.divergentDefinitions.mapValues { .string($0) }),
         ])
     }
 

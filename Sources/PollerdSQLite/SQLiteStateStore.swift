@@ -752,7 +752,8 @@ public final class SQLiteStateStore: StateStore {
                     ON CONFLICT(daemon_id) DO UPDATE SET job_file = excluded.job_file, alive_until = excluded.alive_until
                     """, arguments: [d.daemonID, d.jobFile, nowMs, d.aliveUntilMs])
             try db.execute(sql: "DELETE FROM daemon_jobs WHERE daemon_id = ?", arguments: [d.daemonID])
-            let add = try db.cachedStatement(sql: "INSERT INTO daemon_jobs (daemon_id, job_id) VALUES (?, ?)")
+            let add = try db.cachedStatement(
+                sql: "INSERT INTO daemon_jobs (daemon_id, job_id, definition_fp) VALUES (?, ?, ?)")
             let activate = try db.cachedStatement(
                 sql: "UPDATE poll_state SET definition_fp = ? WHERE job_id = ? AND definition_fp IS NOT ?")
             // In id order, so the daemon's rows go in side by side (in a dictionary's order
@@ -761,6 +762,7 @@ public final class SQLiteStateStore: StateStore {
                 var a = HotStatement(add, db)
                 a.bind(d.daemonID)
                 a.bind(id)
+                a.bind(fp)
                 _ = try a.run()
                 var u = HotStatement(activate, db)
                 u.bind(fp)
@@ -809,6 +811,45 @@ public final class SQLiteStateStore: StateStore {
                     SELECT j.daemon_id FROM daemon_jobs j JOIN daemons d ON d.daemon_id = j.daemon_id
                     WHERE j.job_id = ? AND d.alive_until > ? ORDER BY j.daemon_id
                     """, arguments: [jobID, nowMs])
+        }
+    }
+
+    public func liveDefinitions(jobIDs: [String], nowMs: Int64) async throws -> [String: [String: String]] {
+        try await pool.read { db in
+            var out: [String: [String: String]] = [:]
+            let rows = try db.cachedStatement(
+                sql: """
+                    SELECT j.daemon_id, j.definition_fp FROM daemon_jobs j JOIN daemons d ON d.daemon_id = j.daemon_id
+                    WHERE j.job_id = ? AND d.alive_until > ? AND j.definition_fp IS NOT NULL
+                    """)
+            for id in jobIDs {
+                for r in try Row.fetchAll(rows, arguments: [id, nowMs]) {
+                    out[id, default: [:]][r[0]] = r[1]
+                }
+            }
+            return out
+        }
+    }
+
+    public func divergentDefinitions(nowMs: Int64) async throws -> [String: [String: String]] {
+        try await pool.read { db in
+            // One live daemon cannot disagree with itself: no scan of its jobs.
+            let live = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM daemons WHERE alive_until > ?", arguments: [nowMs])
+            guard (live ?? 0) > 1 else { return [:] }
+            var out: [String: [String: String]] = [:]
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    WITH live AS (
+                      SELECT j.job_id, j.daemon_id, j.definition_fp FROM daemon_jobs j
+                      JOIN daemons d ON d.daemon_id = j.daemon_id
+                      WHERE d.alive_until > ? AND j.definition_fp IS NOT NULL)
+                    SELECT job_id, daemon_id, definition_fp FROM live WHERE job_id IN (
+                      SELECT job_id FROM live GROUP BY job_id HAVING COUNT(DISTINCT definition_fp) > 1)
+                    """, arguments: [nowMs])
+            for r in rows { out[r[0], default: [:]][r[1]] = r[2] }
+            return out
         }
     }
 

@@ -24,6 +24,12 @@ struct ValidateCommand: AsyncParsableCommand {
     func run() async throws {
         _ = Support.bootstrapLogging(level: options.logLevel, format: options.logFormat)
         let file = Support.load(options.path)
+        var divergent: [String] = []
+        if !file.isFatal, FileManager.default.fileExists(atPath: file.stateDBPath) {
+            let facade = Operator(store: try Support.openStore(file), clock: SystemWallClock(), settings: file.settings)
+            divergent = try await facade.definitionWarnings(file.jobs)
+            if !json { for w in divergent { Support.printErr("warning: \(w)") } }
+        }
         if diff && !file.isFatal {
             var current: [String: String] = [:]
             if FileManager.default.fileExists(atPath: file.stateDBPath) {
@@ -54,7 +60,8 @@ struct ValidateCommand: AsyncParsableCommand {
                     .object([
                         "valid": .bool(file.errors.isEmpty), "jobs": .int(Int64(file.jobs.count)),
                         "errors": .array(file.errors.map { .string($0.description) }),
-                        "warnings": .array(file.warnings.map { .string($0.description) }),
+                        "warnings": .array(
+                            file.warnings.map { .string($0.description) } + divergent.map { .string($0) }),
                     ])))
         }
         if !file.errors.isEmpty {

@@ -103,6 +103,12 @@ final class FaultyStore: StateStore {
     func jobOwners(jobID: String, nowMs: Int64) async throws -> [String] {
         try await inner.jobOwners(jobID: jobID, nowMs: nowMs)
     }
+    func liveDefinitions(jobIDs: [String], nowMs: Int64) async throws -> [String: [String: String]] {
+        try await inner.liveDefinitions(jobIDs: jobIDs, nowMs: nowMs)
+    }
+    func divergentDefinitions(nowMs: Int64) async throws -> [String: [String: String]] {
+        try await inner.divergentDefinitions(nowMs: nowMs)
+    }
     func reclaimLeases(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int {
         try await inner.reclaimLeases(isAbandoned: isAbandoned, nowMs: nowMs)
     }

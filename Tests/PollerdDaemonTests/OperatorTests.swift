@@ -120,4 +120,29 @@ import Testing
         try await t1.value
         #expect(try await op.jobs().isEmpty)
     }
+
+    /// A job two live daemons define differently is flagged by explain (and by the check
+    /// `validate` runs); a daemon whose process is gone is no owner and no definition.
+    @Test func aJobDefinedDifferentlyByTwoDaemonsIsFlagged() async throws {
+        let path = tempDBPath()
+        let clock = ManualClock(nowMs: t0)
+        let h1 = try Harness(jobs: [every("shared", 10)], pollers: [], path: path, clock: clock, holder: "host:1:one")
+        let h2 = try Harness(jobs: [every("shared", 20)], pollers: [], path: path, clock: clock, holder: "host:2:two")
+        let t1 = await h1.start()
+        let t2 = await h2.start()
+        let e = try await facade(h1).explain("shared")
+        #expect(Set(e.divergentDefinitions.keys) == ["host:1:one", "host:2:two"])
+        #expect(e.text.contains("define it differently"), "\(e.text)")
+        #expect(try await facade(h1).definitionWarnings([every("shared", 10)]).count == 1)
+        #expect(try await facade(h1).definitionWarnings([every("other", 10)]).isEmpty)
+        // Once the second daemon is known to be gone (SIGKILLed on this host), explain names
+        // neither it as an owner nor its definition, before its heartbeat lapses.
+        let gone = Operator(store: h1.store, clock: clock, isGone: { $0 == "host:2:two" })
+        let after = try await gone.explain("shared")
+        #expect(after.owners == ["host:1:one"] && after.divergentDefinitions.isEmpty)
+        h1.runner.beginShutdown()
+        h2.runner.beginShutdown()
+        try await t1.value
+        try await t2.value
+    }
 }

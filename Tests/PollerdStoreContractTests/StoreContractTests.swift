@@ -437,6 +437,32 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
 
     // MARK: Several daemons
 
+    /// Each live daemon's definition of a job, as it announced it; the jobs they define
+    /// differently; a daemon whose heartbeat lapsed counts no more.
+    @Test(arguments: StoreFactory.all)
+    func liveDefinitionsAndTheJobsDefinedDifferently(_ f: StoreFactory) async throws {
+        let store = try f.make()
+        _ = try await store.register(regs(["a", "shared", "same"]), nowMs: 0)
+        #expect(try await store.divergentDefinitions(nowMs: 1).isEmpty) // no daemon yet
+        _ = try await store.announce(
+            DaemonAnnouncement(
+                daemonID: "d1", jobFile: "one.yaml", jobs: ["a": "fa", "shared": "s1", "same": "x"],
+                aliveUntilMs: 60_000), nowMs: 0)
+        #expect(try await store.divergentDefinitions(nowMs: 1).isEmpty) // one daemon agrees with itself
+        _ = try await store.announce(
+            DaemonAnnouncement(
+                daemonID: "d2", jobFile: "two.yaml", jobs: ["shared": "s2", "same": "x"], aliveUntilMs: 30_000),
+            nowMs: 0)
+        #expect(try await store.divergentDefinitions(nowMs: 1) == ["shared": ["d1": "s1", "d2": "s2"]])
+        #expect(
+            try await store.liveDefinitions(jobIDs: ["a", "shared", "none"], nowMs: 1) == [
+                "a": ["d1": "fa"], "shared": ["d1": "s1", "d2": "s2"],
+            ])
+        // d2's heartbeat lapses: nothing disagrees any more.
+        #expect(try await store.divergentDefinitions(nowMs: 30_001).isEmpty)
+        #expect(try await store.liveDefinitions(jobIDs: ["shared"], nowMs: 30_001) == ["shared": ["d1": "s1"]])
+    }
+
     @Test(arguments: StoreFactory.all)
     func twoDaemonsWithDifferentJobFilesKeepEachOthersJobsActive(_ f: StoreFactory) async throws {
         let location = f.newLocation()
