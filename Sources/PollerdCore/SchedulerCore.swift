@@ -219,6 +219,7 @@ public struct SchedulerCore: Sendable {
     public mutating func takeDue(nowMs: Int64, limit: Int = .max) -> [DueTick] {
         var out: [DueTick] = []
         let cap = max(1, settings.maxConcurrentTicks)
+        let groupCeiling = Self.groupCeiling(cap: cap)
         while inFlightCount < cap, out.count < limit {
             dropStale()
             guard let top = heap.min, top.due <= nowMs else { break }
@@ -226,7 +227,7 @@ public struct SchedulerCore: Sendable {
             guard let i = jobs.index(forKey: top.jobID) else { continue }
             var group: String?
             if !limits.isEmpty, let l = limits[jobs.values[i].spec.kind] {
-                if (inFlightByGroup[l.group] ?? 0) >= max(1, l.limit) {
+                if (inFlightByGroup[l.group] ?? 0) >= min(max(1, l.limit), groupCeiling) {
                     parked[l.group, default: []].append(top)
                     continue
                 }
@@ -242,6 +243,13 @@ public struct SchedulerCore: Sendable {
         }
         return out
     }
+
+    /// The most slots one group (a plugin's kinds) may hold, whatever its own limit: an eighth of
+    /// the slots (at least one) stays for the other kinds, so that a plugin whose
+    /// `max_concurrent_ticks` reaches `max_concurrent_ticks` of the daemon cannot hold every slot
+    /// while its ticks run long (a canary beside 300 CPU-bound plugin jobs ran 3 s late, every
+    /// slot of 64 held by them).
+    public static func groupCeiling(cap: Int) -> Int { cap > 1 ? cap - max(1, cap / 8) : 1 }
 
     /// The job's tick attempt ended (ran or skipped): its slot, and its group's, are free, and
     /// the group's oldest parked job may go.

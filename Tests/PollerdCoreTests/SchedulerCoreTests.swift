@@ -168,6 +168,28 @@ import Testing
 
     /// A kind whose group is full does not hold global slots: its due jobs are parked, the
     /// other kinds run, and the parked ones go one by one as the group's ticks end.
+    /// A group whose own limit reaches the daemon's cap still leaves an eighth of the slots to
+    /// the other kinds.
+    @Test func aGroupNeverTakesEverySlot() {
+        var settings = GlobalSettings()
+        settings.maxConcurrentTicks = 16
+        settings.defaultJitterMs = 0
+        var core = SchedulerCore(settings: settings)
+        core.setLimits(["busy": ConcurrencyLimit(group: "plugin:busy", limit: 64)])
+        for i in 0..<100 {
+            core.load(
+                JobSpec(id: "b\(i)", kind: "busy", schedule: Schedule(.every(seconds: 10), jitterMs: 0)), row: nil,
+                nowMs: t0)
+        }
+        let first = core.takeDue(nowMs: t0 + 10_000)
+        #expect(first.count == 14 && first.allSatisfy { $0.spec.kind == "busy" })
+        core.load(spec("canary"), row: nil, nowMs: t0 + 10_000)
+        let canary = core.takeDue(nowMs: t0 + 20_000)
+        #expect(canary.map(\.jobID) == ["canary"])
+        #expect(SchedulerCore.groupCeiling(cap: 1) == 1 && SchedulerCore.groupCeiling(cap: 8) == 7)
+        #expect(SchedulerCore.groupCeiling(cap: 64) == 56)
+    }
+
     @Test func aFullGroupParksItsJobsWithoutTakingGlobalSlots() {
         var settings = GlobalSettings()
         settings.maxConcurrentTicks = 8
