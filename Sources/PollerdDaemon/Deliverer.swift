@@ -172,15 +172,13 @@ public final class Deliverer: Service, Sendable {
     /// Tells the store which lanes this deliverer serves, when its job file changed since: it
     /// claims only those (a lane of another daemon's job file is left to that daemon).
     private func tellServedSinks() async throws {
-        let (version, sinks) = routing.withLock { r in
-            (
-                r.version,
-                r.sinks.flatMap { job, byName in
-                    byName.values.map { ServedSink(jobID: job, sink: $0.name, fingerprint: $0.fingerprint) }
-                }
-            )
+        let told = served.withLock { $0 }
+        guard let (version, routes) = routing.withLock({ r in r.version == told ? nil : (r.version, r.sinks) }) else {
+            return
         }
-        guard served.withLock({ $0 }) != version else { return }
+        let sinks = routes.flatMap { job, byName in
+            byName.values.map { ServedSink(jobID: job, sink: $0.name, fingerprint: $0.fingerprint) }
+        }
         try await store.serveSinks(holder: holder, sinks)
         served.withLock { $0 = version }
     }

@@ -119,7 +119,6 @@ enum OutboxSQL {
         """
 
     static func serve(holder: String, _ sinks: [ServedSink], _ db: Database) throws {
-        try db.execute(sql: servedSinksTable)
         try db.execute(sql: "DELETE FROM temp.served_sink WHERE holder = ?", arguments: [holder])
         let add = try db.cachedStatement(
             sql: "INSERT OR REPLACE INTO temp.served_sink (holder, job_id, sink, fingerprint) VALUES (?, ?, ?, ?)")
@@ -127,8 +126,7 @@ enum OutboxSQL {
     }
 
     static func claim(holder: String, nowMs: Int64, claimMs: Int64, limit: Int, _ db: Database) throws -> [OutboxLane] {
-        try db.execute(sql: servedSinksTable)
-        return try Row.fetchAll(
+        try Row.fetchAll(
             db.cachedStatement(
                 sql: """
                     UPDATE outbox_lane SET claimed_by = ?, claim_token = claim_token + 1, claim_until = ?

@@ -46,6 +46,8 @@ public final class SQLiteStateStore: StateStore {
         // lost with power). Readers do not write, so their setting does not matter.
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            // The lanes each deliverer serves: the writer's own, made once (claims read it).
+            try db.execute(sql: OutboxSQL.servedSinksTable)
         }
         try Self.quickCheck(pool, path: path)
         try Self.migrator.migrate(pool)
