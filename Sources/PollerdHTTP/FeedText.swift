@@ -174,6 +174,9 @@ enum FeedText {
                 } else if b != UInt8(ascii: "<") {
                     out.append(contentsOf: Self.replacement) // a control character XML forbids
                     i += 1
+                } else if i + 1 < n, buf[i + 1] == UInt8(ascii: "/") || isNameStart(buf[i + 1]) {
+                    // A tag (the common case first: a name cannot start a `<!` or `<?` construct).
+                    i = copyTag(input, buf, from: i, into: &out)
                 } else if starts("<![CDATA[", at: i) {
                     i = copyConstruct(from: i, through: "]]>", skipping: 9)
                 } else if starts("<!--", at: i) {
@@ -182,8 +185,6 @@ enum FeedText {
                     i = copyConstruct(from: i, through: "?>", skipping: 2)
                 } else if isDoctype(buf, at: i) {
                     i = skipDoctype(buf, from: i + 9)
-                } else if i + 1 < n, buf[i + 1] == UInt8(ascii: "/") || isNameStart(buf[i + 1]) {
-                    i = copyTag(input, buf, from: i, into: &out)
                 } else {
                     out.append(contentsOf: Self.lessThan) // `<!ENTITY …` outside a DTD, `a < b`, …
                     i += 1
