@@ -1,6 +1,7 @@
 """Helpers shared by the SIGKILL tests (scripts/*_test.py)."""
 import base64
 import os
+import time
 
 
 def write_job_file(d, text):
@@ -17,3 +18,35 @@ def counter(cursor):
         return 0
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     return int.from_bytes(raw, "big")
+
+
+def marked_processes(marker, script):
+    """Pids of the live processes (not zombies) whose command line holds `marker`, the calling
+    `script` itself left out."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmd and script not in cmd and state != "Z":
+            out.append(int(pid))
+    return out
+
+
+def wait_for(what, check, deadline=30.0):
+    """Polls `check` until it is true (an OSError counts as not yet); returns the seconds it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < deadline:
+        try:
+            if check():
+                return time.monotonic() - start
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

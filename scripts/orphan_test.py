@@ -13,6 +13,8 @@ usage: orphan_test.py PATH/TO/pollerd
 """
 import json, os, signal, socket, subprocess, sys, tempfile, time, urllib.request
 
+from crashlib import marked_processes, wait_for
+
 BIN = os.path.abspath(sys.argv[1])
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARK = f"600.{os.getpid()}"
@@ -20,32 +22,7 @@ MARK = f"600.{os.getpid()}"
 
 def alive(tag=""):
     """Processes (not zombies) whose command line holds the marker (and the source's digit)."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if MARK + tag in cmd and "orphan_test.py" not in cmd and state != "Z":
-            out.append(int(pid))
-    return out
-
-
-def wait_for(what, check, deadline=30.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            if check():
-                return time.monotonic() - (end - deadline)
-        except OSError:
-            pass
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    return marked_processes(MARK + tag, "orphan_test.py")
 
 
 def start(cfg, port, log):

@@ -11,6 +11,17 @@ import Glibc
 /// A state database damaged in its middle is refused at start with the way out, and
 /// `recover` copies what can still be read into a new file.
 @Suite struct SQLiteDamageTests {
+    /// Folds the WAL into the file, then overwrites `count` bytes at `offset` with garbage.
+    static func damage(_ path: String, at offset: Int, count: Int) async throws {
+        let q = try DatabaseQueue(path: path)
+        try await q.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        try q.close()
+        let fd = open(path, O_WRONLY)
+        defer { close(fd) }
+        let garbage = [UInt8](repeating: 0xA5, count: count)
+        #expect(pwrite(fd, garbage, garbage.count, off_t(offset)) == count)
+    }
+
     @Test func aDatabaseDamagedInItsMiddleIsRefusedAndCanBeRecovered() async throws {
         let path = StoreFactory.sqlite.newLocation()
         do {
@@ -59,14 +70,8 @@ import Glibc
             _ = try await store.register(
                 [JobRegistration(jobID: "a", kind: "noop", agent: "d", pausedOnBoot: false)], nowMs: 0)
         }
-        let q = try DatabaseQueue(path: path)
-        try await q.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
-        try q.close()
         // Page 1 past the 100-byte file header: the root of the schema table.
-        let fd = open(path, O_WRONLY)
-        let garbage = [UInt8](repeating: 0xA5, count: 900)
-        #expect(pwrite(fd, garbage, garbage.count, 100) == 900)
-        close(fd)
+        try await Self.damage(path, at: 100, count: 900)
         let fresh = path + ".recovered-1"
         do {
             _ = try SQLiteBackend.recover(from: path, to: fresh)
@@ -89,14 +94,8 @@ import Glibc
                 jobID: "job-\($0)-" + String(repeating: "x", count: 40), kind: "noop", agent: "d", pausedOnBoot: false)
         }
         _ = try await store.register(regs, nowMs: 0)
-        let q = try DatabaseQueue(path: path)
-        try await q.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
-        try q.close()
         // The file's header is overwritten while the store is open: its next reader cannot read it.
-        let fd = open(path, O_WRONLY)
-        let garbage = [UInt8](repeating: 0xA5, count: 100)
-        #expect(pwrite(fd, garbage, garbage.count, 0) == 100)
-        close(fd)
+        try await Self.damage(path, at: 0, count: 100)
         do {
             _ = try await store.allStates()
             Issue.record("a read of a damaged file succeeded")
