@@ -148,6 +148,31 @@ def main():
         assert request(port, "GET", "/admin/jobs", None)[0] == 400
         two = "Host: evil.example\r\n"
         assert request(port, "GET", "/admin/jobs", f"localhost:{port}", extra=two)[0] == 400
+        # One client (127.0.0.2) holding its whole cap of connections: its next one is closed
+        # unanswered, and a probe from another client is answered.
+        held = []
+        try:
+            for _ in range(32):
+                c = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=("127.0.0.2", 0))
+                c.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                got = b""
+                while b"ok\n" not in got:
+                    chunk = c.recv(4096)
+                    assert chunk, "a held connection was closed"
+                    got += chunk
+                held.append(c)
+            extra = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=("127.0.0.2", 0))
+            try:
+                extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                answer = extra.recv(4096)
+            except ConnectionResetError:
+                answer = b""  # closed before it read the request
+            assert answer == b"", f"the 33rd connection of one client was answered: {answer[:80]!r}"
+            extra.close()
+            assert request(port, "GET", "/healthz", "localhost")[0] == 200
+        finally:
+            for c in held:
+                c.close()
         # The probe listener serves the probes alone, behind the same guard.
         for path in ("/healthz", "/readyz", "/metrics"):
             assert request(probe_port, "GET", path, "localhost")[0] == 200, path
@@ -157,7 +182,8 @@ def main():
         status, body = request(port, "POST", "/admin/jobs/hb/pause", "127.1", b'{"note":"x"}')
         assert status == 200, (status, body)
         print(f"admin host test OK: {answered} loopback Host forms answered, {refused} others refused on a read "
-              f"and on {len(ACTIONS)} actions each, a missing or doubled Host refused; the probe listener serves the probes alone")
+              f"and on {len(ACTIONS)} actions each, a missing or doubled Host refused; one client at its 32-connection cap does not starve a probe; the probe "
+              "listener serves the probes alone")
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
