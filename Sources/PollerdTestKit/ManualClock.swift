@@ -24,12 +24,6 @@ public final class ManualClock: WallClock {
 
     public var nowMs: Int64 { state.withLock { $0.now } }
 
-    /// How many tasks sleep on this clock right now.
-    public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
-
-    /// The earliest instant a sleeper waits for.
-    public var nextWakeMs: Int64? { state.withLock { $0.sleepers.map(\.until).min() } }
-
     public func sleep(untilMs: Int64) async throws {
         let id = state.withLock { s in
             s.nextID += 1
