@@ -360,7 +360,7 @@ public enum FeedParser {
         let text =
             [e.title, e.link, e.summary, e.content, e.published, e.updated].map { $0 ?? "" }.joined(separator: "\u{1F}")
             + e.enclosures.map(\.url).joined(separator: "\u{1F}")
-        return "sha256:" + SHA256.hash(data: Data(text.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+        return "sha256:" + Hex.encode(SHA256.hash(data: Data(text.utf8)).prefix(16))
     }
 
     static func date(_ node: XNode?) -> String? { FeedDate.normalized(node?.text) }

@@ -246,19 +246,7 @@ enum HTTPOutcome {
     }
 
     static func sha256(_ bytes: [UInt8]) -> String {
-        Hex.string(SHA256.hash(data: bytes))
-    }
-}
-
-enum Hex {
-    static func string(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        Hex.encode(SHA256.hash(data: bytes))
     }
 }
 
