@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
-#include <spawn.h>
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <sys/eventfd.h>
@@ -21,14 +20,6 @@
 int cpollerd_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int cpollerd_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
-
-int cpollerd_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
-    return posix_spawn_file_actions_addchdir_np(actions, path);
-}
-
-int cpollerd_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
-    return posix_spawn_file_actions_addclosefrom_np(actions, from);
-}
 
 int cpollerd_pidfd_open(int pid) {
 #ifdef SYS_pidfd_open

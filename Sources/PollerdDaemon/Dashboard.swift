@@ -240,7 +240,7 @@ public struct Dashboard: Sendable {
         }
         let breaker = all.filter { $0.status == "breaker_open" }.count
         if breaker > 0 { out.append("\(breaker) job(s) have their breaker open (filter: breaker open).") }
-        let divergent = try await api.guarded { try await api.store.divergentDefinitions(nowMs: api.clock.nowMs) }
+        let divergent = try await api.guarded { try await api.facade.divergentDefinitions() }
         if !divergent.isEmpty {
             let some = divergent.keys.sorted().prefix(5).joined(separator: ", ")
             out.append(

@@ -58,7 +58,7 @@ public struct HealthService: Service {
         await cancelWhenGracefulShutdown {
             var warned: [String: [String: String]] = [:]
             while !Task.isCancelled {
-                if let divergent = try? await store.divergentDefinitions(nowMs: clock.nowMs) {
+                if let divergent = try? await Operator(store: store, clock: clock).divergentDefinitions() {
                     Gauge(label: "pollerd_jobs_defined_differently").record(divergent.count)
                     for (job, defs) in divergent.sorted(by: { $0.key < $1.key }) where warned[job] != defs {
                         logger.warning(

@@ -52,6 +52,15 @@ public struct Operator: Sendable {
         return JobDetail(row: row, lease: lease, explanation: explanation)
     }
 
+    /// The jobs that live daemons define differently (job id → daemon id → definition
+    /// fingerprint), not counting a daemon known to be gone, for the log and the dashboard.
+    public func divergentDefinitions() async throws -> [String: [String: String]] {
+        try await store.divergentDefinitions(nowMs: clock.nowMs).compactMapValues { defs in
+            let live = defs.filter { !isGone($0.key) }
+            return Set(live.values).count > 1 ? live : nil
+        }
+    }
+
     /// For each of `jobs` that a live daemon defines otherwise than `jobs` does, a warning naming
     /// the daemons: once this file runs beside them, the job's ticks and items would split
     /// between the two definitions.

@@ -7,9 +7,9 @@ import Synchronization
 import Glibc
 #endif
 
-/// One ephemeral plugin exchange done with `posix_spawn` and a `poll(2)` loop on a thread of its
-/// own: spawn in a new process group, write the request and close stdin, read stdout up to the
-/// first newline (bounded), drain stderr, then end the group and reap the child.
+/// One ephemeral plugin exchange done with `cpollerd_spawn` and a `poll(2)` loop on a thread of
+/// its own: spawn in a new process group, write the request and close stdin, read stdout up to
+/// the first newline (bounded), drain stderr, then end the group and reap the child.
 ///
 /// Why not swift-subprocess here: its spawn-and-pipes path tops out at 77 % of a bare C loop on
 /// this machine (see shared/reference/machine-limits.md, 1.36k vs 1.76k spawns/s), below the

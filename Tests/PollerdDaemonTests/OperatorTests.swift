@@ -140,6 +140,8 @@ import Testing
         let gone = Operator(store: h1.store, clock: clock, isGone: { $0 == "host:2:two" })
         let after = try await gone.explain("shared")
         #expect(after.owners == ["host:1:one"] && after.divergentDefinitions.isEmpty)
+        #expect(try await facade(h1).divergentDefinitions().keys.sorted() == ["shared"])
+        #expect(try await gone.divergentDefinitions().isEmpty)
         h1.runner.beginShutdown()
         h2.runner.beginShutdown()
         try await t1.value

@@ -1,7 +1,6 @@
 // GNU extensions that Swift's Glibc module does not expose (it is built without _GNU_SOURCE).
 #ifndef CPOLLERD_SPAWN_H
 #define CPOLLERD_SPAWN_H
-#include <spawn.h>
 
 /// pipe2(fds, O_CLOEXEC): both ends close-on-exec from the start, so a child spawned by another
 /// thread in between cannot inherit them.
@@ -9,14 +8,6 @@ int cpollerd_pipe_cloexec(int fds[2]);
 
 /// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC): a counter a thread can poll(2) to be woken.
 int cpollerd_eventfd(void);
-
-/// posix_spawn_file_actions_addchdir_np (glibc 2.29+): the child starts in `path`.
-int cpollerd_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
-
-/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+): the child closes every descriptor from
-/// `from` up, so it inherits nothing of the daemon's (database, sockets, other plugins' pipes)
-/// even where a library opened one without close-on-exec.
-int cpollerd_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 
 /// pidfd_open(pid, 0): a descriptor that polls readable when the process exits (Linux 5.3+);
 /// -1 with errno set when the kernel lacks it.
