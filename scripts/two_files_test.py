@@ -80,8 +80,9 @@ def main():
             p = subprocess.Popen([BIN, "run", "--config", os.path.join(d, "pollers.yaml"), "--log-format", "json"],
                                  stdout=log, stderr=subprocess.STDOUT)
             daemons.append((name, port, p))
-            # One after the other: two daemons that create a new state file at once both migrate
-            # it (issue 25 makes them migrate once).
+        # Both started together on a state file that does not exist yet: each must start (the
+        # store is made once; the second waits for the first).
+        for name, port, p in daemons:
             end = time.monotonic() + 30
             while time.monotonic() < end:
                 try:
@@ -90,7 +91,7 @@ def main():
                 except OSError:
                     time.sleep(0.05)
             else:
-                raise SystemExit(f"daemon {name} did not become ready")
+                raise SystemExit(f"daemon {name} did not become ready (exit {p.poll()})")
         time.sleep(12)
         # Everything queued by then is delivered within a few seconds (not parked for 30 s).
         end = time.monotonic() + 6

@@ -41,6 +41,7 @@ struct DashboardBench: AsyncParsableCommand {
             environment: [:], nowMs: 0)
         let store = try SQLiteBackend.open(
             path: (root as NSString).appendingPathComponent("state.db"), synchronousFull: false)
+        try await store.prepare()
         let clock = SystemWallClock()
         var log = Logger(label: "bench")
         log.logLevel = .error

@@ -27,6 +27,7 @@ struct OutboxBench: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let store = try SQLiteBackend.open(
             path: (root as NSString).appendingPathComponent("state.db"), synchronousFull: true)
+        try await store.prepare()
         let clock = SystemWallClock()
         var log = Logger(label: "bench")
         log.logLevel = .error

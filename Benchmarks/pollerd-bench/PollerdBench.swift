@@ -171,9 +171,15 @@ struct SchedulerBench: AsyncParsableCommand {
                 default: break
                 }
             })
-        // The runner in a service group of its own, stopped by a graceful shutdown as in the daemon.
+        // The runner in a service group of its own, started once the store is prepared and stopped
+        // by a graceful shutdown, as in the daemon.
+        let readiness = StoreReadiness()
         let group = ServiceGroup(
-            configuration: .init(services: [StoreService(store: store, clock: clock), runner], logger: logger))
+            configuration: .init(
+                services: [
+                    StoreService(store: store, clock: clock, readiness: readiness),
+                    AfterStoreReady(runner, readiness: readiness),
+                ], logger: logger))
         let runTask = Task { try await group.run() }
         await started.wait()
         let bootMs = clock.nowMs - bootStart

@@ -498,13 +498,42 @@ public struct PluginStatusRecord: Sendable, Equatable {
 /// The one store contract: everything the daemon (runner, deliverer, plugin status) and the
 /// operator facade need. Items enter the outbox in `StateStore.commit`, so one type, on one
 /// database, implements both halves.
+///
+/// A store has a life of three steps. It is opened (no I/O past what finding it takes), then
+/// `run(clock:)` starts its background work, then `prepare()` checks it and brings its schema up to
+/// date. Every other call waits until `prepare()` has returned: the daemon's store service runs
+/// both and opens `StoreReadiness` when `prepare()` returns, and the services that use the store
+/// wait for it; the CLI and the tests go through `withStore(clock:_:)`, which does the same for the
+/// span of one body.
 public protocol PollerdStore: StateStore, OutboxStore {
     /// The store's own background work (a connection pool, WAL checkpoints), for as long as the
     /// daemon runs; returns when the task is cancelled. The daemon runs it first in its service
-    /// group and stops it last. Calls work whether or not it runs. Its timers run on `clock`.
+    /// group and stops it last. `prepare()` and every other call may need it running (a pool
+    /// hands out connections only while it runs). Its timers run on `clock`.
     func run(clock: any WallClock) async throws
+    /// Checks the store and brings its schema up to date; the first call other than `run`.
+    /// Several daemons may prepare one store at once: the schema is changed once, under a lock
+    /// the backend provides and holds across reading which migrations are applied and applying
+    /// the rest (SQLite: one `BEGIN IMMEDIATE` transaction; PostgreSQL: a transaction-scoped
+    /// advisory lock). A damaged store throws an error that `isDamage` recognises; a store
+    /// written by a newer version throws without changing it.
+    func prepare() async throws
     /// Replaces what one daemon reports of its plugins; other daemons' rows stay.
     func recordPluginStatuses(_ records: [PluginStatusRecord], daemonID: String) async throws
     /// What every daemon last reported of its plugins.
     func pluginStatuses() async throws -> [PluginStatusRecord]
+}
+
+extension PollerdStore {
+    /// Runs the store for the span of `body`: starts `run(clock:)`, prepares the store, runs the
+    /// body, then stops the background work. For a process that uses a store for one command (the
+    /// CLI) or one test; the daemon runs the store as a service instead.
+    public func withStore<T>(clock: any WallClock, _ body: (Self) async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.run(clock: clock) }
+            defer { group.cancelAll() }
+            try await prepare()
+            return try await body(self)
+        }
+    }
 }

@@ -96,8 +96,13 @@ public struct Daemon: Sendable {
                 live.replace(file)
             },
             logger: logger)
+        // Every service that reads or writes the store starts once the store is prepared.
+        let readiness = StoreReadiness()
+        func afterReady(_ service: some Service) -> some Service { AfterStoreReady(service, readiness: readiness) }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: StoreService(store: store, clock: clock), successTerminationBehavior: .ignore),
+            .init(
+                service: StoreService(store: store, clock: clock, readiness: readiness),
+                successTerminationBehavior: .ignore),
             // Stopped after the plugin processes: its last sweep takes what they left behind.
             .init(
                 service: ProcessSweepService(clock: clock, live: live, logger: logger),
@@ -112,22 +117,23 @@ public struct Daemon: Sendable {
                 logger: logger)
             services.append(
                 .init(
-                    service: AdminService(
-                        listen: listen, explicit: file.settings.admin.listenExplicit,
-                        probeListen: file.settings.admin.probeListen,
-                        auth: AdminAuth.from(file.settings.admin, environment: ProcessInfo.processInfo.environment),
-                        api: api, metrics: AdminServer.bootstrapMetrics(), logger: logger),
+                    service: afterReady(
+                        AdminService(
+                            listen: listen, explicit: file.settings.admin.listenExplicit,
+                            probeListen: file.settings.admin.probeListen,
+                            auth: AdminAuth.from(file.settings.admin, environment: ProcessInfo.processInfo.environment),
+                            api: api, metrics: AdminServer.bootstrapMetrics(), logger: logger)),
                     successTerminationBehavior: .ignore))
         }
         services += [
-            .init(service: deliverer, successTerminationBehavior: .ignore),
-            .init(service: runner, successTerminationBehavior: .gracefullyShutdownGroup),
-            .init(service: reloader, successTerminationBehavior: .ignore),
+            .init(service: afterReady(deliverer), successTerminationBehavior: .ignore),
+            .init(service: afterReady(runner), successTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: afterReady(reloader), successTerminationBehavior: .ignore),
             .init(
-                service: PluginStatusService(runner: runner, store: store, clock: clock),
+                service: afterReady(PluginStatusService(runner: runner, store: store, clock: clock)),
                 successTerminationBehavior: .ignore),
             .init(
-                service: HealthService(store: store, live: live, clock: clock, logger: logger),
+                service: afterReady(HealthService(store: store, live: live, clock: clock, logger: logger)),
                 successTerminationBehavior: .ignore),
             // Last in the group, so the first to hear of a shutdown: tells systemd it began.
             .init(service: NotifyStoppingService(notifier: notifier), successTerminationBehavior: .ignore),

@@ -51,21 +51,6 @@ public struct HTTPFetcherService: Service {
     }
 }
 
-/// The store's own background work as a service: first in the group, so it stops last.
-public struct StoreService: Service {
-    let store: any PollerdStore
-    let clock: any WallClock
-
-    public init(store: any PollerdStore, clock: any WallClock) {
-        self.store = store
-        self.clock = clock
-    }
-
-    public func run() async throws {
-        try await cancelWhenGracefulShutdown { try await store.run(clock: clock) }
-    }
-}
-
 /// The admin server in the service group. On the default address (the job file named none) a
 /// failure to start (the port is taken: a second daemon on this host) is logged and the daemon
 /// runs on without the API; on an address the file names, it stops the daemon.

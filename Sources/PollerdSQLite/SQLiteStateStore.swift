@@ -39,22 +39,65 @@ public final class SQLiteStateStore: StateStore {
             // takes effect when the database file is created.)
             try db.execute(sql: "PRAGMA page_size = 1024")
         }
-        pool = try DatabasePool(path: path, configuration: config)
-        // `synchronous` is set here, on the writer, not in `prepareDatabase`: GRDB sets it to
-        // NORMAL when it turns WAL on, after a connection was prepared, so `state_sync: full`
-        // (the default) silently ran at NORMAL (no sync per commit: the last commits could be
-        // lost with power). Readers do not write, so their setting does not matter.
-        try pool.writeWithoutTransaction { db in
-            try db.execute(sql: synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
-            // The lanes each deliverer serves: the writer's own, made once (claims read it).
-            try db.execute(sql: OutboxSQL.servedSinksTable)
+        do {
+            pool = try Self.openPool(path: path, configuration: config)
+            // `synchronous` is set here, on the writer, not in `prepareDatabase`: GRDB sets it to
+            // NORMAL when it turns WAL on, after a connection was prepared, so `state_sync: full`
+            // (the default) silently ran at NORMAL (no sync per commit: the last commits could be
+            // lost with power). Readers do not write, so their setting does not matter.
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+                // The lanes each deliverer serves: the writer's own, made once (claims read it).
+                try db.execute(sql: OutboxSQL.servedSinksTable)
+            }
+        } catch let e as DatabaseError where e.resultCode == .SQLITE_CORRUPT || e.resultCode == .SQLITE_NOTADB {
+            throw Corrupt(path: path, problems: [e.message ?? "\(e)"])
         }
-        try Self.quickCheck(pool, path: path)
-        try Self.migrator.migrate(pool)
         var storeNow: (@Sendable () -> Int64)?
         if let storeClock { storeNow = { storeClock.nowMs } }
         committer = GroupCommitter(pool: pool, storeNow: storeNow)
     }
+
+    /// Opens the pool, which turns WAL on. On a new file that switch needs the file to itself, and
+    /// SQLite answers SQLITE_BUSY at once, without its busy handler, while another process opens
+    /// the same new file: seen with eight daemons started together. So a busy open is tried
+    /// again, a few milliseconds later, for up to the busy timeout.
+    static func openPool(path: String, configuration: GRDB.Configuration) throws -> DatabasePool {
+        var waitedMs: Int32 = 0
+        while true {
+            do {
+                return try DatabasePool(path: path, configuration: configuration)
+            } catch let e as DatabaseError where e.resultCode == .SQLITE_BUSY && waitedMs < busyTimeoutMs {
+                let ms = Int32.random(in: 2...10)
+                usleep(UInt32(ms) * 1000)
+                waitedMs += ms
+            }
+        }
+    }
+
+    /// Checks the file (`quick_check`, bounded in time) and brings its schema up to date. Two
+    /// daemons that prepare one new file at once migrate it once (`SQLiteMigrations`); one that
+    /// finds the write lock held longer than the busy timeout (the other's migration of a large
+    /// file) tries again, up to `prepareBusyTries` times.
+    public func prepare() async throws {
+        try await Self.quickCheck(pool, path: path)
+        var tries = 0
+        while true {
+            do {
+                let path = self.path
+                try await pool.writeWithoutTransaction { db in _ = try SQLiteMigrations.apply(db, path: path) }
+                return
+            } catch let e as DatabaseError where e.resultCode == .SQLITE_BUSY && tries + 1 < Self.prepareBusyTries {
+                tries += 1
+                try Task.checkCancellation()
+            } catch let e as DatabaseError where e.resultCode == .SQLITE_CORRUPT || e.resultCode == .SQLITE_NOTADB {
+                throw Corrupt(path: path, problems: [e.message ?? "\(e)"])
+            }
+        }
+    }
+
+    /// How many busy timeouts `prepare` waits through for another process's migration.
+    static let prepareBusyTries = 30
 
     /// The writer connection's `PRAGMA synchronous` (1: NORMAL, 2: FULL).
     public func writerSynchronous() throws -> Int {
@@ -89,13 +132,13 @@ public final class SQLiteStateStore: StateStore {
 
     /// SQLite's `quick_check` at open, bounded in time: a database damaged in its middle is
     /// refused at start instead of failing every commit while the daemon runs on.
-    static func quickCheck(_ pool: DatabasePool, path: String) throws {
+    static func quickCheck(_ pool: DatabasePool, path: String) async throws {
         let stop = DispatchWorkItem { pool.interrupt() }
         DispatchQueue.global().asyncAfter(deadline: .now() + quickCheckBudget, execute: stop)
         defer { stop.cancel() }
         let result: [String]
         do {
-            result = try pool.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check(10)") }
+            result = try await pool.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check(10)") }
         } catch let e as DatabaseError where e.resultCode == .SQLITE_INTERRUPT {
             return // cut short on a large file: not a verdict
         } catch let e as DatabaseError where e.resultCode == .SQLITE_CORRUPT || e.resultCode == .SQLITE_NOTADB {
@@ -152,8 +195,9 @@ public final class SQLiteStateStore: StateStore {
     private static func copyReadableRows(
         from source: DatabaseQueue, to fresh: String
     ) throws -> [(table: String, kept: Int, lost: Int)] {
-        _ = try SQLiteStateStore(path: fresh, synchronousFull: true) // the current schema
         let target = try DatabaseQueue(path: fresh)
+        // The current schema.
+        try target.writeWithoutTransaction { db in _ = try SQLiteMigrations.apply(db, path: fresh) }
         var report: [(String, Int, Int)] = []
         let tables = [
             "poll_state", "control_log", "daemons", "daemon_jobs", "plugin_status", "outbox_item", "outbox_pending",
@@ -278,151 +322,6 @@ public final class SQLiteStateStore: StateStore {
     /// Runs a write transaction on the pool (the outbox extension's operator commands).
     func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
         try await pool.write(body)
-    }
-
-    static var migrator: DatabaseMigrator {
-        var m = DatabaseMigrator()
-        m.registerMigration("001_state") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE poll_state (
-                      job_id TEXT PRIMARY KEY NOT NULL,
-                      kind TEXT NOT NULL,
-                      agent TEXT NOT NULL,
-                      cursor BLOB,
-                      last_run_at INTEGER,
-                      next_run_at INTEGER,
-                      last_status TEXT,
-                      last_error TEXT,
-                      last_duration_ms INTEGER,
-                      consecutive_errors INTEGER NOT NULL DEFAULT 0,
-                      ticks_total INTEGER NOT NULL DEFAULT 0,
-                      items_seen_total INTEGER NOT NULL DEFAULT 0,
-                      items_dispatched_total INTEGER NOT NULL DEFAULT 0,
-                      paused INTEGER NOT NULL DEFAULT 0,
-                      paused_reason TEXT,
-                      done INTEGER NOT NULL DEFAULT 0,
-                      schedule_fp TEXT,
-                      definition_fp TEXT,
-                      last_failure_alert_at INTEGER,
-                      created_at INTEGER NOT NULL,
-                      updated_at INTEGER NOT NULL,
-                      -- The lease lives on the job's row: taking it and committing under it are one
-                      -- statement each. lease_token is the fencing token; it only ever increases.
-                      lease_holder TEXT,
-                      lease_token INTEGER NOT NULL DEFAULT 0,
-                      lease_until INTEGER NOT NULL DEFAULT 0
-                    );
-                    CREATE TABLE control_log (
-                      seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                      job_id TEXT NOT NULL,
-                      action TEXT NOT NULL,
-                      at INTEGER NOT NULL
-                    );
-                    """)
-        }
-        m.registerMigration("002_plugin_status") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE plugin_status (
-                      plugin_id TEXT PRIMARY KEY NOT NULL,
-                      lifecycle TEXT NOT NULL,
-                      phase TEXT NOT NULL,
-                      pid INTEGER,
-                      restarts INTEGER NOT NULL,
-                      ticks INTEGER NOT NULL,
-                      failures INTEGER NOT NULL,
-                      last_error TEXT,
-                      stderr_tail TEXT NOT NULL,
-                      updated_at INTEGER NOT NULL
-                    );
-                    """)
-        }
-        m.registerMigration("003_outbox") { db in
-            try db.execute(sql: OutboxSQL.migration)
-        }
-        m.registerMigration("004_fleet") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE daemons (
-                      daemon_id TEXT PRIMARY KEY NOT NULL,
-                      job_file TEXT NOT NULL,
-                      started_at INTEGER NOT NULL,
-                      alive_until INTEGER NOT NULL
-                    );
-                    CREATE TABLE daemon_jobs (
-                      daemon_id TEXT NOT NULL,
-                      job_id TEXT NOT NULL,
-                      PRIMARY KEY (daemon_id, job_id)
-                    ) WITHOUT ROWID;
-                    CREATE INDEX daemon_jobs_by_job ON daemon_jobs (job_id);
-                    ALTER TABLE poll_state ADD COLUMN paused_at INTEGER;
-                    UPDATE poll_state SET paused_at = updated_at WHERE paused = 1;
-                    DROP TABLE plugin_status;
-                    CREATE TABLE plugin_status (
-                      daemon_id TEXT NOT NULL,
-                      plugin_id TEXT NOT NULL,
-                      lifecycle TEXT NOT NULL,
-                      phase TEXT NOT NULL,
-                      pid INTEGER,
-                      restarts INTEGER NOT NULL,
-                      ticks INTEGER NOT NULL,
-                      failures INTEGER NOT NULL,
-                      last_error TEXT,
-                      stderr_tail TEXT NOT NULL,
-                      updated_at INTEGER NOT NULL,
-                      PRIMARY KEY (daemon_id, plugin_id)
-                    );
-                    """)
-        }
-        m.registerMigration("005_alerts") { db in
-            try db.execute(sql: "ALTER TABLE poll_state ADD COLUMN last_alert_at INTEGER")
-        }
-        m.registerMigration("006_history") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE tick_log (
-                      job_id TEXT NOT NULL,
-                      seq INTEGER NOT NULL,
-                      slot_at INTEGER,
-                      started_at INTEGER NOT NULL,
-                      duration_ms INTEGER NOT NULL,
-                      status TEXT NOT NULL,
-                      error TEXT,
-                      items_found INTEGER NOT NULL,
-                      items_new INTEGER NOT NULL,
-                      duplicates INTEGER NOT NULL,
-                      cursor BLOB,
-                      cursor_changed INTEGER NOT NULL,
-                      holder TEXT NOT NULL
-                    );
-                    CREATE UNIQUE INDEX tick_log_job ON tick_log (job_id, seq);
-                    CREATE TABLE audit_log (
-                      seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                      at INTEGER NOT NULL,
-                      actor TEXT NOT NULL,
-                      action TEXT NOT NULL,
-                      job_id TEXT,
-                      detail TEXT
-                    );
-                    CREATE INDEX audit_log_job ON audit_log (job_id, seq);
-                    """)
-        }
-        m.registerMigration("007_last_ok") { db in
-            try db.execute(sql: "ALTER TABLE poll_state ADD COLUMN last_ok_at INTEGER")
-            try db.execute(sql: "UPDATE poll_state SET last_ok_at = last_run_at WHERE last_status = 'ok'")
-        }
-        m.registerMigration("008_history_log") { db in try migrateToHistoryLog(db) }
-        m.registerMigration("009_served_sinks") { db in
-            // The sink definition a lane's items were queued under (NULL: before this), and each
-            // daemon's definition of its jobs (to warn about a job two daemons define differently).
-            try db.execute(
-                sql: """
-                    ALTER TABLE outbox_lane ADD COLUMN sink_fp TEXT;
-                    ALTER TABLE daemon_jobs ADD COLUMN definition_fp TEXT;
-                    """)
-        }
-        return m
     }
 
     public func recordPluginStatuses(_ records: [PluginStatusRecord], daemonID: String) async throws {

@@ -17,17 +17,18 @@ struct JobsCommand: AsyncParsableCommand {
         @Option(name: .long, help: "The state database (default: state_db from the job file).") var state: String?
         @Flag(name: .long, help: "Print JSON.") var json = false
 
-        /// The operator facade over the store the job file (or --state) names.
-        func open() throws -> Operator {
+        /// Runs `body` on the operator facade over the store the job file (or --state) names, for
+        /// as long as the body runs.
+        func withOperator<T>(_ body: (Operator) async throws -> T) async throws -> T {
             _ = Support.bootstrapLogging(level: options.logLevel, format: options.logFormat)
             let clock = SystemWallClock()
-            guard state == nil else {
-                let file = Support.load(options.path, printProblems: false)
-                return Operator(
-                    store: try Support.openStore(file, override: state), clock: clock,
-                    settings: file.isFatal ? GlobalSettings() : file.settings)
-            }
             let file = Support.load(options.path, printProblems: false)
+            guard state == nil else {
+                return try await Support.withStore(file, override: state) { store in
+                    try await body(
+                        Operator(store: store, clock: clock, settings: file.isFatal ? GlobalSettings() : file.settings))
+                }
+            }
             if file.isFatal {
                 for e in file.errors { Support.printErr("error: \(e)") }
                 throw Exit.config
@@ -36,7 +37,9 @@ struct JobsCommand: AsyncParsableCommand {
                 Support.printErr("error: no state database at \(file.stateDBPath) (has the daemon run?)")
                 throw Exit.transient
             }
-            return Operator(store: try Support.openStore(file), clock: clock, settings: file.settings)
+            return try await Support.withStore(file) { store in
+                try await body(Operator(store: store, clock: clock, settings: file.settings))
+            }
         }
 
         /// The running daemon's admin API, when the job file names one and it answers (and no
@@ -99,7 +102,7 @@ struct JobsCommand: AsyncParsableCommand {
         /// Runs a facade call, turning an unknown job into exit 1 with a message.
         func perform<T>(_ body: (Operator) async throws -> T) async throws -> T {
             do {
-                return try await body(try open())
+                return try await withOperator(body)
             } catch let e as Operator.UnknownJob {
                 Support.printErr("error: \(e)")
                 throw Exit.transient

@@ -75,10 +75,11 @@ struct PluginsCommand: AsyncParsableCommand {
                 let answer = try await client.request("GET", "/admin/plugins")
                 try JobsCommand.StateOptions.check(answer, client)
                 if case .array(let a)? = answer.body["plugins"] { reports = a }
-            } else if FileManager.default.fileExists(atPath: file.stateDBPath), let store = try? Support.openStore(file)
-            {
-                reports = ((try? await Operator(store: store, clock: SystemWallClock()).pluginStatuses()) ?? []).map(
-                    OperatorJSON.plugin)
+            } else if FileManager.default.fileExists(atPath: file.stateDBPath) {
+                let statuses = try? await Support.withStore(file) { store in
+                    try await Operator(store: store, clock: SystemWallClock()).pluginStatuses()
+                }
+                reports = (statuses ?? []).map(OperatorJSON.plugin)
             }
             var live: [String: JSONValue] = [:]
             for r in reports {

@@ -47,6 +47,10 @@ struct RunCommand: AsyncParsableCommand {
         } catch let e as Runner.StoreDamaged {
             Support.printErr("error: pollerd stopped: \(e)")
             throw Exit.config
+        } catch let e as StoreService.NotPrepared {
+            // Damaged, written by a newer pollerd, or not writable: as when it cannot be opened.
+            Support.printErr("error: pollerd did not start: \(e)")
+            throw Exit.config
         } catch {
             // A service failed (the admin server could not bind, say): the others were stopped.
             let hint =

@@ -80,9 +80,31 @@ enum Support {
         FileHandle.standardError.write(Data((s + "\n").utf8))
     }
 
-    /// Opens the store the job file names (the embedded SQLite store today).
+    /// Opens the store the job file names (the embedded SQLite store today), unprepared: the
+    /// daemon prepares it in its store service.
     static func openStore(_ file: JobFile, override: String? = nil) throws -> any PollerdStore {
         try SQLiteBackend.open(path: override ?? file.stateDBPath, synchronousFull: file.settings.stateSynchronousFull)
+    }
+
+    /// Runs `body` on the store the job file names, for the span of one command: the store runs
+    /// and is prepared first, and stops after. A store that cannot be opened or prepared is an
+    /// error that names it (exit 3).
+    static func withStore<T>(
+        _ file: JobFile, override: String? = nil, _ body: (any PollerdStore) async throws -> T
+    ) async throws -> T {
+        var prepared = false
+        do {
+            return try await openStore(file, override: override).withStore(clock: SystemWallClock()) { store in
+                prepared = true
+                return try await body(store)
+            }
+        } catch let e as SQLiteBackend.Corrupt where !prepared {
+            printErr("error: \(e)")
+            throw Exit.config
+        } catch  where !prepared {
+            printErr("error: cannot open the state database \(override ?? file.stateDBPath): \(error)")
+            throw Exit.config
+        }
     }
 
     static func json(_ v: JSONValue) -> String { v.canonicalString }

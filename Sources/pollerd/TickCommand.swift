@@ -51,9 +51,10 @@ struct TickCommand: AsyncParsableCommand {
             for e in mine { Support.printErr("error: \(e)") }
             throw Exit.config
         }
-        let facade = Operator(store: try Support.openStore(file), clock: SystemWallClock(), settings: file.settings)
-        let result = try await facade.tick(
-            job, registry: file.registry, holder: "cli-" + HolderIdentity.make(), dryRun: dryRun, logger: logger)
+        let result = try await Support.withStore(file) { store in
+            try await Operator(store: store, clock: SystemWallClock(), settings: file.settings).tick(
+                job, registry: file.registry, holder: "cli-" + HolderIdentity.make(), dryRun: dryRun, logger: logger)
+        }
         await processes.shutdownAll()
         await Support.fetcher.shutdown()
         let report = result.report

@@ -26,16 +26,20 @@ struct ValidateCommand: AsyncParsableCommand {
         let file = Support.load(options.path)
         var divergent: [String] = []
         if !file.isFatal, FileManager.default.fileExists(atPath: file.stateDBPath) {
-            let facade = Operator(store: try Support.openStore(file), clock: SystemWallClock(), settings: file.settings)
-            divergent = try await facade.definitionWarnings(file.jobs)
+            divergent = try await Support.withStore(file) { store in
+                try await Operator(store: store, clock: SystemWallClock(), settings: file.settings)
+                    .definitionWarnings(file.jobs)
+            }
             if !json { for w in divergent { Support.printErr("warning: \(w)") } }
         }
         if diff && !file.isFatal {
             var current: [String: String] = [:]
             if FileManager.default.fileExists(atPath: file.stateDBPath) {
-                let facade = Operator(
-                    store: try Support.openStore(file), clock: SystemWallClock(), settings: file.settings)
-                for row in try await facade.jobs(includeInactive: true) {
+                let rows = try await Support.withStore(file) { store in
+                    try await Operator(store: store, clock: SystemWallClock(), settings: file.settings)
+                        .jobs(includeInactive: true)
+                }
+                for row in rows {
                     if let fp = row.definitionFingerprint { current[row.jobID] = fp }
                 }
             }

@@ -35,6 +35,7 @@ import Testing
     /// row for a job no longer in the file.
     static func seeded() async throws -> (store: any PollerdStore, file: JobFile) {
         let store = try SQLiteBackend.open(path: tempDBPath(), synchronousFull: false)
+        try await store.prepare()
         let file = JobFile.parse(
             yaml, path: "/etc/pollerd/pollers.yaml", registry: Builtins.registry(), environment: [:], nowMs: t0)
         _ = try await store.register(

@@ -39,6 +39,7 @@ import Testing
         for daemonLife in 0..<2 {
             // Each pass opens the database afresh: a restart.
             let store = try SQLiteBackend.open(path: path, synchronousFull: false)
+            try await store.prepare()
             let facade = Operator(store: store, clock: clock)
             for _ in 0..<2 {
                 let t = try await facade.tick(
@@ -54,6 +55,7 @@ import Testing
 
     @Test func aDryRunCommitsNothing() async throws {
         let store = try SQLiteBackend.open(path: tempDBPath(), synchronousFull: false)
+        try await store.prepare()
         let job = JobSpec(
             id: "count", kind: "command", schedule: Schedule(.every(seconds: 60)), config: Self.counter,
             deliver: [SinkSpec(.stdout)])
@@ -126,6 +128,7 @@ import Testing
     /// More items than the job's dedup window: the tick says so.
     @Test func itemsPastTheDedupWindowAreReported() async throws {
         let store = try SQLiteBackend.open(path: tempDBPath(), synchronousFull: false)
+        try await store.prepare()
         let argv: JSONValue = .array([
             .string("/bin/sh"), .string("-c"), .string("for i in 1 2 3; do echo \"{\\\"id\\\":$i}\"; done"),
         ])

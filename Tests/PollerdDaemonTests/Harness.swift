@@ -97,10 +97,11 @@ struct Harness {
         jobs: [JobSpec], settings: GlobalSettings = GlobalSettings(), pollers: [any Poller],
         path: String = tempDBPath(), clock: ManualClock? = nil, holder: String = "test-holder",
         logger custom: Logger? = nil, wrap: (any StateStore) -> any StateStore = { $0 }
-    ) throws {
+    ) async throws {
         let clock = clock ?? ManualClock(nowMs: t0)
         self.clock = clock
         store = try SQLiteBackend.open(path: path, synchronousFull: false)
+        try await store.prepare()
         var registry = Builtins.registry()
         for p in pollers { registry.register(p) }
         var logger = Logger(label: "test")

@@ -14,7 +14,7 @@ import Testing
         // always comes first and renewal is never needed.)
         var s = GlobalSettings()
         s.leaseTTLFactor = 1.0
-        let h = try Harness(
+        let h = try await Harness(
             jobs: [every("long", 10, kind: "scripted", timeout: 3600)], settings: s,
             pollers: [
                 ScriptedPoller { _ throws(PollerError) in
@@ -46,7 +46,7 @@ import Testing
         let gate = Gate()
         var s = GlobalSettings()
         s.leaseTTLFactor = 1.0
-        let h = try Harness(
+        let h = try await Harness(
             jobs: [every("lost", 10, kind: "scripted", timeout: 3600)], settings: s,
             pollers: [
                 ScriptedPoller { _ throws(PollerError) in

@@ -34,7 +34,8 @@ final class LogLines: Sendable {
     @Test func eachTickLogsOneLine() async throws {
         let out = LogLines()
         let logger = Logger(label: "pollerd") { label in JSONLogHandler(label: label, level: .info, write: out.append) }
-        let h = try Harness(jobs: [every("hb", 10, config: .object(["items": .int(2)]))], pollers: [], logger: logger)
+        let h = try await Harness(
+            jobs: [every("hb", 10, config: .object(["items": .int(2)]))], pollers: [], logger: logger)
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)
         await h.log.waitForTicks(1)
@@ -56,7 +57,7 @@ final class LogLines: Sendable {
         let logger = Logger(label: "pollerd") { label in JSONLogHandler(label: label, level: .info, write: out.append) }
         var settings = GlobalSettings()
         settings.tickLogLevel = "debug"
-        let h = try Harness(jobs: [every("hb", 10)], settings: settings, pollers: [], logger: logger)
+        let h = try await Harness(jobs: [every("hb", 10)], settings: settings, pollers: [], logger: logger)
         let task = await h.start()
         h.clock.advance(toMs: t0 + 10_000)
         await h.log.waitForTicks(1)

@@ -15,7 +15,7 @@ import Testing
 
     @Test(.timeLimit(.minutes(1))) func explainFollowsAJobThroughItsStates() async throws {
         let gate = Gate()
-        let h = try Harness(
+        let h = try await Harness(
             jobs: [every("j", 10, kind: "scripted")],
             pollers: [
                 ScriptedPoller { _ throws(PollerError) in
@@ -56,7 +56,7 @@ import Testing
     }
 
     @Test func controlsAndQueriesOnAnUnknownJobSaySo() async throws {
-        let h = try Harness(jobs: [], pollers: [])
+        let h = try await Harness(jobs: [], pollers: [])
         let op = facade(h)
         await #expect(throws: Operator.UnknownJob.self) { try await op.explain("nope") }
         await #expect(throws: Operator.UnknownJob.self) { try await op.pause("nope", note: nil) }
@@ -66,7 +66,7 @@ import Testing
 
     @Test func aManualTickThatIsCancelledCountsAsTransientNotConfig() async throws {
         let gate = Gate() // never opened: the tick waits until it is cancelled
-        let h = try Harness(
+        let h = try await Harness(
             jobs: [],
             pollers: [
                 ScriptedPoller { _ throws(PollerError) in
@@ -101,9 +101,9 @@ import Testing
     @Test func twoDaemonsWithDifferentJobFilesDoNotDeactivateEachOther() async throws {
         let path = tempDBPath()
         let clock = ManualClock(nowMs: t0)
-        let h1 = try Harness(
+        let h1 = try await Harness(
             jobs: [every("a", 10), every("shared", 10)], pollers: [], path: path, clock: clock, holder: "host:1:one")
-        let h2 = try Harness(
+        let h2 = try await Harness(
             jobs: [every("b", 10), every("shared", 10)], pollers: [], path: path, clock: clock, holder: "host:2:two")
         let t1 = await h1.start()
         let t2 = await h2.start()
@@ -126,8 +126,10 @@ import Testing
     @Test func aJobDefinedDifferentlyByTwoDaemonsIsFlagged() async throws {
         let path = tempDBPath()
         let clock = ManualClock(nowMs: t0)
-        let h1 = try Harness(jobs: [every("shared", 10)], pollers: [], path: path, clock: clock, holder: "host:1:one")
-        let h2 = try Harness(jobs: [every("shared", 20)], pollers: [], path: path, clock: clock, holder: "host:2:two")
+        let h1 = try await Harness(
+            jobs: [every("shared", 10)], pollers: [], path: path, clock: clock, holder: "host:1:one")
+        let h2 = try await Harness(
+            jobs: [every("shared", 20)], pollers: [], path: path, clock: clock, holder: "host:2:two")
         let t1 = await h1.start()
         let t2 = await h2.start()
         let e = try await facade(h1).explain("shared")

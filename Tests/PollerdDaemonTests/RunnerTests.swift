@@ -9,7 +9,8 @@ import Testing
 
 @Suite struct RunnerTests {
     @Test func ticksAtDueTimesAndCommitsCursorAndState() async throws {
-        let h = try Harness(jobs: [every("hb", 10, config: .object(["advance_cursor": .bool(true)]))], pollers: [])
+        let h = try await Harness(
+            jobs: [every("hb", 10, config: .object(["advance_cursor": .bool(true)]))], pollers: [])
         let task = await h.start()
         #expect(try await h.row("hb")?.nextRunAtMs == t0 + 10_000)
         h.clock.advance(toMs: t0 + 10_000)
@@ -36,7 +37,7 @@ import Testing
         let jobs = (0..<Runner.bootChunk).map { i in every("p\(i)", 10, pausedOnBoot: i != 0) } + [late]
         let gate = Gate()
         let faulty = Mutex<FaultyStore?>(nil)
-        let h = try Harness(
+        let h = try await Harness(
             jobs: jobs, pollers: [],
             wrap: { inner in
                 let f = FaultyStore(inner)
@@ -72,7 +73,7 @@ import Testing
     @Test func transientFailuresBackOffAndOpenTheBreaker() async throws {
         var s = GlobalSettings()
         s.breakerThreshold = 2
-        let h = try Harness(
+        let h = try await Harness(
             jobs: [every("f", 10, kind: "scripted")], settings: s,
             pollers: [ScriptedPoller { _ throws(PollerError) in throw .transient(.pluginError, "503 from upstream") }])
         let task = await h.start()
@@ -95,7 +96,7 @@ import Testing
 
     @Test func permanentErrorPausesUntilResumed() async throws {
         let failing = Mutex(true)
-        let h = try Harness(
+        let h = try await Harness(
             jobs: [every("p", 10, kind: "scripted")],
             pollers: [
                 ScriptedPoller { _ throws(PollerError) in
@@ -126,7 +127,7 @@ import Testing
 
     @Test func timeoutCancelsTheTickAndCountsAsTransient() async throws {
         let gate = Gate()
-        let h = try Harness(
+        let h = try await Harness(
             jobs: [every("slow", 60, kind: "scripted", timeout: 5)],
             pollers: [
                 ScriptedPoller { _ throws(PollerError) in
@@ -148,7 +149,7 @@ import Testing
     }
 
     @Test func nextIntervalHintIsHonouredOnce() async throws {
-        let h = try Harness(
+        let h = try await Harness(
             jobs: [every("hint", 60, kind: "scripted")],
             pollers: [
                 ScriptedPoller { ctx throws(PollerError) in
@@ -168,7 +169,7 @@ import Testing
 
     @Test func gracefulShutdownLetsTicksInFlightFinish() async throws {
         let gate = Gate()
-        let h = try Harness(
+        let h = try await Harness(
             jobs: [every("g", 10, kind: "scripted")],
             pollers: [
                 ScriptedPoller { _ throws(PollerError) in
@@ -192,7 +193,7 @@ import Testing
     /// the loop must end (it once spun, since every wait returns at once once cancelled).
     @Test func aCancelledRunnerStopsAndCancelsItsTicks() async throws {
         let gate = Gate()
-        let h = try Harness(
+        let h = try await Harness(
             jobs: [every("c", 10, kind: "scripted", timeout: 3600), every("idle", 3600)],
             pollers: [
                 ScriptedPoller { _ throws(PollerError) in
@@ -213,7 +214,7 @@ import Testing
         let gate = Gate()
         var s = GlobalSettings()
         s.shutdownGraceSecs = 5
-        let h = try Harness(
+        let h = try await Harness(
             jobs: [every("stuck", 10, kind: "scripted", timeout: 3600)], settings: s,
             pollers: [
                 ScriptedPoller { _ throws(PollerError) in
@@ -238,7 +239,7 @@ import Testing
         var s = GlobalSettings()
         s.maxConcurrentTicks = 3
         let jobs = (0..<10).map { every("c\($0)", 10, kind: "scripted") }
-        let h = try Harness(
+        let h = try await Harness(
             jobs: jobs, settings: s,
             pollers: [
                 ScriptedPoller { _ throws(PollerError) in
@@ -258,7 +259,7 @@ import Testing
     }
 
     @Test func reloadAppliesThePlanAndKeepsClocks() async throws {
-        let h = try Harness(jobs: [every("keep", 60), every("change", 60), every("drop", 60)], pollers: [])
+        let h = try await Harness(jobs: [every("keep", 60), every("change", 60), every("drop", 60)], pollers: [])
         let task = await h.start()
         h.clock.advance(toMs: t0 + 30_000)
         var changed = every("change", 60)
@@ -282,14 +283,14 @@ import Testing
     @Test func pausedOnBootHoldsOnlyUntilTheOperatorResumes() async throws {
         let path = tempDBPath()
         let job = every("pb", 10, pausedOnBoot: true)
-        let h1 = try Harness(jobs: [job], pollers: [], path: path)
+        let h1 = try await Harness(jobs: [job], pollers: [], path: path)
         let t1 = await h1.start()
         #expect(h1.runner.core.jobs["pb"]?.paused == true)
         #expect(try await h1.store.setPaused(jobID: "pb", paused: false, reason: nil, nowMs: t0))
         h1.runner.beginShutdown()
         try await t1.value
         // Restart: the resume survives.
-        let h2 = try Harness(jobs: [job], pollers: [], path: path)
+        let h2 = try await Harness(jobs: [job], pollers: [], path: path)
         let t2 = await h2.start()
         #expect(h2.runner.core.jobs["pb"]?.paused == false)
         #expect(h2.runner.core.jobs["pb"]?.nextDueMs == t0 + 10_000)
@@ -301,20 +302,20 @@ import Testing
         let path = tempDBPath()
         let clock = ManualClock(nowMs: t0)
         let job = JobSpec(id: "cu", kind: "noop", schedule: Schedule(.every(seconds: 60), jitterMs: 20_000))
-        let h1 = try Harness(jobs: [job], pollers: [], path: path, clock: clock)
+        let h1 = try await Harness(jobs: [job], pollers: [], path: path, clock: clock)
         let t1 = await h1.start()
         let planned = try #require(h1.runner.core.jobs["cu"]?.nextDueMs)
         h1.runner.beginShutdown()
         try await t1.value
         // Quick restart: the same slot, not a new random one.
-        let h2 = try Harness(jobs: [job], pollers: [], path: path, clock: clock)
+        let h2 = try await Harness(jobs: [job], pollers: [], path: path, clock: clock)
         let t2 = await h2.start()
         #expect(h2.runner.core.jobs["cu"]?.nextDueMs == planned)
         h2.runner.beginShutdown()
         try await t2.value
         // Down for an hour: one catch-up run at start + offset, not sixty.
         clock.advance(toMs: t0 + 3_600_000)
-        let h3 = try Harness(jobs: [job], pollers: [], path: path, clock: clock)
+        let h3 = try await Harness(jobs: [job], pollers: [], path: path, clock: clock)
         let t3 = await h3.start()
         let offset = job.schedule.jitterOffsetMs(jobID: "cu", defaultJitterMs: 5000, nowMs: 0)
         #expect(h3.runner.core.jobs["cu"]?.nextDueMs == t0 + 3_600_000 + offset)
@@ -330,8 +331,8 @@ import Testing
         let path = tempDBPath()
         let clock = ManualClock(nowMs: t0)
         let job = every("shared", 10, config: .object(["advance_cursor": .bool(true)]))
-        let a = try Harness(jobs: [job], pollers: [], path: path, clock: clock, holder: "A")
-        let b = try Harness(jobs: [job], pollers: [], path: path, clock: clock, holder: "B")
+        let a = try await Harness(jobs: [job], pollers: [], path: path, clock: clock, holder: "A")
+        let b = try await Harness(jobs: [job], pollers: [], path: path, clock: clock, holder: "B")
         let ta = await a.start()
         let tb = await b.start()
         for n in 1...20 {
@@ -359,7 +360,7 @@ import Testing
         settings.maxConcurrentTicks = 8
         settings.defaultJitterMs = 0
         let slow = (0..<50).map { every("slow\($0)", 10, kind: "slow") }
-        let h = try Harness(
+        let h = try await Harness(
             jobs: slow + [every("canary", 10)], settings: settings,
             pollers: [
                 ScriptedPoller(kind: "slow", limit: ConcurrencyLimit(group: "plugin:slow", limit: 2)) {

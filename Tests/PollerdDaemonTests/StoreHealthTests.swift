@@ -47,7 +47,7 @@ import Glibc
             .path
         #expect(SmallDisk.mount(root, bytes: 1 << 20))
         defer { SmallDisk.unmount(root) }
-        let h = try Harness(
+        let h = try await Harness(
             jobs: (0..<20).map { every("j\($0)", 10, config: .object(["advance_cursor": .bool(true)])) }, pollers: [],
             path: (root as NSString).appendingPathComponent("state.db"))
         let task = await h.start()
@@ -94,7 +94,7 @@ import Glibc
     @Test(.timeLimit(.minutes(1)))
     func aFailingStoreIsRetriedEverySecondAndWorkResumesWithinASecond() async throws {
         let faulty = Mutex<FaultyStore?>(nil)
-        let h = try Harness(
+        let h = try await Harness(
             jobs: (0..<5).map { every("j\($0)", 10, config: .object(["advance_cursor": .bool(true)])) },
             settings: {
                 var s = GlobalSettings()
@@ -168,7 +168,7 @@ import Glibc
     @Test(.timeLimit(.minutes(1)))
     func failedCommitsDoNotLeaveTheJobsLeasedToThemselves() async throws {
         let faulty = Mutex<FaultyStore?>(nil)
-        let h = try Harness(
+        let h = try await Harness(
             jobs: (0..<5).map { every("j\($0)", 10, config: .object(["advance_cursor": .bool(true)])) }, pollers: [],
             wrap: { inner in
                 let f = FaultyStore(inner)
@@ -203,7 +203,7 @@ import Glibc
     @Test(.timeLimit(.minutes(1)))
     func aDamagedStoreStopsTheRunnerWithTheWayOut() async throws {
         let faulty = Mutex<FaultyStore?>(nil)
-        let h = try Harness(
+        let h = try await Harness(
             jobs: (0..<5).map { every("j\($0)", 10) }, pollers: [],
             wrap: { inner in
                 let f = FaultyStore(inner)

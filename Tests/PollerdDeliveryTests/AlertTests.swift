@@ -19,11 +19,12 @@ import Testing
         let deliverer: Deliverer
         var settings = GlobalSettings()
 
-        init(server: TestHTTPServer) throws {
+        init(server: TestHTTPServer) async throws {
             store = try SQLiteBackend.open(
                 path: FileManager.default.temporaryDirectory.appendingPathComponent(
                     "pollerd-alert-\(UUID().uuidString)/s.db"
                 ).path)
+            try await store.prepare()
             var log = Logger(label: "test")
             log.logLevel = .critical
             executor = TickExecutor(
@@ -60,7 +61,7 @@ import Testing
 
     @Test func aPausedJobSendsOneAlertAndTheCooldownHoldsTheNext() async throws {
         try await TestHTTPServer.with { server in
-            let rig = try Rig(server: server)
+            let rig = try await Rig(server: server)
             let job = rig.job("permanent", server: server)
             _ = try await rig.store.register(
                 [JobRegistration(jobID: job.id, kind: job.kind, agent: job.agent, pausedOnBoot: false)],
@@ -95,7 +96,7 @@ import Testing
 
     @Test func anOpenBreakerAlerts() async throws {
         try await TestHTTPServer.with { server in
-            var rig = try Rig(server: server)
+            var rig = try await Rig(server: server)
             rig.settings.breakerThreshold = 2
             let job = rig.job("transient", server: server)
             _ = try await rig.store.register(

@@ -17,7 +17,7 @@ import Glibc
     func aFullDiskRetriesWithoutTornLinesOrDeadLetters() async throws {
         var tuning = DeliveryTuning()
         tuning.maxAttempts = 1
-        let f = try Fixture(tuning: tuning)
+        let f = try await Fixture(tuning: tuning)
         let disk = f.dir.appendingPathComponent("disk").path
         #expect(SmallDisk.mount(disk, bytes: 64 << 10))
         defer { SmallDisk.unmount(disk) }

@@ -34,9 +34,10 @@ struct Fixture {
     init(
         tuning: DeliveryTuning = DeliveryTuning(),
         sinks: SinkRegistry = SinkRegistry(broker: LocalBroker(), client: testHTTPClient)
-    ) throws {
+    ) async throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-dl-\(UUID().uuidString)")
         store = try SQLiteBackend.open(path: dir.appendingPathComponent("state.db").path)
+        try await store.prepare()
         var log = Logger(label: "test")
         log.logLevel = .critical
         executor = TickExecutor(

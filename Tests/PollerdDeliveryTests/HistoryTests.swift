@@ -11,7 +11,7 @@ import Testing
 /// and keeps the cursors a rewind can put back.
 @Suite struct HistoryTests {
     @Test func foundNewAndDuplicatesAreCountedApart() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let job = f.job([SinkSpec(.stdout)])
         try await f.register([job])
         await f.tick(job, items: numbered(0..<2))
@@ -25,7 +25,7 @@ import Testing
 
     /// A slot skipped for backpressure is kept in the history with its reason.
     @Test func aSkippedSlotCarriesItsReason() async throws {
-        var f = try Fixture()
+        var f = try await Fixture()
         f.settings.delivery.maxBacklog = 1
         let job = f.job([SinkSpec(.stdout)])
         try await f.register([job])
@@ -39,7 +39,7 @@ import Testing
     }
 
     @Test func theHistoryIsTrimmedToItsLimit() async throws {
-        var f = try Fixture()
+        var f = try await Fixture()
         f.settings.tickHistory = 5
         let job = f.job([])
         try await f.register([job])
@@ -49,7 +49,7 @@ import Testing
     }
 
     @Test func aCursorIsRewoundFencedAndAudited() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let job = f.job([])
         try await f.register([job])
         let facade = Operator(store: f.store, clock: f.clock)
@@ -72,7 +72,7 @@ import Testing
 
     /// A tick in flight when the cursor is set cannot write its own cursor over it.
     @Test func setCursorFencesATickInFlight() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let job = f.job([])
         try await f.register([job])
         guard

@@ -13,7 +13,7 @@ import Glibc
 
 @Suite struct OutboxTests {
     @Test func aTicksItemsAndCursorCommitTogetherAndReachTheFileSink() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let path = f.dir.appendingPathComponent("out/items.jsonl").path
         let job = f.job([SinkSpec(.file(path: path))])
         try await f.register([job])
@@ -38,7 +38,7 @@ import Glibc
     }
 
     @Test func aFencedCommitQueuesNothing() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let job = f.job([SinkSpec(.stdout)])
         try await f.register([job])
         guard
@@ -67,7 +67,7 @@ import Glibc
     @Test func theDedupWindowDropsItemsSeenAgainAndForgetsTheOldest() async throws {
         var tuning = DeliveryTuning()
         tuning.dedupWindow = 3
-        let f = try Fixture(tuning: tuning)
+        let f = try await Fixture(tuning: tuning)
         let path = f.dir.appendingPathComponent("d.jsonl").path
         let job = f.job([SinkSpec(.file(path: path))])
         try await f.register([job])
@@ -117,7 +117,7 @@ import Glibc
     @Test func backpressurePausesTicksUntilTheBacklogDrains() async throws {
         var tuning = DeliveryTuning()
         tuning.maxBacklog = 3
-        let f = try Fixture(tuning: tuning)
+        let f = try await Fixture(tuning: tuning)
         let path = f.dir.appendingPathComponent("bp.jsonl").path
         let job = f.job([SinkSpec(.file(path: path))])
         try await f.register([job])
@@ -138,7 +138,7 @@ import Glibc
     }
 
     @Test func eachSinkGetsEveryItemAndTheBacklogCountsItemsNotDeliveries() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let a = f.dir.appendingPathComponent("a.jsonl").path
         let b = f.dir.appendingPathComponent("b.jsonl").path
         let job = f.job([SinkSpec(.file(path: a)), SinkSpec(.file(path: b))])
@@ -151,7 +151,7 @@ import Glibc
     }
 
     @Test func aFileSinkThatCannotWriteRetriesAndKeepsOrder() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let blocker = f.dir.appendingPathComponent("blocker")
         try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
         try Data("file, not a directory".utf8).write(to: blocker)
@@ -174,7 +174,7 @@ import Glibc
     }
 
     @Test func aRotatedFileIsReopenedAtItsPath() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let path = f.dir.appendingPathComponent("rot.jsonl").path
         let job = f.job([SinkSpec(.file(path: path))])
         try await f.register([job])
@@ -190,7 +190,7 @@ import Glibc
     @Test func aFileSinkThatKeepsFailingDeadLettersAfterMaxAttempts() async throws {
         var tuning = DeliveryTuning()
         tuning.maxAttempts = 2
-        let f = try Fixture(tuning: tuning)
+        let f = try await Fixture(tuning: tuning)
         try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
         let path = f.dir.path // a directory: open(2) fails every time
         let job = f.job([SinkSpec(.file(path: path))])
@@ -206,7 +206,7 @@ import Glibc
     }
 
     @Test func aBatchIsBoundedInBytesNotOnlyInItems() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let job = f.job([SinkSpec(.stdout)])
         try await f.register([job])
         let big = String(repeating: "x", count: 3 << 20)
@@ -223,7 +223,7 @@ import Glibc
     /// other file gets nothing, the items wait in the outbox, and they go to the path once it is
     /// a regular file again.
     @Test func aSymlinkSwappedInAtTheSinksPathIsNotFollowed() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
         let path = f.dir.appendingPathComponent("items.jsonl").path
         let victim = f.dir.appendingPathComponent("victim.txt").path
@@ -252,7 +252,7 @@ import Glibc
 
     @Test(arguments: ["directory", "fifo"])
     func aPathThatIsNotARegularFileIsRefusedWithAClearError(_ what: String) async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
         let path = f.dir.appendingPathComponent("odd").path
         if what == "directory" {
@@ -271,7 +271,7 @@ import Glibc
     }
 
     @Test func aTornLastLineIsEndedBeforeAppending() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         try FileManager.default.createDirectory(at: f.dir, withIntermediateDirectories: true)
         let path = f.dir.appendingPathComponent("torn.jsonl").path
         try Data("{\"partial\":".utf8).write(to: URL(fileURLWithPath: path))
@@ -288,7 +288,7 @@ import Glibc
     /// A lane whose sink the job file no longer defines is not claimed (another daemon's job file
     /// may define it) and keeps its items; once the sink is back, they go at once.
     @Test func aLaneWhoseSinkIsNotConfiguredIsLeftNotLost() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let path = f.dir.appendingPathComponent("p.jsonl").path
         let job = f.job([SinkSpec(.file(path: path))])
         try await f.register([job])
@@ -302,7 +302,7 @@ import Glibc
     }
 
     @Test func aCrashedDeliverersClaimsBlockTheLaneUntilReclaimed() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let job = f.job([SinkSpec(.stdout)])
         try await f.register([job])
         await f.tick(job, items: numbered(0..<1))
@@ -326,7 +326,7 @@ import Glibc
 
     @Test func theBrokerSinkPublishesToSubscribers() async throws {
         let broker = LocalBroker()
-        let f = try Fixture(sinks: SinkRegistry(broker: broker, client: testHTTPClient))
+        let f = try await Fixture(sinks: SinkRegistry(broker: broker, client: testHTTPClient))
         let sub = broker.subscribe("items.>")
         let job = f.job([SinkSpec(.nats(subject: "items.j"))])
         try await f.register([job])
@@ -343,7 +343,7 @@ import Glibc
 
     @Test func aFullSubscriberMakesThePublishRetryInsteadOfDropping() async throws {
         let broker = LocalBroker()
-        let f = try Fixture(sinks: SinkRegistry(broker: broker, client: testHTTPClient))
+        let f = try await Fixture(sinks: SinkRegistry(broker: broker, client: testHTTPClient))
         let sub = broker.subscribe("items.j", capacity: 1)
         let job = f.job([SinkSpec(.nats(subject: "items.j"))])
         try await f.register([job])
@@ -359,7 +359,7 @@ import Glibc
 
     @Test func aPublishNobodyHearsIsNotAnAck() async throws {
         let broker = LocalBroker()
-        let f = try Fixture(sinks: SinkRegistry(broker: broker, client: testHTTPClient))
+        let f = try await Fixture(sinks: SinkRegistry(broker: broker, client: testHTTPClient))
         let job = f.job([SinkSpec(.nats(subject: "items.j"))])
         try await f.register([job])
         await f.tick(job, items: numbered(0..<1))
@@ -374,7 +374,7 @@ import Glibc
     @Test func aBrokerSubjectNobodyHearsDeadLettersAfterMaxAttempts() async throws {
         var tuning = DeliveryTuning()
         tuning.maxAttempts = 2
-        let f = try Fixture(tuning: tuning, sinks: SinkRegistry(broker: LocalBroker(), client: testHTTPClient))
+        let f = try await Fixture(tuning: tuning, sinks: SinkRegistry(broker: LocalBroker(), client: testHTTPClient))
         let job = f.job([SinkSpec(.nats(subject: "items.j"))])
         try await f.register([job])
         await f.tick(job, items: numbered(0..<1))
@@ -390,7 +390,7 @@ import Glibc
 
     @Test func theRunningDelivererWakesOnACommitAndStopsOnShutdown() async throws {
         let broker = LocalBroker()
-        let f = try Fixture(sinks: SinkRegistry(broker: broker, client: testHTTPClient))
+        let f = try await Fixture(sinks: SinkRegistry(broker: broker, client: testHTTPClient))
         let sub = broker.subscribe("items.j")
         let job = f.job([SinkSpec(.nats(subject: "items.j"))])
         try await f.register([job])

@@ -62,7 +62,7 @@ final class SettleFaultStore: OutboxStore {
     /// runs out: the deliverer writes the settlement again once the store takes writes, so the
     /// lane moves on at once, and the items its sink acked are not delivered a second time.
     @Test func aRefusedSettleIsWrittenOnceTheStoreTakesWritesAgain() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let faulty = SettleFaultStore(f.store)
         var log = Logger(label: "test")
         log.logLevel = .critical

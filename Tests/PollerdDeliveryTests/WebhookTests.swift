@@ -18,7 +18,7 @@ import Testing
 
     @Test func a2xxAcksAndTheBodyIsTheSignedEnvelope() async throws {
         try await TestHTTPServer.with { server in
-            let f = try Fixture()
+            let f = try await Fixture()
             let sink = hook(server)
             let job = f.job([sink])
             try await f.register([job])
@@ -47,7 +47,7 @@ import Testing
 
     @Test func noSecretSendsNoSignature() async throws {
         try await TestHTTPServer.with { server in
-            let f = try Fixture()
+            let f = try await Fixture()
             let job = f.job([hook(server, secret: nil)])
             try await f.register([job])
             await f.tick(job, items: numbered(0..<1))
@@ -61,7 +61,7 @@ import Testing
     @Test(arguments: [408, 429, 500, 503])
     func retryableStatusesRetryAndHonourRetryAfter(status: Int) async throws {
         try await TestHTTPServer.with { server in
-            let f = try Fixture()
+            let f = try await Fixture()
             let sink = hook(server)
             let job = f.job([sink])
             try await f.register([job])
@@ -85,7 +85,7 @@ import Testing
     @Test(arguments: [400, 401, 404, 410, 422])
     func otherClientErrorsDeadLetterAtOnceAndTheLaneMovesOn(status: Int) async throws {
         try await TestHTTPServer.with { server in
-            let f = try Fixture()
+            let f = try await Fixture()
             let sink = hook(server)
             let job = f.job([sink])
             try await f.register([job])
@@ -106,7 +106,7 @@ import Testing
         try await TestHTTPServer.with { server in
             var tuning = DeliveryTuning()
             tuning.maxAttempts = 3
-            let f = try Fixture(tuning: tuning)
+            let f = try await Fixture(tuning: tuning)
             let sink = hook(server)
             let job = f.job([sink])
             try await f.register([job])
@@ -136,7 +136,7 @@ import Testing
     /// and the lane moves on, within `timeout_secs`.
     @Test(.timeLimit(.minutes(1))) func a2xxWhoseBodyNeverEndsIsAckedWithinTheTimeout() async throws {
         try await TestHTTPServer.with { server in
-            let f = try Fixture()
+            let f = try await Fixture()
             let sink = hook(server, timeout: 1)
             let job = f.job([sink])
             try await f.register([job])
@@ -153,7 +153,7 @@ import Testing
     /// A 2xx with a huge body is acked after reading a few KiB; the body is not downloaded.
     @Test(.timeLimit(.minutes(1))) func a2xxWithAHugeBodyIsNotDownloaded() async throws {
         try await TestHTTPServer.with { server in
-            let f = try Fixture()
+            let f = try await Fixture()
             let sink = hook(server, timeout: 30)
             let job = f.job([sink])
             try await f.register([job])
@@ -168,7 +168,7 @@ import Testing
 
     @Test func aTimeoutRetries() async throws {
         try await TestHTTPServer.with { server in
-            let f = try Fixture()
+            let f = try await Fixture()
             let sink = hook(server, timeout: 1)
             let job = f.job([sink])
             try await f.register([job])
@@ -182,7 +182,7 @@ import Testing
     }
 
     @Test func aConnectionRefusedRetries() async throws {
-        let f = try Fixture()
+        let f = try await Fixture()
         let sink = SinkSpec(.webhook(WebhookTarget(url: "http://127.0.0.1:9/hook", timeoutSecs: 1)))
         let job = f.job([sink])
         try await f.register([job])
@@ -194,7 +194,7 @@ import Testing
 
     @Test func deadLettersReplayToTheEndOfTheirLaneOrAreDropped() async throws {
         try await TestHTTPServer.with { server in
-            let f = try Fixture()
+            let f = try await Fixture()
             let sink = hook(server)
             let job = f.job([sink])
             try await f.register([job])

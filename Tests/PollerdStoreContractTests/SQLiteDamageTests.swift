@@ -1,8 +1,9 @@
 import Foundation
 import GRDB
 import PollerdCore
-import PollerdSQLite
 import Testing
+
+@testable import PollerdSQLite
 
 #if canImport(Glibc)
 import Glibc
@@ -23,9 +24,12 @@ import Glibc
     }
 
     @Test func aDatabaseDamagedInItsMiddleIsRefusedAndCanBeRecovered() async throws {
-        let path = StoreFactory.sqlite.newLocation()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "pollerd-damage-\(UUID().uuidString)/state.db"
+        ).path
         do {
             let store = try SQLiteBackend.open(path: path, synchronousFull: false)
+            try await store.prepare()
             let regs = (0..<3000).map {
                 JobRegistration(
                     jobID: "job-\($0)-" + String(repeating: "x", count: 40), kind: "noop", agent: "d",
@@ -44,8 +48,12 @@ import Glibc
         #expect(pwrite(fd, garbage, garbage.count, off_t((size / 2) / 1024 * 1024)) == 1024)
         close(fd)
 
-        #expect(throws: SQLiteBackend.Corrupt.self) { _ = try SQLiteBackend.open(path: path) }
-        do { _ = try SQLiteBackend.open(path: path) } catch let e as SQLiteBackend.Corrupt {
+        // Opening finds nothing wrong (it reads no page); preparing the store does.
+        do {
+            let damaged = try SQLiteBackend.open(path: path)
+            try await damaged.prepare()
+            Issue.record("a damaged file was prepared")
+        } catch let e as SQLiteBackend.Corrupt {
             #expect(e.description.contains("pollerd state recover") && e.description.contains(path))
         }
         let problems = try SQLiteBackend.check(path: path)
@@ -56,6 +64,7 @@ import Glibc
         let poll = try #require(report.first { $0.table == "poll_state" })
         #expect(poll.kept > 0 && poll.kept + max(0, poll.lost) <= 3000, "\(report)")
         let recovered = try SQLiteBackend.open(path: fresh)
+        try await recovered.prepare()
         #expect(try await recovered.allStates().count == poll.kept)
         #expect(try SQLiteBackend.check(path: fresh) == ["ok"])
     }
@@ -64,9 +73,12 @@ import Glibc
     /// and what to do instead, and leaves no half-made file behind (each failed try left a
     /// `.recovered-*` trio before).
     @Test func aDamagedSchemaIsUnrecoverableAndLeavesNothingBehind() async throws {
-        let path = StoreFactory.sqlite.newLocation()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "pollerd-damage-\(UUID().uuidString)/state.db"
+        ).path
         do {
             let store = try SQLiteBackend.open(path: path, synchronousFull: false)
+            try await store.prepare()
             _ = try await store.register(
                 [JobRegistration(jobID: "a", kind: "noop", agent: "d", pausedOnBoot: false)], nowMs: 0)
         }
@@ -87,8 +99,11 @@ import Glibc
     /// Damage that appears while the store is open is told apart from trouble that passes
     /// (a full disk, a busy lock): the daemon stops on the first and retries the second.
     @Test func damageFoundAtRunTimeIsToldApartFromAFullDisk() async throws {
-        let path = StoreFactory.sqlite.newLocation()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "pollerd-damage-\(UUID().uuidString)/state.db"
+        ).path
         let store = try SQLiteStateStore(path: path, synchronousFull: false)
+        try await store.prepare()
         let regs = (0..<3000).map {
             JobRegistration(
                 jobID: "job-\($0)-" + String(repeating: "x", count: 40), kind: "noop", agent: "d", pausedOnBoot: false)
@@ -106,5 +121,44 @@ import Glibc
         #expect(!store.isDamage(DatabaseError(resultCode: .SQLITE_BUSY)))
         #expect(!store.isDamage(CancellationError()))
         #expect(store.isDamage(DatabaseError(resultCode: .SQLITE_CORRUPT)))
+    }
+}
+
+/// What preparing a SQLite file does to its schema.
+@Suite struct SQLiteMigrationTests {
+    func newPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-mig-\(UUID().uuidString)/state.db").path
+    }
+
+    /// Every migration is recorded once, in GRDB's table, so files written before read as they are.
+    @Test func aNewFileGetsEveryMigrationOnce() async throws {
+        let path = newPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        for _ in 0..<2 { try await SQLiteBackend.open(path: path, synchronousFull: false).prepare() }
+        let ids = try await DatabaseQueue(path: path).read { db in
+            try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
+        }
+        #expect(ids == SQLiteMigrations.all.map(\.id))
+    }
+
+    /// A file a newer pollerd migrated is refused, unchanged, with the way out.
+    @Test func aFileWrittenByANewerVersionIsRefusedUnchanged() async throws {
+        let path = newPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        try await SQLiteBackend.open(path: path, synchronousFull: false).prepare()
+        let q = try DatabaseQueue(path: path)
+        try await q.write { db in try db.execute(sql: "INSERT INTO grdb_migrations VALUES ('999_from_the_future')") }
+        let before = try await q.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master ORDER BY name")
+        }
+        do {
+            try await SQLiteBackend.open(path: path, synchronousFull: false).prepare()
+            Issue.record("a newer file was prepared")
+        } catch {
+            #expect("\(error)".contains("newer pollerd") && "\(error)".contains("999_from_the_future"), "\(error)")
+        }
+        #expect(
+            try await q.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master ORDER BY name") }
+                == before)
     }
 }

@@ -13,7 +13,11 @@ import Testing
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-hist-\(UUID().uuidString)")
     var path: String { dir.appendingPathComponent("state.db").path }
 
-    func open() throws -> SQLiteStateStore { try SQLiteStateStore(path: path, synchronousFull: false) }
+    func open() async throws -> SQLiteStateStore {
+        let store = try SQLiteStateStore(path: path, synchronousFull: false)
+        try await store.prepare()
+        return store
+    }
 
     func register(_ store: SQLiteStateStore, _ ids: [String]) async throws {
         _ = try await store.register(
@@ -48,7 +52,7 @@ import Testing
 
     @Test func eachJobReadsItsOwnRowsNewestFirstUpToItsLimit() async throws {
         defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try open()
+        let store = try await open()
         try await register(store, ["a", "b"])
         for i in 1...5 {
             try await tick(store, "a", at: Int64(i), keep: 3)
@@ -70,7 +74,7 @@ import Testing
     /// A commit fenced off writes no row: the history and the commit are one transaction.
     @Test func aFencedOffCommitLeavesNoRow() async throws {
         defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try open()
+        let store = try await open()
         try await register(store, ["a"])
         guard
             case .granted(let stale) = try await store.acquireLease(
@@ -96,7 +100,7 @@ import Testing
     /// the commit finds the job by its id, writes its row, and leaves the rowid's job alone.
     @Test func aCommitWhoseRowHandleNoLongerHoldsTheJobCommitsByTheJobsID() async throws {
         defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try open()
+        let store = try await open()
         try await register(store, ["a", "b"])
         guard
             case .granted(var lease) = try await store.acquireLease(
@@ -145,7 +149,7 @@ import Testing
     /// aside are trimmed to `keep` a job later.
     @Test func theSweepKeepsASlowJobsRowsAndDropsAFastJobsOldOnes() async throws {
         defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try open()
+        let store = try await open()
         try await register(store, ["fast", "slow"])
         try await tick(store, "slow", at: 1, keep: 3)
         try await tick(store, "slow", at: 2, keep: 3)
@@ -174,7 +178,7 @@ import Testing
     /// job whose newest row was swept must not read another job's row now at that position.
     @Test func aSweptPositionWrittenAgainEndsTheChain() async throws {
         defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try open()
+        let store = try await open()
         try await register(store, ["a", "b"])
         for i in 1...4 { try await tick(store, "a", at: Int64(i), keep: 5) }
         var jobs = 0
@@ -195,7 +199,9 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let old = try DatabaseQueue(path: path)
-        try SQLiteStateStore.migrator.migrate(old, upTo: "007_last_ok")
+        try await old.writeWithoutTransaction { db in
+            _ = try SQLiteMigrations.apply(db, path: self.path, upTo: "007_last_ok")
+        }
         try await old.write { db in
             try db.execute(
                 sql:
@@ -210,7 +216,7 @@ import Testing
             }
         }
         try old.close()
-        let store = try open()
+        let store = try await open()
         #expect(try await store.tickHistory(jobID: "a", limit: 10).map(\.seq) == [5, 4, 3])
         try await tick(store, "a", at: 60, keep: 4)
         #expect(try await started(store, "a") == [60, 50, 40, 30])

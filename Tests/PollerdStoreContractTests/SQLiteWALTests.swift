@@ -29,6 +29,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("state.db").path
         let store = try SQLiteStateStore(path: path, synchronousFull: false)
+        try await store.prepare()
         try await store.write { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
         try await write(store, 50, from: 0)
 

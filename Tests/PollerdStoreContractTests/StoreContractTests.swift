@@ -2,31 +2,92 @@ import Foundation
 import PollerdCore
 import PollerdSQLite
 import PollerdTestKit
+import Synchronization
 import Testing
 
-/// Makes stores for the contract suite. A location names one database; opening it twice gives
-/// two daemons' views of one store.
+/// Makes stores for the contract suite. A backend gives a new, empty place for each test (a
+/// file, a database), opens one daemon's view of it as often as a test asks, and removes the
+/// place after the test. Each view is run (`run(clock:)`) and prepared before the test sees it,
+/// and stopped after, as the daemon's store service does.
 struct StoreFactory: Sendable, CustomTestStringConvertible {
     let name: String
-    let newLocation: @Sendable () -> String
-    let open: @Sendable (_ location: String, _ storeClock: (any WallClock)?) throws -> any PollerdStore
+    /// Makes a new place and returns where it is.
+    let makePlace: @Sendable () async throws -> String
+    /// One daemon's view of the place, unprepared. With `storeClock`, the store decides expiry by
+    /// that clock (`StoreTime.store`) whatever the callers pass.
+    let open: @Sendable (_ place: String, _ storeClock: (any WallClock)?) throws -> any PollerdStore
+    /// Removes the place and everything in it.
+    let removePlace: @Sendable (_ place: String) async throws -> Void
 
     var testDescription: String { name }
 
-    func make() throws -> any PollerdStore { try open(newLocation(), nil) }
+    /// Runs `body` on a new place, then stops every view the body opened and removes the place.
+    func withPlace<T>(_ body: (StorePlace) async throws -> T) async throws -> T {
+        let place = StorePlace(factory: self, location: try await makePlace())
+        do {
+            let result = try await body(place)
+            await place.stop()
+            try await removePlace(place.location)
+            return result
+        } catch {
+            await place.stop()
+            try? await removePlace(place.location)
+            throw error
+        }
+    }
+
+    /// One view of a new place: what most tests need.
+    func withStore<T>(_ body: (any PollerdStore) async throws -> T) async throws -> T {
+        try await withPlace { place in try await body(try await place.open()) }
+    }
 
     static let sqlite = StoreFactory(
         name: "sqlite",
-        newLocation: {
+        makePlace: {
             FileManager.default.temporaryDirectory.appendingPathComponent(
                 "pollerd-contract-\(UUID().uuidString)/state.db"
             ).path
         },
-        open: { path, clock in try SQLiteBackend.open(path: path, synchronousFull: false, storeClock: clock) }
+        open: { path, clock in try SQLiteBackend.open(path: path, synchronousFull: false, storeClock: clock) },
+        removePlace: { path in try FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
+        }
     )
 
     /// Every backend the contract runs on (PostgreSQL joins this list).
     static let all: [StoreFactory] = [.sqlite]
+}
+
+/// A place a contract test runs on, and the views of it the test opened.
+final class StorePlace: Sendable {
+    let factory: StoreFactory
+    let location: String
+    private let runs = Mutex<[Task<Void, Never>]>([])
+
+    init(factory: StoreFactory, location: String) {
+        self.factory = factory
+        self.location = location
+    }
+
+    /// One daemon's view of the place: opened, its background work started, prepared.
+    func open(storeClock: (any WallClock)? = nil) async throws -> any PollerdStore {
+        let store = try factory.open(location, storeClock)
+        // The store's background work for the rest of the test, on a clock that never moves (its
+        // timers never fire: no test waits on them); cancelled by `stop()`.
+        let run = Task { _ = try? await store.run(clock: ManualClock(nowMs: 0)) }
+        runs.withLock { $0.append(run) }
+        try await store.prepare()
+        return store
+    }
+
+    /// Stops every view's background work and waits for it to end.
+    func stop() async {
+        let all = runs.withLock { r in
+            defer { r = [] }
+            return r
+        }
+        for r in all { r.cancel() }
+        for r in all { await r.value }
+    }
 }
 
 /// The store contract: every rule the daemon and the operator facade rely on, for every backend.
@@ -63,6 +124,28 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         ids.map { JobRegistration(jobID: $0, kind: "noop", agent: "d", pausedOnBoot: false) }
     }
 
+    // MARK: Start-up
+
+    /// Daemons that start together on a new store prepare it at once: each waits for the one that
+    /// migrates, then finds the schema made, so every one of them starts and the store works.
+    /// (SQLite once failed the second with "table poll_state already exists".)
+    @Test(arguments: StoreFactory.all)
+    func daemonsThatPrepareOneNewStoreAtOnceAllStart(_ f: StoreFactory) async throws {
+        try await f.withPlace { place in
+            let stores = try await withThrowingTaskGroup(of: (any PollerdStore).self) { group in
+                for _ in 0..<8 { group.addTask { try await place.open() } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(stores.count == 8)
+            for (i, store) in stores.enumerated() {
+                _ = try await store.register(regs(["job-\(i)"]), nowMs: 0)
+            }
+            // Preparing again (a restart) changes nothing.
+            let again = try await place.open()
+            #expect(try await again.allStates().map(\.jobID).sorted() == (0..<8).map { "job-\($0)" }.sorted())
+        }
+    }
+
     // MARK: Leases, fencing, commits
 
     /// Every value a claim and a commit carry reads back as written, through the single and the
@@ -70,76 +153,84 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     /// UTF-8 and NUL bytes survive in a cursor, texts keep non-ASCII, NULLs stay NULL.
     @Test(arguments: StoreFactory.all)
     func claimsAndCommitsCarryEveryValueExactly(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        let id = "jöb/ünïcode \u{1F600}"
-        _ = try await store.register(
-            [JobRegistration(jobID: id, kind: "noop", agent: "", pausedOnBoot: false)], nowMs: 0)
-        let binary = Data([0x00, 0xFF, 0xFE, 0x00, 0x41, 0xC3])
-        var c = commit(
-            try grant(
-                try await store.acquireLease(jobID: id, holder: "höst-A", ttlMs: 60_000, nowMs: 1000, slotMs: nil)),
-            cursor: nil, status: "transient")
-        c.newCursor = binary
-        c.error = "kaputt: \"ü\" \u{7F}"
-        c.pause = true
-        c.pausedReason = ""
-        #expect(try await store.commit([c], nowMs: 1001) == [0])
-        var row = try #require(try await store.state(jobID: id))
-        #expect(row.cursor == binary && row.lastError == c.error && row.lastStatus == "transient")
-        #expect(row.paused && row.pausedReason == "" && row.pausedAtMs == 1001 && row.consecutiveErrors == 1)
-        _ = try await store.setPaused(jobID: id, paused: false, reason: nil, nowMs: 1002)
+        try await f.withPlace { place in
+            let store = try await place.open()
+            let id = "jöb/ünïcode \u{1F600}"
+            _ = try await store.register(
+                [JobRegistration(jobID: id, kind: "noop", agent: "", pausedOnBoot: false)], nowMs: 0)
+            let binary = Data([0x00, 0xFF, 0xFE, 0x00, 0x41, 0xC3])
+            var c = commit(
+                try grant(
+                    try await store.acquireLease(jobID: id, holder: "höst-A", ttlMs: 60_000, nowMs: 1000, slotMs: nil)),
+                cursor: nil, status: "transient")
+            c.newCursor = binary
+            c.error = "kaputt: \"ü\" \u{7F}"
+            c.pause = true
+            c.pausedReason = ""
+            #expect(try await store.commit([c], nowMs: 1001) == [0])
+            var row = try #require(try await store.state(jobID: id))
+            #expect(row.cursor == binary && row.lastError == c.error && row.lastStatus == "transient")
+            #expect(row.paused && row.pausedReason == "" && row.pausedAtMs == 1001 && row.consecutiveErrors == 1)
+            _ = try await store.setPaused(jobID: id, paused: false, reason: nil, nowMs: 1002)
 
-        let claimed = try await store.acquireLeases(
-            [LeaseRequest(jobID: id, ttlMs: 60_000, slotMs: nil, maxBacklog: nil)], holder: "höst-A", nowMs: 2000)
-        let lease = try grant(try #require(claimed.first))
-        #expect(lease.cursor == binary && lease.consecutiveErrors == 1 && lease.lastAlertAtMs == nil)
-        var empty = commit(lease, cursor: "")
-        empty.nextRunAtMs = nil
-        #expect(try await store.commit(empty, nowMs: 2001))
-        row = try #require(try await store.state(jobID: id))
-        #expect(row.cursor == Data() && row.lastError == nil && row.nextRunAtMs == nil && row.lastOkAtMs == 1000)
-        let again = try grant(
-            try await store.acquireLease(jobID: id, holder: "höst-A", ttlMs: 60_000, nowMs: 3000, slotMs: nil))
-        #expect(again.cursor == Data())
+            let claimed = try await store.acquireLeases(
+                [LeaseRequest(jobID: id, ttlMs: 60_000, slotMs: nil, maxBacklog: nil)], holder: "höst-A", nowMs: 2000)
+            let lease = try grant(try #require(claimed.first))
+            #expect(lease.cursor == binary && lease.consecutiveErrors == 1 && lease.lastAlertAtMs == nil)
+            var empty = commit(lease, cursor: "")
+            empty.nextRunAtMs = nil
+            #expect(try await store.commit(empty, nowMs: 2001))
+            row = try #require(try await store.state(jobID: id))
+            #expect(row.cursor == Data() && row.lastError == nil && row.nextRunAtMs == nil && row.lastOkAtMs == 1000)
+            let again = try grant(
+                try await store.acquireLease(jobID: id, holder: "höst-A", ttlMs: 60_000, nowMs: 3000, slotMs: nil))
+            #expect(again.cursor == Data())
+        }
     }
 
     @Test(arguments: StoreFactory.all)
     func cursorRoundTripAndAbsentCursorKeepsTheOld(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        _ = try await store.register([reg], nowMs: 0)
-        let l1 = try grant(
-            try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 1000, slotMs: nil))
-        #expect(l1.cursor == nil)
-        #expect(try await store.commit(commit(l1, cursor: "c1"), nowMs: 1005))
-        let l2 = try grant(
-            try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 2000, slotMs: nil))
-        #expect(l2.cursor == Data("c1".utf8))
-        #expect(l2.token == l1.token + 1)
-        #expect(try await store.commit(commit(l2, cursor: nil), nowMs: 2005))
-        let row = try #require(try await store.state(jobID: "j"))
-        #expect(row.cursor == Data("c1".utf8))
-        #expect(
-            row.ticksTotal == 2 && row.itemsSeenTotal == 6 && row.itemsDispatchedTotal == 2 && row.lastStatus == "ok")
-        #expect(row.nextRunAtMs == 100_000)
-        #expect(try await store.lease(jobID: "j") == LeaseRecord(holder: "A", token: l2.token, untilMs: 0))
+        try await f.withPlace { place in
+            let store = try await place.open()
+            _ = try await store.register([reg], nowMs: 0)
+            let l1 = try grant(
+                try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 1000, slotMs: nil))
+            #expect(l1.cursor == nil)
+            #expect(try await store.commit(commit(l1, cursor: "c1"), nowMs: 1005))
+            let l2 = try grant(
+                try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 2000, slotMs: nil))
+            #expect(l2.cursor == Data("c1".utf8))
+            #expect(l2.token == l1.token + 1)
+            #expect(try await store.commit(commit(l2, cursor: nil), nowMs: 2005))
+            let row = try #require(try await store.state(jobID: "j"))
+            #expect(row.cursor == Data("c1".utf8))
+            #expect(
+                row.ticksTotal == 2 && row.itemsSeenTotal == 6 && row.itemsDispatchedTotal == 2
+                    && row.lastStatus == "ok")
+            #expect(row.nextRunAtMs == 100_000)
+            #expect(try await store.lease(jobID: "j") == LeaseRecord(holder: "A", token: l2.token, untilMs: 0))
+        }
     }
 
     @Test(arguments: StoreFactory.all)
     func leaseIsExclusiveUntilItExpiresAndAStaleHolderIsFencedOff(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        _ = try await store.register([reg], nowMs: 0)
-        let a = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 10_000, nowMs: 0, slotMs: nil))
-        #expect(
-            try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 10_000, nowMs: 5000, slotMs: nil)
-                == .held(by: "A", untilMs: 10_000))
-        let b = try grant(
-            try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 10_000, nowMs: 10_000, slotMs: nil))
-        #expect(b.token > a.token)
-        // A's tick ran past its lease and lost it: fenced off.
-        #expect(try await store.commit(commit(a, cursor: "stale"), nowMs: 11_000) == false)
-        #expect(try await store.commit(commit(b, cursor: "fresh"), nowMs: 11_000))
-        #expect(try await store.state(jobID: "j")?.cursor == Data("fresh".utf8))
-        #expect(try await store.renewLease(a, ttlMs: 10_000, nowMs: 11_000) == false)
+        try await f.withPlace { place in
+            let store = try await place.open()
+            _ = try await store.register([reg], nowMs: 0)
+            let a = try grant(
+                try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 10_000, nowMs: 0, slotMs: nil))
+            #expect(
+                try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 10_000, nowMs: 5000, slotMs: nil)
+                    == .held(by: "A", untilMs: 10_000))
+            let b = try grant(
+                try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 10_000, nowMs: 10_000, slotMs: nil))
+            #expect(b.token > a.token)
+            // A's tick ran past its lease and lost it: fenced off.
+            #expect(try await store.commit(commit(a, cursor: "stale"), nowMs: 11_000) == false)
+            #expect(try await store.commit(commit(b, cursor: "fresh"), nowMs: 11_000))
+            #expect(try await store.state(jobID: "j")?.cursor == Data("fresh".utf8))
+            #expect(try await store.renewLease(a, ttlMs: 10_000, nowMs: 11_000) == false)
+        }
     }
 
     /// A holder claims only jobs it has no tick of in flight, so a lease of its own that is still
@@ -148,255 +239,272 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     /// still waits for the lease to expire.
     @Test(arguments: StoreFactory.all)
     func aHoldersOwnLeftoverLeaseDoesNotBlockItsNextClaim(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        _ = try await store.register([reg], nowMs: 0)
-        let first = try grant(
-            try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: nil))
-        // Its commit never landed; a second later A claims the job again.
-        #expect(
-            try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 60_000, nowMs: 1000, slotMs: nil)
-                == .held(by: "A", untilMs: 60_000))
-        let again = try grant(
-            try await store.acquireLeases(
-                [LeaseRequest(jobID: "j", ttlMs: 60_000, slotMs: nil, maxBacklog: nil)],
-                holder: "A", nowMs: 1000)[0])
-        #expect(again.token > first.token)
-        #expect(try await store.commit(commit(first, cursor: "stale"), nowMs: 1500) == false)
-        #expect(try await store.commit(commit(again, cursor: "fresh"), nowMs: 1500))
-        #expect(try await store.state(jobID: "j")?.cursor == Data("fresh".utf8))
+        try await f.withPlace { place in
+            let store = try await place.open()
+            _ = try await store.register([reg], nowMs: 0)
+            let first = try grant(
+                try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: nil))
+            // Its commit never landed; a second later A claims the job again.
+            #expect(
+                try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 60_000, nowMs: 1000, slotMs: nil)
+                    == .held(by: "A", untilMs: 60_000))
+            let again = try grant(
+                try await store.acquireLeases(
+                    [LeaseRequest(jobID: "j", ttlMs: 60_000, slotMs: nil, maxBacklog: nil)],
+                    holder: "A", nowMs: 1000)[0])
+            #expect(again.token > first.token)
+            #expect(try await store.commit(commit(first, cursor: "stale"), nowMs: 1500) == false)
+            #expect(try await store.commit(commit(again, cursor: "fresh"), nowMs: 1500))
+            #expect(try await store.state(jobID: "j")?.cursor == Data("fresh".utf8))
+        }
     }
 
     /// One call claims a batch of due jobs, answering each as a lone claim would; one call
     /// commits a batch of ticks, fencing each on its own.
     @Test(arguments: StoreFactory.all)
     func batchClaimsAndCommitsAnswerEachJobAsAloneWould(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        let pausedJob = JobRegistration(jobID: "paused", kind: "noop", agent: "d", pausedOnBoot: true)
-        _ = try await store.register(regs(["free", "held", "later", "full", "fenced"]) + [pausedJob], nowMs: 0)
-        // Set the stage: "held" is leased by B, "later" is planned at 50 s, "full" has a backlog.
-        _ = try grant(try await store.acquireLease(jobID: "held", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
-        let l = try grant(
-            try await store.acquireLease(jobID: "later", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
-        #expect(try await store.commit(commit(l, cursor: "c", next: 50_000), nowMs: 1))
-        let full = try grant(
-            try await store.acquireLease(jobID: "full", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
-        #expect(
-            try await store.commit(
-                TickCommit(
-                    lease: full, startedAtMs: 1, durationMs: 1, status: "ok", error: nil, newCursor: Data("f".utf8),
-                    itemsSeen: 1, itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false,
-                    pausedReason: nil, done: false, scheduleFingerprint: "s",
-                    outbox: OutboxBatch(
-                        sinks: ["s"],
-                        entries: [
-                            ItemEnvelope.make(
-                                jobID: "full", kind: "noop", agent: "d", foundAtMs: 1,
-                                item: .object(["id": .string("x")]))
-                        ],
-                        dedupWindow: 10, foundAtMs: 1)), nowMs: 1))
-        let answers = try await store.acquireLeases(
-            [
-                LeaseRequest(jobID: "free", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
-                LeaseRequest(jobID: "held", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
-                LeaseRequest(jobID: "later", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
-                LeaseRequest(jobID: "paused", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
-                LeaseRequest(jobID: "full", ttlMs: 30_000, slotMs: 10_000, maxBacklog: 1),
-                LeaseRequest(jobID: "fenced", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
-            ], holder: "A", nowMs: 10_000)
-        #expect(answers.count == 6)
-        let free = try grant(answers[0])
-        #expect(free.untilMs == 40_000 && free.holder == "A")
-        #expect(answers[1] == .held(by: "B", untilMs: 60_000))
-        #expect(answers[2] == .notDue(untilMs: 50_000))
-        #expect(answers[3] == .paused(reason: "paused_on_boot"))
-        #expect(answers[4] == .backlogged(pending: 1, limit: 1))
-        let fenced = try grant(answers[5])
-        #expect(try await store.reset(jobID: "fenced", nowMs: 10_001))
-        let results = try await store.commit(
-            [commit(free, cursor: "one"), commit(fenced, cursor: "two")], nowMs: 10_002)
-        #expect(results == [0, nil])
-        #expect(try await store.state(jobID: "free")?.cursor == Data("one".utf8))
-        #expect(try await store.state(jobID: "fenced")?.cursor == nil)
-        #expect(try await store.acquireLeases([], holder: "A", nowMs: 0).isEmpty)
-        #expect(try await store.commit([], nowMs: 0).isEmpty)
+        try await f.withPlace { place in
+            let store = try await place.open()
+            let pausedJob = JobRegistration(jobID: "paused", kind: "noop", agent: "d", pausedOnBoot: true)
+            _ = try await store.register(regs(["free", "held", "later", "full", "fenced"]) + [pausedJob], nowMs: 0)
+            // Set the stage: "held" is leased by B, "later" is planned at 50 s, "full" has a backlog.
+            _ = try grant(
+                try await store.acquireLease(jobID: "held", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
+            let l = try grant(
+                try await store.acquireLease(jobID: "later", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
+            #expect(try await store.commit(commit(l, cursor: "c", next: 50_000), nowMs: 1))
+            let full = try grant(
+                try await store.acquireLease(jobID: "full", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
+            #expect(
+                try await store.commit(
+                    TickCommit(
+                        lease: full, startedAtMs: 1, durationMs: 1, status: "ok", error: nil, newCursor: Data("f".utf8),
+                        itemsSeen: 1, itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false,
+                        pausedReason: nil, done: false, scheduleFingerprint: "s",
+                        outbox: OutboxBatch(
+                            sinks: ["s"],
+                            entries: [
+                                ItemEnvelope.make(
+                                    jobID: "full", kind: "noop", agent: "d", foundAtMs: 1,
+                                    item: .object(["id": .string("x")]))
+                            ],
+                            dedupWindow: 10, foundAtMs: 1)), nowMs: 1))
+            let answers = try await store.acquireLeases(
+                [
+                    LeaseRequest(jobID: "free", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+                    LeaseRequest(jobID: "held", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+                    LeaseRequest(jobID: "later", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+                    LeaseRequest(jobID: "paused", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+                    LeaseRequest(jobID: "full", ttlMs: 30_000, slotMs: 10_000, maxBacklog: 1),
+                    LeaseRequest(jobID: "fenced", ttlMs: 30_000, slotMs: 10_000, maxBacklog: nil),
+                ], holder: "A", nowMs: 10_000)
+            #expect(answers.count == 6)
+            let free = try grant(answers[0])
+            #expect(free.untilMs == 40_000 && free.holder == "A")
+            #expect(answers[1] == .held(by: "B", untilMs: 60_000))
+            #expect(answers[2] == .notDue(untilMs: 50_000))
+            #expect(answers[3] == .paused(reason: "paused_on_boot"))
+            #expect(answers[4] == .backlogged(pending: 1, limit: 1))
+            let fenced = try grant(answers[5])
+            #expect(try await store.reset(jobID: "fenced", nowMs: 10_001))
+            let results = try await store.commit(
+                [commit(free, cursor: "one"), commit(fenced, cursor: "two")], nowMs: 10_002)
+            #expect(results == [0, nil])
+            #expect(try await store.state(jobID: "free")?.cursor == Data("one".utf8))
+            #expect(try await store.state(jobID: "fenced")?.cursor == nil)
+            #expect(try await store.acquireLeases([], holder: "A", nowMs: 0).isEmpty)
+            #expect(try await store.commit([], nowMs: 0).isEmpty)
+        }
     }
 
     /// A daemon stopped (SIGSTOP) while it held a lease, resumed after another daemon took the
     /// job and committed: nothing it does changes the job.
     @Test(arguments: StoreFactory.all)
     func aStoppedDaemonResumedPastItsLeaseChangesNothing(_ f: StoreFactory) async throws {
-        let location = f.newLocation()
-        let stopped = try f.open(location, nil)
-        let live = try f.open(location, nil)
-        _ = try await stopped.register([reg], nowMs: 0)
-        let old = try grant(
-            try await stopped.acquireLease(jobID: "j", holder: "stopped", ttlMs: 30_000, nowMs: 0, slotMs: 0))
-        // 90 s later: the live daemon takes the expired lease, runs two slots and commits them.
-        for (i, now) in [Int64(90_000), 100_000].enumerated() {
-            let g = try grant(
-                try await live.acquireLease(jobID: "j", holder: "live", ttlMs: 30_000, nowMs: now, slotMs: now))
-            #expect(try await live.commit(commit(g, cursor: "live-\(i)", next: now + 10_000), nowMs: now + 1))
+        try await f.withPlace { place in
+            let stopped = try await place.open()
+            let live = try await place.open()
+            _ = try await stopped.register([reg], nowMs: 0)
+            let old = try grant(
+                try await stopped.acquireLease(jobID: "j", holder: "stopped", ttlMs: 30_000, nowMs: 0, slotMs: 0))
+            // 90 s later: the live daemon takes the expired lease, runs two slots and commits them.
+            for (i, now) in [Int64(90_000), 100_000].enumerated() {
+                let g = try grant(
+                    try await live.acquireLease(jobID: "j", holder: "live", ttlMs: 30_000, nowMs: now, slotMs: now))
+                #expect(try await live.commit(commit(g, cursor: "live-\(i)", next: now + 10_000), nowMs: now + 1))
+            }
+            let before = try #require(try await live.state(jobID: "j"))
+            // The stopped daemon wakes up with its old lease: renewing, committing, releasing all fail.
+            #expect(try await stopped.renewLease(old, ttlMs: 30_000, nowMs: 0) == false)
+            #expect(try await stopped.commit(commit(old, cursor: "stale", next: 1), nowMs: 1) == false)
+            try await stopped.releaseLease(old)
+            let after = try #require(try await live.state(jobID: "j"))
+            #expect(after == before)
+            #expect(after.cursor == Data("live-1".utf8))
+            #expect(try await live.lease(jobID: "j")?.holder == "live")
         }
-        let before = try #require(try await live.state(jobID: "j"))
-        // The stopped daemon wakes up with its old lease: renewing, committing, releasing all fail.
-        #expect(try await stopped.renewLease(old, ttlMs: 30_000, nowMs: 0) == false)
-        #expect(try await stopped.commit(commit(old, cursor: "stale", next: 1), nowMs: 1) == false)
-        try await stopped.releaseLease(old)
-        let after = try #require(try await live.state(jobID: "j"))
-        #expect(after == before)
-        #expect(after.cursor == Data("live-1".utf8))
-        #expect(try await live.lease(jobID: "j")?.holder == "live")
     }
 
     @Test(arguments: StoreFactory.all)
     func twoDaemonsOnOneStoreNeverBothCommitTheSameSlot(_ f: StoreFactory) async throws {
-        let location = f.newLocation()
-        let s1 = try f.open(location, nil)
-        let s2 = try f.open(location, nil)
-        _ = try await s1.register([reg], nowMs: 0)
-        var commits = 0
-        var slot: Int64 = 10_000
-        for round in 0..<40 {
-            let now = slot + Int64(round % 3)
-            let thisSlot = slot
-            // Both daemons race for the same slot; each commits if it gets the lease.
-            let results = await withTaskGroup(of: Bool.self, returning: [Bool].self) { group in
-                for (store, holder) in [(s1, "A"), (s2, "B")] {
-                    group.addTask {
-                        guard
-                            case .granted(let g)? = try? await store.acquireLease(
-                                jobID: "j", holder: holder, ttlMs: 60_000, nowMs: now, slotMs: thisSlot)
-                        else { return false }
-                        return
-                            (try? await store.commit(
-                                self.commit(g, cursor: "\(round)", next: thisSlot + 10_000), nowMs: now)) == true
+        try await f.withPlace { place in
+            let s1 = try await place.open()
+            let s2 = try await place.open()
+            _ = try await s1.register([reg], nowMs: 0)
+            var commits = 0
+            var slot: Int64 = 10_000
+            for round in 0..<40 {
+                let now = slot + Int64(round % 3)
+                let thisSlot = slot
+                // Both daemons race for the same slot; each commits if it gets the lease.
+                let results = await withTaskGroup(of: Bool.self, returning: [Bool].self) { group in
+                    for (store, holder) in [(s1, "A"), (s2, "B")] {
+                        group.addTask {
+                            guard
+                                case .granted(let g)? = try? await store.acquireLease(
+                                    jobID: "j", holder: holder, ttlMs: 60_000, nowMs: now, slotMs: thisSlot)
+                            else { return false }
+                            return
+                                (try? await store.commit(
+                                    self.commit(g, cursor: "\(round)", next: thisSlot + 10_000), nowMs: now)) == true
+                        }
                     }
+                    return await group.reduce(into: []) { $0.append($1) }
                 }
-                return await group.reduce(into: []) { $0.append($1) }
+                #expect(results.filter { $0 }.count == 1, "round \(round): \(results)")
+                commits += results.filter { $0 }.count
+                // The slower daemon arriving after the commit is refused too: the slot already ran.
+                let late = try await s2.acquireLease(
+                    jobID: "j", holder: "B", ttlMs: 60_000, nowMs: now + 1, slotMs: slot)
+                #expect(late == .notDue(untilMs: slot + 10_000))
+                slot += 10_000
             }
-            #expect(results.filter { $0 }.count == 1, "round \(round): \(results)")
-            commits += results.filter { $0 }.count
-            // The slower daemon arriving after the commit is refused too: the slot already ran.
-            let late = try await s2.acquireLease(jobID: "j", holder: "B", ttlMs: 60_000, nowMs: now + 1, slotMs: slot)
-            #expect(late == .notDue(untilMs: slot + 10_000))
-            slot += 10_000
+            #expect(commits == 40)
+            #expect(try await s1.state(jobID: "j")?.ticksTotal == 40)
         }
-        #expect(commits == 40)
-        #expect(try await s1.state(jobID: "j")?.ticksTotal == 40)
     }
 
     @Test(arguments: StoreFactory.all)
     func pausedOnBootAppliesOnlyWhenFirstSeen(_ f: StoreFactory) async throws {
-        let location = f.newLocation()
-        let store = try f.open(location, nil)
-        let r = JobRegistration(jobID: "p", kind: "noop", agent: "default", pausedOnBoot: true)
-        let first = try #require(try await store.register([r], nowMs: 7)["p"])
-        #expect(first.paused && first.pausedAtMs == 7)
-        #expect(
-            try await store.acquireLease(jobID: "p", holder: "A", ttlMs: 1000, nowMs: 0, slotMs: nil)
-                == .paused(reason: "paused_on_boot"))
-        #expect(try await store.setPaused(jobID: "p", paused: false, reason: nil, nowMs: 8))
-        // A restart registers it again: the operator's resume stands.
-        let reopened = try f.open(location, nil)
-        let again = try #require(try await reopened.register([r], nowMs: 9)["p"])
-        #expect(!again.paused && again.pausedAtMs == nil)
+        try await f.withPlace { place in
+            let store = try await place.open()
+            let r = JobRegistration(jobID: "p", kind: "noop", agent: "default", pausedOnBoot: true)
+            let first = try #require(try await store.register([r], nowMs: 7)["p"])
+            #expect(first.paused && first.pausedAtMs == 7)
+            #expect(
+                try await store.acquireLease(jobID: "p", holder: "A", ttlMs: 1000, nowMs: 0, slotMs: nil)
+                    == .paused(reason: "paused_on_boot"))
+            #expect(try await store.setPaused(jobID: "p", paused: false, reason: nil, nowMs: 8))
+            // A restart registers it again: the operator's resume stands.
+            let reopened = try await place.open()
+            let again = try #require(try await reopened.register([r], nowMs: 9)["p"])
+            #expect(!again.paused && again.pausedAtMs == nil)
+        }
     }
 
     @Test(arguments: StoreFactory.all)
     func resetFencesATickInFlightAndControlsAreLogged(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        _ = try await store.register([reg], nowMs: 0)
-        let cursor0 = try await store.controlCursor()
-        let l = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: nil))
-        #expect(try await store.commit(commit(l, cursor: "c1"), nowMs: 1))
-        let inFlight = try grant(
-            try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 2, slotMs: nil))
-        #expect(try await store.reset(jobID: "j", nowMs: 3))
-        #expect(try await store.commit(commit(inFlight, cursor: "old-cursor-based"), nowMs: 4) == false)
-        #expect(try await store.state(jobID: "j")?.cursor == nil)
-        #expect(try await store.setPaused(jobID: "j", paused: true, reason: "maintenance", nowMs: 5))
-        let row = try #require(try await store.state(jobID: "j"))
-        #expect(row.paused && row.pausedReason == "maintenance" && row.pausedAtMs == 5)
-        let batch = try await store.controlChanges(after: cursor0)
-        #expect(
-            batch.changes == [ControlChange(jobID: "j", action: .reset), ControlChange(jobID: "j", action: .pause)])
-        #expect(try await store.controlChanges(after: batch.next).changes.isEmpty)
-        #expect(try await store.setPaused(jobID: "nope", paused: true, reason: nil, nowMs: 6) == false)
-        #expect(try await store.reset(jobID: "nope", nowMs: 6) == false)
+        try await f.withPlace { place in
+            let store = try await place.open()
+            _ = try await store.register([reg], nowMs: 0)
+            let cursor0 = try await store.controlCursor()
+            let l = try grant(
+                try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: nil))
+            #expect(try await store.commit(commit(l, cursor: "c1"), nowMs: 1))
+            let inFlight = try grant(
+                try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 2, slotMs: nil))
+            #expect(try await store.reset(jobID: "j", nowMs: 3))
+            #expect(try await store.commit(commit(inFlight, cursor: "old-cursor-based"), nowMs: 4) == false)
+            #expect(try await store.state(jobID: "j")?.cursor == nil)
+            #expect(try await store.setPaused(jobID: "j", paused: true, reason: "maintenance", nowMs: 5))
+            let row = try #require(try await store.state(jobID: "j"))
+            #expect(row.paused && row.pausedReason == "maintenance" && row.pausedAtMs == 5)
+            let batch = try await store.controlChanges(after: cursor0)
+            #expect(
+                batch.changes == [ControlChange(jobID: "j", action: .reset), ControlChange(jobID: "j", action: .pause)])
+            #expect(try await store.controlChanges(after: batch.next).changes.isEmpty)
+            #expect(try await store.setPaused(jobID: "nope", paused: true, reason: nil, nowMs: 6) == false)
+            #expect(try await store.reset(jobID: "nope", nowMs: 6) == false)
+        }
     }
 
     /// A reader never moves its cursor past a control that commits after it looked: each look
     /// returns exactly the controls committed since the previous one, in order, none twice.
     @Test(arguments: StoreFactory.all)
     func aControlThatCommitsAfterALookIsSeenByTheNextLook(_ f: StoreFactory) async throws {
-        let location = f.newLocation()
-        let reader = try f.open(location, nil)
-        let writer = try f.open(location, nil)
-        _ = try await writer.register(regs(["a", "b"]), nowMs: 0)
-        var cursor = try await reader.controlCursor()
-        var seen: [ControlChange] = []
-        var written: [ControlChange] = []
-        // Writers and the reader interleave; every look must return only new changes.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for i in 0..<30 {
-                    let id = i % 2 == 0 ? "a" : "b"
-                    _ = try await writer.setPaused(jobID: id, paused: i % 4 < 2, reason: "n\(i)", nowMs: Int64(i))
+        try await f.withPlace { place in
+            let reader = try await place.open()
+            let writer = try await place.open()
+            _ = try await writer.register(regs(["a", "b"]), nowMs: 0)
+            var cursor = try await reader.controlCursor()
+            var seen: [ControlChange] = []
+            var written: [ControlChange] = []
+            // Writers and the reader interleave; every look must return only new changes.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for i in 0..<30 {
+                        let id = i % 2 == 0 ? "a" : "b"
+                        _ = try await writer.setPaused(jobID: id, paused: i % 4 < 2, reason: "n\(i)", nowMs: Int64(i))
+                    }
                 }
+                for _ in 0..<10 {
+                    let b = try await reader.controlChanges(after: cursor)
+                    seen += b.changes
+                    cursor = b.next
+                    await Task.yield()
+                }
+                try await group.waitForAll()
             }
-            for _ in 0..<10 {
-                let b = try await reader.controlChanges(after: cursor)
-                seen += b.changes
-                cursor = b.next
-                await Task.yield()
+            seen += try await reader.controlChanges(after: cursor).changes
+            for i in 0..<30 {
+                written.append(ControlChange(jobID: i % 2 == 0 ? "a" : "b", action: i % 4 < 2 ? .pause : .resume))
             }
-            try await group.waitForAll()
+            #expect(seen == written)
         }
-        seen += try await reader.controlChanges(after: cursor).changes
-        for i in 0..<30 {
-            written.append(ControlChange(jobID: i % 2 == 0 ? "a" : "b", action: i % 4 < 2 ? .pause : .resume))
-        }
-        #expect(seen == written)
     }
 
     @Test(arguments: StoreFactory.all)
     func reclaimFreesOnlyAbandonedLeases(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        _ = try await store.register(regs(["a", "b"]), nowMs: 0)
-        _ = try await store.acquireLease(jobID: "a", holder: "host:111:dead", ttlMs: 60_000, nowMs: 0, slotMs: nil)
-        _ = try await store.acquireLease(jobID: "b", holder: "host:222:alive", ttlMs: 60_000, nowMs: 0, slotMs: nil)
-        let n = try await store.reclaimLeases(isAbandoned: { $0.hasSuffix("dead") }, nowMs: 1)
-        #expect(n == 1)
-        #expect(
-            try await store.acquireLease(jobID: "b", holder: "X", ttlMs: 1, nowMs: 2, slotMs: nil)
-                == .held(by: "host:222:alive", untilMs: 60_000))
-        guard case .granted = try await store.acquireLease(jobID: "a", holder: "X", ttlMs: 1, nowMs: 2, slotMs: nil)
-        else {
-            Issue.record("abandoned lease was not freed")
-            return
+        try await f.withPlace { place in
+            let store = try await place.open()
+            _ = try await store.register(regs(["a", "b"]), nowMs: 0)
+            _ = try await store.acquireLease(jobID: "a", holder: "host:111:dead", ttlMs: 60_000, nowMs: 0, slotMs: nil)
+            _ = try await store.acquireLease(jobID: "b", holder: "host:222:alive", ttlMs: 60_000, nowMs: 0, slotMs: nil)
+            let n = try await store.reclaimLeases(isAbandoned: { $0.hasSuffix("dead") }, nowMs: 1)
+            #expect(n == 1)
+            #expect(
+                try await store.acquireLease(jobID: "b", holder: "X", ttlMs: 1, nowMs: 2, slotMs: nil)
+                    == .held(by: "host:222:alive", untilMs: 60_000))
+            guard case .granted = try await store.acquireLease(jobID: "a", holder: "X", ttlMs: 1, nowMs: 2, slotMs: nil)
+            else {
+                Issue.record("abandoned lease was not freed")
+                return
+            }
         }
     }
 
     @Test(arguments: StoreFactory.all)
     func manyConcurrentTicksAllCommit(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        let many = regs((0..<500).map { "j\($0)" })
-        _ = try await store.register(many, nowMs: 0)
-        let ok = try await withThrowingTaskGroup(of: Bool.self, returning: Int.self) { group in
-            for r in many {
-                group.addTask {
-                    guard
-                        case .granted(let g) = try await store.acquireLease(
-                            jobID: r.jobID, holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: 0)
-                    else { return false }
-                    return try await store.commit(self.commit(g, cursor: r.jobID), nowMs: 1)
+        try await f.withPlace { place in
+            let store = try await place.open()
+            let many = regs((0..<500).map { "j\($0)" })
+            _ = try await store.register(many, nowMs: 0)
+            let ok = try await withThrowingTaskGroup(of: Bool.self, returning: Int.self) { group in
+                for r in many {
+                    group.addTask {
+                        guard
+                            case .granted(let g) = try await store.acquireLease(
+                                jobID: r.jobID, holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: 0)
+                        else { return false }
+                        return try await store.commit(self.commit(g, cursor: r.jobID), nowMs: 1)
+                    }
                 }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
             }
-            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            #expect(ok == 500)
+            let rows = try await store.allStates()
+            #expect(rows.allSatisfy { $0.cursor == Data($0.jobID.utf8) && $0.ticksTotal == 1 })
         }
-        #expect(ok == 500)
-        let rows = try await store.allStates()
-        #expect(rows.allSatisfy { $0.cursor == Data($0.jobID.utf8) && $0.ticksTotal == 1 })
     }
 
     // MARK: Time
@@ -406,33 +514,34 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     /// store's now, not the caller's.
     @Test(arguments: StoreFactory.all)
     func aStoreThatKeepsTimeIgnoresASkewedDaemonClock(_ f: StoreFactory) async throws {
-        let storeClock = ManualClock(nowMs: 1_000_000)
-        let location = f.newLocation()
-        let a = try f.open(location, storeClock)
-        let ahead = try f.open(location, storeClock)
-        _ = try await a.register([reg], nowMs: 0)
-        let skew: Int64 = 600_000
-        let g = try grant(
-            try await a.acquireLease(jobID: "j", holder: "A", ttlMs: 30_000, nowMs: storeClock.nowMs, slotMs: nil))
-        #expect(g.untilMs == 1_030_000)
-        // B's clock says the lease ended long ago; the store says it has 30 s to go.
-        #expect(
-            try await ahead.acquireLease(
-                jobID: "j", holder: "B", ttlMs: 30_000, nowMs: storeClock.nowMs + skew, slotMs: nil)
-                == .held(by: "A", untilMs: 1_030_000))
-        storeClock.advance(byMs: 20_000)
-        // A renews with a clock that lags: the lease still runs 30 s from the store's now.
-        #expect(try await a.renewLease(g, ttlMs: 30_000, nowMs: 0))
-        #expect(try await a.lease(jobID: "j")?.untilMs == 1_050_000)
-        storeClock.advance(byMs: 30_000)
-        guard
-            case .granted(let b) = try await ahead.acquireLease(
-                jobID: "j", holder: "B", ttlMs: 30_000, nowMs: 0, slotMs: nil)
-        else {
-            Issue.record("the lease did not expire on the store's clock")
-            return
+        try await f.withPlace { place in
+            let storeClock = ManualClock(nowMs: 1_000_000)
+            let a = try await place.open(storeClock: storeClock)
+            let ahead = try await place.open(storeClock: storeClock)
+            _ = try await a.register([reg], nowMs: 0)
+            let skew: Int64 = 600_000
+            let g = try grant(
+                try await a.acquireLease(jobID: "j", holder: "A", ttlMs: 30_000, nowMs: storeClock.nowMs, slotMs: nil))
+            #expect(g.untilMs == 1_030_000)
+            // B's clock says the lease ended long ago; the store says it has 30 s to go.
+            #expect(
+                try await ahead.acquireLease(
+                    jobID: "j", holder: "B", ttlMs: 30_000, nowMs: storeClock.nowMs + skew, slotMs: nil)
+                    == .held(by: "A", untilMs: 1_030_000))
+            storeClock.advance(byMs: 20_000)
+            // A renews with a clock that lags: the lease still runs 30 s from the store's now.
+            #expect(try await a.renewLease(g, ttlMs: 30_000, nowMs: 0))
+            #expect(try await a.lease(jobID: "j")?.untilMs == 1_050_000)
+            storeClock.advance(byMs: 30_000)
+            guard
+                case .granted(let b) = try await ahead.acquireLease(
+                    jobID: "j", holder: "B", ttlMs: 30_000, nowMs: 0, slotMs: nil)
+            else {
+                Issue.record("the lease did not expire on the store's clock")
+                return
+            }
+            #expect(b.untilMs == 1_080_000)
         }
-        #expect(b.untilMs == 1_080_000)
     }
 
     // MARK: Several daemons
@@ -441,89 +550,96 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     /// differently; a daemon whose heartbeat lapsed counts no more.
     @Test(arguments: StoreFactory.all)
     func liveDefinitionsAndTheJobsDefinedDifferently(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        _ = try await store.register(regs(["a", "shared", "same"]), nowMs: 0)
-        #expect(try await store.divergentDefinitions(nowMs: 1).isEmpty) // no daemon yet
-        _ = try await store.announce(
-            DaemonAnnouncement(
-                daemonID: "d1", jobFile: "one.yaml", jobs: ["a": "fa", "shared": "s1", "same": "x"],
-                aliveUntilMs: 60_000), nowMs: 0)
-        #expect(try await store.divergentDefinitions(nowMs: 1).isEmpty) // one daemon agrees with itself
-        _ = try await store.announce(
-            DaemonAnnouncement(
-                daemonID: "d2", jobFile: "two.yaml", jobs: ["shared": "s2", "same": "x"], aliveUntilMs: 30_000),
-            nowMs: 0)
-        #expect(try await store.divergentDefinitions(nowMs: 1) == ["shared": ["d1": "s1", "d2": "s2"]])
-        #expect(
-            try await store.liveDefinitions(jobIDs: ["a", "shared", "none"], nowMs: 1) == [
-                "a": ["d1": "fa"], "shared": ["d1": "s1", "d2": "s2"],
-            ])
-        // d2's heartbeat lapses: nothing disagrees any more.
-        #expect(try await store.divergentDefinitions(nowMs: 30_001).isEmpty)
-        #expect(try await store.liveDefinitions(jobIDs: ["shared"], nowMs: 30_001) == ["shared": ["d1": "s1"]])
+        try await f.withPlace { place in
+            let store = try await place.open()
+            _ = try await store.register(regs(["a", "shared", "same"]), nowMs: 0)
+            #expect(try await store.divergentDefinitions(nowMs: 1).isEmpty) // no daemon yet
+            _ = try await store.announce(
+                DaemonAnnouncement(
+                    daemonID: "d1", jobFile: "one.yaml", jobs: ["a": "fa", "shared": "s1", "same": "x"],
+                    aliveUntilMs: 60_000), nowMs: 0)
+            #expect(try await store.divergentDefinitions(nowMs: 1).isEmpty) // one daemon agrees with itself
+            _ = try await store.announce(
+                DaemonAnnouncement(
+                    daemonID: "d2", jobFile: "two.yaml", jobs: ["shared": "s2", "same": "x"], aliveUntilMs: 30_000),
+                nowMs: 0)
+            #expect(try await store.divergentDefinitions(nowMs: 1) == ["shared": ["d1": "s1", "d2": "s2"]])
+            #expect(
+                try await store.liveDefinitions(jobIDs: ["a", "shared", "none"], nowMs: 1) == [
+                    "a": ["d1": "fa"], "shared": ["d1": "s1", "d2": "s2"],
+                ])
+            // d2's heartbeat lapses: nothing disagrees any more.
+            #expect(try await store.divergentDefinitions(nowMs: 30_001).isEmpty)
+            #expect(try await store.liveDefinitions(jobIDs: ["shared"], nowMs: 30_001) == ["shared": ["d1": "s1"]])
+        }
     }
 
     @Test(arguments: StoreFactory.all)
     func twoDaemonsWithDifferentJobFilesKeepEachOthersJobsActive(_ f: StoreFactory) async throws {
-        let location = f.newLocation()
-        let one = try f.open(location, nil)
-        let two = try f.open(location, nil)
-        _ = try await one.register(regs(["a", "shared"]), nowMs: 0)
-        _ = try await two.register(regs(["b", "shared"]), nowMs: 0)
-        #expect(try await announce(one, "d1", ["a", "shared"], file: "one.yaml").isEmpty)
-        // The second daemon boots last: it must not deactivate the first one's jobs.
-        #expect(try await announce(two, "d2", ["b", "shared"], file: "two.yaml").isEmpty)
-        #expect(
-            Set(try await one.allStates().filter { $0.definitionFingerprint != nil }.map(\.jobID)) == [
-                "a", "b", "shared",
-            ])
-        #expect(try await one.jobOwners(jobID: "shared", nowMs: 1) == ["d1", "d2"])
-        #expect(try await one.liveDaemons(nowMs: 1).map(\.daemonID) == ["d1", "d2"])
-        #expect(try await one.liveDaemons(nowMs: 1).map(\.jobs) == [2, 2])
-        // d1 reloads without "shared": d2 still runs it, so it stays active.
-        #expect(try await announce(one, "d1", ["a"], nowMs: 2).isEmpty)
-        #expect(try await one.state(jobID: "shared")?.definitionFingerprint == "fp-shared")
-        // d2 stops: "b" and "shared" leave the active set, "a" stays.
-        try await two.retire(daemonID: "d2", nowMs: 3)
-        let active = Set(try await one.allStates().filter { $0.definitionFingerprint != nil }.map(\.jobID))
-        #expect(active == ["a"])
-        #expect(try await one.jobOwners(jobID: "b", nowMs: 4).isEmpty)
-        // Their state is kept: a daemon that has them again reactivates them.
-        #expect(try await announce(two, "d3", ["b"], nowMs: 5).isEmpty)
-        #expect(try await one.state(jobID: "b")?.definitionFingerprint == "fp-b")
+        try await f.withPlace { place in
+            let one = try await place.open()
+            let two = try await place.open()
+            _ = try await one.register(regs(["a", "shared"]), nowMs: 0)
+            _ = try await two.register(regs(["b", "shared"]), nowMs: 0)
+            #expect(try await announce(one, "d1", ["a", "shared"], file: "one.yaml").isEmpty)
+            // The second daemon boots last: it must not deactivate the first one's jobs.
+            #expect(try await announce(two, "d2", ["b", "shared"], file: "two.yaml").isEmpty)
+            #expect(
+                Set(try await one.allStates().filter { $0.definitionFingerprint != nil }.map(\.jobID)) == [
+                    "a", "b", "shared",
+                ])
+            #expect(try await one.jobOwners(jobID: "shared", nowMs: 1) == ["d1", "d2"])
+            #expect(try await one.liveDaemons(nowMs: 1).map(\.daemonID) == ["d1", "d2"])
+            #expect(try await one.liveDaemons(nowMs: 1).map(\.jobs) == [2, 2])
+            // d1 reloads without "shared": d2 still runs it, so it stays active.
+            #expect(try await announce(one, "d1", ["a"], nowMs: 2).isEmpty)
+            #expect(try await one.state(jobID: "shared")?.definitionFingerprint == "fp-shared")
+            // d2 stops: "b" and "shared" leave the active set, "a" stays.
+            try await two.retire(daemonID: "d2", nowMs: 3)
+            let active = Set(try await one.allStates().filter { $0.definitionFingerprint != nil }.map(\.jobID))
+            #expect(active == ["a"])
+            #expect(try await one.jobOwners(jobID: "b", nowMs: 4).isEmpty)
+            // Their state is kept: a daemon that has them again reactivates them.
+            #expect(try await announce(two, "d3", ["b"], nowMs: 5).isEmpty)
+            #expect(try await one.state(jobID: "b")?.definitionFingerprint == "fp-b")
+        }
     }
 
     @Test(arguments: StoreFactory.all)
     func aDaemonWhoseHeartbeatLapsedIsForgottenAndMustAnnounceAgain(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        _ = try await store.register(regs(["a", "b"]), nowMs: 0)
-        _ = try await announce(store, "d1", ["a"], aliveUntil: 60_000)
-        _ = try await announce(store, "d2", ["b"], aliveUntil: 60_000)
-        #expect(try await store.heartbeat(daemonID: "d2", aliveUntilMs: 200_000, nowMs: 50_000))
-        // d1 stopped beating at 60 s. At 61 s it is not alive; the next announcement by anyone forgets it.
-        #expect(try await store.liveDaemons(nowMs: 61_000).map(\.daemonID) == ["d2"])
-        #expect(try await announce(store, "d2", ["b"], aliveUntil: 200_000, nowMs: 61_000) == ["a"])
-        #expect(try await store.state(jobID: "a")?.definitionFingerprint == nil)
-        #expect(try await store.heartbeat(daemonID: "d1", aliveUntilMs: 300_000, nowMs: 62_000) == false)
-        #expect(try await announce(store, "d1", ["a"], aliveUntil: 300_000, nowMs: 62_000).isEmpty)
-        #expect(try await store.state(jobID: "a")?.definitionFingerprint == "fp-a")
+        try await f.withPlace { place in
+            let store = try await place.open()
+            _ = try await store.register(regs(["a", "b"]), nowMs: 0)
+            _ = try await announce(store, "d1", ["a"], aliveUntil: 60_000)
+            _ = try await announce(store, "d2", ["b"], aliveUntil: 60_000)
+            #expect(try await store.heartbeat(daemonID: "d2", aliveUntilMs: 200_000, nowMs: 50_000))
+            // d1 stopped beating at 60 s. At 61 s it is not alive; the next announcement by anyone forgets it.
+            #expect(try await store.liveDaemons(nowMs: 61_000).map(\.daemonID) == ["d2"])
+            #expect(try await announce(store, "d2", ["b"], aliveUntil: 200_000, nowMs: 61_000) == ["a"])
+            #expect(try await store.state(jobID: "a")?.definitionFingerprint == nil)
+            #expect(try await store.heartbeat(daemonID: "d1", aliveUntilMs: 300_000, nowMs: 62_000) == false)
+            #expect(try await announce(store, "d1", ["a"], aliveUntil: 300_000, nowMs: 62_000).isEmpty)
+            #expect(try await store.state(jobID: "a")?.definitionFingerprint == "fp-a")
+        }
     }
 
     @Test(arguments: StoreFactory.all)
     func pluginStatusRowsAreKeptPerDaemon(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        func rec(_ d: String, _ phase: String) -> PluginStatusRecord {
-            PluginStatusRecord(
-                daemonID: d, pluginID: "p", lifecycle: "long_lived", phase: phase, pid: 42, restarts: 1, ticks: 5,
-                failures: 0,
-                lastError: nil, stderrTail: ["a line"], updatedAtMs: 10)
+        try await f.withPlace { place in
+            let store = try await place.open()
+            func rec(_ d: String, _ phase: String) -> PluginStatusRecord {
+                PluginStatusRecord(
+                    daemonID: d, pluginID: "p", lifecycle: "long_lived", phase: phase, pid: 42, restarts: 1, ticks: 5,
+                    failures: 0,
+                    lastError: nil, stderrTail: ["a line"], updatedAtMs: 10)
+            }
+            try await store.recordPluginStatuses([rec("d1", "running")], daemonID: "d1")
+            try await store.recordPluginStatuses([rec("d2", "backing_off")], daemonID: "d2")
+            // d1 reports again: only its own row is replaced.
+            try await store.recordPluginStatuses([rec("d1", "stopped")], daemonID: "d1")
+            let rows = try await store.pluginStatuses()
+            #expect(rows == [rec("d1", "stopped"), rec("d2", "backing_off")])
         }
-        try await store.recordPluginStatuses([rec("d1", "running")], daemonID: "d1")
-        try await store.recordPluginStatuses([rec("d2", "backing_off")], daemonID: "d2")
-        // d1 reports again: only its own row is replaced.
-        try await store.recordPluginStatuses([rec("d1", "stopped")], daemonID: "d1")
-        let rows = try await store.pluginStatuses()
-        #expect(rows == [rec("d1", "stopped"), rec("d2", "backing_off")])
     }
 
     // MARK: Outbox
@@ -547,106 +663,123 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     /// the definition the lane's items were queued under (a lane queued without one, by name).
     @Test(arguments: StoreFactory.all)
     func aDelivererClaimsOnlyTheLanesItServes(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        _ = try await store.register([reg], nowMs: 0)
-        let g = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 10, slotMs: nil))
-        var b = batch(["x"], sinks: ["hook", "file"])
-        b.sinkFingerprints = ["hook=webhook(one)", "file=file(a)"]
-        #expect(try await store.commit(commit(g, cursor: "c", outbox: b), nowMs: 10))
-        // Nothing is served before serveSinks.
-        #expect(try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).isEmpty)
-        // Another job file: the same sink name, another definition; and a sink the lane lacks.
-        try await store.serveSinks(
-            holder: "D",
-            [
-                ServedSink(jobID: "j", sink: "hook", fingerprint: "hook=webhook(two)"),
-                ServedSink(jobID: "j", sink: "stdout", fingerprint: "stdout=stdout()"),
-            ])
-        #expect(try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).isEmpty)
-        // The daemon that defines both sinks as the items were queued claims both lanes.
-        try await store.serveSinks(
-            holder: "E",
-            [
-                ServedSink(jobID: "j", sink: "hook", fingerprint: "hook=webhook(one)"),
-                ServedSink(jobID: "j", sink: "file", fingerprint: "file=file(a)"),
-            ])
-        let lanes = try await store.claimLanes(holder: "E", nowMs: 20, claimMs: 60_000, limit: 10)
-        #expect(Set(lanes.map(\.sink)) == ["hook", "file"])
-        // serveSinks replaces: D now serves the file sink as queued, but E holds it.
-        try await store.serveSinks(holder: "D", [ServedSink(jobID: "j", sink: "file", fingerprint: "file=file(a)")])
-        #expect(try await store.claimLanes(holder: "D", nowMs: 21, claimMs: 60_000, limit: 10).isEmpty)
+        try await f.withPlace { place in
+            let store = try await place.open()
+            _ = try await store.register([reg], nowMs: 0)
+            let g = try grant(
+                try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 10, slotMs: nil))
+            var b = batch(["x"], sinks: ["hook", "file"])
+            b.sinkFingerprints = ["hook=webhook(one)", "file=file(a)"]
+            #expect(try await store.commit(commit(g, cursor: "c", outbox: b), nowMs: 10))
+            // Nothing is served before serveSinks.
+            #expect(try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).isEmpty)
+            // Another job file: the same sink name, another definition; and a sink the lane lacks.
+            try await store.serveSinks(
+                holder: "D",
+                [
+                    ServedSink(jobID: "j", sink: "hook", fingerprint: "hook=webhook(two)"),
+                    ServedSink(jobID: "j", sink: "stdout", fingerprint: "stdout=stdout()"),
+                ])
+            #expect(try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).isEmpty)
+            // The daemon that defines both sinks as the items were queued claims both lanes.
+            try await store.serveSinks(
+                holder: "E",
+                [
+                    ServedSink(jobID: "j", sink: "hook", fingerprint: "hook=webhook(one)"),
+                    ServedSink(jobID: "j", sink: "file", fingerprint: "file=file(a)"),
+                ])
+            let lanes = try await store.claimLanes(holder: "E", nowMs: 20, claimMs: 60_000, limit: 10)
+            #expect(Set(lanes.map(\.sink)) == ["hook", "file"])
+            // serveSinks replaces: D now serves the file sink as queued, but E holds it.
+            try await store.serveSinks(holder: "D", [ServedSink(jobID: "j", sink: "file", fingerprint: "file=file(a)")])
+            #expect(try await store.claimLanes(holder: "D", nowMs: 21, claimMs: 60_000, limit: 10).isEmpty)
+        }
     }
 
     @Test(arguments: StoreFactory.all)
     func outboxAcksRetriesAndDeadLettersInOrder(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        _ = try await store.register([reg], nowMs: 0)
-        #expect(try await tickWith(store, ["x", "y", "z"], at: 10))
-        #expect(try await store.state(jobID: "j")?.outboxBacklog == 3)
-        for holder in ["D", "E"] {
-            try await store.serveSinks(holder: holder, [ServedSink(jobID: "j", sink: "s", fingerprint: "any")])
+        try await f.withPlace { place in
+            let store = try await place.open()
+            _ = try await store.register([reg], nowMs: 0)
+            #expect(try await tickWith(store, ["x", "y", "z"], at: 10))
+            #expect(try await store.state(jobID: "j")?.outboxBacklog == 3)
+            for holder in ["D", "E"] {
+                try await store.serveSinks(holder: holder, [ServedSink(jobID: "j", sink: "s", fingerprint: "any")])
+            }
+            let lane = try #require(
+                try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).first)
+            #expect(try await store.claimLanes(holder: "E", nowMs: 21, claimMs: 60_000, limit: 10).isEmpty) // claimed
+            let items = try await store.laneItems(lane, limit: 10)
+            #expect(items.map(\.key) == ["j:x", "j:y", "j:z"])
+            // x acked, y failed: retry later; the claim is released.
+            #expect(
+                try await store.settle(
+                    lane, holder: "D", LaneSettlement(acked: [items[0].seq], failure: .retry(atMs: 1000, error: "503")),
+                    nowMs: 30))
+            // Not due yet.
+            #expect(try await store.claimLanes(holder: "D", nowMs: 999, claimMs: 60_000, limit: 10).isEmpty)
+            let again = try #require(
+                try await store.claimLanes(holder: "D", nowMs: 1000, claimMs: 60_000, limit: 10).first)
+            #expect(again.attempts == 1)
+            #expect(try await store.laneItems(again, limit: 10).map(\.key) == ["j:y", "j:z"])
+            // A settle under a lost claim changes nothing.
+            #expect(
+                try await store.settle(
+                    lane, holder: "D", LaneSettlement(acked: [items[1].seq], failure: nil), nowMs: 1001)
+                    == false)
+            // y dead-letters; z is delivered.
+            #expect(
+                try await store.settle(
+                    again, holder: "D", LaneSettlement(acked: [], failure: .deadLetter(error: "410 gone")), nowMs: 1002)
+            )
+            let last = try #require(
+                try await store.claimLanes(holder: "D", nowMs: 1003, claimMs: 60_000, limit: 10).first)
+            #expect(try await store.laneItems(last, limit: 10).map(\.key) == ["j:z"])
+            #expect(
+                try await store.settle(
+                    last, holder: "D", LaneSettlement(acked: [items[2].seq], failure: nil), nowMs: 1004))
+            #expect(try await store.state(jobID: "j")?.outboxBacklog == 0)
+            let dead = try await store.deadLetters(jobID: "j", limit: 10)
+            #expect(dead.map(\.key) == ["j:y"] && dead.first?.lastError == "410 gone")
+            // Replay puts it back at the end of its lane.
+            #expect(try await store.replayDeadLetters(.job("j"), nowMs: 1005) == 1)
+            let replayed = try #require(
+                try await store.claimLanes(holder: "D", nowMs: 1006, claimMs: 60_000, limit: 10).first)
+            #expect(try await store.laneItems(replayed, limit: 10).map(\.key) == ["j:y"])
         }
-        let lane = try #require(try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).first)
-        #expect(try await store.claimLanes(holder: "E", nowMs: 21, claimMs: 60_000, limit: 10).isEmpty) // claimed
-        let items = try await store.laneItems(lane, limit: 10)
-        #expect(items.map(\.key) == ["j:x", "j:y", "j:z"])
-        // x acked, y failed: retry later; the claim is released.
-        #expect(
-            try await store.settle(
-                lane, holder: "D", LaneSettlement(acked: [items[0].seq], failure: .retry(atMs: 1000, error: "503")),
-                nowMs: 30))
-        #expect(try await store.claimLanes(holder: "D", nowMs: 999, claimMs: 60_000, limit: 10).isEmpty) // not due yet
-        let again = try #require(try await store.claimLanes(holder: "D", nowMs: 1000, claimMs: 60_000, limit: 10).first)
-        #expect(again.attempts == 1)
-        #expect(try await store.laneItems(again, limit: 10).map(\.key) == ["j:y", "j:z"])
-        // A settle under a lost claim changes nothing.
-        #expect(
-            try await store.settle(lane, holder: "D", LaneSettlement(acked: [items[1].seq], failure: nil), nowMs: 1001)
-                == false)
-        // y dead-letters; z is delivered.
-        #expect(
-            try await store.settle(
-                again, holder: "D", LaneSettlement(acked: [], failure: .deadLetter(error: "410 gone")), nowMs: 1002))
-        let last = try #require(try await store.claimLanes(holder: "D", nowMs: 1003, claimMs: 60_000, limit: 10).first)
-        #expect(try await store.laneItems(last, limit: 10).map(\.key) == ["j:z"])
-        #expect(
-            try await store.settle(last, holder: "D", LaneSettlement(acked: [items[2].seq], failure: nil), nowMs: 1004))
-        #expect(try await store.state(jobID: "j")?.outboxBacklog == 0)
-        let dead = try await store.deadLetters(jobID: "j", limit: 10)
-        #expect(dead.map(\.key) == ["j:y"] && dead.first?.lastError == "410 gone")
-        // Replay puts it back at the end of its lane.
-        #expect(try await store.replayDeadLetters(.job("j"), nowMs: 1005) == 1)
-        let replayed = try #require(
-            try await store.claimLanes(holder: "D", nowMs: 1006, claimMs: 60_000, limit: 10).first)
-        #expect(try await store.laneItems(replayed, limit: 10).map(\.key) == ["j:y"])
     }
 
     @Test(arguments: StoreFactory.all)
     func theDedupWindowDropsKeysItRemembers(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        _ = try await store.register([reg], nowMs: 0)
-        #expect(try await tickWith(store, ["a", "b"], at: 10, window: 3))
-        #expect(try await tickWith(store, ["a", "b", "c"], at: 20, window: 3)) // only c is new
-        #expect(try await store.state(jobID: "j")?.outboxBacklog == 3)
-        #expect(try await tickWith(store, ["d", "e"], at: 30, window: 3)) // a and b fall out of the window
-        #expect(try await tickWith(store, ["a"], at: 40, window: 3))
-        #expect(try await store.state(jobID: "j")?.outboxBacklog == 6)
+        try await f.withPlace { place in
+            let store = try await place.open()
+            _ = try await store.register([reg], nowMs: 0)
+            #expect(try await tickWith(store, ["a", "b"], at: 10, window: 3))
+            #expect(try await tickWith(store, ["a", "b", "c"], at: 20, window: 3)) // only c is new
+            #expect(try await store.state(jobID: "j")?.outboxBacklog == 3)
+            #expect(try await tickWith(store, ["d", "e"], at: 30, window: 3)) // a and b fall out of the window
+            #expect(try await tickWith(store, ["a"], at: 40, window: 3))
+            #expect(try await store.state(jobID: "j")?.outboxBacklog == 6)
+        }
     }
 
     @Test(arguments: StoreFactory.all)
     func aFullBacklogRefusesScheduledTicks(_ f: StoreFactory) async throws {
-        let store = try f.make()
-        _ = try await store.register([reg], nowMs: 0)
-        #expect(try await tickWith(store, ["a", "b", "c"], at: 10))
-        #expect(
-            try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 1000, nowMs: 20, slotMs: nil, maxBacklog: 3)
-                == .backlogged(pending: 3, limit: 3))
-        guard
-            case .granted = try await store.acquireLease(
-                jobID: "j", holder: "A", ttlMs: 1000, nowMs: 20, slotMs: nil, maxBacklog: 4)
-        else {
-            Issue.record("a backlog under the bound refused the lease")
-            return
+        try await f.withPlace { place in
+            let store = try await place.open()
+            _ = try await store.register([reg], nowMs: 0)
+            #expect(try await tickWith(store, ["a", "b", "c"], at: 10))
+            #expect(
+                try await store.acquireLease(
+                    jobID: "j", holder: "A", ttlMs: 1000, nowMs: 20, slotMs: nil, maxBacklog: 3)
+                    == .backlogged(pending: 3, limit: 3))
+            guard
+                case .granted = try await store.acquireLease(
+                    jobID: "j", holder: "A", ttlMs: 1000, nowMs: 20, slotMs: nil, maxBacklog: 4)
+            else {
+                Issue.record("a backlog under the bound refused the lease")
+                return
+            }
         }
     }
 }
