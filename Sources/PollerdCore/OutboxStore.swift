@@ -169,7 +169,9 @@ public protocol OutboxStore: Sendable {
     /// Claims up to `limit` lanes whose head is due, that no live claim holds, and that `holder`
     /// serves (`serveSinks`): its sink by name, and by the fingerprint of the definition the
     /// lane's items were queued under where the lane records one. Two daemons with different job
-    /// files on one store each deliver their own jobs' lanes, and never park the other's.
+    /// files on one store each deliver their own jobs' lanes, and never park the other's. A lane
+    /// is due when its next attempt (an instant its last settle set, on the settling daemon's
+    /// clock) is at or before `nowMs`; the claim runs `claimMs` from the store's now (`time`).
     func claimLanes(holder: String, nowMs: Int64, claimMs: Int64, limit: Int) async throws -> [OutboxLane]
     /// Sets the lanes `holder` serves (at boot and on reload), replacing what it served before.
     /// A holder that never called it claims nothing. What a store keeps of it lasts no longer
@@ -193,7 +195,7 @@ public protocol OutboxStore: Sendable {
     func replayDeadLetters(_ selection: DeadLetterSelection, nowMs: Int64) async throws -> Int
     /// Deletes dead letters; returns how many.
     func dropDeadLetters(_ selection: DeadLetterSelection) async throws -> Int
-    /// Frees lane claims whose holder is known to be gone (a crashed daemon on this host);
-    /// returns how many.
-    func reclaimLaneClaims(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int
+    /// Frees unexpired lane claims whose holder ran on `host` in a process that is no longer alive
+    /// (a crashed daemon on this host), in one round trip; returns how many.
+    func reclaimLaneClaims(on host: HostProcesses, nowMs: Int64) async throws -> Int
 }

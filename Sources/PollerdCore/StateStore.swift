@@ -313,13 +313,36 @@ public struct DaemonAnnouncement: Sendable, Equatable {
     public var jobFile: String
     /// Each job of its file, with its definition fingerprint.
     public var jobs: [String: String]
-    public var aliveUntilMs: Int64
+    /// How long the daemon counts as alive without a heartbeat, from the store's now.
+    public var ttlMs: Int64
 
-    public init(daemonID: String, jobFile: String, jobs: [String: String], aliveUntilMs: Int64) {
+    public init(daemonID: String, jobFile: String, jobs: [String: String], ttlMs: Int64) {
         self.daemonID = daemonID
         self.jobFile = jobFile
         self.jobs = jobs
-        self.aliveUntilMs = aliveUntilMs
+        self.ttlMs = ttlMs
+    }
+}
+
+/// The processes alive on one host, read at one moment: what a store needs to free the leases
+/// and lane claims of daemons that crashed there. A holder id is `host:pid:nonce`
+/// (`HolderIdentity`); a holder is abandoned when its host is this one and its pid is not alive.
+/// Passed as data, not as a predicate, so a store over a network decides in one statement.
+public struct HostProcesses: Sendable, Equatable {
+    public var host: String
+    /// Every process id alive on the host when it was read (the reader's own among them).
+    public var alive: Set<Int32>
+
+    public init(host: String, alive: Set<Int32>) {
+        self.host = host
+        self.alive = alive
+    }
+
+    /// True for a holder that ran on this host in a process that was not alive at the reading.
+    public func isAbandoned(_ holder: String) -> Bool {
+        let parts = holder.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == host, let pid = Int32(parts[1]), pid > 1 else { return false }
+        return !alive.contains(pid)
     }
 }
 
@@ -413,17 +436,17 @@ public protocol StateStore: Sendable {
     /// The audit log, newest first (one job's, or everyone's).
     func auditLog(jobID: String?, limit: Int) async throws -> [AuditEntry]
     /// Records a daemon's job set under its id (replacing what it announced before) and its
-    /// liveness. Then every job that no live daemon has any more leaves the active set: its
+    /// liveness (`ttlMs` from the store's now). Then every job that no live daemon has any more leaves the active set: its
     /// state (cursor included) is kept in case it comes back. Returns the ids that left it.
     func announce(_ daemon: DaemonAnnouncement, nowMs: Int64) async throws -> [String]
-    /// Extends a daemon's liveness; false when the store no longer knows it (its heartbeat
-    /// lapsed and another daemon retired it): it must announce again.
-    func heartbeat(daemonID: String, aliveUntilMs: Int64, nowMs: Int64) async throws -> Bool
+    /// Extends a daemon's liveness to `ttlMs` from the store's now; false when the store no
+    /// longer knows it (its heartbeat lapsed and another daemon retired it): it must announce again.
+    func heartbeat(daemonID: String, ttlMs: Int64, nowMs: Int64) async throws -> Bool
     /// Removes a daemon that stops; its jobs leave the active set unless another live daemon has them.
     func retire(daemonID: String, nowMs: Int64) async throws
-    /// The daemons alive at `nowMs`.
+    /// The daemons alive now, oldest start first (ties by id).
     func liveDaemons(nowMs: Int64) async throws -> [DaemonRecord]
-    /// The live daemons whose job file has the job.
+    /// The live daemons whose job file has the job, by id.
     func jobOwners(jobID: String, nowMs: Int64) async throws -> [String]
     /// How the live daemons define each of `jobIDs` (job id → daemon id → the definition's
     /// fingerprint, as announced), for the jobs that at least one live daemon has: a job two
@@ -431,13 +454,18 @@ public protocol StateStore: Sendable {
     func liveDefinitions(jobIDs: [String], nowMs: Int64) async throws -> [String: [String: String]]
     /// The jobs that live daemons define differently, as `liveDefinitions` gives them.
     func divergentDefinitions(nowMs: Int64) async throws -> [String: [String: String]]
-    /// Frees unexpired leases whose holder is known to be gone (a crashed daemon on this host).
-    /// Returns the number freed.
-    func reclaimLeases(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int
+    /// Frees unexpired leases whose holder ran on `host` in a process that is no longer alive (a
+    /// crashed daemon on this host), in one round trip. Returns the number freed.
+    func reclaimLeases(on host: HostProcesses, nowMs: Int64) async throws -> Int
     /// True when an error this store threw means its data is damaged (SQLite: `SQLITE_CORRUPT`,
     /// `SQLITE_NOTADB`): retrying cannot help, and the daemon stops instead of spinning. A full
     /// disk or a lost connection is not damage: those are retried until they pass.
     func isDamage(_ error: any Error) -> Bool
+    /// Whose clock decides when leases, lane claims and daemons' liveness expire. With
+    /// `.store`, every `nowMs` a caller passes is used only to stamp what it records (when a tick
+    /// started, when a job was paused), never to decide an expiry: daemons whose clocks are
+    /// skewed still agree on who holds what and who is alive.
+    var time: StoreTime { get }
 }
 
 extension StateStore {
@@ -452,12 +480,12 @@ extension StateStore {
     }
 }
 
-/// Whose clock decides when a lease expires.
-public enum StoreTime: Sendable {
-    /// The `nowMs` each caller passes (one daemon, or daemons on one host).
+/// Whose clock decides when a lease, a lane claim or a daemon's liveness expires.
+public enum StoreTime: Sendable, Equatable {
+    /// The `nowMs` each caller passes (one daemon, or daemons on one host, sharing its clock).
     case caller
     /// The store's own clock (PostgreSQL's `now()`): daemons whose clocks are skewed still
-    /// agree on when a lease expires.
+    /// agree on when each of these expires.
     case store
 }
 

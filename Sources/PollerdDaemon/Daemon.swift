@@ -70,7 +70,7 @@ public struct Daemon: Sendable {
         let notifier = SystemdNotifier()
         let runner = Runner(
             settings: file.settings, jobs: file.jobs, executor: executor, jobFile: configPath,
-            isAbandoned: HolderIdentity.isAbandoned,
+            hostProcesses: HolderIdentity.localProcesses,
             onEvent: { event in
                 RunnerMetrics.record(event)
                 // systemd (Type=notify): ready once the jobs are registered and planned.
@@ -80,7 +80,7 @@ public struct Daemon: Sendable {
         let sinks = SinkRegistry(broker: broker, client: httpClient)
         let deliverer = Deliverer(
             store: store, clock: clock, holder: holder, sinks: sinks, bell: executor.outboxBell,
-            isAbandoned: HolderIdentity.isAbandoned, logger: logger)
+            hostProcesses: HolderIdentity.localProcesses, logger: logger)
         deliverer.update(jobs: file.jobs, tuning: file.settings.delivery)
         let processes = self.processes
         let fetcher = self.fetcher

@@ -36,7 +36,7 @@ public final class Deliverer: Service, Sendable {
     /// The routing version the store was last told of (`serveSinks`).
     private let served = Mutex(-1)
     private let routing = Mutex(Routing())
-    private let isAbandoned: @Sendable (String) -> Bool
+    private let hostProcesses: @Sendable () -> HostProcesses?
     private let stopping = Mutex(false)
     /// Settlements the store could not write (a full disk, say). Each is written again at every
     /// turn of the loop, at least once a second, until the store takes it: the lane's claim is
@@ -44,13 +44,14 @@ public final class Deliverer: Service, Sendable {
     /// acked are not delivered again.
     private let unsettled = Mutex<[(lane: OutboxLane, settlement: LaneSettlement)]>([])
 
-    /// - Parameter isAbandoned: tells, at start, which claim holders are crashed daemons (their lanes are freed).
+    /// - Parameter hostProcesses: the processes alive on this host, read at start: the lane claims
+    ///   of crashed daemons here are freed (nil: none are).
     public init(
         store: any OutboxStore, clock: any WallClock, holder: String, sinks: SinkRegistry, bell: Doorbell = Doorbell(),
-        isAbandoned: @escaping @Sendable (String) -> Bool = { _ in false }, logger: Logger
+        hostProcesses: @escaping @Sendable () -> HostProcesses? = { nil }, logger: Logger
     ) {
         self.store = store
-        self.isAbandoned = isAbandoned
+        self.hostProcesses = hostProcesses
         self.clock = clock
         self.holder = holder
         self.sinks = sinks
@@ -107,7 +108,8 @@ public final class Deliverer: Service, Sendable {
 
     private func deliverLoop() async {
         do {
-            let freed = try await store.reclaimLaneClaims(isAbandoned: isAbandoned, nowMs: clock.nowMs)
+            var freed = 0
+            if let host = hostProcesses() { freed = try await store.reclaimLaneClaims(on: host, nowMs: clock.nowMs) }
             if freed > 0 {
                 logger.notice(
                     "freed outbox lanes claimed by a crashed daemon on this host",

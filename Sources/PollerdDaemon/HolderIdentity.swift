@@ -1,4 +1,5 @@
 import Foundation
+public import PollerdCore
 
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +19,15 @@ public enum HolderIdentity {
     /// A new holder id for this process.
     public static func make() -> String {
         "\(hostname):\(getpid()):\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
+    }
+
+    /// The processes alive on this host now (from `/proc`), for freeing what crashed daemons here
+    /// held; nil where `/proc` cannot be listed (nothing is then freed before it expires).
+    @Sendable public static func localProcesses() -> HostProcesses? {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        let pids = Set(names.compactMap { Int32($0) })
+        guard pids.contains(getpid()) else { return nil }
+        return HostProcesses(host: hostname, alive: pids)
     }
 
     /// True for a holder that ran on this host in a process that no longer exists.

@@ -60,7 +60,7 @@ public final class Runner: Service, Sendable {
     private let initialJobs: [JobSpec]
     private let onEvent: @Sendable (RunnerEvent) -> Void
     private let controlPollMs: Int64
-    private let isAbandoned: @Sendable (String) -> Bool
+    private let hostProcesses: @Sendable () -> HostProcesses?
     /// The job file this daemon runs, as it is announced to the store.
     public let jobFile: String
 
@@ -71,11 +71,12 @@ public final class Runner: Service, Sendable {
     ///   - jobFile: the job file's path, recorded with the daemon's jobs in the store.
     ///   - controlPollMs: how often to look for operator controls in the store.
     ///   - onEvent: called for every event, from any task; keep it cheap.
-    ///   - isAbandoned: tells, at boot, which lease holders are crashed daemons (their leases are freed).
+    ///   - hostProcesses: the processes alive on this host, read at boot: the leases of crashed
+    ///     daemons here are freed (nil: none are).
     public init(
         settings: GlobalSettings, jobs: [JobSpec], executor: TickExecutor, jobFile: String = "",
         controlPollMs: Int64 = 1000,
-        isAbandoned: @escaping @Sendable (String) -> Bool = { _ in false },
+        hostProcesses: @escaping @Sendable () -> HostProcesses? = { nil },
         onEvent: @escaping @Sendable (RunnerEvent) -> Void = { _ in }
     ) {
         self.executor = executor
@@ -92,7 +93,7 @@ public final class Runner: Service, Sendable {
         self.commits = StoreBatcher(maxBatch: 1024) { ticks in
             try await health.observe(.commit) { try await store.commit(ticks, nowMs: clock.nowMs) }
         }
-        self.isAbandoned = isAbandoned
+        self.hostProcesses = hostProcesses
         self.initialJobs = jobs
         self.jobFile = jobFile
         self.onEvent = onEvent
@@ -189,7 +190,8 @@ public final class Runner: Service, Sendable {
     private func boot() async throws {
         // Run here, inside the service lifecycle, so a store that is itself a service (a
         // PostgreSQL client) is already running.
-        let reclaimed = try await store.reclaimLeases(isAbandoned: isAbandoned, nowMs: clock.nowMs)
+        var reclaimed = 0
+        if let host = hostProcesses() { reclaimed = try await store.reclaimLeases(on: host, nowMs: clock.nowMs) }
         if reclaimed > 0 {
             logger.notice("freed leases of a crashed daemon on this host", metadata: ["pollerd.leases": "\(reclaimed)"])
         }
@@ -469,7 +471,7 @@ public final class Runner: Service, Sendable {
         state.withLock { $0.lastHeartbeatMs = nowMs }
         let gone = try await store.announce(
             DaemonAnnouncement(
-                daemonID: daemonID, jobFile: jobFile, jobs: jobs, aliveUntilMs: nowMs + Self.daemonTTLMs), nowMs: nowMs)
+                daemonID: daemonID, jobFile: jobFile, jobs: jobs, ttlMs: Self.daemonTTLMs), nowMs: nowMs)
         if !gone.isEmpty {
             logger.info("jobs no live daemon runs left the active set", metadata: ["pollerd.jobs": "\(gone)"])
         }
@@ -482,7 +484,7 @@ public final class Runner: Service, Sendable {
         let due = state.withLock { now - $0.lastHeartbeatMs >= Self.daemonTTLMs / 3 }
         guard due else { return }
         do {
-            if try await store.heartbeat(daemonID: daemonID, aliveUntilMs: now + Self.daemonTTLMs, nowMs: now) {
+            if try await store.heartbeat(daemonID: daemonID, ttlMs: Self.daemonTTLMs, nowMs: now) {
                 state.withLock { $0.lastHeartbeatMs = now }
             } else {
                 logger.warning("the store had forgotten this daemon (heartbeat lapsed): announcing its jobs again")

@@ -125,7 +125,11 @@ enum OutboxSQL {
         for s in sinks { try add.execute(arguments: [holder, s.jobID, s.sink, s.fingerprint]) }
     }
 
-    static func claim(holder: String, nowMs: Int64, claimMs: Int64, limit: Int, _ db: Database) throws -> [OutboxLane] {
+    /// Claims due lanes: due by `dueMs` (the caller's clock, as the settles that set the next
+    /// attempts), free and claimed by `claimNowMs` (the clock that decides expiry).
+    static func claim(
+        holder: String, dueMs: Int64, claimNowMs: Int64, claimMs: Int64, limit: Int, _ db: Database
+    ) throws -> [OutboxLane] {
         try Row.fetchAll(
             db.cachedStatement(
                 sql: """
@@ -139,7 +143,7 @@ enum OutboxSQL {
                             AND (l.sink_fp IS NULL OR s.fingerprint = l.sink_fp))
                       ORDER BY l.next_attempt_at LIMIT ?)
                     RETURNING job_id, sink, claim_token, attempts
-                    """), arguments: [holder, nowMs + claimMs, nowMs, nowMs, holder, limit]
+                    """), arguments: [holder, claimNowMs + claimMs, dueMs, claimNowMs, holder, limit]
         ).map {
             OutboxLane(jobID: $0[0], sink: $0[1], token: $0[2], attempts: $0[3])
         }

@@ -6,11 +6,12 @@ public enum SQLiteBackend {
     /// Opens (creating if needed) the store at `path`.
     /// - Parameters:
     ///   - synchronousFull: `false` uses `synchronous=NORMAL` (safe against crashes, not power loss).
-    ///   - storeClock: when set, lease expiry follows this clock instead of the callers' (`StoreTime.store`).
+    ///   - time: `.store` decides every expiry by the store's own reading of this host's clock,
+    ///     whatever the callers pass (`StoreTime`).
     public static func open(
-        path: String, synchronousFull: Bool = true, storeClock: (any WallClock)? = nil
+        path: String, synchronousFull: Bool = true, time: StoreTime = .caller
     ) throws -> any PollerdStore {
-        try SQLiteStateStore(path: path, synchronousFull: synchronousFull, storeClock: storeClock)
+        try SQLiteStateStore(path: path, synchronousFull: synchronousFull, time: time)
     }
 }
 

@@ -3,7 +3,10 @@ public import PollerdCore
 
 extension SQLiteStateStore: OutboxStore {
     public func claimLanes(holder: String, nowMs: Int64, claimMs: Int64, limit: Int) async throws -> [OutboxLane] {
-        try await write { db in try OutboxSQL.claim(holder: holder, nowMs: nowMs, claimMs: claimMs, limit: limit, db) }
+        let claimNow = expiryNow(nowMs)
+        return try await write { db in
+            try OutboxSQL.claim(holder: holder, dueMs: nowMs, claimNowMs: claimNow, claimMs: claimMs, limit: limit, db)
+        }
     }
 
     public func serveSinks(holder: String, _ sinks: [ServedSink]) async throws {
@@ -91,20 +94,21 @@ extension SQLiteStateStore: OutboxStore {
         }
     }
 
-    public func reclaimLaneClaims(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int {
-        let holders = try await read { db in
-            try String.fetchAll(
-                db, sql: "SELECT DISTINCT claimed_by FROM outbox_lane WHERE claim_until > ? AND claimed_by IS NOT NULL",
-                arguments: [nowMs])
-        }
-        let dead = holders.filter(isAbandoned)
-        guard !dead.isEmpty else { return 0 }
+    public func reclaimLaneClaims(on host: HostProcesses, nowMs: Int64) async throws -> Int {
+        let now = expiryNow(nowMs)
         return try await write { db in
+            let holders = try String.fetchAll(
+                db,
+                sql: """
+                    SELECT DISTINCT claimed_by FROM outbox_lane
+                    WHERE claim_until > ? AND claimed_by >= ? AND claimed_by < ?
+                    """,
+                arguments: [now, host.host + ":", host.host + ";"])
             var n = 0
-            for h in dead {
+            for h in holders where host.isAbandoned(h) {
                 try db.execute(
                     sql: "UPDATE outbox_lane SET claim_until = 0 WHERE claimed_by = ? AND claim_until > ?",
-                    arguments: [h, nowMs])
+                    arguments: [h, now])
                 n += db.changesCount
             }
             return n

@@ -14,17 +14,19 @@ public final class SQLiteStateStore: StateStore {
     public let path: String
     /// Whose clock decides lease expiry.
     public let time: StoreTime
-    private let storeClock: (any WallClock)?
+    /// The store's own clock, when it keeps time (`StoreTime.store`).
+    private let storeNow: (@Sendable () -> Int64)?
 
     /// Opens (creating if needed) the store at `path`, creating the parent directory.
     /// - Parameters:
     ///   - synchronousFull: `false` uses `synchronous=NORMAL` (safe against crashes, not power loss).
-    ///   - storeClock: when set, lease expiry is decided by this clock (`StoreTime.store`) rather
-    ///     than by the `nowMs` callers pass.
-    public init(path: String, synchronousFull: Bool = true, storeClock: (any WallClock)? = nil) throws {
+    ///   - time: `.store` decides every expiry (leases, lane claims, daemons' liveness) by this
+    ///     host's real-time clock, read by the store, rather than by the `nowMs` callers pass: as
+    ///     PostgreSQL's `now()` does for daemons on several hosts.
+    public init(path: String, synchronousFull: Bool = true, time: StoreTime = .caller) throws {
         self.path = path
-        self.time = storeClock == nil ? .caller : .store
-        self.storeClock = storeClock
+        self.time = time
+        self.storeNow = time == .store ? Self.realTimeMs : nil
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         var config = GRDB.Configuration()
@@ -53,8 +55,6 @@ public final class SQLiteStateStore: StateStore {
         } catch let e as DatabaseError where e.resultCode == .SQLITE_CORRUPT || e.resultCode == .SQLITE_NOTADB {
             throw Corrupt(path: path, problems: [e.message ?? "\(e)"])
         }
-        var storeNow: (@Sendable () -> Int64)?
-        if let storeClock { storeNow = { storeClock.nowMs } }
         committer = GroupCommitter(pool: pool, storeNow: storeNow)
     }
 
@@ -412,10 +412,10 @@ public final class SQLiteStateStore: StateStore {
         _ requests: [LeaseRequest], holder: String, nowMs: Int64
     ) async throws -> [LeaseAcquisition] {
         guard !requests.isEmpty else { return [] }
-        let clock = storeClock
+        let storeNow = self.storeNow
         return try await pool.write { db in
             // The store's own instant, read inside the transaction, when it keeps time.
-            try Self.claim(requests, holder: holder, nowMs: clock?.nowMs ?? nowMs, db)
+            try Self.claim(requests, holder: holder, nowMs: storeNow?() ?? nowMs, db)
         }
     }
 
@@ -645,13 +645,24 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
+    /// The instant that decides expiries: the store's clock when it keeps time, else the caller's.
+    func expiryNow(_ callerMs: Int64) -> Int64 { storeNow?() ?? callerMs }
+
+    /// This host's real-time clock, in ms since the epoch: the store's own clock with `time: .store`.
+    @Sendable static func realTimeMs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
     public func announce(_ d: DaemonAnnouncement, nowMs: Int64) async throws -> [String] {
-        try await pool.write { db in
+        let now = expiryNow(nowMs)
+        return try await pool.write { db in
             try db.execute(
                 sql: """
                     INSERT INTO daemons (daemon_id, job_file, started_at, alive_until) VALUES (?, ?, ?, ?)
                     ON CONFLICT(daemon_id) DO UPDATE SET job_file = excluded.job_file, alive_until = excluded.alive_until
-                    """, arguments: [d.daemonID, d.jobFile, nowMs, d.aliveUntilMs])
+                    """, arguments: [d.daemonID, d.jobFile, nowMs, now + d.ttlMs])
             try db.execute(sql: "DELETE FROM daemon_jobs WHERE daemon_id = ?", arguments: [d.daemonID])
             let add = try db.cachedStatement(
                 sql: "INSERT INTO daemon_jobs (daemon_id, job_id, definition_fp) VALUES (?, ?, ?)")
@@ -671,33 +682,35 @@ public final class SQLiteStateStore: StateStore {
                 u.bind(fp)
                 _ = try u.run()
             }
-            return try Self.deactivateOrphans(nowMs: nowMs, db)
+            return try Self.deactivateOrphans(nowMs: now, stampMs: nowMs, db)
         }
     }
 
-    public func heartbeat(daemonID: String, aliveUntilMs: Int64, nowMs: Int64) async throws -> Bool {
-        try await pool.write { db in
-            try db.execute(
-                sql: "UPDATE daemons SET alive_until = ? WHERE daemon_id = ?", arguments: [aliveUntilMs, daemonID])
+    public func heartbeat(daemonID: String, ttlMs: Int64, nowMs: Int64) async throws -> Bool {
+        let until = expiryNow(nowMs) + ttlMs
+        return try await pool.write { db in
+            try db.execute(sql: "UPDATE daemons SET alive_until = ? WHERE daemon_id = ?", arguments: [until, daemonID])
             return db.changesCount == 1
         }
     }
 
     public func retire(daemonID: String, nowMs: Int64) async throws {
+        let now = expiryNow(nowMs)
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM daemons WHERE daemon_id = ?", arguments: [daemonID])
-            _ = try Self.deactivateOrphans(nowMs: nowMs, db)
+            _ = try Self.deactivateOrphans(nowMs: now, stampMs: nowMs, db)
         }
     }
 
     public func liveDaemons(nowMs: Int64) async throws -> [DaemonRecord] {
-        try await pool.read { db in
+        let now = expiryNow(nowMs)
+        return try await pool.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
                     SELECT d.daemon_id, d.job_file, d.started_at, d.alive_until, (SELECT COUNT(*) FROM daemon_jobs j WHERE j.daemon_id = d.daemon_id)
                     FROM daemons d WHERE d.alive_until > ? ORDER BY d.started_at, d.daemon_id
-                    """, arguments: [nowMs]
+                    """, arguments: [now]
             ).map {
                 DaemonRecord(daemonID: $0[0], jobFile: $0[1], startedAtMs: $0[2], aliveUntilMs: $0[3], jobs: $0[4])
             }
@@ -705,18 +718,20 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func jobOwners(jobID: String, nowMs: Int64) async throws -> [String] {
-        try await pool.read { db in
+        let now = expiryNow(nowMs)
+        return try await pool.read { db in
             try String.fetchAll(
                 db,
                 sql: """
                     SELECT j.daemon_id FROM daemon_jobs j JOIN daemons d ON d.daemon_id = j.daemon_id
                     WHERE j.job_id = ? AND d.alive_until > ? ORDER BY j.daemon_id
-                    """, arguments: [jobID, nowMs])
+                    """, arguments: [jobID, now])
         }
     }
 
     public func liveDefinitions(jobIDs: [String], nowMs: Int64) async throws -> [String: [String: String]] {
-        try await pool.read { db in
+        let now = expiryNow(nowMs)
+        return try await pool.read { db in
             var out: [String: [String: String]] = [:]
             let rows = try db.cachedStatement(
                 sql: """
@@ -724,7 +739,7 @@ public final class SQLiteStateStore: StateStore {
                     WHERE j.job_id = ? AND d.alive_until > ? AND j.definition_fp IS NOT NULL
                     """)
             for id in jobIDs {
-                for r in try Row.fetchAll(rows, arguments: [id, nowMs]) {
+                for r in try Row.fetchAll(rows, arguments: [id, now]) {
                     out[id, default: [:]][r[0]] = r[1]
                 }
             }
@@ -733,10 +748,11 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func divergentDefinitions(nowMs: Int64) async throws -> [String: [String: String]] {
-        try await pool.read { db in
+        let now = expiryNow(nowMs)
+        return try await pool.read { db in
             // One live daemon cannot disagree with itself: no scan of its jobs.
             let live = try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM daemons WHERE alive_until > ?", arguments: [nowMs])
+                db, sql: "SELECT COUNT(*) FROM daemons WHERE alive_until > ?", arguments: [now])
             guard (live ?? 0) > 1 else { return [:] }
             var out: [String: [String: String]] = [:]
             let rows = try Row.fetchAll(
@@ -748,7 +764,7 @@ public final class SQLiteStateStore: StateStore {
                       WHERE d.alive_until > ? AND j.definition_fp IS NOT NULL)
                     SELECT job_id, daemon_id, definition_fp FROM live WHERE job_id IN (
                       SELECT job_id FROM live GROUP BY job_id HAVING COUNT(DISTINCT definition_fp) > 1)
-                    """, arguments: [nowMs])
+                    """, arguments: [now])
             for r in rows { out[r[0], default: [:]][r[1]] = r[2] }
             return out
         }
@@ -756,7 +772,9 @@ public final class SQLiteStateStore: StateStore {
 
     /// Forgets daemons whose heartbeat lapsed, then takes out of the active set every job that
     /// no live daemon has; returns their ids.
-    static func deactivateOrphans(nowMs: Int64, _ db: Database) throws -> [String] {
+    /// Forgets the daemons whose liveness ran out by `nowMs` and takes the jobs no live daemon has
+    /// out of the active set (their rows stamped `stampMs`); returns those jobs' ids.
+    static func deactivateOrphans(nowMs: Int64, stampMs: Int64, _ db: Database) throws -> [String] {
         try db.execute(
             sql: "DELETE FROM daemon_jobs WHERE daemon_id NOT IN (SELECT daemon_id FROM daemons WHERE alive_until > ?)",
             arguments: [nowMs])
@@ -770,25 +788,26 @@ public final class SQLiteStateStore: StateStore {
                 """)
         let off = try db.cachedStatement(
             sql: "UPDATE poll_state SET definition_fp = NULL, next_run_at = NULL, updated_at = ? WHERE job_id = ?")
-        for id in gone { try off.execute(arguments: [nowMs, id]) }
+        for id in gone { try off.execute(arguments: [stampMs, id]) }
         return gone
     }
 
-    public func reclaimLeases(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int {
-        let held = try await pool.read { db in
-            try Row.fetchAll(
+    public func reclaimLeases(on host: HostProcesses, nowMs: Int64) async throws -> Int {
+        let now = expiryNow(nowMs)
+        return try await pool.write { db in
+            // This host's holders only (`host:` as a prefix, by range so the match is exact),
+            // read and freed in one transaction.
+            let held = try Row.fetchAll(
                 db,
-                sql:
-                    "SELECT job_id, lease_holder, lease_token FROM poll_state WHERE lease_until > ? AND lease_holder IS NOT NULL",
-                arguments: [nowMs]
+                sql: """
+                    SELECT job_id, lease_holder, lease_token FROM poll_state
+                    WHERE lease_until > ? AND lease_holder >= ? AND lease_holder < ?
+                    """,
+                arguments: [now, host.host + ":", host.host + ";"]
             )
             .map { (jobID: $0[0] as String, holder: $0[1] as String, token: $0[2] as Int64) }
-        }
-        let dead = held.filter { isAbandoned($0.holder) }
-        guard !dead.isEmpty else { return 0 }
-        return try await pool.write { db in
             var n = 0
-            for d in dead {
+            for d in held where host.isAbandoned(d.holder) {
                 try db.execute(
                     sql:
                         "UPDATE poll_state SET lease_until = 0 WHERE job_id = ? AND lease_holder = ? AND lease_token = ?",

@@ -45,7 +45,7 @@ import Testing
             DaemonAnnouncement(
                 daemonID: "d1", jobFile: file.path,
                 jobs: Dictionary(uniqueKeysWithValues: file.jobs.map { ($0.id, $0.fingerprint) }),
-                aliveUntilMs: t0 + 3_600_000), nowMs: t0)
+                ttlMs: 3_600_000), nowMs: t0)
         return (store, file)
     }
 

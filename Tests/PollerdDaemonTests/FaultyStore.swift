@@ -93,8 +93,8 @@ final class FaultyStore: StateStore {
     func announce(_ daemon: DaemonAnnouncement, nowMs: Int64) async throws -> [String] {
         try await inner.announce(daemon, nowMs: nowMs)
     }
-    func heartbeat(daemonID: String, aliveUntilMs: Int64, nowMs: Int64) async throws -> Bool {
-        try await inner.heartbeat(daemonID: daemonID, aliveUntilMs: aliveUntilMs, nowMs: nowMs)
+    func heartbeat(daemonID: String, ttlMs: Int64, nowMs: Int64) async throws -> Bool {
+        try await inner.heartbeat(daemonID: daemonID, ttlMs: ttlMs, nowMs: nowMs)
     }
     func retire(daemonID: String, nowMs: Int64) async throws {
         try await inner.retire(daemonID: daemonID, nowMs: nowMs)
@@ -109,8 +109,9 @@ final class FaultyStore: StateStore {
     func divergentDefinitions(nowMs: Int64) async throws -> [String: [String: String]] {
         try await inner.divergentDefinitions(nowMs: nowMs)
     }
-    func reclaimLeases(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int {
-        try await inner.reclaimLeases(isAbandoned: isAbandoned, nowMs: nowMs)
+    func reclaimLeases(on host: HostProcesses, nowMs: Int64) async throws -> Int {
+        try await inner.reclaimLeases(on: host, nowMs: nowMs)
     }
     func isDamage(_ error: any Error) -> Bool { inner.isDamage(error) }
+    var time: StoreTime { inner.time }
 }

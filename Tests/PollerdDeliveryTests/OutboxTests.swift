@@ -313,7 +313,9 @@ import Glibc
             holder: "host:999:dead", nowMs: f.clock.nowMs, claimMs: Deliverer.claimMs, limit: 10)
         #expect(claimed.count == 1)
         #expect(try await f.deliverer.pass().isEmpty) // held by the dead daemon
-        #expect(try await f.store.reclaimLaneClaims(isAbandoned: { $0.hasSuffix(":dead") }, nowMs: f.clock.nowMs) == 1)
+        // Process 999 is not among those alive on "host".
+        let host = HostProcesses(host: "host", alive: [1, 2, 998])
+        #expect(try await f.store.reclaimLaneClaims(on: host, nowMs: f.clock.nowMs) == 1)
         let r = try await f.deliverer.pass()
         #expect(r.map(\.delivered) == [1])
         // The dead holder's late settle is fenced off: it cannot ack or fail anything now.

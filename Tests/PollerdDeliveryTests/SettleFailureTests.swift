@@ -52,8 +52,8 @@ final class SettleFaultStore: OutboxStore {
     func dropDeadLetters(_ selection: DeadLetterSelection) async throws -> Int {
         try await inner.dropDeadLetters(selection)
     }
-    func reclaimLaneClaims(isAbandoned: @Sendable (String) -> Bool, nowMs: Int64) async throws -> Int {
-        try await inner.reclaimLaneClaims(isAbandoned: isAbandoned, nowMs: nowMs)
+    func reclaimLaneClaims(on host: HostProcesses, nowMs: Int64) async throws -> Int {
+        try await inner.reclaimLaneClaims(on: host, nowMs: nowMs)
     }
 }
 

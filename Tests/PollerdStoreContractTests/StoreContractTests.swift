@@ -13,9 +13,10 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     let name: String
     /// Makes a new place and returns where it is.
     let makePlace: @Sendable () async throws -> String
-    /// One daemon's view of the place, unprepared. With `storeClock`, the store decides expiry by
-    /// that clock (`StoreTime.store`) whatever the callers pass.
-    let open: @Sendable (_ place: String, _ storeClock: (any WallClock)?) throws -> any PollerdStore
+    /// One daemon's view of the place, unprepared, keeping time as asked: with `.caller` every
+    /// expiry follows the `nowMs` the test passes (most tests move time that way); with `.store`
+    /// the store decides expiries by its own clock, which the test never drives.
+    let open: @Sendable (_ place: String, _ time: StoreTime) throws -> any PollerdStore
     /// Removes the place and everything in it.
     let removePlace: @Sendable (_ place: String) async throws -> Void
 
@@ -48,7 +49,7 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
                 "pollerd-contract-\(UUID().uuidString)/state.db"
             ).path
         },
-        open: { path, clock in try SQLiteBackend.open(path: path, synchronousFull: false, storeClock: clock) },
+        open: { path, time in try SQLiteBackend.open(path: path, synchronousFull: false, time: time) },
         removePlace: { path in try FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
         }
     )
@@ -69,8 +70,9 @@ final class StorePlace: Sendable {
     }
 
     /// One daemon's view of the place: opened, its background work started, prepared.
-    func open(storeClock: (any WallClock)? = nil) async throws -> any PollerdStore {
-        let store = try factory.open(location, storeClock)
+    func open(time: StoreTime = .caller) async throws -> any PollerdStore {
+        let store = try factory.open(location, time)
+        #expect(store.time == time)
         // The store's background work for the rest of the test, on a clock that never moves (its
         // timers never fire: no test waits on them); cancelled by `stop()`.
         let run = Task { _ = try? await store.run(clock: ManualClock(nowMs: 0)) }
@@ -117,7 +119,7 @@ final class StorePlace: Sendable {
         try await store.announce(
             DaemonAnnouncement(
                 daemonID: daemon, jobFile: file, jobs: Dictionary(uniqueKeysWithValues: jobs.map { ($0, "fp-\($0)") }),
-                aliveUntilMs: aliveUntil), nowMs: nowMs)
+                ttlMs: aliveUntil - nowMs), nowMs: nowMs)
     }
 
     func regs(_ ids: [String]) -> [JobRegistration] {
@@ -467,14 +469,20 @@ final class StorePlace: Sendable {
     func reclaimFreesOnlyAbandonedLeases(_ f: StoreFactory) async throws {
         try await f.withPlace { place in
             let store = try await place.open()
-            _ = try await store.register(regs(["a", "b"]), nowMs: 0)
-            _ = try await store.acquireLease(jobID: "a", holder: "host:111:dead", ttlMs: 60_000, nowMs: 0, slotMs: nil)
-            _ = try await store.acquireLease(jobID: "b", holder: "host:222:alive", ttlMs: 60_000, nowMs: 0, slotMs: nil)
-            let n = try await store.reclaimLeases(isAbandoned: { $0.hasSuffix("dead") }, nowMs: 1)
+            _ = try await store.register(regs(["a", "b", "c", "d"]), nowMs: 0)
+            _ = try await store.acquireLease(jobID: "a", holder: "host:111:n1", ttlMs: 60_000, nowMs: 0, slotMs: nil)
+            _ = try await store.acquireLease(jobID: "b", holder: "host:222:n2", ttlMs: 60_000, nowMs: 0, slotMs: nil)
+            // Another host's holder with a pid that is not alive here, and a host whose name
+            // only begins with this one's: neither is this host's to free.
+            _ = try await store.acquireLease(jobID: "c", holder: "other:111:n3", ttlMs: 60_000, nowMs: 0, slotMs: nil)
+            _ = try await store.acquireLease(jobID: "d", holder: "host2:111:n4", ttlMs: 60_000, nowMs: 0, slotMs: nil)
+            let n = try await store.reclaimLeases(on: HostProcesses(host: "host", alive: [1, 222]), nowMs: 1)
             #expect(n == 1)
-            #expect(
-                try await store.acquireLease(jobID: "b", holder: "X", ttlMs: 1, nowMs: 2, slotMs: nil)
-                    == .held(by: "host:222:alive", untilMs: 60_000))
+            for (job, holder) in [("b", "host:222:n2"), ("c", "other:111:n3"), ("d", "host2:111:n4")] {
+                #expect(
+                    try await store.acquireLease(jobID: job, holder: "X", ttlMs: 1, nowMs: 2, slotMs: nil)
+                        == .held(by: holder, untilMs: 60_000))
+            }
             guard case .granted = try await store.acquireLease(jobID: "a", holder: "X", ttlMs: 1, nowMs: 2, slotMs: nil)
             else {
                 Issue.record("abandoned lease was not freed")
@@ -509,38 +517,65 @@ final class StorePlace: Sendable {
 
     // MARK: Time
 
-    /// Two daemons whose clocks are 10 minutes apart share one store that keeps time itself:
-    /// the one ahead cannot take a lease the other still holds, and a renewal counts from the
-    /// store's now, not the caller's.
+    /// Daemons whose clocks disagree share a store that keeps time itself (`StoreTime.store`):
+    /// every expiry is the store's, whatever instant a caller passes. The test never moves the
+    /// store's clock: it passes instants an hour apart, and TTLs of 0 (expired at once on the
+    /// store's clock) or of an hour (alive for the whole test).
     @Test(arguments: StoreFactory.all)
     func aStoreThatKeepsTimeIgnoresASkewedDaemonClock(_ f: StoreFactory) async throws {
         try await f.withPlace { place in
-            let storeClock = ManualClock(nowMs: 1_000_000)
-            let a = try await place.open(storeClock: storeClock)
-            let ahead = try await place.open(storeClock: storeClock)
-            _ = try await a.register([reg], nowMs: 0)
-            let skew: Int64 = 600_000
+            let a = try await place.open(time: .store)
+            let ahead = try await place.open(time: .store)
+            let hour: Int64 = 3_600_000
+            let aNow: Int64 = 10 * hour
+            let aheadNow = aNow + hour
+            _ = try await a.register(regs(["j", "k", "mine"]), nowMs: aNow)
+
+            // Leases: the daemon an hour ahead cannot take one the other holds for a minute.
             let g = try grant(
-                try await a.acquireLease(jobID: "j", holder: "A", ttlMs: 30_000, nowMs: storeClock.nowMs, slotMs: nil))
-            #expect(g.untilMs == 1_030_000)
-            // B's clock says the lease ended long ago; the store says it has 30 s to go.
-            #expect(
-                try await ahead.acquireLease(
-                    jobID: "j", holder: "B", ttlMs: 30_000, nowMs: storeClock.nowMs + skew, slotMs: nil)
-                    == .held(by: "A", untilMs: 1_030_000))
-            storeClock.advance(byMs: 20_000)
-            // A renews with a clock that lags: the lease still runs 30 s from the store's now.
-            #expect(try await a.renewLease(g, ttlMs: 30_000, nowMs: 0))
-            #expect(try await a.lease(jobID: "j")?.untilMs == 1_050_000)
-            storeClock.advance(byMs: 30_000)
+                try await a.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: aNow, slotMs: nil))
             guard
-                case .granted(let b) = try await ahead.acquireLease(
-                    jobID: "j", holder: "B", ttlMs: 30_000, nowMs: 0, slotMs: nil)
+                case .held(by: "A", _) = try await ahead.acquireLease(
+                    jobID: "j", holder: "B", ttlMs: 60_000, nowMs: aheadNow, slotMs: nil)
             else {
-                Issue.record("the lease did not expire on the store's clock")
+                Issue.record("a clock an hour ahead took a live lease")
                 return
             }
-            #expect(b.untilMs == 1_080_000)
+            // A renewal from a clock an hour behind still runs from the store's now.
+            #expect(try await a.renewLease(g, ttlMs: 60_000, nowMs: aNow - hour))
+            #expect(
+                try await ahead.acquireLease(jobID: "j", holder: "B", ttlMs: 1, nowMs: aheadNow, slotMs: nil)
+                    .isHeld(by: "A"))
+            // A lease with no time left is free to a daemon whose clock is an hour behind.
+            _ = try grant(try await a.acquireLease(jobID: "k", holder: "A", ttlMs: 0, nowMs: aNow, slotMs: nil))
+            _ = try grant(
+                try await ahead.acquireLease(jobID: "k", holder: "B", ttlMs: 60_000, nowMs: aNow - hour, slotMs: nil))
+
+            // Daemons: the one a minute ahead neither forgets the other nor deactivates its jobs.
+            #expect(try await announce(a, "A", ["j", "mine"], aliveUntil: aNow + 60_000, nowMs: aNow).isEmpty)
+            let minuteAhead = aNow + 60_001
+            #expect(try await announce(ahead, "B", ["k"], aliveUntil: minuteAhead + 60_000, nowMs: minuteAhead).isEmpty)
+            #expect(try await ahead.liveDaemons(nowMs: minuteAhead).map(\.daemonID).sorted() == ["A", "B"])
+            #expect(try await ahead.jobOwners(jobID: "mine", nowMs: minuteAhead) == ["A"])
+            #expect(try await ahead.state(jobID: "mine")?.definitionFingerprint == "fp-mine")
+            #expect(try await ahead.heartbeat(daemonID: "B", ttlMs: 60_000, nowMs: minuteAhead + hour))
+            #expect(try await ahead.liveDaemons(nowMs: minuteAhead + hour).map(\.daemonID).sorted() == ["A", "B"])
+            // A daemon whose liveness ran out on the store's clock is forgotten, whatever the
+            // caller's clock says (an hour behind here).
+            _ = try await announce(ahead, "C", [], aliveUntil: aNow, nowMs: aNow)
+            #expect(try await a.liveDaemons(nowMs: aNow - hour).map(\.daemonID).sorted() == ["A", "B"])
+
+            // Lane claims: a claim for a minute holds against a deliverer an hour ahead.
+            var b = batch(["x"], sinks: ["file"])
+            b.sinkFingerprints = ["file=file(a)"]
+            let m = try grant(
+                try await a.acquireLease(jobID: "mine", holder: "A", ttlMs: 60_000, nowMs: aNow, slotMs: nil))
+            #expect(try await a.commit(commit(m, cursor: "c", outbox: b), nowMs: aNow))
+            let served = [ServedSink(jobID: "mine", sink: "file", fingerprint: "file=file(a)")]
+            try await a.serveSinks(holder: "A", served)
+            try await ahead.serveSinks(holder: "B", served)
+            #expect(try await a.claimLanes(holder: "A", nowMs: aNow, claimMs: 60_000, limit: 10).count == 1)
+            #expect(try await ahead.claimLanes(holder: "B", nowMs: aheadNow, claimMs: 60_000, limit: 10).isEmpty)
         }
     }
 
@@ -557,11 +592,11 @@ final class StorePlace: Sendable {
             _ = try await store.announce(
                 DaemonAnnouncement(
                     daemonID: "d1", jobFile: "one.yaml", jobs: ["a": "fa", "shared": "s1", "same": "x"],
-                    aliveUntilMs: 60_000), nowMs: 0)
+                    ttlMs: 60_000), nowMs: 0)
             #expect(try await store.divergentDefinitions(nowMs: 1).isEmpty) // one daemon agrees with itself
             _ = try await store.announce(
                 DaemonAnnouncement(
-                    daemonID: "d2", jobFile: "two.yaml", jobs: ["shared": "s2", "same": "x"], aliveUntilMs: 30_000),
+                    daemonID: "d2", jobFile: "two.yaml", jobs: ["shared": "s2", "same": "x"], ttlMs: 30_000),
                 nowMs: 0)
             #expect(try await store.divergentDefinitions(nowMs: 1) == ["shared": ["d1": "s1", "d2": "s2"]])
             #expect(
@@ -612,12 +647,12 @@ final class StorePlace: Sendable {
             _ = try await store.register(regs(["a", "b"]), nowMs: 0)
             _ = try await announce(store, "d1", ["a"], aliveUntil: 60_000)
             _ = try await announce(store, "d2", ["b"], aliveUntil: 60_000)
-            #expect(try await store.heartbeat(daemonID: "d2", aliveUntilMs: 200_000, nowMs: 50_000))
+            #expect(try await store.heartbeat(daemonID: "d2", ttlMs: 150_000, nowMs: 50_000))
             // d1 stopped beating at 60 s. At 61 s it is not alive; the next announcement by anyone forgets it.
             #expect(try await store.liveDaemons(nowMs: 61_000).map(\.daemonID) == ["d2"])
             #expect(try await announce(store, "d2", ["b"], aliveUntil: 200_000, nowMs: 61_000) == ["a"])
             #expect(try await store.state(jobID: "a")?.definitionFingerprint == nil)
-            #expect(try await store.heartbeat(daemonID: "d1", aliveUntilMs: 300_000, nowMs: 62_000) == false)
+            #expect(try await store.heartbeat(daemonID: "d1", ttlMs: 238_000, nowMs: 62_000) == false)
             #expect(try await announce(store, "d1", ["a"], aliveUntil: 300_000, nowMs: 62_000).isEmpty)
             #expect(try await store.state(jobID: "a")?.definitionFingerprint == "fp-a")
         }
@@ -781,5 +816,13 @@ final class StorePlace: Sendable {
                 return
             }
         }
+    }
+}
+
+extension LeaseAcquisition {
+    /// True when the answer is "held by `holder`", whatever its expiry.
+    func isHeld(by holder: String) -> Bool {
+        if case .held(by: holder, _) = self { return true }
+        return false
     }
 }
