@@ -90,15 +90,15 @@ public struct LeaseGrant: Sendable, Equatable {
     public var consecutiveErrors: Int
     /// When the last failure alert was queued (the cooldown starts there).
     public var lastAlertAtMs: Int64?
-    /// The store's own handle on the job's state row, if it has one (SQLite: the rowid), so
-    /// that the commit finds the row without a key lookup. Only the store that granted the
+    /// The store's own handle on the job's state row, if it has one, so that the commit finds
+    /// the row without a key lookup. Opaque outside the stores; only the store that granted the
     /// lease reads it, and it still checks the job id.
-    public var storeRow: Int64?
+    public var handle: StoreHandle?
 
     public init(
         jobID: String, holder: String, token: Int64, untilMs: Int64, cursor: Data?, consecutiveErrors: Int,
         lastAlertAtMs: Int64? = nil,
-        storeRow: Int64? = nil
+        handle: StoreHandle? = nil
     ) {
         self.jobID = jobID
         self.holder = holder
@@ -107,8 +107,15 @@ public struct LeaseGrant: Sendable, Equatable {
         self.cursor = cursor
         self.consecutiveErrors = consecutiveErrors
         self.lastAlertAtMs = lastAlertAtMs
-        self.storeRow = storeRow
+        self.handle = handle
     }
+}
+
+/// A store's handle on one of its rows (SQLite: a rowid), carried by a lease from the claim to
+/// the commit. Only the stores of this package make and read it.
+public struct StoreHandle: Sendable, Equatable {
+    package let bits: Int64
+    package init(_ bits: Int64) { self.bits = bits }
 }
 
 /// The answer to a lease request.
@@ -379,19 +386,14 @@ public struct ScheduleRecord: Sendable, Equatable {
 public protocol StateStore: Sendable {
     /// Creates rows for jobs not seen before (`paused_on_boot` applies only then); returns every job's row.
     func register(_ jobs: [JobRegistration], nowMs: Int64) async throws -> [String: JobStateRow]
-    /// Takes the job's lease if it is free, expired or this holder's own (a holder asks only for
-    /// jobs it has no tick of in flight, so its own lease was left by a commit that failed), and
-    /// the job is neither paused nor done; the token increases either way.
-    /// With `slotMs` (scheduled ticks), it also refuses a slot earlier than the stored next run,
-    /// so two daemons never both run one slot; manual ticks pass nil. With `maxBacklog`, it
-    /// refuses while the job has that many undelivered items (backpressure). A store that keeps
-    /// time itself (`StoreTime.store`) decides expiry by its own clock, not by `nowMs`.
-    func acquireLease(
-        jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?
-    ) async throws -> LeaseAcquisition
-    /// Claims a batch of due jobs in one round trip: each request is answered as
-    /// `acquireLease` would answer it alone, in order, and every grant carries its fencing
-    /// token and cursor. On PostgreSQL this is one
+    /// Claims a batch of due jobs in one round trip: each request is answered as it would be
+    /// alone, in order, and every grant carries its fencing token and cursor. A job's lease is
+    /// taken if it is free, expired or this holder's own (a holder asks only for jobs it has no
+    /// tick of in flight, so its own lease was left by a commit that failed), and the job is
+    /// neither paused nor done; the token increases either way. With `slotMs` (scheduled ticks),
+    /// a slot earlier than the stored next run is refused, so two daemons never both run one
+    /// slot; manual ticks pass nil. With `maxBacklog`, the claim is refused while the job has that
+    /// many undelivered items (backpressure). Expiry is decided on the store's `time`. On PostgreSQL this is one
     /// `UPDATE … WHERE job_id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING …`.
     func acquireLeases(_ requests: [LeaseRequest], holder: String, nowMs: Int64) async throws -> [LeaseAcquisition]
     /// Commits a batch of finished ticks in one round trip; each is fenced on its own (true:
@@ -404,8 +406,6 @@ public protocol StateStore: Sendable {
     func renewLease(_ lease: LeaseGrant, ttlMs: Int64, nowMs: Int64) async throws -> Bool
     /// Gives a lease back without committing a tick.
     func releaseLease(_ lease: LeaseGrant) async throws
-    /// Commits a tick and releases its lease, in one transaction; false when fenced off.
-    func commit(_ tick: TickCommit, nowMs: Int64) async throws -> Bool
     /// Records planned next runs (boot, reload, skipped slots).
     func recordSchedules(_ records: [ScheduleRecord], nowMs: Int64) async throws
     /// Operator actions recorded after `cursor`, and where to read from next.
@@ -471,13 +471,28 @@ public protocol StateStore: Sendable {
 extension StateStore {
     public func isDamage(_ error: any Error) -> Bool { false }
 
-    /// Takes a lease without a backlog bound.
+    /// One job's claim: a batch of one (`acquireLeases`).
     public func acquireLease(
-        jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?
+        jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64? = nil
     ) async throws -> LeaseAcquisition {
-        try await acquireLease(
-            jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: nil)
+        let request = LeaseRequest(jobID: jobID, ttlMs: ttlMs, slotMs: slotMs, maxBacklog: maxBacklog)
+        let answers = try await acquireLeases([request], holder: holder, nowMs: nowMs)
+        guard answers.count == 1, let answer = answers.first else {
+            throw StoreContractViolation(call: "acquireLeases", detail: "\(answers.count) answers to 1 request")
+        }
+        return answer
     }
+}
+
+/// A store answered outside its contract (a batch call with a wrong number of answers, say).
+public struct StoreContractViolation: Error, CustomStringConvertible {
+    public var call: String
+    public var detail: String
+    public init(call: String, detail: String) {
+        self.call = call
+        self.detail = detail
+    }
+    public var description: String { "the store broke its contract in \(call): \(detail)" }
 }
 
 /// Whose clock decides when a lease, a lane claim or a daemon's liveness expires.
@@ -491,8 +506,6 @@ public enum StoreTime: Sendable, Equatable {
 
 /// What a running daemon reports of one plugin, for `pollerd plugins list` in another process.
 public struct PluginStatusRecord: Sendable, Equatable {
-    /// The daemon that runs the plugin (each daemon keeps its own rows).
-    public var daemonID: String
     public var pluginID: String
     public var lifecycle: String
     /// `idle`, `starting`, `running`, `backing_off`, `failed: …`, `stopped` (long-lived), or `ready`.
@@ -506,10 +519,9 @@ public struct PluginStatusRecord: Sendable, Equatable {
     public var updatedAtMs: Int64
 
     public init(
-        daemonID: String = "", pluginID: String, lifecycle: String, phase: String, pid: Int32?, restarts: Int,
+        pluginID: String, lifecycle: String, phase: String, pid: Int32?, restarts: Int,
         ticks: Int64, failures: Int64, lastError: String?, stderrTail: [String], updatedAtMs: Int64
     ) {
-        self.daemonID = daemonID
         self.pluginID = pluginID
         self.lifecycle = lifecycle
         self.phase = phase
@@ -520,6 +532,17 @@ public struct PluginStatusRecord: Sendable, Equatable {
         self.lastError = lastError
         self.stderrTail = stderrTail
         self.updatedAtMs = updatedAtMs
+    }
+}
+
+/// One daemon's report of one plugin, as the store gives it back.
+public struct DaemonPluginStatus: Sendable, Equatable {
+    /// The daemon that runs the plugin (each daemon keeps its own rows).
+    public var daemonID: String
+    public var status: PluginStatusRecord
+    public init(daemonID: String, status: PluginStatusRecord) {
+        self.daemonID = daemonID
+        self.status = status
     }
 }
 
@@ -548,8 +571,8 @@ public protocol PollerdStore: StateStore, OutboxStore {
     func prepare() async throws
     /// Replaces what one daemon reports of its plugins; other daemons' rows stay.
     func recordPluginStatuses(_ records: [PluginStatusRecord], daemonID: String) async throws
-    /// What every daemon last reported of its plugins.
-    func pluginStatuses() async throws -> [PluginStatusRecord]
+    /// What every daemon last reported of its plugins, by plugin id, then daemon id.
+    func pluginStatuses() async throws -> [DaemonPluginStatus]
 }
 
 extension PollerdStore {

@@ -360,9 +360,10 @@ public struct Dashboard: Sendable {
         let now = api.clock.nowMs
         let plugins = try await api.guarded { try await api.facade.pluginStatuses() }
         var v = base(request, c, title: "Plugins", nav: "/plugins")
-        v["plugins"] = plugins.map { p -> [String: Any] in
-            [
-                "plugin": p.pluginID, "daemon": p.daemonID, "lifecycle": p.lifecycle, "phase": p.phase,
+        v["plugins"] = plugins.map { reported -> [String: Any] in
+            let p = reported.status
+            return [
+                "plugin": p.pluginID, "daemon": reported.daemonID, "lifecycle": p.lifecycle, "phase": p.phase,
                 "phaseClass": p.phase.lowercased().replacingOccurrences(of: " ", with: "_"),
                 "pid": p.pid.map { "\($0)" } ?? "—", "restarts": p.restarts, "ticks": p.ticks, "failures": p.failures,
                 "error": p.lastError ?? "", "reported": Self.relative(p.updatedAtMs, now: now),

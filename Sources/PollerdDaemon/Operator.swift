@@ -227,7 +227,7 @@ public struct Operator: Sendable {
     // MARK: Plugins
 
     /// What every daemon last reported of its plugins.
-    public func pluginStatuses() async throws -> [PluginStatusRecord] { try await store.pluginStatuses() }
+    public func pluginStatuses() async throws -> [DaemonPluginStatus] { try await store.pluginStatuses() }
 }
 
 /// A manual tick's outcome as an operator reads it: the status, the error in words (a skip says

@@ -86,9 +86,11 @@ public enum OperatorJSON {
     }
 
     /// What a daemon last reported of a plugin.
-    public static func plugin(_ r: PluginStatusRecord) -> JSONValue {
-        .object([
-            "daemon_id": .string(r.daemonID), "plugin_id": .string(r.pluginID), "lifecycle": .string(r.lifecycle),
+    public static func plugin(_ reported: DaemonPluginStatus) -> JSONValue {
+        let r = reported.status
+        return .object([
+            "daemon_id": .string(reported.daemonID), "plugin_id": .string(r.pluginID),
+            "lifecycle": .string(r.lifecycle),
             "phase": .string(r.phase), "pid": r.pid.map { .int(Int64($0)) } ?? .null,
             "restarts": .int(Int64(r.restarts)),
             "ticks": .int(r.ticks), "failures": .int(r.failures), "last_error": text(r.lastError),

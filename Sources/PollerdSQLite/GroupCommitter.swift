@@ -3,31 +3,22 @@ import GRDB
 import PollerdCore
 import Synchronization
 
-/// Collects lease and commit writes from concurrent ticks and applies them in one transaction.
-/// Whoever finds no drain running starts one; it drains until the queue is empty.
+/// Collects the small writes of concurrent callers (lease renewals and releases, a planned next
+/// run, a lane's settle) and applies them in one transaction. Whoever finds no drain running
+/// starts one; it drains until the queue is empty. (Claims and commits come in batches of their
+/// own, gathered by the daemon: `acquireLeases`, `commit([TickCommit])`.)
 final class GroupCommitter: Sendable {
     enum Op: Sendable {
-        case acquire(jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?)
         case renew(LeaseGrant, ttlMs: Int64, nowMs: Int64)
         case release(LeaseGrant)
-        case commit(TickCommit, nowMs: Int64)
         case schedule(ScheduleRecord, nowMs: Int64)
         case settle(OutboxLane, holder: String, LaneSettlement, nowMs: Int64)
     }
 
-    enum Reply: Sendable {
-        case acquired(LeaseAcquisition)
-        case done(Bool)
-
-        var flag: Bool {
-            if case .done(let b) = self { return b }
-            return false
-        }
-    }
-
     private struct Pending: Sendable {
         var op: Op
-        var continuation: CheckedContinuation<Reply, any Error>
+        /// Whether the write changed what it was to change (false: fenced off).
+        var continuation: CheckedContinuation<Bool, any Error>
     }
 
     private struct State: Sendable {
@@ -53,7 +44,9 @@ final class GroupCommitter: Sendable {
         self.storeNow = storeNow
     }
 
-    func submit(_ op: Op) async throws -> Reply {
+    /// Applies `op` in the next transaction; returns whether it changed what it was to change
+    /// (false: its token no longer held).
+    func submit(_ op: Op) async throws -> Bool {
         try await withCheckedThrowingContinuation { c in
             let startDrain = state.withLock { s in
                 s.queue.append(Pending(op: op, continuation: c))
@@ -88,7 +81,7 @@ final class GroupCommitter: Sendable {
             do {
                 let ops = batch.map(\.op)
                 let storeNow = self.storeNow
-                let replies: [Result<Reply, any Error>] = try await pool.write { db in
+                let replies: [Result<Bool, any Error>] = try await pool.write { db in
                     // One instant of the store's clock per transaction, read inside it.
                     let now = storeNow?()
                     return ops.map { op in Result { try Self.apply(op, storeNowMs: now, db) } }
@@ -102,33 +95,26 @@ final class GroupCommitter: Sendable {
 
     /// Applies one operation; `storeNowMs` (the store's clock) replaces the caller's instant
     /// in lease expiry decisions when set.
-    static func apply(_ op: Op, storeNowMs: Int64?, _ db: Database) throws -> Reply {
+    static func apply(_ op: Op, storeNowMs: Int64?, _ db: Database) throws -> Bool {
         switch op {
-        case .acquire(let jobID, let holder, let ttlMs, let nowMs, let slotMs, let maxBacklog):
-            return .acquired(
-                try acquire(
-                    jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: storeNowMs ?? nowMs, slotMs: slotMs,
-                    maxBacklog: maxBacklog, db))
         case .renew(let lease, let ttlMs, let nowMs):
             try db.cachedStatement(
                 sql:
                     "UPDATE poll_state SET lease_until = ? WHERE job_id = ? AND lease_holder = ? AND lease_token = ? AND lease_until > 0"
             )
             .execute(arguments: [(storeNowMs ?? nowMs) + ttlMs, lease.jobID, lease.holder, lease.token])
-            return .done(db.changesCount == 1)
+            return db.changesCount == 1
         case .release(let lease):
             try db.cachedStatement(
                 sql: "UPDATE poll_state SET lease_until = 0 WHERE job_id = ? AND lease_holder = ? AND lease_token = ?"
             )
             .execute(arguments: [lease.jobID, lease.holder, lease.token])
-            return .done(db.changesCount == 1)
-        case .commit(let c, let nowMs):
-            return .done(try commit(c, nowMs: nowMs, db))
+            return db.changesCount == 1
         case .schedule(let r, let nowMs):
             try applySchedule(r, nowMs: nowMs, db)
-            return .done(true)
+            return true
         case .settle(let lane, let holder, let s, let nowMs):
-            return .done(try OutboxSQL.settle(lane, holder: holder, s, nowMs: nowMs, db))
+            return try OutboxSQL.settle(lane, holder: holder, s, nowMs: nowMs, db)
         }
     }
 
@@ -167,15 +153,7 @@ final class GroupCommitter: Sendable {
     static let claimWriteSQL =
         "UPDATE poll_state SET lease_holder = ?, lease_token = ?, lease_until = ? WHERE rowid = ?"
 
-    static func acquire(
-        jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?, _ db: Database
-    ) throws -> LeaseAcquisition {
-        try acquire(
-            jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog,
-            claim: Claim(db), db)
-    }
-
-    /// The same, with the claim's statements already fetched (a batch fetches them once).
+    /// One job's claim in a batch, with the claim's statements fetched once for the batch.
     static func acquire(
         jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?, claim: Claim,
         _ db: Database
@@ -194,7 +172,7 @@ final class GroupCommitter: Sendable {
             let token = st.int64(1) + 1
             let grant = LeaseGrant(
                 jobID: jobID, holder: holder, token: token, untilMs: until, cursor: st.data(2),
-                consecutiveErrors: Int(st.int64(3)), lastAlertAtMs: st.optionalInt64(4), storeRow: row)
+                consecutiveErrors: Int(st.int64(3)), lastAlertAtMs: st.optionalInt64(4), handle: StoreHandle(row))
             st.finish()
             var w = HotStatement(claim.write, db)
             w.bind(holder)
@@ -247,10 +225,6 @@ final class GroupCommitter: Sendable {
             cursor: changed ? c.newCursor : nil, cursorChanged: changed, holder: c.lease.holder)
     }
 
-    static func commit(_ c: TickCommit, nowMs: Int64, _ db: Database) throws -> Bool {
-        try commitCounting(c, nowMs: nowMs, db) != nil
-    }
-
     /// The commit statement (`StateRowStatement`: by the rowid the claim read, or the job's id).
     /// Fenced: nothing changes unless this holder's token still holds; the lease is released too.
     static func commitSQL(_ rowCondition: String) -> String {
@@ -290,7 +264,7 @@ final class GroupCommitter: Sendable {
         _ c: TickCommit, nowMs: Int64, statement: StateRowStatement, historyAt: Int64?, _ db: Database
     ) throws -> Int? {
         let changed = try statement.run(
-            row: c.lease.storeRow, db,
+            row: c.lease.handle?.bits, db,
             values: { st in
                 st.bind(c.newCursor)
                 st.bind(c.startedAtMs)

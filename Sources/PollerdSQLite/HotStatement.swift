@@ -122,7 +122,7 @@ struct HotStatement: ~Copyable {
 }
 
 /// A hot statement on one job's state row, found by the rowid the tick's claim read
-/// (`LeaseGrant.storeRow`) and the job's id, or by the id alone: when the tick has no rowid, or
+/// (`LeaseGrant.handle`) and the job's id, or by the id alone: when the tick has no rowid, or
 /// the rowid no longer holds the job (a `VACUUM` may renumber rows). The commit and its history
 /// row use it. Both forms are fetched once per batch.
 struct StateRowStatement {

@@ -20,7 +20,7 @@ extension SQLiteStateStore: OutboxStore {
     public func settle(
         _ lane: OutboxLane, holder: String, _ settlement: LaneSettlement, nowMs: Int64
     ) async throws -> Bool {
-        try await groupCommitter.submit(.settle(lane, holder: holder, settlement, nowMs: nowMs)).flag
+        try await groupCommitter.submit(.settle(lane, holder: holder, settlement, nowMs: nowMs))
     }
 
     public func nextLaneDueMs() async throws -> Int64? {

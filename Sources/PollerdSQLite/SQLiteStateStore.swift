@@ -342,7 +342,7 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
-    public func pluginStatuses() async throws -> [PluginStatusRecord] {
+    public func pluginStatuses() async throws -> [DaemonPluginStatus] {
         try await pool.read { db in
             try Row.fetchAll(
                 db,
@@ -353,10 +353,11 @@ public final class SQLiteStateStore: StateStore {
             ).map { r in
                 let tailText: String = r[9]
                 let tail = (try? JSONDecoder().decode([String].self, from: Data(tailText.utf8))) ?? []
-                return PluginStatusRecord(
-                    daemonID: r[0], pluginID: r[1], lifecycle: r[2], phase: r[3], pid: r[4], restarts: r[5],
-                    ticks: r[6],
-                    failures: r[7], lastError: r[8], stderrTail: tail, updatedAtMs: r[10])
+                return DaemonPluginStatus(
+                    daemonID: r[0],
+                    status: PluginStatusRecord(
+                        pluginID: r[1], lifecycle: r[2], phase: r[3], pid: r[4], restarts: r[5], ticks: r[6],
+                        failures: r[7], lastError: r[8], stderrTail: tail, updatedAtMs: r[10]))
             }
         }
     }
@@ -393,19 +394,6 @@ public final class SQLiteStateStore: StateStore {
             }
             return out
         }
-    }
-
-    public func acquireLease(
-        jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?
-    ) async throws -> LeaseAcquisition {
-        guard
-            case .acquired(let a) = try await committer.submit(
-                .acquire(
-                    jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog))
-        else {
-            fatalError("group committer answered an acquire with another reply")
-        }
-        return a
     }
 
     public func acquireLeases(
@@ -450,7 +438,7 @@ public final class SQLiteStateStore: StateStore {
                     c, nowMs: nowMs, statement: statement, historyAt: pos, db)
             else { return nil }
             let record = GroupCommitter.record(c, queued: queued)
-            if pos != nil { try history.insert(record, keep: c.historyLimit, row: c.lease.storeRow) }
+            if pos != nil { try history.insert(record, keep: c.historyLimit, row: c.lease.handle?.bits) }
             return record.itemsNew
         }
     }
@@ -489,19 +477,11 @@ public final class SQLiteStateStore: StateStore {
     }
 
     public func renewLease(_ lease: LeaseGrant, ttlMs: Int64, nowMs: Int64) async throws -> Bool {
-        try await committer.submit(.renew(lease, ttlMs: ttlMs, nowMs: nowMs)).flag
+        try await committer.submit(.renew(lease, ttlMs: ttlMs, nowMs: nowMs))
     }
 
     public func releaseLease(_ lease: LeaseGrant) async throws {
         _ = try await committer.submit(.release(lease))
-    }
-
-    public func commit(_ tick: TickCommit, nowMs: Int64) async throws -> Bool {
-        guard tick.historyLimit > 0 else {
-            historyKeep.withLock { $0 = 0 }
-            return try await committer.submit(.commit(tick, nowMs: nowMs)).flag
-        }
-        return try await commit([tick], nowMs: nowMs)[0] != nil
     }
 
     public func recordSchedules(_ records: [ScheduleRecord], nowMs: Int64) async throws {

@@ -42,13 +42,6 @@ final class FaultyStore: StateStore {
         if let (call, gate) = registerGate.withLock({ $0 }), call == n { _ = await gate.pass() }
         return try await inner.register(jobs, nowMs: nowMs)
     }
-    func acquireLease(
-        jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64?
-    ) async throws -> LeaseAcquisition {
-        try check()
-        return try await inner.acquireLease(
-            jobID: jobID, holder: holder, ttlMs: ttlMs, nowMs: nowMs, slotMs: slotMs, maxBacklog: maxBacklog)
-    }
     func acquireLeases(_ requests: [LeaseRequest], holder: String, nowMs: Int64) async throws -> [LeaseAcquisition] {
         try check()
         return try await inner.acquireLeases(requests, holder: holder, nowMs: nowMs)
@@ -61,10 +54,6 @@ final class FaultyStore: StateStore {
         try await inner.renewLease(lease, ttlMs: ttlMs, nowMs: nowMs)
     }
     func releaseLease(_ lease: LeaseGrant) async throws { try await inner.releaseLease(lease) }
-    func commit(_ tick: TickCommit, nowMs: Int64) async throws -> Bool {
-        try check(commit: true)
-        return try await inner.commit(tick, nowMs: nowMs)
-    }
     func recordSchedules(_ records: [ScheduleRecord], nowMs: Int64) async throws {
         try await inner.recordSchedules(records, nowMs: nowMs)
     }

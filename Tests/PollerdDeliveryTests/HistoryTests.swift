@@ -83,7 +83,7 @@ import Testing
             return
         }
         try await Operator(store: f.store, clock: f.clock).setCursor("j", to: Data("operator".utf8))
-        let committed = try await f.store.commit(
+        let committed = try await f.store.commitTick(
             TickCommit(
                 lease: lease, startedAtMs: f.clock.nowMs, durationMs: 1, status: "ok", error: nil,
                 newCursor: Data("stale".utf8), itemsSeen: 0, itemsDispatched: 0, consecutiveErrors: 0,

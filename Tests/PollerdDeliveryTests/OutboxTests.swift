@@ -52,7 +52,7 @@ import Glibc
         let entries = numbered(0..<2).map {
             ItemEnvelope.make(jobID: "j", kind: "source", agent: "default", foundAtMs: t0, item: $0)
         }
-        let ok = try await f.store.commit(
+        let ok = try await f.store.commitTick(
             TickCommit(
                 lease: lease, startedAtMs: t0, durationMs: 1, status: "ok", error: nil, newCursor: Data("x".utf8),
                 itemsSeen: 2, itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false,

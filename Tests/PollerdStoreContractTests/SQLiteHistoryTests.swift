@@ -115,8 +115,8 @@ import Testing
                     ($0[0] as String, $0[1] as Int64)
                 })
         }
-        #expect(lease.storeRow == rowids["a"])
-        lease.storeRow = rowids["b"]
+        #expect(lease.handle?.bits == rowids["a"])
+        lease.handle = rowids["b"].map(StoreHandle.init)
         var c = TickCommit(
             lease: lease, startedAtMs: 7, durationMs: 1, status: "ok", error: nil, newCursor: Data("7".utf8),
             itemsSeen: 0,
@@ -137,7 +137,7 @@ import Testing
             Issue.record("no lease")
             return
         }
-        again.storeRow = 1_000_000
+        again.handle = StoreHandle(1_000_000)
         c.lease = again
         c.startedAtMs = 9
         #expect(try await store.commit([c], nowMs: 9) == [0])

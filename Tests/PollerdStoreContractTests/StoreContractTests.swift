@@ -181,7 +181,7 @@ final class StorePlace: Sendable {
             #expect(lease.cursor == binary && lease.consecutiveErrors == 1 && lease.lastAlertAtMs == nil)
             var empty = commit(lease, cursor: "")
             empty.nextRunAtMs = nil
-            #expect(try await store.commit(empty, nowMs: 2001))
+            #expect(try await store.commitTick(empty, nowMs: 2001))
             row = try #require(try await store.state(jobID: id))
             #expect(row.cursor == Data() && row.lastError == nil && row.nextRunAtMs == nil && row.lastOkAtMs == 1000)
             let again = try grant(
@@ -198,12 +198,12 @@ final class StorePlace: Sendable {
             let l1 = try grant(
                 try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 1000, slotMs: nil))
             #expect(l1.cursor == nil)
-            #expect(try await store.commit(commit(l1, cursor: "c1"), nowMs: 1005))
+            #expect(try await store.commitTick(commit(l1, cursor: "c1"), nowMs: 1005))
             let l2 = try grant(
                 try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 2000, slotMs: nil))
             #expect(l2.cursor == Data("c1".utf8))
             #expect(l2.token == l1.token + 1)
-            #expect(try await store.commit(commit(l2, cursor: nil), nowMs: 2005))
+            #expect(try await store.commitTick(commit(l2, cursor: nil), nowMs: 2005))
             let row = try #require(try await store.state(jobID: "j"))
             #expect(row.cursor == Data("c1".utf8))
             #expect(
@@ -228,8 +228,8 @@ final class StorePlace: Sendable {
                 try await store.acquireLease(jobID: "j", holder: "B", ttlMs: 10_000, nowMs: 10_000, slotMs: nil))
             #expect(b.token > a.token)
             // A's tick ran past its lease and lost it: fenced off.
-            #expect(try await store.commit(commit(a, cursor: "stale"), nowMs: 11_000) == false)
-            #expect(try await store.commit(commit(b, cursor: "fresh"), nowMs: 11_000))
+            #expect(try await store.commitTick(commit(a, cursor: "stale"), nowMs: 11_000) == false)
+            #expect(try await store.commitTick(commit(b, cursor: "fresh"), nowMs: 11_000))
             #expect(try await store.state(jobID: "j")?.cursor == Data("fresh".utf8))
             #expect(try await store.renewLease(a, ttlMs: 10_000, nowMs: 11_000) == false)
         }
@@ -255,8 +255,8 @@ final class StorePlace: Sendable {
                     [LeaseRequest(jobID: "j", ttlMs: 60_000, slotMs: nil, maxBacklog: nil)],
                     holder: "A", nowMs: 1000)[0])
             #expect(again.token > first.token)
-            #expect(try await store.commit(commit(first, cursor: "stale"), nowMs: 1500) == false)
-            #expect(try await store.commit(commit(again, cursor: "fresh"), nowMs: 1500))
+            #expect(try await store.commitTick(commit(first, cursor: "stale"), nowMs: 1500) == false)
+            #expect(try await store.commitTick(commit(again, cursor: "fresh"), nowMs: 1500))
             #expect(try await store.state(jobID: "j")?.cursor == Data("fresh".utf8))
         }
     }
@@ -274,11 +274,11 @@ final class StorePlace: Sendable {
                 try await store.acquireLease(jobID: "held", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
             let l = try grant(
                 try await store.acquireLease(jobID: "later", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
-            #expect(try await store.commit(commit(l, cursor: "c", next: 50_000), nowMs: 1))
+            #expect(try await store.commitTick(commit(l, cursor: "c", next: 50_000), nowMs: 1))
             let full = try grant(
                 try await store.acquireLease(jobID: "full", holder: "B", ttlMs: 60_000, nowMs: 0, slotMs: nil))
             #expect(
-                try await store.commit(
+                try await store.commitTick(
                     TickCommit(
                         lease: full, startedAtMs: 1, durationMs: 1, status: "ok", error: nil, newCursor: Data("f".utf8),
                         itemsSeen: 1, itemsDispatched: 0, consecutiveErrors: 0, nextRunAtMs: nil, pause: false,
@@ -333,12 +333,12 @@ final class StorePlace: Sendable {
             for (i, now) in [Int64(90_000), 100_000].enumerated() {
                 let g = try grant(
                     try await live.acquireLease(jobID: "j", holder: "live", ttlMs: 30_000, nowMs: now, slotMs: now))
-                #expect(try await live.commit(commit(g, cursor: "live-\(i)", next: now + 10_000), nowMs: now + 1))
+                #expect(try await live.commitTick(commit(g, cursor: "live-\(i)", next: now + 10_000), nowMs: now + 1))
             }
             let before = try #require(try await live.state(jobID: "j"))
             // The stopped daemon wakes up with its old lease: renewing, committing, releasing all fail.
             #expect(try await stopped.renewLease(old, ttlMs: 30_000, nowMs: 0) == false)
-            #expect(try await stopped.commit(commit(old, cursor: "stale", next: 1), nowMs: 1) == false)
+            #expect(try await stopped.commitTick(commit(old, cursor: "stale", next: 1), nowMs: 1) == false)
             try await stopped.releaseLease(old)
             let after = try #require(try await live.state(jobID: "j"))
             #expect(after == before)
@@ -367,7 +367,7 @@ final class StorePlace: Sendable {
                                     jobID: "j", holder: holder, ttlMs: 60_000, nowMs: now, slotMs: thisSlot)
                             else { return false }
                             return
-                                (try? await store.commit(
+                                (try? await store.commitTick(
                                     self.commit(g, cursor: "\(round)", next: thisSlot + 10_000), nowMs: now)) == true
                         }
                     }
@@ -412,11 +412,11 @@ final class StorePlace: Sendable {
             let cursor0 = try await store.controlCursor()
             let l = try grant(
                 try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: nil))
-            #expect(try await store.commit(commit(l, cursor: "c1"), nowMs: 1))
+            #expect(try await store.commitTick(commit(l, cursor: "c1"), nowMs: 1))
             let inFlight = try grant(
                 try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 2, slotMs: nil))
             #expect(try await store.reset(jobID: "j", nowMs: 3))
-            #expect(try await store.commit(commit(inFlight, cursor: "old-cursor-based"), nowMs: 4) == false)
+            #expect(try await store.commitTick(commit(inFlight, cursor: "old-cursor-based"), nowMs: 4) == false)
             #expect(try await store.state(jobID: "j")?.cursor == nil)
             #expect(try await store.setPaused(jobID: "j", paused: true, reason: "maintenance", nowMs: 5))
             let row = try #require(try await store.state(jobID: "j"))
@@ -504,7 +504,7 @@ final class StorePlace: Sendable {
                             case .granted(let g) = try await store.acquireLease(
                                 jobID: r.jobID, holder: "A", ttlMs: 60_000, nowMs: 0, slotMs: 0)
                         else { return false }
-                        return try await store.commit(self.commit(g, cursor: r.jobID), nowMs: 1)
+                        return try await store.commitTick(self.commit(g, cursor: r.jobID), nowMs: 1)
                     }
                 }
                 return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
@@ -570,7 +570,7 @@ final class StorePlace: Sendable {
             b.sinkFingerprints = ["file=file(a)"]
             let m = try grant(
                 try await a.acquireLease(jobID: "mine", holder: "A", ttlMs: 60_000, nowMs: aNow, slotMs: nil))
-            #expect(try await a.commit(commit(m, cursor: "c", outbox: b), nowMs: aNow))
+            #expect(try await a.commitTick(commit(m, cursor: "c", outbox: b), nowMs: aNow))
             let served = [ServedSink(jobID: "mine", sink: "file", fingerprint: "file=file(a)")]
             try await a.serveSinks(holder: "A", served)
             try await ahead.serveSinks(holder: "B", served)
@@ -662,18 +662,25 @@ final class StorePlace: Sendable {
     func pluginStatusRowsAreKeptPerDaemon(_ f: StoreFactory) async throws {
         try await f.withPlace { place in
             let store = try await place.open()
-            func rec(_ d: String, _ phase: String) -> PluginStatusRecord {
+            func rec(_ id: String, _ phase: String) -> PluginStatusRecord {
                 PluginStatusRecord(
-                    daemonID: d, pluginID: "p", lifecycle: "long_lived", phase: phase, pid: 42, restarts: 1, ticks: 5,
-                    failures: 0,
+                    pluginID: id, lifecycle: "long_lived", phase: phase, pid: 42, restarts: 1, ticks: 5, failures: 0,
                     lastError: nil, stderrTail: ["a line"], updatedAtMs: 10)
             }
-            try await store.recordPluginStatuses([rec("d1", "running")], daemonID: "d1")
-            try await store.recordPluginStatuses([rec("d2", "backing_off")], daemonID: "d2")
+            try await store.recordPluginStatuses([rec("p", "running")], daemonID: "d1")
+            try await store.recordPluginStatuses([rec("p", "backing_off"), rec("o", "idle")], daemonID: "d2")
             // d1 reports again: only its own row is replaced.
-            try await store.recordPluginStatuses([rec("d1", "stopped")], daemonID: "d1")
-            let rows = try await store.pluginStatuses()
-            #expect(rows == [rec("d1", "stopped"), rec("d2", "backing_off")])
+            try await store.recordPluginStatuses([rec("p", "stopped")], daemonID: "d1")
+            #expect(
+                try await store.pluginStatuses() == [
+                    DaemonPluginStatus(daemonID: "d2", status: rec("o", "idle")),
+                    DaemonPluginStatus(daemonID: "d1", status: rec("p", "stopped")),
+                    DaemonPluginStatus(daemonID: "d2", status: rec("p", "backing_off")),
+                ])
+            // A daemon that reports no plugin any more keeps no row.
+            try await store.recordPluginStatuses([], daemonID: "d2")
+            #expect(
+                try await store.pluginStatuses() == [DaemonPluginStatus(daemonID: "d1", status: rec("p", "stopped"))])
         }
     }
 
@@ -691,7 +698,7 @@ final class StorePlace: Sendable {
 
     func tickWith(_ store: any PollerdStore, _ ids: [String], at now: Int64, window: Int = 100) async throws -> Bool {
         let g = try grant(try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: now, slotMs: nil))
-        return try await store.commit(commit(g, cursor: "c\(now)", outbox: batch(ids, window: window)), nowMs: now)
+        return try await store.commitTick(commit(g, cursor: "c\(now)", outbox: batch(ids, window: window)), nowMs: now)
     }
 
     /// A deliverer claims only the lanes it serves: the sink by name, and by the fingerprint of
@@ -705,7 +712,7 @@ final class StorePlace: Sendable {
                 try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 10, slotMs: nil))
             var b = batch(["x"], sinks: ["hook", "file"])
             b.sinkFingerprints = ["hook=webhook(one)", "file=file(a)"]
-            #expect(try await store.commit(commit(g, cursor: "c", outbox: b), nowMs: 10))
+            #expect(try await store.commitTick(commit(g, cursor: "c", outbox: b), nowMs: 10))
             // Nothing is served before serveSinks.
             #expect(try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).isEmpty)
             // Another job file: the same sink name, another definition; and a sink the lane lacks.
