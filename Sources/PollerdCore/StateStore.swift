@@ -412,8 +412,12 @@ public protocol StateStore: Sendable {
     func controlChanges(after cursor: ControlCursor) async throws -> ControlBatch
     /// A cursor at the end of the control log as of now.
     func controlCursor() async throws -> ControlCursor
-    /// Every job's row.
-    func allStates() async throws -> [JobStateRow]
+    /// Up to `limit` jobs' rows, by job id, after `jobID` (nil: from the first): a page, so that
+    /// no read returns a million rows at once.
+    func states(after jobID: String?, limit: Int) async throws -> [JobStateRow]
+    /// How the jobs a daemon announced stand, counted by the store (one aggregate read, however
+    /// many jobs): by `JobHealth`, stale, and the oldest last success.
+    func jobHealth(_ query: JobHealthQuery) async throws -> JobHealthCounts
     /// One job's row.
     func state(jobID: String) async throws -> JobStateRow?
     /// A job's lease as recorded; nil if it was never taken.
@@ -471,6 +475,19 @@ public protocol StateStore: Sendable {
 extension StateStore {
     public func isDamage(_ error: any Error) -> Bool { false }
 
+    /// Every job's row, by job id, read a page (`statesPage`) at a time.
+    public func allStates() async throws -> [JobStateRow] {
+        var rows: [JobStateRow] = []
+        while true {
+            let page = try await states(after: rows.last?.jobID, limit: Self.statesPage)
+            rows += page
+            if page.count < Self.statesPage { return rows }
+        }
+    }
+
+    /// How many rows `allStates` reads at a time.
+    public static var statesPage: Int { 10_000 }
+
     /// One job's claim: a batch of one (`acquireLeases`).
     public func acquireLease(
         jobID: String, holder: String, ttlMs: Int64, nowMs: Int64, slotMs: Int64?, maxBacklog: Int64? = nil
@@ -481,6 +498,44 @@ extension StateStore {
             throw StoreContractViolation(call: "acquireLeases", detail: "\(answers.count) answers to 1 request")
         }
         return answer
+    }
+}
+
+/// What `jobHealth` counts: the jobs `daemonID` announced, classified as `JobHealth.of` does.
+public struct JobHealthQuery: Sendable, Equatable {
+    public var daemonID: String
+    /// A job with this many consecutive errors or more counts as `breakerOpen`.
+    public var breakerThreshold: Int
+    public var nowMs: Int64
+    /// Jobs with a staleness limit, by the limit in seconds: such a job is stale when it has
+    /// not ticked ok for longer (counted from `registeredAtMs` when it never did), unless it is
+    /// paused or done.
+    public var staleAfterSecs: [Int64: [String]]
+    public var registeredAtMs: Int64
+
+    public init(
+        daemonID: String, breakerThreshold: Int, nowMs: Int64, staleAfterSecs: [Int64: [String]] = [:],
+        registeredAtMs: Int64
+    ) {
+        self.daemonID = daemonID
+        self.breakerThreshold = breakerThreshold
+        self.nowMs = nowMs
+        self.staleAfterSecs = staleAfterSecs
+        self.registeredAtMs = registeredAtMs
+    }
+}
+
+/// The answer to a `JobHealthQuery`.
+public struct JobHealthCounts: Sendable, Equatable {
+    public var byState: [JobHealth: Int]
+    public var stale: Int
+    /// The earliest last success among the jobs neither paused nor done (nil: none succeeded).
+    public var oldestLastOkAtMs: Int64?
+
+    public init(byState: [JobHealth: Int], stale: Int, oldestLastOkAtMs: Int64?) {
+        self.byState = byState
+        self.stale = stale
+        self.oldestLastOkAtMs = oldestLastOkAtMs
     }
 }
 

@@ -133,7 +133,8 @@ public struct Daemon: Sendable {
                 service: afterReady(PluginStatusService(runner: runner, store: store, clock: clock)),
                 successTerminationBehavior: .ignore),
             .init(
-                service: afterReady(HealthService(store: store, live: live, clock: clock, logger: logger)),
+                service: afterReady(
+                    HealthService(store: store, daemonID: holder, live: live, clock: clock, logger: logger)),
                 successTerminationBehavior: .ignore),
             // Last in the group, so the first to hear of a shutdown: tells systemd it began.
             .init(service: NotifyStoppingService(notifier: notifier), successTerminationBehavior: .ignore),

@@ -5,10 +5,12 @@ public import PollerdCore
 public import ServiceLifecycle
 
 /// Job-health gauges, from the store every 15 s: jobs by state, stale jobs (`max_staleness_secs`)
-/// and the age of the oldest last success, over the jobs of this daemon's job file. Labels stay
-/// bounded: states, never job ids.
+/// and the age of the oldest last success, over the jobs this daemon announced (its job file's).
+/// The store counts them in one aggregate read. Labels stay bounded: states, never job ids.
 public struct HealthService: Service {
     let store: any PollerdStore
+    /// This daemon's id in the store (its announced jobs are the ones counted).
+    let daemonID: String
     let live: LiveJobFile
     let clock: any WallClock
     let everyMs: Int64
@@ -17,10 +19,11 @@ public struct HealthService: Service {
     let startedAtMs: Int64
 
     public init(
-        store: any PollerdStore, live: LiveJobFile, clock: any WallClock, everyMs: Int64 = 15_000,
+        store: any PollerdStore, daemonID: String, live: LiveJobFile, clock: any WallClock, everyMs: Int64 = 15_000,
         logger: Logger = Logger(label: "pollerd.health")
     ) {
         self.store = store
+        self.daemonID = daemonID
         self.live = live
         self.clock = clock
         self.everyMs = everyMs
@@ -28,30 +31,29 @@ public struct HealthService: Service {
         self.startedAtMs = clock.nowMs
     }
 
-    /// What the gauges say, computed (pure, for tests).
+    /// What the gauges say.
     public struct Snapshot: Sendable, Equatable {
         public var byState: [JobHealth: Int]
         public var stale: Int
         public var oldestSuccessAgeSecs: Double
     }
 
-    public static func snapshot(
-        rows: [JobStateRow], jobs: [JobSpec], breakerThreshold: Int, startedAtMs: Int64, nowMs: Int64
-    ) -> Snapshot {
-        var byState: [JobHealth: Int] = [:]
-        var stale = 0
-        var oldest: Int64 = 0
-        let specs = Dictionary(jobs.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        for r in rows {
-            guard let spec = specs[r.jobID] else { continue }
-            byState[JobHealth.of(r, breakerThreshold: breakerThreshold), default: 0] += 1
-            if JobHealth.isStale(r, maxStalenessSecs: spec.maxStalenessSecs, registeredAtMs: startedAtMs, nowMs: nowMs)
-            {
-                stale += 1
-            }
-            if let ok = r.lastOkAtMs, !r.paused, !r.done { oldest = max(oldest, nowMs - ok) }
-        }
-        return Snapshot(byState: byState, stale: stale, oldestSuccessAgeSecs: Double(oldest) / 1000)
+    /// The store's question for this daemon's jobs: its job file's staleness limits, by limit.
+    public static func query(
+        jobs: [JobSpec], daemonID: String, breakerThreshold: Int, startedAtMs: Int64, nowMs: Int64
+    ) -> JobHealthQuery {
+        var staleAfter: [Int64: [String]] = [:]
+        for j in jobs { if let limit = j.maxStalenessSecs { staleAfter[limit, default: []].append(j.id) } }
+        return JobHealthQuery(
+            daemonID: daemonID, breakerThreshold: breakerThreshold, nowMs: nowMs, staleAfterSecs: staleAfter,
+            registeredAtMs: startedAtMs)
+    }
+
+    /// The gauges' values from the store's counts.
+    public static func snapshot(_ counts: JobHealthCounts, nowMs: Int64) -> Snapshot {
+        Snapshot(
+            byState: counts.byState, stale: counts.stale,
+            oldestSuccessAgeSecs: Double(counts.oldestLastOkAtMs.map { max(0, nowMs - $0) } ?? 0) / 1000)
     }
 
     public func run() async throws {
@@ -70,11 +72,14 @@ public struct HealthService: Service {
                     }
                     warned = divergent
                 }
-                if let rows = try? await store.allStates() {
-                    let file = live.file
-                    let s = Self.snapshot(
-                        rows: rows, jobs: file.jobs, breakerThreshold: file.settings.breakerThreshold,
-                        startedAtMs: startedAtMs, nowMs: clock.nowMs)
+                let file = live.file
+                let now = clock.nowMs
+                let query = Self.query(
+                    jobs: file.jobs, daemonID: daemonID, breakerThreshold: file.settings.breakerThreshold,
+                    startedAtMs: startedAtMs, nowMs: now)
+                // One aggregate read (the store counts), not every job's row every 15 s.
+                if let counts = try? await store.jobHealth(query) {
+                    let s = Self.snapshot(counts, nowMs: now)
                     for state in JobHealth.allCases {
                         Gauge(label: "pollerd_jobs_by_state", dimensions: [("state", state.rawValue)]).record(
                             s.byState[state] ?? 0)

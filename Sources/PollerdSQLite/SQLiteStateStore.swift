@@ -525,9 +525,56 @@ public final class SQLiteStateStore: StateStore {
         schedule_fp, definition_fp, updated_at, outbox_backlog, paused_at, last_alert_at, last_ok_at
         """
 
-    public func allStates() async throws -> [JobStateRow] {
+    public func states(after jobID: String?, limit: Int) async throws -> [JobStateRow] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT \(Self.columns) FROM poll_state ORDER BY job_id").map(Self.row)
+            try Row.fetchAll(
+                db,
+                sql: "SELECT \(Self.columns) FROM poll_state WHERE (? IS NULL OR job_id > ?) ORDER BY job_id LIMIT ?",
+                arguments: [jobID, jobID, max(0, limit)]
+            ).map(Self.row)
+        }
+    }
+
+    public func jobHealth(_ q: JobHealthQuery) async throws -> JobHealthCounts {
+        try await pool.read { db in
+            // JobHealth.of, in SQL: paused, done, backlogged, breaker open, backing off,
+            // failing, never ran, ok; over the jobs the daemon announced.
+            let mine = "FROM poll_state p JOIN daemon_jobs d ON d.job_id = p.job_id AND d.daemon_id = ?"
+            let state = """
+                CASE
+                  WHEN p.paused THEN 'paused'
+                  WHEN p.done THEN 'done'
+                  WHEN p.last_status IS 'backpressure' THEN 'backlogged'
+                  WHEN p.consecutive_errors >= ? THEN 'breaker_open'
+                  WHEN p.consecutive_errors > 0 AND p.last_status IS 'transient' THEN 'backing_off'
+                  WHEN p.consecutive_errors > 0 THEN 'failing'
+                  WHEN p.last_run_at IS NULL THEN 'never_ran'
+                  ELSE 'ok'
+                END
+                """
+            var byState: [JobHealth: Int] = [:]
+            for r in try Row.fetchAll(
+                db, sql: "SELECT \(state) AS s, COUNT(*) \(mine) GROUP BY s",
+                arguments: [max(1, q.breakerThreshold), q.daemonID])
+            {
+                if let h = JobHealth(rawValue: r[0]) { byState[h] = r[1] }
+            }
+            let oldest = try Int64.fetchOne(
+                db, sql: "SELECT MIN(p.last_ok_at) \(mine) WHERE NOT p.paused AND NOT p.done", arguments: [q.daemonID])
+            var stale = 0
+            for (limitSecs, ids) in q.staleAfterSecs where !ids.isEmpty {
+                let idList = String(decoding: try JSONEncoder().encode(ids), as: UTF8.self)
+                stale +=
+                    try Int.fetchOne(
+                        db,
+                        sql: """
+                            SELECT COUNT(*) \(mine)
+                            WHERE p.job_id IN (SELECT value FROM json_each(?)) AND NOT p.paused AND NOT p.done
+                              AND ? - COALESCE(p.last_ok_at, ?) > ?
+                            """,
+                        arguments: [q.daemonID, idList, q.nowMs, q.registeredAtMs, limitSecs * 1000]) ?? 0
+            }
+            return JobHealthCounts(byState: byState, stale: stale, oldestLastOkAtMs: oldest)
         }
     }
 

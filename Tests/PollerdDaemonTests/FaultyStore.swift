@@ -61,7 +61,10 @@ final class FaultyStore: StateStore {
         try await inner.controlChanges(after: cursor)
     }
     func controlCursor() async throws -> ControlCursor { try await inner.controlCursor() }
-    func allStates() async throws -> [JobStateRow] { try await inner.allStates() }
+    func states(after jobID: String?, limit: Int) async throws -> [JobStateRow] {
+        try await inner.states(after: jobID, limit: limit)
+    }
+    func jobHealth(_ query: JobHealthQuery) async throws -> JobHealthCounts { try await inner.jobHealth(query) }
     func state(jobID: String) async throws -> JobStateRow? { try await inner.state(jobID: jobID) }
     func lease(jobID: String) async throws -> LeaseRecord? { try await inner.lease(jobID: jobID) }
     func setPaused(jobID: String, paused: Bool, reason: String?, nowMs: Int64) async throws -> Bool {

@@ -37,21 +37,22 @@ import Testing
                 nowMs: now))
     }
 
-    @Test func theGaugesSnapshot() {
+    /// The store is asked about this daemon's jobs with its file's staleness limits, grouped by
+    /// limit; the gauges read its counts.
+    @Test func theQueryAndTheGauges() {
         var stale = JobSpec(id: "b", kind: "noop", schedule: Schedule(.every(seconds: 60)))
         stale.maxStalenessSecs = 60
-        let jobs = [
-            JobSpec(id: "a", kind: "noop", schedule: Schedule(.every(seconds: 60))), stale,
-            JobSpec(id: "c", kind: "noop", schedule: Schedule(.every(seconds: 60))),
-        ]
-        let rows = [
-            row("a", lastOk: t0 + 3_000_000), row("b", status: "transient", errors: 1, lastOk: t0),
-            row("c", paused: true), row("gone"),
-        ]
+        var alsoStale = stale
+        alsoStale.id = "d"
+        let jobs = [JobSpec(id: "a", kind: "noop", schedule: Schedule(.every(seconds: 60))), stale, alsoStale]
+        let q = HealthService.query(jobs: jobs, daemonID: "me", breakerThreshold: 5, startedAtMs: t0, nowMs: t0 + 1)
+        #expect(q.daemonID == "me" && q.breakerThreshold == 5 && q.registeredAtMs == t0 && q.nowMs == t0 + 1)
+        #expect(q.staleAfterSecs == [60: ["b", "d"]])
         let s = HealthService.snapshot(
-            rows: rows, jobs: jobs, breakerThreshold: 5, startedAtMs: t0, nowMs: t0 + 3_600_000)
-        #expect(s.byState == [.ok: 1, .backingOff: 1, .paused: 1])
-        #expect(s.stale == 1)
-        #expect(s.oldestSuccessAgeSecs == 3600)
+            JobHealthCounts(byState: [.ok: 2], stale: 1, oldestLastOkAtMs: t0), nowMs: t0 + 3_600_000)
+        #expect(s == HealthService.Snapshot(byState: [.ok: 2], stale: 1, oldestSuccessAgeSecs: 3600))
+        #expect(
+            HealthService.snapshot(JobHealthCounts(byState: [:], stale: 0, oldestLastOkAtMs: nil), nowMs: t0)
+                .oldestSuccessAgeSecs == 0)
     }
 }

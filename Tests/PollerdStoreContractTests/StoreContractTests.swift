@@ -515,6 +515,84 @@ final class StorePlace: Sendable {
         }
     }
 
+    // MARK: Bounded reads
+
+    /// Rows come a page at a time, by job id, whatever the number of jobs; `allStates` reads
+    /// every page.
+    @Test(arguments: StoreFactory.all)
+    func statesAreReadAPageAtATime(_ f: StoreFactory) async throws {
+        try await f.withStore { store in
+            let ids = (0..<25).map { String(format: "job-%02d", $0) }
+            _ = try await store.register(regs(ids.shuffled()), nowMs: 0)
+            var seen: [String] = []
+            var after: String?
+            while true {
+                let page = try await store.states(after: after, limit: 10)
+                #expect(page.count <= 10)
+                seen += page.map(\.jobID)
+                guard page.count == 10, let last = page.last else { break }
+                after = last.jobID
+            }
+            #expect(seen == ids)
+            #expect(try await store.states(after: "job-23", limit: 10).map(\.jobID) == ["job-24"])
+            #expect(try await store.states(after: nil, limit: 0).isEmpty)
+            #expect(try await store.allStates().map(\.jobID) == ids)
+        }
+    }
+
+    /// The store counts a daemon's jobs as `JobHealth.of` and `isStale` would, row by row, in one
+    /// aggregate read: only the jobs that daemon announced.
+    @Test(arguments: StoreFactory.all)
+    func jobHealthCountsAsTheRowsWould(_ f: StoreFactory) async throws {
+        try await f.withStore { store in
+            let ids = ["ok", "transient", "permanent", "breaker", "paused", "never", "backpressure", "done", "other"]
+            _ = try await store.register(regs(ids), nowMs: 0)
+            func tick(_ id: String, status: String, errors: Int, at: Int64, done: Bool = false) async throws {
+                let g = try grant(
+                    try await store.acquireLease(jobID: id, holder: "A", ttlMs: 60_000, nowMs: at, slotMs: nil))
+                var c = commit(g, cursor: "c", status: status)
+                c.consecutiveErrors = errors
+                c.startedAtMs = at
+                c.done = done
+                #expect(try await store.commitTick(c, nowMs: at))
+            }
+            try await tick("ok", status: "ok", errors: 0, at: 1000)
+            try await tick("transient", status: "transient", errors: 2, at: 1000)
+            try await tick("permanent", status: "permanent", errors: 1, at: 1000)
+            try await tick("breaker", status: "transient", errors: 5, at: 1000)
+            try await tick("paused", status: "ok", errors: 0, at: 500)
+            _ = try await store.setPaused(jobID: "paused", paused: true, reason: "op", nowMs: 2000)
+            try await tick("backpressure", status: "backpressure", errors: 0, at: 1000)
+            try await tick("done", status: "ok", errors: 0, at: 1000, done: true)
+            try await tick("other", status: "permanent", errors: 9, at: 1000)
+            _ = try await announce(store, "me", ids.filter { $0 != "other" }, aliveUntil: 1_000_000)
+            _ = try await announce(store, "them", ["other"], aliveUntil: 1_000_000)
+
+            let now: Int64 = 100_000
+            let query = JobHealthQuery(
+                daemonID: "me", breakerThreshold: 5, nowMs: now,
+                staleAfterSecs: [10: ["ok", "never", "paused"], 1000: ["transient"]], registeredAtMs: 50_000)
+            let counts = try await store.jobHealth(query)
+            // The same, row by row.
+            let mine = try await store.allStates().filter { $0.jobID != "other" }
+            var byState: [JobHealth: Int] = [:]
+            for r in mine { byState[JobHealth.of(r, breakerThreshold: 5), default: 0] += 1 }
+            var limits: [String: Int64] = [:]
+            for (limit, jobs) in query.staleAfterSecs { for j in jobs { limits[j] = limit } }
+            let stale = mine.filter {
+                JobHealth.isStale($0, maxStalenessSecs: limits[$0.jobID], registeredAtMs: 50_000, nowMs: now)
+            }
+            #expect(counts.byState == byState)
+            #expect(byState.count == 8, "\(byState)") // every state is met once
+            #expect(counts.stale == stale.count && Set(stale.map(\.jobID)) == ["ok", "never"])
+            #expect(counts.oldestLastOkAtMs == 1000)
+            // A daemon that announced nothing has nothing to count.
+            var none = query
+            none.daemonID = "nobody"
+            #expect(try await store.jobHealth(none) == JobHealthCounts(byState: [:], stale: 0, oldestLastOkAtMs: nil))
+        }
+    }
+
     // MARK: Time
 
     /// Daemons whose clocks disagree share a store that keeps time itself (`StoreTime.store`):
