@@ -309,7 +309,7 @@ public struct SchedulerCore: Sendable {
         return record(at: i)
     }
 
-    /// A tick did not run (lease held elsewhere, or the store said paused or done).
+    /// A tick did not run (lease held elsewhere, the store said paused or done, or its row was busy).
     public mutating func skipped(_ jobID: String, because acq: LeaseAcquisition, nowMs: Int64) -> ScheduleRecord? {
         guard let i = jobs.index(forKey: jobID) else { return nil }
         endTick(at: i)
@@ -321,6 +321,9 @@ public struct SchedulerCore: Sendable {
             rt.pausedReason = reason
         case .done: rt.done = true
         case .notDue(let until): planned = until
+        // The row was locked for a moment: the store decided nothing; ask again soon (the retry's
+        // slot is later than the stored plan, so the store still refuses it if the slot ran).
+        case .busy: planned = nowMs + LeaseAcquisition.busyRetryMs
         case .held, .granted, .backlogged: break
         }
         jobs[jobID] = rt

@@ -132,6 +132,14 @@ public enum LeaseAcquisition: Sendable, Equatable {
     case notDue(untilMs: Int64)
     /// The job's undelivered items reached the backlog bound: its ticks wait until they drain.
     case backlogged(pending: Int64, limit: Int64)
+    /// The job's row was locked by another transaction at that moment (a store with row locks
+    /// claims with `SKIP LOCKED` and passes over it rather than wait): nothing was decided, the
+    /// slot stays due, and the caller asks again within `busyRetryMs`. A store with one writer
+    /// (SQLite) never answers this: each request there gets a definite answer.
+    case busy
+
+    /// How soon a claim answered `.busy` is asked again.
+    public static let busyRetryMs: Int64 = 1000
 }
 
 /// One job's lease request in a batch claim.

@@ -294,6 +294,11 @@ public struct ManualTick: Sendable {
         case .notDue(let until):
             // Manual ticks pass no slot, so the store never answers this; say it plainly anyway.
             return ("transient", .transient, "the store plans this job at \(RFC3339.format(ms: until))")
+        case .busy:
+            return (
+                "transient", .transient,
+                "the store was busy with this job's row (another daemon's claim or commit); try again in a second"
+            )
         case .granted:
             return ("ok", .ok, nil)
         }

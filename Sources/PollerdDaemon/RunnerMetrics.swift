@@ -46,6 +46,7 @@ public enum RunnerMetrics {
         case .done: "done"
         case .notDue: "not_due"
         case .backlogged: "backpressure"
+        case .busy: "row_busy"
         }
     }
 }

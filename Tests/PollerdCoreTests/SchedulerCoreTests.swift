@@ -148,6 +148,19 @@ import Testing
         }
     }
 
+    /// A claim that met a locked row decided nothing: the job is asked for again within a
+    /// second, and nothing is written back (the stored plan stays the store's).
+    @Test func aBusyRowIsAskedForAgainWithinASecond() {
+        var core = SchedulerCore(settings: GlobalSettings())
+        core.load(spec("a"), row: nil, nowMs: t0)
+        let due = core.takeDue(nowMs: t0 + 10_000)
+        #expect(due.map(\.jobID) == ["a"])
+        #expect(core.skipped("a", because: .busy, nowMs: t0 + 10_000) == nil)
+        #expect(core.nextDueMs() == t0 + 10_000 + LeaseAcquisition.busyRetryMs)
+        #expect(core.inFlightCount == 0)
+        #expect(core.takeDue(nowMs: t0 + 10_000 + LeaseAcquisition.busyRetryMs).map(\.jobID) == ["a"])
+    }
+
     @Test func holdsAHundredThousandJobs() {
         var core = SchedulerCore(settings: GlobalSettings())
         for i in 0..<100_000 {

@@ -19,6 +19,12 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     let open: @Sendable (_ place: String, _ time: StoreTime) throws -> any PollerdStore
     /// Removes the place and everything in it.
     let removePlace: @Sendable (_ place: String) async throws -> Void
+    /// For a backend whose writers run side by side: opens, on a connection of its own, a
+    /// transaction that does `what` and stays open until the returned release is called (which
+    /// commits it). nil for a backend with one writer (SQLite): there no call can meet another's
+    /// open transaction, so what it would test cannot happen, and the tests that use it check
+    /// the single writer's answer instead.
+    let hold: (@Sendable (_ place: String, _ what: HeldWrite) async throws -> @Sendable () async throws -> Void)?
 
     var testDescription: String { name }
 
@@ -50,12 +56,23 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
             ).path
         },
         open: { path, time in try SQLiteBackend.open(path: path, synchronousFull: false, time: time) },
-        removePlace: { path in try FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
-        }
+        removePlace: { path in
+            try FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
+        },
+        // One writer: a transaction cannot be held open beside another's write.
+        hold: nil
     )
 
     /// Every backend the contract runs on (PostgreSQL joins this list).
     static let all: [StoreFactory] = [.sqlite]
+}
+
+/// A write a backend's `hold` hook leaves uncommitted.
+enum HeldWrite: Sendable {
+    /// Locks the job's row (`SELECT … FOR UPDATE`), as a claim or a commit in flight does.
+    case lockRow(jobID: String)
+    /// Records an operator's control change, as `setPaused` does, and does not commit it yet.
+    case control(jobID: String, paused: Bool)
 }
 
 /// A place a contract test runs on, and the views of it the test opened.
@@ -462,6 +479,67 @@ final class StorePlace: Sendable {
                 written.append(ControlChange(jobID: i % 2 == 0 ? "a" : "b", action: i % 4 < 2 ? .pause : .resume))
             }
             #expect(seen == written)
+        }
+    }
+
+    /// A control whose transaction is still open when a reader looks is seen by the look after
+    /// it commits: the cursor never moves past it. On a store with one writer it cannot be
+    /// open during a look, so there the hook does not exist and the test says so.
+    @Test(arguments: StoreFactory.all)
+    func aControlHeldOpenDuringALookIsSeenOnceItCommits(_ f: StoreFactory) async throws {
+        try await f.withPlace { place in
+            let reader = try await place.open()
+            _ = try await reader.register(regs(["a", "b"]), nowMs: 0)
+            guard let hold = f.hold else {
+                // SQLite: every write is serialised; a control is committed before the next look
+                // begins (the interleaving test above covers that order).
+                #expect(f.name == "sqlite")
+                return
+            }
+            let start = try await reader.controlCursor()
+            let release = try await hold(place.location, .control(jobID: "a", paused: true))
+            _ = try await reader.setPaused(jobID: "b", paused: true, reason: nil, nowMs: 1)
+            let first = try await reader.controlChanges(after: start)
+            try await release()
+            let second = try await reader.controlChanges(after: first.next)
+            let all = first.changes + second.changes
+            #expect(Set(all.map(\.jobID)) == ["a", "b"] && all.count == 2)
+        }
+    }
+
+    /// A claim that meets a row another transaction has locked answers `.busy` for it (the
+    /// slot stays due; the runner asks again within a second) and still answers the rest of the
+    /// batch. On a store with one writer no row is ever locked by another: every answer is
+    /// definite, whatever the concurrency.
+    @Test(arguments: StoreFactory.all)
+    func aClaimThatMeetsALockedRowAnswersBusy(_ f: StoreFactory) async throws {
+        try await f.withPlace { place in
+            let a = try await place.open()
+            let b = try await place.open()
+            let ids = (0..<20).map { "job-\($0)" }
+            _ = try await a.register(regs(ids), nowMs: 0)
+            guard let hold = f.hold else {
+                // SQLite: two daemons claim the same jobs at once; each request gets a definite
+                // answer (granted to one, held for the other), never `.busy`.
+                let requests = ids.map { LeaseRequest(jobID: $0, ttlMs: 60_000, slotMs: nil, maxBacklog: nil) }
+                async let x = a.acquireLeases(requests, holder: "A", nowMs: 1)
+                async let y = b.acquireLeases(requests, holder: "B", nowMs: 1)
+                let (ax, by) = try await (x, y)
+                #expect(!(ax + by).contains(.busy))
+                for i in ids.indices {
+                    let granted = [ax[i], by[i]].filter { if case .granted = $0 { true } else { false } }
+                    #expect(granted.count == 1, "\(ids[i]): \(ax[i]) / \(by[i])")
+                }
+                return
+            }
+            let release = try await hold(place.location, .lockRow(jobID: "job-0"))
+            let answers = try await b.acquireLeases(
+                ["job-0", "job-1"].map { LeaseRequest(jobID: $0, ttlMs: 60_000, slotMs: 1, maxBacklog: nil) },
+                holder: "B", nowMs: 1)
+            #expect(answers.first == .busy)
+            _ = try grant(answers[1])
+            try await release()
+            _ = try grant(try await b.acquireLease(jobID: "job-0", holder: "B", ttlMs: 60_000, nowMs: 2, slotMs: 1))
         }
     }
 
