@@ -62,6 +62,34 @@ public struct OutboxLane: Sendable, Hashable {
     }
 }
 
+/// A lane as a claim hands it out: with its first items, oldest first.
+public struct ClaimedLane: Sendable, Equatable {
+    public var lane: OutboxLane
+    /// Up to the batch size the claim asked for, and at most `maxBatchBytes` of envelopes (at
+    /// least one item, however large).
+    public var items: [OutboxRecord]
+
+    public init(lane: OutboxLane, items: [OutboxRecord]) {
+        self.lane = lane
+        self.items = items
+    }
+
+    /// Bytes of envelopes handed out with a lane at once: with items of up to a plugin's 4 MiB
+    /// reply, a count alone would not bound the daemon's memory.
+    public static let maxBatchBytes = 8 << 20
+}
+
+/// One lane's settlement in a batch.
+public struct LaneSettle: Sendable, Equatable {
+    public var lane: OutboxLane
+    public var settlement: LaneSettlement
+
+    public init(_ lane: OutboxLane, _ settlement: LaneSettlement) {
+        self.lane = lane
+        self.settlement = settlement
+    }
+}
+
 /// An undelivered item of a lane, in production order.
 public struct OutboxRecord: Sendable, Equatable {
     public var seq: Int64
@@ -172,15 +200,18 @@ public protocol OutboxStore: Sendable {
     /// files on one store each deliver their own jobs' lanes, and never park the other's. A lane
     /// is due when its next attempt (an instant its last settle set, on the settling daemon's
     /// clock) is at or before `nowMs`; the claim runs `claimMs` from the store's now (`time`).
-    func claimLanes(holder: String, nowMs: Int64, claimMs: Int64, limit: Int) async throws -> [OutboxLane]
+    /// Each lane comes with its first `batchSize` items: a lane costs one round trip to claim and
+    /// read, whatever the number of lanes.
+    func claimLanes(
+        holder: String, nowMs: Int64, claimMs: Int64, limit: Int, batchSize: Int
+    ) async throws -> [ClaimedLane]
     /// Sets the lanes `holder` serves (at boot and on reload), replacing what it served before.
     /// A holder that never called it claims nothing. What a store keeps of it lasts no longer
     /// than the holder's connection to it (SQLite: a temporary table of the writer's).
     func serveSinks(holder: String, _ sinks: [ServedSink]) async throws
-    /// The first `limit` undelivered items of a lane, oldest first.
-    func laneItems(_ lane: OutboxLane, limit: Int) async throws -> [OutboxRecord]
-    /// Records acks and the failure, releases the claim; false (nothing changed) when the claim was lost.
-    func settle(_ lane: OutboxLane, holder: String, _ settlement: LaneSettlement, nowMs: Int64) async throws -> Bool
+    /// Records each lane's acks and failure and releases its claim, in one round trip for the
+    /// batch; per lane, in order, false (nothing changed for it) when its claim was lost.
+    func settle(_ batch: [LaneSettle], holder: String, nowMs: Int64) async throws -> [Bool]
     /// The earliest instant a lane with items is due, if any.
     func nextLaneDueMs() async throws -> Int64?
     /// Every lane that has items or history.
@@ -198,4 +229,17 @@ public protocol OutboxStore: Sendable {
     /// Frees unexpired lane claims whose holder ran on `host` in a process that is no longer alive
     /// (a crashed daemon on this host), in one round trip; returns how many.
     func reclaimLaneClaims(on host: HostProcesses, nowMs: Int64) async throws -> Int
+}
+
+extension OutboxStore {
+    /// Settles one lane: a batch of one.
+    public func settle(
+        _ lane: OutboxLane, holder: String, _ settlement: LaneSettlement, nowMs: Int64
+    ) async throws -> Bool {
+        let answers = try await settle([LaneSettle(lane, settlement)], holder: holder, nowMs: nowMs)
+        guard answers.count == 1, let answer = answers.first else {
+            throw StoreContractViolation(call: "settle", detail: "\(answers.count) answers to 1 settlement")
+        }
+        return answer
+    }
 }

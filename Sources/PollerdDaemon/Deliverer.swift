@@ -42,7 +42,9 @@ public final class Deliverer: Service, Sendable {
     /// turn of the loop, at least once a second, until the store takes it: the lane's claim is
     /// released as soon as writes work again, not when the claim runs out, and the items its sink
     /// acked are not delivered again.
-    private let unsettled = Mutex<[(lane: OutboxLane, settlement: LaneSettlement)]>([])
+    private let unsettled = Mutex<[LaneSettle]>([])
+    /// Gathers the settles of lanes that finish together into one store call.
+    private let settles: StoreBatcher<LaneSettle, Bool>
 
     /// - Parameter hostProcesses: the processes alive on this host, read at start: the lane claims
     ///   of crashed daemons here are freed (nil: none are).
@@ -51,6 +53,9 @@ public final class Deliverer: Service, Sendable {
         hostProcesses: @escaping @Sendable () -> HostProcesses? = { nil }, logger: Logger
     ) {
         self.store = store
+        self.settles = StoreBatcher(maxBatch: 1024) { [store, holder, clock] batch in
+            try await store.settle(batch, holder: holder, nowMs: clock.nowMs)
+        }
         self.hostProcesses = hostProcesses
         self.clock = clock
         self.holder = holder
@@ -88,7 +93,8 @@ public final class Deliverer: Service, Sendable {
         try await tellServedSinks()
         let tuning = routing.withLock { $0.tuning }
         let lanes = try await store.claimLanes(
-            holder: holder, nowMs: clock.nowMs, claimMs: Self.claimMs, limit: tuning.concurrency)
+            holder: holder, nowMs: clock.nowMs, claimMs: Self.claimMs, limit: tuning.concurrency,
+            batchSize: tuning.batchSize)
         return await withTaskGroup(of: LaneReport?.self) { group in
             for lane in lanes { group.addTask { await self.deliver(lane) } }
             var out: [LaneReport] = []
@@ -134,12 +140,14 @@ public final class Deliverer: Service, Sendable {
                     lastGauge = now
                     await refreshGauges(nowMs: now)
                 }
-                let limit = loop.claimLimit(concurrency: routing.withLock { $0.tuning.concurrency })
+                let tuning = routing.withLock { $0.tuning }
+                let limit = loop.claimLimit(concurrency: tuning.concurrency)
                 if limit > 0 {
                     do {
                         try await tellServedSinks()
                         let lanes = try await store.claimLanes(
-                            holder: holder, nowMs: now, claimMs: Self.claimMs, limit: limit)
+                            holder: holder, nowMs: now, claimMs: Self.claimMs, limit: limit, batchSize: tuning.batchSize
+                        )
                         loop.claimed(lanes.count)
                         for lane in lanes { group.addTask { .lane(await self.deliver(lane)) } }
                     } catch {
@@ -192,32 +200,27 @@ public final class Deliverer: Service, Sendable {
             return list
         }
         guard !pending.isEmpty else { return }
-        var failed: [(lane: OutboxLane, settlement: LaneSettlement)] = []
-        for entry in pending {
-            do {
-                _ = try await store.settle(entry.lane, holder: holder, entry.settlement, nowMs: clock.nowMs)
-            } catch {
-                failed.append(entry)
-            }
-        }
-        if failed.count < pending.count {
+        switch await settles.submit(pending) {
+        case .success:
             logger.notice(
                 "outbox settlements written after the store refused them; their lanes are released",
-                metadata: ["pollerd.lanes": "\(pending.count - failed.count)"])
+                metadata: ["pollerd.lanes": "\(pending.count)"])
+        case .failure:
+            unsettled.withLock { $0 = pending + $0 }
         }
-        if !failed.isEmpty { unsettled.withLock { $0 = failed + $0 } }
     }
 
     /// Settles a lane; a settlement the store refuses is kept and written again later
     /// (`settleAgain`). Nil when it was refused, else whether the claim still held.
     private func settle(_ lane: OutboxLane, _ settlement: LaneSettlement, log: Logger) async -> Bool? {
-        do {
-            return try await store.settle(lane, holder: holder, settlement, nowMs: clock.nowMs)
-        } catch {
+        let entry = LaneSettle(lane, settlement)
+        switch await settles.submit([entry]) {
+        case .success(let answers): return answers.first ?? false
+        case .failure(let error):
             log.error(
                 "outbox settle failed; it is written again once the store takes writes",
                 metadata: ["pollerd.error": "\(error)"])
-            unsettled.withLock { $0.append((lane, settlement)) }
+            unsettled.withLock { $0.append(entry) }
             return nil
         }
     }
@@ -228,21 +231,15 @@ public final class Deliverer: Service, Sendable {
         bell.ring()
     }
 
-    /// One batch of one lane.
-    func deliver(_ lane: OutboxLane) async -> LaneReport? {
+    /// One batch of one lane: the items its claim came with.
+    func deliver(_ claimed: ClaimedLane) async -> LaneReport? {
+        let lane = claimed.lane
+        let items = claimed.items
         let (spec, tuning) = routing.withLock { ($0.sinks[lane.jobID]?[lane.sink], $0.tuning) }
         var log = logger
         log[metadataKey: "pollerd.job.id"] = "\(lane.jobID)"
         log[metadataKey: "pollerd.sink"] = "\(lane.sink)"
         var report = LaneReport(lane: lane, delivered: 0, retried: false, deadLettered: false, parked: false)
-        let items: [OutboxRecord]
-        do { items = try await store.laneItems(lane, limit: tuning.batchSize) } catch {
-            log.error("outbox read failed", metadata: ["pollerd.error": "\(error)"])
-            let park = LaneSettlement(
-                acked: [], failure: .park(untilMs: clock.nowMs + 1000, reason: "outbox read failed: \(error)"))
-            _ = await settle(lane, park, log: log)
-            return report
-        }
         guard let spec else {
             let reason = "sink '\(lane.sink)' is not configured for job '\(lane.jobID)'; its items wait until it is"
             log.warning(

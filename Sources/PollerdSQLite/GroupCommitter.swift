@@ -4,15 +4,14 @@ import PollerdCore
 import Synchronization
 
 /// Collects the small writes of concurrent callers (lease renewals and releases, a planned next
-/// run, a lane's settle) and applies them in one transaction. Whoever finds no drain running
+/// run) and applies them in one transaction. Whoever finds no drain running
 /// starts one; it drains until the queue is empty. (Claims and commits come in batches of their
-/// own, gathered by the daemon: `acquireLeases`, `commit([TickCommit])`.)
+/// own, gathered by the daemon: `acquireLeases`, `commit([TickCommit])`, `settle([LaneSettle])`.)
 final class GroupCommitter: Sendable {
     enum Op: Sendable {
         case renew(LeaseGrant, ttlMs: Int64, nowMs: Int64)
         case release(LeaseGrant)
         case schedule(ScheduleRecord, nowMs: Int64)
-        case settle(OutboxLane, holder: String, LaneSettlement, nowMs: Int64)
     }
 
     private struct Pending: Sendable {
@@ -113,8 +112,6 @@ final class GroupCommitter: Sendable {
         case .schedule(let r, let nowMs):
             try applySchedule(r, nowMs: nowMs, db)
             return true
-        case .settle(let lane, let holder, let s, let nowMs):
-            return try OutboxSQL.settle(lane, holder: holder, s, nowMs: nowMs, db)
         }
     }
 
@@ -136,11 +133,14 @@ final class GroupCommitter: Sendable {
     /// for the two on the store's 1 KiB pages, 10–14 µs with 4 KiB ones
     /// (`Benchmarks/sqlite-claim/claim.c`, 100k rows).
     struct Claim {
+        /// The read of a job without a backlog bound (no sinks), and with one.
         let read: Statement
+        let readBounded: Statement
         let write: Statement
 
         init(_ db: Database) throws {
             read = try db.cachedStatement(sql: GroupCommitter.claimReadSQL)
+            readBounded = try db.cachedStatement(sql: GroupCommitter.claimReadBoundedSQL)
             write = try db.cachedStatement(sql: GroupCommitter.claimWriteSQL)
         }
     }
@@ -148,8 +148,13 @@ final class GroupCommitter: Sendable {
     static let claimReadSQL = """
         SELECT rowid, lease_token, cursor, consecutive_errors, last_alert_at FROM poll_state
         WHERE job_id = ? AND (lease_until <= ? OR lease_holder = ?) AND paused = 0 AND done = 0
-          AND (? IS NULL OR next_run_at IS NULL OR next_run_at <= ?) AND outbox_backlog < ?
+          AND (? IS NULL OR next_run_at IS NULL OR next_run_at <= ?)
         """
+    /// The backlog lives in a table of its own (`outbox_backlog`), which a settle writes: a settle
+    /// never writes the job's state row, so on a store with row locks it never holds the row a
+    /// claim needs.
+    static let claimReadBoundedSQL =
+        claimReadSQL + " AND COALESCE((SELECT items FROM outbox_backlog b WHERE b.job_id = poll_state.job_id), 0) < ?"
     static let claimWriteSQL =
         "UPDATE poll_state SET lease_holder = ?, lease_token = ?, lease_until = ? WHERE rowid = ?"
 
@@ -160,13 +165,13 @@ final class GroupCommitter: Sendable {
     ) throws -> LeaseAcquisition {
         let until = nowMs + ttlMs
         let backlogLimit = maxBacklog ?? Int64.max
-        var st = HotStatement(claim.read, db)
+        var st = HotStatement(maxBacklog == nil ? claim.read : claim.readBounded, db)
         st.bind(jobID)
         st.bind(nowMs)
         st.bind(holder)
         st.bind(slotMs)
         st.bind(slotMs)
-        st.bind(backlogLimit)
+        if let maxBacklog { st.bind(maxBacklog) }
         if try st.step() {
             let row = st.int64(0)
             let token = st.int64(1) + 1
@@ -190,7 +195,11 @@ final class GroupCommitter: Sendable {
             let row = try Row.fetchOne(
                 db.cachedStatement(
                     sql:
-                        "SELECT paused, paused_reason, done, next_run_at, lease_holder, lease_until, outbox_backlog FROM poll_state WHERE job_id = ?"
+                        """
+                        SELECT paused, paused_reason, done, next_run_at, lease_holder, lease_until,
+                          COALESCE((SELECT items FROM outbox_backlog b WHERE b.job_id = poll_state.job_id), 0)
+                        FROM poll_state WHERE job_id = ?
+                        """
                 ), arguments: [jobID])
         else {
             return .paused(reason: "job has no state row (not registered)")

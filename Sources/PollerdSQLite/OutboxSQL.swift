@@ -95,8 +95,7 @@ enum OutboxSQL {
             let fp: String? = i < batch.sinkFingerprints.count ? batch.sinkFingerprints[i] : nil
             try lane.execute(arguments: [jobID, sink, queued, nowMs, fp])
         }
-        try db.cachedStatement(sql: "UPDATE poll_state SET outbox_backlog = outbox_backlog + ? WHERE job_id = ?")
-            .execute(arguments: [queued, jobID])
+        try addBacklog(queued, jobID: jobID, db)
         if dedup {
             // Keep the newest `dedupWindow` keys of the job.
             try db.cachedStatement(
@@ -107,6 +106,28 @@ enum OutboxSQL {
             ).execute(arguments: [jobID, jobID, batch.dedupWindow - 1])
         }
         return queued
+    }
+
+    /// Items of the job not yet delivered to every sink: a row of its own per job, apart from the
+    /// job's state row, which claims and commits write.
+    static let backlogTable = """
+        CREATE TABLE outbox_backlog (
+          job_id TEXT PRIMARY KEY NOT NULL,
+          items INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """
+
+    /// The backlog of a job, as `JobStateRow.outboxBacklog` reads it beside its state row.
+    static let backlogColumn =
+        "COALESCE((SELECT items FROM outbox_backlog b WHERE b.job_id = poll_state.job_id), 0) AS outbox_backlog"
+
+    static func addBacklog(_ n: Int, jobID: String, _ db: Database) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO outbox_backlog (job_id, items) VALUES (?, ?)
+                ON CONFLICT (job_id) DO UPDATE SET items = items + excluded.items
+                """
+        ).execute(arguments: [jobID, n])
     }
 
     /// The lanes each holder on this connection serves: a temporary table of the writer's own,
@@ -128,9 +149,11 @@ enum OutboxSQL {
     /// Claims due lanes: due by `dueMs` (the caller's clock, as the settles that set the next
     /// attempts), free and claimed by `claimNowMs` (the clock that decides expiry).
     static func claim(
-        holder: String, dueMs: Int64, claimNowMs: Int64, claimMs: Int64, limit: Int, _ db: Database
-    ) throws -> [OutboxLane] {
-        try Row.fetchAll(
+        holder: String, dueMs: Int64, claimNowMs: Int64, claimMs: Int64, limit: Int, batchSize: Int, _ db: Database
+    ) throws -> [ClaimedLane] {
+        // The lanes, then each one's first items, in the claim's own transaction: the writer
+        // has the pages the ticks just wrote in its cache.
+        let lanes = try Row.fetchAll(
             db.cachedStatement(
                 sql: """
                     UPDATE outbox_lane SET claimed_by = ?, claim_token = claim_token + 1, claim_until = ?
@@ -147,11 +170,10 @@ enum OutboxSQL {
         ).map {
             OutboxLane(jobID: $0[0], sink: $0[1], token: $0[2], attempts: $0[3])
         }
+        return try lanes.map { ClaimedLane(lane: $0, items: try items($0, limit: max(1, batchSize), db)) }
     }
 
-    /// Bytes of envelopes handed to a sink at once (at least one item, however large): with items
-    /// of up to a plugin's 4 MiB reply, a count alone would not bound the daemon's memory.
-    static let maxBatchBytes = 8 << 20
+    static let maxBatchBytes = ClaimedLane.maxBatchBytes
 
     static func items(_ lane: OutboxLane, limit: Int, _ db: Database) throws -> [OutboxRecord] {
         try Row.fetchAll(
@@ -193,9 +215,8 @@ enum OutboxSQL {
         .execute(arguments: [releasedList])
         let gone = db.changesCount
         if gone > 0 {
-            try db.cachedStatement(
-                sql: "UPDATE poll_state SET outbox_backlog = MAX(outbox_backlog - ?, 0) WHERE job_id = ?"
-            ).execute(arguments: [gone, jobID])
+            try db.cachedStatement(sql: "UPDATE outbox_backlog SET items = MAX(items - ?, 0) WHERE job_id = ?")
+                .execute(arguments: [gone, jobID])
         }
         return Int64(released.count)
     }
@@ -301,8 +322,7 @@ enum OutboxSQL {
                     INSERT INTO outbox_lane (job_id, sink, pending, next_attempt_at) VALUES (?, ?, 1, ?)
                     ON CONFLICT (job_id, sink) DO UPDATE SET pending = pending + 1
                     """, arguments: [jobID, sink, nowMs])
-            try db.execute(
-                sql: "UPDATE poll_state SET outbox_backlog = outbox_backlog + 1 WHERE job_id = ?", arguments: [jobID])
+            try addBacklog(1, jobID: jobID, db)
             try db.execute(sql: "DELETE FROM dead_letter WHERE id = ?", arguments: [r[0] as Int64])
         }
         return rows.count

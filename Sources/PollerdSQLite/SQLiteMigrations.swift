@@ -212,5 +212,19 @@ enum SQLiteMigrations {
                         """)
             }
         ),
+        (
+            "010_backlog_apart",
+            { db in
+                // The backlog leaves the job's state row for a table of its own: a settle then never
+                // writes the row that claims and commits take (on PostgreSQL, it would lock it).
+                try db.execute(sql: OutboxSQL.backlogTable)
+                try db.execute(
+                    sql: """
+                        INSERT INTO outbox_backlog (job_id, items)
+                          SELECT job_id, outbox_backlog FROM poll_state WHERE outbox_backlog > 0;
+                        ALTER TABLE poll_state DROP COLUMN outbox_backlog;
+                        """)
+            }
+        ),
     ]
 }

@@ -2,10 +2,14 @@ import GRDB
 public import PollerdCore
 
 extension SQLiteStateStore: OutboxStore {
-    public func claimLanes(holder: String, nowMs: Int64, claimMs: Int64, limit: Int) async throws -> [OutboxLane] {
+    public func claimLanes(
+        holder: String, nowMs: Int64, claimMs: Int64, limit: Int, batchSize: Int
+    ) async throws -> [ClaimedLane] {
         let claimNow = expiryNow(nowMs)
         return try await write { db in
-            try OutboxSQL.claim(holder: holder, dueMs: nowMs, claimNowMs: claimNow, claimMs: claimMs, limit: limit, db)
+            try OutboxSQL.claim(
+                holder: holder, dueMs: nowMs, claimNowMs: claimNow, claimMs: claimMs, limit: limit,
+                batchSize: batchSize, db)
         }
     }
 
@@ -13,14 +17,11 @@ extension SQLiteStateStore: OutboxStore {
         try await write { db in try OutboxSQL.serve(holder: holder, sinks, db) }
     }
 
-    public func laneItems(_ lane: OutboxLane, limit: Int) async throws -> [OutboxRecord] {
-        try await read { db in try OutboxSQL.items(lane, limit: limit, db) }
-    }
-
-    public func settle(
-        _ lane: OutboxLane, holder: String, _ settlement: LaneSettlement, nowMs: Int64
-    ) async throws -> Bool {
-        try await groupCommitter.submit(.settle(lane, holder: holder, settlement, nowMs: nowMs))
+    public func settle(_ batch: [LaneSettle], holder: String, nowMs: Int64) async throws -> [Bool] {
+        guard !batch.isEmpty else { return [] }
+        return try await write { db in
+            try batch.map { try OutboxSQL.settle($0.lane, holder: holder, $0.settlement, nowMs: nowMs, db) }
+        }
     }
 
     public func nextLaneDueMs() async throws -> Int64? {

@@ -311,9 +311,6 @@ public final class SQLiteStateStore: StateStore {
     /// The connections' busy timeout (`busyMode`).
     static let busyTimeoutMs: Int32 = 10_000
 
-    /// The group committer, for the outbox's settle writes.
-    var groupCommitter: GroupCommitter { committer }
-
     /// Runs a read on the pool (the outbox extension's queries).
     func read<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
         try await pool.read(body)
@@ -522,7 +519,7 @@ public final class SQLiteStateStore: StateStore {
     static let columns = """
         job_id, kind, agent, cursor, last_run_at, next_run_at, last_status, last_error, last_duration_ms,
         consecutive_errors, ticks_total, items_seen_total, items_dispatched_total, paused, paused_reason, done,
-        schedule_fp, definition_fp, updated_at, outbox_backlog, paused_at, last_alert_at, last_ok_at
+        schedule_fp, definition_fp, updated_at, \(OutboxSQL.backlogColumn), paused_at, last_alert_at, last_ok_at
         """
 
     public func states(after jobID: String?, limit: Int) async throws -> [JobStateRow] {

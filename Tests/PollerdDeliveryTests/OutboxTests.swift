@@ -213,8 +213,9 @@ import Glibc
         await f.tick(job, items: (0..<4).map { .object(["id": .string("b\($0)"), "blob": .string(big)]) })
         try await f.store.serveSinks(
             holder: "test:1:a", [ServedSink(jobID: "j", sink: "stdout", fingerprint: SinkSpec(.stdout).fingerprint)])
-        let lanes = try await f.store.claimLanes(holder: "test:1:a", nowMs: f.clock.nowMs, claimMs: 60_000, limit: 1)
-        let batch = try await f.store.laneItems(lanes[0], limit: 256)
+        let lanes = try await f.store.claimLanes(
+            holder: "test:1:a", nowMs: f.clock.nowMs, claimMs: 60_000, limit: 1, batchSize: 256)
+        let batch = try #require(lanes.first).items
         // 8 MiB: the first three 3 MiB envelopes start below it, the fourth does not.
         #expect(batch.map(\.key) == ["j:b0", "j:b1", "j:b2"])
     }
@@ -310,7 +311,7 @@ import Glibc
             holder: "host:999:dead",
             [ServedSink(jobID: "j", sink: "stdout", fingerprint: SinkSpec(.stdout).fingerprint)])
         let claimed = try await f.store.claimLanes(
-            holder: "host:999:dead", nowMs: f.clock.nowMs, claimMs: Deliverer.claimMs, limit: 10)
+            holder: "host:999:dead", nowMs: f.clock.nowMs, claimMs: Deliverer.claimMs, limit: 10, batchSize: 10)
         #expect(claimed.count == 1)
         #expect(try await f.deliverer.pass().isEmpty) // held by the dead daemon
         // Process 999 is not among those alive on "host".
@@ -321,7 +322,7 @@ import Glibc
         // The dead holder's late settle is fenced off: it cannot ack or fail anything now.
         #expect(
             try await f.store.settle(
-                claimed[0], holder: "host:999:dead", LaneSettlement(acked: [], failure: .deadLetter(error: "x")),
+                claimed[0].lane, holder: "host:999:dead", LaneSettlement(acked: [], failure: .deadLetter(error: "x")),
                 nowMs: f.clock.nowMs) == false)
         #expect(try await f.store.deadLetters(jobID: nil, limit: 5).isEmpty)
     }

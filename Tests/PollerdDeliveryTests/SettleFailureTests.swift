@@ -23,21 +23,20 @@ final class SettleFaultStore: OutboxStore {
 
     struct DiskFull: Error {}
 
-    func claimLanes(holder: String, nowMs: Int64, claimMs: Int64, limit: Int) async throws -> [OutboxLane] {
-        try await inner.claimLanes(holder: holder, nowMs: nowMs, claimMs: claimMs, limit: limit)
+    func claimLanes(
+        holder: String, nowMs: Int64, claimMs: Int64, limit: Int, batchSize: Int
+    ) async throws -> [ClaimedLane] {
+        try await inner.claimLanes(holder: holder, nowMs: nowMs, claimMs: claimMs, limit: limit, batchSize: batchSize)
     }
     func serveSinks(holder: String, _ sinks: [ServedSink]) async throws {
         try await inner.serveSinks(holder: holder, sinks)
     }
-    func laneItems(_ lane: OutboxLane, limit: Int) async throws -> [OutboxRecord] {
-        try await inner.laneItems(lane, limit: limit)
-    }
-    func settle(_ lane: OutboxLane, holder: String, _ settlement: LaneSettlement, nowMs: Int64) async throws -> Bool {
+    func settle(_ batch: [LaneSettle], holder: String, nowMs: Int64) async throws -> [Bool] {
         if failing.withLock({ $0 }) {
             refused.withLock { $0 += 1 }
             throw DiskFull()
         }
-        return try await inner.settle(lane, holder: holder, settlement, nowMs: nowMs)
+        return try await inner.settle(batch, holder: holder, nowMs: nowMs)
     }
     func nextLaneDueMs() async throws -> Int64? { try await inner.nextLaneDueMs() }
     func outboxStats() async throws -> [OutboxLaneStats] { try await inner.outboxStats() }

@@ -141,6 +141,34 @@ import Glibc
         #expect(ids == SQLiteMigrations.all.map(\.id))
     }
 
+    /// A file written before the backlog had a table of its own keeps each job's backlog, and
+    /// its ticks stay bounded by it.
+    @Test func theBacklogMovesOutOfTheStateRowIntact() async throws {
+        let path = newPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let old = try DatabaseQueue(path: path)
+        try await old.writeWithoutTransaction { db in
+            _ = try SQLiteMigrations.apply(db, path: path, upTo: "009_served_sinks")
+            try db.execute(
+                sql: """
+                    INSERT INTO poll_state (job_id, kind, agent, created_at, updated_at, outbox_backlog)
+                    VALUES ('full', 'noop', 'a', 0, 0, 7), ('empty', 'noop', 'a', 0, 0, 0)
+                    """)
+        }
+        try old.close()
+        let store = try SQLiteBackend.open(path: path, synchronousFull: false)
+        try await store.prepare()
+        #expect(try await store.state(jobID: "full")?.outboxBacklog == 7)
+        #expect(try await store.state(jobID: "empty")?.outboxBacklog == 0)
+        #expect(
+            try await store.acquireLease(jobID: "full", holder: "A", ttlMs: 1000, nowMs: 1, slotMs: nil, maxBacklog: 7)
+                == .backlogged(pending: 7, limit: 7))
+        let columns = try await DatabaseQueue(path: path).read { db in try db.columns(in: "poll_state").map(\.name) }
+        #expect(!columns.contains("outbox_backlog"))
+    }
+
     /// A file a newer pollerd migrated is refused, unchanged, with the way out.
     @Test func aFileWrittenByANewerVersionIsRefusedUnchanged() async throws {
         let path = newPath()

@@ -163,11 +163,13 @@ extension StoreContractTests {
             #expect(try await tickWith(store, ["x", "y", "z"], at: 10))
             try await store.serveSinks(holder: "D", [ServedSink(jobID: "j", sink: "s", fingerprint: "any")])
             let due = try #require(try await store.nextLaneDueMs())
-            let lane = try #require(
-                try await store.claimLanes(holder: "D", nowMs: max(due, 20), claimMs: 5000, limit: 1).first)
+            let claimed = try #require(
+                try await store.claimLanes(holder: "D", nowMs: max(due, 20), claimMs: 5000, limit: 1, batchSize: 10)
+                    .first)
+            let lane = claimed.lane
+            let items = claimed.items
             // Claimed: due again when the claim runs out, at the latest.
             #expect(try await store.nextLaneDueMs().map { $0 > max(due, 20) } == true)
-            let items = try await store.laneItems(lane, limit: 10)
             #expect(
                 try await store.settle(
                     lane, holder: "D", LaneSettlement(acked: [items[0].seq], failure: .retry(atMs: 900, error: "503")),
@@ -178,11 +180,13 @@ extension StoreContractTests {
             #expect(stats.nextAttemptAtMs == 900 && stats.lastError == "503" && stats.oldestFoundAtMs == 1)
             #expect(stats.delivered == 1 && stats.retried == 1 && stats.deadLettered == 0)
             // y dead-letters, z is delivered.
-            let again = try #require(try await store.claimLanes(holder: "D", nowMs: 900, claimMs: 5000, limit: 1).first)
+            let again = try #require(
+                try await store.claimLanes(holder: "D", nowMs: 900, claimMs: 5000, limit: 1, batchSize: 10).first?.lane)
             #expect(
                 try await store.settle(
                     again, holder: "D", LaneSettlement(acked: [], failure: .deadLetter(error: "410")), nowMs: 901))
-            let last = try #require(try await store.claimLanes(holder: "D", nowMs: 902, claimMs: 5000, limit: 1).first)
+            let last = try #require(
+                try await store.claimLanes(holder: "D", nowMs: 902, claimMs: 5000, limit: 1, batchSize: 10).first?.lane)
             #expect(
                 try await store.settle(
                     last, holder: "D", LaneSettlement(acked: [items[2].seq], failure: nil), nowMs: 903))
@@ -206,6 +210,42 @@ extension StoreContractTests {
             #expect(try await tickWith(store, ["x"], at: 1100))
             #expect(try await store.state(jobID: "j")?.outboxBacklog == 1)
             #expect(try await store.forgetSeen(jobID: "none") == 0)
+        }
+    }
+
+    /// A claim hands each lane out with its first items, oldest first, up to the batch size; one
+    /// settle call settles a batch of lanes, each fenced on its own.
+    @Test(arguments: StoreFactory.all)
+    func claimsComeWithTheirItemsAndSettlesComeInBatches(_ f: StoreFactory) async throws {
+        try await f.withStore { store in
+            _ = try await store.register([reg], nowMs: 0)
+            #expect(try await tickWith(store, ["a", "b", "c"], at: 10))
+            var two = batch(["d"], sinks: ["s", "t"])
+            two.sinkFingerprints = []
+            let g = try grant(
+                try await store.acquireLease(jobID: "j", holder: "A", ttlMs: 60_000, nowMs: 11, slotMs: nil))
+            #expect(try await store.commitTick(commit(g, cursor: "c", outbox: two), nowMs: 11))
+            try await store.serveSinks(
+                holder: "D", ["s", "t"].map { ServedSink(jobID: "j", sink: $0, fingerprint: "any") })
+            let lanes = try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10, batchSize: 2)
+            let bySink = Dictionary(uniqueKeysWithValues: lanes.map { ($0.lane.sink, $0) })
+            #expect(bySink["s"]?.items.map(\.key) == ["j:a", "j:b"])
+            #expect(bySink["t"]?.items.map(\.key) == ["j:d"])
+            let s = try #require(bySink["s"])
+            let t = try #require(bySink["t"])
+            var stale = s.lane
+            stale.token -= 1
+            let answers = try await store.settle(
+                [
+                    LaneSettle(s.lane, LaneSettlement(acked: s.items.map(\.seq), failure: nil)),
+                    LaneSettle(t.lane, LaneSettlement(acked: t.items.map(\.seq), failure: nil)),
+                    LaneSettle(stale, LaneSettlement(acked: [], failure: .deadLetter(error: "stale"))),
+                ], holder: "D", nowMs: 30)
+            #expect(answers == [true, true, false])
+            #expect(try await store.settle([], holder: "D", nowMs: 31).isEmpty)
+            let rest = try await store.claimLanes(holder: "D", nowMs: 40, claimMs: 60_000, limit: 10, batchSize: 10)
+            #expect(rest.map(\.lane.sink) == ["s"] && rest.first?.items.map(\.key) == ["j:c", "j:d"])
+            #expect(try await store.deadLetters(jobID: nil, limit: 10).isEmpty)
         }
     }
 
@@ -252,13 +292,16 @@ extension StoreContractTests {
             #expect(try await store.commitTick(commit(g, cursor: "c", outbox: b), nowMs: 1))
             for (holder, sink) in [("host:111:dead", "s1"), ("host:222:alive", "s2"), ("far:111:other", "s3")] {
                 try await store.serveSinks(holder: holder, [ServedSink(jobID: "j", sink: sink, fingerprint: "f")])
-                #expect(try await store.claimLanes(holder: holder, nowMs: 2, claimMs: 60_000, limit: 10).count == 1)
+                #expect(
+                    try await store.claimLanes(holder: holder, nowMs: 2, claimMs: 60_000, limit: 10, batchSize: 10)
+                        .count == 1)
             }
             #expect(try await store.reclaimLaneClaims(on: HostProcesses(host: "host", alive: [222]), nowMs: 3) == 1)
             try await store.serveSinks(
                 holder: "host:333:new", ["s1", "s2", "s3"].map { ServedSink(jobID: "j", sink: $0, fingerprint: "f") })
             #expect(
-                try await store.claimLanes(holder: "host:333:new", nowMs: 4, claimMs: 60_000, limit: 10).map(\.sink)
+                try await store.claimLanes(holder: "host:333:new", nowMs: 4, claimMs: 60_000, limit: 10, batchSize: 10)
+                    .map(\.lane.sink)
                     == ["s1"])
         }
     }

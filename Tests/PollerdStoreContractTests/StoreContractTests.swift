@@ -730,8 +730,11 @@ final class StorePlace: Sendable {
             let served = [ServedSink(jobID: "mine", sink: "file", fingerprint: "file=file(a)")]
             try await a.serveSinks(holder: "A", served)
             try await ahead.serveSinks(holder: "B", served)
-            #expect(try await a.claimLanes(holder: "A", nowMs: aNow, claimMs: 60_000, limit: 10).count == 1)
-            #expect(try await ahead.claimLanes(holder: "B", nowMs: aheadNow, claimMs: 60_000, limit: 10).isEmpty)
+            #expect(
+                try await a.claimLanes(holder: "A", nowMs: aNow, claimMs: 60_000, limit: 10, batchSize: 10).count == 1)
+            #expect(
+                try await ahead.claimLanes(holder: "B", nowMs: aheadNow, claimMs: 60_000, limit: 10, batchSize: 10)
+                    .isEmpty)
         }
     }
 
@@ -870,7 +873,8 @@ final class StorePlace: Sendable {
             b.sinkFingerprints = ["hook=webhook(one)", "file=file(a)"]
             #expect(try await store.commitTick(commit(g, cursor: "c", outbox: b), nowMs: 10))
             // Nothing is served before serveSinks.
-            #expect(try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).isEmpty)
+            #expect(
+                try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10, batchSize: 10).isEmpty)
             // Another job file: the same sink name, another definition; and a sink the lane lacks.
             try await store.serveSinks(
                 holder: "D",
@@ -878,7 +882,8 @@ final class StorePlace: Sendable {
                     ServedSink(jobID: "j", sink: "hook", fingerprint: "hook=webhook(two)"),
                     ServedSink(jobID: "j", sink: "stdout", fingerprint: "stdout=stdout()"),
                 ])
-            #expect(try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).isEmpty)
+            #expect(
+                try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10, batchSize: 10).isEmpty)
             // The daemon that defines both sinks as the items were queued claims both lanes.
             try await store.serveSinks(
                 holder: "E",
@@ -886,11 +891,12 @@ final class StorePlace: Sendable {
                     ServedSink(jobID: "j", sink: "hook", fingerprint: "hook=webhook(one)"),
                     ServedSink(jobID: "j", sink: "file", fingerprint: "file=file(a)"),
                 ])
-            let lanes = try await store.claimLanes(holder: "E", nowMs: 20, claimMs: 60_000, limit: 10)
-            #expect(Set(lanes.map(\.sink)) == ["hook", "file"])
+            let lanes = try await store.claimLanes(holder: "E", nowMs: 20, claimMs: 60_000, limit: 10, batchSize: 10)
+            #expect(Set(lanes.map(\.lane.sink)) == ["hook", "file"])
             // serveSinks replaces: D now serves the file sink as queued, but E holds it.
             try await store.serveSinks(holder: "D", [ServedSink(jobID: "j", sink: "file", fingerprint: "file=file(a)")])
-            #expect(try await store.claimLanes(holder: "D", nowMs: 21, claimMs: 60_000, limit: 10).isEmpty)
+            #expect(
+                try await store.claimLanes(holder: "D", nowMs: 21, claimMs: 60_000, limit: 10, batchSize: 10).isEmpty)
         }
     }
 
@@ -904,10 +910,13 @@ final class StorePlace: Sendable {
             for holder in ["D", "E"] {
                 try await store.serveSinks(holder: holder, [ServedSink(jobID: "j", sink: "s", fingerprint: "any")])
             }
-            let lane = try #require(
-                try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10).first)
-            #expect(try await store.claimLanes(holder: "E", nowMs: 21, claimMs: 60_000, limit: 10).isEmpty) // claimed
-            let items = try await store.laneItems(lane, limit: 10)
+            let claimed = try #require(
+                try await store.claimLanes(holder: "D", nowMs: 20, claimMs: 60_000, limit: 10, batchSize: 10).first)
+            let lane = claimed.lane
+            // Claimed: another deliverer gets nothing.
+            #expect(
+                try await store.claimLanes(holder: "E", nowMs: 21, claimMs: 60_000, limit: 10, batchSize: 10).isEmpty)
+            let items = claimed.items
             #expect(items.map(\.key) == ["j:x", "j:y", "j:z"])
             // x acked, y failed: retry later; the claim is released.
             #expect(
@@ -915,11 +924,13 @@ final class StorePlace: Sendable {
                     lane, holder: "D", LaneSettlement(acked: [items[0].seq], failure: .retry(atMs: 1000, error: "503")),
                     nowMs: 30))
             // Not due yet.
-            #expect(try await store.claimLanes(holder: "D", nowMs: 999, claimMs: 60_000, limit: 10).isEmpty)
-            let again = try #require(
-                try await store.claimLanes(holder: "D", nowMs: 1000, claimMs: 60_000, limit: 10).first)
+            #expect(
+                try await store.claimLanes(holder: "D", nowMs: 999, claimMs: 60_000, limit: 10, batchSize: 10).isEmpty)
+            let claimedAgain = try #require(
+                try await store.claimLanes(holder: "D", nowMs: 1000, claimMs: 60_000, limit: 10, batchSize: 10).first)
+            let again = claimedAgain.lane
             #expect(again.attempts == 1)
-            #expect(try await store.laneItems(again, limit: 10).map(\.key) == ["j:y", "j:z"])
+            #expect(claimedAgain.items.map(\.key) == ["j:y", "j:z"])
             // A settle under a lost claim changes nothing.
             #expect(
                 try await store.settle(
@@ -930,9 +941,10 @@ final class StorePlace: Sendable {
                 try await store.settle(
                     again, holder: "D", LaneSettlement(acked: [], failure: .deadLetter(error: "410 gone")), nowMs: 1002)
             )
-            let last = try #require(
-                try await store.claimLanes(holder: "D", nowMs: 1003, claimMs: 60_000, limit: 10).first)
-            #expect(try await store.laneItems(last, limit: 10).map(\.key) == ["j:z"])
+            let claimedLast = try #require(
+                try await store.claimLanes(holder: "D", nowMs: 1003, claimMs: 60_000, limit: 10, batchSize: 10).first)
+            let last = claimedLast.lane
+            #expect(claimedLast.items.map(\.key) == ["j:z"])
             #expect(
                 try await store.settle(
                     last, holder: "D", LaneSettlement(acked: [items[2].seq], failure: nil), nowMs: 1004))
@@ -942,8 +954,8 @@ final class StorePlace: Sendable {
             // Replay puts it back at the end of its lane.
             #expect(try await store.replayDeadLetters(.job("j"), nowMs: 1005) == 1)
             let replayed = try #require(
-                try await store.claimLanes(holder: "D", nowMs: 1006, claimMs: 60_000, limit: 10).first)
-            #expect(try await store.laneItems(replayed, limit: 10).map(\.key) == ["j:y"])
+                try await store.claimLanes(holder: "D", nowMs: 1006, claimMs: 60_000, limit: 10, batchSize: 10).first)
+            #expect(replayed.items.map(\.key) == ["j:y"])
         }
     }
 
