@@ -150,6 +150,8 @@ public final class Deliverer: Service, Sendable {
                         )
                         loop.claimed(lanes.count)
                         for lane in lanes { group.addTask { .lane(await self.deliver(lane)) } }
+                    } catch is CancellationError {
+                        break
                     } catch {
                         logger.error("outbox claim failed", metadata: ["pollerd.error": "\(error)"])
                     }

@@ -175,20 +175,26 @@ enum OutboxSQL {
 
     static let maxBatchBytes = ClaimedLane.maxBatchBytes
 
+    /// A lane's first items, oldest first: up to `limit`, and no more once `maxBatchBytes` of
+    /// envelopes are read (at least one item, however large). Read row by row, so a lane of large
+    /// items is never read whole.
     static func items(_ lane: OutboxLane, limit: Int, _ db: Database) throws -> [OutboxRecord] {
-        try Row.fetchAll(
+        let rows = try Row.fetchCursor(
             db.cachedStatement(
                 sql: """
-                    SELECT seq, item_key, envelope, found_at FROM (
-                      SELECT p.seq, i.item_key, i.envelope, i.found_at,
-                             SUM(length(i.envelope)) OVER (ORDER BY p.seq) - length(i.envelope) AS before
-                      FROM outbox_pending p JOIN outbox_item i ON i.seq = p.seq
-                      WHERE p.job_id = ? AND p.sink = ? ORDER BY p.seq LIMIT ?)
-                    WHERE before < ? ORDER BY seq
-                    """), arguments: [lane.jobID, lane.sink, limit, maxBatchBytes]
-        ).map {
-            OutboxRecord(seq: $0[0], key: $0[1], envelope: $0[2], foundAtMs: $0[3])
+                    SELECT p.seq, i.item_key, i.envelope, i.found_at
+                    FROM outbox_pending p JOIN outbox_item i ON i.seq = p.seq
+                    WHERE p.job_id = ? AND p.sink = ? ORDER BY p.seq LIMIT ?
+                    """), arguments: [lane.jobID, lane.sink, limit])
+        var out: [OutboxRecord] = []
+        out.reserveCapacity(min(limit, 1024))
+        var bytes = 0
+        while bytes < maxBatchBytes, let r = try rows.next() {
+            let envelope: String = r[2]
+            bytes += envelope.utf8.count
+            out.append(OutboxRecord(seq: r[0], key: r[1], envelope: envelope, foundAtMs: r[3]))
         }
+        return out
     }
 
     /// Removes (job, sink, item) pending rows; drops items no sink waits for any more and
@@ -205,15 +211,19 @@ enum OutboxSQL {
         guard !released.isEmpty else { return 0 }
         let releasedList =
             released.count == seqs.count ? list : "[" + released.map(String.init).joined(separator: ",") + "]"
+        // An item this was the last sink of goes; the others wait for one sink fewer. (Deleting
+        // first spares rewriting a row that is about to go: most items have one sink.)
         try db.cachedStatement(
-            sql: "UPDATE outbox_item SET remaining = remaining - 1 WHERE seq IN (SELECT value FROM json_each(?))"
-        )
-        .execute(arguments: [releasedList])
-        try db.cachedStatement(
-            sql: "DELETE FROM outbox_item WHERE seq IN (SELECT value FROM json_each(?)) AND remaining <= 0"
+            sql: "DELETE FROM outbox_item WHERE seq IN (SELECT value FROM json_each(?)) AND remaining <= 1"
         )
         .execute(arguments: [releasedList])
         let gone = db.changesCount
+        if gone < released.count {
+            try db.cachedStatement(
+                sql: "UPDATE outbox_item SET remaining = remaining - 1 WHERE seq IN (SELECT value FROM json_each(?))"
+            )
+            .execute(arguments: [releasedList])
+        }
         if gone > 0 {
             try db.cachedStatement(sql: "UPDATE outbox_backlog SET items = MAX(items - ?, 0) WHERE job_id = ?")
                 .execute(arguments: [gone, jobID])

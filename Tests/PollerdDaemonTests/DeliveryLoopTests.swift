@@ -10,14 +10,35 @@ import Testing
         #expect(l.armWait(nowMs: 0) == .untilNextDueLane(atMost: 1000))
         #expect(l.armWait(nowMs: 1) == nil) // one wait at a time
         l.claimed(3)
-        #expect(l.claimLimit(concurrency: 4) == 1)
+        // One slot of four free: not worth a claim of its own until a wake.
+        #expect(l.claimLimit(concurrency: 4) == 0)
         l.woke()
+        #expect(l.claimLimit(concurrency: 4) == 1)
         #expect(l.armWait(nowMs: 10) == .until(1010)) // lanes in flight: they end the wait, not a due lane
         l.laneDone()
         l.laneDone()
         l.laneDone()
         #expect(l.inFlight == 0 && l.claimLimit(concurrency: 4) == 4)
         #expect(!l.shouldStop(nowMs: 10_000))
+    }
+
+    /// Finished lanes claim again in batches: once half the slots are free.
+    @Test func finishedLanesClaimAgainOnceHalfTheSlotsAreFree() {
+        var l = DeliveryLoop()
+        #expect(l.claimLimit(concurrency: 8) == 8)
+        l.claimed(8)
+        for free in 1...3 {
+            l.laneDone()
+            #expect(l.claimLimit(concurrency: 8) == 0, "\(free) free")
+        }
+        l.laneDone()
+        #expect(l.claimLimit(concurrency: 8) == 4)
+        l.claimed(4)
+        l.laneDone()
+        #expect(l.claimLimit(concurrency: 8) == 0)
+        _ = l.armWait(nowMs: 0)
+        l.woke() // new items rang, or a second passed
+        #expect(l.claimLimit(concurrency: 8) == 1)
     }
 
     @Test func shutdownStopsClaimingAndEndsWhenTheLanesAreDone() {
