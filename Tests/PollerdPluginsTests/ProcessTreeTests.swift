@@ -83,8 +83,10 @@ import Testing
         let marker = "3000.\(UInt32.random(in: 10_000_000...99_999_999))"
         // The child starts a grandchild in a session of its own (setsid), then waits: a kill of
         // the child's group alone would leave it running. (A double fork hands the grandchild to
-        // the daemon as subreaper: that case is scripts/escape_test.py's.)
-        let script = "setsid sleep \(marker)1 & echo $!; echo ready; exec sleep \(marker)2"
+        // the daemon as subreaper: that case is scripts/escape_test.py's.) The grandchild says
+        // its pid and "ready" itself, once it is in its own session: when the child said so, the
+        // snapshot could still find it in the child's session (seen once in a full run).
+        let script = "setsid sh -c 'echo $$; echo ready; exec sleep \(marker)1' & exec sleep \(marker)2"
         guard
             case .success(let child) = DirectSpawn.spawn(
                 executable: "/bin/sh", args: ["-c", script], env: ["PATH": "/usr/bin:/bin"],
