@@ -21,7 +21,7 @@ struct PollerdBench: AsyncParsableCommand {
         abstract: "Benchmarks of pollerd's real components (build with -c release).",
         subcommands: [
             SchedulerBench.self, PluginBench.self, OutboxBench.self, WireBench.self, FeedParseBench.self,
-            FeedServerCommand.self, DashboardBench.self,
+            FeedServerCommand.self, DashboardBench.self, HealthBench.self,
         ]
     )
 }
