@@ -31,8 +31,8 @@ import Testing
         return l
     }
 
-    @Test func servicesThatUseTheStoreStartOnceItIsPrepared() async throws {
-        let store = try SQLiteBackend.open(path: tempDBPath(), synchronousFull: false)
+    /// The store's service and a probe that uses the store, as the daemon's group holds them.
+    static func group(_ store: any PollerdStore) -> (ServiceGroup, StoreReadiness, Probe) {
         let readiness = StoreReadiness()
         let probe = Probe(store: store)
         let group = ServiceGroup(
@@ -41,6 +41,11 @@ import Testing
                     StoreService(store: store, clock: ManualClock(nowMs: 0), readiness: readiness),
                     AfterStoreReady(probe, readiness: readiness),
                 ], logger: Self.quiet))
+        return (group, readiness, probe)
+    }
+
+    @Test func servicesThatUseTheStoreStartOnceItIsPrepared() async throws {
+        let (group, readiness, probe) = Self.group(try SQLiteBackend.open(path: tempDBPath(), synchronousFull: false))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             try await readiness.wait()
@@ -58,15 +63,7 @@ import Testing
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Data(repeating: 0xA5, count: 8192).write(to: URL(fileURLWithPath: path))
         do {
-            let store = try SQLiteBackend.open(path: path, synchronousFull: false)
-            let readiness = StoreReadiness()
-            let probe = Probe(store: store)
-            let group = ServiceGroup(
-                configuration: .init(
-                    services: [
-                        StoreService(store: store, clock: ManualClock(nowMs: 0), readiness: readiness),
-                        AfterStoreReady(probe, readiness: readiness),
-                    ], logger: Self.quiet))
+            let (group, readiness, probe) = Self.group(try SQLiteBackend.open(path: path, synchronousFull: false))
             do {
                 try await group.run()
                 Issue.record("the daemon ran on a file that is not a database")
