@@ -198,8 +198,9 @@ public struct Dashboard: Sendable {
         if let row = e.listing.row {
             o["lastRun"] = Self.relative(row.lastRunAtMs, now: now)
             o["lastRunAt"] = Self.absolute(row.lastRunAtMs)
-            o["nextRun"] = row.paused || row.done ? "—" : Self.relative(row.nextRunAtMs, now: now)
-            o["nextRunAt"] = Self.absolute(row.nextRunAtMs)
+            let runs = !row.paused && !row.done && row.definitionFingerprint != nil
+            o["nextRun"] = runs ? Self.relative(row.nextRunAtMs, now: now) : "—"
+            o["nextRunAt"] = runs ? Self.absolute(row.nextRunAtMs) : ""
             if row.paused, let note = row.pausedReason { o["note"] = note }
             o["error"] = Self.clip(e.listing.error ?? row.lastError ?? "", 200)
         } else {
@@ -288,8 +289,9 @@ public struct Dashboard: Sendable {
             v["lastRunAt"] = Self.absolute(row.lastRunAtMs)
             v["lastStatus"] = row.lastStatus
             v["lastDuration"] = row.lastDurationMs.map(Self.duration)
-            v["nextRun"] = row.paused || row.done ? "—" : Self.relative(row.nextRunAtMs, now: now)
-            v["nextRunAt"] = Self.absolute(row.nextRunAtMs)
+            let runs = !row.paused && !row.done && row.definitionFingerprint != nil
+            v["nextRun"] = runs ? Self.relative(row.nextRunAtMs, now: now) : "—"
+            v["nextRunAt"] = runs ? Self.absolute(row.nextRunAtMs) : ""
             v["lastOk"] = Self.relative(row.lastOkAtMs, now: now)
             v["lastOkAt"] = Self.absolute(row.lastOkAtMs)
             v["lastError"] = row.lastError ?? "—"

@@ -797,7 +797,9 @@ public final class SQLiteStateStore: StateStore {
     /// Forgets daemons whose heartbeat lapsed, then takes out of the active set every job that
     /// no live daemon has; returns their ids.
     /// Forgets the daemons whose liveness ran out by `nowMs` and takes the jobs no live daemon has
-    /// out of the active set (their rows stamped `stampMs`); returns those jobs' ids.
+    /// out of the active set (their rows stamped `stampMs`); returns those jobs' ids. A job's
+    /// planned run stays with its state: a daemon that has it again (a restart) keeps the plan, a
+    /// backoff's or an open breaker's included.
     static func deactivateOrphans(nowMs: Int64, stampMs: Int64, _ db: Database) throws -> [String] {
         try db.execute(
             sql: "DELETE FROM daemon_jobs WHERE daemon_id NOT IN (SELECT daemon_id FROM daemons WHERE alive_until > ?)",
@@ -811,7 +813,7 @@ public final class SQLiteStateStore: StateStore {
                 ORDER BY job_id
                 """)
         let off = try db.cachedStatement(
-            sql: "UPDATE poll_state SET definition_fp = NULL, next_run_at = NULL, updated_at = ? WHERE job_id = ?")
+            sql: "UPDATE poll_state SET definition_fp = NULL, updated_at = ? WHERE job_id = ?")
         for id in gone { try off.execute(arguments: [stampMs, id]) }
         return gone
     }

@@ -94,6 +94,36 @@ import Testing
         try await task.value
     }
 
+    /// A restart keeps a backoff's and an open breaker's plan, as it keeps a regular slot: the
+    /// job does not run again before it. (Stopping took the job out of the active set, which once
+    /// forgot its planned run, and the restarted daemon ran it at its next regular slot.)
+    @Test func aRestartKeepsAnOpenBreakersPlan() async throws {
+        let path = tempDBPath()
+        let clock = ManualClock(nowMs: t0)
+        var s = GlobalSettings()
+        s.breakerThreshold = 2
+        let failing = ScriptedPoller { _ throws(PollerError) in throw .transient(.pluginError, "503 from upstream") }
+        let job = every("f", 10, kind: "scripted")
+        let h1 = try await Harness(jobs: [job], settings: s, pollers: [failing], path: path, clock: clock)
+        let t1 = await h1.start()
+        var due = t0 + 10_000
+        for n in 1...2 {
+            clock.advance(toMs: due)
+            await h1.log.waitForTicks(n)
+            due = try #require(try await h1.row("f")?.nextRunAtMs)
+        }
+        #expect(h1.runner.core.breakerState("f") == .open)
+        h1.runner.beginShutdown()
+        try await t1.value
+        #expect(try await h1.row("f")?.nextRunAtMs == due, "the plan outlives the daemon")
+        let h2 = try await Harness(jobs: [job], settings: s, pollers: [failing], path: path, clock: clock)
+        let t2 = await h2.start()
+        #expect(h2.runner.core.jobs["f"]?.nextDueMs == due)
+        #expect(h2.runner.core.breakerState("f") == .open)
+        h2.runner.beginShutdown()
+        try await t2.value
+    }
+
     @Test func permanentErrorPausesUntilResumed() async throws {
         let failing = Mutex(true)
         let h = try await Harness(

@@ -806,11 +806,19 @@ final class StorePlace: Sendable {
             _ = try await store.register(regs(["a", "b"]), nowMs: 0)
             _ = try await announce(store, "d1", ["a"], aliveUntil: 60_000)
             _ = try await announce(store, "d2", ["b"], aliveUntil: 60_000)
+            try await store.recordSchedules(
+                [
+                    ScheduleRecord(
+                        jobID: "a", nextRunAtMs: 90_000, scheduleFingerprint: "s", definitionFingerprint: "fp-a")
+                ],
+                nowMs: 1)
             #expect(try await store.heartbeat(daemonID: "d2", ttlMs: 150_000, nowMs: 50_000))
             // d1 stopped beating at 60 s. At 61 s it is not alive; the next announcement by anyone forgets it.
             #expect(try await store.liveDaemons(nowMs: 61_000).map(\.daemonID) == ["d2"])
             #expect(try await announce(store, "d2", ["b"], aliveUntil: 200_000, nowMs: 61_000) == ["a"])
             #expect(try await store.state(jobID: "a")?.definitionFingerprint == nil)
+            // Out of the active set, its state is kept, its planned run with it.
+            #expect(try await store.state(jobID: "a")?.nextRunAtMs == 90_000)
             #expect(try await store.heartbeat(daemonID: "d1", ttlMs: 238_000, nowMs: 62_000) == false)
             #expect(try await announce(store, "d1", ["a"], aliveUntil: 300_000, nowMs: 62_000).isEmpty)
             #expect(try await store.state(jobID: "a")?.definitionFingerprint == "fp-a")
