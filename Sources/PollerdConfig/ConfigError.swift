@@ -1,4 +1,5 @@
-/// A problem in a job file, located: `FILE:LINE:COL: job 'ID': message`.
+/// A problem in a job file, located: `FILE:LINE:COL: job 'ID': message`, or `FILE: message` for a
+/// problem with the file as a whole (line 0: it cannot be read, or is too large).
 public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     public var file: String
     public var line: Int
@@ -17,6 +18,7 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         let job = jobID.map { "job '\($0)': " } ?? ""
+        guard line > 0 else { return "\(file): \(job)\(message)" }
         return "\(file):\(line):\(column): \(job)\(message)"
     }
 }

@@ -1,6 +1,10 @@
 import Foundation
 import PollerdCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Reads a job file or manifest as text, bounded and checked before any parser sees it, so that
 /// a bad byte is reported where it is (`FILE:LINE:COL`) rather than as a parser's end of file.
 enum SourceText {
@@ -61,9 +65,46 @@ enum SourceText {
                     file: path, line: 0, column: 0,
                     message: "the \(what) is \(size) bytes, over the \(maxBytes)-byte limit"))
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            return .failure(ConfigError(file: path, line: 0, column: 0, message: "cannot read the \(what)"))
+        switch readAll(path: path, maxBytes: maxBytes) {
+        case .success(let data): return decode(data, path: path, what: "the \(what)")
+        case .failure(let code):
+            return .failure(
+                ConfigError(file: path, line: 0, column: 0, message: "cannot read the \(what): \(describe(code))"))
         }
-        return decode(data, path: path, what: "the \(what)")
+    }
+
+    /// The file's bytes (at most `maxBytes` + 1, so that a file that grew is still refused by
+    /// `decode`'s caller), or the `errno` that stopped the read.
+    private static func readAll(path: String, maxBytes: Int) -> Result<Data, Errno> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return .failure(Errno(errno)) }
+        defer { close(fd) }
+        var data = Data()
+        var buf = [UInt8](repeating: 0, count: 64 << 10)
+        while data.count <= maxBytes {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return .failure(Errno(errno))
+            }
+            if n == 0 { break }
+            data.append(contentsOf: buf.prefix(n))
+        }
+        return .success(data)
+    }
+
+    struct Errno: Error {
+        let code: Int32
+        init(_ code: Int32) { self.code = code }
+    }
+
+    /// "No such file or directory (ENOENT)": the system's words, and the name to search for.
+    static func describe(_ e: Errno) -> String {
+        let names: [Int32: String] = [
+            ENOENT: "ENOENT", EACCES: "EACCES", EPERM: "EPERM", EISDIR: "EISDIR", ENOTDIR: "ENOTDIR",
+            ELOOP: "ELOOP", ENAMETOOLONG: "ENAMETOOLONG", EIO: "EIO", EMFILE: "EMFILE", ENFILE: "ENFILE",
+        ]
+        let text = String(cString: strerror(e.code))
+        return names[e.code].map { "\(text) (\($0))" } ?? "\(text) (errno \(e.code))"
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import PollerdConfig
 import PollerdCore
 import PollerdPollers
@@ -312,7 +313,31 @@ import Testing
     @Test func missingFileIsFatal() {
         let f = JobFile.load(
             path: "/nonexistent/pollers.yaml", registry: Builtins.registry(), environment: [:], nowMs: now)
-        #expect(f.isFatal && f.errors.first?.description == "/nonexistent/pollers.yaml:0:0: cannot read the job file")
+        #expect(
+            f.isFatal
+                && f.errors.first?.description
+                    == "/nonexistent/pollers.yaml: cannot read the job file: No such file or directory (ENOENT)"
+        )
+    }
+
+    /// Why a job file cannot be read is said, with the errno's name: not found, a directory, not
+    /// permitted (as root nothing is refused, so that case is checked where the test is not root).
+    @Test func anUnreadableFileSaysWhy() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "pollerd-unreadable-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let asDir = JobFile.load(path: dir.path, registry: Builtins.registry(), environment: [:], nowMs: now)
+        #expect(asDir.errors.first?.description == "\(dir.path): cannot read the job file: Is a directory (EISDIR)")
+        let file = dir.appendingPathComponent("p.yaml")
+        try Data("pollers: {}\n".utf8).write(to: file)
+        let below = JobFile.load(
+            path: file.path + "/x.yaml", registry: Builtins.registry(), environment: [:], nowMs: now)
+        #expect(below.errors.first?.description.hasSuffix("Not a directory (ENOTDIR)") == true)
+        guard geteuid() != 0 else { return }
+        chmod(file.path, 0)
+        let denied = JobFile.load(path: file.path, registry: Builtins.registry(), environment: [:], nowMs: now)
+        #expect(denied.errors.first?.description.hasSuffix("Permission denied (EACCES)") == true)
     }
 
     @Test func interpolationRules() throws {
