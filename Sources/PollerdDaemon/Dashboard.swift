@@ -241,6 +241,12 @@ public struct Dashboard: Sendable {
         }
         let breaker = all.filter { $0.status == "breaker_open" }.count
         if breaker > 0 { out.append("\(breaker) job(s) have their breaker open (filter: breaker open).") }
+        let errorPaused = all.filter { $0.listing.row.map(Explanation.pausedByError) ?? false }.count
+        if errorPaused > 0 {
+            out.append(
+                "\(errorPaused) job(s) were paused by an error and wait for an operator to resume them (filter: paused)."
+            )
+        }
         let divergent = try await api.guarded { try await api.facade.divergentDefinitions() }
         if !divergent.isEmpty {
             let some = divergent.keys.sorted().prefix(5).joined(separator: ", ")

@@ -89,6 +89,10 @@ public struct Explanation: Sendable, Equatable {
         return Explanation(jobID: row.jobID, last: last, next: next, owners: owners)
     }
 
+    /// True for a job the daemon paused itself, on a permanent or config error: it waits for an
+    /// operator to resume it.
+    public static func pausedByError(_ row: JobStateRow) -> Bool { row.paused && pauseCause(row) == .error }
+
     private static func pauseCause(_ row: JobStateRow) -> PauseCause {
         let reason = row.pausedReason ?? ""
         if reason == "paused_on_boot" { return .pausedOnBoot }

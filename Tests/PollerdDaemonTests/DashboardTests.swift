@@ -174,6 +174,33 @@ import Testing
         }
     }
 
+    /// A job the daemon paused on a permanent error is named in the banner, as an open breaker
+    /// is; a job an operator paused is not.
+    @Test func theBannerCountsJobsPausedByAnError() async throws {
+        let f = try await Self.fixture()
+        _ = try await f.store.setPaused(jobID: "beta", paused: true, reason: "maintenance", nowMs: t0)
+        guard
+            case .granted(let lease) = try await f.store.acquireLease(
+                jobID: "alpha", holder: "h", ttlMs: 60_000, nowMs: t0, slotMs: nil)
+        else {
+            Issue.record("no lease")
+            return
+        }
+        let failed = TickCommit(
+            lease: lease, startedAtMs: t0, durationMs: 1, status: "permanent", error: "401 unauthorized",
+            newCursor: nil, itemsSeen: 0, itemsDispatched: 0, consecutiveErrors: 1, nextRunAtMs: nil, pause: true,
+            pausedReason: "permanent error: 401 unauthorized", done: false, scheduleFingerprint: "s")
+        #expect(try await f.store.commitTick(failed, nowMs: t0))
+        try await f.app.test(.router) { client in
+            let (cookie, _) = try await Self.login(client, token: Self.readToken)
+            try await client.execute(uri: "/", method: .get, headers: Self.headers(cookie: cookie)) { r in
+                #expect(
+                    Self.text(r).contains(
+                        "1 job(s) were paused by an error and wait for an operator to resume them (filter: paused)."))
+            }
+        }
+    }
+
     @Test func anActionNeedsTheSessionsCSRFTokenAndAnAdminRole() async throws {
         let f = try await Self.fixture()
         try await f.app.test(.router) { client in
