@@ -64,6 +64,14 @@ public struct JobStateRow: Sendable, Equatable, Codable {
     }
 }
 
+extension JobStateRow {
+    /// The next run a view shows: the planned one, unless the job is paused, done, or run by no
+    /// daemon (out of the active set, its kept plan is not a next run).
+    public var shownNextRunMs: Int64? {
+        paused || done || definitionFingerprint == nil ? nil : nextRunAtMs
+    }
+}
+
 /// A job as the daemon registers it at boot or reload.
 public struct JobRegistration: Sendable, Equatable {
     public var jobID: String
@@ -355,9 +363,16 @@ public struct HostProcesses: Sendable, Equatable {
 
     /// True for a holder that ran on this host in a process that was not alive at the reading.
     public func isAbandoned(_ holder: String) -> Bool {
-        let parts = holder.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == host, let pid = Int32(parts[1]), pid > 1 else { return false }
+        guard let pid = Self.pid(ofHolder: holder, onHost: host) else { return false }
         return !alive.contains(pid)
+    }
+
+    /// The process id in a holder id (`host:pid:nonce`) that ran on `host`; nil for another
+    /// host's holder, or an id of another shape.
+    public static func pid(ofHolder holder: String, onHost host: String) -> Int32? {
+        let parts = holder.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == host, let pid = Int32(parts[1]), pid > 1 else { return nil }
+        return pid
     }
 }
 

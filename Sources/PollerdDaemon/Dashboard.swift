@@ -198,9 +198,8 @@ public struct Dashboard: Sendable {
         if let row = e.listing.row {
             o["lastRun"] = Self.relative(row.lastRunAtMs, now: now)
             o["lastRunAt"] = Self.absolute(row.lastRunAtMs)
-            let runs = !row.paused && !row.done && row.definitionFingerprint != nil
-            o["nextRun"] = runs ? Self.relative(row.nextRunAtMs, now: now) : "—"
-            o["nextRunAt"] = runs ? Self.absolute(row.nextRunAtMs) : ""
+            o["nextRun"] = row.shownNextRunMs.map { Self.relative($0, now: now) } ?? "—"
+            o["nextRunAt"] = Self.absolute(row.shownNextRunMs)
             if row.paused, let note = row.pausedReason { o["note"] = note }
             o["error"] = Self.clip(e.listing.error ?? row.lastError ?? "", 200)
         } else {
@@ -295,9 +294,8 @@ public struct Dashboard: Sendable {
             v["lastRunAt"] = Self.absolute(row.lastRunAtMs)
             v["lastStatus"] = row.lastStatus
             v["lastDuration"] = row.lastDurationMs.map(Self.duration)
-            let runs = !row.paused && !row.done && row.definitionFingerprint != nil
-            v["nextRun"] = runs ? Self.relative(row.nextRunAtMs, now: now) : "—"
-            v["nextRunAt"] = runs ? Self.absolute(row.nextRunAtMs) : ""
+            v["nextRun"] = row.shownNextRunMs.map { Self.relative($0, now: now) } ?? "—"
+            v["nextRunAt"] = Self.absolute(row.shownNextRunMs)
             v["lastOk"] = Self.relative(row.lastOkAtMs, now: now)
             v["lastOkAt"] = Self.absolute(row.lastOkAtMs)
             v["lastError"] = row.lastError ?? "—"

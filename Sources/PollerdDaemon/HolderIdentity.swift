@@ -32,10 +32,7 @@ public enum HolderIdentity {
 
     /// True for a holder that ran on this host in a process that no longer exists.
     @Sendable public static func isAbandoned(_ holder: String) -> Bool {
-        let parts = holder.split(separator: ":")
-        guard parts.count == 3, String(parts[0]) == hostname, let pid = pid_t(parts[1]), pid != getpid(), pid > 1 else {
-            return false
-        }
+        guard let pid = HostProcesses.pid(ofHolder: holder, onHost: hostname), pid != getpid() else { return false }
         return kill(pid, 0) != 0 && errno == ESRCH
     }
 }

@@ -15,9 +15,7 @@ public enum OperatorJSON {
             "active": .bool(r.definitionFingerprint != nil),
             "cursor": r.cursor.map { .string(Base64URL.encode($0)) } ?? .null,
             "cursor_bytes": int(r.cursor.map { Int64($0.count) }),
-            // No daemon runs an inactive job: its kept plan is not a next run.
-            "last_run_at": time(r.lastRunAtMs),
-            "next_run_at": time(r.definitionFingerprint == nil ? nil : r.nextRunAtMs),
+            "last_run_at": time(r.lastRunAtMs), "next_run_at": time(r.shownNextRunMs),
             "last_status": text(r.lastStatus), "last_error": text(r.lastError),
             "last_duration_ms": int(r.lastDurationMs),
             "consecutive_errors": .int(Int64(r.consecutiveErrors)), "ticks_total": .int(r.ticksTotal),

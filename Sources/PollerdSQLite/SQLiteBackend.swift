@@ -16,7 +16,7 @@ public enum SQLiteBackend {
 }
 
 extension SQLiteBackend {
-    /// The error `open` throws for a damaged file.
+    /// The error `open` or `prepare()` throws for a damaged file.
     public typealias Corrupt = SQLiteStateStore.Corrupt
 
     /// SQLite's full integrity check of the file: `["ok"]`, or the problems found.
