@@ -33,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .target(
@@ -56,6 +58,17 @@ let package = Package(
             dependencies: [
                 "PollerdCore", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "PollerdPostgres",
+            dependencies: [
+                "PollerdCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: upcoming
         ),
@@ -142,8 +155,8 @@ let package = Package(
         .executableTarget(
             name: "pollerd",
             dependencies: [
-                "PollerdCore", "PollerdConfig", "PollerdSQLite", "PollerdPollers", "PollerdPlugins", "PollerdDelivery",
-                "PollerdAdmin", "PollerdDaemon", "PollerdHTTP",
+                "PollerdCore", "PollerdConfig", "PollerdSQLite", "PollerdPostgres", "PollerdPollers", "PollerdPlugins",
+                "PollerdDelivery", "PollerdAdmin", "PollerdDaemon", "PollerdHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -195,7 +208,10 @@ let package = Package(
         .testTarget(
             name: "PollerdStoreContractTests",
             dependencies: [
-                "PollerdSQLite", "PollerdCore", "PollerdTestKit", .product(name: "GRDB", package: "GRDB.swift"),
+                "PollerdSQLite", "PollerdPostgres", "PollerdCore", "PollerdTestKit",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming
         ),

@@ -11,12 +11,12 @@ import Testing
 /// `pollerd plugins check DIR`: what a plugin author reads about their plugin.
 @Suite struct PluginCheckTests {
     /// A plugin directory with a manifest and an executable `plugin.sh`.
-    func plugin(id: String, lifecycle: String, script: String) throws -> PluginManifest {
+    func plugin(id: String, lifecycle: String, script: String, tickTimeoutSecs: Int = 5) throws -> PluginManifest {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-check-\(UUID().uuidString)")
             .appendingPathComponent(id)
         try PluginFixture.writeManifest(
             in: dir, id: id, kinds: ["\(id)_kind"], lifecycle: lifecycle, command: "./plugin.sh",
-            poller: ["tick_timeout_secs = 5"])
+            poller: ["tick_timeout_secs = \(tickTimeoutSecs)"])
         let exe = dir.appendingPathComponent("plugin.sh")
         try ("#!/bin/sh\n" + script).write(to: exe, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: exe.path)
@@ -69,8 +69,11 @@ import Testing
             script: #"""
                 read -r req
                 echo '{"jsonrpc":"2.0","id":1,"result":{"manifest":{"plugin":{"id":"someone"}}}}'
-                exec sleep 5
-                """#)
+                exec sleep 120
+                """#,
+            // The handshake's verdict, not the tick's timeout, must end the check, however loaded
+            // the machine (at 5 s a loaded run timed out first).
+            tickTimeoutSecs: 120)
         let f = await check(m)
         let bad = try #require(f.first { !$0.ok })
         #expect(bad.detail.contains("answer initialize with result.manifest.plugin.id equal to the manifest's id"))

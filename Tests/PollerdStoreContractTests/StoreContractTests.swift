@@ -1,7 +1,9 @@
 import Foundation
 import PollerdCore
+import PollerdPostgres
 import PollerdSQLite
 import PollerdTestKit
+import PostgresNIO
 import Synchronization
 import Testing
 
@@ -63,8 +65,43 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         hold: nil
     )
 
-    /// Every backend the contract runs on (PostgreSQL joins this list).
-    static let all: [StoreFactory] = [.sqlite]
+    static let postgres = StoreFactory(
+        name: "postgres",
+        makePlace: { try await PostgresTestServer.makeDatabase() },
+        open: { location, time in
+            PostgresBackend.open(
+                url: try PostgresURL(parsing: location), tuning: .init(poolSize: 8, statementTimeoutMs: 30_000),
+                time: time, logger: PostgresTestServer.logger)
+        },
+        removePlace: { location in try await PostgresTestServer.dropDatabase(location) },
+        hold: { location, what in
+            // A transaction on a connection of its own, left open until the release commits it.
+            let url = try PostgresURL(parsing: location)
+            let conn = try await PostgresConnection.connect(
+                configuration: PostgresTestServer.configuration(url), id: Int.random(in: 0..<Int.max),
+                logger: PostgresTestServer.logger)
+            let logger = PostgresTestServer.logger
+            try await conn.query("BEGIN", logger: logger)
+            switch what {
+            case .lockRow(let jobID):
+                try await conn.query("SELECT 1 FROM poll_state WHERE job_id = \(jobID) FOR UPDATE", logger: logger)
+            case .control(let jobID, let paused):
+                try await conn.query(
+                    "UPDATE poll_state SET paused = \(paused) WHERE job_id = \(jobID)", logger: logger)
+                try await conn.query(
+                    "INSERT INTO control_log (job_id, action, at) VALUES (\(jobID), \(paused ? "pause" : "resume"), 0)",
+                    logger: logger)
+            }
+            return {
+                try await conn.query("COMMIT", logger: logger)
+                try await conn.close()
+            }
+        }
+    )
+
+    /// Every backend the contract runs on: PostgreSQL when the test command started one
+    /// (`POLLERD_TEST_POSTGRES`).
+    static let all: [StoreFactory] = [.sqlite] + (PostgresTestServer.url == nil ? [] : [.postgres])
 }
 
 /// A write a backend's `hold` hook leaves uncommitted.
