@@ -18,8 +18,23 @@ public struct JobFile: Sendable {
     /// The kinds the jobs were validated against (built-ins and loaded plugins).
     public var registry = PollerRegistry()
 
-    /// The state database path, resolved against the job file's directory.
+    /// The PostgreSQL database the state is kept in, when `state_db` is a `postgres://` URL
+    /// (validated on load); nil for a SQLite file.
+    public var postgresURL: PostgresURL? {
+        PostgresURL.isPostgres(settings.stateDB) ? try? PostgresURL(parsing: settings.stateDB) : nil
+    }
+
+    /// Whether there may be state to read: a SQLite file that exists, or any PostgreSQL database.
+    public var stateMayExist: Bool {
+        postgresURL != nil || FileManager.default.fileExists(atPath: stateDBPath)
+    }
+
+    /// The state database as it is shown (never with a password): the SQLite path, resolved
+    /// against the job file's directory, or the PostgreSQL URL without its password.
     public var stateDBPath: String {
+        if PostgresURL.isPostgres(settings.stateDB) {
+            return (try? PostgresURL(parsing: settings.stateDB).redacted) ?? "postgres://(invalid URL)"
+        }
         if settings.stateDB.hasPrefix("/") { return (settings.stateDB as NSString).standardizingPath }
         let dir = (path as NSString).deletingLastPathComponent
         let joined = ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(settings.stateDB)

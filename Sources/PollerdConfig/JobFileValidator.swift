@@ -31,7 +31,7 @@ struct JobFileValidator {
         "enabled", "state_db", "default_jitter_ms", "lease_ttl_factor", "failure_alert_cooldown_secs",
         "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync",
         "deliver", "delivery", "admin_listen", "http", "admin", "alert_sinks", "tick_history", "tick_log_level",
-        "max_plugin_processes", "plugin_memory_max_mb", "plugin_nice",
+        "max_plugin_processes", "plugin_memory_max_mb", "plugin_nice", "postgres",
     ]
     static let jobKeys: Set<String> = [
         "id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up",
@@ -144,6 +144,29 @@ struct JobFileValidator {
         if let n = value(m, "state_db") {
             s.stateDB = try string(n, job: nil, key: "state_db")
             if s.stateDB.isEmpty { throw fail(n, "state_db must not be empty") }
+            if PostgresURL.isPostgres(s.stateDB) {
+                do { _ = try PostgresURL(parsing: s.stateDB) } catch { throw fail(n, "state_db: \(error)") }
+            }
+        }
+        if let env = environment["POLLERD_STATE_DB"], !env.isEmpty {
+            // The environment overrides the key (a password kept out of the file, a test database).
+            if PostgresURL.isPostgres(env) {
+                do { _ = try PostgresURL(parsing: env) } catch {
+                    throw fail(node, "POLLERD_STATE_DB (which overrides state_db): \(error)")
+                }
+            }
+            s.stateDB = env
+        }
+        if let n = value(m, "postgres") {
+            let pm = try mapping(n, job: nil, what: "'postgres'")
+            try checkKeys(pm, allowed: ["pool_size", "statement_timeout_ms"], job: nil, context: "'postgres'")
+            if let v = value(pm, "pool_size") {
+                s.postgres.poolSize = Int(try int(v, job: nil, key: "pool_size", range: 1...1000))
+            }
+            if let v = value(pm, "statement_timeout_ms") {
+                s.postgres.statementTimeoutMs = Int(
+                    try int(v, job: nil, key: "statement_timeout_ms", range: 0...3_600_000))
+            }
         }
         if let n = value(m, "default_jitter_ms") {
             s.defaultJitterMs = try int(n, job: nil, key: "default_jitter_ms", range: 0...86_400_000)

@@ -96,6 +96,18 @@ public struct JobSpec: Sendable, Hashable {
     }
 }
 
+/// How the daemon connects to PostgreSQL (`pollers.postgres`).
+public struct PostgresSettings: Sendable, Hashable {
+    /// The most connections the daemon opens (`pool_size`).
+    public var poolSize = 10
+    /// The server aborts a statement that runs longer (`statement_timeout_ms`; 0: no bound).
+    public var statementTimeoutMs = 30_000
+    public init(poolSize: Int = 10, statementTimeoutMs: Int = 30_000) {
+        self.poolSize = poolSize
+        self.statementTimeoutMs = statementTimeoutMs
+    }
+}
+
 /// The daemon-wide settings from the `pollers:` section.
 public struct GlobalSettings: Sendable, Hashable {
     public var enabled = true
@@ -109,6 +121,8 @@ public struct GlobalSettings: Sendable, Hashable {
     public var shutdownGraceSecs: Int64 = 30
     /// `state_sync: full` (default) fsyncs every state commit; `normal` survives crashes but not power loss.
     public var stateSynchronousFull = true
+    /// The connections to PostgreSQL, when `state_db` is a `postgres://` URL (`pollers.postgres`).
+    public var postgres = PostgresSettings()
     /// Sinks for jobs that name none (`pollers.deliver`).
     public var deliver: [SinkSpec] = []
     /// Outbox behaviour (`pollers.delivery`).

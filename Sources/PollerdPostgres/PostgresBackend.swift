@@ -6,28 +6,16 @@ import PostgresNIO
 /// The PostgreSQL backend behind the store contract: the one name the rest of pollerd uses to
 /// open it. No code outside this target names the concrete store type.
 public enum PostgresBackend {
-    /// How the daemon's connections to PostgreSQL are set up (`pollers.postgres` in the job file).
-    public struct Tuning: Sendable, Equatable {
-        /// The most connections the daemon opens.
-        public var poolSize: Int
-        /// The server aborts a statement that runs longer (0: no bound).
-        public var statementTimeoutMs: Int
-        public init(poolSize: Int = 10, statementTimeoutMs: Int = 30_000) {
-            self.poolSize = poolSize
-            self.statementTimeoutMs = statementTimeoutMs
-        }
-    }
-
     /// Opens the store at `url` (no I/O: connections are made once `run(clock:)` runs). Expiries
     /// follow the database's clock unless `time` is `.caller` (the contract tests drive time).
     public static func open(
-        url: PostgresURL, tuning: Tuning = Tuning(), time: StoreTime = .store, logger: Logger
+        url: PostgresURL, tuning: PostgresSettings = PostgresSettings(), time: StoreTime = .store, logger: Logger
     ) -> any PollerdStore {
         PostgresStateStore(url: url, tuning: tuning, time: time, logger: logger)
     }
 
     /// The client configuration for `url`.
-    static func configuration(_ url: PostgresURL, tuning: Tuning) -> PostgresClient.Configuration {
+    static func configuration(_ url: PostgresURL, tuning: PostgresSettings) -> PostgresClient.Configuration {
         var config: PostgresClient.Configuration
         if let dir = url.socketDirectory {
             config = .init(
@@ -58,5 +46,21 @@ public enum PostgresBackend {
         if tuning.statementTimeoutMs > 0 { params.append(("statement_timeout", "\(tuning.statementTimeoutMs)")) }
         config.options.additionalStartupParameters = params
         return config
+    }
+}
+
+extension PostgresBackend {
+    /// `pollerd state check` on PostgreSQL: connects, and checks that the schema is the one this
+    /// pollerd writes (every migration applied, none it does not know) and that each table
+    /// answers a count. Returns `["ok"]`, or the problems found. Changes nothing.
+    public static func check(
+        url: PostgresURL, tuning: PostgresSettings, clock: any WallClock, logger: Logger
+    ) async throws -> [String] {
+        let store = PostgresStateStore(url: url, tuning: tuning, time: .store, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await store.run(clock: clock) }
+            defer { group.cancelAll() }
+            return try await store.check()
+        }
     }
 }

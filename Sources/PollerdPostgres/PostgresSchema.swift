@@ -18,6 +18,12 @@ enum PostgresSchema {
     /// The advisory lock key `prepare()` holds while it migrates ("pollerd" in ASCII).
     static let migrationLock: Int64 = 0x706F_6C6C_6572_64
 
+    /// Every table of the schema (what `state check` reads).
+    static let tables = [
+        "poll_state", "control_log", "daemons", "daemon_jobs", "plugin_status", "audit_log", "tick_log", "outbox_item",
+        "outbox_pending", "outbox_lane", "outbox_backlog", "served_sink", "dedup_key", "dead_letter",
+    ]
+
     static let migrations: [(id: String, sql: String)] = [
         (
             "001_schema",

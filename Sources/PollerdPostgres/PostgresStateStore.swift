@@ -17,7 +17,7 @@ final class PostgresStateStore: PollerdStore {
     /// history read.
     private let skipped = Mutex<[(TickRecord, Int)]>([])
 
-    init(url: PostgresURL, tuning: PostgresBackend.Tuning, time: StoreTime, logger: Logger) {
+    init(url: PostgresURL, tuning: PostgresSettings, time: StoreTime, logger: Logger) {
         self.url = url
         self.time = time
         self.logger = logger
@@ -26,17 +26,48 @@ final class PostgresStateStore: PollerdStore {
     }
 
     /// The connection pool, and the `run(clock:)` calls that keep it running. A `PostgresClient`
-    /// runs once: the first `run` starts it, the last one to end stops it and puts a new one in
-    /// its place for a later `run`.
+    /// runs once: the first `run` or the first call starts it (whichever comes first: `withStore`
+    /// prepares as its `run` starts), the last `run` to end stops it and puts a new one in its
+    /// place for a later `run`.
     private struct Pool: Sendable {
         var client: PostgresClient
         var runs = 0
         var task: Task<Void, Never>?
+        /// Set by the pool's task as it calls `client.run()` (with no suspension between the two).
+        var running = RunFlag()
+
+        final class RunFlag: Sendable {
+            private let value = Atomic<Bool>(false)
+            func set() { value.store(true, ordering: .releasing) }
+            var isSet: Bool { value.load(ordering: .acquiring) }
+        }
+
+        mutating func start() -> (PostgresClient, Bool) {
+            if task == nil {
+                let client = self.client
+                let running = self.running
+                // Unstructured: the pool outlives the call that starts it, until the last run ends.
+                task = Task {
+                    running.set()
+                    await client.run()
+                }
+            }
+            return (client, running.isSet)
+        }
     }
     private let pool: Mutex<Pool>
 
-    /// The pool the store's calls go through.
-    var client: PostgresClient { pool.withLock { $0.client } }
+    /// The pool the store's calls go through, once it runs (a lease before that waits as well,
+    /// but PostgresNIO warns of it).
+    var client: PostgresClient {
+        get async {
+            while true {
+                let (client, running) = pool.withLock { $0.start() }
+                if running { return client }
+                await Task.yield()
+            }
+        }
+    }
 
     // MARK: Life
 
@@ -47,10 +78,7 @@ final class PostgresStateStore: PollerdStore {
     func run(clock: any WallClock) async throws {
         pool.withLock { p in
             p.runs += 1
-            if p.task == nil {
-                let client = p.client
-                p.task = Task { await client.run() }
-            }
+            _ = p.start()
         }
         var lastPrune: Int64 = 0
         while !Task.isCancelled {
@@ -69,6 +97,7 @@ final class PostgresStateStore: PollerdStore {
             guard p.runs == 0, let task = p.task else { return nil }
             p.task = nil
             p.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+            p.running = Pool.RunFlag()
             return task
         }
         stop?.cancel()
@@ -101,6 +130,36 @@ final class PostgresStateStore: PollerdStore {
                 try await conn.query("INSERT INTO pollerd_migrations (id) VALUES (\(m.id))", logger: logger)
             }
         }
+    }
+
+    /// The schema's problems (none: `["ok"]`), without changing anything.
+    func check() async throws -> [String] {
+        var problems: [String] = []
+        let hasTable = try await rows("SELECT to_regclass('pollerd_migrations') IS NOT NULL").first?.decode(Bool.self)
+        guard hasTable == true else {
+            return ["no pollerd schema yet: run `pollerd state migrate` (or start the daemon, which migrates)"]
+        }
+        let applied = Set(try await rows("SELECT id FROM pollerd_migrations").map { try $0.decode(String.self) })
+        let known = PostgresSchema.migrations.map(\.id)
+        let unknown = applied.subtracting(known)
+        if !unknown.isEmpty {
+            problems.append(
+                "migrations from a newer pollerd: \(unknown.sorted().joined(separator: ", ")); run the newer version")
+        }
+        let missing = known.filter { !applied.contains($0) }
+        if !missing.isEmpty {
+            problems.append(
+                "migrations not applied yet: \(missing.joined(separator: ", ")); run `pollerd state migrate`")
+            return problems
+        }
+        for table in PostgresSchema.tables {
+            do {
+                _ = try await rows(PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table)"))
+            } catch {
+                problems.append("\(table): \(error)")
+            }
+        }
+        return problems.isEmpty ? ["ok"] : problems
     }
 
     /// The database was migrated by a newer pollerd: this one refuses it and changes nothing.

@@ -33,7 +33,7 @@ struct JobsCommand: AsyncParsableCommand {
                 for e in file.errors { Support.printErr("error: \(e)") }
                 throw Exit.config
             }
-            guard FileManager.default.fileExists(atPath: file.stateDBPath) else {
+            guard file.stateMayExist else {
                 Support.printErr("error: no state database at \(file.stateDBPath) (has the daemon run?)")
                 throw Exit.transient
             }
@@ -123,7 +123,7 @@ struct JobsCommand: AsyncParsableCommand {
             // error, and (with --all) jobs no daemon runs any more.
             let file = Support.load(state.options.path, printProblems: false)
             let answer: JSONValue
-            if state.state == nil, !file.isFatal, !FileManager.default.fileExists(atPath: file.stateDBPath),
+            if state.state == nil, !file.isFatal, !file.stateMayExist,
                 await state.daemon() == nil
             {
                 // Before the first run there is no state database: the file's jobs, none ran yet.

@@ -75,7 +75,7 @@ struct PluginsCommand: AsyncParsableCommand {
                 let answer = try await client.request("GET", "/admin/plugins")
                 try JobsCommand.StateOptions.check(answer, client)
                 if case .array(let a)? = answer.body["plugins"] { reports = a }
-            } else if FileManager.default.fileExists(atPath: file.stateDBPath) {
+            } else if file.stateMayExist {
                 let statuses = try? await Support.withStore(file) { store in
                     try await Operator(store: store, clock: SystemWallClock()).pluginStatuses()
                 }

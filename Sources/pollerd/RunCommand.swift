@@ -33,7 +33,8 @@ struct RunCommand: AsyncParsableCommand {
         let daemon: Daemon
         do {
             daemon = Daemon(
-                configPath: options.path, store: try Support.openStore(file), storeLocation: file.stateDBPath,
+                configPath: options.path, store: try Support.openStore(file, logger: logger),
+                storeLocation: file.stateDBPath,
                 processes: processes, fetcher: Support.fetcher, watch: watch, logger: logger)
         } catch let e as SQLiteBackend.Corrupt {
             Support.printErr("error: \(e)")

@@ -6,6 +6,7 @@ import PollerdCore
 import PollerdDaemon
 import PollerdHTTP
 import PollerdPlugins
+import PollerdPostgres
 import PollerdSQLite
 import Synchronization
 
@@ -80,17 +81,33 @@ enum Support {
         FileHandle.standardError.write(Data((s + "\n").utf8))
     }
 
-    /// Opens the store the job file names (the embedded SQLite store today), unprepared: the
-    /// daemon prepares it in its store service.
-    static func openStore(_ file: JobFile, override: String? = nil) throws -> any PollerdStore {
-        try SQLiteBackend.open(path: override ?? file.stateDBPath, synchronousFull: file.settings.stateSynchronousFull)
+    /// Opens the store the job file names (or `override`, from `--state`): a SQLite file, or a
+    /// PostgreSQL database for a `postgres://` URL, whose expiries then follow the database's
+    /// clock. Unprepared: the daemon prepares it in its store service.
+    static func openStore(
+        _ file: JobFile, override: String? = nil, logger: Logger = Logger(label: "pollerd.store")
+    ) throws -> any PollerdStore {
+        if let text = override ?? (file.postgresURL != nil ? file.settings.stateDB : nil), PostgresURL.isPostgres(text)
+        {
+            return PostgresBackend.open(
+                url: try PostgresURL(parsing: text), tuning: file.settings.postgres, time: .store, logger: logger)
+        }
+        return try SQLiteBackend.open(
+            path: override ?? file.stateDBPath, synchronousFull: file.settings.stateSynchronousFull)
+    }
+
+    /// A state database as messages show it: a path, or a URL without its password.
+    static func shown(_ location: String) -> String {
+        guard PostgresURL.isPostgres(location) else { return location }
+        return (try? PostgresURL(parsing: location).redacted) ?? "postgres://(invalid URL)"
     }
 
     /// Runs `body` on the store the job file names, for the span of one command: the store runs
     /// and is prepared first, and stops after. A store that cannot be opened or prepared is an
     /// error that names it (exit 3).
     static func withStore<T>(
-        _ file: JobFile, override: String? = nil, _ body: (any PollerdStore) async throws -> T
+        _ file: JobFile, override: String? = nil, reportFailure: Bool = true,
+        _ body: (any PollerdStore) async throws -> T
     ) async throws -> T {
         var prepared = false
         do {
@@ -101,8 +118,10 @@ enum Support {
         } catch let e as SQLiteBackend.Corrupt where !prepared {
             printErr("error: \(e)")
             throw Exit.config
+        } catch  where !prepared && !reportFailure {
+            throw error
         } catch  where !prepared {
-            printErr("error: cannot open the state database \(override ?? file.stateDBPath): \(error)")
+            printErr("error: cannot open the state database \(override.map(shown) ?? file.stateDBPath): \(error)")
             throw Exit.config
         }
     }

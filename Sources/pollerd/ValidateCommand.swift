@@ -25,16 +25,24 @@ struct ValidateCommand: AsyncParsableCommand {
         _ = Support.bootstrapLogging(level: options.logLevel, format: options.logFormat)
         let file = Support.load(options.path)
         var divergent: [String] = []
-        if !file.isFatal, FileManager.default.fileExists(atPath: file.stateDBPath) {
-            divergent = try await Support.withStore(file) { store in
-                try await Operator(store: store, clock: SystemWallClock(), settings: file.settings)
-                    .definitionWarnings(file.jobs)
+        if !file.isFatal, file.stateMayExist {
+            do {
+                divergent = try await Support.withStore(file, reportFailure: file.postgresURL == nil) { store in
+                    try await Operator(store: store, clock: SystemWallClock(), settings: file.settings)
+                        .definitionWarnings(file.jobs)
+                }
+            } catch  where file.postgresURL != nil {
+                // The file is checked whether or not its database answers now.
+                divergent = [
+                    "the state database \(file.stateDBPath) did not answer (\(error)): the jobs' definitions "
+                        + "were not compared with those of other daemons"
+                ]
             }
             if !json { for w in divergent { Support.printErr("warning: \(w)") } }
         }
         if diff && !file.isFatal {
             var current: [String: String] = [:]
-            if FileManager.default.fileExists(atPath: file.stateDBPath) {
+            if file.stateMayExist {
                 let rows = try await Support.withStore(file) { store in
                     try await Operator(store: store, clock: SystemWallClock(), settings: file.settings)
                         .jobs(includeInactive: true)

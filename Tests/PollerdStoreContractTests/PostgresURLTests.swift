@@ -1,4 +1,4 @@
-import PollerdPostgres
+import PollerdCore
 import Testing
 
 /// `state_db: postgres://…`: libpq's URL form, refused with a reason when it is wrong, and never
