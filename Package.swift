@@ -149,7 +149,11 @@ let package = Package(
         ),
         .target(
             name: "PollerdTestKit",
-            dependencies: ["PollerdCore", "PollerdDaemon"],
+            dependencies: [
+                "PollerdCore", "PollerdDaemon", "PollerdPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: upcoming
         ),
         .executableTarget(
@@ -252,7 +256,7 @@ let package = Package(
             name: "PollerdDeliveryTests",
             dependencies: [
                 "PollerdDelivery", "PollerdDaemon", "PollerdCore", "PollerdSQLite", "PollerdTestKit", "PollerdConfig",
-                "PollerdPollers",
+                "PollerdPollers", "PollerdPostgres",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),

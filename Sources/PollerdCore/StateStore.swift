@@ -651,9 +651,26 @@ public protocol PollerdStore: StateStore, OutboxStore {
     func recordPluginStatuses(_ records: [PluginStatusRecord], daemonID: String) async throws
     /// What every daemon last reported of its plugins, by plugin id, then daemon id.
     func pluginStatuses() async throws -> [DaemonPluginStatus]
+    /// Calls `handler` when another daemon (or a CLI) writes what this daemon should act on at
+    /// once: new outbox items, an operator control. A store that can tell (PostgreSQL:
+    /// `LISTEN/NOTIFY`, heard while `run(clock:)` runs) calls it from its own task; after a lost
+    /// connection it calls it for every kind, since it may have missed some. Polling stays the
+    /// fallback: a store that cannot tell (SQLite) never calls it.
+    func onWake(_ handler: @escaping @Sendable (StoreWake) -> Void)
+}
+
+/// What a store's wake-up (`PollerdStore.onWake`) is about.
+public enum StoreWake: Sendable, Equatable, CaseIterable {
+    /// Items were queued in the outbox (or dead letters replayed).
+    case outbox
+    /// An operator control was recorded (pause, resume, reset).
+    case controls
 }
 
 extension PollerdStore {
+    /// A store that hears nothing from other processes.
+    public func onWake(_ handler: @escaping @Sendable (StoreWake) -> Void) {}
+
     /// Runs the store for the span of `body`: starts `run(clock:)`, prepares the store, runs the
     /// body, then stops the background work. For a process that uses a store for one command (the
     /// CLI) or one test; the daemon runs the store as a service instead.

@@ -47,11 +47,14 @@ public struct TickContext: Sendable {
     public var intervalHintSecs: Int64
     /// The tick's time budget in seconds.
     public var timeoutSecs: Int64
+    /// The slot the tick is for: the instant its schedule made it due (ms since the epoch).
+    public var slotMs: Int64?
 
     public init(
         jobID: String, kind: String, agent: String, config: JSONValue, cursor: Data?, nowMs: Int64,
-        intervalHintSecs: Int64, timeoutSecs: Int64
+        intervalHintSecs: Int64, timeoutSecs: Int64, slotMs: Int64? = nil
     ) {
+        self.slotMs = slotMs
         self.jobID = jobID
         self.kind = kind
         self.agent = agent

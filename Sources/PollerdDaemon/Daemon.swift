@@ -82,6 +82,14 @@ public struct Daemon: Sendable {
             store: store, clock: clock, holder: holder, sinks: sinks, bell: executor.outboxBell,
             hostProcesses: HolderIdentity.localProcesses, logger: logger)
         deliverer.update(jobs: file.jobs, tuning: file.settings.delivery)
+        // Other daemons' new items and operators' controls, as the store hears of them (polling
+        // stays the fallback).
+        store.onWake { [bell = deliverer.bell, controls = runner.controlBell] wake in
+            switch wake {
+            case .outbox: bell.ring()
+            case .controls: controls.ring()
+            }
+        }
         let processes = self.processes
         let fetcher = self.fetcher
         let live = LiveJobFile(file)

@@ -497,13 +497,16 @@ public final class Runner: Service, Sendable {
 
     private func controlLoop() async {
         while !Task.isCancelled {
-            do {
-                try await clock.sleep(untilMs: clock.nowMs + controlPollMs)
-            } catch { return }
+            await controlBell.wait(untilMs: clock.nowMs + controlPollMs, clock: clock)
+            if Task.isCancelled { return }
             await pollControls()
             await heartbeatIfDue()
         }
     }
+
+    /// Rung when the store tells of a new control (`PollerdStore.onWake`): the control loop looks
+    /// at once instead of at its next poll.
+    public let controlBell = Doorbell()
 
     /// Applies operator controls recorded in the store since the last look.
     public func pollControls() async {

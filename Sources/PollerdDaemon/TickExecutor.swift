@@ -206,7 +206,7 @@ public struct TickExecutor: Sendable {
         let ctx = TickContext(
             jobID: job.id, kind: job.kind, agent: job.agent, config: job.config, cursor: lease.cursor,
             nowMs: tickStart, intervalHintSecs: job.schedule.nominalIntervalSecs(nowMs: tickStart),
-            timeoutSecs: min(job.timeoutSecs, cap ?? job.timeoutSecs))
+            timeoutSecs: min(job.timeoutSecs, cap ?? job.timeoutSecs), slotMs: due.dueMs)
         guard
             let outcome = await runGuarded(
                 ctx, poller: poller, lease: lease, ttlMs: ttlMs, heldSinceMs: start, handle: handle)

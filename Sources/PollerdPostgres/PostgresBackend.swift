@@ -6,6 +6,10 @@ import PostgresNIO
 /// The PostgreSQL backend behind the store contract: the one name the rest of pollerd uses to
 /// open it. No code outside this target names the concrete store type.
 public enum PostgresBackend {
+    /// How long a session of the store may sit idle inside a transaction before the server ends
+    /// it (and frees its locks).
+    static let idleInTransactionMs = 5000
+
     /// Opens the store at `url` (no I/O: connections are made once `run(clock:)` runs). Expiries
     /// follow the database's clock unless `time` is `.caller` (the contract tests drive time).
     public static func open(
@@ -42,7 +46,14 @@ public enum PostgresBackend {
         config.options.maximumConnections = max(1, tuning.poolSize)
         config.options.minimumConnections = 0
         if let secs = url.connectTimeoutSecs { config.options.connectTimeout = .seconds(secs) }
-        var params: [(String, String)] = [("application_name", url.applicationName ?? "pollerd")]
+        // A daemon stopped (SIGSTOP, a frozen VM) or cut off mid-transaction would hold its row
+        // locks for as long as its connection lives, and every other daemon's commit would wait on
+        // them: the server ends such a session once it sits idle in a transaction this long. The
+        // store's transactions never pause between statements.
+        var params: [(String, String)] = [
+            ("application_name", url.applicationName ?? "pollerd"),
+            ("idle_in_transaction_session_timeout", "\(PostgresBackend.idleInTransactionMs)"),
+        ]
         if tuning.statementTimeoutMs > 0 { params.append(("statement_timeout", "\(tuning.statementTimeoutMs)")) }
         config.options.additionalStartupParameters = params
         return config

@@ -9,7 +9,9 @@
 ///   page has room; `fillfactor = 70` leaves that room.
 /// - `outbox_lane` is updated by every commit that queues items and by every settle: again only
 ///   its primary key, and `fillfactor = 70`. A claim scans the lanes; their number is the jobs'
-///   sinks, not the items.
+///   sinks, not the items. A job's backlog is its fullest lane's `pending` (a lane delivers in
+///   order, so the fullest holds every item another lane still holds): no counter row that
+///   commits and settles would both lock.
 /// - `outbox_item`, `outbox_pending`, `dedup_key`, `tick_log`: rows are inserted and deleted,
 ///   never updated in place (but for `outbox_item.remaining`, which only items with several sinks
 ///   change), and deleted in the statement that makes them obsolete: a settle deletes what it
@@ -21,7 +23,7 @@ enum PostgresSchema {
     /// Every table of the schema (what `state check` reads).
     static let tables = [
         "poll_state", "control_log", "daemons", "daemon_jobs", "plugin_status", "audit_log", "tick_log", "outbox_item",
-        "outbox_pending", "outbox_lane", "outbox_backlog", "served_sink", "dedup_key", "dead_letter",
+        "outbox_pending", "outbox_lane", "served_sink", "dedup_key", "dead_letter",
     ]
 
     static let migrations: [(id: String, sql: String)] = [
@@ -153,10 +155,6 @@ enum PostgresSchema {
               dead_total int8 NOT NULL DEFAULT 0,
               sink_fp text,
               PRIMARY KEY (job_id, sink)
-            ) WITH (fillfactor = 70);
-            CREATE TABLE outbox_backlog (
-              job_id text PRIMARY KEY,
-              items int8 NOT NULL
             ) WITH (fillfactor = 70);
             CREATE TABLE served_sink (
               holder text NOT NULL,

@@ -56,172 +56,136 @@ extension PostgresStateStore {
     /// The lanes a holder serves, in a table keyed by holder: a holder id is one daemon process's
     /// own, and its rows go when it retires or when its liveness runs out (`deactivateOrphans`).
     func serveSinks(holder: String, _ sinks: [ServedSink]) async throws {
-        try await transaction { conn in
-            try await conn.query("DELETE FROM served_sink WHERE holder = \(holder)", logger: logger)
-            guard !sinks.isEmpty else { return }
-            try await conn.query(
-                """
-                INSERT INTO served_sink (holder, job_id, sink, fingerprint)
-                SELECT \(holder), job_id, sink, fp
-                FROM unnest(\(sinks.map(\.jobID))::text[], \(sinks.map(\.sink))::text[], \(sinks.map(\.fingerprint))::text[])
-                  AS x(job_id, sink, fp)
-                ON CONFLICT (holder, job_id, sink) DO UPDATE SET fingerprint = excluded.fingerprint
-                """, logger: logger)
-        }
+        // One statement: the holder's rows of lanes it no longer serves deleted, the others upserted.
+        try await exec(
+            """
+            WITH x AS (
+              SELECT DISTINCT ON (job_id, sink) * FROM unnest(\(sinks.map(\.jobID))::text[],
+                \(sinks.map(\.sink))::text[], \(sinks.map(\.fingerprint))::text[]) WITH ORDINALITY AS x(job_id, sink, fp, ord)
+              ORDER BY job_id, sink, ord DESC),
+            gone AS (
+              DELETE FROM served_sink s WHERE s.holder = \(holder)
+                AND NOT EXISTS (SELECT 1 FROM x WHERE x.job_id = s.job_id AND x.sink = s.sink))
+            INSERT INTO served_sink (holder, job_id, sink, fingerprint)
+            SELECT \(holder), job_id, sink, fp FROM x ORDER BY job_id, sink
+            ON CONFLICT (holder, job_id, sink) DO UPDATE SET fingerprint = excluded.fingerprint
+            WHERE served_sink.fingerprint IS DISTINCT FROM excluded.fingerprint
+            """)
     }
 
+    /// One lane's settlement as the settle statement reads it.
     private struct LaneUpdate: Encodable {
+        var i: Int
         var jobID: String
         var sink: String
-        var released: Int64
+        var token: Int64
         var attempts: Int
         var next: Int64
         var lastError: String?
         var acked: Int64
         var retried: Int64
-        var dead: Int64
+        var deadLetter: Bool
+        var dlAttempts: Int
         var recount: Bool
     }
 
+    /// A batch of settlements in one statement. The lanes whose claim still holds are locked in
+    /// (job, sink) order, as a commit locks them; their acknowledged items and the heads they
+    /// dead-letter leave the pending rows; an item no sink waits for any more goes, the others
+    /// wait for one sink fewer; each lane gets its counts, its next attempt, and its claim back.
     func settle(_ batch: [LaneSettle], holder: String, nowMs: Int64) async throws -> [Bool] {
         guard !batch.isEmpty else { return [] }
-        return try await transaction { conn in
-            // The lanes whose claim still holds, locked until the transaction ends.
-            let valid = Set(
-                try await self.rows(
-                    """
-                    SELECT x.i FROM unnest(\(batch.map(\.lane.jobID))::text[], \(batch.map(\.lane.sink))::text[],
-                      \(batch.map(\.lane.token))::int8[]) WITH ORDINALITY AS x(job_id, sink, token, i)
-                    JOIN outbox_lane l ON l.job_id = x.job_id AND l.sink = x.sink AND l.claimed_by = \(holder)
-                      AND l.claim_token = x.token
-                    ORDER BY x.i
-                    FOR UPDATE OF l
-                    """, on: conn
-                ).map { Int(try $0.decode(Int64.self)) - 1 })
-            // Every acknowledged item of the valid lanes, released in one statement.
-            var jobs: [String] = []
-            var sinks: [String] = []
-            var seqs: [Int64] = []
-            for (i, s) in batch.enumerated() where valid.contains(i) {
-                for seq in s.settlement.acked {
-                    jobs.append(s.lane.jobID)
-                    sinks.append(s.lane.sink)
-                    seqs.append(seq)
-                }
+        var updates: [LaneUpdate] = []
+        var ackLane: [Int32] = []
+        var ackSeq: [Int64] = []
+        for (i, s) in batch.enumerated() {
+            var attempts = s.settlement.acked.isEmpty ? s.lane.attempts : 0
+            var next = nowMs
+            var lastError: String?
+            var retried: Int64 = 0
+            var deadLetter = false
+            var dlAttempts = 0
+            switch s.settlement.failure {
+            case nil:
+                attempts = 0
+            case .retry(let at, let error)?:
+                attempts += 1
+                next = at
+                lastError = error
+                retried = 1
+            case .park(let until, let reason)?:
+                next = until
+                lastError = reason
+            case .deadLetter(let error)?:
+                deadLetter = true
+                dlAttempts = attempts + 1
+                attempts = 0
+                lastError = error
             }
-            var released = try await self.release(jobs: jobs, sinks: sinks, seqs: seqs, conn)
-            var updates: [LaneUpdate] = []
-            for (i, s) in batch.enumerated() where valid.contains(i) {
-                let key = LaneKey(jobID: s.lane.jobID, sink: s.lane.sink)
-                var attempts = s.settlement.acked.isEmpty ? s.lane.attempts : 0
-                var next = nowMs
-                var lastError: String?
-                var retried: Int64 = 0
-                var dead: Int64 = 0
-                switch s.settlement.failure {
-                case nil:
-                    attempts = 0
-                case .retry(let at, let error)?:
-                    attempts += 1
-                    next = at
-                    lastError = error
-                    retried = 1
-                case .park(let until, let reason)?:
-                    next = until
-                    lastError = reason
-                case .deadLetter(let error)?:
-                    if try await self.deadLetterHead(s.lane, attempts: attempts + 1, error: error, nowMs: nowMs, conn) {
-                        released[key, default: 0] += 1
-                        dead = 1
-                    }
-                    attempts = 0
-                    lastError = error
-                }
-                updates.append(
-                    LaneUpdate(
-                        jobID: s.lane.jobID, sink: s.lane.sink, released: released[key] ?? 0, attempts: attempts,
-                        next: next, lastError: lastError, acked: Int64(s.settlement.acked.count), retried: retried,
-                        dead: dead, recount: s.settlement.acked.isEmpty && s.settlement.failure == nil))
+            updates.append(
+                LaneUpdate(
+                    i: i, jobID: s.lane.jobID, sink: s.lane.sink, token: s.lane.token, attempts: attempts, next: next,
+                    lastError: lastError, acked: Int64(s.settlement.acked.count), retried: retried,
+                    deadLetter: deadLetter, dlAttempts: dlAttempts,
+                    recount: s.settlement.acked.isEmpty && s.settlement.failure == nil))
+            for seq in s.settlement.acked {
+                ackLane.append(Int32(i))
+                ackSeq.append(seq)
             }
-            if !updates.isEmpty {
-                // Nothing handed over although the lane counted items (`recount`): trust the rows.
-                try await conn.query(
-                    """
-                    UPDATE outbox_lane l SET
-                      pending = CASE WHEN v.recount THEN (
-                          SELECT count(*) FROM outbox_pending p WHERE p.job_id = l.job_id AND p.sink = l.sink)
-                        ELSE greatest(l.pending - v.released, 0) END,
-                      attempts = v.attempts, next_attempt_at = v.next, last_error = v.last_error, claim_until = 0,
-                      delivered_total = l.delivered_total + v.acked, retried_total = l.retried_total + v.retried,
-                      dead_total = l.dead_total + v.dead
-                    FROM jsonb_to_recordset(\(try Self.json(updates))::jsonb) AS v(job_id text, sink text,
-                      released int8, attempts int4, next int8, last_error text, acked int8, retried int8, dead int8,
-                      recount bool)
-                    WHERE l.job_id = v.job_id AND l.sink = v.sink
-                    """, logger: self.logger)
-            }
-            return batch.indices.map { valid.contains($0) }
         }
-    }
-
-    private struct LaneKey: Hashable {
-        var jobID: String
-        var sink: String
-    }
-
-    /// Removes (job, sink, item) pending rows; drops the items no sink waits for any more and
-    /// lowers their jobs' backlogs; returns how many rows each lane released.
-    private func release(
-        jobs: [String], sinks: [String], seqs: [Int64], _ conn: PostgresConnection
-    ) async throws -> [LaneKey: Int64] {
-        guard !seqs.isEmpty else { return [:] }
-        var out: [LaneKey: Int64] = [:]
-        for row in try await rows(
+        let valid = try await rows(
             """
-            WITH rel AS (
-              DELETE FROM outbox_pending p
-              USING unnest(\(jobs)::text[], \(sinks)::text[], \(seqs)::int8[]) AS r(job_id, sink, seq)
+            WITH v AS (
+              SELECT * FROM jsonb_to_recordset(\(try Self.json(updates))::jsonb) AS v(i int4, job_id text, sink text,
+                token int8, attempts int4, next int8, last_error text, acked int8, retried int8, dead_letter bool,
+                dl_attempts int4, recount bool)),
+            valid AS (
+              SELECT v.* FROM v JOIN outbox_lane l ON l.job_id = v.job_id AND l.sink = v.sink
+                AND l.claimed_by = \(holder) AND l.claim_token = v.token
+              ORDER BY l.job_id, l.sink
+              FOR UPDATE OF l),
+            ack AS (SELECT * FROM unnest(\(ackLane)::int4[], \(ackSeq)::int8[]) AS a(i, seq)),
+            heads AS (
+              SELECT valid.i, valid.job_id, valid.sink, valid.dl_attempts, valid.last_error, h.*
+              FROM valid CROSS JOIN LATERAL (
+                SELECT p.seq, it.item_key, it.envelope, it.found_at
+                FROM outbox_pending p JOIN outbox_item it ON it.seq = p.seq
+                WHERE p.job_id = valid.job_id AND p.sink = valid.sink
+                  AND NOT (p.seq = ANY(ARRAY(SELECT ack.seq FROM ack WHERE ack.i = valid.i)))
+                ORDER BY p.seq LIMIT 1) h
+              WHERE valid.dead_letter),
+            dead AS (
+              INSERT INTO dead_letter (job_id, sink, item_key, envelope, attempts, last_error, found_at, failed_at)
+              SELECT job_id, sink, item_key, envelope, dl_attempts, last_error, found_at, \(nowMs)::int8
+              FROM heads ORDER BY i),
+            rel AS (
+              DELETE FROM outbox_pending p USING (
+                SELECT valid.job_id, valid.sink, ack.seq FROM valid JOIN ack ON ack.i = valid.i
+                UNION ALL SELECT job_id, sink, seq FROM heads) r
               WHERE p.job_id = r.job_id AND p.sink = r.sink AND p.seq = r.seq
               RETURNING p.job_id, p.sink, p.seq),
             per_item AS (SELECT seq, count(*) AS n FROM rel GROUP BY seq),
-            gone AS (
-              DELETE FROM outbox_item i USING per_item x WHERE i.seq = x.seq AND i.remaining <= x.n
-              RETURNING i.job_id),
+            gone AS (DELETE FROM outbox_item it USING per_item x WHERE it.seq = x.seq AND it.remaining <= x.n),
             fewer AS (
-              UPDATE outbox_item i SET remaining = i.remaining - x.n FROM per_item x
-              WHERE i.seq = x.seq AND i.remaining > x.n),
-            backlog AS (
-              UPDATE outbox_backlog b SET items = greatest(b.items - g.n, 0)
-              FROM (SELECT job_id, count(*) AS n FROM gone GROUP BY job_id) g WHERE b.job_id = g.job_id)
-            SELECT job_id, sink, count(*)::int8 FROM rel GROUP BY job_id, sink
-            """, on: conn)
-        {
-            let (job, sink, n) = try row.decode((String, String, Int64).self)
-            out[LaneKey(jobID: job, sink: sink)] = n
-        }
-        return out
-    }
-
-    /// Moves a lane's head (its first pending item) to the dead letters; false when it has none.
-    private func deadLetterHead(
-        _ lane: OutboxLane, attempts: Int, error: String, nowMs: Int64, _ conn: PostgresConnection
-    ) async throws -> Bool {
-        guard
-            let head = try await rows(
-                """
-                WITH h AS (
-                  SELECT p.seq, i.item_key, i.envelope, i.found_at FROM outbox_pending p JOIN outbox_item i ON i.seq = p.seq
-                  WHERE p.job_id = \(lane.jobID) AND p.sink = \(lane.sink) ORDER BY p.seq LIMIT 1),
-                d AS (
-                  INSERT INTO dead_letter (job_id, sink, item_key, envelope, attempts, last_error, found_at, failed_at)
-                  SELECT \(lane.jobID), \(lane.sink), item_key, envelope, \(attempts), \(error), found_at, \(nowMs) FROM h)
-                SELECT seq FROM h
-                """, on: conn
-            ).first
-        else { return false }
-        let seq = try head.decode(Int64.self)
-        let released = try await release(jobs: [lane.jobID], sinks: [lane.sink], seqs: [seq], conn)
-        return released.values.reduce(0, +) == 1
+              UPDATE outbox_item it SET remaining = it.remaining - x.n FROM per_item x
+              WHERE it.seq = x.seq AND it.remaining > x.n),
+            released AS (SELECT job_id, sink, count(*) AS n FROM rel GROUP BY job_id, sink),
+            lanes AS (
+              UPDATE outbox_lane l SET
+                pending = CASE WHEN valid.recount THEN (
+                    SELECT count(*) FROM outbox_pending p WHERE p.job_id = l.job_id AND p.sink = l.sink)
+                  ELSE greatest(l.pending - COALESCE(r.n, 0), 0) END,
+                attempts = valid.attempts, next_attempt_at = valid.next, last_error = valid.last_error,
+                claim_until = 0, delivered_total = l.delivered_total + valid.acked,
+                retried_total = l.retried_total + valid.retried,
+                dead_total = l.dead_total + (SELECT count(*) FROM heads h WHERE h.i = valid.i)
+              FROM valid LEFT JOIN released r ON r.job_id = valid.job_id AND r.sink = valid.sink
+              WHERE l.job_id = valid.job_id AND l.sink = valid.sink)
+            SELECT i FROM valid
+            """
+        ).map { Int(try $0.decode(Int32.self)) }
+        let settled = Set(valid)
+        return batch.indices.map { settled.contains($0) }
     }
 
     func nextLaneDueMs() async throws -> Int64? {
@@ -304,12 +268,10 @@ extension PostgresStateStore {
                 pend AS (INSERT INTO outbox_pending (job_id, sink, seq) SELECT job_id, sink, seq FROM q),
                 lanes AS (
                   INSERT INTO outbox_lane (job_id, sink, pending, next_attempt_at)
-                  SELECT job_id, sink, count(*), \(nowMs)::int8 FROM q GROUP BY job_id, sink
+                  SELECT job_id, sink, count(*), \(nowMs)::int8 FROM q GROUP BY job_id, sink ORDER BY job_id, sink
                   ON CONFLICT (job_id, sink) DO UPDATE SET pending = outbox_lane.pending + excluded.pending),
-                backlog AS (
-                  INSERT INTO outbox_backlog (job_id, items) SELECT job_id, count(*) FROM q GROUP BY job_id
-                  ON CONFLICT (job_id) DO UPDATE SET items = outbox_backlog.items + excluded.items)
-                SELECT count(*)::int8 FROM q
+                notified AS (SELECT pg_notify('pollerd_outbox', '') FROM (SELECT 1 FROM q LIMIT 1) any_item)
+                SELECT count(*)::int8 FROM q CROSS JOIN (SELECT count(*) FROM notified) n
                 """
             ).first?.decode(Int64.self) ?? 0)
     }

@@ -51,7 +51,7 @@ extension PostgresStateStore {
               FROM poll_state p WHERE p.job_id = ANY(\(ids)::text[]) FOR UPDATE SKIP LOCKED),
             ev AS (
               SELECT lk.*, req.ttl, req.slot, req.max_backlog, req.ord,
-                COALESCE((SELECT b.items FROM outbox_backlog b WHERE b.job_id = lk.job_id), 0) AS backlog,
+                COALESCE((SELECT max(l.pending) FROM outbox_lane l WHERE l.job_id = lk.job_id), 0) AS backlog,
                 NOT lk.paused AND NOT lk.done
                   AND (req.slot IS NULL OR lk.next_run_at IS NULL OR lk.next_run_at <= req.slot) AS runnable
               FROM lk JOIN req ON req.job_id = lk.job_id),
@@ -104,7 +104,8 @@ extension PostgresStateStore {
     /// A batch commit in one statement: the fenced state update (holder and token in its `WHERE`),
     /// and for the ticks it committed, their history rows (each job's history trimmed to its limit),
     /// their outbox items (less those the job's dedup window remembers) with their pending rows,
-    /// lanes, backlog and dedup keys (the window trimmed), and their alerts.
+    /// lanes and dedup keys (the window trimmed), and their alerts. Lane rows are locked in
+    /// (job, sink) order, as a settle locks them, so the two cannot deadlock on them.
     func commit(_ ticks: [TickCommit], nowMs: Int64) async throws -> [Int64?] {
         guard !ticks.isEmpty else { return [] }
         // A job twice in one batch: the second commits in a statement of its own (its token
@@ -259,12 +260,9 @@ extension PostgresStateStore {
             lanes AS (
               INSERT INTO outbox_lane (job_id, sink, pending, next_attempt_at, sink_fp)
               SELECT cnt.job_id, s.sink, sum(cnt.n), \(nowMs)::int8, (array_agg(s.fp ORDER BY cnt.u))[1]
-              FROM cnt JOIN sinks s ON s.u = cnt.u GROUP BY cnt.job_id, s.sink
+              FROM cnt JOIN sinks s ON s.u = cnt.u GROUP BY cnt.job_id, s.sink ORDER BY cnt.job_id, s.sink
               ON CONFLICT (job_id, sink) DO UPDATE SET pending = outbox_lane.pending + excluded.pending,
                 sink_fp = COALESCE(excluded.sink_fp, outbox_lane.sink_fp)),
-            backlog AS (
-              INSERT INTO outbox_backlog (job_id, items) SELECT job_id, sum(n) FROM cnt GROUP BY job_id
-              ON CONFLICT (job_id) DO UPDATE SET items = outbox_backlog.items + excluded.items),
             keys AS (
               SELECT job_id, key, seq, win FROM (
                 SELECT q.*, row_number() OVER (PARTITION BY q.job_id ORDER BY q.seq DESC) AS rn FROM q WHERE q.win > 0) z
@@ -290,10 +288,13 @@ extension PostgresStateStore {
               FROM c JOIN done ON done.i = c.i LEFT JOIN queued ON queued.i = c.i
               WHERE c.keep > 0 ORDER BY c.i),
             trim AS (
-              \(unescaped: Self.trimHistorySQL("(SELECT c.job_id, c.keep - 1 AS keep FROM c JOIN done ON done.i = c.i WHERE c.keep > 0)")))
+              \(unescaped: Self.trimHistorySQL("(SELECT c.job_id, c.keep - 1 AS keep FROM c JOIN done ON done.i = c.i WHERE c.keep > 0)"))),
+            -- Deliverers everywhere hear of the new items when the statement commits.
+            notified AS (SELECT pg_notify('pollerd_outbox', '') FROM (SELECT 1 FROM q LIMIT 1) any_item)
             SELECT c.i, done.i IS NOT NULL,
               CASE WHEN c.has_sinks THEN COALESCE(queued.n, 0) ELSE c.items_found END
             FROM c LEFT JOIN done ON done.i = c.i LEFT JOIN queued ON queued.i = c.i
+              CROSS JOIN (SELECT count(*) FROM notified) n
             ORDER BY c.i
             """)
         guard result.count == ticks.count else {

@@ -17,8 +17,12 @@ final class PostgresStateStore: PollerdStore {
     /// history read.
     private let skipped = Mutex<[(TickRecord, Int)]>([])
 
+    /// Hears other daemons' writes (`onWake`) while `run` runs.
+    let listener: PostgresListener
+
     init(url: PostgresURL, tuning: PostgresSettings, time: StoreTime, logger: Logger) {
         self.url = url
+        listener = PostgresListener(url: url, logger: logger)
         self.time = time
         self.logger = logger
         configuration = PostgresBackend.configuration(url, tuning: tuning)
@@ -76,10 +80,14 @@ final class PostgresStateStore: PollerdStore {
     /// its own, apart from this task's cancellation, so that the last history rows are written
     /// once upkeep stops; it is stopped after that.
     func run(clock: any WallClock) async throws {
-        pool.withLock { p in
+        let first = pool.withLock { p in
             p.runs += 1
             _ = p.start()
+            return p.runs == 1
         }
+        // One listener for the store, with the first run (its task ends with this one's).
+        let listening = first ? Task { [listener] in await listener.run(clock: clock) } : nil
+        defer { listening?.cancel() }
         var lastPrune: Int64 = 0
         while !Task.isCancelled {
             do { try await clock.sleep(untilMs: clock.nowMs + 200) } catch { break }
@@ -130,6 +138,10 @@ final class PostgresStateStore: PollerdStore {
                 try await conn.query("INSERT INTO pollerd_migrations (id) VALUES (\(m.id))", logger: logger)
             }
         }
+    }
+
+    func onWake(_ handler: @escaping @Sendable (StoreWake) -> Void) {
+        listener.add(handler)
     }
 
     /// The schema's problems (none: `["ok"]`), without changing anything.
@@ -187,37 +199,52 @@ final class PostgresStateStore: PollerdStore {
         time == .store ? "(floor(extract(epoch FROM now()) * 1000))::int8" : "(\(callerMs))::int8"
     }
 
-    /// Runs a query and collects its rows.
+    /// Runs a query (one statement, its own transaction) and collects its rows. A statement the
+    /// server chose as a deadlock's victim, or failed for serialisation, was rolled back whole:
+    /// it is run again (`retrying`).
     func rows(_ q: PostgresQuery) async throws -> [PostgresRow] {
-        do {
+        try await retrying {
             var out: [PostgresRow] = []
-            for try await r in try await client.query(q, logger: logger) { out.append(r) }
+            for try await r in try await self.client.query(q, logger: self.logger) { out.append(r) }
             return out
-        } catch { throw PostgresStoreError(error, url: url) }
-    }
-
-    func rows(_ q: PostgresQuery, on conn: PostgresConnection) async throws -> [PostgresRow] {
-        do {
-            var out: [PostgresRow] = []
-            for try await r in try await conn.query(q, logger: logger) { out.append(r) }
-            return out
-        } catch { throw PostgresStoreError(error, url: url) }
+        }
     }
 
     func exec(_ q: PostgresQuery) async throws {
         _ = try await rows(q)
     }
 
-    /// Runs `body` in a transaction (one connection, BEGIN … COMMIT, rolled back if it throws).
+    /// Runs `body` in a transaction (one connection, BEGIN … COMMIT, rolled back if it throws),
+    /// again from the start if the server rolled it back as a deadlock's victim.
     func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        do {
-            return try await client.withTransaction(logger: logger) { conn in try await body(conn) }
-        } catch let e as PostgresStoreError {
-            throw e
-        } catch let e as PostgresTransactionError {
-            throw PostgresStoreError(e.closureError ?? e.beginError ?? e.commitError ?? e, url: url)
-        } catch { throw PostgresStoreError(error, url: url) }
+        try await retrying {
+            do {
+                return try await self.client.withTransaction(logger: self.logger) { conn in try await body(conn) }
+            } catch let e as PostgresTransactionError {
+                throw e.closureError ?? e.beginError ?? e.commitError ?? e
+            }
+        }
     }
+
+    /// Runs `body`, again (up to `retries` times, a few random milliseconds apart) when it fails
+    /// with a deadlock (40P01) or a serialisation failure (40001): the server rolled the whole
+    /// transaction back, so running it again is safe. Other errors pass as `PostgresStoreError`.
+    func retrying<T>(_ body: () async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch {
+                let e = PostgresStoreError(error, url: url)
+                attempt += 1
+                guard attempt < Self.retries, e.sqlState == "40P01" || e.sqlState == "40001" else { throw e }
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...(5 * attempt))))
+            }
+        }
+    }
+
+    /// How often a deadlock's victim is tried again.
+    static let retries = 8
 
     /// `value` as JSON for `jsonb_to_recordset`, its keys in snake case (`jobID` is `job_id`).
     static func json<T: Encodable>(_ value: T) throws -> String {
@@ -230,7 +257,7 @@ final class PostgresStateStore: PollerdStore {
         p.job_id, p.kind, p.agent, p.cursor, p.last_run_at, p.next_run_at, p.last_status, p.last_error,
         p.last_duration_ms, p.consecutive_errors, p.ticks_total, p.items_seen_total, p.items_dispatched_total,
         p.paused, p.paused_reason, p.done, p.schedule_fp, p.definition_fp, p.updated_at,
-        COALESCE((SELECT b.items FROM outbox_backlog b WHERE b.job_id = p.job_id), 0), p.paused_at,
+        COALESCE((SELECT max(l.pending) FROM outbox_lane l WHERE l.job_id = p.job_id), 0), p.paused_at,
         p.last_alert_at, p.last_ok_at
         """
 
@@ -274,18 +301,26 @@ final class PostgresStateStore: PollerdStore {
                 stderrTail: try Self.json(r.stderrTail), updatedAt: r.updatedAtMs, ord: ord)
         }
         let doc = try Self.json(rows)
-        try await transaction { conn in
-            try await conn.query("DELETE FROM plugin_status WHERE daemon_id = \(daemonID)", logger: logger)
-            try await conn.query(
-                """
-                INSERT INTO plugin_status (daemon_id, plugin_id, lifecycle, phase, pid, restarts, ticks, failures, last_error, stderr_tail, updated_at)
-                SELECT DISTINCT ON (x.plugin_id) \(daemonID), x.plugin_id, x.lifecycle, x.phase, x.pid, x.restarts, x.ticks,
-                  x.failures, x.last_error, x.stderr_tail, x.updated_at
-                FROM jsonb_to_recordset(\(doc)::jsonb) AS x(plugin_id text, lifecycle text, phase text,
-                  pid int4, restarts int4, ticks int8, failures int8, last_error text, stderr_tail text, updated_at int8, ord int4)
-                ORDER BY x.plugin_id, x.ord DESC
-                """, logger: logger)
-        }
+        // One statement: the reported plugins' rows upserted, the others of this daemon deleted
+        // (two sets of rows apart, so one statement may touch both).
+        try await exec(
+            """
+            WITH x AS (
+              SELECT DISTINCT ON (x.plugin_id) x.* FROM jsonb_to_recordset(\(doc)::jsonb) AS x(plugin_id text,
+                lifecycle text, phase text, pid int4, restarts int4, ticks int8, failures int8, last_error text,
+                stderr_tail text, updated_at int8, ord int4)
+              ORDER BY x.plugin_id, x.ord DESC),
+            gone AS (
+              DELETE FROM plugin_status WHERE daemon_id = \(daemonID)
+                AND NOT (plugin_id = ANY(ARRAY(SELECT plugin_id FROM x))))
+            INSERT INTO plugin_status (daemon_id, plugin_id, lifecycle, phase, pid, restarts, ticks, failures,
+              last_error, stderr_tail, updated_at)
+            SELECT \(daemonID), plugin_id, lifecycle, phase, pid, restarts, ticks, failures, last_error, stderr_tail,
+              updated_at FROM x
+            ON CONFLICT (plugin_id, daemon_id) DO UPDATE SET lifecycle = excluded.lifecycle, phase = excluded.phase,
+              pid = excluded.pid, restarts = excluded.restarts, ticks = excluded.ticks, failures = excluded.failures,
+              last_error = excluded.last_error, stderr_tail = excluded.stderr_tail, updated_at = excluded.updated_at
+            """)
     }
 
     func pluginStatuses() async throws -> [DaemonPluginStatus] {
@@ -432,7 +467,7 @@ final class PostgresStateStore: PollerdStore {
                 updated_at = \(nowMs), lease_token = lease_token + 1, lease_until = 0
               WHERE job_id = \(jobID) RETURNING job_id),
             c AS (INSERT INTO control_log (job_id, action, at) SELECT job_id, 'reset', \(nowMs) FROM u)
-            SELECT 1 FROM u
+            SELECT pg_notify('pollerd_control', '') FROM u
             """
         ).isEmpty)
     }
@@ -673,49 +708,57 @@ final class PostgresStateStore: PollerdStore {
 
     // MARK: Daemons
 
+    // No call holds a transaction open across round trips: a daemon stopped (SIGSTOP) between
+    // two statements of one would hold its locks until the server ends its session
+    // (`idle_in_transaction_session_timeout`), and PostgresNIO was seen never to return from
+    // the next statement on such a session. Each call is one statement, or several that each
+    // stand alone.
+
     func announce(_ d: DaemonAnnouncement, nowMs: Int64) async throws -> [String] {
         let ids = d.jobs.keys.sorted()
         let fps = ids.map { d.jobs[$0] ?? "" }
         let now = expiry(nowMs)
-        return try await transaction { conn in
-            try await conn.query(
-                """
-                INSERT INTO daemons (daemon_id, job_file, started_at, alive_until)
-                VALUES (\(d.daemonID), \(d.jobFile), \(nowMs), \(unescaped: now) + \(d.ttlMs)::int8)
-                ON CONFLICT (daemon_id) DO UPDATE SET job_file = excluded.job_file, alive_until = excluded.alive_until
-                """, logger: logger)
-            try await conn.query("DELETE FROM daemon_jobs WHERE daemon_id = \(d.daemonID)", logger: logger)
-            try await conn.query(
-                """
-                WITH j AS (SELECT * FROM unnest(\(ids)::text[], \(fps)::text[]) AS x(job_id, fp)),
-                a AS (INSERT INTO daemon_jobs (daemon_id, job_id, definition_fp) SELECT \(d.daemonID), job_id, fp FROM j)
-                UPDATE poll_state p SET definition_fp = j.fp FROM j
-                WHERE p.job_id = j.job_id AND p.definition_fp IS DISTINCT FROM j.fp
-                """, logger: logger)
-            return try await self.deactivateOrphans(now: now, stampMs: nowMs, conn)
-        }
+        // The daemon and its job set (rows of jobs it no longer has deleted, the others upserted),
+        // then the active set recomputed from every live daemon's.
+        try await exec(
+            """
+            WITH daemon AS (
+              INSERT INTO daemons (daemon_id, job_file, started_at, alive_until)
+              VALUES (\(d.daemonID), \(d.jobFile), \(nowMs), \(unescaped: now) + \(d.ttlMs)::int8)
+              ON CONFLICT (daemon_id) DO UPDATE SET job_file = excluded.job_file, alive_until = excluded.alive_until),
+            j AS (SELECT * FROM unnest(\(ids)::text[], \(fps)::text[]) AS x(job_id, fp)),
+            dropped AS (
+              DELETE FROM daemon_jobs WHERE daemon_id = \(d.daemonID) AND NOT (job_id = ANY(\(ids)::text[]))),
+            kept AS (
+              INSERT INTO daemon_jobs (daemon_id, job_id, definition_fp) SELECT \(d.daemonID), job_id, fp FROM j
+              ORDER BY job_id
+              ON CONFLICT (daemon_id, job_id) DO UPDATE SET definition_fp = excluded.definition_fp
+              WHERE daemon_jobs.definition_fp IS DISTINCT FROM excluded.definition_fp)
+            UPDATE poll_state p SET definition_fp = j.fp FROM j
+            WHERE p.job_id = j.job_id AND p.definition_fp IS DISTINCT FROM j.fp
+            """)
+        return try await deactivateOrphans(now: now, stampMs: nowMs)
     }
 
-    /// Forgets the daemons whose liveness ran out by `now` (with what they served) and takes the
-    /// jobs no live daemon has out of the active set (their rows stamped `stampMs`); returns those
-    /// jobs' ids. A job's planned run stays with its state: a daemon that has it again (a restart)
-    /// keeps the plan.
-    func deactivateOrphans(now: String, stampMs: Int64, _ conn: PostgresConnection) async throws -> [String] {
-        try await conn.query(
+    /// Forgets the daemons whose liveness ran out by `now` (with what they served and their job
+    /// sets) and takes the jobs no live daemon has out of the active set (their rows stamped
+    /// `stampMs`), in one statement; returns those jobs' ids. The active set is read from the
+    /// live daemons alone, so the rows of the forgotten ones, still visible to the statement, do
+    /// not count. A job's planned run stays with its state: a daemon that has it again keeps it.
+    func deactivateOrphans(now: String, stampMs: Int64) async throws -> [String] {
+        try await rows(
             """
             WITH dead AS (DELETE FROM daemons WHERE alive_until <= \(unescaped: now) RETURNING daemon_id),
-            s AS (DELETE FROM served_sink WHERE holder IN (SELECT daemon_id FROM dead))
-            DELETE FROM daemon_jobs WHERE daemon_id IN (SELECT daemon_id FROM dead)
-              OR daemon_id NOT IN (SELECT daemon_id FROM daemons)
-            """, logger: logger)
-        return try await rows(
-            """
+            served AS (DELETE FROM served_sink WHERE holder IN (SELECT daemon_id FROM dead)),
+            jobsets AS (
+              DELETE FROM daemon_jobs WHERE daemon_id IN (SELECT daemon_id FROM dead)
+                OR daemon_id NOT IN (SELECT daemon_id FROM daemons))
             UPDATE poll_state p SET definition_fp = NULL, updated_at = \(stampMs)
             WHERE p.definition_fp IS NOT NULL AND NOT EXISTS (
               SELECT 1 FROM daemon_jobs j JOIN daemons d ON d.daemon_id = j.daemon_id
               WHERE j.job_id = p.job_id AND d.alive_until > \(unescaped: now))
             RETURNING p.job_id
-            """, on: conn
+            """
         ).map { try $0.decode(String.self) }.sorted()
     }
 
@@ -730,11 +773,13 @@ final class PostgresStateStore: PollerdStore {
 
     func retire(daemonID: String, nowMs: Int64) async throws {
         let now = expiry(nowMs)
-        _ = try await transaction { conn in
-            try await conn.query("DELETE FROM daemons WHERE daemon_id = \(daemonID)", logger: logger)
-            try await conn.query("DELETE FROM served_sink WHERE holder = \(daemonID)", logger: logger)
-            return try await self.deactivateOrphans(now: now, stampMs: nowMs, conn)
-        }
+        try await exec(
+            """
+            WITH d AS (DELETE FROM daemons WHERE daemon_id = \(daemonID)),
+            s AS (DELETE FROM served_sink WHERE holder = \(daemonID))
+            DELETE FROM daemon_jobs WHERE daemon_id = \(daemonID)
+            """)
+        _ = try await deactivateOrphans(now: now, stampMs: nowMs)
     }
 
     func liveDaemons(nowMs: Int64) async throws -> [DaemonRecord] {

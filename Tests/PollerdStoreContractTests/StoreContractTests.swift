@@ -68,11 +68,7 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     static let postgres = StoreFactory(
         name: "postgres",
         makePlace: { try await PostgresTestServer.makeDatabase() },
-        open: { location, time in
-            PostgresBackend.open(
-                url: try PostgresURL(parsing: location), tuning: .init(poolSize: 8, statementTimeoutMs: 30_000),
-                time: time, logger: PostgresTestServer.logger)
-        },
+        open: { location, time in try PostgresTestServer.open(location, time: time) },
         removePlace: { location in try await PostgresTestServer.dropDatabase(location) },
         hold: { location, what in
             // A transaction on a connection of its own, left open until the release commits it.

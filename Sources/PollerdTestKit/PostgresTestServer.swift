@@ -1,16 +1,15 @@
-import Foundation
-import Logging
-import PollerdCore
+public import Foundation
+public import Logging
+public import PollerdCore
 import PollerdPostgres
-import PostgresNIO
-import Testing
+public import PostgresNIO
 
 /// The PostgreSQL server the tests run against: `POLLERD_TEST_POSTGRES`, a URL of a database on
 /// it that the tests may create databases from (the test command starts a cluster on loopback
 /// and sets it). Without it the PostgreSQL tests are left out, with the reason printed once;
 /// under `CI=true` its absence fails the run (`PostgresAvailabilityTests`).
-enum PostgresTestServer {
-    static let url: PostgresURL? = {
+public enum PostgresTestServer {
+    public static let url: PostgresURL? = {
         guard let text = ProcessInfo.processInfo.environment["POLLERD_TEST_POSTGRES"], !text.isEmpty else {
             print(
                 "PostgreSQL tests skipped: POLLERD_TEST_POSTGRES is not set (scripts/test sets it when PostgreSQL is installed)"
@@ -23,16 +22,16 @@ enum PostgresTestServer {
         }
     }()
 
-    static let logger = Logger(label: "pollerd.test.postgres")
+    public static let logger = Logger(label: "pollerd.test.postgres")
 
-    static func configuration(_ url: PostgresURL) -> PostgresConnection.Configuration {
+    public static func configuration(_ url: PostgresURL) -> PostgresConnection.Configuration {
         PostgresConnection.Configuration(
             host: url.host ?? "127.0.0.1", port: url.port, username: url.user, password: url.password,
             database: url.database, tls: .disable)
     }
 
     /// Runs `body` on a connection of its own to `url`'s database, closed after.
-    static func withConnection<T>(
+    public static func withConnection<T>(
         _ url: PostgresURL, _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
         let conn = try await PostgresConnection.connect(
@@ -48,7 +47,7 @@ enum PostgresTestServer {
     }
 
     /// A new, empty database on the server; returns its URL.
-    static func makeDatabase() async throws -> String {
+    public static func makeDatabase() async throws -> String {
         guard let url else { throw CancellationError() }
         let name = "pollerd_t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         _ = try await withConnection(url) { conn in
@@ -58,7 +57,7 @@ enum PostgresTestServer {
     }
 
     /// Drops a database `makeDatabase` made, closing its connections first.
-    static func dropDatabase(_ location: String) async throws {
+    public static func dropDatabase(_ location: String) async throws {
         guard let url else { return }
         let name = try PostgresURL(parsing: location).database
         guard name.hasPrefix("pollerd_t_") else { return }
@@ -67,14 +66,28 @@ enum PostgresTestServer {
                 PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
         }
     }
-}
 
-@Suite struct PostgresAvailabilityTests {
-    /// Under CI the PostgreSQL half of the suite must run: a missing server fails the run
-    /// instead of passing with half the tests.
-    @Test func postgresRunsUnderCI() {
-        if ProcessInfo.processInfo.environment["CI"] == "true" {
-            #expect(PostgresTestServer.url != nil, "CI=true but POLLERD_TEST_POSTGRES is not set")
+    /// A store on a new database of the test server, run and prepared, for the span of `body`;
+    /// the database is dropped after. Expiries follow the caller's clock unless `time` says.
+    public static func withStore<T>(
+        time: StoreTime = .caller, _ body: (String, any PollerdStore) async throws -> T
+    ) async throws -> T {
+        let location = try await makeDatabase()
+        do {
+            let store = try open(location, time: time)
+            let result = try await store.withStore(clock: ManualClock(nowMs: 0)) { try await body(location, $0) }
+            try await dropDatabase(location)
+            return result
+        } catch {
+            try? await dropDatabase(location)
+            throw error
         }
+    }
+
+    /// One daemon's view of a database `makeDatabase` made, unprepared.
+    public static func open(_ location: String, time: StoreTime = .caller) throws -> any PollerdStore {
+        PostgresBackend.open(
+            url: try PostgresURL(parsing: location), tuning: PostgresSettings(poolSize: 8, statementTimeoutMs: 30_000),
+            time: time, logger: logger)
     }
 }
