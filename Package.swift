@@ -174,9 +174,8 @@ let package = Package(
         .executableTarget(
             name: "pollerd-bench",
             dependencies: [
-                "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdDaemon",
-                "PollerdHTTP",
-                "PollerdAdmin", "PollerdConfig",
+                "PollerdCore", "PollerdSQLite", "PollerdPostgres", "PollerdPollers", "PollerdPlugins",
+                "PollerdDelivery", "PollerdDaemon", "PollerdHTTP", "PollerdAdmin", "PollerdConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

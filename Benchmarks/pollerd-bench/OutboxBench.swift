@@ -21,12 +21,17 @@ struct OutboxBench: AsyncParsableCommand {
     @Option(help: "Items per tick.") var items: Int = 100
     @Option(name: .customLong("batch-size"), help: "Items per sink batch.") var batchSize: Int = 256
     @Option(help: "Working directory (a fresh one under it is used).") var dir: String = NSTemporaryDirectory()
+    @Option(name: .customLong("state-db"), help: "A postgres:// URL: the store on PostgreSQL instead of SQLite.")
+    var stateDB: String?
 
     func run() async throws {
         let root = (dir as NSString).appendingPathComponent("pollerd-outbox-bench-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let store = try SQLiteBackend.open(
-            path: (root as NSString).appendingPathComponent("state.db"), synchronousFull: true)
+        var log = Logger(label: "bench")
+        log.logLevel = .error
+        let store = try benchStore(
+            stateDB, sqlitePath: (root as NSString).appendingPathComponent("state.db"), synchronousFull: true,
+            poolSize: 10, logger: log)
         let clock = SystemWallClock()
         // The store runs as in the daemon (its service: WAL checkpoints on a connection of their
         // own, not in the writer's commits), for the span of the measurement.

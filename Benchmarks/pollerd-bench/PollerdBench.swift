@@ -6,6 +6,7 @@ import PollerdDaemon
 import PollerdHTTP
 import PollerdPlugins
 import PollerdPollers
+import PollerdPostgres
 import PollerdSQLite
 import ServiceLifecycle
 import Synchronization
@@ -21,7 +22,7 @@ struct PollerdBench: AsyncParsableCommand {
         abstract: "Benchmarks of pollerd's real components (build with -c release).",
         subcommands: [
             SchedulerBench.self, PluginBench.self, OutboxBench.self, WireBench.self, FeedParseBench.self,
-            FeedServerCommand.self, DashboardBench.self, HealthBench.self,
+            FeedServerCommand.self, DashboardBench.self, HealthBench.self, PGSetupBench.self, PGWakeBench.self,
         ]
     )
 }
@@ -95,6 +96,13 @@ struct SchedulerBench: AsyncParsableCommand {
     var jitterMs: Int64?
     @Option(name: .customLong("max-concurrent"), help: "max_concurrent_ticks.") var maxConcurrent: Int = 64
     @Option(help: "state_sync: full or normal.") var sync: String = "full"
+    @Option(
+        name: .customLong("state-db"),
+        help: "A postgres:// URL: the store on PostgreSQL (its expiries on the database's clock) instead of SQLite.")
+    var stateDB: String?
+    @Option(name: .customLong("pool-size"), help: "PostgreSQL connections.") var poolSize: Int = 10
+    @Option(help: "The lease holder id (several bench processes on one store: one each).") var holder: String =
+        "bench"
     @Flag(help: "Print one JSON line instead of text.") var json = false
     @Flag(
         help:
@@ -122,8 +130,9 @@ struct SchedulerBench: AsyncParsableCommand {
         logger.logLevel = .error
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-bench-\(getpid())")
         try? FileManager.default.removeItem(at: dir)
-        let store = try SQLiteBackend.open(
-            path: dir.appendingPathComponent("state.db").path, synchronousFull: sync == "full")
+        let store = try benchStore(
+            stateDB, sqlitePath: dir.appendingPathComponent("state.db").path, synchronousFull: sync == "full",
+            poolSize: poolSize, logger: logger)
         var settings = GlobalSettings()
         settings.maxConcurrentTicks = maxConcurrent
         settings.tickHistory = tickHistory
@@ -161,7 +170,7 @@ struct SchedulerBench: AsyncParsableCommand {
         let bootStart = clock.nowMs
         let started = Doorbell()
         let samples = Mutex<Samples?>(nil)
-        let executor = TickExecutor(store: store, registry: registry, clock: clock, holder: "bench", logger: logger)
+        let executor = TickExecutor(store: store, registry: registry, clock: clock, holder: holder, logger: logger)
         let runner = Runner(
             settings: settings, jobs: specs, executor: executor,
             onEvent: { e in
@@ -225,6 +234,7 @@ struct SchedulerBench: AsyncParsableCommand {
         let expected = Double(jobs) / Double(everySecs)
         let line: [String: Any] = [
             "system": maxConcurrent == 64 ? "pollerd" : "pollerd cap=\(maxConcurrent)", "kind": kind, "jobs": jobs,
+            "store": stateDB == nil ? "sqlite" : "postgres",
             "every_secs": everySecs, "seconds": seconds, "sync": sync,
             "ticks_per_sec": (rate * 10).rounded() / 10, "expected_per_sec": expected,
             "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99), "lateness_max_ms": sorted.last ?? -1,
@@ -239,7 +249,9 @@ struct SchedulerBench: AsyncParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print("pollerd scheduler: \(jobs) jobs every \(everySecs)s, \(seconds)s measured, state_sync=\(sync)")
+            print(
+                "pollerd scheduler: \(jobs) jobs every \(everySecs)s, \(seconds)s measured, "
+                    + (stateDB == nil ? "SQLite state_sync=\(sync)" : "PostgreSQL"))
             print(
                 "  ticks/s        \(String(format: "%.1f", rate)) of the window's slots (expected \(String(format: "%.1f", expected))); \(String(format: "%.1f", Double(finished.count) / Double(seconds))) finished in it, \(finishedP50) ms late (p50)"
             )
@@ -265,4 +277,17 @@ struct SchedulerBench: AsyncParsableCommand {
         getrusage(RUSAGE_SELF.rawValue, &u)
         return Int(u.ru_maxrss / 1024)
     }
+}
+
+/// The benchmarks' store: PostgreSQL for a `postgres://` URL (a fresh schema is the caller's
+/// business: the store migrates it), else SQLite at `sqlitePath`.
+func benchStore(
+    _ stateDB: String?, sqlitePath: String, synchronousFull: Bool, poolSize: Int, logger: Logger
+) throws -> any PollerdStore {
+    if let stateDB, PostgresURL.isPostgres(stateDB) {
+        return PostgresBackend.open(
+            url: try PostgresURL(parsing: stateDB), tuning: PostgresSettings(poolSize: poolSize), time: .store,
+            logger: logger)
+    }
+    return try SQLiteBackend.open(path: sqlitePath, synchronousFull: synchronousFull)
 }

@@ -75,3 +75,12 @@ extension PostgresBackend {
         }
     }
 }
+
+extension PostgresBackend {
+    /// The claim and the commit statements, with their numbered parameters (documented at
+    /// `PostgresStateStore.claimSQL` and `commitSQL`): what the benchmark's bare libpq baseline
+    /// runs, so that both sides run the same SQL.
+    public static var claimAndCommitSQL: (claim: String, commit: String) {
+        (PostgresStateStore.claimSQL, PostgresStateStore.commitSQL)
+    }
+}
