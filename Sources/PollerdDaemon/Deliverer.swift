@@ -148,12 +148,13 @@ public final class Deliverer: Service, Sendable {
                         let lanes = try await store.claimLanes(
                             holder: holder, nowMs: now, claimMs: Self.claimMs, limit: limit, batchSize: tuning.batchSize
                         )
+                        storeWorked()
                         loop.claimed(lanes.count)
                         for lane in lanes { group.addTask { .lane(await self.deliver(lane)) } }
                     } catch is CancellationError {
                         break
                     } catch {
-                        logger.error("outbox claim failed", metadata: ["pollerd.error": "\(error)"])
+                        storeFailed("outbox claim failed", error)
                     }
                 }
                 if let wait = loop.armWait(nowMs: now) {
@@ -217,14 +218,43 @@ public final class Deliverer: Service, Sendable {
     private func settle(_ lane: OutboxLane, _ settlement: LaneSettlement, log: Logger) async -> Bool? {
         let entry = LaneSettle(lane, settlement)
         switch await settles.submit([entry]) {
-        case .success(let answers): return answers.first ?? false
+        case .success(let answers):
+            storeWorked()
+            return answers.first ?? false
         case .failure(let error):
-            log.error(
-                "outbox settle failed; it is written again once the store takes writes",
-                metadata: ["pollerd.error": "\(error)"])
+            storeFailed(
+                "outbox settle failed; it is written again once the store takes writes", error,
+                metadata: ["pollerd.job.id": "\(lane.jobID)", "pollerd.sink": "\(lane.sink)"])
             unsettled.withLock { $0.append(entry) }
             return nil
         }
+    }
+
+    /// Whether the deliverer's store calls are failing: the first failure is logged at error, the
+    /// next ones at debug until a call works again, which is logged once (a database that goes
+    /// away fails every claim and settle; the log says so once, not once per lane and turn).
+    private let failing = Mutex(false)
+
+    private func storeFailed(_ message: Logger.Message, _ error: any Error, metadata: Logger.Metadata = [:]) {
+        let first = failing.withLock { f in
+            defer { f = true }
+            return !f
+        }
+        var m = metadata
+        m["pollerd.error"] = "\(error)"
+        if first {
+            logger.error("\(message) (said once while the store's calls fail)", metadata: m)
+        } else {
+            logger.debug(message, metadata: m)
+        }
+    }
+
+    private func storeWorked() {
+        let was = failing.withLock { f in
+            defer { f = false }
+            return f
+        }
+        if was { logger.notice("the outbox's store calls work again") }
     }
 
     /// Stops claiming lanes; those in flight get a short grace to finish.

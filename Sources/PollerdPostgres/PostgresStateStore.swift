@@ -20,8 +20,12 @@ final class PostgresStateStore: PollerdStore {
     /// Hears other daemons' writes (`onWake`) while `run` runs.
     let listener: PostgresListener
 
+    /// The server's statement timeout (0: none), as set for the pool's sessions.
+    let statementTimeoutMs: Int
+
     init(url: PostgresURL, tuning: PostgresSettings, time: StoreTime, logger: Logger) {
         self.url = url
+        statementTimeoutMs = tuning.statementTimeoutMs
         listener = PostgresListener(url: url, logger: logger)
         self.time = time
         self.logger = logger
@@ -88,6 +92,9 @@ final class PostgresStateStore: PollerdStore {
         // One listener for the store, with the first run (its task ends with this one's).
         let listening = first ? Task { [listener] in await listener.run(clock: clock) } : nil
         defer { listening?.cancel() }
+        // And one probe: while the database does not answer, calls fail at once (below).
+        let probing = first ? Task { await self.probe(clock: clock) } : nil
+        defer { probing?.cancel() }
         var lastPrune: Int64 = 0
         while !Task.isCancelled {
             do { try await clock.sleep(untilMs: clock.nowMs + 200) } catch { break }
@@ -203,10 +210,136 @@ final class PostgresStateStore: PollerdStore {
     /// server chose as a deadlock's victim, or failed for serialisation, was rolled back whole:
     /// it is run again (`retrying`).
     func rows(_ q: PostgresQuery) async throws -> [PostgresRow] {
-        try await retrying {
-            var out: [PostgresRow] = []
-            for try await r in try await self.client.query(q, logger: self.logger) { out.append(r) }
-            return out
+        if let down = unreachable.withLock({ $0 }) {
+            throw PostgresStoreError(message: "the database does not answer (\(down))", url: url)
+        }
+        return try await retrying {
+            try await self.call { conn in
+                var out: [PostgresRow] = []
+                for try await r in try await conn.query(q, logger: self.logger) { out.append(r) }
+                return out
+            }
+        }
+    }
+
+    /// Runs `body` on a connection from the pool, in a task of its own, and waits for it in
+    /// `inFlight`. While the call waits for a connection, a probe that finds the database gone
+    /// fails it at once (PostgresNIO keeps a lease request waiting while it tries to connect);
+    /// once its statement is sent it is failed only past `callDeadlineMs` (the server may have run
+    /// it: only its answer says so). Either way the caller is freed; what it left running ends
+    /// with its connection.
+    private func call<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T
+    {
+        let once = Once<T>()
+        let id = ObjectIdentifier(once)
+        let url = self.url
+        let entry = InFlight(startedAt: .now) { reason in
+            once.resume(with: .failure(PostgresStoreError(message: reason, url: url)))
+        }
+        inFlight.withLock { $0[id] = entry }
+        defer { inFlight.withLock { _ = $0.removeValue(forKey: id) } }
+        let client = await self.client
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            once.set(c)
+            Task {
+                let result: Result<T, any Error>
+                do {
+                    result = .success(
+                        try await client.withConnection { conn in
+                            self.inFlight.withLock { $0[id]?.sent = true }
+                            return try await body(conn)
+                        })
+                } catch { result = .failure(error) }
+                once.resume(with: result)
+            }
+        }
+    }
+
+    /// A call in flight: when it began, whether its statement was sent, and how to fail it.
+    private struct InFlight: Sendable {
+        var startedAt: ContinuousClock.Instant
+        var sent = false
+        var fail: @Sendable (String) -> Void
+
+        init(startedAt: ContinuousClock.Instant, fail: @escaping @Sendable (String) -> Void) {
+            self.startedAt = startedAt
+            self.fail = fail
+        }
+    }
+
+    private let inFlight = Mutex<[ObjectIdentifier: InFlight]>([:])
+
+    /// Fails the calls still waiting for a connection (`unsentOnly`), or those past the deadline.
+    private func failCalls(unsentOnly reason: String?) {
+        let now = ContinuousClock.now
+        let deadline = Duration.milliseconds(callDeadlineMs)
+        let doomed: [(InFlight, String)] = inFlight.withLock { calls in
+            calls.values.compactMap { c in
+                if let reason, !c.sent { return (c, "the database does not answer (\(reason))") }
+                if now - c.startedAt > deadline { return (c, "no answer within \(callDeadlineMs) ms") }
+                return nil
+            }
+        }
+        for (c, why) in doomed { c.fail(why) }
+    }
+
+    /// Why the database did not answer the last probe; nil while it does. Set and cleared by
+    /// `probe`: calls then fail at once instead of waiting in the pool for a connection that
+    /// cannot be made, so the daemon stops claiming, says so (its store health), and its leases
+    /// lapse.
+    private let unreachable = Mutex<String?>(nil)
+
+    /// Asks the database `SELECT 1` every second, within `probeDeadlineMs`; when it does not
+    /// answer, the calls waiting for a connection fail too; and calls past their deadline fail.
+    private func probe(clock: any WallClock) async {
+        while !Task.isCancelled {
+            do {
+                let client = await self.client
+                _ = try await Self.withDeadline(Self.probeDeadlineMs, url: url, once: Once<Bool>()) {
+                    for try await _ in try await client.query("SELECT 1", logger: self.logger) {}
+                    return true
+                }
+                unreachable.withLock { $0 = nil }
+                failCalls(unsentOnly: nil)
+            } catch {
+                if Task.isCancelled { return }
+                let e = PostgresStoreError(error, url: url)
+                unreachable.withLock { $0 = e.message }
+                failCalls(unsentOnly: e.message)
+            }
+            do { try await clock.sleep(untilMs: clock.nowMs + 1000) } catch { return }
+        }
+    }
+
+    static let probeDeadlineMs = 3000
+
+    /// The most a call waits for its answer: the server's statement timeout and ten seconds more
+    /// (a lease from the pool, the round trip). Past it the call throws; what it left running
+    /// ends with its connection.
+    var callDeadlineMs: Int { max(statementTimeoutMs, 30_000) + 10_000 }
+
+    /// Runs `body`, or throws once `ms` have passed; a body that does not end at once when
+    /// cancelled is left to end by itself.
+    static func withDeadline<T: Sendable>(
+        _ ms: Int, url: PostgresURL, once: Once<T>, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            once.set(c)
+            // The timer ends with the work (thousands of calls a second must not leave as many
+            // sleeping timers behind); the work is not cancelled when the timer fires, since a
+            // statement already sent runs on regardless.
+            let timer = Task {
+                try? await Task.sleep(for: .milliseconds(ms))
+                if !Task.isCancelled {
+                    once.resume(with: .failure(PostgresStoreError(message: "no answer within \(ms) ms", url: url)))
+                }
+            }
+            Task {
+                let result: Result<T, any Error>
+                do { result = .success(try await body()) } catch { result = .failure(error) }
+                once.resume(with: result)
+                timer.cancel()
+            }
         }
     }
 
@@ -925,6 +1058,12 @@ struct PostgresStoreError: Error, CustomStringConvertible {
     var sqlState: String?
     var database: String
 
+    init(message: String, url: PostgresURL) {
+        self.message = message
+        sqlState = nil
+        database = url.redacted
+    }
+
     init(_ error: any Error, url: PostgresURL) {
         database = url.redacted
         if let e = error as? PostgresStoreError {
@@ -951,5 +1090,46 @@ struct PostgresStoreError: Error, CustomStringConvertible {
 
     var description: String {
         "PostgreSQL \(database): \(message)" + (sqlState.map { " [SQLSTATE \($0)]" } ?? "")
+    }
+}
+
+/// A continuation resumed once, by whichever of two tasks comes first (`withDeadline`).
+final class Once<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        /// A result that came before the continuation was set.
+        var early: Result<T, any Error>?
+        var done = false
+    }
+    private let state = Mutex(State())
+
+    func set(_ c: CheckedContinuation<T, any Error>) {
+        let early: Result<T, any Error>? = state.withLock { s in
+            if let e = s.early {
+                s.early = nil
+                return e
+            }
+            s.continuation = c
+            return nil
+        }
+        if let early { c.resume(with: early) }
+    }
+
+    /// Resumes the continuation if nobody did yet; true if this call did.
+    @discardableResult
+    func resume(with result: Result<T, any Error>) -> Bool {
+        let c: CheckedContinuation<T, any Error>?? = state.withLock { s in
+            guard !s.done else { return .none }
+            s.done = true
+            guard let c = s.continuation else {
+                s.early = result
+                return .some(nil)
+            }
+            s.continuation = nil
+            return .some(c)
+        }
+        guard case .some(let pending) = c else { return false }
+        pending?.resume(with: result)
+        return true
     }
 }
