@@ -37,7 +37,7 @@ JOBS = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
 RUN = float(sys.argv[3]) if len(sys.argv) > 3 else 60.0
 KILL_AT = RUN * 0.25
 STOP_AT = RUN * 0.35
-STOP_FOR = 37.0  # past the 30 s lease TTL
+STOP_FOR = 37.0  # past the 30 s lease TTL (lease_ttl_factor 1.0)
 TTL = 30.0
 
 BASE = os.environ.get("POLLERD_TEST_POSTGRES", "")
@@ -63,6 +63,7 @@ def job_file(d, enabled=True):
         f"  enabled: {'true' if enabled else 'false'}",
         "  state_db: ./unused.db",  # POLLERD_STATE_DB overrides it
         "  default_jitter_ms: 0",
+        "  lease_ttl_factor: 1.0",  # leases of 30 s: the stop (37 s) outlasts them
         "  shutdown_grace_secs: 5",
         "  tick_history: 100",
         "  max_concurrent_ticks: 256",

@@ -29,6 +29,10 @@ public struct JobStateRow: Sendable, Equatable, Codable {
     public var lastAlertAtMs: Int64?
     /// When the job last ticked ok.
     public var lastOkAtMs: Int64?
+    /// The daemon that holds the job's lease, or last held it (`host:pid:nonce`); nil: never leased.
+    public var leaseHolder: String?
+    /// Until when that lease runs (0 or past: released; the holder then last ran the job).
+    public var leaseUntilMs: Int64 = 0
 
     public init(
         jobID: String, kind: String, agent: String, cursor: Data? = nil, lastRunAtMs: Int64? = nil,
@@ -36,8 +40,11 @@ public struct JobStateRow: Sendable, Equatable, Codable {
         consecutiveErrors: Int = 0, ticksTotal: Int64 = 0, itemsSeenTotal: Int64 = 0, itemsDispatchedTotal: Int64 = 0,
         paused: Bool = false, pausedReason: String? = nil, done: Bool = false, scheduleFingerprint: String? = nil,
         definitionFingerprint: String? = nil, updatedAtMs: Int64 = 0, outboxBacklog: Int64 = 0,
-        pausedAtMs: Int64? = nil, lastAlertAtMs: Int64? = nil, lastOkAtMs: Int64? = nil
+        pausedAtMs: Int64? = nil, lastAlertAtMs: Int64? = nil, lastOkAtMs: Int64? = nil, leaseHolder: String? = nil,
+        leaseUntilMs: Int64 = 0
     ) {
+        self.leaseHolder = leaseHolder
+        self.leaseUntilMs = leaseUntilMs
         self.jobID = jobID
         self.kind = kind
         self.agent = agent

@@ -23,6 +23,8 @@ public enum OperatorJSON {
             "paused": .bool(r.paused), "paused_reason": text(r.pausedReason), "done": .bool(r.done),
             "outbox_backlog": .int(r.outboxBacklog), "paused_at": time(r.pausedAtMs),
             "last_alert_at": time(r.lastAlertAtMs),
+            // The daemon that holds the lease now, or ran the job last (its lease released or lapsed).
+            "lease_holder": text(r.leaseHolder), "lease_until": r.leaseUntilMs > 0 ? time(r.leaseUntilMs) : .null,
         ])
     }
 

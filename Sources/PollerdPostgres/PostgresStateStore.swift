@@ -391,7 +391,7 @@ final class PostgresStateStore: PollerdStore {
         p.last_duration_ms, p.consecutive_errors, p.ticks_total, p.items_seen_total, p.items_dispatched_total,
         p.paused, p.paused_reason, p.done, p.schedule_fp, p.definition_fp, p.updated_at,
         COALESCE((SELECT max(l.pending) FROM outbox_lane l WHERE l.job_id = p.job_id), 0), p.paused_at,
-        p.last_alert_at, p.last_ok_at
+        p.last_alert_at, p.last_ok_at, p.lease_holder, p.lease_until
         """
 
     static func stateRow(_ row: PostgresRow) throws -> JobStateRow {
@@ -408,7 +408,8 @@ final class PostgresStateStore: PollerdStore {
             scheduleFingerprint: try r[16].decode(String?.self), definitionFingerprint: try r[17].decode(String?.self),
             updatedAtMs: try r[18].decode(Int64.self), outboxBacklog: try r[19].decode(Int64.self),
             pausedAtMs: try r[20].decode(Int64?.self), lastAlertAtMs: try r[21].decode(Int64?.self),
-            lastOkAtMs: try r[22].decode(Int64?.self))
+            lastOkAtMs: try r[22].decode(Int64?.self), leaseHolder: try r[23].decode(String?.self),
+            leaseUntilMs: try r[24].decode(Int64.self))
     }
 
     // MARK: Plugin status

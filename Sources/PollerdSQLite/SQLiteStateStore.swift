@@ -519,7 +519,8 @@ public final class SQLiteStateStore: StateStore {
     static let columns = """
         job_id, kind, agent, cursor, last_run_at, next_run_at, last_status, last_error, last_duration_ms,
         consecutive_errors, ticks_total, items_seen_total, items_dispatched_total, paused, paused_reason, done,
-        schedule_fp, definition_fp, updated_at, \(OutboxSQL.backlogColumn), paused_at, last_alert_at, last_ok_at
+        schedule_fp, definition_fp, updated_at, \(OutboxSQL.backlogColumn), paused_at, last_alert_at, last_ok_at,
+        lease_holder, lease_until
         """
 
     public func states(after jobID: String?, limit: Int) async throws -> [JobStateRow] {
@@ -863,7 +864,7 @@ public final class SQLiteStateStore: StateStore {
             lastError: r[7], lastDurationMs: r[8], consecutiveErrors: r[9], ticksTotal: r[10], itemsSeenTotal: r[11],
             itemsDispatchedTotal: r[12], paused: r[13], pausedReason: r[14], done: r[15], scheduleFingerprint: r[16],
             definitionFingerprint: r[17], updatedAtMs: r[18], outboxBacklog: r[19], pausedAtMs: r[20],
-            lastAlertAtMs: r[21], lastOkAtMs: r[22])
+            lastAlertAtMs: r[21], lastOkAtMs: r[22], leaseHolder: r[23], leaseUntilMs: r[24])
     }
 }
 

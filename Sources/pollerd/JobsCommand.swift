@@ -149,7 +149,8 @@ struct JobsCommand: AsyncParsableCommand {
                 print(Support.json(.array(jobs)))
                 return
             }
-            var table = [["ID", "KIND", "STATUS", "ERRS", "BACKLOG", "NEXT RUN", "PAUSED"]]
+            var table = [["ID", "KIND", "STATUS", "ERRS", "BACKLOG", "NEXT RUN", "PAUSED", "DAEMON"]]
+            let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
             for j in jobs {
                 let status =
                     (j["status"]?.stringValue ?? "?").replacingOccurrences(of: "_", with: " ")
@@ -164,12 +165,21 @@ struct JobsCommand: AsyncParsableCommand {
                     j["id"]?.stringValue ?? "?", j["kind"]?.stringValue ?? "-", status,
                     ran ? "\(j["consecutive_errors"]?.intValue ?? 0)" : "-",
                     ran ? "\(j["outbox_backlog"]?.intValue ?? 0)" : "-",
-                    j["next_run_at"]?.stringValue ?? "-", paused,
+                    j["next_run_at"]?.stringValue ?? "-", paused, JobsCommand.daemon(j, nowMs: nowMs),
                 ])
             }
             Support.printTable(table)
             for j in jobs { if let e = j["error"]?.stringValue { print("invalid: \(e)") } }
         }
+    }
+
+    /// The daemon that holds a job's lease (`host:pid, ticking`) or ran it last (`host:pid`).
+    static func daemon(_ j: JSONValue, nowMs: Int64) -> String {
+        guard let holder = j["lease_holder"]?.stringValue else { return "-" }
+        let parts = holder.split(separator: ":", omittingEmptySubsequences: false)
+        let short = parts.count == 3 ? "\(parts[0]):\(parts[1])" : holder
+        let until = j["lease_until"]?.stringValue.flatMap(RFC3339.parse) ?? 0
+        return until > nowMs ? "\(short), ticking" : short
     }
 
     struct Show: AsyncParsableCommand {

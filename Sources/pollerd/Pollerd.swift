@@ -16,6 +16,7 @@ struct Pollerd: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, ValidateCommand.self, TickCommand.self, ScheduleCommand.self, JobsCommand.self,
             PluginsCommand.self, OutboxCommand.self, DLQCommand.self, StateCommand.self, ReloadCommand.self,
+            DaemonsCommand.self,
         ]
     )
 }

@@ -322,4 +322,20 @@ extension StoreContractTests {
             #expect(try await store.allStates().map(\.jobID) == ["j"])
         }
     }
+
+    /// A job's row says which daemon holds its lease, or ran it last (the views' DAEMON column).
+    @Test(arguments: StoreFactory.all)
+    func theRowSaysWhoHoldsOrLastRanTheJob(_ f: StoreFactory) async throws {
+        try await f.withStore { store in
+            _ = try await store.register([reg], nowMs: 0)
+            #expect(try await store.state(jobID: "j")?.leaseHolder == nil)
+            let g = try grant(
+                try await store.acquireLease(jobID: "j", holder: "h:42:x", ttlMs: 30_000, nowMs: 10, slotMs: nil))
+            let held = try #require(try await store.state(jobID: "j"))
+            #expect(held.leaseHolder == "h:42:x" && held.leaseUntilMs == g.untilMs)
+            #expect(try await store.commitTick(commit(g, cursor: "c"), nowMs: 20))
+            let ran = try #require(try await store.allStates().first)
+            #expect(ran.leaseHolder == "h:42:x" && ran.leaseUntilMs == 0)
+        }
+    }
 }
