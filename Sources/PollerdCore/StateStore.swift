@@ -664,6 +664,37 @@ public protocol PollerdStore: StateStore, OutboxStore {
     /// connection it calls it for every kind, since it may have missed some. Polling stays the
     /// fallback: a store that cannot tell (SQLite) never calls it.
     func onWake(_ handler: @escaping @Sendable (StoreWake) -> Void)
+    /// What the store's own upkeep looks like (PostgreSQL: the oldest open transaction, which holds
+    /// back vacuum, and each table's size and dead rows), with warnings for an operator when a
+    /// bound is passed. A store with nothing to report (SQLite) answers an empty report.
+    func maintenance() async throws -> StoreMaintenance
+}
+
+/// The store's upkeep as the dashboard's banner and `/metrics` show it.
+public struct StoreMaintenance: Sendable, Equatable {
+    public struct Table: Sendable, Equatable {
+        public var name: String
+        /// The table with its indexes and TOAST.
+        public var bytes: Int64
+        public var liveRows: Int64
+        public var deadRows: Int64
+        public init(name: String, bytes: Int64, liveRows: Int64, deadRows: Int64) {
+            self.name = name
+            self.bytes = bytes
+            self.liveRows = liveRows
+            self.deadRows = deadRows
+        }
+    }
+    /// How long the oldest transaction on the server has been open (nil: none, or not known).
+    public var oldestTransactionSecs: Double?
+    public var tables: [Table]
+    public var warnings: [String]
+
+    public init(oldestTransactionSecs: Double? = nil, tables: [Table] = [], warnings: [String] = []) {
+        self.oldestTransactionSecs = oldestTransactionSecs
+        self.tables = tables
+        self.warnings = warnings
+    }
 }
 
 /// What a store's wake-up (`PollerdStore.onWake`) is about.
@@ -677,6 +708,9 @@ public enum StoreWake: Sendable, Equatable, CaseIterable {
 extension PollerdStore {
     /// A store that hears nothing from other processes.
     public func onWake(_ handler: @escaping @Sendable (StoreWake) -> Void) {}
+
+    /// A store with no upkeep to report.
+    public func maintenance() async throws -> StoreMaintenance { StoreMaintenance() }
 
     /// Runs the store for the span of `body`: starts `run(clock:)`, prepares the store, runs the
     /// body, then stops the background work. For a process that uses a store for one command (the

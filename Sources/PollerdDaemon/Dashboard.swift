@@ -253,6 +253,8 @@ public struct Dashboard: Sendable {
                 "\(divergent.count) job(s) are defined differently by live daemons (\(some)\(divergent.count > 5 ? ", …" : "")): "
                     + "each tick runs under the definition of the daemon that claims it, and delivers to its sinks.")
         }
+        // The database's own upkeep (PostgreSQL: an old transaction, tables full of dead rows).
+        if let upkeep = try? await api.facade.maintenance() { out += upkeep.warnings }
         let letters = try await api.guarded { try await api.facade.deadLetters(jobID: nil, limit: 1000) }.count
         if letters > 0 {
             out.append(

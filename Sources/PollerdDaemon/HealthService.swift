@@ -59,7 +59,23 @@ public struct HealthService: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             var warned: [String: [String: String]] = [:]
+            var upkeepWarned: Set<String> = []
             while !Task.isCancelled {
+                // The store's upkeep (PostgreSQL: the oldest transaction, which holds back vacuum;
+                // the tables' sizes and dead rows), as gauges, and its warnings logged once each.
+                if let upkeep = try? await store.maintenance() {
+                    if let secs = upkeep.oldestTransactionSecs {
+                        Gauge(label: "pollerd_store_oldest_transaction_seconds").record(secs)
+                    }
+                    for t in upkeep.tables {
+                        Gauge(label: "pollerd_store_table_bytes", dimensions: [("table", t.name)]).record(t.bytes)
+                        Gauge(label: "pollerd_store_table_dead_rows", dimensions: [("table", t.name)]).record(
+                            t.deadRows)
+                    }
+                    Gauge(label: "pollerd_store_warnings").record(upkeep.warnings.count)
+                    for w in upkeep.warnings where !upkeepWarned.contains(w) { logger.warning("\(w)") }
+                    upkeepWarned = Set(upkeep.warnings)
+                }
                 if let divergent = try? await Operator(store: store, clock: clock).divergentDefinitions() {
                     Gauge(label: "pollerd_jobs_defined_differently").record(divergent.count)
                     for (job, defs) in divergent.sorted(by: { $0.key < $1.key }) where warned[job] != defs {

@@ -173,6 +173,11 @@ public struct Operator: Sendable {
         try await store.auditLog(jobID: jobID, limit: limit)
     }
 
+    /// The store's upkeep: its oldest transaction, its tables' sizes, and what to warn about.
+    public func maintenance() async throws -> StoreMaintenance {
+        try await store.maintenance()
+    }
+
     /// The daemons alive now, with the job files they run.
     public func daemons() async throws -> [DaemonRecord] {
         try await store.liveDaemons(nowMs: clock.nowMs)

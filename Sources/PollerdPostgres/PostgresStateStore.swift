@@ -151,6 +151,59 @@ final class PostgresStateStore: PollerdStore {
         listener.add(handler)
     }
 
+    /// A transaction open longer than this holds back vacuum long enough to warn about.
+    static let oldTransactionSecs: Double = 300
+    /// A table whose dead rows pass this share of its rows, once it is larger than
+    /// `deadRowsMinBytes`, is one autovacuum is not keeping up with.
+    static let deadRowsShare = 0.5
+    static let deadRowsMinBytes: Int64 = 64 << 20
+    /// A table (with its indexes) past this size is worth a look in any case.
+    static let tableBoundBytes: Int64 = 4 << 30
+
+    /// What pg-boss warns about: an old transaction holding back the xmin horizon (vacuum cannot
+    /// remove the dead rows of pollerd's tables, which every tick updates, until it ends), and
+    /// tables grown past a bound or full of dead rows.
+    func maintenance() async throws -> StoreMaintenance {
+        var m = StoreMaintenance()
+        if let row = try await rows(
+            """
+            SELECT extract(epoch FROM now() - xact_start)::float8, pid, COALESCE(application_name, ''),
+              COALESCE(state, '')
+            FROM pg_stat_activity
+            WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+            ORDER BY xact_start LIMIT 1
+            """
+        ).first {
+            let (secs, pid, app, state) = try row.decode((Double, Int32, String, String).self)
+            m.oldestTransactionSecs = secs
+            if secs >= Self.oldTransactionSecs {
+                m.warnings.append(
+                    "A transaction on the database has been open for \(Int(secs / 60)) min (pid \(pid)"
+                        + (app.isEmpty ? "" : ", \(app)") + (state.isEmpty ? "" : ", \(state)")
+                        + "): until it ends, vacuum cannot remove the dead rows of pollerd's tables, which every "
+                        + "tick updates, and they grow.")
+            }
+        }
+        for row in try await rows(
+            """
+            SELECT relname::text, pg_total_relation_size(relid), n_live_tup, n_dead_tup FROM pg_stat_user_tables
+            WHERE relname = ANY(\(PostgresSchema.tables)::text[]) ORDER BY relname
+            """)
+        {
+            let (name, bytes, live, dead) = try row.decode((String, Int64, Int64, Int64).self)
+            m.tables.append(.init(name: name, bytes: bytes, liveRows: live, deadRows: dead))
+            let share = live + dead > 0 ? Double(dead) / Double(live + dead) : 0
+            if bytes >= Self.deadRowsMinBytes && share >= Self.deadRowsShare {
+                m.warnings.append(
+                    "The table \(name) is \(bytes >> 20) MiB, \(Int(share * 100)) % of its rows dead: autovacuum is "
+                        + "not keeping up (an old transaction, or autovacuum settings too slow for its updates).")
+            } else if bytes >= Self.tableBoundBytes {
+                m.warnings.append("The table \(name) has grown to \(bytes >> 20) MiB with its indexes.")
+            }
+        }
+        return m
+    }
+
     /// The schema's problems (none: `["ok"]`), without changing anything.
     func check() async throws -> [String] {
         var problems: [String] = []
