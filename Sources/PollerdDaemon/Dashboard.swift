@@ -185,6 +185,16 @@ public struct Dashboard: Sendable {
             if page < pageCount { v["next"] = "/?\(q)page=\(page + 1)" }
         }
         v["warnings"] = try await warnings(all)
+        // Every live daemon on the store, with its host and when its heartbeat runs out.
+        let daemons = try await api.guarded { try await api.facade.daemons() }
+        v["daemons"] = daemons.map { d -> [String: Any] in
+            let parts = d.daemonID.split(separator: ":", omittingEmptySubsequences: false)
+            return [
+                "host": parts.first.map(String.init) ?? d.daemonID, "pid": parts.count == 3 ? String(parts[1]) : "",
+                "jobFile": d.jobFile, "jobs": d.jobs, "started": Self.relative(d.startedAtMs, now: now),
+                "startedAt": Self.absolute(d.startedAtMs), "aliveFor": "\(max(0, d.aliveUntilMs - now) / 1000) s",
+            ]
+        }
         return try render("jobs", v)
     }
 
@@ -202,6 +212,12 @@ public struct Dashboard: Sendable {
             o["nextRunAt"] = Self.absolute(row.shownNextRunMs)
             if row.paused, let note = row.pausedReason { o["note"] = note }
             o["error"] = Self.clip(e.listing.error ?? row.lastError ?? "", 200)
+            // The daemon that holds the lease now, or ran the job last.
+            if let holder = row.leaseHolder {
+                let parts = holder.split(separator: ":", omittingEmptySubsequences: false)
+                o["daemon"] = parts.count == 3 ? "\(parts[0]):\(parts[1])" : holder
+                o["ticking"] = row.leaseUntilMs > now
+            }
         } else {
             o["lastRun"] = "never"
             o["nextRun"] = "—"

@@ -62,7 +62,7 @@ enum DashboardTemplates {
         <button name="action" value="resume" id="bulk-resume"{{^canAct}} disabled title="needs an admin token"{{/canAct}}>Resume all</button>
         </form>{{/bulkable}}
         <table class="jobs" id="jobs">
-        <thead><tr><th>Job</th><th>Kind</th><th>Status</th><th>Last run</th><th>Next run</th><th>Last error</th><th title="items new in the last tick, and per tick over the ticks shown">New / tick</th><th title="durations of the recent ticks, oldest left; grey marks a skipped slot, red an error">Recent ticks</th><th>Actions</th></tr></thead>
+        <thead><tr><th>Job</th><th>Kind</th><th>Status</th><th>Last run</th><th>Next run</th><th>Last error</th><th title="items new in the last tick, and per tick over the ticks shown">New / tick</th><th title="durations of the recent ticks, oldest left; grey marks a skipped slot, red an error">Recent ticks</th><th title="the daemon (host:pid) that holds the job's lease now, or ran it last">Daemon</th><th>Actions</th></tr></thead>
         <tbody>
         {{#jobs}}<tr id="job-{{id}}" data-status="{{status}}">
         <td class="id"><a href="/jobs/{{id}}">{{id}}</a></td>
@@ -73,11 +73,17 @@ enum DashboardTemplates {
         <td class="err">{{error}}</td>
         <td class="num">{{newLast}}{{#newPerTick}}<small> · {{newPerTick}}</small>{{/newPerTick}}</td>
         <td>{{{sparkline}}}</td>
+        <td class="daemon">{{daemon}}{{#ticking}} <small>ticking</small>{{/ticking}}</td>
         <td>{{>actions}}</td>
         </tr>{{/jobs}}
-        {{^jobs}}<tr><td colspan="9" class="empty">No job matches.</td></tr>{{/jobs}}
+        {{^jobs}}<tr><td colspan="10" class="empty">No job matches.</td></tr>{{/jobs}}
         </tbody></table>
         {{#pages}}<nav class="pages">{{#prev}}<a href="{{prev}}" rel="prev">← previous</a>{{/prev}} page {{page}} of {{pageCount}} {{#next}}<a href="{{next}}" rel="next">next →</a>{{/next}}</nav>{{/pages}}
+        <h2>Daemons</h2>
+        <table class="daemons" id="daemons"><thead><tr><th>Host</th><th>Pid</th><th>Jobs</th><th>Job file</th><th>Started</th><th title="how long it counts as alive without another heartbeat">Alive for</th></tr></thead><tbody>
+        {{#daemons}}<tr><td>{{host}}</td><td class="num">{{pid}}</td><td class="num">{{jobs}}</td><td>{{jobFile}}</td><td title="{{startedAt}}">{{started}}</td><td>{{aliveFor}}</td></tr>{{/daemons}}
+        {{^daemons}}<tr><td colspan="6" class="empty">No live daemon on the state store.</td></tr>{{/daemons}}
+        </tbody></table>
         """
 
     static let job = """

@@ -174,6 +174,29 @@ import Testing
         }
     }
 
+    /// The job table says which daemon holds a job's lease or ran it last, and the page lists every
+    /// live daemon with its host and heartbeat.
+    @Test func theJobTableNamesTheDaemonAndThePageListsTheLiveOnes() async throws {
+        let f = try await Self.fixture()
+        _ = try await f.store.announce(
+            DaemonAnnouncement(
+                daemonID: "web-1:4242:ab", jobFile: "/etc/pollerd/pollers.yaml", jobs: ["alpha": "fp"],
+                ttlMs: 60_000), nowMs: t0)
+        guard
+            case .granted = try await f.store.acquireLease(
+                jobID: "alpha", holder: "web-1:4242:ab", ttlMs: 600_000, nowMs: t0, slotMs: nil)
+        else { throw CancellationError() }
+        try await f.app.test(.router) { client in
+            let (cookie, _) = try await Self.login(client, token: Self.readToken)
+            try await client.execute(uri: "/", method: .get, headers: Self.headers(cookie: cookie)) { r in
+                let page = Self.text(r)
+                #expect(page.contains("<td class=\"daemon\">web-1:4242 <small>ticking</small></td>"), "\(page)")
+                #expect(page.contains("id=\"daemons\"") && page.contains("<td>web-1</td><td class=\"num\">4242</td>"))
+                #expect(page.contains("/etc/pollerd/pollers.yaml"))
+            }
+        }
+    }
+
     /// A job the daemon paused on a permanent error is named in the banner, as an open breaker
     /// is; a job an operator paused is not.
     @Test func theBannerCountsJobsPausedByAnError() async throws {
