@@ -50,8 +50,20 @@ struct PostgresWakeTests {
                 DueTick(jobID: "j", dueMs: clock.nowMs, spec: job, offsetMs: 0), settings: GlobalSettings(),
                 manual: true)
             #expect(report.disposition == .ran(committed: true))
-            var it = received.makeAsyncIterator()
-            let message = await it.next()
+            // The item, or nothing after 30 s (a guard against a hang, not a wait: it comes in ms).
+            let message = await withTaskGroup(of: LocalBroker.Message?.self) { race in
+                race.addTask {
+                    var it = received.makeAsyncIterator()
+                    return await it.next()
+                }
+                race.addTask {
+                    try? await Task.sleep(for: .seconds(30))
+                    return nil
+                }
+                let first = await race.next() ?? nil
+                race.cancelAll()
+                return first
+            }
             #expect(message?.subject == "items.j")
             let envelope = try JSONValue.parse(message?.payload ?? Data())
             #expect(envelope["item"]?["id"]?.stringValue == "x1")
