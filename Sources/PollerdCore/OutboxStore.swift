@@ -126,6 +126,48 @@ public struct LaneSettlement: Sendable, Equatable {
     }
 }
 
+extension LaneSettlement {
+    /// What a settlement does to its lane, the same on every store: the head's attempts, the next
+    /// attempt, the lane's last error, whether it counts a retry, and whether the head goes to the
+    /// dead letters (with the attempts it took).
+    public struct Outcome: Sendable, Equatable {
+        public var attempts: Int
+        public var nextAttemptAtMs: Int64
+        public var lastError: String?
+        public var retried: Bool
+        public var deadLetter: Bool
+        /// The attempts a dead-lettered head took (this one included).
+        public var deadLetterAttempts: Int
+        /// Nothing was handed over although the lane counted items: the store counts its rows again.
+        public var recount: Bool
+    }
+
+    /// The outcome for a lane whose head had `laneAttempts` failed attempts, settled at `nowMs`.
+    public func outcome(laneAttempts: Int, nowMs: Int64) -> Outcome {
+        var o = Outcome(
+            attempts: acked.isEmpty ? laneAttempts : 0, nextAttemptAtMs: nowMs, lastError: nil, retried: false,
+            deadLetter: false, deadLetterAttempts: 0, recount: acked.isEmpty && failure == nil)
+        switch failure {
+        case nil:
+            o.attempts = 0
+        case .retry(let at, let error)?:
+            o.attempts += 1
+            o.nextAttemptAtMs = at
+            o.lastError = error
+            o.retried = true
+        case .park(let until, let reason)?:
+            o.nextAttemptAtMs = until
+            o.lastError = reason
+        case .deadLetter(let error)?:
+            o.deadLetter = true
+            o.deadLetterAttempts = o.attempts + 1
+            o.attempts = 0
+            o.lastError = error
+        }
+        return o
+    }
+}
+
 /// One lane as `pollerd outbox stats` shows it.
 public struct OutboxLaneStats: Sendable, Equatable {
     public var jobID: String

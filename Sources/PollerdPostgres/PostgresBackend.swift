@@ -18,6 +18,23 @@ public enum PostgresBackend {
         PostgresStateStore(url: url, tuning: tuning, time: time, logger: logger)
     }
 
+    /// The TLS `url`'s `sslmode` asks for: nil for `disable`; otherwise the configuration and
+    /// whether a server without TLS is refused. libpq's `prefer` and `require` encrypt without
+    /// checking the server's certificate; `verify-full` checks it against the system's roots and
+    /// the host's name.
+    static func tlsPolicy(_ url: PostgresURL) -> (TLSConfiguration, required: Bool)? {
+        switch url.sslMode {
+        case .disable:
+            return nil
+        case .prefer, .require:
+            var t = TLSConfiguration.makeClientConfiguration()
+            t.certificateVerification = .none
+            return (t, url.sslMode == .require)
+        case .verifyFull:
+            return (TLSConfiguration.makeClientConfiguration(), true)
+        }
+    }
+
     /// The client configuration for `url`.
     static func configuration(_ url: PostgresURL, tuning: PostgresSettings) -> PostgresClient.Configuration {
         var config: PostgresClient.Configuration
@@ -26,18 +43,12 @@ public enum PostgresBackend {
                 unixSocketPath: dir + "/.s.PGSQL.\(url.port)", username: url.user, password: url.password,
                 database: url.database)
         } else {
-            let tls: PostgresClient.Configuration.TLS
-            switch url.sslMode {
-            case .disable:
-                tls = .disable
-            case .prefer, .require:
-                // libpq's prefer and require encrypt without checking the server's certificate.
-                var t = TLSConfiguration.makeClientConfiguration()
-                t.certificateVerification = .none
-                tls = url.sslMode == .prefer ? .prefer(t) : .require(t)
-            case .verifyFull:
-                tls = .require(TLSConfiguration.makeClientConfiguration())
-            }
+            let tls: PostgresClient.Configuration.TLS =
+                switch tlsPolicy(url) {
+                case nil: .disable
+                case (let t, required: false)?: .prefer(t)
+                case (let t, required: true)?: .require(t)
+                }
             config = .init(
                 host: url.host ?? "localhost", port: url.port, username: url.user, password: url.password,
                 database: url.database, tls: tls)

@@ -79,18 +79,12 @@ final class PostgresListener: Sendable {
                 unixSocketPath: dir + "/.s.PGSQL.\(url.port)", username: url.user, password: url.password,
                 database: url.database)
         }
-        let tls: PostgresConnection.Configuration.TLS
-        switch url.sslMode {
-        case .disable:
-            tls = .disable
-        case .prefer, .require:
-            var t = TLSConfiguration.makeClientConfiguration()
-            t.certificateVerification = .none
-            let context = try NIOSSLContext(configuration: t)
-            tls = url.sslMode == .prefer ? .prefer(context) : .require(context)
-        case .verifyFull:
-            tls = .require(try NIOSSLContext(configuration: TLSConfiguration.makeClientConfiguration()))
-        }
+        let tls: PostgresConnection.Configuration.TLS =
+            switch PostgresBackend.tlsPolicy(url) {
+            case nil: .disable
+            case (let t, required: false)?: .prefer(try NIOSSLContext(configuration: t))
+            case (let t, required: true)?: .require(try NIOSSLContext(configuration: t))
+            }
         var config = PostgresConnection.Configuration(
             host: url.host ?? "localhost", port: url.port, username: url.user, password: url.password,
             database: url.database, tls: tls)

@@ -99,35 +99,13 @@ extension PostgresStateStore {
         var ackLane: [Int32] = []
         var ackSeq: [Int64] = []
         for (i, s) in batch.enumerated() {
-            var attempts = s.settlement.acked.isEmpty ? s.lane.attempts : 0
-            var next = nowMs
-            var lastError: String?
-            var retried: Int64 = 0
-            var deadLetter = false
-            var dlAttempts = 0
-            switch s.settlement.failure {
-            case nil:
-                attempts = 0
-            case .retry(let at, let error)?:
-                attempts += 1
-                next = at
-                lastError = error
-                retried = 1
-            case .park(let until, let reason)?:
-                next = until
-                lastError = reason
-            case .deadLetter(let error)?:
-                deadLetter = true
-                dlAttempts = attempts + 1
-                attempts = 0
-                lastError = error
-            }
+            let o = s.settlement.outcome(laneAttempts: s.lane.attempts, nowMs: nowMs)
             updates.append(
                 LaneUpdate(
-                    i: i, jobID: s.lane.jobID, sink: s.lane.sink, token: s.lane.token, attempts: attempts, next: next,
-                    lastError: lastError, acked: Int64(s.settlement.acked.count), retried: retried,
-                    deadLetter: deadLetter, dlAttempts: dlAttempts,
-                    recount: s.settlement.acked.isEmpty && s.settlement.failure == nil))
+                    i: i, jobID: s.lane.jobID, sink: s.lane.sink, token: s.lane.token, attempts: o.attempts,
+                    next: o.nextAttemptAtMs, lastError: o.lastError, acked: Int64(s.settlement.acked.count),
+                    retried: o.retried ? 1 : 0, deadLetter: o.deadLetter, dlAttempts: o.deadLetterAttempts,
+                    recount: o.recount))
             for seq in s.settlement.acked {
                 ackLane.append(Int32(i))
                 ackSeq.append(seq)

@@ -243,23 +243,9 @@ enum OutboxSQL {
                 arguments: [lane.jobID, lane.sink, holder, lane.token]) != nil
         else { return false }
         var released = try release(jobID: lane.jobID, sink: lane.sink, seqs: s.acked, db)
-        var attempts = s.acked.isEmpty ? lane.attempts : 0
-        var next = nowMs
-        var lastError: String?
-        var retried: Int64 = 0
+        let o = s.outcome(laneAttempts: lane.attempts, nowMs: nowMs)
         var dead: Int64 = 0
-        switch s.failure {
-        case nil:
-            attempts = 0
-        case .retry(let at, let error)?:
-            attempts += 1
-            next = at
-            lastError = error
-            retried = 1
-        case .park(let until, let reason)?:
-            next = until
-            lastError = reason
-        case .deadLetter(let error)?:
+        if o.deadLetter {
             // The head: the first pending item after the acked ones.
             if let head = try Row.fetchOne(
                 db.cachedStatement(
@@ -274,16 +260,14 @@ enum OutboxSQL {
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                         """
                 ).execute(arguments: [
-                    lane.jobID, lane.sink, head[1] as String, head[2] as String, attempts + 1, error, head[3] as Int64,
-                    nowMs,
+                    lane.jobID, lane.sink, head[1] as String, head[2] as String, o.deadLetterAttempts, o.lastError,
+                    head[3] as Int64, nowMs,
                 ])
                 if try release(jobID: lane.jobID, sink: lane.sink, seqs: [head[0]], db) == 1 {
                     released += 1
                     dead = 1
                 }
             }
-            attempts = 0
-            lastError = error
         }
         try db.cachedStatement(
             sql: """
@@ -292,9 +276,10 @@ enum OutboxSQL {
                 WHERE job_id = ? AND sink = ?
                 """
         ).execute(arguments: [
-            released, attempts, next, lastError, Int64(s.acked.count), retried, dead, lane.jobID, lane.sink,
+            released, o.attempts, o.nextAttemptAtMs, o.lastError, Int64(s.acked.count), o.retried ? 1 : 0, dead,
+            lane.jobID, lane.sink,
         ])
-        if s.acked.isEmpty, s.failure == nil {
+        if o.recount {
             // Nothing was handed over although the lane counted items: trust the rows.
             try db.cachedStatement(
                 sql:
