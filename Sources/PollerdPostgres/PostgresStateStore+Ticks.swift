@@ -12,22 +12,28 @@ extension PostgresStateStore {
     func acquireLeases(_ requests: [LeaseRequest], holder: String, nowMs: Int64) async throws -> [LeaseAcquisition] {
         guard !requests.isEmpty else { return [] }
         // A job asked twice is asked in a batch of its own, in order, as alone.
-        var batches: [[Int]] = [[]]
-        var inBatch: Set<String> = []
-        for (i, r) in requests.enumerated() {
-            if inBatch.contains(r.jobID) {
-                batches.append([])
-                inBatch = []
-            }
-            batches[batches.count - 1].append(i)
-            inBatch.insert(r.jobID)
-        }
         var answers = [LeaseAcquisition](repeating: .busy, count: requests.count)
-        for b in batches {
+        for b in Self.runsWithoutRepeats(requests.map(\.jobID)) {
             let part = b.map { requests[$0] }
             for (i, a) in zip(b, try await claim(part, holder: holder, nowMs: nowMs)) { answers[i] = a }
         }
         return answers
+    }
+
+    /// The positions of `jobIDs`, cut into consecutive runs in which no job comes twice: one
+    /// statement cannot claim or commit a job twice, so a repeat starts a run of its own.
+    static func runsWithoutRepeats(_ jobIDs: [String]) -> [[Int]] {
+        var runs: [[Int]] = [[]]
+        var inRun: Set<String> = []
+        for (i, id) in jobIDs.enumerated() {
+            if inRun.contains(id) {
+                runs.append([])
+                inRun = []
+            }
+            runs[runs.count - 1].append(i)
+            inRun.insert(id)
+        }
+        return runs
     }
 
     private func claim(_ requests: [LeaseRequest], holder: String, nowMs: Int64) async throws -> [LeaseAcquisition] {
@@ -121,18 +127,8 @@ extension PostgresStateStore {
         guard !ticks.isEmpty else { return [] }
         // A job twice in one batch: the second commits in a statement of its own (its token
         // cannot hold after the first, and the answer says so).
-        var batches: [[Int]] = [[]]
-        var inBatch: Set<String> = []
-        for (i, t) in ticks.enumerated() {
-            if inBatch.contains(t.lease.jobID) {
-                batches.append([])
-                inBatch = []
-            }
-            batches[batches.count - 1].append(i)
-            inBatch.insert(t.lease.jobID)
-        }
         var out = [Int64?](repeating: nil, count: ticks.count)
-        for b in batches {
+        for b in Self.runsWithoutRepeats(ticks.map(\.lease.jobID)) {
             for (i, a) in zip(b, try await commitBatch(b.map { ticks[$0] }, nowMs: nowMs)) { out[i] = a }
         }
         return out
