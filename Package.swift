@@ -73,6 +73,16 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .target(
+            name: "PollerdNATS",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
             name: "PollerdPollers",
             dependencies: [
                 "PollerdCore", "CPollerdSpawn",
@@ -190,6 +200,16 @@ let package = Package(
         .testTarget(
             name: "PollerdCoreTests",
             dependencies: ["PollerdCore", "PollerdTestKit"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "PollerdNATSTests",
+            dependencies: [
+                "PollerdNATS", "PollerdTestKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(
