@@ -207,6 +207,7 @@ let package = Package(
             dependencies: [
                 "PollerdNATS", "PollerdTestKit",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOSSL
 import PollerdTestKit
 import Synchronization
 import Testing
@@ -309,5 +310,86 @@ struct NATSClientTests {
                 #expect(confirmed.isSubset(of: got), "lost \(confirmed.subtracting(got).count)")
             }
         }
+    }
+}
+
+/// TLS and lame duck mode, against real servers.
+@Suite(.enabled(if: NATSTestServer.binary != nil, "nats-server is not installed"))
+struct NATSClientTLSAndLameDuckTests {
+    @Test func leavesALameDuckServerForAnotherEarly() async throws {
+        let a = try NATSTestServer()
+        let b = try NATSTestServer()
+        var o = try NATSClientOptions(urls: [a.url, b.url])
+        o.reconnect.reconnectWait = .milliseconds(20)
+        var logger = Logger(label: "nats.test")
+        logger.logLevel = .critical
+        let events = Mutex<[NATSEvent]>([])
+        let nc = try NATSClient(options: o, logger: logger) { e in events.withLock { $0.append(e) } }
+        try await withNATSClient(nc) { nc in
+            try await nc.waitUntilConnected(timeout: .seconds(5))
+            let firstID = nc.serverInfo?.serverID
+            a.lameDuck()
+            // The server keeps its clients for its grace period (10 s); the client leaves at once.
+            while nc.serverInfo?.serverID == firstID || nc.status != .connected { await Task.yield() }
+            #expect(events.withLock { $0.contains { if case .lameDuck = $0 { true } else { false } } })
+            try await nc.publish("after", payload: Array("x".utf8))
+            try await nc.flush()
+        }
+        a.kill() // a lame duck server would otherwise finish its grace period on SIGTERM
+    }
+
+    @Test func tlsWithTheServersCAAndRefusedWithout() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-tls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func openssl(_ args: [String]) throws {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            p.arguments = args
+            p.currentDirectoryURL = URL(fileURLWithPath: dir)
+            p.standardError = FileHandle.nullDevice
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0, "openssl \(args.joined(separator: " "))")
+        }
+        try openssl([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=pollerd test CA",
+        ])
+        try openssl([
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj",
+            "/CN=localhost",
+        ])
+        try "subjectAltName=DNS:localhost,IP:127.0.0.1\n".write(
+            toFile: dir + "/ext.cnf", atomically: true, encoding: .utf8)
+        try openssl([
+            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+            "server.pem", "-days", "2", "-extfile", "ext.cnf",
+        ])
+        let server = try NATSTestServer(
+            config: "tls { cert_file: \"\(dir)/server.pem\"\n key_file: \"\(dir)/server.key\" }\n")
+        var logger = Logger(label: "nats.test")
+        logger.logLevel = .critical
+        var trusted = try NATSClientOptions(urls: ["nats://localhost:\(server.port)"])
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(dir + "/ca.pem")
+        trusted.tls = tls
+        try await withNATSClient(try NATSClient(options: trusted, logger: logger)) { nc in
+            try await nc.waitUntilConnected(timeout: .seconds(5))
+            #expect(nc.serverInfo?.tlsRequired == true)
+            let r = try nc.subscribe(to: "tls.x")
+            try await nc.publish("tls.x", payload: Array("secret".utf8))
+            var it = r.makeAsyncIterator()
+            #expect(await it.next()?.bytes == Array("secret".utf8))
+        }
+        // The server requires TLS; a client with no CA for it refuses the certificate.
+        var untrusted = try NATSClientOptions(urls: ["nats://localhost:\(server.port)"])
+        untrusted.reconnect.maxReconnectAttempts = 0
+        let refused = try NATSClient(options: untrusted, logger: logger)
+        await #expect(throws: NATSError.self) {
+            try await withNATSClient(refused) { try await $0.waitUntilConnected(timeout: .seconds(5)) }
+        }
+        #expect(refused.lastError != nil)
     }
 }
