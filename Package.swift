@@ -49,7 +49,8 @@ let package = Package(
         .target(
             name: "PollerdConfig",
             dependencies: [
-                "PollerdCore", .product(name: "Yams", package: "Yams"), .product(name: "TOMLKit", package: "TOMLKit"),
+                "PollerdCore", "PollerdNATS", .product(name: "Yams", package: "Yams"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: upcoming
         ),
@@ -115,7 +116,8 @@ let package = Package(
         .target(
             name: "PollerdDelivery",
             dependencies: [
-                "PollerdCore",
+                "PollerdCore", "PollerdNATS",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -145,7 +147,7 @@ let package = Package(
             name: "PollerdDaemon",
             dependencies: [
                 "PollerdCore", "PollerdConfig", "PollerdPollers", "PollerdPlugins", "PollerdDelivery", "PollerdAdmin",
-                "PollerdHTTP", "CPollerdSpawn",
+                "PollerdHTTP", "CPollerdSpawn", "PollerdNATS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -276,7 +278,7 @@ let package = Package(
             name: "PollerdDeliveryTests",
             dependencies: [
                 "PollerdDelivery", "PollerdDaemon", "PollerdCore", "PollerdSQLite", "PollerdTestKit", "PollerdConfig",
-                "PollerdPollers", "PollerdPostgres",
+                "PollerdPollers", "PollerdPostgres", "PollerdNATS",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,5 +1,6 @@
 import Foundation
 import PollerdCore
+import PollerdNATS
 import Yams
 
 extension JobFileValidator {
@@ -76,6 +77,62 @@ extension JobFileValidator {
                 s.admin.tokens.append(AdminTokenSpec(token: token, role: role))
             }
         }
+    }
+
+    static let brokerKeys: Set<String> = [
+        "url", "urls", "user", "password", "token", "name", "tls", "ack_window", "reconnect_buffer_bytes",
+    ]
+
+    /// `pollers.broker`: the NATS servers the `nats` sinks publish to, their credentials and TLS.
+    mutating func readBroker(_ node: Node) throws -> BrokerSettings {
+        let m = try mapping(node, job: nil, what: "'broker'")
+        try checkKeys(m, allowed: Self.brokerKeys, job: nil, context: "'broker'")
+        var urlNodes: [Node] = []
+        if let n = value(m, "url") { urlNodes.append(n) }
+        if let n = value(m, "urls") {
+            guard case .sequence(let seq) = n else { throw fail(n, "broker.urls must be a list of nats:// URLs") }
+            urlNodes += seq
+        }
+        guard !urlNodes.isEmpty else { throw fail(node, "broker needs 'url' or 'urls' (nats://host:4222)") }
+        var b = BrokerSettings(urls: [])
+        for n in urlNodes {
+            let u = try string(n, job: nil, key: "broker.url")
+            do { _ = try NATSServerAddress(parsing: u) } catch { throw fail(n, "broker: \(error.message)") }
+            b.urls.append(u)
+        }
+        if let n = value(m, "user") { b.user = try string(n, job: nil, key: "broker.user") }
+        if let n = value(m, "password") { b.password = try string(n, job: nil, key: "broker.password") }
+        if let n = value(m, "token") { b.token = try string(n, job: nil, key: "broker.token") }
+        if (b.user == nil) != (b.password == nil) {
+            throw fail(node, "broker: 'user' and 'password' go together")
+        }
+        if b.user != nil, b.token != nil { throw fail(node, "broker: use 'user' and 'password', or 'token', not both") }
+        if let n = value(m, "name") { b.name = try string(n, job: nil, key: "broker.name") }
+        if let n = value(m, "ack_window") {
+            b.ackWindow = Int(try int(n, job: nil, key: "ack_window", range: 1...65_536))
+        }
+        if let n = value(m, "reconnect_buffer_bytes") {
+            b.reconnectBufferBytes = Int(
+                try int(n, job: nil, key: "reconnect_buffer_bytes", range: 0...1_073_741_824))
+        }
+        if let n = value(m, "tls") {
+            let tm = try mapping(n, job: nil, what: "'broker.tls'")
+            try checkKeys(tm, allowed: ["ca_file", "cert_file", "key_file"], job: nil, context: "'broker.tls'")
+            var tls = BrokerTLS()
+            for (key, path) in [("ca_file", \BrokerTLS.caFile), ("cert_file", \.certFile), ("key_file", \.keyFile)] {
+                guard let f = value(tm, key) else { continue }
+                let resolved = resolve(try string(f, job: nil, key: "broker.tls.\(key)"))
+                guard FileManager.default.isReadableFile(atPath: resolved) else {
+                    throw fail(f, "broker.tls.\(key): cannot read \(resolved)")
+                }
+                tls[keyPath: path] = resolved
+            }
+            if (tls.certFile == nil) != (tls.keyFile == nil) {
+                throw fail(n, "broker.tls: 'cert_file' and 'key_file' go together")
+            }
+            b.tls = tls
+        }
+        return b
     }
 
     static let httpKeys: Set<String> = ["per_host_limit", "user_agent", "allow_addresses"]
@@ -169,14 +226,16 @@ extension JobFileValidator {
             try checkKeys(bm, allowed: ["subject"], job: job, context: "nats")
             guard let sn = value(bm, "subject") else { throw fail(body, job: job, "nats needs 'subject'") }
             let subject = try string(sn, job: job, key: "subject")
-            if let problem = Self.subjectProblem(subject) {
+            if let problem = NATSCommand.subjectProblem(subject, publishing: true) {
                 throw fail(sn, job: job, "invalid subject '\(subject)': \(problem)")
             }
             target = .nats(subject: subject)
-            warn(
-                sn, job: job,
-                "nats sinks publish on the in-process broker until NATS is configured; with no subscriber in the process, items wait in the outbox"
-            )
+            if settings.broker == nil {
+                warn(
+                    sn, job: job,
+                    "no pollers.broker is configured: this sink publishes on the in-process broker, where no subscriber in the process means items wait in the outbox"
+                )
+            }
         default:
             target = .webhook(try readWebhook(body, job: job))
         }
@@ -240,17 +299,5 @@ extension JobFileValidator {
         if path.hasPrefix("/") { return (path as NSString).standardizingPath }
         let dir = (file as NSString).deletingLastPathComponent
         return (((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(path) as NSString).standardizingPath
-    }
-
-    /// Why a NATS subject cannot be published to, if it cannot.
-    static func subjectProblem(_ s: String) -> String? {
-        if s.isEmpty { return "empty" }
-        if s.utf8.count > 255 { return "longer than 255 bytes" }
-        for token in s.split(separator: ".", omittingEmptySubsequences: false) {
-            if token.isEmpty { return "empty token (leading, trailing or double '.')" }
-            if token == "*" || token == ">" { return "wildcards cannot be published to" }
-            if token.contains(where: { $0.isWhitespace || $0.isNewline }) { return "contains whitespace" }
-        }
-        return nil
     }
 }

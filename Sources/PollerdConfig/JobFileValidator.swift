@@ -31,7 +31,7 @@ struct JobFileValidator {
         "enabled", "state_db", "default_jitter_ms", "lease_ttl_factor", "failure_alert_cooldown_secs",
         "breaker_threshold", "plugin_dirs", "jobs", "max_concurrent_ticks", "shutdown_grace_secs", "state_sync",
         "deliver", "delivery", "admin_listen", "http", "admin", "alert_sinks", "tick_history", "tick_log_level",
-        "max_plugin_processes", "plugin_memory_max_mb", "plugin_nice", "postgres",
+        "max_plugin_processes", "plugin_memory_max_mb", "plugin_nice", "postgres", "broker",
     ]
     static let jobKeys: Set<String> = [
         "id", "kind", "agent", "schedule", "config", "failure_to", "paused_on_boot", "timeout_secs", "catch_up",
@@ -197,6 +197,10 @@ struct JobFileValidator {
         if let n = value(m, "plugin_dirs") {
             guard case .sequence(let seq) = n else { throw fail(n, "plugin_dirs must be a list of directories") }
             s.pluginDirs = try seq.map { try string($0, job: nil, key: "plugin_dirs") }
+        }
+        if let n = value(m, "broker") {
+            s.broker = try readBroker(n)
+            settings.broker = s.broker // the sinks read below warn only without a broker
         }
         if let n = value(m, "delivery") { s.delivery = try readDelivery(n) }
         if let n = value(m, "deliver") { s.deliver = try readSinks(n, job: nil) }

@@ -108,6 +108,40 @@ public struct PostgresSettings: Sendable, Hashable {
     }
 }
 
+/// The NATS broker the `nats` sinks publish to (`pollers.broker`). Without it they publish on
+/// the in-process broker.
+public struct BrokerSettings: Sendable, Hashable {
+    /// The servers (`url` and `urls`): `nats://[user:password@]host[:port]` or `tls://…`.
+    public var urls: [String]
+    public var user: String?
+    public var password: String?
+    public var token: String?
+    /// The connection's name on the server (default `pollerd`).
+    public var name: String?
+    public var tls: BrokerTLS?
+    /// JetStream acks a `nats` sink keeps outstanding (`ack_window`).
+    public var ackWindow = 256
+    /// Bytes of publishes the client holds while disconnected (`reconnect_buffer_bytes`).
+    public var reconnectBufferBytes = 8 << 20
+
+    public init(urls: [String]) {
+        self.urls = urls
+    }
+}
+
+/// TLS files for the broker (`pollers.broker.tls`), paths resolved from the job file's folder.
+public struct BrokerTLS: Sendable, Hashable {
+    public var caFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+
+    public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
+        self.caFile = caFile
+        self.certFile = certFile
+        self.keyFile = keyFile
+    }
+}
+
 /// The daemon-wide settings from the `pollers:` section.
 public struct GlobalSettings: Sendable, Hashable {
     public var enabled = true
@@ -123,6 +157,8 @@ public struct GlobalSettings: Sendable, Hashable {
     public var stateSynchronousFull = true
     /// The connections to PostgreSQL, when `state_db` is a `postgres://` URL (`pollers.postgres`).
     public var postgres = PostgresSettings()
+    /// The NATS broker of the `nats` sinks (`pollers.broker`); nil: the in-process broker.
+    public var broker: BrokerSettings?
     /// Sinks for jobs that name none (`pollers.deliver`).
     public var deliver: [SinkSpec] = []
     /// Outbox behaviour (`pollers.delivery`).

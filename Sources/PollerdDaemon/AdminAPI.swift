@@ -4,6 +4,7 @@ public import Logging
 public import PollerdAdmin
 public import PollerdConfig
 public import PollerdCore
+public import PollerdDelivery
 import Synchronization
 
 /// The job file a running daemon has now (replaced on every accepted reload).
@@ -24,14 +25,17 @@ public struct AdminAPI: Sendable {
     public let runner: Runner?
     public let reloader: ReloadService?
     public let holder: String
+    /// The NATS broker of the `nats` sinks, when one is configured (readiness, the dashboard).
+    public let broker: NATSBroker?
     public let logger: Logger
     /// Jobs that never ticked ok count their staleness from here.
     let startedAtMs: Int64
 
     public init(
         store: any PollerdStore, clock: any WallClock, live: LiveJobFile, runner: Runner?, reloader: ReloadService?,
-        holder: String, logger: Logger
+        holder: String, broker: NATSBroker? = nil, logger: Logger
     ) {
+        self.broker = broker
         self.store = store
         self.clock = clock
         self.live = live
@@ -223,6 +227,10 @@ public struct AdminAPI: Sendable {
             if let failure = runner.storeFailure {
                 throw AdminError(.serviceUnavailable, "store_unavailable", "the state store is failing: \(failure)")
             }
+        }
+        // The nats sinks cannot deliver: their items wait in the outbox until the broker answers.
+        if let problem = broker?.problem {
+            throw AdminError(.serviceUnavailable, "broker_unavailable", "the nats sinks cannot publish: \(problem)")
         }
         return json(.object(["ready": .bool(true)]))
     }

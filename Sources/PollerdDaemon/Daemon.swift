@@ -63,8 +63,9 @@ public struct Daemon: Sendable {
         Builtins.registry(adding: HTTPKinds.pollers(fetcher: fetcher))
     }
 
-    /// The service group for a validated job file.
-    public func serviceGroup(file: JobFile) -> ServiceGroup {
+    /// The service group for a validated job file. Throws when the broker's settings cannot
+    /// make a client (a TLS file that cannot be read).
+    public func serviceGroup(file: JobFile) throws -> ServiceGroup {
         fetcher.configure(file.settings.http)
         let executor = TickExecutor(store: store, registry: file.registry, clock: clock, holder: holder, logger: logger)
         let notifier = SystemdNotifier()
@@ -77,7 +78,13 @@ public struct Daemon: Sendable {
                 if case .started = event { notifier.notify("READY=1") }
             })
         let httpClient = SinkRegistry.makeHTTPClient()
-        let sinks = SinkRegistry(broker: broker, client: httpClient)
+        // The NATS broker, when configured: a daemon that cannot reach it still starts, and its
+        // `nats` sinks hold their items in the outbox until it answers.
+        var logNATS = logger
+        logNATS[metadataKey: "pollerd.component"] = "nats"
+        let nats = try file.settings.broker.map { try NATSBroker(settings: $0, logger: logNATS) }
+        nats?.update(tuning: file.settings.delivery)
+        let sinks = SinkRegistry(broker: broker, nats: nats, client: httpClient, logger: logger)
         let deliverer = Deliverer(
             store: store, clock: clock, holder: holder, sinks: sinks, bell: executor.outboxBell,
             hostProcesses: HolderIdentity.localProcesses, logger: logger)
@@ -102,6 +109,7 @@ public struct Daemon: Sendable {
             applied: { file in
                 fetcher.configure(file.settings.http)
                 live.replace(file)
+                nats?.update(tuning: file.settings.delivery)
             },
             logger: logger)
         // Every service that reads or writes the store starts once the store is prepared.
@@ -117,12 +125,16 @@ public struct Daemon: Sendable {
                 successTerminationBehavior: .ignore),
             .init(service: PluginProcessesService(processes: processes), successTerminationBehavior: .ignore),
             .init(service: HTTPClientService(client: httpClient), successTerminationBehavior: .ignore),
-            .init(service: HTTPFetcherService(fetcher: fetcher), successTerminationBehavior: .ignore),
+        ]
+        // Stopped after the deliverer (the group stops services in reverse order).
+        if let nats { services.append(.init(service: NATSService(broker: nats), successTerminationBehavior: .ignore)) }
+        services += [
+            .init(service: HTTPFetcherService(fetcher: fetcher), successTerminationBehavior: .ignore)
         ]
         if let listen = file.settings.adminListen {
             let api = AdminAPI(
                 store: store, clock: clock, live: live, runner: runner, reloader: reloader, holder: holder,
-                logger: logger)
+                broker: nats, logger: logger)
             services.append(
                 .init(
                     service: afterReady(

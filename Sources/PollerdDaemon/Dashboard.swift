@@ -4,6 +4,7 @@ import Mustache
 public import PollerdAdmin
 import PollerdConfig
 import PollerdCore
+import PollerdDelivery
 
 /// The web dashboard at `/`: server-rendered HTML (Mustache templates compiled into the binary),
 /// readable without JavaScript. Its actions are plain HTML forms that post to `/ui/…` and come
@@ -247,6 +248,9 @@ public struct Dashboard: Sendable {
     func warnings(_ all: [Entry]) async throws -> [String] {
         var out: [String] = []
         if let failure = api.runner?.storeFailure { out.append("The state store is failing: \(failure)") }
+        if let problem = api.broker?.problem {
+            out.append("The nats sinks cannot publish, their items wait in the outbox: \(problem)")
+        }
         let invalid = all.filter { $0.status == "invalid" }.count
         if invalid > 0 { out.append("\(invalid) job(s) in the job file are invalid and do not run (filter: invalid).") }
         let stale = all.filter(\.stale).count

@@ -3,7 +3,9 @@ import Hummingbird
 public import Logging
 public import PollerdAdmin
 public import PollerdCore
+public import PollerdDelivery
 public import PollerdHTTP
+import PollerdNATS
 public import PollerdPlugins
 public import Prometheus
 public import ServiceLifecycle
@@ -127,5 +129,21 @@ public struct NotifyStoppingService: Service {
     public func run() async throws {
         try? await gracefulShutdown()
         notifier.notify("STOPPING=1")
+    }
+}
+
+/// Owns the NATS broker's connection inside the service group: it connects and reconnects for
+/// the daemon's life, and closes after the deliverer stopped (it comes before it in the group).
+public struct NATSService: Service {
+    let broker: NATSBroker
+
+    public init(broker: NATSBroker) { self.broker = broker }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await broker.client.run()
+        } onGracefulShutdown: {
+            broker.client.close()
+        }
     }
 }

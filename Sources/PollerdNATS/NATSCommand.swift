@@ -135,11 +135,11 @@ public enum NATSCommand {
     /// byte, or (to publish) a wildcard token.
     public static func subjectProblem(_ s: String, publishing: Bool) -> String? {
         if s.isEmpty { return "empty" }
-        if s.utf8.contains(where: { $0 <= 32 || $0 == 127 }) { return "holds a space or a control byte" }
+        if s.utf8.contains(where: { $0 <= 32 || $0 == 127 }) { return "contains whitespace or a control byte" }
         for token in s.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false) {
-            if token.isEmpty { return "has an empty token" }
+            if token.isEmpty { return "empty token (leading, trailing or double '.')" }
             if publishing, token.count == 1, token.first == UInt8(ascii: "*") || token.first == UInt8(ascii: ">") {
-                return "has a wildcard"
+                return "wildcards cannot be published to"
             }
         }
         return nil

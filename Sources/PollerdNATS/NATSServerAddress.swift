@@ -32,7 +32,7 @@ public struct NATSServerAddress: Sendable, Equatable, CustomStringConvertible {
             switch scheme {
             case "nats": break
             case "tls": tls = true
-            default: throw NATSError(.invalidArgument, "'\(text)': the scheme must be nats:// or tls://")
+            default: throw NATSError(.invalidArgument, "'\(Self.redact(text))': the scheme must be nats:// or tls://")
             }
             rest = rest[r.upperBound...]
         }

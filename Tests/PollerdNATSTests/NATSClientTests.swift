@@ -20,6 +20,8 @@ struct NATSClientTests {
         o.name = "pollerd-test"
         o.reconnect.reconnectWait = .milliseconds(20)
         o.reconnect.maxReconnectWait = .milliseconds(200)
+        // The whole suite runs in parallel on two cores: a handshake can wait for a thread.
+        o.connectTimeout = .seconds(20)
         configure(&o)
         var logger = Logger(label: "nats.test")
         logger.logLevel = .critical
@@ -30,7 +32,7 @@ struct NATSClientTests {
     @Test func publishSubscribeQueueGroupsAndAutoUnsubscribe() async throws {
         let server = try NATSTestServer()
         try await withNATSClient(try Self.client(server)) { nc in
-            try await nc.waitUntilConnected(timeout: .seconds(5))
+            try await nc.waitUntilConnected(timeout: .seconds(30))
             let all = try nc.subscribe(to: "t.>")
             let q1 = try nc.subscribe(to: "t.q", queue: "workers")
             let q2 = try nc.subscribe(to: "t.q", queue: "workers")
@@ -66,7 +68,7 @@ struct NATSClientTests {
     @Test func requestReplyNoRespondersAndCancellation() async throws {
         let server = try NATSTestServer()
         try await withNATSClient(try Self.client(server)) { nc in
-            try await nc.waitUntilConnected(timeout: .seconds(5))
+            try await nc.waitUntilConnected(timeout: .seconds(30))
             let service = try nc.subscribe(to: "svc.echo")
             let silent = try nc.subscribe(to: "svc.silent")
             try await nc.flush()
@@ -138,7 +140,7 @@ struct NATSClientTests {
             $0.reconnect.maxReconnectAttempts = 0
         }
         await #expect(throws: NATSError.self) {
-            try await withNATSClient(wrong) { try await $0.waitUntilConnected(timeout: .seconds(5)) }
+            try await withNATSClient(wrong) { try await $0.waitUntilConnected(timeout: .seconds(30)) }
         }
         #expect(wrong.lastError?.lowercased().contains("authorization") == true)
         let right = try Self.client(server) {
@@ -146,7 +148,7 @@ struct NATSClientTests {
             $0.password = "s3cret"
         }
         try await withNATSClient(right) { nc in
-            try await nc.waitUntilConnected(timeout: .seconds(5))
+            try await nc.waitUntilConnected(timeout: .seconds(30))
             #expect(nc.serverInfo?.maxPayload == 1024)
             await #expect(throws: NATSError.self) {
                 try await nc.publish("big", payload: [UInt8](repeating: 1, count: 1025))
@@ -159,7 +161,7 @@ struct NATSClientTests {
     @Test func reconnectResubscribesWithQueueAndRemainingMaxAndSendsTheBuffer() async throws {
         let server = try NATSTestServer()
         try await withNATSClient(try Self.client(server)) { nc in
-            try await nc.waitUntilConnected(timeout: .seconds(5))
+            try await nc.waitUntilConnected(timeout: .seconds(30))
             let capped = try nc.subscribe(to: "r.c", max: 5)
             let grouped = try nc.subscribe(to: "r.q", queue: "g")
             try await nc.flush()
@@ -173,7 +175,7 @@ struct NATSClientTests {
             #expect(nc.status != .connected)
             await #expect(throws: NATSError.self) { try await nc.flush() }
             try server.start()
-            try await nc.waitUntilConnected(timeout: .seconds(10))
+            try await nc.waitUntilConnected(timeout: .seconds(30))
             try await nc.flush()
             var got: [String] = []
             for await m in capped { got.append(String(decoding: m.bytes, as: UTF8.self)) }
@@ -182,7 +184,7 @@ struct NATSClientTests {
             #expect(await it.next().map { String(decoding: $0.bytes, as: UTF8.self) } == "q")
             // A second client in the same queue group: the group was made again, so the two share.
             try await withNATSClient(try Self.client(server)) { other in
-                try await other.waitUntilConnected(timeout: .seconds(5))
+                try await other.waitUntilConnected(timeout: .seconds(30))
                 let peer = try other.subscribe(to: "r.q", queue: "g")
                 try await other.flush()
                 for _ in 0..<200 { try await nc.publish("r.q", payload: Array("x".utf8)) }
@@ -199,7 +201,7 @@ struct NATSClientTests {
         let server = try NATSTestServer()
         let nc = try Self.client(server) { $0.reconnectBufferBytes = 10_000 }
         try await withNATSClient(nc) { nc in
-            try await nc.waitUntilConnected(timeout: .seconds(5))
+            try await nc.waitUntilConnected(timeout: .seconds(30))
             server.stop()
             while nc.status == .connected { await Task.yield() }
             var accepted = 0
@@ -238,7 +240,7 @@ struct NATSClientTests {
             let nc = try Self.client(server)
             weakClient = nc
             try await withNATSClient(nc) { nc in
-                try await nc.waitUntilConnected(timeout: .seconds(5))
+                try await nc.waitUntilConnected(timeout: .seconds(30))
                 let sub = try nc.subscribe(to: "f.>")
                 _ = sub
                 try await nc.publish("f.x", payload: [UInt8](repeating: 1, count: 100))
@@ -249,7 +251,7 @@ struct NATSClientTests {
         // One left open is seen, so the count above can see one.
         let open = try Self.client(server)
         try await withNATSClient(open) { nc in
-            try await nc.waitUntilConnected(timeout: .seconds(5))
+            try await nc.waitUntilConnected(timeout: .seconds(30))
             #expect(connectionsToServer() == 1)
         }
         #expect(connectionsToServer() == 0)
@@ -266,8 +268,8 @@ struct NATSClientTests {
         let server = try NATSTestServer()
         try await withNATSClient(try Self.client(server)) { pub in
             try await withNATSClient(try Self.client(server)) { sub in
-                try await pub.waitUntilConnected(timeout: .seconds(5))
-                try await sub.waitUntilConnected(timeout: .seconds(5))
+                try await pub.waitUntilConnected(timeout: .seconds(30))
+                try await sub.waitUntilConnected(timeout: .seconds(30))
                 let stream = try sub.subscribe(to: "load.x")
                 try await sub.flush()
                 let received = Mutex<Set<Int>>([])
@@ -286,8 +288,8 @@ struct NATSClientTests {
                 while batch < 100 {
                     let ids = (batch * 100)..<(batch * 100 + 100)
                     do {
-                        try await pub.waitUntilConnected(timeout: .seconds(10))
-                        try await sub.waitUntilConnected(timeout: .seconds(10))
+                        try await pub.waitUntilConnected(timeout: .seconds(30))
+                        try await sub.waitUntilConnected(timeout: .seconds(30))
                         for i in ids { try await pub.publish("load.x", payload: Array("\(i)".utf8)) }
                         try await pub.flush(timeout: .seconds(2))
                         try await sub.flush(timeout: .seconds(2))
@@ -320,13 +322,14 @@ struct NATSClientTLSAndLameDuckTests {
         let a = try NATSTestServer()
         let b = try NATSTestServer()
         var o = try NATSClientOptions(urls: [a.url, b.url])
+        o.connectTimeout = .seconds(20)
         o.reconnect.reconnectWait = .milliseconds(20)
         var logger = Logger(label: "nats.test")
         logger.logLevel = .critical
         let events = Mutex<[NATSEvent]>([])
         let nc = try NATSClient(options: o, logger: logger) { e in events.withLock { $0.append(e) } }
         try await withNATSClient(nc) { nc in
-            try await nc.waitUntilConnected(timeout: .seconds(5))
+            try await nc.waitUntilConnected(timeout: .seconds(30))
             let firstID = nc.serverInfo?.serverID
             a.lameDuck()
             // The server keeps its clients for its grace period (10 s); the client leaves at once.
@@ -375,8 +378,9 @@ struct NATSClientTLSAndLameDuckTests {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .file(dir + "/ca.pem")
         trusted.tls = tls
+        trusted.connectTimeout = .seconds(20)
         try await withNATSClient(try NATSClient(options: trusted, logger: logger)) { nc in
-            try await nc.waitUntilConnected(timeout: .seconds(5))
+            try await nc.waitUntilConnected(timeout: .seconds(30))
             #expect(nc.serverInfo?.tlsRequired == true)
             let r = try nc.subscribe(to: "tls.x")
             try await nc.publish("tls.x", payload: Array("secret".utf8))
@@ -386,9 +390,10 @@ struct NATSClientTLSAndLameDuckTests {
         // The server requires TLS; a client with no CA for it refuses the certificate.
         var untrusted = try NATSClientOptions(urls: ["nats://localhost:\(server.port)"])
         untrusted.reconnect.maxReconnectAttempts = 0
+        untrusted.connectTimeout = .seconds(20)
         let refused = try NATSClient(options: untrusted, logger: logger)
         await #expect(throws: NATSError.self) {
-            try await withNATSClient(refused) { try await $0.waitUntilConnected(timeout: .seconds(5)) }
+            try await withNATSClient(refused) { try await $0.waitUntilConnected(timeout: .seconds(30)) }
         }
         #expect(refused.lastError != nil)
     }

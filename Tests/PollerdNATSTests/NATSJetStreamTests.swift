@@ -11,13 +11,15 @@ struct NATSJetStreamTests {
     static func client(_ server: NATSTestServer) throws -> NATSClient {
         var logger = Logger(label: "nats.test")
         logger.logLevel = .critical
-        return try NATSClient(options: try NATSClientOptions(urls: [server.url]), logger: logger)
+        var o = try NATSClientOptions(urls: [server.url])
+        o.connectTimeout = .seconds(20)
+        return try NATSClient(options: o, logger: logger)
     }
 
     @Test func acksDeduplicatesAndWindows() async throws {
         let server = try NATSTestServer(jetstream: true)
         try await withNATSClient(try Self.client(server)) { nc in
-            try await nc.waitUntilConnected(timeout: .seconds(5))
+            try await nc.waitUntilConnected(timeout: .seconds(30))
             let js = NATSJetStream(client: nc)
             try await js.addStream(.init(name: "ITEMS", subjects: ["items.>"], duplicateWindow: .seconds(600)))
             #expect(try await js.streamNames(capturing: "items.a") == ["ITEMS"])
@@ -57,7 +59,7 @@ struct NATSJetStreamTests {
     @Test func withoutJetStreamTheLookupSaysNoResponders() async throws {
         let server = try NATSTestServer()
         try await withNATSClient(try Self.client(server)) { nc in
-            try await nc.waitUntilConnected(timeout: .seconds(5))
+            try await nc.waitUntilConnected(timeout: .seconds(30))
             await #expect(throws: NATSError.self) {
                 _ = try await NATSJetStream(client: nc).streamNames(capturing: "x")
             }
