@@ -60,7 +60,7 @@ public final class NATSBroker: Sendable {
     /// Why the `nats` sinks cannot publish now, or nil when the broker is connected.
     public var problem: String? {
         if client.isConnected { return nil }
-        return "not connected to NATS (\(servers))" + (client.lastError.map { ": \($0)" } ?? "")
+        return "not connected to NATS: " + (client.lastError ?? "connecting to \(servers)")
     }
 
     /// How long after an item's first attempt its last retry can come (the delivery tuning's

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -53,7 +54,7 @@ extension NATSClient {
                         onEvent?(.disconnected(reason: "\(server): \(reason)"))
                     }
                 } catch {
-                    let message = "\(server): \(error)"
+                    let message = "\(server): \((error as? NATSError)?.message ?? "\(error)")"
                     let (next, closed) = state.withLock { s in
                         if !s.closed {
                             s.lastError = message
@@ -113,7 +114,7 @@ extension NATSClient {
             ch = try await bootstrap.connect(host: server.host, port: server.port).get()
         } catch {
             infoPromise.fail(error)
-            throw NATSError(.connectionFailed, "\(error)")
+            throw NATSError(.connectionFailed, Self.describe(connectError: error))
         }
         let abandoned = state.withLock { s in
             s.dialing = ch
@@ -260,6 +261,15 @@ extension NATSClient {
             case .nothing: break
             }
         }
+    }
+
+    /// "connection refused", "timed out": the reason a dial failed, without NIO's wrapping.
+    static func describe(connectError error: any Error) -> String {
+        var e: any Error = error
+        if let c = error as? NIOConnectionError, let first = c.connectionErrors.first?.error { e = first }
+        if let io = e as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+        if e is ChannelError, case .connectTimeout = e as? ChannelError { return "timed out" }
+        return "\(e)"
     }
 
     func recordError(_ text: String) {

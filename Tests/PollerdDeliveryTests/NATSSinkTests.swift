@@ -95,7 +95,7 @@ struct NATSSinkTests {
                 f.clock.advance(byMs: 600_000)
             }
             let lane = try await f.lane("j", "nats:items.j")
-            #expect(lane?.lastError?.hasPrefix("broker: not connected to NATS (nats://127.0.0.1:") == true)
+            #expect(lane?.lastError?.hasPrefix("broker: not connected to NATS: nats://127.0.0.1:") == true)
             let backlog = try await f.backlog()
             #expect(lane?.deadLettered == 0 && backlog == 5)
             #expect(broker.problem != nil)
