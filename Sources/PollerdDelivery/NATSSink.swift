@@ -61,6 +61,10 @@ public final class NATSSink: Sink {
             let js = NATSJetStream(client: broker.client, timeout: .seconds(10))
             let result = await js.publish(messages, window: broker.settings.ackWindow)
             guard let failure = result.failure else { return SinkResult(acked: result.acked) }
+            if let e = failure as? NATSError, e.code == .payloadTooLarge {
+                return SinkResult(
+                    acked: result.acked, failure: SinkFailure(retryable: false, "broker: \(e.message)"))
+            }
             self.mode.withLock { $0 = nil } // the stream may have gone: look again next time
             if let e = failure as? NATSError, e.code == .serverError {
                 // The stream refused the item (too large, a limit reached): the item's fault

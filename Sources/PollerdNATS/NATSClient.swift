@@ -22,6 +22,8 @@ public final class NATSClient: Sendable {
     /// `_INBOX.<random>.`: every reply subject starts with it.
     let inbox: String
     let state: Mutex<Shared>
+    /// The last request's token (its reply subject's last token).
+    let tokens = Atomic<UInt64>(0)
 
     /// Everything the client shares between the caller's tasks and the event loop.
     struct Shared {
@@ -43,7 +45,6 @@ public final class NATSClient: Sendable {
         var pongs = CircularBuffer<PongWaiter?>()
         var nextWaiterID: UInt64 = 0
         var requests: [UInt64: Request] = [:]
-        var nextToken: UInt64 = 0
         /// Callers of `waitUntilConnected`.
         var connectedWaiters: [PongWaiter] = []
         /// The channel being dialed, before its handshake is done.
@@ -161,18 +162,19 @@ public final class NATSClient: Sendable {
         replyTo: String? = nil
     ) async throws {
         let headerBytes = headers?.encoded
-        try check(subject: subject, size: payload.count + (headerBytes?.count ?? 0))
+        try check(subject: subject)
+        let size = payload.count + (headerBytes?.count ?? 0)
         while true {
             let next: SendOutcome = try state.withLock { s throws(NATSError) in
                 if s.closed { throw NATSError(.closed, "the client is closed") }
+                try Self.check(size: size, against: s.info)
                 if let ch = s.channel {
                     if s.outgoing.readableBytes + s.writing > options.maxPendingBytes { return .wait }
                     NATSCommand.publish(
                         subject: subject, replyTo: replyTo, headers: headerBytes, payload: payload, into: &s.outgoing)
                     return .sent(Self.claimFlush(&s, ch))
                 }
-                let size = payload.count + (headerBytes?.count ?? 0) + subject.utf8.count + 32
-                if s.outgoing.readableBytes + size > options.reconnectBufferBytes {
+                if s.outgoing.readableBytes + size + subject.utf8.count + 32 > options.reconnectBufferBytes {
                     throw NATSError(
                         .reconnectBufferFull,
                         "not connected (\(s.lastError ?? "connecting")) and the reconnect buffer's \(options.reconnectBufferBytes) bytes are full"
@@ -212,11 +214,9 @@ public final class NATSClient: Sendable {
         timeout: Duration? = nil
     ) async throws -> NATSMessage {
         let headerBytes = headers?.encoded
-        try check(subject: subject, size: payload.count + (headerBytes?.count ?? 0))
-        let token = state.withLock { s in
-            s.nextToken += 1
-            return s.nextToken
-        }
+        try check(subject: subject)
+        let size = payload.count + (headerBytes?.count ?? 0)
+        let token = tokens.add(1, ordering: .relaxed).newValue
         let deadline = clock.now() + (timeout ?? options.requestTimeout)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<NATSMessage, any Error>) in
@@ -229,6 +229,7 @@ public final class NATSClient: Sendable {
                     guard let ch = s.channel else {
                         return .failed(NATSError(.notConnected, "not connected: \(s.lastError ?? "connecting")"))
                     }
+                    do { try Self.check(size: size, against: s.info) } catch { return .failed(error) }
                     s.requests[token] = .waiting(c, deadline: deadline)
                     NATSCommand.publish(
                         subject: subject, replyTo: inbox + String(token), headers: headerBytes, payload: payload,
@@ -353,12 +354,15 @@ public final class NATSClient: Sendable {
 
     // MARK: - Checks
 
-    private func check(subject: String, size: Int) throws(NATSError) {
+    private func check(subject: String) throws(NATSError) {
         if subject.isEmpty || subject.utf8.contains(where: { $0 <= 32 || $0 == 127 }) {
             throw NATSError(.invalidArgument, "subject '\(subject)' is empty or holds a space or a control byte")
         }
-        let maxPayload = state.withLock { $0.info?.maxPayload }
-        if let maxPayload, size > maxPayload {
+    }
+
+    /// Every payload is checked against the server's `max_payload` before it is sent.
+    private static func check(size: Int, against info: NATSServerInfo?) throws(NATSError) {
+        if let maxPayload = info?.maxPayload, size > maxPayload {
             throw NATSError(.payloadTooLarge, "\(size) bytes is more than the server's max_payload of \(maxPayload)")
         }
     }

@@ -23,6 +23,65 @@ public struct NATSJetStream: Sendable {
         /// The server already had a message with this id within the duplicate window.
         public var duplicate: Bool?
         public var domain: String?
+
+        public init(stream: String, seq: UInt64, duplicate: Bool? = nil, domain: String? = nil) {
+            self.stream = stream
+            self.seq = seq
+            self.duplicate = duplicate
+            self.domain = domain
+        }
+
+        /// The common answer, `{"stream":"S","seq":N}` with an optional `"duplicate":true` and
+        /// `"domain"`, read without a JSONDecoder (one per publish is most of an ack's cost).
+        /// Anything else (an error, escapes, a field it does not know) returns nil and is
+        /// decoded in full.
+        static func fastParse(_ b: [UInt8]) -> PubAck? {
+            guard b.first == UInt8(ascii: "{"), b.last == UInt8(ascii: "}"), !b.contains(UInt8(ascii: "\\")) else {
+                return nil
+            }
+            var ack = PubAck(stream: "", seq: 0)
+            var sawSeq = false
+            var i = 1
+            func string() -> String? {
+                guard i < b.count, b[i] == UInt8(ascii: "\"") else { return nil }
+                let start = i + 1
+                guard let end = b[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+                i = end + 1
+                return String(decoding: b[start..<end], as: UTF8.self)
+            }
+            while i < b.count - 1 {
+                guard let key = string(), i < b.count, b[i] == UInt8(ascii: ":") else { return nil }
+                i += 1
+                switch key {
+                case "stream", "domain":
+                    guard let v = string() else { return nil }
+                    if key == "stream" { ack.stream = v } else { ack.domain = v }
+                case "seq":
+                    var n: UInt64 = 0
+                    let start = i
+                    while i < b.count, b[i] >= 48, b[i] <= 57, i - start < 19 {
+                        n = n * 10 + UInt64(b[i] - 48)
+                        i += 1
+                    }
+                    guard i > start else { return nil }
+                    ack.seq = n
+                    sawSeq = true
+                case "duplicate":
+                    if b[i...].starts(with: Array("true".utf8)) {
+                        ack.duplicate = true
+                        i += 4
+                    } else if b[i...].starts(with: Array("false".utf8)) {
+                        ack.duplicate = false
+                        i += 5
+                    } else {
+                        return nil
+                    }
+                default: return nil
+                }
+                if i < b.count, b[i] == UInt8(ascii: ",") { i += 1 }
+            }
+            return sawSeq && !ack.stream.isEmpty ? ack : nil
+        }
     }
 
     /// An error JetStream answered with.
@@ -88,6 +147,7 @@ public struct NATSJetStream: Sendable {
         } catch let e as NATSError where e.code == .noResponders {
             throw NATSError(.noResponders, "no stream captures '\(subject)' (or JetStream is not enabled)")
         }
+        if let ack = PubAck.fastParse(reply.bytes) { return ack }
         return try decode(PubAck.self, reply, what: "publish to '\(subject)'")
     }
 

@@ -114,3 +114,20 @@ struct NATSSinkTests {
         #expect(NATSSink.headerValue(String(repeating: "x", count: 600)).hasPrefix("sha256:"))
     }
 }
+
+extension NATSSinkTests {
+    @Test func anItemOverMaxPayloadIsDeadLetteredNotRetriedForever() async throws {
+        let server = try NATSTestServer(jetstream: true, config: "max_payload: 2048\n")
+        let broker = try Self.broker(server)
+        try await Self.withBroker(broker) {
+            try await NATSJetStream(client: broker.client).addStream(.init(name: "ITEMS", subjects: ["items.>"]))
+            let sink = NATSSink(subject: "items.j", broker: broker, logger: Logger(label: "t"))
+            let big = OutboxRecord(
+                seq: 1, key: "j:big", envelope: "{\"b\":\"" + String(repeating: "x", count: 4000) + "\"}", foundAtMs: 0)
+            let small = OutboxRecord(seq: 0, key: "j:small", envelope: "{}", foundAtMs: 0)
+            let r = await sink.deliver([small, big], jobID: "j")
+            #expect(r.acked == 1)
+            #expect(r.failure?.retryable == false && r.failure?.message.contains("max_payload") == true, "\(r)")
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import PollerdTestKit
 import Testing
@@ -64,5 +65,26 @@ struct NATSJetStreamTests {
                 _ = try await NATSJetStream(client: nc).streamNames(capturing: "x")
             }
         }
+    }
+}
+
+/// The PubAck read without a JSONDecoder agrees with the decoder, and gives up on anything else.
+@Suite struct PubAckParseTests {
+    @Test(arguments: [
+        #"{"stream":"ITEMS","seq":1}"#, #"{"stream":"ITEMS","seq":18446744073709551,"duplicate":true}"#,
+        #"{"stream":"S","domain":"hub","seq":7,"duplicate":false}"#,
+    ])
+    func agreesWithTheDecoder(text: String) throws {
+        let fast = NATSJetStream.PubAck.fastParse(Array(text.utf8))
+        let full = try JSONDecoder().decode(NATSJetStream.PubAck.self, from: Data(text.utf8))
+        #expect(fast == full)
+    }
+
+    @Test(arguments: [
+        #"{"error":{"code":503,"description":"x"}}"#, #"{"stream":"A\"B","seq":1}"#, #"{ "stream":"S","seq":1}"#,
+        #"{"stream":"S"}"#, #"{"seq":1}"#, #"{"stream":"S","seq":x}"#, "", "{", #"{"stream":"S","seq":1,"other":2}"#,
+    ])
+    func givesUpOnAnythingElse(text: String) {
+        #expect(NATSJetStream.PubAck.fastParse(Array(text.utf8)) == nil)
     }
 }
