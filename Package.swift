@@ -187,7 +187,7 @@ let package = Package(
             name: "pollerd-bench",
             dependencies: [
                 "PollerdCore", "PollerdSQLite", "PollerdPostgres", "PollerdPollers", "PollerdPlugins",
-                "PollerdDelivery", "PollerdDaemon", "PollerdHTTP", "PollerdAdmin", "PollerdConfig",
+                "PollerdDelivery", "PollerdDaemon", "PollerdHTTP", "PollerdAdmin", "PollerdConfig", "PollerdNATS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -23,6 +23,7 @@ struct PollerdBench: AsyncParsableCommand {
         subcommands: [
             SchedulerBench.self, PluginBench.self, OutboxBench.self, WireBench.self, FeedParseBench.self,
             FeedServerCommand.self, DashboardBench.self, HealthBench.self, PGSetupBench.self, PGWakeBench.self,
+            NATSBench.self,
         ]
     )
 }
