@@ -1,6 +1,8 @@
 """Helpers shared by the SIGKILL tests (scripts/*_test.py)."""
 import base64
+import json
 import os
+import subprocess
 import time
 
 
@@ -50,3 +52,20 @@ def wait_for(what, check, deadline=30.0):
             pass
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def pause_and_drain(binary, cfg, jobs, timeout=300):
+    """Pauses the jobs through the CLI (a running daemon picks that up within a second), then
+    waits for the outbox to drain; returns the last `outbox stats`."""
+    for j in jobs:
+        subprocess.run([binary, "jobs", "pause", j, "--config", cfg], capture_output=True, check=True)
+    deadline = time.time() + timeout
+    stats = {}
+    while time.time() < deadline:
+        time.sleep(1.0)
+        out = subprocess.run([binary, "outbox", "stats", "--config", cfg, "--json"], capture_output=True, text=True,
+                             check=True)
+        stats = json.loads(out.stdout)
+        if stats["pending"] == 0:
+            break
+    return stats

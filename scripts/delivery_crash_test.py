@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.request
 
-from crashlib import counter, write_job_file
+from crashlib import counter, pause_and_drain, write_job_file
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BIN = os.path.abspath(sys.argv[1])
@@ -144,15 +144,7 @@ def main():
     # the outbox can drain through the flaky webhook; then the daemon stops cleanly.
     p = subprocess.Popen([BIN, "run", "--config", cfg, "--log-level", "error"], stdout=log, stderr=log)
     time.sleep(1.0)
-    for j in JOBS:
-        subprocess.run([BIN, "jobs", "pause", j, "--config", cfg], capture_output=True, check=True)
-    deadline = time.time() + 300
-    stats = {}
-    while time.time() < deadline:
-        time.sleep(1.0)
-        stats = cli(cfg, "outbox", "stats")
-        if stats["pending"] == 0:
-            break
+    stats = pause_and_drain(BIN, cfg, JOBS)
     # The daemon's own account, as Prometheus would scrape it.
     metrics = {}
     try:

@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 
-from crashlib import counter, write_job_file
+from crashlib import counter, pause_and_drain, write_job_file
 
 BIN = os.path.abspath(sys.argv[1])
 KILLS = int(sys.argv[2]) if len(sys.argv) > 2 else 12
@@ -201,15 +201,7 @@ def main():
         time.sleep(0.2)
         ready_up = readyz(admin_port)
     time.sleep(1.0)
-    for j in JOBS:
-        subprocess.run([BIN, "jobs", "pause", j, "--config", cfg], capture_output=True, check=True)
-    deadline = time.time() + 300
-    stats = {}
-    while time.time() < deadline:
-        time.sleep(1.0)
-        stats = cli(cfg, "outbox", "stats")
-        if stats["pending"] == 0:
-            break
+    stats = pause_and_drain(BIN, cfg, JOBS)
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=30)
     per_job = {j: counter(cli(cfg, "jobs", "show", j)["cursor"]) for j in JOBS}
