@@ -254,7 +254,7 @@ let package = Package(
             name: "PollerdDaemonTests",
             dependencies: [
                 "PollerdDaemon", "PollerdCore", "PollerdSQLite", "PollerdPollers", "PollerdTestKit", "PollerdConfig",
-                "PollerdAdmin",
+                "PollerdAdmin", "PollerdDelivery",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

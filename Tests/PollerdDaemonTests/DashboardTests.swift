@@ -6,6 +6,7 @@ import Logging
 import PollerdAdmin
 import PollerdConfig
 import PollerdCore
+import PollerdDelivery
 import PollerdPollers
 import PollerdSQLite
 import PollerdTestKit
@@ -27,14 +28,14 @@ import Testing
         let app: Application<RouterResponder<AdminRequestContext>>
     }
 
-    static func fixture(tokens: [(String, AdminRole)]? = nil) async throws -> Fixture {
+    static func fixture(tokens: [(String, AdminRole)]? = nil, broker: NATSBroker? = nil) async throws -> Fixture {
         let (store, file) = try await AdminAPITests.seeded()
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let clock = ManualClock(nowMs: t0)
         let api = AdminAPI(
             store: store, clock: clock, live: LiveJobFile(file), runner: nil, reloader: nil, holder: "test",
-            logger: logger)
+            broker: broker, logger: logger)
         let dashboard = try Dashboard(api: api)
         let auth = AdminAuth(tokens: tokens ?? [(adminToken, .admin), (readToken, .read)], openProbes: true)
         let sessions = AdminSessions(clock: clock)
@@ -489,5 +490,25 @@ import Testing
             HTML.localPath("/jobs/a?b=1") == "/jobs/a?b=1" && HTML.localPath("//x") == "/"
                 && HTML.localPath("http://x") == "/"
                 && HTML.localPath("/a\r\nSet-Cookie: x") == "/" && HTML.localPath(nil) == "/")
+    }
+
+    /// A broker the nats sinks cannot reach: the banner above every page and `/readyz` say so.
+    @Test func aBrokerThatIsDownShowsInTheBannerAndReadiness() async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        // Never run: its client stays unconnected, as one whose server does not answer.
+        let broker = try NATSBroker(settings: BrokerSettings(urls: ["nats://127.0.0.1:9"]), logger: logger)
+        let f = try await Self.fixture(broker: broker)
+        try await f.app.test(.router) { client in
+            let (cookie, _) = try await Self.login(client, token: Self.readToken)
+            try await client.execute(uri: "/", method: .get, headers: Self.headers(cookie: cookie)) { r in
+                #expect(r.status == .ok)
+                #expect(Self.text(r).contains("The nats sinks cannot publish, their items wait in the outbox"))
+            }
+            try await client.execute(uri: "/readyz", method: .get) { r in
+                #expect(r.status == .serviceUnavailable)
+                #expect(Self.text(r).contains("broker_unavailable"))
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import PollerdCore
 import PollerdNATS
 import PollerdTestKit
+import Synchronization
 import Testing
 
 @testable import PollerdDaemon
@@ -129,5 +130,30 @@ extension NATSSinkTests {
             #expect(r.acked == 1)
             #expect(r.failure?.retryable == false && r.failure?.message.contains("max_payload") == true, "\(r)")
         }
+    }
+}
+
+extension NATSSinkTests {
+    @Test func aStreamWhoseDuplicateWindowIsShorterThanTheRetryHorizonIsWarnedOfOnce() async throws {
+        let server = try NATSTestServer(jetstream: true)
+        let broker = try Self.broker(server)
+        broker.update(tuning: DeliveryTuning()) // 10 attempts from 1 s doubling: about 9.4 minutes
+        #expect(broker.retryHorizonMs > 500_000 && broker.retryHorizonMs < 600_000)
+        let lines = Mutex<[String]>([])
+        let logger = Logger(label: "t") { label in
+            JSONLogHandler(label: label, level: .info, write: { l in lines.withLock { $0.append(l) } })
+        }
+        try await Self.withBroker(broker) {
+            let js = NATSJetStream(client: broker.client)
+            try await js.addStream(.init(name: "SHORT", subjects: ["short.>"], duplicateWindow: .seconds(60)))
+            try await js.addStream(.init(name: "LONG", subjects: ["long.>"], duplicateWindow: .seconds(3600)))
+            let short = NATSSink(subject: "short.a", broker: broker, logger: logger)
+            let long = NATSSink(subject: "long.a", broker: broker, logger: logger)
+            let record = OutboxRecord(seq: 0, key: "j:1", envelope: "{}", foundAtMs: 0)
+            for sink in [short, long, short] { #expect(await sink.deliver([record], jobID: "j").acked == 1) }
+        }
+        let warnings = lines.withLock { $0 }.filter { $0.contains("duplicate window") }
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.contains("\"SHORT\"") == true && warnings.first?.contains("\"60\"") == true)
     }
 }
