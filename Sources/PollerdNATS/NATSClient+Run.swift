@@ -125,55 +125,30 @@ extension NATSClient {
             throw NATSError(.closed, "the client is closed")
         }
         do {
+            // INFO is answered on the event loop as it arrives (TLS, CONNECT, PING), so a
+            // daemon whose tasks are busy still answers within the server's auth timeout.
             let timeout = options.connectTimeout
-            let info = try await withThrowingTaskGroup(of: NATSServerInfo?.self) { g in
-                g.addTask { try await infoPromise.futureResult.get() }
+            let pong = loop.makePromise(of: Void.self)
+            let hello = infoPromise.futureResult.flatMapThrowing { info in
+                try self.sayHello(info, server: server, on: ch, pong: pong, deadline: self.clock.now() + timeout)
+            }
+            hello.whenFailure { pong.fail($0) }
+            let answered = try await withThrowingTaskGroup(of: Bool.self) { g in
+                g.addTask {
+                    _ = try await hello.get()
+                    try await pong.futureResult.get()
+                    return true
+                }
                 g.addTask {
                     try await self.clock.sleep(timeout)
                     ch.close(promise: nil)
-                    return nil
+                    return false
                 }
                 let first = try await g.next()!
                 g.cancelAll()
-                guard let first else { throw NATSError(.timeout, "no INFO within \(timeout)") }
                 return first
             }
-            let wantTLS = server.tls || options.tls != nil || info.tlsRequired
-            if wantTLS {
-                guard info.tlsRequired || info.tlsAvailable else {
-                    throw NATSError(.tls, "TLS is asked for but the server does not offer it")
-                }
-                guard let ctx = sslContext else { throw NATSError(.tls, "no TLS context") }
-                let hostname = Self.isIPAddress(server.host) ? nil : server.host
-                try await ch.eventLoop.submit {
-                    let tls = try NIOSSLClientHandler(context: ctx, serverHostname: hostname)
-                    try ch.pipeline.syncOperations.addHandler(tls, position: .first)
-                }.get()
-            }
-            if info.nonce != nil, info.authRequired, server.user == nil, server.token == nil {
-                throw NATSError(
-                    .authorization, "the server wants a signed nonce (NKeys), which this client does not do")
-            }
-            let leftover: [PongWaiter] = state.withLock { s in
-                s.info = info
-                // A lame duck server met while connecting is used until it closes.
-                _ = s.machine.infoReceived(info)
-                // Waits left from the last connection belong to it: they fail, never linger.
-                defer { s.pongs.removeAll() }
-                return s.pongs.compactMap { $0 }
-            }
-            for w in leftover { w.continuation.resume(throwing: NATSError(.connectionFailed, "connection lost")) }
-            var hello = ch.allocator.buffer(capacity: 512)
-            NATSCommand.connect(
-                NATSCommand.Connect(
-                    tlsRequired: wantTLS, user: server.user, pass: server.password, authToken: server.token,
-                    name: options.name, version: options.version),
-                into: &hello)
-            NATSCommand.ping(into: &hello)
-            let greeting = hello
-            try await awaitPong(deadline: clock.now() + timeout) {
-                ch.writeAndFlush(greeting, promise: nil)
-            }
+            guard answered else { throw NATSError(.timeout, "no answer to CONNECT within \(timeout)") }
             // Every subscription again, with its queue group and what is left of its maximum,
             // ahead of the publishes held while disconnected.
             let flushOn: (any Channel)? = state.withLock { s in
@@ -198,7 +173,7 @@ extension NATSClient {
                 defer { s.connectedWaiters = [] }
                 return (s.info?.serverName ?? "", s.connectedWaiters)
             }
-            for w in waiters { w.continuation.resume() }
+            for w in waiters { w.resume() }
             logger.info("NATS connected", metadata: ["nats.server": "\(server)", "nats.server_name": "\(name)"])
             onEvent?(.connected(server: "\(server)", serverName: name))
             return ch
@@ -217,15 +192,46 @@ extension NATSClient {
         }
     }
 
-    /// Registers a PONG waiter, runs `send`, and waits for the PONG or the deadline.
-    private func awaitPong(deadline: Duration, send: @escaping @Sendable () -> Void) async throws {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            state.withLock { s in
-                s.nextWaiterID += 1
-                s.pongs.append(PongWaiter(id: s.nextWaiterID, deadline: deadline, continuation: c))
+    /// On the event loop, with the first INFO: TLS when either side wants it, then CONNECT and
+    /// a PING whose PONG completes `pong`. Anything refused throws before the PING is waited on.
+    private func sayHello(
+        _ info: NATSServerInfo, server: NATSServerAddress, on ch: any Channel, pong: EventLoopPromise<Void>,
+        deadline: Duration
+    ) throws -> NATSServerInfo {
+        let wantTLS = server.tls || options.tls != nil || info.tlsRequired
+        if wantTLS {
+            guard info.tlsRequired || info.tlsAvailable else {
+                throw NATSError(.tls, "TLS is asked for but the server does not offer it")
             }
-            send()
+            guard let ctx = sslContext else { throw NATSError(.tls, "no TLS context") }
+            let hostname = Self.isIPAddress(server.host) ? nil : server.host
+            let tls = try NIOSSLClientHandler(context: ctx, serverHostname: hostname)
+            try ch.pipeline.syncOperations.addHandler(tls, position: .first)
         }
+        if info.nonce != nil, info.authRequired, server.user == nil, server.token == nil {
+            throw NATSError(.authorization, "the server wants a signed nonce (NKeys), which this client does not do")
+        }
+        let leftover: [PongWaiter] = state.withLock { s in
+            s.info = info
+            // A lame duck server met while connecting is used until it closes.
+            _ = s.machine.infoReceived(info)
+            // Waits left from the last connection belong to it: they fail, never linger.
+            let left = s.pongs.compactMap { $0 }
+            s.pongs.removeAll()
+            s.nextWaiterID += 1
+            s.pongs.append(PongWaiter(id: s.nextWaiterID, deadline: deadline, promise: pong))
+            return left
+        }
+        for w in leftover { w.fail(NATSError(.connectionFailed, "connection lost")) }
+        var hello = ch.allocator.buffer(capacity: 512)
+        NATSCommand.connect(
+            NATSCommand.Connect(
+                tlsRequired: wantTLS, user: server.user, pass: server.password, authToken: server.token,
+                name: options.name, version: options.version),
+            into: &hello)
+        NATSCommand.ping(into: &hello)
+        ch.writeAndFlush(hello, promise: nil)
+        return info
     }
 
     /// Pings on the interval, judges staleness, and expires deadlines.

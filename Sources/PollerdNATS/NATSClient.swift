@@ -69,10 +69,42 @@ public final class NATSClient: Sendable {
         var continuation: AsyncStream<NATSMessage>.Continuation?
     }
 
+    /// Someone waiting for an answer (a PONG, the connection): a task, or the handshake's
+    /// promise on the event loop. Whoever removes it from the state completes it, once.
     struct PongWaiter {
+        enum Waiter {
+            case task(CheckedContinuation<Void, any Error>)
+            case promise(EventLoopPromise<Void>)
+        }
         var id: UInt64
         var deadline: Duration
-        var continuation: CheckedContinuation<Void, any Error>
+        var waiter: Waiter
+
+        init(id: UInt64, deadline: Duration, continuation: CheckedContinuation<Void, any Error>) {
+            self.id = id
+            self.deadline = deadline
+            self.waiter = .task(continuation)
+        }
+
+        init(id: UInt64, deadline: Duration, promise: EventLoopPromise<Void>) {
+            self.id = id
+            self.deadline = deadline
+            self.waiter = .promise(promise)
+        }
+
+        func resume() {
+            switch waiter {
+            case .task(let c): c.resume()
+            case .promise(let p): p.succeed(())
+            }
+        }
+
+        func fail(_ error: any Error) {
+            switch waiter {
+            case .task(let c): c.resume(throwing: error)
+            case .promise(let p): p.fail(error)
+            }
+        }
     }
 
     enum Request {
@@ -418,7 +450,7 @@ public final class NATSClient: Sendable {
                 s.machine.pongReceived()
                 return s.pongs.popFirst()
             }
-            waiter??.continuation.resume()
+            waiter??.resume()
         case .info(let info):
             let action = state.withLock { s in
                 s.info = info
@@ -494,6 +526,9 @@ public final class NATSClient: Sendable {
             if let current = s.channel, current === ch {
                 s.channel = nil
                 s.flushScheduled = false
+                // Not connected from this moment: a caller waiting for the connection waits
+                // for the next one, not for the run loop to notice this one ended.
+                if !s.closed { s.status = .disconnected }
             }
         }
         failWaiters(NATSError(.connectionFailed, "connection lost"), requests: false)
@@ -517,7 +552,7 @@ public final class NATSClient: Sendable {
                 }
                 return (p, w, r)
             }
-        for p in pongs { p.continuation.resume(throwing: error) }
+        for p in pongs { p.fail(error) }
         for w in writers { w.resume() }
         for case .waiting(let c, _) in reqs { c.resume(throwing: error) }
     }
@@ -547,7 +582,7 @@ public final class NATSClient: Sendable {
             return (r, p)
         }
         for c in reqs { c.resume(throwing: NATSError(.timeout, "no reply in time")) }
-        for p in pongs { p.continuation.resume(throwing: NATSError(.timeout, "no answer in time")) }
+        for p in pongs { p.fail(NATSError(.timeout, "no answer in time")) }
     }
 }
 
