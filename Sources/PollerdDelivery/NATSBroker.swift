@@ -37,7 +37,7 @@ public final class NATSBroker: Sendable {
             if let cert = tls.certFile, let key = tls.keyFile {
                 do {
                     t.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
-                    t.privateKey = .file(key)
+                    t.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
                 } catch {
                     throw NATSError(.tls, "pollers.broker.tls: \(cert): \(error)")
                 }

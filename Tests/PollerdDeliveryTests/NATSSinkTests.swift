@@ -157,3 +157,34 @@ extension NATSSinkTests {
         #expect(warnings.first?.contains("\"SHORT\"") == true && warnings.first?.contains("\"60\"") == true)
     }
 }
+
+extension NATSSinkTests {
+    /// `pollers.broker.tls`: a client certificate and key are loaded when the broker is made; a
+    /// key that is not one is refused then, naming the file.
+    @Test func theBrokersClientCertificateIsLoadedOrRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pollerd-mtls-\(UUID().uuidString)")
+            .path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        p.arguments = [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/client.key", "-out",
+            dir + "/client.pem",
+            "-days", "1", "-subj", "/CN=pollerd",
+        ]
+        p.standardError = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        var settings = BrokerSettings(urls: ["tls://127.0.0.1:9"])
+        settings.tls = BrokerTLS(
+            caFile: dir + "/client.pem", certFile: dir + "/client.pem", keyFile: dir + "/client.key")
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        _ = try NATSBroker(settings: settings, logger: logger)
+        try "not a key".write(toFile: dir + "/bad.key", atomically: true, encoding: .utf8)
+        settings.tls?.keyFile = dir + "/bad.key"
+        #expect(throws: NATSError.self) { _ = try NATSBroker(settings: settings, logger: logger) }
+    }
+}
