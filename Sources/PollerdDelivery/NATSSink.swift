@@ -137,6 +137,6 @@ public final class NATSSink: Sink {
     /// A value safe in a header line: as is when printable, otherwise its SHA-256.
     static func headerValue(_ s: String) -> String {
         if !s.isEmpty, s.utf8.count <= 512, s.utf8.allSatisfy({ $0 >= 32 && $0 != 127 }) { return s }
-        return "sha256:" + SHA256.hash(data: Data(s.utf8)).map { String(format: "%02x", $0) }.joined()
+        return "sha256:" + Hex.encode(SHA256.hash(data: Data(s.utf8)))
     }
 }

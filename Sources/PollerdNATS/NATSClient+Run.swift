@@ -98,11 +98,7 @@ extension NATSClient {
         let loop = group.next()
         let infoPromise = loop.makePromise(of: NATSServerInfo.self)
         let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(
-                .nanoseconds(
-                    Int64(options.connectTimeout.components.seconds) * 1_000_000_000
-                        + options.connectTimeout.components.attoseconds / 1_000_000_000)
-            )
+            .connectTimeout(TimeAmount(options.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
@@ -283,7 +279,7 @@ extension NATSClient {
     }
 
     static func isIPAddress(_ host: String) -> Bool {
-        host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." }
+        (try? SocketAddress(ipAddress: host, port: 0)) != nil
     }
 }
 

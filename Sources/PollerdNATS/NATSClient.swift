@@ -387,8 +387,13 @@ public final class NATSClient: Sendable {
     // MARK: - Checks
 
     private func check(subject: String) throws(NATSError) {
-        if subject.isEmpty || subject.utf8.contains(where: { $0 <= 32 || $0 == 127 }) {
-            throw NATSError(.invalidArgument, "subject '\(subject)' is empty or holds a space or a control byte")
+        if subject.isEmpty || subject.utf8.count > NATSCommand.maxSubjectBytes
+            || subject.utf8.contains(where: { $0 <= 32 || $0 == 127 })
+        {
+            throw NATSError(
+                .invalidArgument,
+                "subject '\(subject.prefix(64))' is empty, longer than \(NATSCommand.maxSubjectBytes) bytes, or holds a space or a control byte"
+            )
         }
     }
 

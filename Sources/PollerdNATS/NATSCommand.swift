@@ -54,30 +54,20 @@ public enum NATSCommand {
         subject: String, replyTo: String?, headers: [UInt8]?, payload: some Collection<UInt8>,
         into buffer: inout ByteBuffer
     ) {
+        buffer.writeStaticString(headers == nil ? "PUB " : "HPUB ")
+        buffer.writeString(subject)
+        if let replyTo {
+            buffer.writeStaticString(" ")
+            buffer.writeString(replyTo)
+        }
         if let headers {
-            buffer.writeStaticString("HPUB ")
-            buffer.writeString(subject)
-            if let replyTo {
-                buffer.writeStaticString(" ")
-                buffer.writeString(replyTo)
-            }
             buffer.writeStaticString(" ")
             writeDecimal(headers.count, into: &buffer)
-            buffer.writeStaticString(" ")
-            writeDecimal(headers.count + payload.count, into: &buffer)
-            buffer.writeStaticString("\r\n")
-            buffer.writeBytes(headers)
-        } else {
-            buffer.writeStaticString("PUB ")
-            buffer.writeString(subject)
-            if let replyTo {
-                buffer.writeStaticString(" ")
-                buffer.writeString(replyTo)
-            }
-            buffer.writeStaticString(" ")
-            writeDecimal(payload.count, into: &buffer)
-            buffer.writeStaticString("\r\n")
         }
+        buffer.writeStaticString(" ")
+        writeDecimal((headers?.count ?? 0) + payload.count, into: &buffer)
+        buffer.writeStaticString("\r\n")
+        if let headers { buffer.writeBytes(headers) }
         buffer.writeBytes(payload)
         buffer.writeStaticString("\r\n")
     }
@@ -131,10 +121,15 @@ public enum NATSCommand {
         }
     }
 
+    /// The longest subject sent: well inside the server's 4 KiB control line, which a longer one
+    /// would overflow (the server then closes the connection).
+    public static let maxSubjectBytes = 255
+
     /// Why a subject (or queue group) cannot be sent, if it cannot: empty, a space, a control
     /// byte, or (to publish) a wildcard token.
     public static func subjectProblem(_ s: String, publishing: Bool) -> String? {
         if s.isEmpty { return "empty" }
+        if s.utf8.count > maxSubjectBytes { return "longer than \(maxSubjectBytes) bytes" }
         if s.utf8.contains(where: { $0 <= 32 || $0 == 127 }) { return "contains whitespace or a control byte" }
         for token in s.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false) {
             if token.isEmpty { return "empty token (leading, trailing or double '.')" }

@@ -67,8 +67,6 @@ public struct NATSServerError: Sendable, Equatable {
     /// Whether the credentials were refused.
     public var isAuthorization: Bool {
         let t = text.lowercased()
-        return t.hasPrefix("authorization violation") || t.hasPrefix("authentication")
-            || t.contains("authorization")
-                && !t.hasPrefix("permissions")
+        return t.hasPrefix("authorization") || t.hasPrefix("authentication") || t.hasPrefix("user authentication")
     }
 }

@@ -29,8 +29,7 @@ public final class NATSTestServer: Sendable {
 
     /// Starts a server. Throws when `nats-server` is missing or does not come up.
     public init(jetstream: Bool = false, config: String = "") throws {
-        guard let binary = Self.binary else { throw CancellationError() }
-        _ = binary
+        guard Self.binary != nil else { throw CancellationError() }
         port = try Self.freePort()
         directory =
             FileManager.default.temporaryDirectory.appendingPathComponent(
